@@ -1,0 +1,213 @@
+"""A tiny database layer shared by the ledger and the directory: SQLite by default, PostgreSQL by DSN.
+
+SQL is written once with `?` placeholders; `Tx` converts them for psycopg. Every write happens inside
+`Database.transaction()`, which is one database transaction: committed on normal exit, rolled back on an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+import psycopg.errors
+
+Dialect = Literal["sqlite", "postgresql"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class IntegrityError(Exception):
+    """The database refused a write: a CHECK, UNIQUE, FOREIGN KEY or NOT NULL constraint, or an immutability trigger."""
+
+
+def default_dsn() -> str:
+    return os.environ.get("LEDGER_DSN") or ".data/ledger.db"
+
+
+def _is_postgresql(dsn: str) -> bool:
+    return dsn.startswith(("postgresql://", "postgres://"))
+
+
+def _sqlite_path(dsn: str) -> str:
+    return dsn.removeprefix("sqlite:///")
+
+
+def _to_psycopg(sql: str) -> str:
+    # psycopg reads '%' as the start of a placeholder everywhere in a query that has parameters.
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Tx:
+    """One open transaction. Only valid inside `Database.transaction()`."""
+
+    def __init__(self, cursor: sqlite3.Cursor | psycopg.Cursor[Any], dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect: Dialect = dialect
+
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        try:
+            if self.dialect == "postgresql":
+                self._cursor.execute(_to_psycopg(sql), tuple(params))
+            else:
+                self._cursor.execute(sql, tuple(params))
+        except (sqlite3.IntegrityError, psycopg.errors.IntegrityError) as error:
+            raise IntegrityError(str(error)) from error
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Runs one statement; returns the number of rows it changed (0 for an `ON CONFLICT DO NOTHING` skip)."""
+        self._run(sql, params)
+        return int(self._cursor.rowcount)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = (), *, for_update: bool = False) -> tuple[Any, ...] | None:
+        """`for_update` locks the selected rows until the end of the transaction on PostgreSQL. SQLite needs no
+        row locks: `BEGIN IMMEDIATE` already makes this the only writer."""
+        self._run(self._locking(sql, for_update), params)
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = (), *, for_update: bool = False) -> list[tuple[Any, ...]]:
+        self._run(self._locking(sql, for_update), params)
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def _locking(self, sql: str, for_update: bool) -> str:
+        return f"{sql} FOR UPDATE" if for_update and self.dialect == "postgresql" else sql
+
+
+class Database:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.dialect: Dialect = "postgresql" if _is_postgresql(dsn) else "sqlite"
+        # SQLite: one connection shared by the threads of this process, one transaction at a time.
+        # PostgreSQL: a small pool; each transaction borrows a connection, so threads run in parallel.
+        self._lock = threading.Lock()
+        self._in_transaction = threading.local()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._sqlite: sqlite3.Connection | None = None
+        if self.dialect == "sqlite":
+            self._sqlite = self._open_sqlite(_sqlite_path(dsn))
+
+    @staticmethod
+    def _open_sqlite(path: str) -> sqlite3.Connection:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        if getattr(self._in_transaction, "active", False):
+            raise RuntimeError("nested Database.transaction() in one thread: pass the open Tx down instead")
+        self._in_transaction.active = True
+        try:
+            if self.dialect == "sqlite":
+                with self._sqlite_transaction() as tx:
+                    yield tx
+            else:
+                with self._postgresql_transaction() as tx:
+                    yield tx
+        finally:
+            self._in_transaction.active = False
+
+    @contextmanager
+    def _sqlite_transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            connection = self._sqlite
+            if connection is None:
+                raise RuntimeError("database is closed")
+            cursor = connection.cursor()
+            # IMMEDIATE takes the write lock now, so two writers (threads or processes) queue instead of
+            # deadlocking on a read-to-write upgrade; busy_timeout bounds the wait.
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(cursor, "sqlite")
+            except BaseException:
+                connection.rollback()
+                raise
+            else:
+                try:
+                    cursor.execute("COMMIT")
+                except sqlite3.IntegrityError as error:  # a deferred constraint fails at commit
+                    connection.rollback()
+                    raise IntegrityError(str(error)) from error
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def _postgresql_transaction(self) -> Iterator[Tx]:
+        connection = self._borrow()
+        healthy = False
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                yield Tx(cursor, "postgresql")
+            healthy = True
+        except psycopg.errors.IntegrityError as error:  # raised at COMMIT
+            raise IntegrityError(str(error)) from error
+        finally:
+            self._give_back(connection, healthy or connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+
+    def _borrow(self) -> psycopg.Connection[Any]:
+        with self._lock:
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.closed and not connection.broken:
+                    return connection
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def _give_back(self, connection: psycopg.Connection[Any], reusable: bool) -> None:
+        if reusable and not connection.closed and not connection.broken:
+            with self._lock:
+                self._idle.append(connection)
+        else:
+            connection.close()
+
+    def ensure_schema(self, ddl_sqlite: str, ddl_postgresql: str) -> None:
+        """Runs idempotent DDL (CREATE ... IF NOT EXISTS) in one transaction."""
+        if self.dialect == "sqlite":
+            with self.transaction() as tx:
+                for statement in _split_sql(ddl_sqlite):
+                    tx.execute(statement)
+            return
+        connection = self._borrow()
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                # Two workers starting at once would race on the catalog; one schema change at a time.
+                cursor.execute("SELECT pg_advisory_xact_lock(7316001)")
+                cursor.execute(ddl_postgresql.encode())  # bytes: no placeholder parsing, several statements
+        finally:
+            self._give_back(connection, not connection.broken)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sqlite is not None:
+                self._sqlite.close()
+                self._sqlite = None
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Splits a script into statements at the semicolons that end one (a trigger body keeps its own)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
