@@ -1,0 +1,93 @@
+"""Starting and signalling many content workflows from a task, without holding them as children.
+
+A task may have many thousands of mounted pieces: as children they would hit the 2,000 pending-children limit,
+and one external signal each would fill the task's history. These activities talk to Temporal through a client
+instead, idempotently (workflow ids are derived from the business ids; signals are safe to repeat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.contract.mounted_content import MountedContentInput
+from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
+
+
+class StartContentResult(BaseModel):
+    workflow_id: str
+
+
+class SignalContentsRequest(BaseModel):
+    task_id: str
+    content_ids: list[str]
+    signal: str
+    payload: dict[str, Any]
+
+
+class SignalContentsResult(BaseModel):
+    signalled: int
+    already_closed: int
+
+
+class FanoutActivities:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @activity.defn(name="fanout.start_content_workflow")
+    async def start_content_workflow(self, request: MountedContentInput) -> StartContentResult:
+        workflow_id = mounted_content_id(request.task_id, request.content_id)
+        try:
+            await self.client.start_workflow(
+                MOUNTED_CONTENT_WORKFLOW,
+                request,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                # A retried start finds the running workflow; a settled piece is never started again.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA.TASK_ID, request.task_id),
+                        SearchAttributePair(SA.CONTENT_ID, request.content_id),
+                        SearchAttributePair(SA.CREATOR_ID, request.creator_id),
+                        SearchAttributePair(SA.CLIENT_ID, request.client_id),
+                    ]
+                ),
+                static_summary=f"content {request.content_id} of task {request.task_id}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a closed run with this id exists: the piece already ran to settlement
+        return StartContentResult(workflow_id=workflow_id)
+
+    @activity.defn(name="fanout.signal_contents")
+    async def signal_contents(self, request: SignalContentsRequest) -> SignalContentsResult:
+        signalled = closed = 0
+        for content_id in request.content_ids:
+            handle = self.client.get_workflow_handle(mounted_content_id(request.task_id, content_id))
+            try:
+                await handle.signal(request.signal, request.payload)
+                signalled += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # Either the piece already settled (nothing left to tell it) or its start is still in flight
+                # (retry until it exists).
+                try:
+                    description = await handle.describe()
+                except RPCError as describe_err:
+                    raise ApplicationError(
+                        f"content workflow {handle.id} does not exist yet; retrying"
+                    ) from describe_err
+                if description.status == WorkflowExecutionStatus.RUNNING:
+                    raise
+                closed += 1
+            activity.heartbeat(signalled + closed)
+        return SignalContentsResult(signalled=signalled, already_closed=closed)

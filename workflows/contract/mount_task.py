@@ -1,0 +1,197 @@
+"""Public contract of MountTaskWorkflow (`mount-task:{task_id}`): AM-1..AM-7, AM-13..AM-15."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from workflows.contract.common import (
+    ContractModel,
+    Fen,
+    Identifier,
+    Instant,
+    PositiveFen,
+    StateModel,
+    Text,
+)
+
+
+class BillingRule(ContractModel):
+    """Which conversion event is paid, and the price per event."""
+
+    conversion_event: Text | None = None
+    price_fen: PositiveFen | None = None
+
+
+class PublishTaskRequest(ContractModel):
+    """AM-2. Fields the form requires may be left out here: the refusal then names each missing one."""
+
+    task_id: Identifier
+    client_id: Identifier
+    task_type: Text | None = Field(None, description='must be "submission"')
+    settlement_method: Text | None = Field(None, description='must be "authorized_mount"')
+    task_name: Text | None = None
+    task_icon_url: Text | None = None
+    header_image_url: Text | None = None
+    component_id: Text | None = None
+    budget_fen: Fen | None = None
+    period_start_at: Instant | None = None
+    period_end_at: Instant | None = None
+    billing_rule: BillingRule | None = None
+    public_days: int | None = Field(None, strict=True, ge=0, le=3650)
+
+
+class MountTaskInput(ContractModel):
+    """Start input. A task starts as a draft and is published by the `publish` update (update-with-start)."""
+
+    task_id: Identifier
+    # Set only when the workflow continues as new: the state it carries over.
+    carried_state: MountTaskState | None = None
+
+
+class PublicationResult(ContractModel):
+    task_id: str
+    published_at: Instant
+    budget_fen: Fen
+    frozen_fen: Fen
+    platform_fee_fen: Fen
+    freeze_transfer_id: str
+
+
+class JoinRequest(ContractModel):
+    creator_id: Identifier
+
+
+class JoinResult(ContractModel):
+    creator_id: str
+    joined_at: Instant
+    already_joined: bool
+    payee_account: str
+
+
+class ReportMountRequest(ContractModel):
+    """AM-6: what the main site reports for each mount."""
+
+    content_id: Identifier
+    creator_id: Identifier
+    mounted_at: Instant
+
+
+class MountResult(ContractModel):
+    content_id: str
+    content_workflow_id: str
+    billing_period_ends_at: Instant
+
+
+class RevokeContentRequest(ContractModel):
+    creator_id: Identifier
+    content_id: Identifier
+
+
+class RevokeAllRequest(ContractModel):
+    creator_id: Identifier
+
+
+class RevokeAuthorizationSignal(ContractModel):
+    """Fire-and-forget revocation from a creator's app: no content_id means all of the creator's pieces."""
+
+    creator_id: Identifier
+    content_id: Identifier | None = None
+
+
+class RevocationResult(ContractModel):
+    creator_id: str
+    revoked_at: Instant
+    content_ids: list[str]
+
+
+class CancelRequest(ContractModel):
+    reason: Text = Field(min_length=1)
+    requested_by: Identifier
+
+
+class TaskStage(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"  # task period open (or not yet started)
+    ENDED = "ended"  # period over; waiting for every piece to settle or close
+    REFUNDED = "refunded"  # unspent escrow returned; the workflow is done
+    NOT_PUBLISHED = "not_published"  # a draft that was never published
+
+
+class EndReason(StrEnum):
+    PERIOD_OVER = "period_over"
+    BUDGET_USED_UP = "budget_used_up"
+    CANCELLED = "cancelled"
+
+
+class CreatorEntry(StateModel):
+    creator_id: str
+    payee_account: str
+    joined_at: datetime
+    authorization_in_force: bool = True
+    revoked_all_at: datetime | None = None
+
+
+class PieceEntry(StateModel):
+    content_id: str
+    creator_id: str
+    mounted_at: datetime
+    status: Literal["mounted", "unmounted", "settled", "closed"] = "mounted"
+    revoked_at: datetime | None = None
+    fee_fen: int | None = None
+    platform_fee_fen: int | None = None
+
+
+class MountTaskState(StateModel):
+    task_id: str
+    stage: TaskStage = TaskStage.DRAFT
+    client_id: str | None = None
+    request: PublishTaskRequest | None = None
+    publication: PublicationResult | None = None
+    last_refusal: list[str] = []
+    period_start_at: datetime | None = None
+    period_end_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: EndReason | None = None
+    cancel_reason: str | None = None
+    budget_fen: int = 0
+    frozen_fen: int = 0
+    spent_fen: int = 0
+    paid_to_creators_fen: int = 0
+    platform_fees_fen: int = 0
+    refunded_fen: int = 0
+    creators: dict[str, CreatorEntry] = {}
+    pieces: dict[str, PieceEntry] = {}
+    pieces_open: int = 0
+    end_notified_count: int = 0
+    messages_this_run: int = 0
+
+
+class TaskResult(ContractModel):
+    task_id: str
+    stage: TaskStage
+    publication: PublicationResult | None
+    ended_at: Instant | None
+    end_reason: EndReason | None
+    frozen_fen: Fen
+    paid_to_creators_fen: Fen
+    platform_fees_fen: Fen
+    refunded_fen: Fen
+
+
+# Messages the task's own content workflows send back to it (not for outside callers).
+class ContentClosedSignal(ContractModel):
+    content_id: Identifier
+    fee_fen: Fen
+    platform_fee_fen: Fen
+    settled: bool
+
+
+class BudgetExhaustedSignal(ContractModel):
+    exhausted_at: Instant
+
+
+MountTaskInput.model_rebuild()

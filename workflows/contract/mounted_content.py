@@ -1,0 +1,150 @@
+"""Public contract of MountedContentWorkflow (`mount-content:{task_id}:{content_id}`): AM-6, AM-8..AM-12,
+AM-14..AM-16, R-1..R-3."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from workflows.contract.common import Count, ContractModel, Fen, Identifier, Instant, StateModel, Text
+
+
+class MountedContentInput(ContractModel):
+    task_id: Identifier
+    content_id: Identifier
+    creator_id: Identifier
+    client_id: Identifier
+    payee_account: str
+    price_fen: Fen
+    mounted_at: Instant
+    task_period_end_at: Instant
+    # Set only when the workflow continues as new.
+    carried_state: MountedContentState | None = None
+
+
+class ConversionBatch(ContractModel):
+    """R-1: one batch of conversions reported by the main site. `event_id` is unique; a repeat counts once."""
+
+    event_id: Identifier
+    content_id: Identifier
+    count: Count
+    occurred_at: Instant
+    cheating: bool = False
+
+
+class VoidConversions(ContractModel):
+    """R-1: the platform voids an earlier batch (cheating found later) until the piece is settled."""
+
+    event_id: Identifier
+    reason: Text = Field(min_length=1)
+
+
+class VisibilityKind(StrEnum):
+    DELETED = "deleted"
+    MADE_NON_PUBLIC = "made_non_public"
+
+
+class VisibilityLost(ContractModel):
+    """AM-16: the creator deleted the content or made it non-public at `occurred_at`."""
+
+    kind: VisibilityKind
+    occurred_at: Instant
+
+
+class DisposalReason(StrEnum):
+    FAILED_REVIEW = "failed_review"
+    TAKEN_DOWN = "taken_down"
+    PERSONAL_PAGE_ONLY = "personal_page_only"
+
+
+class PlatformDisposal(ContractModel):
+    """AM-16: the platform disposed of the content for the creator's own violation: no fee for this piece."""
+
+    reason: DisposalReason
+    occurred_at: Instant
+    note: Text = ""
+
+
+class ContentRevoked(ContractModel):
+    """Sent by the task: the creator revoked this piece (AM-14) or all authorization (AM-15)."""
+
+    revoked_at: Instant
+    scope: Literal["content", "all"]
+
+
+class TaskPeriodEnded(ContractModel):
+    """Sent by the task: its period ended at `ended_at` (AM-7, AM-10); nothing counts from then on."""
+
+    ended_at: Instant
+    reason: str
+
+
+class ContentStage(StrEnum):
+    MOUNTED = "mounted"  # billing period running, component mounted
+    PUBLICITY = "publicity"  # billing period over, unmounted, window open for disputes
+    SETTLED = "settled"
+    CLOSED = "closed"  # settled at 0 because the platform disposed of the content (AM-16)
+
+
+class BatchRecord(StateModel):
+    count: int
+    occurred_at: datetime
+    cheating: bool
+    counted: int = 0  # conversions granted by the budget and inside the counting interval
+    fee_fen: int = 0
+    voided: bool = False
+    late: bool = False
+
+
+class SettlementRecord(StateModel):
+    settled_at: datetime
+    fee_fen: int
+    platform_fee_fen: int
+    payee_account: str
+    transfer_key: str
+
+
+class MountedContentState(StateModel):
+    task_id: str
+    content_id: str
+    creator_id: str
+    client_id: str
+    payee_account: str
+    price_fen: int
+    stage: ContentStage = ContentStage.MOUNTED
+    mounted_at: datetime
+    task_period_end_at: datetime
+    task_period_ended_at: datetime | None = None
+    billing_period_ends_at: datetime
+    publicity_window_closes_at: datetime
+    counting_stops_at: datetime
+    revoked_at: datetime | None = None
+    visibility_lost_at: datetime | None = None
+    visibility_lost_kind: VisibilityKind | None = None
+    disposed_at: datetime | None = None
+    disposal_reason: DisposalReason | None = None
+    unmounted_at: datetime | None = None
+    counted_conversions: int = 0
+    fee_fen: int = 0
+    batches: dict[str, BatchRecord] = {}
+    pending_void_ids: list[str] = []
+    late_batches: int = 0
+    settlement: SettlementRecord | None = None
+    messages_this_run: int = 0
+
+
+class ContentResult(ContractModel):
+    task_id: str
+    content_id: str
+    stage: ContentStage
+    counted_conversions: Count
+    fee_fen: Fen
+    platform_fee_fen: Fen
+    payee_account: str
+    settled_at: Instant
+
+
+MountedContentInput.model_rebuild()

@@ -1,0 +1,45 @@
+"""Workflow types, ids, message names and search attributes: the stable names of the contract."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+MOUNT_TASK_WORKFLOW = "MountTaskWorkflow"
+MOUNTED_CONTENT_WORKFLOW = "MountedContentWorkflow"
+XINGGUANG_TASK_WORKFLOW = "XingguangTaskWorkflow"
+VIOLATION_CASE_WORKFLOW = "ViolationCaseWorkflow"
+
+
+def mount_task_id(task_id: str) -> str:
+    return f"mount-task:{task_id}"
+
+
+def mounted_content_id(task_id: str, content_id: str) -> str:
+    return f"mount-content:{task_id}:{content_id}"
+
+
+def violation_case_id(case_id: str) -> str:
+    return f"violation:{case_id}"
+
+
+class SA:
+    """Search attributes an operator filters on in the Temporal UI (upserted at every stage change)."""
+
+    STAGE = SearchAttributeKey.for_keyword("stage")
+    TASK_ID = SearchAttributeKey.for_keyword("task_id")
+    CONTENT_ID = SearchAttributeKey.for_keyword("content_id")
+    CREATOR_ID = SearchAttributeKey.for_keyword("creator_id")
+    CLIENT_ID = SearchAttributeKey.for_keyword("client_id")
+    NEXT_DEADLINE_AT = SearchAttributeKey.for_datetime("next_deadline_at")
+    ESCALATED = SearchAttributeKey.for_bool("escalated")
+
+
+ALL_SEARCH_ATTRIBUTES = [
+    SA.STAGE,
+    SA.TASK_ID,
+    SA.CONTENT_ID,
+    SA.CREATOR_ID,
+    SA.CLIENT_ID,
+    SA.NEXT_DEADLINE_AT,
+    SA.ESCALATED,
+]

@@ -1,0 +1,413 @@
+"""MountTaskWorkflow (`mount-task:{task_id}`): one authorized-mount task from publication to refund.
+
+Stages: draft -> published (task period open) -> ended (waiting for every piece to settle or close) -> refunded.
+Pieces of content run in their own MountedContentWorkflow; this workflow starts them through an activity (not as
+children: a task may have many thousands) and hears back when each closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.directory import PartyRequest
+    from activities.fanout import SignalContentsRequest, StartContentResult
+    from activities.ledger import FreezeRequest, FreezeResult, RefundRequest, RefundResult
+    from workflows.contract import mount_task as c
+    from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
+    from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA
+    from workflows.rules.eligibility import ClientFacts, CreatorFacts, client_publication_refusals
+    from workflows.rules.eligibility import creator_join_refusals, payee_account
+    from workflows.rules.billing import billing_period_end
+    from workflows.rules.clock import business_time, start_of_business_day, within
+    from workflows.rules.fees import platform_fee
+    from workflows.rules.task_form import task_form_problems
+
+from workflows.common import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    continue_as_new_due,
+    stage_attributes,
+    until,
+)
+
+# A draft that is never published closes after this long (as failed, so that its task id may be used again).
+DRAFT_TTL = timedelta(hours=1)
+# Pieces are told of the end of the period in batches of this size (one activity each).
+FANOUT_BATCH = 500
+# A mount reported this far ahead of the workflow clock is refused as a clock error.
+MOUNT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def refused(kind: str, reasons: list[str]) -> ApplicationError:
+    return ApplicationError("; ".join(reasons), {"reasons": reasons}, type=kind, non_retryable=True)
+
+
+@workflow.defn(name=MOUNT_TASK_WORKFLOW)
+class MountTaskWorkflow:
+    @workflow.init
+    def __init__(self, input: c.MountTaskInput) -> None:
+        self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
+        self._publishing = False
+
+    # ---------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, input: c.MountTaskInput) -> c.TaskResult:
+        s = self.s
+        if s.stage is c.TaskStage.DRAFT:
+            self._show("draft: waiting for the publish update", None)
+            try:
+                await workflow.wait_condition(
+                    lambda: s.stage is not c.TaskStage.DRAFT and not self._publishing,
+                    timeout=DRAFT_TTL, timeout_summary="draft expires unpublished",
+                )
+            except asyncio.TimeoutError:
+                s.stage = c.TaskStage.NOT_PUBLISHED
+                self._show("not published", None)
+                raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
+                                                   *s.last_refusal])
+        while s.stage is c.TaskStage.PUBLISHED:
+            assert s.period_end_at is not None
+            self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
+            try:
+                await workflow.wait_condition(
+                    lambda: s.stage is not c.TaskStage.PUBLISHED or continue_as_new_due(s.messages_this_run),
+                    timeout=until(s.period_end_at),
+                    timeout_summary=f"task period ends {business_time(s.period_end_at)}",
+                )
+            except asyncio.TimeoutError:
+                self._end(s.period_end_at, c.EndReason.PERIOD_OVER)
+            await self._continue_as_new_if_due()
+        await self._tell_pieces_the_period_ended()
+        while s.pieces_open > 0:
+            self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
+            await workflow.wait_condition(lambda: s.pieces_open == 0 or continue_as_new_due(s.messages_this_run))
+            await self._continue_as_new_if_due()
+        await self._refund()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result()
+
+    # ---------------------------------------------------------------- publication (AM-1, AM-2, AM-3)
+    @workflow.update(name="publish")
+    async def publish(self, request: c.PublishTaskRequest) -> c.PublicationResult:
+        s = self.s
+        if s.publication is not None:
+            return s.publication
+        self._publishing = True
+        try:
+            facts = await workflow.execute_activity(
+                "directory.client_facts", PartyRequest(party_id=request.client_id), result_type=ClientFacts,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+            reasons = client_publication_refusals(facts)
+            if reasons:
+                s.last_refusal = reasons
+                raise refused("PublicationRefused", reasons)
+            assert request.budget_fen is not None and request.period_end_at and request.period_start_at
+            fee = platform_fee(request.budget_fen)
+            try:
+                freeze = await workflow.execute_activity(
+                    "ledger.freeze",
+                    FreezeRequest(task_id=s.task_id, client_id=request.client_id,
+                                  budget_fen=request.budget_fen, platform_fee_fen=fee),
+                    result_type=FreezeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.type == "InsufficientFunds":
+                    s.last_refusal = [f"balance does not cover budget + 10% platform fee: {cause.message}"]
+                    raise refused("PublicationRefused", s.last_refusal) from None
+                raise
+            s.request, s.client_id = request, request.client_id
+            s.period_start_at, s.period_end_at = request.period_start_at, request.period_end_at
+            s.budget_fen, s.frozen_fen = request.budget_fen, freeze.frozen_fen
+            s.publication = c.PublicationResult(
+                task_id=s.task_id, published_at=workflow.now(), budget_fen=request.budget_fen,
+                frozen_fen=freeze.frozen_fen, platform_fee_fen=fee, freeze_transfer_id=freeze.transfer_id,
+            )
+            s.last_refusal = []
+            s.stage = c.TaskStage.PUBLISHED
+            workflow.upsert_search_attributes([SA.CLIENT_ID.value_set(request.client_id)])
+            return s.publication
+        finally:
+            self._publishing = False
+
+    @publish.validator
+    def validate_publish(self, request: c.PublishTaskRequest) -> None:
+        s = self.s
+        if request.task_id != s.task_id:
+            raise ValueError(f"task_id: {request.task_id} does not match this workflow's task {s.task_id}")
+        if s.publication is not None:
+            if s.request != request:
+                raise ValueError(f"task {s.task_id} is already published with different terms")
+            return
+        if s.stage is not c.TaskStage.DRAFT:
+            raise ValueError(f"task {s.task_id} can no longer be published (stage {s.stage.value})")
+        if self._publishing:
+            raise ValueError(f"task {s.task_id} is being published by another call; retry to read its answer")
+        problems = task_form_problems(request, workflow.now())
+        if problems:
+            raise ValueError("invalid task form: " + "; ".join(problems))
+
+    # ---------------------------------------------------------------- joining (AM-4, AM-5)
+    @workflow.update(name="join")
+    async def join(self, request: c.JoinRequest) -> c.JoinResult:
+        s = self.s
+        if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
+            return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
+                                payee_account=entry.payee_account)
+        facts = await workflow.execute_activity(
+            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        reasons = creator_join_refusals(facts)
+        if reasons:
+            raise refused("JoinRefused", reasons)
+        if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
+            # A concurrent join of the same creator finished first.
+            return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
+                                payee_account=entry.payee_account)
+        if problem := self._period_closed_problem("join"):
+            raise refused("JoinRefused", [problem])
+        entry = c.CreatorEntry(creator_id=request.creator_id, payee_account=payee_account(facts),
+                               joined_at=workflow.now(),
+                               revoked_all_at=entry.revoked_all_at if entry else None)
+        s.creators[request.creator_id] = entry
+        s.messages_this_run += 1
+        return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=False,
+                            payee_account=entry.payee_account)
+
+    @join.validator
+    def validate_join(self, request: c.JoinRequest) -> None:
+        entry = self.s.creators.get(request.creator_id)
+        if entry and entry.authorization_in_force:
+            return  # joining twice changes nothing (AM-5)
+        if problem := self._period_closed_problem("join"):
+            raise ValueError(problem)
+
+    # ---------------------------------------------------------------- mounting (AM-6)
+    @workflow.update(name="report_mount")
+    async def report_mount(self, request: c.ReportMountRequest) -> c.MountResult:
+        s = self.s
+        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
+        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
+        piece = s.pieces.get(request.content_id)
+        if piece is None:
+            piece = c.PieceEntry(content_id=request.content_id, creator_id=request.creator_id,
+                                 mounted_at=request.mounted_at)
+            s.pieces[request.content_id] = piece
+            s.pieces_open += 1
+            s.messages_this_run += 1
+        content_input = MountedContentInput(
+            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
+            payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
+            mounted_at=piece.mounted_at, task_period_end_at=s.period_end_at,
+        )
+        started = await workflow.execute_activity(
+            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
+                             billing_period_ends_at=billing_period_end(piece.mounted_at, s.period_end_at))
+
+    @report_mount.validator
+    def validate_report_mount(self, request: c.ReportMountRequest) -> None:
+        s = self.s
+        if (piece := s.pieces.get(request.content_id)) is not None:
+            if piece.creator_id == request.creator_id and piece.mounted_at == request.mounted_at:
+                return  # the same report again: answered with the same result
+            raise ValueError(f"content_id: {request.content_id} is already mounted in task {s.task_id} "
+                             f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
+        if problem := self._period_closed_problem("mount"):
+            raise ValueError(problem)
+        assert s.period_start_at is not None and s.period_end_at is not None
+        entry = s.creators.get(request.creator_id)
+        if entry is None:
+            raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
+        if not entry.authorization_in_force:
+            raise ValueError(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id}"
+                             " and has not joined again")
+        if not within(request.mounted_at, s.period_start_at, s.period_end_at):
+            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is outside the task period "
+                             f"[{business_time(s.period_start_at)}, {business_time(s.period_end_at)})")
+        if request.mounted_at > workflow.now() + MOUNT_CLOCK_SKEW:
+            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is in the future")
+        earliest = start_of_business_day(entry.joined_at)
+        if entry.revoked_all_at is not None:
+            earliest = max(earliest, entry.revoked_all_at)
+        if request.mounted_at < earliest:
+            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is before creator "
+                             f"{request.creator_id} joined (content may be mounted from {business_time(earliest)})")
+
+    # ---------------------------------------------------------------- revocation (AM-14, AM-15)
+    @workflow.update(name="revoke_content")
+    async def revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
+        piece = self.s.pieces[request.content_id]
+        if piece.revoked_at is None:
+            piece.revoked_at = workflow.now()
+            piece.status = "unmounted"
+            self.s.messages_this_run += 1
+            await self._signal_pieces([piece.content_id], "content_revoked",
+                                      ContentRevoked(revoked_at=piece.revoked_at, scope="content"))
+        return c.RevocationResult(creator_id=request.creator_id, revoked_at=piece.revoked_at,
+                                  content_ids=[piece.content_id])
+
+    @revoke_content.validator
+    def validate_revoke_content(self, request: c.RevokeContentRequest) -> None:
+        piece = self.s.pieces.get(request.content_id)
+        if piece is None:
+            raise ValueError(f"content_id: {request.content_id} is not mounted in task {self.s.task_id}")
+        if piece.creator_id != request.creator_id:
+            raise ValueError(f"creator_id: only the creator who owns content {request.content_id} may revoke it")
+        if piece.status in ("settled", "closed"):
+            raise ValueError(f"content_id: {request.content_id} is already {piece.status}")
+
+    @workflow.update(name="revoke_all")
+    async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
+        entry = self.s.creators[request.creator_id]
+        if not entry.authorization_in_force:
+            assert entry.revoked_all_at is not None
+            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[])
+        now = workflow.now()
+        entry.authorization_in_force, entry.revoked_all_at = False, now
+        revoked = [p for p in self.s.pieces.values()
+                   if p.creator_id == request.creator_id and p.revoked_at is None and p.status == "mounted"]
+        for piece in revoked:
+            piece.revoked_at, piece.status = now, "unmounted"
+        self.s.messages_this_run += 1
+        await self._signal_pieces([p.content_id for p in revoked], "content_revoked",
+                                  ContentRevoked(revoked_at=now, scope="all"))
+        return c.RevocationResult(creator_id=entry.creator_id, revoked_at=now,
+                                  content_ids=[p.content_id for p in revoked])
+
+    @revoke_all.validator
+    def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
+        if request.creator_id not in self.s.creators:
+            raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
+
+    @workflow.signal(name="revoke_authorization")
+    async def revoke_authorization(self, signal: c.RevokeAuthorizationSignal) -> None:
+        """Fire-and-forget form used by creators' apps; an invalid revocation is logged and changes nothing."""
+        try:
+            if signal.content_id is None:
+                request_all = c.RevokeAllRequest(creator_id=signal.creator_id)
+                self.validate_revoke_all(request_all)
+                await self.revoke_all(request_all)
+            else:
+                request_one = c.RevokeContentRequest(creator_id=signal.creator_id, content_id=signal.content_id)
+                self.validate_revoke_content(request_one)
+                await self.revoke_content(request_one)
+        except ValueError as err:
+            workflow.logger.warning("revocation ignored: %s", err)
+
+    # ---------------------------------------------------------------- cancel (AM-7)
+    @workflow.update(name="cancel")
+    def cancel(self, request: c.CancelRequest) -> c.TaskResult:
+        self.s.cancel_reason = f"{request.reason} (by {request.requested_by})"
+        self._end(workflow.now(), c.EndReason.CANCELLED)
+        return self._result()
+
+    @cancel.validator
+    def validate_cancel(self, request: c.CancelRequest) -> None:
+        if self.s.stage is not c.TaskStage.PUBLISHED:
+            raise ValueError(f"task {self.s.task_id} cannot be cancelled: it is {self.s.stage.value}")
+
+    # ---------------------------------------------------------------- from content workflows
+    @workflow.signal(name="budget_exhausted")
+    def budget_exhausted(self, signal: c.BudgetExhaustedSignal) -> None:
+        """AM-10 / R-3: the ledger's budget counter reached the budget at `exhausted_at`."""
+        self.s.messages_this_run += 1
+        if self.s.stage is c.TaskStage.PUBLISHED:
+            self._end(signal.exhausted_at, c.EndReason.BUDGET_USED_UP)
+
+    @workflow.signal(name="content_closed")
+    def content_closed(self, signal: c.ContentClosedSignal) -> None:
+        s = self.s
+        s.messages_this_run += 1
+        piece = s.pieces.get(signal.content_id)
+        if piece is None or piece.status in ("settled", "closed"):
+            return  # a repeated report
+        piece.status = "settled" if signal.settled else "closed"
+        piece.fee_fen, piece.platform_fee_fen = signal.fee_fen, signal.platform_fee_fen
+        s.paid_to_creators_fen += signal.fee_fen
+        s.platform_fees_fen += signal.platform_fee_fen
+        s.pieces_open -= 1
+
+    @workflow.query(name="state")
+    def state(self) -> c.MountTaskState:
+        return self.s
+
+    # ---------------------------------------------------------------- internals
+    def _period_closed_problem(self, action: str) -> str | None:
+        s = self.s
+        if s.stage is not c.TaskStage.PUBLISHED:
+            return f"cannot {action}: task {s.task_id} is {s.stage.value}"
+        assert s.period_start_at is not None and s.period_end_at is not None
+        now = workflow.now()
+        if now < s.period_start_at:
+            return f"cannot {action}: the task period opens at {business_time(s.period_start_at)}"
+        if now >= s.period_end_at:
+            return f"cannot {action}: the task period ended at {business_time(s.period_end_at)}"
+        return None
+
+    def _end(self, ended_at: datetime, reason: c.EndReason) -> None:
+        """AM-7: the task period ends; no new mounts; pieces are told (and unmount) in the run loop."""
+        s = self.s
+        s.stage, s.ended_at, s.end_reason = c.TaskStage.ENDED, ended_at, reason
+        self._show(f"ended ({reason.value}) at {business_time(ended_at)}", None)
+
+    async def _tell_pieces_the_period_ended(self) -> None:
+        s = self.s
+        assert s.ended_at is not None and s.end_reason is not None
+        content_ids = list(s.pieces)
+        while s.end_notified_count < len(content_ids):
+            batch = [cid for cid in content_ids[s.end_notified_count:s.end_notified_count + FANOUT_BATCH]
+                     if s.pieces[cid].status in ("mounted", "unmounted")]
+            await self._signal_pieces(batch, "task_period_ended",
+                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
+            s.end_notified_count += FANOUT_BATCH
+
+    async def _signal_pieces(self, content_ids: list[str], signal: str, payload: ContentRevoked | TaskPeriodEnded
+                             ) -> None:
+        for start in range(0, len(content_ids), FANOUT_BATCH):
+            await workflow.execute_activity(
+                "fanout.signal_contents",
+                SignalContentsRequest(task_id=self.s.task_id, content_ids=content_ids[start:start + FANOUT_BATCH],
+                                      signal=signal, payload=payload.model_dump(mode="json")),
+                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=ACTIVITY_RETRY,
+            )
+
+    async def _refund(self) -> None:
+        """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""
+        s = self.s
+        assert s.client_id is not None
+        refund = await workflow.execute_activity(
+            "ledger.refund", RefundRequest(task_id=s.task_id, client_id=s.client_id), result_type=RefundResult,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        s.refunded_fen = refund.refunded_fen
+        s.spent_fen = s.paid_to_creators_fen
+        s.stage = c.TaskStage.REFUNDED
+        self._show(f"refunded {s.refunded_fen} fen to client {s.client_id}", None)
+
+    async def _continue_as_new_if_due(self) -> None:
+        if continue_as_new_due(self.s.messages_this_run):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self.s.messages_this_run = 0
+            workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))
+
+    def _show(self, details: str, next_deadline_at: datetime | None) -> None:
+        workflow.set_current_details(f"task {self.s.task_id}: {details}")
+        stage_attributes(self.s.stage.value, next_deadline_at)
+
+    def _result(self) -> c.TaskResult:
+        s = self.s
+        return c.TaskResult(task_id=s.task_id, stage=s.stage, publication=s.publication, ended_at=s.ended_at,
+                            end_reason=s.end_reason, frozen_fen=s.frozen_fen,
+                            paid_to_creators_fen=s.paid_to_creators_fen, platform_fees_fen=s.platform_fees_fen,
+                            refunded_fen=s.refunded_fen)

@@ -1,0 +1,291 @@
+"""MountedContentWorkflow (`mount-content:{task_id}:{content_id}`): one mounted piece of content.
+
+Counts its conversions through its billing period (AM-8, AM-9), waits through the 3-day publicity window
+(AM-11) and settles exactly once at the window's close (AM-12), then tells its task.
+
+Conversions arrive as signals (R-1) and are accrued against the task's budget in the ledger in the order the
+ledger accepts them (R-3). When the counting interval shrinks (a revocation, lost visibility, the end of the task
+period) batches that fall outside it are released back to the budget, so the fee is always what the interval
+allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import AccrualItem, AccrueRequest, AccrueResult, ReleaseRequest, ReleaseResult
+    from activities.ledger import SettleRequest, SettleResult
+    from activities.main_site import UnmountRequest, UnmountResult
+    from workflows.contract import mounted_content as c
+    from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal
+    from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, mount_task_id
+    from workflows.rules.billing import billing_period_end, conversion_counts, counting_stops_at
+    from workflows.rules.billing import publicity_window_closes_at
+    from workflows.rules.clock import business_time
+    from workflows.rules.fees import platform_fee
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+
+
+@workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
+class MountedContentWorkflow:
+    @workflow.init
+    def __init__(self, input: c.MountedContentInput) -> None:
+        if input.carried_state is not None:
+            self.s = input.carried_state
+        else:
+            billing_end = billing_period_end(input.mounted_at, input.task_period_end_at)
+            self.s = c.MountedContentState(
+                task_id=input.task_id, content_id=input.content_id, creator_id=input.creator_id,
+                client_id=input.client_id, payee_account=input.payee_account, price_fen=input.price_fen,
+                mounted_at=input.mounted_at, task_period_end_at=input.task_period_end_at,
+                billing_period_ends_at=billing_end, publicity_window_closes_at=publicity_window_closes_at(billing_end),
+                counting_stops_at=billing_end,
+            )
+        self._to_accrue: list[str] = [eid for eid, b in self.s.batches.items() if b.counted == 0 and not b.late
+                                      and not b.voided and self._counts(b)]
+        self._budget_exhaustion_reported = False
+
+    # ---------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, input: c.MountedContentInput) -> c.ContentResult:
+        s = self.s
+        while s.stage is c.ContentStage.MOUNTED:
+            self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}",
+                       s.billing_period_ends_at)
+            await self._wait_for_work_until(s.billing_period_ends_at, "billing period ends")
+            await self._apply_pending_work()
+            if workflow.now() >= s.billing_period_ends_at:
+                await self._unmount("billing period over")
+                s.stage = c.ContentStage.PUBLICITY
+            await self._continue_as_new_if_due()
+        while s.stage is c.ContentStage.PUBLICITY:
+            self._show(f"publicity window open until {business_time(s.publicity_window_closes_at)}",
+                       s.publicity_window_closes_at)
+            await self._wait_for_work_until(s.publicity_window_closes_at, "publicity window closes")
+            await self._apply_pending_work()
+            if workflow.now() >= s.publicity_window_closes_at:
+                await self._settle()
+            await self._continue_as_new_if_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert s.settlement is not None
+        return c.ContentResult(
+            task_id=s.task_id, content_id=s.content_id, stage=s.stage, counted_conversions=s.counted_conversions,
+            fee_fen=s.settlement.fee_fen, platform_fee_fen=s.settlement.platform_fee_fen,
+            payee_account=s.payee_account, settled_at=s.settlement.settled_at,
+        )
+
+    # ---------------------------------------------------------------- messages
+    @workflow.signal(name="report_conversions")
+    def report_conversions(self, batch: c.ConversionBatch) -> None:
+        """R-1, R-2: each batch counts once; cheating never; late (after settlement) changes nothing."""
+        s = self.s
+        s.messages_this_run += 1
+        if batch.content_id != s.content_id:
+            workflow.logger.warning("batch %s is for content %s, not %s: ignored",
+                                    batch.event_id, batch.content_id, s.content_id)
+            return
+        if batch.event_id in s.batches:
+            return
+        record = c.BatchRecord(count=batch.count, occurred_at=batch.occurred_at, cheating=batch.cheating)
+        s.batches[batch.event_id] = record
+        if s.settlement is not None:
+            record.late = True
+            s.late_batches += 1
+            workflow.logger.info("batch %s arrived after settlement: logged as late", batch.event_id)
+        elif batch.event_id in s.pending_void_ids:
+            record.voided = True
+        elif self._counts(record):
+            self._to_accrue.append(batch.event_id)
+
+    @workflow.signal(name="void_conversions")
+    def void_conversions(self, void: c.VoidConversions) -> None:
+        """R-1: the platform voids a batch until the piece is settled; its conversions stop counting."""
+        s = self.s
+        s.messages_this_run += 1
+        if s.settlement is not None:
+            workflow.logger.warning("void of %s after settlement ignored", void.event_id)
+            return
+        record = s.batches.get(void.event_id)
+        if record is None:
+            if void.event_id not in s.pending_void_ids:
+                s.pending_void_ids.append(void.event_id)  # the batch may still be on its way
+            return
+        record.voided = True
+
+    @workflow.signal(name="report_visibility_lost")
+    def report_visibility_lost(self, event: c.VisibilityLost) -> None:
+        """AM-16: deleted or made non-public by the creator: conversions stop counting from that instant."""
+        s = self.s
+        s.messages_this_run += 1
+        if s.settlement is None and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
+            s.visibility_lost_at, s.visibility_lost_kind = event.occurred_at, event.kind
+            self._shrink_interval()
+
+    @workflow.signal(name="report_disposal")
+    def report_disposal(self, event: c.PlatformDisposal) -> None:
+        """AM-16: disposed of by the platform for the creator's own violation: no fee for this piece."""
+        s = self.s
+        s.messages_this_run += 1
+        if s.settlement is None and s.disposed_at is None:
+            s.disposed_at, s.disposal_reason = event.occurred_at, event.reason
+            self._shrink_interval()
+
+    @workflow.signal(name="content_revoked")
+    def content_revoked(self, event: c.ContentRevoked) -> None:
+        s = self.s
+        s.messages_this_run += 1
+        if s.settlement is None and (s.revoked_at is None or event.revoked_at < s.revoked_at):
+            s.revoked_at = event.revoked_at
+            self._shrink_interval()
+
+    @workflow.signal(name="task_period_ended")
+    def task_period_ended(self, event: c.TaskPeriodEnded) -> None:
+        self._period_ended_at(event.ended_at)
+
+    @workflow.query(name="state")
+    def state(self) -> c.MountedContentState:
+        return self.s
+
+    # ---------------------------------------------------------------- internals
+    def _counts(self, record: c.BatchRecord) -> bool:
+        return self.s.disposed_at is None and conversion_counts(
+            record.occurred_at, self.s.mounted_at, self.s.counting_stops_at, record.cheating)
+
+    def _period_ended_at(self, ended_at: datetime) -> None:
+        """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
+        s = self.s
+        s.messages_this_run += 1
+        if s.settlement is not None or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
+            return
+        s.task_period_ended_at = ended_at
+        s.billing_period_ends_at = billing_period_end(s.mounted_at, ended_at)
+        s.publicity_window_closes_at = publicity_window_closes_at(s.billing_period_ends_at)
+        self._shrink_interval()
+
+    def _shrink_interval(self) -> None:
+        s = self.s
+        s.counting_stops_at = counting_stops_at(s.billing_period_ends_at, s.revoked_at, s.visibility_lost_at)
+        self._to_accrue = [eid for eid in self._to_accrue if self._counts(s.batches[eid])]
+
+    def _to_release(self) -> list[str]:
+        return [eid for eid, b in self.s.batches.items() if b.counted > 0 and (b.voided or not self._counts(b))]
+
+    def _unmount_due(self) -> bool:
+        s = self.s
+        return s.unmounted_at is None and (s.counting_stops_at <= workflow.now() or s.disposed_at is not None)
+
+    async def _wait_for_work_until(self, instant: datetime, what: str) -> None:
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._to_accrue) or bool(self._to_release()) or self._unmount_due()
+                or continue_as_new_due(self.s.messages_this_run) or workflow.now() >= instant,
+                timeout=until(instant), timeout_summary=f"{what} {business_time(instant)}",
+            )
+        except asyncio.TimeoutError:
+            pass
+
+    async def _apply_pending_work(self) -> None:
+        while self._to_accrue or self._to_release():
+            if self._to_release():
+                await self._release(self._to_release())
+            if self._to_accrue:
+                await self._accrue()
+        if self._unmount_due():
+            await self._unmount("authorization revoked, content no longer public, disposed or task ended")
+
+    async def _accrue(self) -> None:
+        """AM-10 / R-3: spend accrues in the ledger's per-task counter, atomically, once per event id."""
+        s = self.s
+        event_ids, self._to_accrue = self._to_accrue, []
+        items = [AccrualItem(event_id=eid, count=s.batches[eid].count, price_fen=s.price_fen,
+                             occurred_at=s.batches[eid].occurred_at) for eid in event_ids]
+        result = await workflow.execute_activity(
+            "ledger.accrue", AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items),
+            result_type=AccrueResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        for eid, granted in zip(event_ids, result.results):
+            s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
+        self._recompute_fee()
+        if result.exhausted_at is not None:
+            # The budget is used up: the task period ends at that batch's instant (R-3). Stop counting here at
+            # once, and tell the task so that it ends the period for every piece.
+            self._period_ended_at(result.exhausted_at)
+            if not self._budget_exhaustion_reported:
+                self._budget_exhaustion_reported = True
+                await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
+                    "budget_exhausted", BudgetExhaustedSignal(exhausted_at=result.exhausted_at))
+
+    async def _release(self, event_ids: list[str]) -> None:
+        s = self.s
+        await workflow.execute_activity(
+            "ledger.release", ReleaseRequest(task_id=s.task_id, event_ids=event_ids), result_type=ReleaseResult,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        for eid in event_ids:
+            s.batches[eid].counted, s.batches[eid].fee_fen = 0, 0
+        self._recompute_fee()
+
+    def _recompute_fee(self) -> None:
+        s = self.s
+        s.counted_conversions = sum(b.counted for b in s.batches.values())
+        s.fee_fen = sum(b.fee_fen for b in s.batches.values())
+
+    async def _unmount(self, reason: str) -> None:
+        s = self.s
+        if s.unmounted_at is not None:
+            return
+        result = await workflow.execute_activity(
+            "main_site.unmount",
+            UnmountRequest(task_id=s.task_id, content_id=s.content_id, unmounted_at=workflow.now(), reason=reason),
+            result_type=UnmountResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        s.unmounted_at = result.unmounted_at
+
+    async def _settle(self) -> None:
+        """AM-12: at the close of the publicity window, once: the payee gets the fee, the platform 10%."""
+        s = self.s
+        await self._unmount("settled")
+        fee = 0 if s.disposed_at is not None else s.fee_fen
+        result = await workflow.execute_activity(
+            "ledger.settle",
+            SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
+                          fee_fen=fee, platform_fee_fen=platform_fee(fee)),
+            result_type=SettleResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        s.settlement = c.SettlementRecord(
+            settled_at=workflow.now(), fee_fen=result.fee_fen, platform_fee_fen=result.platform_fee_fen,
+            payee_account=s.payee_account, transfer_key=f"settle:{s.task_id}:{s.content_id}",
+        )
+        s.stage = c.ContentStage.CLOSED if s.disposed_at is not None else c.ContentStage.SETTLED
+        self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
+                   f"{result.platform_fee_fen} fen", None)
+        await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
+            "content_closed",
+            ContentClosedSignal(content_id=s.content_id, fee_fen=result.fee_fen,
+                                platform_fee_fen=result.platform_fee_fen, settled=s.disposed_at is None),
+        )
+
+    async def _continue_as_new_if_due(self) -> None:
+        if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY) and continue_as_new_due(
+                self.s.messages_this_run):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._apply_pending_work()
+            self.s.messages_this_run = 0
+            workflow.continue_as_new(self._carry())
+
+    def _carry(self) -> c.MountedContentInput:
+        s = self.s
+        return c.MountedContentInput(
+            task_id=s.task_id, content_id=s.content_id, creator_id=s.creator_id, client_id=s.client_id,
+            payee_account=s.payee_account, price_fen=s.price_fen, mounted_at=s.mounted_at,
+            task_period_end_at=s.task_period_end_at, carried_state=s,
+        )
+
+    def _show(self, details: str, next_deadline_at: datetime | None) -> None:
+        workflow.set_current_details(f"content {self.s.content_id} of task {self.s.task_id}: {details}")
+        stage_attributes(self.s.stage.value, next_deadline_at)
