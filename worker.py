@@ -21,11 +21,13 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
+from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -91,22 +93,37 @@ class Adapters:
 
 
 def build_worker(client: Client, task_queue: str, adapters: Adapters,
-                 activity_executor: concurrent.futures.Executor | None = None) -> Worker:
+                 activity_executor: concurrent.futures.Executor | None = None,
+                 replace_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
+    """The worker of this project. `replace_activities` swaps activities by their registered name (tests use it
+    to inject faults around the real adapters; production code never passes it)."""
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
     fanout = FanoutActivities(client, task_queue)
+    activities: list[Callable[..., Any]] = [
+        ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
+        ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
+        fanout.start_content_workflow, fanout.signal_contents,
+    ]
+    by_name = {activity_name(fn): fn for fn in activities}
+    for fn in replace_activities:
+        if activity_name(fn) not in by_name:
+            raise ValueError(f"no activity named {activity_name(fn)} to replace")
+        by_name[activity_name(fn)] = fn
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[
-            ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
-            ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
-            fanout.start_content_workflow, fanout.signal_contents,
-        ],
+        activities=list(by_name.values()),
         activity_executor=activity_executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
     )
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    definition = ActivityDefinition.must_from_callable(fn)
+    assert definition.name is not None
+    return definition.name
 
 
 async def connect(settings: Settings) -> Client:

@@ -114,13 +114,18 @@ class Ctx:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def ctx(env: WorkflowEnvironment, adapters: Adapters, task_queue: str, uid: str) -> AsyncIterator[Ctx]:
-    """A worker on a fresh task queue and ledger for this test; workflows it leaves running are terminated."""
+async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters: Adapters, task_queue: str,
+              uid: str) -> AsyncIterator[Ctx]:
+    """A worker on a fresh task queue and ledger for this test; workflows it leaves running are terminated.
+
+    `@pytest.mark.replace_activities(factory)` swaps activities by name: factory(adapters) -> [activity, ...]."""
+    marker = request.node.get_closest_marker("replace_activities")
+    replacements = marker.args[0](adapters) if marker else []
     started = StartedWorkflows()
     config = env.client.config()
     config["interceptors"] = [*config["interceptors"], started]
     client = Client(**config)
-    async with build_worker(client, task_queue, adapters):
+    async with build_worker(client, task_queue, adapters, replace_activities=replacements):
         yield Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
     for workflow_id in set(started.ids):
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar, cast
 
@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
 from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
 from tests.conftest import Ctx
@@ -103,3 +104,36 @@ async def workflow_status(env: WorkflowEnvironment, workflow_id: str) -> int:
         DescribeWorkflowExecutionRequest(namespace=env.client.namespace,
                                          execution=WorkflowExecution(workflow_id=workflow_id)))
     return int(response.workflow_execution_info.status)
+
+
+async def mount(ctx: Ctx, task_id: str, content_id: str, creator_id: str, mounted_at: datetime) -> mt.MountResult:
+    return await api.report_mount(ctx.client, task_id, mt.ReportMountRequest(
+        content_id=content_id, creator_id=creator_id, mounted_at=mounted_at))
+
+
+async def convert(ctx: Ctx, task_id: str, content_id: str, event_id: str, count: int, occurred_at: datetime,
+                  cheating: bool = False) -> None:
+    await api.report_conversions(ctx.client, task_id, mc.ConversionBatch(
+        event_id=event_id, content_id=content_id, count=count, occurred_at=occurred_at, cheating=cheating))
+
+
+async def content_when(ctx: Ctx, task_id: str, content_id: str,
+                       predicate: Callable[[mc.MountedContentState], bool]) -> mc.MountedContentState:
+    """Poll a piece's state until `predicate` holds (signals are processed asynchronously)."""
+    state = await api.content_state(ctx.client, task_id, content_id)
+    for _ in range(200):
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+        state = await api.content_state(ctx.client, task_id, content_id)
+    raise AssertionError(f"content {content_id} never reached the expected state: {state}")
+
+
+async def task_when(ctx: Ctx, task_id: str, predicate: Callable[[mt.MountTaskState], bool]) -> mt.MountTaskState:
+    state = await api.task_state(ctx.client, task_id)
+    for _ in range(200):
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+        state = await api.task_state(ctx.client, task_id)
+    raise AssertionError(f"task {task_id} never reached the expected state: {state}")

@@ -145,6 +145,8 @@ class MountedContentWorkflow:
 
     @workflow.signal(name="task_period_ended")
     def task_period_ended(self, event: c.TaskPeriodEnded) -> None:
+        if event.reason == "budget_used_up" and self.s.budget_exhausted_at is None:
+            self.s.budget_exhausted_at = event.ended_at
         self._period_ended_at(event.ended_at)
 
     @workflow.query(name="state")
@@ -154,7 +156,8 @@ class MountedContentWorkflow:
     # ---------------------------------------------------------------- internals
     def _counts(self, record: c.BatchRecord) -> bool:
         return self.s.disposed_at is None and conversion_counts(
-            record.occurred_at, self.s.mounted_at, self.s.counting_stops_at, record.cheating)
+            record.occurred_at, self.s.mounted_at, self.s.counting_stops_at, record.cheating,
+            self.s.budget_exhausted_at)
 
     def _period_ended_at(self, ended_at: datetime) -> None:
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
@@ -214,6 +217,7 @@ class MountedContentWorkflow:
         if result.exhausted_at is not None:
             # The budget is used up: the task period ends at that batch's instant (R-3). Stop counting here at
             # once, and tell the task so that it ends the period for every piece.
+            s.budget_exhausted_at = s.budget_exhausted_at or result.exhausted_at
             self._period_ended_at(result.exhausted_at)
             if not self._budget_exhaustion_reported:
                 self._budget_exhaustion_reported = True

@@ -118,6 +118,7 @@ class MountedContentState(StateModel):
     mounted_at: datetime
     task_period_end_at: datetime
     task_period_ended_at: datetime | None = None
+    budget_exhausted_at: datetime | None = None
     billing_period_ends_at: datetime
     publicity_window_closes_at: datetime
     counting_stops_at: datetime

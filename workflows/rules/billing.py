@@ -26,6 +26,14 @@ def counting_stops_at(billing_period_end_at: datetime, *stops: datetime | None) 
     return min([billing_period_end_at, *[s for s in stops if s is not None]])
 
 
-def conversion_counts(occurred_at: datetime, mounted_at: datetime, stops_at: datetime, cheating: bool) -> bool:
-    """AM-9 and XG 5.1: a batch counts when it is not cheating and happened in [mounted_at, stops_at)."""
-    return not cheating and mounted_at <= occurred_at < stops_at
+def conversion_counts(occurred_at: datetime, mounted_at: datetime, stops_at: datetime, cheating: bool,
+                      budget_exhausted_at: datetime | None = None) -> bool:
+    """AM-9 and XG 5.1: a batch counts when it is not cheating and happened in [mounted_at, stops_at).
+
+    R-3: the batch that used up the budget ends the task period at its own instant, and still counts (for the
+    whole conversions the budget paid for); so when counting stops exactly there, that instant is included."""
+    if cheating or occurred_at < mounted_at:
+        return False
+    if occurred_at < stops_at:
+        return True
+    return budget_exhausted_at is not None and occurred_at == budget_exhausted_at == stops_at
