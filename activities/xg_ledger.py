@@ -1,0 +1,257 @@
+"""Money operations of Xingguang tasks (R-8, R-9, XG-8, XG-10), on the project's double-entry ledger.
+
+Built only on activities/ledger.py's public methods (`transfer`, `hold`, `balance`, `transfers`): each operation is
+a short sequence of transfers whose business keys come from the business event (`xg:settle:{task}:{piece}:...`), so
+a retried activity posts nothing twice and a crash between two transfers is completed by the retry. The amounts are
+computed by the workflow (workflows/rules/xingguang_money.py) and recorded in its history, so a retry asks for the
+same amounts. The ledger's own CHECKs keep every account but `world:*` from going negative.
+
+Accounts:
+  client:{id}:available     the client's balance           xg_task:{task}:escrow   what the order froze
+  creator:{id}:payable /    creator earnings (MCN: agency) platform:promotion      promotion spend
+  agency:{id}:payable
+  platform:revenue          platform fees, delay fees, deductions; pays provider fees and compensation
+  provider:{id}:payable     service-provider fees          client:{id}:frozen      XG-8 freezes (holds)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+
+# Refusals (insufficient funds, a rule broken) are final, anything else is retried: the ledger's own mapping.
+from activities.ledger import PLATFORM_REVENUE, Ledger, Transfer
+from activities.ledger import _as_application_errors as _refusals
+
+PLATFORM_PROMOTION = "platform:promotion"
+Fen = Annotated[int, Field(strict=True, ge=0)]
+PositiveFen = Annotated[int, Field(strict=True, gt=0)]
+
+
+def xg_escrow(task_id: str) -> str:
+    return f"xg_task:{task_id}:escrow"
+
+
+def client_available(client_id: str) -> str:
+    return f"client:{client_id}:available"
+
+
+def client_frozen(client_id: str) -> str:
+    return f"client:{client_id}:frozen"
+
+
+def provider_payable(provider_id: str) -> str:
+    return f"provider:{provider_id}:payable"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class XgFreezeRequest(_Model):
+    task_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    amount_fen: PositiveFen
+
+
+class XgFreezeResult(_Model):
+    transfer_id: str
+    frozen_fen: int
+    duplicate: bool
+    mismatch: bool
+
+
+class XgSettleRequest(_Model):
+    task_id: str = Field(min_length=1)
+    piece_id: str = Field(min_length=1)
+    payee_account: str
+    creator_earnings_fen: Fen
+    promotion_spend_fen: Fen
+    platform_fee_fen: Fen
+    provider_id: str | None = None
+    provider_fee_fen: Fen = 0
+
+
+class XgSettleResult(_Model):
+    task_id: str
+    piece_id: str
+    creator_earnings_fen: int
+    promotion_spend_fen: int
+    platform_fee_fen: int
+    provider_fee_fen: int
+    transfer_ids: list[str]
+
+
+class XgChargeRequest(_Model):
+    """Escrow to platform revenue: the R-9 delay-period task service fee."""
+
+    task_id: str = Field(min_length=1)
+    charge_id: str = Field(min_length=1)
+    amount_fen: PositiveFen
+    reason: str = Field(min_length=1)
+
+
+class XgChargeResult(_Model):
+    transfer_id: str
+    amount_fen: int
+
+
+class XgRefundRequest(_Model):
+    """R-8 / R-9: the task's remainder, less recorded XG-8 deductions, back to the client."""
+
+    task_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    deduction_fen: Fen = 0
+    deduction_reason: str = ""
+
+
+class XgRefundResult(_Model):
+    deducted_fen: int
+    refunded_fen: int
+
+
+class XgCompensateRequest(_Model):
+    """XG-10: the platform pays the client out of its revenue."""
+
+    task_id: str = Field(min_length=1)
+    compensation_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    amount_fen: PositiveFen
+    memo: str = ""
+
+
+class XgFreezeBalanceRequest(_Model):
+    """XG-8: a hold on the client's available balance, with its recorded reason."""
+
+    task_id: str = Field(min_length=1)
+    penalty_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    amount_fen: PositiveFen
+    reason: str = Field(min_length=1)
+
+
+class XgMoveResult(_Model):
+    transfer_id: str
+    amount_fen: int
+    duplicate: bool
+
+
+class XgLedger:
+    """The XG money operations, each idempotent by its business keys."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def posted(self, business_key: str) -> Transfer | None:
+        """The transfer already posted under exactly this key, if any."""
+        return next((t for t in self.ledger.transfers(business_key_prefix=business_key, limit=50)
+                     if t.business_key == business_key), None)
+
+    def freeze(self, task_id: str, client_id: str, amount_fen: int) -> Transfer:
+        """R-8: placement budget + creator earnings budget + platform fee on both, client balance to escrow."""
+        return self.ledger.transfer(f"xg:freeze:{task_id}", client_available(client_id), xg_escrow(task_id),
+                                    amount_fen, "xg_freeze", "R-8 order freeze")
+
+    def settle_piece(self, r: XgSettleRequest) -> list[Transfer]:
+        """R-8: creator earnings, promotion spend and platform fee out of escrow; the provider fee out of platform
+        revenue. Escrow transfers come first, so the platform fee of this piece is in revenue before the provider
+        is paid from it."""
+        key, escrow = f"xg:settle:{r.task_id}:{r.piece_id}", xg_escrow(r.task_id)
+        legs = [
+            (f"{key}:earnings", escrow, r.payee_account, r.creator_earnings_fen, "xg_creator_earnings"),
+            (f"{key}:promotion", escrow, PLATFORM_PROMOTION, r.promotion_spend_fen, "xg_promotion_spend"),
+            (f"{key}:platform_fee", escrow, PLATFORM_REVENUE, r.platform_fee_fen, "xg_platform_fee"),
+        ]
+        if r.provider_fee_fen:
+            if not r.provider_id:
+                raise ValueError("provider_id is required to pay a provider fee")
+            legs.append((f"{key}:provider_fee", PLATFORM_REVENUE, provider_payable(r.provider_id),
+                         r.provider_fee_fen, "xg_provider_fee"))
+        return [self.ledger.transfer(k, debit, credit, amount, kind, f"piece {r.piece_id}")
+                for k, debit, credit, amount, kind in legs if amount > 0]
+
+    def charge(self, r: XgChargeRequest) -> Transfer:
+        return self.ledger.transfer(f"xg:charge:{r.task_id}:{r.charge_id}", xg_escrow(r.task_id), PLATFORM_REVENUE,
+                                    r.amount_fen, "xg_delay_fee", r.reason)
+
+    def refund(self, r: XgRefundRequest) -> XgRefundResult:
+        """Deduction first (never more than escrow holds), then whatever is left goes back to the client. A repeat,
+        even after the escrow is empty, reports the first refund."""
+        escrow = xg_escrow(r.task_id)
+        deduct_key, refund_key = f"xg:deduct:{r.task_id}", f"xg:refund:{r.task_id}"
+        deducted = self.posted(deduct_key)
+        if deducted is None and r.deduction_fen:
+            amount = min(r.deduction_fen, self.ledger.balance(escrow).available_fen)
+            if amount:
+                deducted = self.ledger.transfer(deduct_key, escrow, PLATFORM_REVENUE, amount, "xg_deduction",
+                                                r.deduction_reason)
+        refunded = self.posted(refund_key)
+        if refunded is None:
+            left = self.ledger.balance(escrow).available_fen
+            if left:
+                refunded = self.ledger.transfer(refund_key, escrow, client_available(r.client_id), left,
+                                                "xg_refund", "R-8 remainder")
+        return XgRefundResult(deducted_fen=deducted.amount_fen if deducted else 0,
+                              refunded_fen=refunded.amount_fen if refunded else 0)
+
+    def compensate(self, r: XgCompensateRequest) -> Transfer:
+        return self.ledger.transfer(f"xg:compensation:{r.task_id}:{r.compensation_id}", PLATFORM_REVENUE,
+                                    client_available(r.client_id), r.amount_fen, "xg_compensation", r.memo)
+
+    def freeze_balance(self, r: XgFreezeBalanceRequest) -> Transfer:
+        return self.ledger.hold(f"xg:penalty:{r.task_id}:{r.penalty_id}", client_available(r.client_id),
+                                client_frozen(r.client_id), r.amount_fen, r.reason)
+
+
+def _moved(t: Transfer) -> XgMoveResult:
+    return XgMoveResult(transfer_id=t.id, amount_fen=t.amount_fen, duplicate=t.duplicate)
+
+
+class XgLedgerActivities:
+    def __init__(self, ledger: Ledger) -> None:
+        self.xg = XgLedger(ledger)
+
+    @activity.defn(name="xg_ledger.freeze")
+    def freeze(self, request: XgFreezeRequest) -> XgFreezeResult:
+        with _refusals():
+            moved = self.xg.freeze(request.task_id, request.client_id, request.amount_fen)
+        return XgFreezeResult(transfer_id=moved.id, frozen_fen=moved.amount_fen, duplicate=moved.duplicate,
+                              mismatch=moved.mismatch)
+
+    @activity.defn(name="xg_ledger.settle_piece")
+    def settle_piece(self, request: XgSettleRequest) -> XgSettleResult:
+        # Not wrapped in _refusals: platform revenue short of a provider fee is retried (visible as a failing
+        # activity) until the platform funds it, rather than failing the settlement.
+        moved = self.xg.settle_piece(request)
+        return XgSettleResult(task_id=request.task_id, piece_id=request.piece_id,
+                              creator_earnings_fen=request.creator_earnings_fen,
+                              promotion_spend_fen=request.promotion_spend_fen,
+                              platform_fee_fen=request.platform_fee_fen, provider_fee_fen=request.provider_fee_fen,
+                              transfer_ids=[t.id for t in moved])
+
+    @activity.defn(name="xg_ledger.charge")
+    def charge(self, request: XgChargeRequest) -> XgChargeResult:
+        with _refusals():
+            moved = self.xg.charge(request)
+        return XgChargeResult(transfer_id=moved.id, amount_fen=moved.amount_fen)
+
+    @activity.defn(name="xg_ledger.refund")
+    def refund(self, request: XgRefundRequest) -> XgRefundResult:
+        with _refusals():
+            return self.xg.refund(request)
+
+    @activity.defn(name="xg_ledger.compensate")
+    def compensate(self, request: XgCompensateRequest) -> XgMoveResult:
+        with _refusals():
+            return _moved(self.xg.compensate(request))
+
+    @activity.defn(name="xg_ledger.freeze_balance")
+    def freeze_balance(self, request: XgFreezeBalanceRequest) -> XgMoveResult:
+        with _refusals():
+            return _moved(self.xg.freeze_balance(request))
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.freeze, self.settle_piece, self.charge, self.refund, self.compensate, self.freeze_balance]

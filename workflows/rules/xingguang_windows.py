@@ -1,0 +1,77 @@
+"""Windows of a Xingguang piece (XG-4..XG-7, R-5, R-9): review deadline, objection window, promotion, publicity
+window, pause extensions. Half-open intervals [start, end); instants timezone-aware."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from workflows.rules.clock import BUSINESS_TZ, DAY, window_closes_at
+
+OBJECTION_WINDOW_DAYS = 3
+PUBLICITY_WINDOW_DAYS = 3
+ESCALATION_WORKING_DAYS = 7
+
+# A pause as (paused_at, resumed_at); resumed_at None while it lasts.
+Interval = tuple[datetime, datetime | None]
+
+
+def client_review_due_at(provider_approved_at: datetime, review_hours: int) -> datetime:
+    """XG-4: the client decides within the task's review deadline; silence past it approves."""
+    return provider_approved_at + timedelta(hours=review_hours)
+
+
+def objection_window_closes_at(published_at: datetime) -> datetime:
+    """XG-5: objections within 3 days of publication; afterwards the content is deemed accepted."""
+    return window_closes_at(published_at, OBJECTION_WINDOW_DAYS)
+
+
+def publicity_window_closes_at(promotion_ends_at: datetime) -> datetime:
+    """XG-6 (Reading): data disputes until 3 days after the piece's promotion ends; it settles then (R-5)."""
+    return window_closes_at(promotion_ends_at, PUBLICITY_WINDOW_DAYS)
+
+
+def promotion_starts_at(published_at: datetime, billing_start_at: datetime) -> datetime:
+    """XG-6: promoted from publication, or the billing period's start if later."""
+    return max(published_at, billing_start_at)
+
+
+def extended_end(billing_end_at: datetime, billing_start_at: datetime, pauses: Iterable[Interval]) -> datetime | None:
+    """R-9: the billing period extended by every pause that began before the (extended) end, counting only the part
+    after the period's start. None while a pause that counts is still running: the end is not known yet."""
+    end = billing_end_at
+    for paused_at, resumed_at in sorted(pauses, key=lambda p: p[0]):
+        if paused_at >= end:
+            continue
+        if resumed_at is None:
+            return None
+        start = max(paused_at, billing_start_at)
+        if resumed_at > start:
+            end += resumed_at - start
+    return end
+
+
+def paused_at_instant(instant: datetime, pauses: Iterable[Interval]) -> bool:
+    return any(p <= instant and (r is None or instant < r) for p, r in pauses)
+
+
+def billable(occurred_at: datetime, promotion_start_at: datetime, promotion_end_at: datetime | None,
+             pauses: Iterable[Interval], cheating: bool) -> bool:
+    """XG-6 / R-1 / R-9: an event bills when it is not cheating, lies in [start, end) and not inside a pause."""
+    if cheating or occurred_at < promotion_start_at:
+        return False
+    if promotion_end_at is not None and occurred_at >= promotion_end_at:
+        return False
+    return not paused_at_instant(occurred_at, pauses)
+
+
+def weekdays_after(start_at: datetime, days: int) -> datetime:
+    """Stand-in for calendar.add_working_days until that activity lands: `days` Monday-to-Friday days after
+    `start_at` in business time, same time of day (ignores public holidays and make-up working weekends)."""
+    local = start_at.astimezone(BUSINESS_TZ)
+    added = 0
+    while added < days:
+        local += DAY
+        if local.weekday() < 5:
+            added += 1
+    return local
