@@ -1,0 +1,32 @@
+# The worker image: `python worker.py` against TEMPORAL_ADDRESS, with the ledger in LEDGER_DSN (docker-compose.yml).
+FROM python:3.11.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml, so that a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the project itself (the same package `pip install .` builds on a developer's machine).
+COPY worker.py ./
+COPY workflows ./workflows
+COPY activities ./activities
+COPY starter ./starter
+COPY deploy/worker ./deploy/worker
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /app xingtu
+
+USER xingtu
+# Without TEMPORAL_ADDRESS the worker would start an embedded dev server: in this image it must be given.
+ENV TEMPORAL_ADDRESS=temporal:7233 \
+    TEMPORAL_NAMESPACE=default \
+    TEMPORAL_TASK_QUEUE=xingtu
+CMD ["python", "worker.py"]

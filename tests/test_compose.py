@@ -1,0 +1,192 @@
+"""docker-compose.yml and Dockerfile (issue 9, item 1): PostgreSQL 16, a pinned Temporal server set up with the
+admin tools, the project's search attributes, the UI on :8080, the worker with its ledger in its own database.
+
+Docker is not on the test machines: these tests read the files. Where Debian's `docker-compose` is installed
+(.ci/run installs it), `docker-compose config` validates the file too, offline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+
+import worker
+from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker"}
+ONE_SHOT = {"temporal-schema", "temporal-setup", "ledger-db"}
+VERSION_TAG = re.compile(r"^\d+(\.\d+)+")
+
+
+def resolve(value: str) -> str:
+    """Compose interpolation with the defaults written in the file (`${VAR:-default}`), as with no .env."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {key: resolve(str(value)) for key, value in environment.items()}
+
+
+def cli_type(key: Any) -> str:
+    """INDEXED_VALUE_TYPE_KEYWORD_LIST -> KeywordList, the type names of `temporal operator search-attribute`."""
+    name = IndexedValueType.Name(key.indexed_value_type).removeprefix("INDEXED_VALUE_TYPE_")
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def test_services_are_the_deployment(services: dict[str, Any]) -> None:
+    assert set(services) == LONG_RUNNING | ONE_SHOT
+
+
+def test_images_are_pinned(services: dict[str, Any]) -> None:
+    images = {name: service["image"] for name, service in services.items() if "build" not in service}
+    for name, image in images.items():
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag != "latest" and VERSION_TAG.match(tag), f"{name}: {image} is not pinned to a version"
+    assert images["postgresql"].startswith("postgres:16.")
+    assert images["temporal"].startswith("temporalio/server:")
+    server_version = images["temporal"].split(":")[1]
+    # The SQL schema must be the one this server version expects: same version of the admin tools.
+    assert images["temporal-schema"] == images["temporal-setup"] == f"temporalio/admin-tools:{server_version}"
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+
+
+def test_ports(services: dict[str, Any]) -> None:
+    assert services["temporal-ui"]["ports"] == ["8080:8080"]
+    assert services["temporal"]["ports"] == ["7233:7233"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"temporal", "temporal-ui"}  # the databases stay inside the compose network
+
+
+def test_search_attributes_are_the_codes(services: dict[str, Any]) -> None:
+    """temporal-setup registers exactly workflows.contract.names.ALL_SEARCH_ATTRIBUTES, with their types."""
+    pairs = env_of(services["temporal-setup"])["SEARCH_ATTRIBUTES"].split()
+    registered = dict(pair.split("=", 1) for pair in pairs)
+    assert len(registered) == len(pairs), "a search attribute is listed twice"
+    expected = {key.name: cli_type(key) for key in ALL_SEARCH_ATTRIBUTES}
+    line = " ".join(f"{name}={kind}" for name, kind in expected.items())
+    assert registered == expected, f"docker-compose.yml temporal-setup SEARCH_ATTRIBUTES should be: {line}"
+    assert expected["next_deadline_at"] == "Datetime" and expected["escalated"] == "Bool"
+
+
+def test_setup_creates_the_namespace_the_worker_uses(services: dict[str, Any]) -> None:
+    setup, worker_env = env_of(services["temporal-setup"]), env_of(services["worker"])
+    assert setup["TEMPORAL_NAMESPACE"] == worker_env["TEMPORAL_NAMESPACE"] == DEFAULT_NAMESPACE
+    assert setup["TEMPORAL_ADDRESS"] == worker_env["TEMPORAL_ADDRESS"] == "temporal:7233"
+    schema_script = (ROOT / "deploy/temporal/setup-schema.sh").read_text()
+    assert "temporal-sql-tool" in schema_script
+    assert "temporal/versioned" in schema_script and "visibility/versioned" in schema_script
+    namespace_script = (ROOT / "deploy/temporal/setup-namespace.sh").read_text()
+    assert "temporal operator namespace create" in namespace_script
+    assert "temporal operator search-attribute create" in namespace_script
+
+
+def test_worker_environment(services: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker reaches the server by its service name and the ledger in its own database and role, and
+    worker.Settings reads exactly that."""
+    environment = env_of(services["worker"])
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    settings = worker.Settings.from_env()
+    assert settings.address == "temporal:7233"
+    assert settings.namespace == DEFAULT_NAMESPACE and settings.task_queue == DEFAULT_TASK_QUEUE
+    dsn = urlsplit(settings.ledger_dsn)
+    ledger_db = env_of(services["ledger-db"])
+    assert dsn.scheme == "postgresql" and dsn.hostname == "postgresql" and dsn.port == 5432
+    assert dsn.path == f"/{ledger_db['LEDGER_DB']}" and dsn.path not in ("/temporal", "/temporal_visibility")
+    assert (dsn.username, dsn.password) == (ledger_db["LEDGER_USER"], ledger_db["LEDGER_PASSWORD"])
+    assert dsn.username != env_of(services["postgresql"])["POSTGRES_USER"]
+    assert services["worker"]["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+
+
+def test_start_order_from_cold(services: dict[str, Any]) -> None:
+    """Every step waits for what it needs: healthy for servers, completed for one-shot setup jobs."""
+    wanted = {
+        "temporal-schema": {"postgresql": "service_healthy"},
+        "ledger-db": {"postgresql": "service_healthy"},
+        "temporal": {"temporal-schema": "service_completed_successfully"},
+        "temporal-setup": {"temporal": "service_healthy"},
+        "temporal-ui": {"temporal": "service_healthy"},
+        "worker": {"temporal-setup": "service_completed_successfully",
+                   "ledger-db": "service_completed_successfully", "postgresql": "service_healthy"},
+    }
+    for name, needs in wanted.items():
+        depends = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+        assert depends == needs, name
+    for name in LONG_RUNNING:
+        assert services[name]["healthcheck"]["test"], f"{name} has no health check"
+        assert services[name]["restart"] == "unless-stopped"
+    for name in ONE_SHOT:
+        assert services[name]["restart"] == "no", f"{name} is a one-shot job: it must not restart"
+    order: list[str] = []
+    while len(order) < len(services):
+        ready = sorted(n for n, s in services.items() if n not in order
+                       and set(s.get("depends_on", {})) <= set(order))
+        assert ready, f"cycle in depends_on among {set(services) - set(order)}"
+        order += ready
+    assert order.index("worker") == len(order) - 1
+
+
+def test_mounted_files_exist_and_scripts_parse(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+        entrypoint = service.get("entrypoint")
+        if entrypoint:
+            script = entrypoint[-1]
+            mounts = {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+            directory, _, file_name = script.rpartition("/")
+            local = ROOT / mounts[directory] / file_name
+            assert local.is_file(), f"{name}: {script} is not in the repository"
+            subprocess.run(["sh", "-n", str(local)], check=True)
+
+
+def test_dockerfile_builds_the_worker_from_pyproject() -> None:
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^FROM (\S+)", text, re.MULTILINE)
+    assert base and re.match(r"python:3\.11\.\d+-slim", base.group(1)), "pin the Python base image"
+    assert "COPY pyproject.toml" in text and "pip install" in text
+    assert re.search(r'^CMD \["python", "worker.py"\]$', text, re.MULTILINE)
+    for path in ("worker.py", "workflows", "activities", "starter", "deploy/worker"):
+        assert re.search(rf"^COPY {re.escape(path)} ", text, re.MULTILINE), f"the image lacks {path}"
+        assert (ROOT / path).exists()
+    check = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["worker"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "python"] and (ROOT / check[2]).is_file()
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".data", ".git"} <= set(ignored)
+
+
+def test_docker_compose_validates_the_file() -> None:
+    """`docker-compose config` (Debian's package) checks the file against the Compose schema without a daemon."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-compose is missing in CI: .ci/run installs it (apt-get install docker-compose)")
+        pytest.skip("docker-compose is not installed (apt-get install --no-install-recommends docker-compose)")
+    result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == LONG_RUNNING | ONE_SHOT
