@@ -359,6 +359,7 @@ class PieceMoney(StateModel):
 
 
 class BatchRecord(StateModel):
+    piece_id: str
     count: int
     occurred_at: datetime
     cheating: bool
@@ -383,6 +384,7 @@ class Piece(StateModel):
     published_at: datetime | None = None
     licence: Licence | None = None
     objection_window_closes_at: datetime | None = None
+    content_accepted_at: datetime | None = None  # XG-5: no objection within 3 days of publication
     promotion_starts_at: datetime | None = None
     promotion_ends_at: datetime | None = None  # set when promotion stops for good
     publicity_window_closes_at: datetime | None = None
@@ -391,7 +393,10 @@ class Piece(StateModel):
     billable_events: int = 0
     billed_spend_fen: int = 0
     operator_amounts: PieceMoney | None = None  # an upheld objection or a resolved data dispute
+    earns_full_on_cancel: bool = False  # R-9: submitted and not rejected when the task was cancelled
+    decision_needed: bool = False  # R-9 / R-11: an operator must settle or decline this piece
     stop_decision: Literal["settle", "decline"] | None = None
+    settlement_due: bool = False
     settlement: PieceMoney | None = None
     settled_at: datetime | None = None
     close_reason: str | None = None
@@ -402,7 +407,7 @@ class PauseRecord(StateModel):
     piece_id: str | None
     reason: str
     paused_at: datetime
-    changes_due_at: datetime
+    changes_due_at: datetime | None  # None for a hold waiting for proof of a fix (XG-8 "continue instead")
     resumed_at: datetime | None = None
     refused_at: datetime | None = None
     deadline_missed: bool = False
@@ -453,6 +458,9 @@ class XingguangTaskState(StateModel):
     compensations: list[MoneyRecord] = Field(default_factory=list)
     penalties: list[MoneyRecord] = Field(default_factory=list)
     delay_fee_fen: int = 0
+    delay_fee_reason: str | None = None
+    deduction_requested_fen: int = 0
+    paused: bool = False
     escalated: bool = False
     escalation_reasons: list[str] = Field(default_factory=list)
     next_deadline_at: datetime | None = None
@@ -484,3 +492,8 @@ class TaskResult(ContractModel):
 
 
 XingguangTaskInput.model_rebuild()
+
+
+def xg_task_workflow_id(task_id: str) -> str:
+    """The workflow id of a Xingguang task: `xg-task:{task_id}`."""
+    return f"xg-task:{task_id}"

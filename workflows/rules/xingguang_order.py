@@ -7,6 +7,7 @@ from datetime import datetime
 
 from workflows.contract.xingguang import OrderRequest
 from workflows.rules.clock import business_time
+from workflows.rules.eligibility import CreatorFacts, creator_join_refusals
 from workflows.rules.xingguang_targeting import targeting_refusals
 
 
@@ -59,3 +60,8 @@ def order_problems(request: OrderRequest, now: datetime) -> list[str]:
     if confirms and not missing("client_review_hours", request.client_review_hours) and request.client_review_hours == 0:
         problems.append("client_review_hours: must be at least 1 when the client confirms content")
     return problems
+
+
+def creator_selection_refusals(facts: CreatorFacts) -> list[str]:
+    """XG-4: who a provider may select. The authorized-mount checks (AM-4) apply, except the mount-task bar."""
+    return creator_join_refusals(facts.model_copy(update={"mount_barred": False}))

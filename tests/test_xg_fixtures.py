@@ -1,0 +1,114 @@
+"""Helpers for the Xingguang tests (XG-1..XG-11, R-5, R-8, R-9): orders, pieces through review, polling. No tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from starter import xingguang as api
+from tests.conftest import Ctx
+from tests.helpers import DAY, business_now, creator, eligible_client
+from workflows.contract import xingguang as xg
+
+HOUR = timedelta(hours=1)
+OPERATOR, PROVIDER = "op-1", "prov-1"
+
+
+def order_request(task_id: str, client_id: str, start_at: datetime, end_at: datetime, **overrides: object
+                  ) -> xg.OrderRequest:
+    base = xg.OrderRequest(
+        task_id=task_id, client_id=client_id, content_requirements="show the app's new map feature",
+        targeting_labels=["interest:travel", "age:18-35", "city_tier:1"], placement_budget_fen=100_000,
+        unit_price_fen=50, billing_start_at=start_at, billing_end_at=end_at, creator_earnings_budget_fen=80_000,
+        platform_fee_rate_bp=1_000, provider_fee_rate_bp=500, client_confirms_content=True, client_review_hours=48)
+    return base.model_copy(update=overrides)
+
+
+async def ordered_task(ctx: Ctx, task: str, client_id: str, balance_fen: int = 300_000, start_in: timedelta = DAY,
+                       days: int = 10, **overrides: object) -> tuple[datetime, xg.OrderResult]:
+    """An ordered task with approved materials and a provider: returns (t0, order result)."""
+    eligible_client(ctx.a, client_id, balance_fen)
+    t0 = await business_now(ctx)
+    result = await api.order(ctx.client, order_request(task, client_id, t0 + start_in, t0 + start_in + days * DAY,
+                                                       **overrides), ctx.task_queue)
+    await api.review_materials(ctx.client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True),
+        xg.MaterialVerdict(kind=xg.MaterialKind.COMPONENT, item_id="app-card-1", approved=True)]))
+    await api.assign_provider(ctx.client, task, OPERATOR, PROVIDER)
+    return t0, result
+
+
+async def select(ctx: Ctx, task: str, piece: str, creator_id: str, earnings_fen: int, **kind: object) -> xg.Piece:
+    creator(ctx.a, creator_id, **kind)  # type: ignore[arg-type]
+    return await api.select_creator(ctx.client, task, xg.SelectCreatorRequest(
+        provider_id=PROVIDER, piece_id=piece, creator_id=creator_id, creator_earnings_fen=earnings_fen))
+
+
+async def submit(ctx: Ctx, task: str, piece: str, creator_id: str, content_id: str) -> xg.Piece:
+    return await api.submit_content(ctx.client, task, xg.SubmitContentRequest(
+        creator_id=creator_id, piece_id=piece, content_id=content_id))
+
+
+async def provider_says(ctx: Ctx, task: str, piece: str, approved: bool, reason: str = "") -> xg.Piece:
+    return await api.provider_review(ctx.client, task, xg.ProviderReviewRequest(
+        provider_id=PROVIDER, piece_id=piece, approved=approved, reason=reason))
+
+
+async def client_says(ctx: Ctx, task: str, client_id: str, piece: str, approved: bool, reason: str = "") -> xg.Piece:
+    return await api.client_review(ctx.client, task, xg.ClientReviewRequest(
+        client_id=client_id, piece_id=piece, approved=approved, reason=reason))
+
+
+async def published_piece(ctx: Ctx, task: str, client_id: str, piece: str, creator_id: str, earnings_fen: int,
+                          **kind: object) -> xg.Piece:
+    await select(ctx, task, piece, creator_id, earnings_fen, **kind)
+    await submit(ctx, task, piece, creator_id, f"content-{piece}")
+    reviewed = await provider_says(ctx, task, piece, True)
+    if reviewed.stage is xg.PieceStage.CLIENT_REVIEW:
+        await client_says(ctx, task, client_id, piece, True)
+    return await piece_when(ctx, task, piece, lambda p: p.published_at is not None)
+
+
+async def events(ctx: Ctx, task: str, event_id: str, piece: str, count: int, occurred_at: datetime,
+                 cheating: bool = False) -> None:
+    await api.report_billable_events(ctx.client, task, xg.BillableEventBatch(
+        event_id=event_id, piece_id=piece, count=count, occurred_at=occurred_at, cheating=cheating))
+
+
+async def task_when(ctx: Ctx, task: str, predicate: Callable[[xg.XingguangTaskState], bool]
+                    ) -> xg.XingguangTaskState:
+    state = await api.state(ctx.client, task)
+    for _ in range(200):
+        if predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+        state = await api.state(ctx.client, task)
+    raise AssertionError(f"task {task} never reached the expected state: {state.model_dump_json(indent=1)}")
+
+
+async def piece_when(ctx: Ctx, task: str, piece: str, predicate: Callable[[xg.Piece], bool]) -> xg.Piece:
+    state = await task_when(ctx, task, lambda s: piece in s.pieces and predicate(s.pieces[piece]))
+    return state.pieces[piece]
+
+
+async def sleep_until(ctx: Ctx, instant: datetime) -> None:
+    """Move virtual time to `instant` (time skipping fires every timer on the way)."""
+    now = await ctx.env.get_current_time()
+    if instant > now:
+        await ctx.env.sleep((instant - now).total_seconds())
+
+
+def xg_money(ctx: Ctx, task: str, client_id: str) -> dict[str, int]:
+    """R-8 as the ledger sees it: where the task's frozen money went."""
+    ledger = ctx.a.ledger
+    out: dict[str, int] = {"creators": 0, "promotion": 0, "platform_fee": 0, "provider_fee": 0, "delay_fee": 0,
+                           "deducted": 0, "refund": 0, "frozen": 0}
+    kinds = {"xg_creator_earnings": "creators", "xg_promotion_spend": "promotion", "xg_platform_fee": "platform_fee",
+             "xg_provider_fee": "provider_fee", "xg_delay_fee": "delay_fee", "xg_deduction": "deducted",
+             "xg_refund": "refund", "xg_freeze": "frozen"}
+    for t in ledger.transfers(business_key_prefix="xg:"):
+        if f":{task}:" in f"{t.business_key}:" and t.kind in kinds:
+            out[kinds[t.kind]] += t.amount_fen
+    out["escrow"] = ledger.balance(f"xg_task:{task}:escrow").balance_fen
+    return out

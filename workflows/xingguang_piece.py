@@ -1,0 +1,343 @@
+"""The messages about one piece of content of a Xingguang task (XG-4, XG-5, XG-6, R-5, R-9, R-11), as a base class
+of XingguangTaskWorkflow (workflows/xingguang_task.py), which holds the pieces in its state. Updates validate (a
+rejected command changes nothing) then apply; billable-event batches are signals with event ids (R-1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.directory import PartyRequest
+    from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+    from workflows.contract import xingguang as c
+    from workflows.rules import xingguang_lifecycle as life
+    from workflows.rules.clock import business_time
+    from workflows.rules.eligibility import CreatorFacts, payee_account
+    from workflows.rules.xingguang_money import billable_grant
+    from workflows.rules.xingguang_order import creator_selection_refusals
+from workflows.rules.xingguang_windows import (
+        ESCALATION_WORKING_DAYS,
+        billable,
+        client_review_due_at,
+        weekdays_after,
+    )
+
+PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
+
+
+def refused(kind: str, reasons: list[str]) -> ApplicationError:
+    """A business refusal carrying every reason (starter.xingguang.Refused reads them back)."""
+    return ApplicationError("; ".join(reasons), {"reasons": reasons}, type=kind, non_retryable=True)
+
+
+class WorkflowBase:
+    s: c.XingguangTaskState
+    _wake: bool
+
+    async def _escalates_at(self, raised_at: datetime) -> datetime:
+        """7 working days after `raised_at` (XG-5, XG-6 as AM-17). Stand-in until the `calendar.add_working_days`
+        activity lands (activities/calendar.py): weekdays only. Switch here, behind workflow.patched, when it does."""
+        return weekdays_after(raised_at, ESCALATION_WORKING_DAYS)
+
+    def _changed(self) -> None:
+        self.s.messages_this_run += 1
+        self._wake = True
+
+    @staticmethod
+    def _require(ok: bool, problem: str) -> None:
+        if not ok:
+            raise ValueError(problem)
+
+    def _piece(self, piece_id: str, *stages: c.PieceStage) -> c.Piece:
+        piece = self.s.pieces.get(piece_id)
+        if piece is None:
+            raise ValueError(f"piece_id: no piece {piece_id} in task {self.s.task_id}")
+        if stages and piece.stage not in stages:
+            allowed = ", ".join(st.value for st in stages)
+            raise ValueError(f"piece_id: piece {piece_id} is {piece.stage.value}, not {allowed}")
+        return piece
+
+    def _unit_price(self) -> int:
+        assert self.s.order is not None and self.s.order.unit_price_fen is not None
+        return self.s.order.unit_price_fen
+
+    def _placement_left(self) -> int:
+        assert self.s.result is not None
+        return self.s.result.terms.placement_budget_fen - self.s.placement_spent_fen
+
+
+class PieceMessages(WorkflowBase):
+    # ---------------------------------------------------------------- the provider selects a creator (XG-4, R-8)
+    @workflow.update(name="select_creator")
+    async def select_creator(self, request: c.SelectCreatorRequest) -> c.Piece:
+        s = self.s
+        if (existing := s.pieces.get(request.piece_id)) is not None:
+            return existing
+        facts = await workflow.execute_activity(
+            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        reasons = creator_selection_refusals(facts)
+        if (existing := s.pieces.get(request.piece_id)) is not None:
+            return existing
+        if problem := self._earnings_problem(request.creator_earnings_fen):
+            reasons.append(problem)  # a concurrent selection used the budget meanwhile
+        if reasons:
+            raise refused("SelectionRefused", reasons)
+        piece = c.Piece(piece_id=request.piece_id, creator_id=request.creator_id, payee_account=payee_account(facts),
+                        agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
+        s.pieces[piece.piece_id] = piece
+        s.earnings_committed_fen += piece.agreed_earnings_fen
+        self._changed()
+        return piece
+
+    @select_creator.validator
+    def validate_select_creator(self, request: c.SelectCreatorRequest) -> None:
+        s = self.s
+        if (existing := s.pieces.get(request.piece_id)) is not None:
+            if (existing.creator_id, existing.agreed_earnings_fen) != (request.creator_id,
+                                                                        request.creator_earnings_fen):
+                raise ValueError(f"piece_id: {request.piece_id} is already selected for creator "
+                                 f"{existing.creator_id} at {existing.agreed_earnings_fen} fen")
+            return
+        self._require(s.stage is c.TaskStage.IN_PROGRESS and s.promotion_stopped_at is None,
+                      f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
+        self._require(request.provider_id == s.provider_id,
+                      f"provider_id: {request.provider_id} is not the provider assigned to task {s.task_id}")
+        if problem := self._earnings_problem(request.creator_earnings_fen):
+            raise ValueError(problem)
+
+    def _earnings_problem(self, earnings_fen: int) -> str | None:
+        s = self.s
+        assert s.result is not None
+        left = s.result.terms.creator_earnings_budget_fen - s.earnings_committed_fen
+        if earnings_fen > left:
+            return (f"creator_earnings_fen: {earnings_fen} passes what is left of the creator earnings budget "
+                    f"({left} of {s.result.terms.creator_earnings_budget_fen} fen)")
+        return None
+
+    # ---------------------------------------------------------------- creator submits, provider reviews (XG-4)
+    @workflow.update(name="submit_content")
+    def submit_content(self, request: c.SubmitContentRequest) -> c.Piece:
+        piece = self.s.pieces[request.piece_id]
+        if piece.stage is c.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
+            return piece  # the same submission again
+        piece.content_id, piece.submitted_at = request.content_id, workflow.now()
+        piece.stage = c.PieceStage.PROVIDER_REVIEW
+        self._changed()
+        return piece
+
+    @submit_content.validator
+    def validate_submit_content(self, request: c.SubmitContentRequest) -> None:
+        piece = self._piece(request.piece_id)
+        self._require(piece.creator_id == request.creator_id,
+                      f"creator_id: piece {piece.piece_id} belongs to creator {piece.creator_id}")
+        if piece.stage is c.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
+            return
+        self._piece(request.piece_id, c.PieceStage.SELECTED, c.PieceStage.REVISION)
+        self._require(self.s.stage is c.TaskStage.IN_PROGRESS, f"task {self.s.task_id} is {self.s.stage.value}")
+
+    @workflow.update(name="provider_review")
+    def provider_review(self, request: c.ProviderReviewRequest) -> c.Piece:
+        s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
+        assert s.order is not None
+        piece.reviews.append(c.ReviewRecord(by="provider", approved=request.approved, reason=request.reason, at=now))
+        if not request.approved:
+            piece.stage, piece.revisions = c.PieceStage.REVISION, piece.revisions + 1
+        elif s.order.client_confirms_content:
+            assert s.order.client_review_hours is not None
+            piece.stage = c.PieceStage.CLIENT_REVIEW
+            piece.client_review_due_at = client_review_due_at(now, s.order.client_review_hours)
+        else:
+            piece.stage, piece.approved_at = c.PieceStage.APPROVED, now
+        self._changed()
+        return piece
+
+    @provider_review.validator
+    def validate_provider_review(self, request: c.ProviderReviewRequest) -> None:
+        self._piece(request.piece_id, c.PieceStage.PROVIDER_REVIEW)
+        self._require(request.provider_id == self.s.provider_id,
+                      f"provider_id: {request.provider_id} is not the provider of task {self.s.task_id}")
+        self._require(request.approved or bool(request.reason.strip()),
+                      "reason: required when sending content back for revision")
+
+    @workflow.update(name="client_review")
+    def client_review(self, request: c.ClientReviewRequest) -> c.Piece:
+        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        piece.reviews.append(c.ReviewRecord(by="client", approved=request.approved, reason=request.reason, at=now))
+        if request.approved:
+            piece.stage, piece.approved_at = c.PieceStage.APPROVED, now
+        else:
+            piece.stage, piece.revisions = c.PieceStage.REVISION, piece.revisions + 1
+        self._changed()
+        return piece
+
+    @client_review.validator
+    def validate_client_review(self, request: c.ClientReviewRequest) -> None:
+        piece = self._piece(request.piece_id, c.PieceStage.CLIENT_REVIEW)
+        self._require(request.client_id == self.s.client_id,
+                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
+        assert piece.client_review_due_at is not None
+        self._require(workflow.now() < piece.client_review_due_at,
+                      f"the review deadline passed at {business_time(piece.client_review_due_at)}: "
+                      "silence approved the content (XG-4)")
+        self._require(request.approved or bool(request.reason.strip()), "reason: required when rejecting content")
+
+    # ---------------------------------------------------------------- objections (XG-5)
+    @workflow.update(name="raise_objection")
+    async def raise_objection(self, request: c.RaiseObjectionRequest) -> c.Piece:
+        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        if piece.objection is None:
+            piece.objection = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
+            piece.objection.escalates_at = await self._escalates_at(now)
+            self._changed()
+        return piece
+
+    @raise_objection.validator
+    def validate_raise_objection(self, request: c.RaiseObjectionRequest) -> None:
+        piece = self._piece(request.piece_id, *life.BEFORE_PUBLICATION, *PUBLISHED)
+        self._require(request.client_id == self.s.client_id,
+                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
+        self._require(piece.objection is None, f"piece {piece.piece_id} already has an objection")
+        closes = piece.objection_window_closes_at
+        self._require(closes is None or workflow.now() < closes,
+                      f"the objection window closed at {business_time(closes) if closes else ''}: the content is "
+                      "deemed accepted (XG-5)")
+
+    @workflow.update(name="decide_objection")
+    def decide_objection(self, request: c.DecideObjectionRequest) -> c.Piece:
+        s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
+        assert piece.objection is not None
+        piece.objection.decided_at = now
+        piece.objection.outcome = f"{'upheld' if request.upheld else 'dismissed'}: {request.note}"
+        if request.upheld:
+            # The piece stops promoting and settles at the operator's amounts, now.
+            s.placement_spent_fen -= piece.billed_spend_fen - request.promotion_spend_fen
+            piece.operator_amounts = c.PieceMoney(creator_earnings_fen=request.creator_earnings_fen,
+                                                  promotion_spend_fen=request.promotion_spend_fen)
+            if piece.stage is c.PieceStage.PUBLISHED:
+                life.end_promotion(piece, now)
+            piece.settlement_due = True
+        self._changed()
+        return piece
+
+    @decide_objection.validator
+    def validate_decide_objection(self, request: c.DecideObjectionRequest) -> None:
+        piece = self._piece(request.piece_id)
+        self._require(life.open_case(piece.objection), f"piece {piece.piece_id} has no open objection")
+        if request.upheld:
+            earned = piece.agreed_earnings_fen if piece.published_at is not None else 0
+            self._require(request.creator_earnings_fen <= earned,
+                          f"creator_earnings_fen: at most what the piece earned ({earned} fen)")
+            self._require(request.promotion_spend_fen <= piece.billed_spend_fen,
+                          f"promotion_spend_fen: at most the promotion billed ({piece.billed_spend_fen} fen)")
+
+    # ---------------------------------------------------------------- promotion data (XG-6, R-1, R-9)
+    @workflow.signal(name="report_billable_events")
+    def report_billable_events(self, batch: c.BillableEventBatch) -> None:
+        """R-1: each batch bills once; cheating never; outside promotion or inside a pause, never; after the piece
+        settled, logged as late. Bills whole events while the placement budget lasts; the batch that uses it up ends
+        promotion for every piece at its instant (R-11)."""
+        s = self.s
+        s.messages_this_run += 1
+        if batch.event_id in s.batches:
+            return
+        record = c.BatchRecord(piece_id=batch.piece_id, count=batch.count, occurred_at=batch.occurred_at, cheating=batch.cheating)
+        s.batches[batch.event_id] = record
+        piece = s.pieces.get(batch.piece_id)
+        if piece is None or piece.stage in life.DONE:
+            record.late = True
+            workflow.logger.info("batch %s for piece %s arrived when nothing can bill: logged", batch.event_id,
+                                 batch.piece_id)
+            return
+        if batch.event_id in s.pending_void_ids:
+            record.voided = True
+            return
+        if piece.promotion_starts_at is None or not billable(
+                batch.occurred_at, piece.promotion_starts_at, life.piece_promotion_end(s, piece),
+                life.pause_intervals(s, piece.piece_id), batch.cheating):
+            return
+        price = self._unit_price()
+        granted = billable_grant(batch.count, price, self._placement_left())
+        record.billed_events = granted
+        piece.billable_events += granted
+        piece.billed_spend_fen += granted * price
+        s.placement_spent_fen += granted * price
+        if granted < batch.count or self._placement_left() < price:
+            if s.promotion_stopped_at is None or batch.occurred_at < s.promotion_stopped_at:
+                s.promotion_stopped_at = batch.occurred_at
+                s.end_reason = "placement budget used up"
+            self._wake = True
+
+    @workflow.signal(name="void_billable_events")
+    def void_billable_events(self, void: c.VoidBillableEvents) -> None:
+        """R-1: the platform voids a batch (cheating found later) until its piece is settled."""
+        s = self.s
+        s.messages_this_run += 1
+        record = s.batches.get(void.event_id)
+        if record is None:
+            if void.event_id not in s.pending_void_ids:
+                s.pending_void_ids.append(void.event_id)
+            return
+        owner = s.pieces.get(record.piece_id)
+        if record.voided or record.late or owner is None or owner.stage in life.DONE:
+            return
+        record.voided = True
+        price = self._unit_price()
+        owner.billable_events -= record.billed_events
+        owner.billed_spend_fen -= record.billed_events * price
+        s.placement_spent_fen -= record.billed_events * price
+        record.billed_events = 0
+
+    @workflow.update(name="raise_data_dispute")
+    async def raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> c.Piece:
+        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        if piece.data_dispute is None:
+            piece.data_dispute = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
+            piece.data_dispute.escalates_at = await self._escalates_at(now)
+            self._changed()
+        return piece
+
+    @raise_data_dispute.validator
+    def validate_raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> None:
+        piece = self._piece(request.piece_id, *PUBLISHED)
+        self._require(request.client_id == self.s.client_id,
+                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
+        self._require(piece.data_dispute is None, f"piece {piece.piece_id} already had a data dispute")
+        closes = piece.publicity_window_closes_at
+        self._require(closes is None or workflow.now() < closes,
+                      f"the publicity window closed at {business_time(closes) if closes else ''}: the data is "
+                      "deemed confirmed (XG-6)")
+
+    @workflow.update(name="resolve_data_dispute")
+    def resolve_data_dispute(self, request: c.ResolveDataDisputeRequest) -> c.Piece:
+        s, piece, price = self.s, self.s.pieces[request.piece_id], self._unit_price()
+        assert piece.data_dispute is not None
+        events = min(request.billable_events, piece.billable_events + self._placement_left() // price)
+        s.placement_spent_fen += (events - piece.billable_events) * price
+        piece.billable_events, piece.billed_spend_fen = events, events * price
+        piece.data_dispute.decided_at = workflow.now()
+        piece.data_dispute.outcome = f"{events} billable events: {request.note}"
+        self._changed()
+        return piece
+
+    @resolve_data_dispute.validator
+    def validate_resolve_data_dispute(self, request: c.ResolveDataDisputeRequest) -> None:
+        piece = self._piece(request.piece_id)
+        self._require(life.open_case(piece.data_dispute), f"piece {piece.piece_id} has no open data dispute")
+
+    # ---------------------------------------------------------------- per-piece decisions on a stop (R-9, R-11)
+    @workflow.update(name="decide_piece")
+    def decide_piece(self, request: c.DecidePieceRequest) -> c.Piece:
+        piece = self.s.pieces[request.piece_id]
+        piece.stop_decision = "settle" if request.settle else "decline"
+        piece.decision_needed, piece.settlement_due = False, True
+        self._changed()
+        return piece
+
+    @decide_piece.validator
+    def validate_decide_piece(self, request: c.DecidePieceRequest) -> None:
+        piece = self._piece(request.piece_id)
+        self._require(piece.decision_needed, f"piece {piece.piece_id} is not waiting for a settle-or-decline decision")

@@ -1,0 +1,493 @@
+"""XingguangTaskWorkflow (`xg-task:{task_id}`): one Xingguang joint-placement task from order to settlement (R-5).
+
+Stages: draft -> materials_review -> awaiting_provider -> in_progress -> settling -> closed (or stopped on an R-11
+fault, then settling once every piece is decided). Pieces of content live in this workflow's state: a task's pieces
+are chosen one by one by its service provider (tens, not thousands), every rule that spans pieces (the placement
+budget, pauses of the whole task, a stop, the refund) is then one deterministic decision, and the only unbounded
+inflow, billable-event batches, is bounded per run by continue-as-new (DESIGN "Limits").
+
+The loop: apply what time decides (workflows/rules/xingguang_lifecycle.advance), run the money that fell due,
+sleep until the next deadline or the next message. Handlers validate, change state and wake the loop.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.xg_ledger import (
+        XgChargeRequest,
+        XgChargeResult,
+        XgCompensateRequest,
+        XgFreezeBalanceRequest,
+        XgFreezeRequest,
+        XgFreezeResult,
+        XgMoveResult,
+        XgRefundRequest,
+        XgRefundResult,
+        XgSettleRequest,
+        XgSettleResult,
+    )
+    from workflows.contract import xingguang as c
+    from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
+    from workflows.rules import xingguang_lifecycle as life
+    from workflows.rules.clock import business_time
+    from workflows.rules.xingguang_money import damages_cap, damages_payable, delay_fee_limit, frozen_at_order
+    from workflows.rules.xingguang_order import order_problems
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.xingguang_piece import PieceMessages, refused
+
+DRAFT_TTL = timedelta(hours=1)
+
+
+@workflow.defn(name=XINGGUANG_TASK_WORKFLOW)
+class XingguangTaskWorkflow(PieceMessages):
+    @workflow.init
+    def __init__(self, input: c.XingguangTaskInput) -> None:
+        self.s = input.carried_state or c.XingguangTaskState(task_id=input.task_id)
+        self._ordering = False
+        self._wake = False
+
+    # ---------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, input: c.XingguangTaskInput) -> c.TaskResult:
+        s = self.s
+        if s.stage is c.TaskStage.DRAFT:
+            workflow.set_current_details(f"xg task {s.task_id}: draft, waiting for the order update")
+            try:
+                await workflow.wait_condition(lambda: s.stage is not c.TaskStage.DRAFT and not self._ordering,
+                                              timeout=DRAFT_TTL, timeout_summary="draft expires unordered")
+            except TimeoutError:
+                s.stage = c.TaskStage.NOT_ORDERED
+                raise refused("TaskNotOrdered", [f"task {s.task_id} was not ordered within {DRAFT_TTL}",
+                                                 *s.last_refusal]) from None
+        while s.stage is not c.TaskStage.CLOSED:
+            self._tick()
+            await self._run_due_money()
+            if s.stage is c.TaskStage.CLOSED:
+                break
+            next_at, what = life.next_deadline(s)
+            self._wake = False
+            try:
+                await workflow.wait_condition(
+                    lambda: self._wake or continue_as_new_due(s.messages_this_run),
+                    timeout=until(next_at) if next_at else None,
+                    timeout_summary=f"{what} {business_time(next_at)}" if next_at else None,
+                )
+            except TimeoutError:
+                pass
+            await self._continue_as_new_if_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._result()
+
+    def _tick(self) -> None:
+        """Apply what time decides now and show where the task stands."""
+        s = self.s
+        life.advance(s, workflow.now())
+        next_at, what = life.next_deadline(s)
+        counts: dict[str, int] = {}
+        for piece in s.pieces.values():
+            counts[piece.stage.value] = counts.get(piece.stage.value, 0) + 1
+        pieces = ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items())) or "no pieces"
+        paused = " (paused)" if s.paused else ""
+        waiting = f"; next: {what} {business_time(next_at)}" if next_at else ""
+        escalated = f"; ESCALATED: {s.escalation_reasons[0]}" if s.escalated else ""
+        workflow.set_current_details(f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}")
+        stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated)
+
+    # ---------------------------------------------------------------- order (XG-1, XG-2, R-8)
+    @workflow.update(name="order")
+    async def order(self, request: c.OrderRequest) -> c.OrderResult:
+        s = self.s
+        if s.result is not None:
+            return s.result
+        self._ordering = True
+        try:
+            assert request.placement_budget_fen is not None and request.creator_earnings_budget_fen is not None
+            assert request.provider_fee_rate_bp is not None
+            waived = bool(request.platform_fee_waiver and request.platform_fee_waiver.strip())
+            rate = 0 if waived else (request.platform_fee_rate_bp or 0)
+            fee, total = frozen_at_order(request.placement_budget_fen, request.creator_earnings_budget_fen, rate,
+                                         waived)
+            try:
+                freeze = await workflow.execute_activity(
+                    "xg_ledger.freeze", XgFreezeRequest(task_id=s.task_id, client_id=request.client_id,
+                                                        amount_fen=total),
+                    result_type=XgFreezeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError) and err.cause.type == "InsufficientFunds":
+                    s.last_refusal = [(f"balance does not cover the order's freeze of {total} fen (placement "
+                                      f"budget + creator earnings budget + platform fee {fee}): {err.cause.message}")]
+                    raise refused("OrderRefused", s.last_refusal) from None
+                raise
+            terms = c.OrderTerms(
+                placement_budget_fen=request.placement_budget_fen,
+                creator_earnings_budget_fen=request.creator_earnings_budget_fen, platform_fee_rate_bp=rate,
+                platform_fee_waived=waived, platform_fee_waiver=request.platform_fee_waiver if waived else None,
+                platform_fee_frozen_fen=fee, provider_fee_rate_bp=request.provider_fee_rate_bp,
+                frozen_fen=freeze.frozen_fen)
+            s.order, s.client_id, s.frozen_fen = request, request.client_id, freeze.frozen_fen
+            s.billing_start_at, s.billing_end_at = request.billing_start_at, request.billing_end_at
+            s.result = c.OrderResult(task_id=s.task_id, ordered_at=workflow.now(), terms=terms,
+                                     freeze_transfer_id=freeze.transfer_id)
+            s.stage, s.last_refusal = c.TaskStage.MATERIALS_REVIEW, []
+            workflow.upsert_search_attributes([SA.CLIENT_ID.value_set(request.client_id)])
+            self._changed()
+            return s.result
+        finally:
+            self._ordering = False
+
+    @order.validator
+    def validate_order(self, request: c.OrderRequest) -> None:
+        s = self.s
+        if request.task_id != s.task_id:
+            raise refused("OrderRefused", [(f"task_id: {request.task_id} does not match this workflow's task "
+                                           f"{s.task_id}")])
+        if s.result is not None:
+            if s.order != request:
+                raise refused("OrderRefused", [f"task {s.task_id} is already ordered with different terms"])
+            return
+        if s.stage is not c.TaskStage.DRAFT or self._ordering:
+            raise refused("OrderRefused", [f"task {s.task_id} is being ordered by another call; retry to read "
+                                           "its answer" if self._ordering else f"task {s.task_id} is {s.stage}"])
+        problems = order_problems(request, workflow.now())
+        if problems:
+            s.last_refusal = problems
+            raise refused("OrderRefused", problems)
+
+    # ---------------------------------------------------------------- materials and provider (XG-1, XG-3)
+    @workflow.update(name="review_materials")
+    def review_materials(self, request: c.ReviewMaterialsRequest) -> c.XingguangTaskState:
+        s = self.s
+        s.materials = list(request.verdicts)
+        refusals = [f"{v.kind.value} {v.item_id}: {v.reason}" for v in request.verdicts if not v.approved]
+        if refusals:
+            # XG-1: the platform refuses the materials; nothing was made, everything frozen goes back.
+            s.materials_refused, s.end_reason = True, "materials refused: " + "; ".join(refusals)
+            life.start_settling(s)
+        else:
+            s.stage = c.TaskStage.AWAITING_PROVIDER
+        self._changed()
+        return s
+
+    @review_materials.validator
+    def validate_review_materials(self, request: c.ReviewMaterialsRequest) -> None:
+        self._require(self.s.stage is c.TaskStage.MATERIALS_REVIEW,
+                      f"task {self.s.task_id} is {self.s.stage.value}, not materials_review")
+        missing = [f"verdicts[{i}].reason" for i, v in enumerate(request.verdicts)
+                   if not v.approved and not v.reason.strip()]
+        self._require(not missing, f"{', '.join(missing)}: required when refusing a material")
+
+    @workflow.update(name="assign_provider")
+    def assign_provider(self, request: c.AssignProviderRequest) -> c.XingguangTaskState:
+        self.s.provider_id, self.s.stage = request.provider_id, c.TaskStage.IN_PROGRESS
+        self._changed()
+        return self.s
+
+    @assign_provider.validator
+    def validate_assign_provider(self, request: c.AssignProviderRequest) -> None:
+        self._require(self.s.stage is c.TaskStage.AWAITING_PROVIDER,
+                      f"task {self.s.task_id} is {self.s.stage.value}, not awaiting_provider")
+
+    # ---------------------------------------------------------------- compliance pause (XG-7, R-9)
+    @workflow.update(name="pause")
+    def pause(self, request: c.PauseRequest) -> c.PauseRecord:
+        if (existing := self._pause(request.pause_id)) is not None:
+            return existing
+        record = c.PauseRecord(pause_id=request.pause_id, piece_id=request.piece_id, reason=request.reason,
+                               paused_at=workflow.now(), changes_due_at=request.changes_due_at)
+        self.s.pauses.append(record)
+        self._changed()
+        return record
+
+    @pause.validator
+    def validate_pause(self, request: c.PauseRequest) -> None:
+        if self._pause(request.pause_id) is not None:
+            return
+        self._require(self.s.stage is c.TaskStage.IN_PROGRESS and self.s.promotion_stopped_at is None,
+                      f"task {self.s.task_id} is {self.s.stage.value}: only a task in progress is paused")
+        if request.piece_id is not None:
+            self._piece(request.piece_id, *life.BEFORE_PUBLICATION, c.PieceStage.PUBLISHED)
+        self._require(request.changes_due_at > workflow.now(),
+                      f"changes_due_at: {business_time(request.changes_due_at)} is not in the future")
+
+    @workflow.update(name="respond_to_pause")
+    def respond_to_pause(self, request: c.RespondToPauseRequest) -> c.PauseRecord:
+        record = self._pause(request.pause_id)
+        assert record is not None
+        if request.changes_made:
+            record.resumed_at = workflow.now()
+        else:
+            record.refused_at = workflow.now()
+        self._changed()
+        return record
+
+    @respond_to_pause.validator
+    def validate_respond_to_pause(self, request: c.RespondToPauseRequest) -> None:
+        record = self._pause(request.pause_id)
+        self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
+        assert record is not None and record.changes_due_at is not None
+        self._require(request.client_id == self.s.client_id,
+                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
+        self._require(life.open_pause(record), f"pause {record.pause_id} is already answered")
+        self._require(not request.changes_made or workflow.now() < record.changes_due_at,
+                      f"the deadline for changes passed at {business_time(record.changes_due_at)}: the platform "
+                      "may cancel the task (XG-7)")
+
+    @workflow.update(name="cancel_after_pause")
+    def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> c.XingguangTaskState:
+        s, now = self.s, workflow.now()
+        record = self._pause(request.pause_id)
+        assert record is not None
+        record.cancelled_at = now
+        record.deadline_missed = record.refused_at is None
+        s.delay_fee_fen, s.delay_fee_reason = request.delay_fee_fen, request.delay_fee_reason or None
+        s.end_reason = (f"cancelled after pause {record.pause_id}: "
+                        f"{'changes refused' if record.refused_at else 'deadline for changes missed'}")
+        life.cancel_for_delay(s, now)
+        self._changed()
+        return s
+
+    @cancel_after_pause.validator
+    def validate_cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> None:
+        s, record = self.s, self._pause(request.pause_id)
+        self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
+        assert record is not None and record.changes_due_at is not None
+        self._require(s.stage in life.RUNNING and record.cancelled_at is None,
+                      f"task {s.task_id} is {s.stage.value}: nothing to cancel")
+        self._require(record.refused_at is not None or (record.resumed_at is None
+                                                        and workflow.now() >= record.changes_due_at),
+                      f"pause {record.pause_id}: the client has until {business_time(record.changes_due_at)} and "
+                      "has not refused; a task is cancelled only after a refusal or a missed deadline (XG-7)")
+        limit = delay_fee_limit(s.frozen_fen, life.committed_fen(s))
+        self._require(request.delay_fee_fen <= limit,
+                      f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
+        self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
+                      "delay_fee_reason: required with a delay fee (R-9)")
+
+    def _pause(self, pause_id: str) -> c.PauseRecord | None:
+        return next((p for p in self.s.pauses if p.pause_id == pause_id), None)
+
+    # ---------------------------------------------------------------- termination events (XG-8, R-11, R-9)
+    @workflow.update(name="record_violation")
+    def record_violation(self, request: c.RecordViolationRequest) -> c.XingguangTaskState:
+        s, now = self.s, workflow.now()
+        if any(v.violation_id == request.violation_id for v in s.violations):
+            return s
+        cause = request.cause
+        decision: c.ViolationDecision | None = None
+        if cause is c.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED:
+            s.promotion_stopped_at, s.end_reason = now, f"ordinary end: {request.note}"
+        elif cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
+            assert request.piece_id is not None
+            piece = s.pieces[request.piece_id]
+            if piece.stage is c.PieceStage.PUBLISHED:
+                life.end_promotion(piece, now)
+            piece.decision_needed = True
+        else:
+            decision = request.decision
+            if decision is c.ViolationDecision.STOP:
+                s.end_reason = f"stopped: {cause.value}: {request.note}"
+                life.stop(s, now)
+            else:
+                s.pauses.append(c.PauseRecord(pause_id=request.violation_id, piece_id=None, kind="fix",
+                                              reason=f"{cause.value}: {request.note}", paused_at=now,
+                                              changes_due_at=None))
+        s.violations.append(c.ViolationRecord(violation_id=request.violation_id, cause=cause, note=request.note,
+                                              piece_id=request.piece_id, decision=decision, recorded_at=now))
+        self._changed()
+        return s
+
+    @record_violation.validator
+    def validate_record_violation(self, request: c.RecordViolationRequest) -> None:
+        s = self.s
+        if any(v.violation_id == request.violation_id for v in s.violations):
+            return
+        self._require(s.stage in life.RUNNING, f"task {s.task_id} is {s.stage.value}: no in-flight task to stop")
+        if request.cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
+            self._require(request.piece_id is not None, "piece_id: required for content deleted or made non-public")
+            assert request.piece_id is not None
+            self._piece(request.piece_id, c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
+
+    @workflow.update(name="submit_fix_proof")
+    def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> c.XingguangTaskState:
+        now = workflow.now()
+        violation = next(v for v in self.s.violations if v.violation_id == request.violation_id)
+        violation.proof, violation.resumed_at = f"{request.proof} (by {request.submitted_by})", now
+        hold = self._pause(request.violation_id)
+        assert hold is not None
+        hold.resumed_at = now
+        self._changed()
+        return self.s
+
+    @submit_fix_proof.validator
+    def validate_submit_fix_proof(self, request: c.SubmitFixProofRequest) -> None:
+        violation = next((v for v in self.s.violations if v.violation_id == request.violation_id), None)
+        self._require(violation is not None and violation.decision is c.ViolationDecision.CONTINUE_AFTER_FIX
+                      and violation.resumed_at is None,
+                      f"violation_id: {request.violation_id} is not waiting for proof of a fix")
+
+    # ---------------------------------------------------------------- compensation, penalties (XG-8, XG-10)
+    @workflow.update(name="compensate")
+    async def compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
+        s = self.s
+        assert s.client_id is not None
+        if (done := self._compensation(request.compensation_id)) is not None:
+            return done
+        try:
+            await workflow.execute_activity(
+                "xg_ledger.compensate",
+                XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=s.client_id,
+                                    amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"),
+                result_type=XgMoveResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
+                raise refused("CompensationRefused", [err.cause.message]) from None
+            raise
+        policy = f" under policy {request.policy}" if request.policy else ""
+        s.compensations.append(c.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
+                                             amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
+                                             at=workflow.now()))
+        self._changed()
+        result = self._compensation(request.compensation_id)
+        assert result is not None
+        return result
+
+    @compensate.validator
+    def validate_compensate(self, request: c.CompensateRequest) -> None:
+        if self._compensation(request.compensation_id) is not None:
+            return
+        self._require(self.s.result is not None, f"task {self.s.task_id} has no order to compensate")
+        if request.kind is c.CompensationKind.DELIVERY_ANOMALY:
+            self._require(bool(request.policy.strip()), "policy: required for a delivery anomaly (XG-10)")
+            return
+        self._require(request.loss_fen is not None, "loss_fen: required for damages (XG-10)")
+        assert request.loss_fen is not None
+        paid = sum(r.amount_fen for r in self.s.compensations if r.kind == c.CompensationKind.DAMAGES.value)
+        cap = damages_cap(self.s.frozen_fen)
+        limit = damages_payable(request.loss_fen, self.s.frozen_fen, paid)
+        self._require(request.amount_fen <= limit,
+                      f"amount_fen: {request.amount_fen} is above what may be paid ({limit} fen): damages are capped "
+                      f"at {cap} fen (20% of the order amount {self.s.frozen_fen} fen, rounded down), {paid} fen "
+                      f"already paid, loss {request.loss_fen} fen")
+
+    def _compensation(self, compensation_id: str) -> c.CompensationResult | None:
+        for record in self.s.compensations:
+            if record.ref_id == compensation_id:
+                kind = c.CompensationKind(record.kind)
+                return c.CompensationResult(
+                    compensation_id=record.ref_id, kind=kind, paid_fen=record.amount_fen, paid_at=record.at,
+                    cap_fen=damages_cap(self.s.frozen_fen) if kind is c.CompensationKind.DAMAGES else None)
+        return None
+
+    @workflow.update(name="penalize")
+    async def penalize(self, request: c.PenalizeRequest) -> c.PenaltyResult:
+        s = self.s
+        assert s.client_id is not None
+        if (done := self._penalty(request.penalty_id)) is not None:
+            return done
+        if request.action is c.PenaltyAction.FREEZE:
+            try:
+                await workflow.execute_activity(
+                    "xg_ledger.freeze_balance",
+                    XgFreezeBalanceRequest(task_id=s.task_id, penalty_id=request.penalty_id, client_id=s.client_id,
+                                           amount_fen=request.amount_fen, reason=request.reason),
+                    result_type=XgMoveResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            except ActivityError as err:
+                if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
+                    raise refused("PenaltyRefused", [err.cause.message]) from None
+                raise
+        else:
+            s.deduction_requested_fen += request.amount_fen
+        s.penalties.append(c.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
+                                         amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
+        self._changed()
+        result = self._penalty(request.penalty_id)
+        assert result is not None
+        return result
+
+    @penalize.validator
+    def validate_penalize(self, request: c.PenalizeRequest) -> None:
+        if self._penalty(request.penalty_id) is None:
+            self._require(self.s.result is not None and self.s.stage is not c.TaskStage.CLOSED,
+                          f"task {self.s.task_id} is {self.s.stage.value}: nothing to deduct or freeze against")
+
+    def _penalty(self, penalty_id: str) -> c.PenaltyResult | None:
+        return next((c.PenaltyResult(penalty_id=r.ref_id, action=c.PenaltyAction(r.kind), amount_fen=r.amount_fen,
+                                     recorded_at=r.at) for r in self.s.penalties if r.ref_id == penalty_id), None)
+
+    @workflow.query(name="state")
+    def state(self) -> c.XingguangTaskState:
+        return self.s
+
+    # ---------------------------------------------------------------- money that fell due
+    async def _run_due_money(self) -> None:
+        s = self.s
+        for piece in list(s.pieces.values()):
+            if piece.settlement_due and piece.stage not in life.DONE:
+                await self._settle(piece)
+        life.advance(s, workflow.now())
+        if life.ready_to_close(s):
+            await self._close()
+
+    async def _settle(self, piece: c.Piece) -> None:
+        """R-8: once, after the publicity window (or at an operator's decision)."""
+        s = self.s
+        money = life.settlement_amounts(s, piece)
+        await workflow.execute_activity(
+            "xg_ledger.settle_piece",
+            XgSettleRequest(task_id=s.task_id, piece_id=piece.piece_id, payee_account=money.payee_account,
+                            creator_earnings_fen=money.creator_earnings_fen,
+                            promotion_spend_fen=money.promotion_spend_fen, platform_fee_fen=money.platform_fee_fen,
+                            provider_id=s.provider_id, provider_fee_fen=money.provider_fee_fen),
+            result_type=XgSettleResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        piece.settlement, piece.settled_at, piece.settlement_due = money, workflow.now(), False
+        piece.stage = c.PieceStage.CLOSED if piece.stop_decision == "decline" else c.PieceStage.SETTLED
+        if piece.stop_decision == "decline":
+            piece.close_reason = "declined by an operator: creator earnings withheld (XG-8)"
+        s.paid_to_creators_fen += money.creator_earnings_fen
+        s.promotion_spend_fen += money.promotion_spend_fen
+        s.platform_fees_fen += money.platform_fee_fen
+        s.provider_fees_fen += money.provider_fee_fen
+
+    async def _close(self) -> None:
+        """R-8 / R-9: the delay fee (if any), then the remainder less deductions back to the client."""
+        s = self.s
+        assert s.client_id is not None
+        if s.delay_fee_fen:
+            charged = await workflow.execute_activity(
+                "xg_ledger.charge", XgChargeRequest(task_id=s.task_id, charge_id="delay_fee",
+                                                    amount_fen=s.delay_fee_fen,
+                                                    reason=s.delay_fee_reason or "delay-period task service fee"),
+                result_type=XgChargeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            s.delay_fee_fen = charged.amount_fen
+        reasons = "; ".join(r.reason for r in s.penalties if r.kind == c.PenaltyAction.DEDUCT.value)
+        refund = await workflow.execute_activity(
+            "xg_ledger.refund", XgRefundRequest(task_id=s.task_id, client_id=s.client_id,
+                                                deduction_fen=s.deduction_requested_fen, deduction_reason=reasons),
+            result_type=XgRefundResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen
+        s.stage, s.closed_at = c.TaskStage.CLOSED, workflow.now()
+        s.escalated, s.escalation_reasons, s.next_deadline_at = False, [], None
+        workflow.set_current_details(f"xg task {s.task_id}: closed; refunded {s.refunded_fen} fen")
+        stage_attributes(s.stage.value, None, False)
+
+    # ---------------------------------------------------------------- internals
+    async def _continue_as_new_if_due(self) -> None:
+        if continue_as_new_due(self.s.messages_this_run):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self.s.messages_this_run = 0
+            workflow.continue_as_new(c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s))
+
+    def _result(self) -> c.TaskResult:
+        s = self.s
+        return c.TaskResult(
+            task_id=s.task_id, stage=s.stage, end_reason=s.end_reason, frozen_fen=s.frozen_fen,
+            paid_to_creators_fen=s.paid_to_creators_fen, promotion_spend_fen=s.promotion_spend_fen,
+            platform_fees_fen=s.platform_fees_fen, provider_fees_fen=s.provider_fees_fen,
+            delay_fee_fen=s.delay_fee_fen, deducted_fen=s.deducted_fen, refunded_fen=s.refunded_fen,
+            pieces={pid: p.settlement for pid, p in s.pieces.items() if p.settlement is not None})
