@@ -38,12 +38,14 @@ from activities.directory import Directory, DirectoryActivities
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
+from activities.xg_ledger import XgLedgerActivities
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
+from workflows.xingguang_task import XingguangTaskWorkflow
 
-WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow)
+WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow)
 log = structlog.get_logger()
 
 
@@ -105,6 +107,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
         ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
+        *XgLedgerActivities(adapters.ledger).all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:
