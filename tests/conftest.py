@@ -118,7 +118,7 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
               uid: str) -> AsyncIterator[Ctx]:
     """A worker on a fresh task queue and ledger for this test; workflows it leaves running are terminated.
 
-    `@pytest.mark.replace_activities(factory)` swaps activities by name: factory(adapters) -> [activity, ...]."""
+    `@pytest.mark.replace_activities.with_args(factory)` swaps activities by name: factory(adapters) -> [activity, ...]."""
     marker = request.node.get_closest_marker("replace_activities")
     replacements = marker.args[0](adapters) if marker else []
     started = StartedWorkflows()

@@ -119,10 +119,10 @@ async def convert(ctx: Ctx, task_id: str, content_id: str, event_id: str, count:
 
 async def content_when(ctx: Ctx, task_id: str, content_id: str,
                        predicate: Callable[[mc.MountedContentState], bool]) -> mc.MountedContentState:
-    """Poll a piece's state until `predicate` holds (signals are processed asynchronously)."""
+    """Poll a piece's state until `predicate` holds and no batch awaits accrual (signals are asynchronous)."""
     state = await api.content_state(ctx.client, task_id, content_id)
     for _ in range(200):
-        if predicate(state):
+        if predicate(state) and not state.pending_accrual:
             return state
         await asyncio.sleep(0.05)
         state = await api.content_state(ctx.client, task_id, content_id)

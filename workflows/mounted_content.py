@@ -46,8 +46,6 @@ class MountedContentWorkflow:
                 billing_period_ends_at=billing_end, publicity_window_closes_at=publicity_window_closes_at(billing_end),
                 counting_stops_at=billing_end,
             )
-        self._to_accrue: list[str] = [eid for eid, b in self.s.batches.items() if b.counted == 0 and not b.late
-                                      and not b.voided and self._counts(b)]
         self._budget_exhaustion_reported = False
 
     # ---------------------------------------------------------------- run
@@ -100,7 +98,7 @@ class MountedContentWorkflow:
         elif batch.event_id in s.pending_void_ids:
             record.voided = True
         elif self._counts(record):
-            self._to_accrue.append(batch.event_id)
+            self.s.pending_accrual.append(batch.event_id)
 
     @workflow.signal(name="void_conversions")
     def void_conversions(self, void: c.VoidConversions) -> None:
@@ -173,7 +171,7 @@ class MountedContentWorkflow:
     def _shrink_interval(self) -> None:
         s = self.s
         s.counting_stops_at = counting_stops_at(s.billing_period_ends_at, s.revoked_at, s.visibility_lost_at)
-        self._to_accrue = [eid for eid in self._to_accrue if self._counts(s.batches[eid])]
+        s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
 
     def _to_release(self) -> list[str]:
         return [eid for eid, b in self.s.batches.items() if b.counted > 0 and (b.voided or not self._counts(b))]
@@ -185,7 +183,7 @@ class MountedContentWorkflow:
     async def _wait_for_work_until(self, instant: datetime, what: str) -> None:
         try:
             await workflow.wait_condition(
-                lambda: bool(self._to_accrue) or bool(self._to_release()) or self._unmount_due()
+                lambda: bool(self.s.pending_accrual) or bool(self._to_release()) or self._unmount_due()
                 or continue_as_new_due(self.s.messages_this_run) or workflow.now() >= instant,
                 timeout=until(instant), timeout_summary=f"{what} {business_time(instant)}",
             )
@@ -193,10 +191,10 @@ class MountedContentWorkflow:
             pass
 
     async def _apply_pending_work(self) -> None:
-        while self._to_accrue or self._to_release():
+        while self.s.pending_accrual or self._to_release():
             if self._to_release():
                 await self._release(self._to_release())
-            if self._to_accrue:
+            if self.s.pending_accrual:
                 await self._accrue()
         if self._unmount_due():
             await self._unmount("authorization revoked, content no longer public, disposed or task ended")
@@ -204,7 +202,8 @@ class MountedContentWorkflow:
     async def _accrue(self) -> None:
         """AM-10 / R-3: spend accrues in the ledger's per-task counter, atomically, once per event id."""
         s = self.s
-        event_ids, self._to_accrue = self._to_accrue, []
+        # Stay listed as pending until the ledger has answered, so `state` never shows a half-counted piece.
+        event_ids = list(s.pending_accrual)
         items = [AccrualItem(event_id=eid, count=s.batches[eid].count, price_fen=s.price_fen,
                              occurred_at=s.batches[eid].occurred_at) for eid in event_ids]
         result = await workflow.execute_activity(
@@ -213,6 +212,8 @@ class MountedContentWorkflow:
         )
         for eid, granted in zip(event_ids, result.results):
             s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
+        accrued = set(event_ids)
+        s.pending_accrual = [eid for eid in s.pending_accrual if eid not in accrued]
         self._recompute_fee()
         if result.exhausted_at is not None:
             # The budget is used up: the task period ends at that batch's instant (R-3). Stop counting here at

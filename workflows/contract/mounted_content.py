@@ -132,6 +132,8 @@ class MountedContentState(StateModel):
     fee_fen: int = 0
     batches: dict[str, BatchRecord] = {}
     pending_void_ids: list[str] = []
+    # Batches received and inside the counting interval, not yet accrued against the budget in the ledger.
+    pending_accrual: list[str] = []
     late_batches: int = 0
     settlement: SettlementRecord | None = None
     messages_this_run: int = 0
