@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// xingtu-ts: the TypeScript client from a shell. Prints each answer as one JSON line on stdout.
+// Exit codes: 0 done, 2 refused by the workflow (JSON {kind, reasons} on stderr), 3 payload does not match its
+// schema (nothing sent), 1 anything else. Connection from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE.
+import { InvalidPayload } from './contract';
+import { Refused, XingtuClient } from './client';
+
+const USAGE = `usage: xingtu-ts <command> [arguments]
+  publish '<PublishTaskRequest JSON>'              publish a task (update-with-start on publish)
+  join <task_id> <creator_id>                      a creator joins the task
+  report-mount <task_id> '<ReportMountRequest JSON>' the main site reports a mount
+  report-conversions <task_id> '<ConversionBatch JSON>' a batch of conversions for one piece
+  revoke-authorization <task_id> <creator_id> [content_id]
+  task-state <task_id>                             the task's state
+  content-state <task_id> <content_id>             one piece's state`;
+
+type Command = (client: XingtuClient, args: string[]) => Promise<unknown>;
+
+function json(text: string | undefined, what: string): Record<string, unknown> {
+  if (text === undefined) throw new UsageError(`missing ${what} JSON`);
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`${what} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function need(args: string[], count: number, names: string): void {
+  if (args.length < count) throw new UsageError(`expected ${names}`);
+}
+
+class UsageError extends Error {}
+
+const COMMANDS: Record<string, Command> = {
+  publish: (c, a) => c.publishTask(json(a[0], 'PublishTaskRequest') as never),
+  join: (c, a) => (need(a, 2, '<task_id> <creator_id>'), c.join(a[0], a[1])),
+  'report-mount': (c, a) => (need(a, 1, '<task_id>'), c.reportMount(a[0], json(a[1], 'ReportMountRequest') as never)),
+  'report-conversions': (c, a) =>
+    (need(a, 1, '<task_id>'), c.reportConversions(a[0], json(a[1], 'ConversionBatch') as never)),
+  'revoke-authorization': (c, a) => (need(a, 2, '<task_id> <creator_id>'), c.revokeAuthorization(a[0], a[1], a[2])),
+  'task-state': (c, a) => (need(a, 1, '<task_id>'), c.taskState(a[0])),
+  'content-state': (c, a) => (need(a, 2, '<task_id> <content_id>'), c.contentState(a[0], a[1])),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (command === undefined || name === '--help' || name === '-h') {
+    (command === undefined && name !== '--help' && name !== '-h' ? console.error : console.log)(USAGE);
+    return name === '--help' || name === '-h' ? 0 : 1;
+  }
+  let client: XingtuClient | undefined;
+  try {
+    client = XingtuClient.connect();
+    const answer = await command(client, args);
+    console.log(JSON.stringify(answer ?? { ok: true }));
+    return 0;
+  } catch (err) {
+    if (err instanceof Refused) {
+      console.error(JSON.stringify({ kind: err.kind, reasons: err.reasons }));
+      return 2;
+    }
+    if (err instanceof InvalidPayload) {
+      console.error(JSON.stringify({ kind: 'InvalidPayload', schema: err.schemaFile, problems: err.problems }));
+      return 3;
+    }
+    if (err instanceof UsageError) {
+      console.error(`${err.message}\n${USAGE}`);
+      return 1;
+    }
+    console.error(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    return 1;
+  } finally {
+    await client?.close();
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,91 @@
+// TypeScript shapes of the messages this client sends and reads. The schemas in ../../schemas are the authority:
+// every payload is validated against them at run time (contract.ts), so a drift shows up as InvalidPayload.
+// Money is integer fen (`*_fen`), instants are ISO-8601 strings with an offset (`*_at`).
+
+export interface BillingRule {
+  conversion_event?: string | null;
+  price_fen?: number | null;
+}
+
+export interface PublishTaskRequest {
+  task_id: string;
+  client_id: string;
+  task_type?: string | null;
+  settlement_method?: string | null;
+  task_name?: string | null;
+  task_icon_url?: string | null;
+  header_image_url?: string | null;
+  component_id?: string | null;
+  budget_fen?: number | null;
+  period_start_at?: string | null;
+  period_end_at?: string | null;
+  billing_rule?: BillingRule | null;
+  public_days?: number | null;
+}
+
+export interface PublicationResult {
+  task_id: string;
+  published_at: string;
+  budget_fen: number;
+  frozen_fen: number;
+  platform_fee_fen: number;
+  freeze_transfer_id: string;
+}
+
+export interface JoinResult {
+  creator_id: string;
+  joined_at: string;
+  already_joined: boolean;
+  payee_account: string;
+}
+
+export interface ReportMountRequest {
+  content_id: string;
+  creator_id: string;
+  mounted_at: string;
+}
+
+export interface MountResult {
+  content_id: string;
+  content_workflow_id: string;
+  billing_period_ends_at: string;
+}
+
+export interface ConversionBatch {
+  event_id: string;
+  content_id: string;
+  count: number;
+  occurred_at: string;
+  cheating?: boolean;
+}
+
+export interface RevocationResult {
+  creator_id: string;
+  revoked_at: string;
+  content_ids: string[];
+}
+
+/** The `state` query of MountTaskWorkflow (fields an operator reads most; the schema has them all). */
+export interface MountTaskState {
+  task_id: string;
+  stage: 'draft' | 'published' | 'ended' | 'refunded' | 'not_published';
+  client_id: string | null;
+  budget_fen: number;
+  frozen_fen: number;
+  spent_fen: number;
+  creators: Record<string, { creator_id: string; payee_account: string; joined_at: string }>;
+  pieces: Record<string, { content_id: string; creator_id: string; mounted_at: string; status: string }>;
+  [field: string]: unknown;
+}
+
+/** The `state` query of MountedContentWorkflow. */
+export interface MountedContentState {
+  task_id: string;
+  content_id: string;
+  creator_id: string;
+  stage: 'mounted' | 'publicity' | 'settled' | 'closed';
+  counted_conversions: number;
+  fee_fen: number;
+  billing_period_ends_at: string;
+  [field: string]: unknown;
+}

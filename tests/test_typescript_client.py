@@ -1,0 +1,200 @@
+"""SPEC "The contract with other services" (issue 9, item 2): a service written in TypeScript publishes a task
+(update-with-start on `publish`), joins a creator, reports a mount and conversions, and reads state, through
+clients/typescript (@temporalio/client, payloads checked with ajv against schemas/), against the dev server and
+the Python worker. Also checks the worker container's health check (deploy/worker/healthcheck.py) on the way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from starter import client as api
+from tests.helpers import creator, eligible_client
+from worker import Adapters, build_worker
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+from workflows.rules.clock import BUSINESS_TZ
+
+ROOT = Path(__file__).resolve().parents[1]
+TS_DIR = ROOT / "clients" / "typescript"
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+NODE = shutil.which("node")
+
+if NODE is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("node is missing in CI: .ci/run installs nodejs and npm from Debian's packages")
+    pytest.skip("node is not installed: the TypeScript client cannot run here (apt-get install nodejs npm)",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def built_client() -> Path:
+    """clients/typescript compiled with its own tsc (node_modules from package-lock.json, as .ci/run does)."""
+    if not (TS_DIR / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, timeout=600)
+    subprocess.run([NODE, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
+    return TS_DIR / "dist" / "cli.js"
+
+
+@dataclass
+class Live:
+    env: WorkflowEnvironment
+    address: str
+    task_queue: str
+    adapters: Adapters
+    cli: Path
+
+    async def ts(self, *args: str) -> tuple[int, Any, str]:
+        """Runs the TypeScript CLI without blocking the event loop the worker runs on: (exit code, JSON, stderr)."""
+        process = await asyncio.create_subprocess_exec(
+            NODE, str(self.cli), *args, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "TEMPORAL_ADDRESS": self.address, "TEMPORAL_NAMESPACE": "default",
+                 "TEMPORAL_TASK_QUEUE": self.task_queue})
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        text = out.decode().strip()
+        return process.returncode, json.loads(text) if text else None, err.decode()
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
+    opened = Adapters.open(str(tmp_path_factory.mktemp("ts") / "ledger.db"))
+    try:
+        yield opened
+    finally:
+        opened.db.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def live(built_client: Path, ledger: Adapters) -> AsyncIterator[Live]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter)
+    try:
+        address = env.client.service_client.config.target_host
+        task_queue = "ts-client"
+        async with build_worker(env.client, task_queue, ledger):
+            yield Live(env=env, address=address, task_queue=task_queue, adapters=ledger, cli=built_client)
+    finally:
+        await env.shutdown()
+
+
+def publish_json(task_id: str, client_id: str, start: datetime, budget_fen: int, price_fen: int) -> str:
+    return json.dumps({
+        "task_id": task_id, "client_id": client_id, "task_type": "submission",
+        "settlement_method": "authorized_mount", "task_name": "Spring app-download push",
+        "task_icon_url": "https://cdn.example/icon.png", "header_image_url": "https://cdn.example/header.png",
+        "component_id": "component-app-card-1", "budget_fen": budget_fen,
+        "period_start_at": start.isoformat(), "period_end_at": (start + timedelta(days=30)).isoformat(),
+        "billing_rule": {"conversion_event": "app_activation", "price_fen": price_fen}, "public_days": 30,
+    })
+
+
+async def eventually(check: Any, timeout: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.2)
+
+
+async def test_am_2_am_6_r_1_typescript_service_publishes_joins_mounts_and_reports(live: Live, uid: str) -> None:
+    task_id, client_id, creator_id, content_id = f"ts-task-{uid}", f"ts-client-{uid}", f"ts-kol-{uid}", f"ts-v-{uid}"
+    eligible_client(live.adapters, client_id, 1_000_000)
+    creator(live.adapters, creator_id)
+    start = datetime.now(BUSINESS_TZ).replace(microsecond=0) - timedelta(minutes=1)
+
+    # AM-2, AM-3: published through update-with-start; budget 1,000.00 + 10% fee frozen.
+    code, published, err = await live.ts("publish", publish_json(task_id, client_id, start, 100_000, 100))
+    assert code == 0, err
+    assert published["task_id"] == task_id
+    assert (published["budget_fen"], published["platform_fee_fen"], published["frozen_fen"]) == (
+        100_000, 10_000, 110_000)
+    assert live.adapters.ledger.task_money(task_id)["frozen_fen"] == 110_000
+    # Publishing again answers the first publication and freezes nothing more.
+    code, again, err = await live.ts("publish", publish_json(task_id, client_id, start, 100_000, 100))
+    assert code == 0, err
+    assert again == published
+    assert live.adapters.ledger.task_money(task_id)["frozen_fen"] == 110_000
+
+    # AM-4: a creator joins.
+    code, joined, err = await live.ts("join", task_id, creator_id)
+    assert code == 0, err
+    assert (joined["creator_id"], joined["already_joined"]) == (creator_id, False)
+
+    # A mount by a creator who has not joined is refused by the validator, with the field named.
+    mounted_at = datetime.now(BUSINESS_TZ).replace(microsecond=0).isoformat()
+    stranger = json.dumps({"content_id": f"other-{uid}", "creator_id": f"nobody-{uid}", "mounted_at": mounted_at})
+    code, _, err = await live.ts("report-mount", task_id, stranger)
+    assert code == 2
+    assert f"creator_id: creator nobody-{uid} has not joined task {task_id}" in json.loads(err)["reasons"][0]
+
+    # AM-6: the main site reports the mount; the piece gets its own workflow.
+    mount = json.dumps({"content_id": content_id, "creator_id": creator_id, "mounted_at": mounted_at})
+    code, mount_result, err = await live.ts("report-mount", task_id, mount)
+    assert code == 0, err
+    assert mount_result["content_workflow_id"] == f"mount-content:{task_id}:{content_id}"
+
+    # A malformed batch is refused by ajv before anything is sent (count as a string, an unknown field).
+    bad = json.dumps({"event_id": f"e0-{uid}", "content_id": content_id, "count": "7", "occurred_at": mounted_at,
+                      "extra": True})
+    code, _, err = await live.ts("report-conversions", task_id, bad)
+    assert code == 3
+    problems = json.loads(err)["problems"]
+    assert problems == ["extra: unknown field", "count: must be integer"]
+
+    # R-1: a batch of 7 conversions at 1.00 each; the same event again counts once.
+    batch = json.dumps({"event_id": f"e1-{uid}", "content_id": content_id, "count": 7, "occurred_at": mounted_at})
+    for _ in range(2):
+        code, answer, err = await live.ts("report-conversions", task_id, batch)
+        assert (code, answer) == (0, {"ok": True}), err
+
+    async def counted() -> bool:
+        state = await api.content_state(live.env.client, task_id, content_id)
+        return state.counted_conversions == 7
+    await eventually(counted)
+
+    code, content, err = await live.ts("content-state", task_id, content_id)
+    assert code == 0, err
+    assert (content["stage"], content["counted_conversions"], content["fee_fen"]) == ("mounted", 7, 700)
+    assert content["creator_id"] == creator_id and sorted(content["batches"]) == [f"e1-{uid}"]
+
+    code, task, err = await live.ts("task-state", task_id)
+    assert code == 0, err
+    assert (task["stage"], task["budget_fen"], task["frozen_fen"]) == ("published", 100_000, 110_000)
+    assert list(task["creators"]) == [creator_id] and list(task["pieces"]) == [content_id]
+    assert task["pieces"][content_id]["status"] == "mounted"
+
+
+async def test_worker_container_health_check_sees_this_worker_polling(live: Live) -> None:
+    """deploy/worker/healthcheck.py (docker-compose.yml worker.healthcheck): 0 when this host's worker polls the
+    task queue, 1 when none does."""
+
+    async def check(task_queue: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "deploy" / "worker" / "healthcheck.py"), stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "TEMPORAL_ADDRESS": live.address, "TEMPORAL_TASK_QUEUE": task_queue})
+        _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    async def healthy() -> bool:
+        return (await check(live.task_queue))[0] == 0
+    await eventually(healthy)
+    code, err = await check("nobody-polls-this-queue")
+    assert code == 1 and "no worker of this container polls the task queue" in err
