@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from starter import xingguang as api
+from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
 from tests.test_xg_fixtures import (
@@ -166,3 +169,143 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     assert ctx.a.ledger.conservation_total() == 0
     ctx.a.ledger.check_conservation()
     assert final.stage is xg.TaskStage.CLOSED and not final.escalated
+
+
+async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
+    """Scenario 2 (XG-7, R-9): a task-wide pause whose deadline passes; the operator cancels; every piece submitted
+    and not rejected, or published, is paid its full earnings; promotion billed so far is charged; a delay fee."""
+    task, client_id = f"xg-s2-{ctx.uid}", f"cl-{ctx.uid}"
+    A, B, C, D, E = (f"{x}-{ctx.uid}" for x in ("a", "b", "c", "d", "e"))
+    t0, ordered = await ordered_task(ctx, task, client_id, balance_fen=300_000)
+    await select(ctx, task, "q1", A, 20_000)  # published, promoted
+    await submit(ctx, task, "q1", A, "content-q1")
+    await provider_says(ctx, task, "q1", True)
+    await client_says(ctx, task, client_id, "q1", True)
+    await select(ctx, task, "q2", B, 10_000)  # submitted, waiting for the provider's review
+    await submit(ctx, task, "q2", B, "content-q2")
+    await select(ctx, task, "q3", C, 8_000)  # sent back for revision (rejected): not paid
+    await submit(ctx, task, "q3", C, "content-q3")
+    await provider_says(ctx, task, "q3", False, "shaky footage")
+    await select(ctx, task, "q4", D, 6_000)  # never submitted: not paid
+    await select(ctx, task, "q5", E, 7_000)  # approved during the pause: held, not published
+    await submit(ctx, task, "q5", E, "content-q5")
+    await provider_says(ctx, task, "q5", True)
+
+    await sleep_until(ctx, t0 + DAY + 2 * HOUR)
+    await events(ctx, task, "f1", "q1", 100, t0 + DAY + HOUR)
+    await sleep_until(ctx, t0 + 2 * DAY)
+    await api.pause(ctx.client, task, xg.PauseRequest(
+        operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", changes_due_at=t0 + 4 * DAY))
+    await client_says(ctx, task, client_id, "q5", True)
+    held = await piece_when(ctx, task, "q5", lambda p: p.stage is xg.PieceStage.APPROVED)
+    assert held.published_at is None  # nothing publishes while paused (R-9)
+    await events(ctx, task, "f2-paused", "q1", 80, t0 + 2 * DAY + HOUR)  # not billed: paused
+
+    early = xg.CancelAfterPauseRequest(operator_id=OPERATOR, pause_id="pz")
+    with pytest.raises(Refused) as refusal:
+        await api.cancel_after_pause(ctx.client, task, early)
+    assert "has until" in refusal.value.reasons[0]
+
+    # The deadline passes without changes: escalated (a paused task past its deadline).
+    await sleep_until(ctx, t0 + 4 * DAY + HOUR)
+    late = await task_when(ctx, task, lambda s: s.escalated)
+    assert late.pauses[0].deadline_missed
+    assert late.escalation_reasons == ["pause pz: changes refused or deadline missed; cancel or resume"]
+    with pytest.raises(Refused) as refusal:
+        await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
+            client_id=client_id, pause_id="pz", changes_made=True))
+    assert refusal.value.reasons[0].startswith("the deadline for changes passed at ")
+    # The delay fee is at most what remains frozen after what is owed: 198,000 - 61,600 = 136,400.
+    with pytest.raises(Refused) as refusal:
+        await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
+            operator_id=OPERATOR, pause_id="pz", delay_fee_fen=136_401, delay_fee_reason="two days of delay"))
+    assert "above what remains frozen (136400 fen)" in refusal.value.reasons[0]
+    cancelled = await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
+        operator_id=OPERATOR, pause_id="pz", delay_fee_fen=3_000, delay_fee_reason="two days of delay"))
+    cancel_at = cancelled.pauses[0].cancelled_at
+    assert cancel_at is not None and cancelled.promotion_stopped_at == cancel_at
+
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    final = await api.state(ctx.client, task)
+    #          earnings, spend, platform fee, provider fee
+    expected = {"q1": (20_000, 5_000, 2_500, 1_000), "q2": (10_000, 0, 1_000, 500), "q5": (7_000, 0, 700, 350)}
+    for pid, (earnings, spend, fee, provider_fee) in expected.items():
+        piece = final.pieces[pid]
+        assert piece.stage is xg.PieceStage.SETTLED, pid
+        assert piece.settlement is not None
+        assert (piece.settlement.creator_earnings_fen, piece.settlement.promotion_spend_fen,
+                piece.settlement.platform_fee_fen, piece.settlement.provider_fee_fen) == (
+            earnings, spend, fee, provider_fee), pid
+        assert piece.publicity_window_closes_at == cancel_at + 3 * DAY, pid
+    for pid in ("q3", "q4"):
+        assert final.pieces[pid].stage is xg.PieceStage.CLOSED
+        assert final.pieces[pid].close_reason == "not published before promotion ended"
+    assert final.pieces["q1"].billable_events == 100
+    assert (result.paid_to_creators_fen, result.promotion_spend_fen, result.platform_fees_fen,
+            result.provider_fees_fen, result.delay_fee_fen, result.refunded_fen) == (
+        37_000, 5_000, 4_200, 1_850, 3_000, 148_800)
+    assert ordered.terms.frozen_fen == 198_000 == 37_000 + 5_000 + 4_200 + 3_000 + 148_800
+    money = xg_money(ctx, task, client_id)
+    assert (money["creators"], money["promotion"], money["platform_fee"], money["delay_fee"], money["refund"],
+            money["escrow"]) == (37_000, 5_000, 4_200, 3_000, 148_800, 0)
+    assert ctx.a.ledger.balance("platform:revenue").balance_fen == 4_200 + 3_000 - 1_850
+    assert final.end_reason == "cancelled after pause pz: deadline for changes missed"
+    assert not final.escalated and final.stage is xg.TaskStage.CLOSED
+    ctx.a.ledger.check_conservation()
+
+
+async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -> None:
+    """Scenario 3 (XG-8, R-9, R-11): a fault stops the task at once; escalated until every unsettled piece is decided;
+    one settled, one declined (its earnings withheld, its promotion billed still charged); a recorded deduction comes
+    out of the refund."""
+    task, client_id = f"xg-s3-{ctx.uid}", f"cl-{ctx.uid}"
+    A, B = f"a-{ctx.uid}", f"b-{ctx.uid}"
+    t0, _ = await ordered_task(ctx, task, client_id, balance_fen=300_000)
+    for pid, who, earnings in (("r1", A, 20_000), ("r2", B, 10_000)):
+        await select(ctx, task, pid, who, earnings)
+        await submit(ctx, task, pid, who, f"content-{pid}")
+        await provider_says(ctx, task, pid, True)
+        await client_says(ctx, task, client_id, pid, True)
+    await sleep_until(ctx, t0 + 2 * DAY)
+    await events(ctx, task, "g1", "r1", 100, t0 + DAY + HOUR)
+    await events(ctx, task, "g2", "r2", 40, t0 + DAY + HOUR)
+    await task_when(ctx, task, lambda s: s.placement_spent_fen == 7_000)
+
+    await sleep_until(ctx, t0 + 3 * DAY)
+    stopped = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
+        operator_id=OPERATOR, violation_id="v1", cause=xg.TerminationCause.CHEATING_BYPASS_OR_LAUNDERING,
+        note="click farm detected on the landing page", decision=xg.ViolationDecision.STOP))
+    stop_at = stopped.promotion_stopped_at
+    assert stop_at is not None and stopped.stage is xg.TaskStage.STOPPED
+    waiting = await task_when(ctx, task, lambda s: s.escalated)
+    assert waiting.escalation_reasons == ["pieces awaiting a settle-or-decline decision: r1, r2"]
+    await events(ctx, task, "g3-after-stop", "r1", 50, stop_at + HOUR)  # after the stop: never billed
+    await api.penalize(ctx.client, task, xg.PenalizeRequest(
+        operator_id=OPERATOR, penalty_id="pen1", action=xg.PenaltyAction.DEDUCT, amount_fen=1_000,
+        reason="XG-8: cheating investigation"))
+    await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
+        operator_id=OPERATOR, piece_id="r1", settle=True, note="creator not involved"))
+    still = await task_when(ctx, task, lambda s: s.pieces["r1"].stage is xg.PieceStage.SETTLED)
+    assert still.escalated and still.escalation_reasons == ["pieces awaiting a settle-or-decline decision: r2"]
+    await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
+        operator_id=OPERATOR, piece_id="r2", settle=False, note="creator ran the click farm"))
+
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    final = await api.state(ctx.client, task)
+    r1, r2 = final.pieces["r1"], final.pieces["r2"]
+    assert r1.stage is xg.PieceStage.SETTLED and r2.stage is xg.PieceStage.CLOSED
+    assert r1.settlement == xg.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
+                                          platform_fee_fen=2_500, provider_fee_fen=1_000,
+                                          payee_account=f"creator:{A}:payable")
+    assert r2.settlement == xg.PieceMoney(creator_earnings_fen=0, promotion_spend_fen=2_000, platform_fee_fen=200,
+                                          provider_fee_fen=0, payee_account=f"creator:{B}:payable")
+    assert r1.promotion_ends_at == r2.promotion_ends_at == stop_at
+    assert r1.billable_events == 100
+    # 198,000 = 20,000 + 7,000 + 2,700 + 1,000 deducted + 167,300 refunded
+    assert (result.paid_to_creators_fen, result.promotion_spend_fen, result.platform_fees_fen,
+            result.deducted_fen, result.refunded_fen) == (20_000, 7_000, 2_700, 1_000, 167_300)
+    assert ctx.a.ledger.balance(f"creator:{B}:payable").balance_fen == 0
+    assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000 + 167_300
+    assert final.stage is xg.TaskStage.CLOSED and not final.escalated
+    assert final.end_reason == "stopped: cheating_bypass_or_laundering: click farm detected on the landing page"
+    ctx.a.ledger.check_conservation()
