@@ -18,6 +18,10 @@ def mounted_content_id(task_id: str, content_id: str) -> str:
     return f"mount-content:{task_id}:{content_id}"
 
 
+def xingguang_task_id(task_id: str) -> str:
+    return f"xg-task:{task_id}"
+
+
 def violation_case_id(case_id: str) -> str:
     return f"violation:{case_id}"
 
