@@ -63,6 +63,17 @@ def test_index_names_the_ids_and_messages_of_the_contract() -> None:
         "args": ["MountTaskWorkflow/publish.input.json"], "result": "MountTaskWorkflow/publish.result.json"}
 
 
+def test_every_registered_workflow_publishes_its_id() -> None:
+    """A service must be able to build each workflow's id: names.<snake type>_id exists for every workflow."""
+    workflows = json.loads((schemas.SCHEMAS_DIR / "index.json").read_text())["workflows"]
+    missing = [name for name, entry in workflows.items() if not entry["id"]]
+    assert not missing, f"add an id function to workflows/contract/names.py for {missing}, e.g. mount_task_id"
+    if "XingguangTaskWorkflow" in workflows:
+        from workflows.contract.xingguang import xg_task_workflow_id
+
+        assert workflows["XingguangTaskWorkflow"]["id"] == xg_task_workflow_id("{task_id}") == "xg-task:{task_id}"
+
+
 def test_input_schema_describes_what_the_workflow_accepts() -> None:
     """publish.input.json: required ids, integer fen, date-time instants, unknown fields refused."""
     publish = json.loads((schemas.SCHEMAS_DIR / "MountTaskWorkflow/publish.input.json").read_text())
