@@ -145,7 +145,7 @@ def test_a_newly_registered_workflow_is_covered_without_listing_its_messages() -
         "SchemaProbeWorkflow/bump.input.0.json", "SchemaProbeWorkflow/bump.input.1.json",
         "SchemaProbeWorkflow/bump.result.json", "SchemaProbeWorkflow/peek.result.json",
         "SchemaProbeWorkflow/poke.input.json", "SchemaProbeWorkflow/workflow.input.json",
-        "SchemaProbeWorkflow/workflow.result.json", "index.json"]
+        "SchemaProbeWorkflow/workflow.result.json", "index.json", "index.md"]
     assert json.loads(files["SchemaProbeWorkflow/bump.input.1.json"])["type"] == "integer"
     entry = json.loads(files["index.json"])["workflows"]["SchemaProbeWorkflow"]
     assert entry["id"] is None  # no names.schema_probe_id
@@ -153,6 +153,10 @@ def test_a_newly_registered_workflow_is_covered_without_listing_its_messages() -
     assert entry["updates"]["bump"]["description"] == "Adds."
     assert entry["signals"]["poke"] == {"description": None, "args": ["SchemaProbeWorkflow/poke.input.json"],
                                         "result": None}
+    assert ("| update | `bump` | [bump.input.0.json](SchemaProbeWorkflow/bump.input.0.json), "
+            "[bump.input.1.json](SchemaProbeWorkflow/bump.input.1.json) "
+            "| [bump.result.json](SchemaProbeWorkflow/bump.result.json) | Adds. |") in files["index.md"]
+    assert "| query | `peek` | none | [peek.result.json](SchemaProbeWorkflow/peek.result.json) |" in files["index.md"]
 
 
 def test_a_message_without_types_is_refused() -> None:
