@@ -198,3 +198,30 @@ async def test_worker_container_health_check_sees_this_worker_polling(live: Live
     await eventually(healthy)
     code, err = await check("nobody-polls-this-queue")
     assert code == 1 and "no worker of this container polls the task queue" in err
+
+
+async def test_xg_1_r_8_typescript_service_orders_a_xingguang_task_and_queries_it(live: Live, uid: str) -> None:
+    """XG-1 through the generic half of the client: update-with-start on `order`, then the `state` query by the
+    id template of the contract (xg-task:{task_id})."""
+    task_id, client_id = f"ts-xg-{uid}", f"ts-xg-client-{uid}"
+    eligible_client(live.adapters, client_id, 300_000)
+    start = datetime.now(BUSINESS_TZ).replace(microsecond=0) + timedelta(days=1)
+    order = json.dumps({
+        "task_id": task_id, "client_id": client_id, "content_requirements": "show the app's new map feature",
+        "targeting_labels": ["interest:travel", "age:18-35"], "placement_budget_fen": 100_000,
+        "unit_price_fen": 50, "billing_start_at": start.isoformat(),
+        "billing_end_at": (start + timedelta(days=10)).isoformat(), "creator_earnings_budget_fen": 80_000,
+        "platform_fee_rate_bp": 1_000, "provider_fee_rate_bp": 500, "client_confirms_content": True,
+        "client_review_hours": 48})
+    code, ordered, err = await live.ts("xg-order", order)
+    assert code == 0, err
+    # R-8: placement 1,000.00 + creator earnings 800.00 + 10% platform fee of both = 1,980.00 frozen.
+    assert (ordered["terms"]["platform_fee_frozen_fen"], ordered["terms"]["frozen_fen"]) == (18_000, 198_000)
+    assert live.adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000
+
+    code, state, err = await live.ts("query", "XingguangTaskWorkflow", json.dumps({"task_id": task_id}), "state")
+    assert code == 0, err
+    assert (state["task_id"], state["stage"], state["frozen_fen"]) == (task_id, "materials_review", 198_000)
+
+    code, _, err = await live.ts("query", "XingguangTaskWorkflow", json.dumps({"case_id": task_id}), "state")
+    assert code == 1 and "XingguangTaskWorkflow id needs task_id" in err

@@ -12,7 +12,12 @@ const USAGE = `usage: xingtu-ts <command> [arguments]
   report-conversions <task_id> '<ConversionBatch JSON>' a batch of conversions for one piece
   revoke-authorization <task_id> <creator_id> [content_id]
   task-state <task_id>                             the task's state
-  content-state <task_id> <content_id>             one piece's state`;
+  content-state <task_id> <content_id>             one piece's state
+  xg-order '<OrderRequest JSON>'                   order a Xingguang task (update-with-start on order)
+  update <WorkflowType> '<ids JSON>' <name> ['<argument JSON>']   any update of the contract (schemas/index.md)
+  signal <WorkflowType> '<ids JSON>' <name> ['<argument JSON>']   any signal
+  query <WorkflowType> '<ids JSON>' <name>                        any query
+  (ids JSON fills the workflow id template, e.g. '{"task_id": "t-1"}' for xg-task:{task_id})`;
 
 type Command = (client: XingtuClient, args: string[]) => Promise<unknown>;
 
@@ -40,7 +45,19 @@ const COMMANDS: Record<string, Command> = {
   'revoke-authorization': (c, a) => (need(a, 2, '<task_id> <creator_id>'), c.revokeAuthorization(a[0], a[1], a[2])),
   'task-state': (c, a) => (need(a, 1, '<task_id>'), c.taskState(a[0])),
   'content-state': (c, a) => (need(a, 2, '<task_id> <content_id>'), c.contentState(a[0], a[1])),
+  'xg-order': (c, a) => c.orderXingguangTask(json(a[0], 'OrderRequest') as never),
+  update: (c, a) => generic(c, a, (type, id, name, args) => c.update(type, id, name, ...args)),
+  signal: (c, a) => generic(c, a, (type, id, name, args) => c.signal(type, id, name, ...args)),
+  query: (c, a) => generic(c, a, (type, id, name, args) => c.query(type, id, name, ...args)),
 };
+
+function generic(client: XingtuClient, a: string[],
+  send: (type: string, id: string, name: string, args: unknown[]) => Promise<unknown>): Promise<unknown> {
+  need(a, 3, '<WorkflowType> <ids JSON> <name>');
+  const ids = json(a[1], 'ids') as Record<string, string>;
+  const args = a.slice(3).map((text, i) => json(text, `argument ${i + 1}`));
+  return send(a[0], client.contract.workflowId(a[0], ids), a[2], args);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

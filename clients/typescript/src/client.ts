@@ -7,8 +7,8 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { ApplicationFailure, defineSearchAttributeKey } from '@temporalio/common';
-import { Contract } from './contract';
+import { ApplicationFailure, defineSearchAttributeKey, type SearchAttributePair } from '@temporalio/common';
+import { Contract, type Json } from './contract';
 import type {
   ConversionBatch,
   JoinResult,
@@ -23,6 +23,7 @@ import type {
 
 export const MOUNT_TASK = 'MountTaskWorkflow';
 export const MOUNTED_CONTENT = 'MountedContentWorkflow';
+export const XINGGUANG_TASK = 'XingguangTaskWorkflow';
 
 const TASK_ID = defineSearchAttributeKey('task_id', 'KEYWORD');
 const CLIENT_ID = defineSearchAttributeKey('client_id', 'KEYWORD');
@@ -43,6 +44,22 @@ function refusal(err: WorkflowUpdateFailedError): Refused {
     return new Refused(cause.type ?? 'Rejected', reasons);
   }
   return new Refused('Rejected', [cause?.message ?? err.message]);
+}
+
+export interface StartOptions {
+  searchAttributes: SearchAttributePair[];
+  staticSummary: string;
+}
+
+/** What an operator filters a new task by in the UI: its task id and client id. */
+function startOptions(request: { task_id: string; client_id: string }, staticSummary: string): StartOptions {
+  return {
+    searchAttributes: [
+      { key: TASK_ID, value: request.task_id },
+      { key: CLIENT_ID, value: request.client_id },
+    ],
+    staticSummary,
+  };
 }
 
 export interface ConnectOptions {
@@ -85,38 +102,54 @@ export class XingtuClient {
   /** Publishes a task (update-with-start on `publish`): answers once the checks and the freeze are done.
    *  Publishing the same task again returns the first answer and freezes nothing more. */
   async publishTask(request: PublishTaskRequest): Promise<PublicationResult> {
-    const input = { task_id: request.task_id };
-    const [startArg] = this.contract.args(MOUNT_TASK, undefined, MOUNT_TASK, [input]);
-    const [arg] = this.contract.args(MOUNT_TASK, 'updates', 'publish', [request]);
     const workflowId = this.taskWorkflowId(request.task_id);
-    const startWorkflowOperation = new WithStartWorkflowOperation(MOUNT_TASK, {
+    try {
+      return await this.updateWithStart<PublicationResult>(MOUNT_TASK, workflowId, { task_id: request.task_id },
+        'publish', request, startOptions(request, `authorized-mount task ${request.task_id}`));
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      // The task has closed: its result carries the publication it had, if any.
+      const closed = this.contract.result<{ publication: PublicationResult | null }>(
+        MOUNT_TASK, undefined, MOUNT_TASK, await this.client.workflow.getHandle(workflowId).result());
+      if (!closed.publication) throw new Refused('PublicationRefused', [`task ${request.task_id} was never published`]);
+      return closed.publication;
+    }
+  }
+
+  /** XG-1: orders a Xingguang task (update-with-start on `order`); the same order again answers the first. */
+  async orderXingguangTask<T = Json>(request: Json & { task_id: string; client_id: string }): Promise<T> {
+    try {
+      return await this.updateWithStart<T>(XINGGUANG_TASK, this.contract.workflowId(XINGGUANG_TASK, { task_id: request.task_id }),
+        { task_id: request.task_id }, 'order', request, startOptions(request, `Xingguang task ${request.task_id}`));
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new Refused('OrderRefused', [`task ${request.task_id} is already closed`]);
+      }
+      throw err;
+    }
+  }
+
+  /** Starts the workflow if it is not running (USE_EXISTING) and sends it an update in the same call. Input, update
+   *  argument and answer are validated. A draft that failed may be started again; a completed workflow may not
+   *  (WorkflowExecutionAlreadyStartedError). */
+  async updateWithStart<T>(workflowType: string, workflowId: string, startInput: unknown, update: string,
+    arg: unknown, options: StartOptions): Promise<T> {
+    const [input] = this.contract.args(workflowType, undefined, workflowType, [startInput]);
+    const [checked] = this.contract.args(workflowType, 'updates', update, [arg]);
+    const startWorkflowOperation = new WithStartWorkflowOperation(workflowType, {
       workflowId,
       taskQueue: this.taskQueue,
-      args: [startArg],
+      args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
-      // A draft that was never published ends as failed, so its id may be used again; a published task's never.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      typedSearchAttributes: [
-        { key: TASK_ID, value: request.task_id },
-        { key: CLIENT_ID, value: request.client_id },
-      ],
-      staticSummary: `authorized-mount task ${request.task_id}`,
+      typedSearchAttributes: options.searchAttributes,
+      staticSummary: options.staticSummary,
     });
     try {
-      const answer = await this.client.workflow.executeUpdateWithStart('publish', {
-        args: [arg],
-        startWorkflowOperation,
-      });
-      return this.contract.result<PublicationResult>(MOUNT_TASK, 'updates', 'publish', answer);
+      const answer = await this.client.workflow.executeUpdateWithStart(update, { args: [checked], startWorkflowOperation });
+      return this.contract.result<T>(workflowType, 'updates', update, answer);
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw refusal(err);
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        // The task has closed: its result carries the publication it had, if any.
-        const closed = this.contract.result<{ publication: PublicationResult | null }>(
-          MOUNT_TASK, undefined, MOUNT_TASK, await this.client.workflow.getHandle(workflowId).result());
-        if (!closed.publication) throw new Refused('PublicationRefused', [`task ${request.task_id} was never published`]);
-        return closed.publication;
-      }
       throw err;
     }
   }

@@ -1,3 +1,3 @@
-export { Contract, InvalidPayload, defaultSchemasDir } from './contract';
-export { MOUNTED_CONTENT, MOUNT_TASK, Refused, XingtuClient } from './client';
+export { Contract, InvalidPayload, defaultSchemasDir, type Json } from './contract';
+export { MOUNTED_CONTENT, MOUNT_TASK, Refused, XINGGUANG_TASK, XingtuClient, type StartOptions } from './client';
 export type * from './types';
