@@ -70,7 +70,7 @@ class XingguangTaskWorkflow(PieceMessages):
             await self._run_due_money()
             if s.stage is c.TaskStage.CLOSED:
                 break
-            next_at, what = life.next_deadline(s)
+            next_at, what = life.next_deadline(s, workflow.now())
             self._wake = False
             try:
                 await workflow.wait_condition(
@@ -88,7 +88,7 @@ class XingguangTaskWorkflow(PieceMessages):
         """Apply what time decides now and show where the task stands."""
         s = self.s
         life.advance(s, workflow.now())
-        next_at, what = life.next_deadline(s)
+        next_at, what = life.next_deadline(s, workflow.now())
         counts: dict[str, int] = {}
         for piece in s.pieces.values():
             counts[piece.stage.value] = counts.get(piece.stage.value, 0) + 1

@@ -107,7 +107,7 @@ def advance(s: c.XingguangTaskState, now: datetime) -> None:
     s.paused = any(open_pause(p) and p.piece_id is None for p in s.pauses)
     s.escalation_reasons = escalation_reasons(s, now)
     s.escalated = bool(s.escalation_reasons)
-    s.next_deadline_at = next_deadline(s)[0]
+    s.next_deadline_at = next_deadline(s, now)[0]
 
 
 def _advance_piece(s: c.XingguangTaskState, piece: c.Piece, now: datetime) -> None:
@@ -224,8 +224,10 @@ def escalation_reasons(s: c.XingguangTaskState, now: datetime) -> list[str]:
     return reasons
 
 
-def next_deadline(s: c.XingguangTaskState) -> tuple[datetime | None, str]:
-    """The next instant at which `advance` has something to do, and what it is (for the timer's summary)."""
+def next_deadline(s: c.XingguangTaskState, now: datetime) -> tuple[datetime | None, str]:
+    """The next instant after `now` at which `advance` has something to do, and what it is (for the timer's
+    summary). An instant already passed is not one: `advance` applied it, or it is held (a dispute, a decision),
+    and then a message, not time, moves things on."""
     candidates: list[tuple[datetime, str]] = []
     for pause in s.pauses:
         if pause.changes_due_at is not None and open_pause(pause) and not pause.deadline_missed:
@@ -246,6 +248,7 @@ def next_deadline(s: c.XingguangTaskState) -> tuple[datetime | None, str]:
                 candidates.append((case.escalates_at, f"{name} on piece {pid} escalates"))
     if s.stage in RUNNING and s.billing_end_at is not None and (end := task_promotion_end(s)) is not None:
         candidates.append((end, "billing period ends"))
+    candidates = [pair for pair in candidates if pair[0] > now]
     if not candidates:
         return None, ""
     return min(candidates, key=lambda pair: pair[0])
