@@ -1,0 +1,128 @@
+"""Requests and results of the personal-data activities (activities/personal_data.py). PR-6: none of them carries
+a personal value; only account ids, vault tokens, field names, counts and paths."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.contract.privacy import AccountParty, VaultToken
+from workflows.rules.privacy import Disposition, HoldReason, PersonalField
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentityCheck(_Model):
+    account_id: str
+    evidence_tokens: list[VaultToken]
+
+
+class IdentityResult(_Model):
+    matched: bool
+
+
+class Change(_Model):
+    field: PersonalField
+    value_token: VaultToken
+
+
+class CorrectRequest(_Model):
+    account_id: str
+    request_id: str
+    changes: list[Change] = Field(min_length=1)
+
+
+class CorrectResult(_Model):
+    fields: list[PersonalField]
+
+
+class ConsentRequest(_Model):
+    account_id: str
+    request_id: str
+    purpose: str = Field(min_length=1)
+
+
+class ConsentResult(_Model):
+    withdrawn_at: datetime
+
+
+class FieldOutcome(_Model):
+    field: PersonalField
+    disposition: Disposition
+    held_by: list[str] = []
+
+
+class EraseRequest(_Model):
+    account_id: str
+    request_id: str
+    fields: list[PersonalField] = []  # empty: every field on file
+
+
+class EraseResult(_Model):
+    fields: list[FieldOutcome]
+    kept_records: list[str]
+
+
+class ExportRequest(_Model):
+    account_id: str
+    request_id: str
+
+
+class ExportResult(_Model):
+    path: str
+    sha256: str
+    size_bytes: int
+    sections: dict[str, int]
+
+
+class HoldRequest(_Model):
+    account_id: str
+    hold_id: str
+    reason: HoldReason
+
+
+class HoldResult(_Model):
+    hold_id: str
+
+
+class ReleaseHoldRequest(_Model):
+    hold_id: str
+
+
+class ReleaseHoldResult(_Model):
+    account_id: str | None
+    waiting_erasure_requests: list[str]  # erasure requests still waiting on the account's data
+
+
+class ObligationsRequest(_Model):
+    account_id: str
+    party: AccountParty
+
+
+class ObligationsResult(_Model):
+    open_task_ids: list[str]
+
+
+class PayoutRequest(_Model):
+    account_id: str
+    party: AccountParty
+
+
+class PayoutResult(_Model):
+    ledger_account: str
+    amount_fen: int
+    transfer_key: str
+
+
+class ArchiveRequest(_Model):
+    account_id: str
+    erasure_request_id: str
+
+
+class ArchiveResult(_Model):
+    directory_entries_archived: list[str]
+    fields: list[FieldOutcome]
+    kept_records: list[str]
