@@ -1,0 +1,109 @@
+"""Working-day deadlines from China's statutory calendar (AM-17, AM-21; DESIGN "Working days").
+
+Source: the `holidays` package (`holidays.China`): public holidays, the days off moved by the State Council's
+yearly notice, and the make-up working weekends (调休上班). Which years are authoritative is read from the same
+data: a year counts only when the package carries that year's official notice (`ChinaStaticHolidays.
+special_public_holidays`, one entry per published year: 2001-2026 in holidays 0.109). For a later year the package
+fills holidays in by rule and knows no make-up weekends (2027 in 0.109), which would silently shift deadlines, so
+such a year is refused with a non-retryable `WorkingDayCalendarMissing` and the calling workflow escalates.
+(`chinese-calendar` 1.11 covers 2004-2026 too and raises for 2027; `holidays` is the maintained dependency we ship.)
+When the State Council publishes a year (usually in November) upgrading `holidays` extends coverage, no code change.
+
+The result is recorded in the workflow's history, so a deadline once computed never changes on replay, even after
+the data is upgraded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import holidays
+from holidays.countries.china import ChinaStaticHolidays
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from workflows.rules.working_days import MAX_WORKING_DAYS, counting_dates, end_of_business_day
+
+CALENDAR_MISSING = "WorkingDayCalendarMissing"
+FIRST_AUTHORITATIVE_YEAR = 2001  # the package is checked against the official notices from 2001 on
+
+
+def published_years() -> frozenset[int]:
+    """Years whose official holiday schedule (with its make-up working weekends) the installed data carries."""
+    return frozenset(year for year in ChinaStaticHolidays.special_public_holidays if year >= FIRST_AUTHORITATIVE_YEAR)
+
+
+class WorkingDayCalendarMissing(Exception):
+    def __init__(self, year: int, covered: frozenset[int]) -> None:
+        span = f"{min(covered)}-{max(covered)}" if covered else "none"
+        super().__init__(
+            f"China's statutory working-day calendar for {year} is not published in the installed data"
+            f" (holidays {holidays.__version__}, official schedules {span}): cannot count working days into {year}")
+        self.year = year
+
+
+class ChinaWorkingDays:
+    """`is_working_day` over the authoritative years only; thread-safe (activities run in a thread pool)."""
+
+    def __init__(self, covered: frozenset[int] | None = None) -> None:
+        self.covered = published_years() if covered is None else covered
+        self._years: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def is_working_day(self, day: date) -> bool:
+        if day.year not in self.covered:
+            raise WorkingDayCalendarMissing(day.year, self.covered)
+        with self._lock:
+            calendar = self._years.get(day.year)
+            if calendar is None:
+                calendar = self._years[day.year] = holidays.China(years=[day.year])
+        return bool(calendar.is_working_day(day))
+
+    def deadline(self, start_at: datetime, working_days: int) -> tuple[datetime, date]:
+        """(exclusive deadline, last working day): see workflows.rules.working_days."""
+        last = counting_dates(start_at, working_days, self.is_working_day)[-1]
+        return end_of_business_day(last), last
+
+
+class AddWorkingDaysRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_at: AwareDatetime  # when the thing was received (the day itself is not counted)
+    working_days: int = Field(strict=True, ge=1, le=MAX_WORKING_DAYS)
+    purpose: str = ""  # for logs: "appeal answer violation:c-1", "dispute d1 of mount-content:t:c"
+
+
+class AddWorkingDaysResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start_at: AwareDatetime
+    working_days: int
+    deadline_at: AwareDatetime  # exclusive: 00:00 +08:00 after the last working day
+    last_working_day: date
+    source: str
+
+
+class CalendarActivities:
+    def __init__(self, calendar: ChinaWorkingDays | None = None) -> None:
+        self.calendar = calendar or ChinaWorkingDays()
+
+    @activity.defn(name="calendar.add_working_days")
+    def add_working_days(self, request: AddWorkingDaysRequest) -> AddWorkingDaysResult:
+        try:
+            deadline_at, last = self.calendar.deadline(request.start_at, request.working_days)
+        except WorkingDayCalendarMissing as missing:
+            # Retrying cannot help until the data is upgraded: fail at once and let the workflow escalate.
+            raise ApplicationError(str(missing), {"year": missing.year}, type=CALENDAR_MISSING,
+                                   non_retryable=True) from missing
+        covered = self.calendar.covered
+        return AddWorkingDaysResult(
+            start_at=request.start_at, working_days=request.working_days, deadline_at=deadline_at,
+            last_working_day=last,
+            source=f"holidays {holidays.__version__} China, official schedules {min(covered)}-{max(covered)}")
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.add_working_days]
