@@ -8,6 +8,9 @@ MOUNT_TASK_WORKFLOW = "MountTaskWorkflow"
 MOUNTED_CONTENT_WORKFLOW = "MountedContentWorkflow"
 XINGGUANG_TASK_WORKFLOW = "XingguangTaskWorkflow"
 VIOLATION_CASE_WORKFLOW = "ViolationCaseWorkflow"
+DATA_SUBJECT_REQUEST_WORKFLOW = "DataSubjectRequestWorkflow"
+ACCOUNT_WORKFLOW = "AccountWorkflow"
+SECURITY_INCIDENT_WORKFLOW = "SecurityIncidentWorkflow"
 
 
 def mount_task_id(task_id: str) -> str:
@@ -24,6 +27,18 @@ def xingguang_task_id(task_id: str) -> str:
 
 def violation_case_id(case_id: str) -> str:
     return f"violation:{case_id}"
+
+
+def data_subject_request_id(request_id: str) -> str:
+    return f"dsr:{request_id}"
+
+
+def account_id(account_id: str) -> str:  # named for AccountWorkflow: the schema index finds ids by type name
+    return f"account:{account_id}"
+
+
+def security_incident_id(incident_id: str) -> str:
+    return f"incident:{incident_id}"
 
 
 class SA:
