@@ -43,7 +43,9 @@ class WorkflowBase:
         return weekdays_after(raised_at, ESCALATION_WORKING_DAYS)
 
     def _changed(self) -> None:
+        """After a command: apply what time decides now (so the answer shows it) and wake the run loop."""
         self.s.messages_this_run += 1
+        life.advance(self.s, workflow.now())
         self._wake = True
 
     @staticmethod

@@ -1,0 +1,170 @@
+"""The platform's controls on a Xingguang task: XG-7 (one-piece pause), XG-8 / R-11 (content deleted, continue after
+a fix, freezing the client's balance), XG-10 (compensation and its cap)."""
+
+from __future__ import annotations
+
+import pytest
+
+from starter import xingguang as api
+from starter.client import Refused
+from tests.conftest import Ctx
+from tests.helpers import DAY, finish
+from tests.test_xg_fixtures import (
+    HOUR,
+    OPERATOR,
+    events,
+    ordered_task,
+    published_piece,
+    sleep_until,
+    task_when,
+)
+from workflows.contract import xingguang as xg
+
+
+def ids(ctx: Ctx, name: str) -> tuple[str, str]:
+    return f"xg-{name}-{ctx.uid}", f"cl-{name}-{ctx.uid}"
+
+
+class TestXG7OnePiecePause:
+    async def test_xg_7_r_9_a_one_piece_pause_stops_and_extends_only_that_piece(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "pp")
+        t0, _ = await ordered_task(ctx, task, client_id, days=5)
+        await published_piece(ctx, task, client_id, "p1", f"c1-{ctx.uid}", 10_000)
+        await published_piece(ctx, task, client_id, "p2", f"c2-{ctx.uid}", 10_000)
+        await sleep_until(ctx, t0 + 2 * DAY)
+        pause = await api.pause(ctx.client, task, xg.PauseRequest(
+            operator_id=OPERATOR, pause_id="pp1", piece_id="p1", reason="health claim in the voice-over",
+            changes_due_at=t0 + 4 * DAY))
+        await events(ctx, task, "x1", "p1", 10, t0 + 2 * DAY + HOUR)  # paused piece: not billed
+        await events(ctx, task, "x2", "p2", 10, t0 + 2 * DAY + HOUR)  # the other piece bills
+        await sleep_until(ctx, t0 + 3 * DAY)
+        resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
+            client_id=client_id, pause_id="pp1", changes_made=True))
+        assert resumed.resumed_at is not None
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        final = await api.state(ctx.client, task)
+        p1, p2 = final.pieces["p1"], final.pieces["p2"]
+        assert p2.promotion_ends_at == t0 + 6 * DAY
+        assert p1.promotion_ends_at == t0 + 6 * DAY + (resumed.resumed_at - pause.paused_at)
+        assert (p1.billable_events, p2.billable_events) == (0, 10)
+        assert result.pieces["p2"].promotion_spend_fen == 500 and result.pieces["p1"].promotion_spend_fen == 0
+
+    async def test_xg_7_pause_is_refused_without_a_future_deadline(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "ppbad")
+        t0, _ = await ordered_task(ctx, task, client_id)
+        with pytest.raises(Refused) as refusal:
+            await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="r",
+                                                              changes_due_at=t0 - DAY))
+        assert refusal.value.reasons[0].startswith("changes_due_at: ")
+        assert refusal.value.reasons[0].endswith("is not in the future")
+
+
+class TestXG8Violations:
+    async def test_xg_8_r_11_content_deleted_stops_that_piece_and_waits_for_a_decision(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "del")
+        t0, _ = await ordered_task(ctx, task, client_id, days=5)
+        await published_piece(ctx, task, client_id, "p1", f"c1-{ctx.uid}", 10_000)
+        await published_piece(ctx, task, client_id, "p2", f"c2-{ctx.uid}", 10_000)
+        await sleep_until(ctx, t0 + 2 * DAY)
+        await events(ctx, task, "y1", "p1", 20, t0 + DAY + HOUR)
+        recorded = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
+            operator_id=OPERATOR, violation_id="v1", cause=xg.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC,
+            piece_id="p1", note="creator made the video private"))
+        deleted_at = recorded.violations[0].recorded_at
+        assert recorded.pieces["p1"].promotion_ends_at == deleted_at
+        assert recorded.stage is xg.TaskStage.IN_PROGRESS  # the other piece goes on
+        await events(ctx, task, "y2", "p1", 20, deleted_at + HOUR)  # after the stop: not billed
+        await sleep_until(ctx, t0 + 9 * DAY)
+        waiting = await task_when(ctx, task, lambda s: s.pieces["p2"].stage is xg.PieceStage.SETTLED)
+        assert waiting.escalated and waiting.pieces["p1"].decision_needed
+        await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
+            operator_id=OPERATOR, piece_id="p1", settle=False, note="deleted by its creator"))
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        assert result.pieces["p1"].creator_earnings_fen == 0 and result.pieces["p1"].promotion_spend_fen == 1_000
+        assert result.pieces["p2"].creator_earnings_fen == 10_000
+
+    async def test_xg_8_continue_after_fix_holds_billing_until_proof_and_extends_the_period(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "fix")
+        t0, _ = await ordered_task(ctx, task, client_id, days=5)
+        await published_piece(ctx, task, client_id, "p1", f"c1-{ctx.uid}", 10_000)
+        await sleep_until(ctx, t0 + 2 * DAY)
+        held = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
+            operator_id=OPERATOR, violation_id="v2", cause=xg.TerminationCause.COMPONENT_OR_LANDING_PAGE_FAULT,
+            note="download card points to a removed app", decision=xg.ViolationDecision.CONTINUE_AFTER_FIX))
+        assert held.paused and held.stage is xg.TaskStage.IN_PROGRESS
+        await events(ctx, task, "z1", "p1", 10, t0 + 2 * DAY + HOUR)  # while held: not billed
+        await sleep_until(ctx, t0 + 3 * DAY)
+        resumed = await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
+            violation_id="v2", submitted_by=client_id, proof="app re-listed, store link attached"))
+        violation = resumed.violations[0]
+        assert violation.resumed_at is not None and not resumed.paused
+        with pytest.raises(Refused):
+            await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
+                violation_id="v2", submitted_by=client_id, proof="again"))
+        await events(ctx, task, "z2", "p1", 10, t0 + 3 * DAY + HOUR)
+        await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        final = await api.state(ctx.client, task)
+        assert final.pieces["p1"].billable_events == 10
+        assert final.pieces["p1"].promotion_ends_at == t0 + 6 * DAY + (violation.resumed_at - violation.recorded_at)
+
+    async def test_xg_8_freeze_of_the_client_balance_is_held_with_its_reason(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "frz")
+        await ordered_task(ctx, task, client_id, balance_fen=300_000)
+        result = await api.penalize(ctx.client, task, xg.PenalizeRequest(
+            operator_id=OPERATOR, penalty_id="f1", action=xg.PenaltyAction.FREEZE, amount_fen=50_000,
+            reason="XG-8: spokesperson under investigation"))
+        assert result.amount_fen == 50_000
+        balance = ctx.a.ledger.balance(f"client:{client_id}:available")
+        assert (balance.balance_fen, balance.available_fen) == (102_000, 52_000)
+        [hold] = ctx.a.ledger.transfers(business_key_prefix=f"xg:penalty:{task}:f1")
+        assert (hold.memo, hold.status) == ("XG-8: spokesperson under investigation", "pending")
+        with pytest.raises(Refused) as refusal:
+            await api.penalize(ctx.client, task, xg.PenalizeRequest(
+                operator_id=OPERATOR, penalty_id="f2", action=xg.PenaltyAction.FREEZE, amount_fen=52_001,
+                reason="more"))
+        assert refusal.value.kind == "PenaltyRefused"
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").available_fen == 52_000
+
+
+class TestXG10Compensation:
+    async def test_xg_10_anomaly_compensation_is_paid_to_the_client_from_platform_revenue(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "comp")
+        await ordered_task(ctx, task, client_id, balance_fen=300_000)
+        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
+        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+            operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=3_000,
+            policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
+        assert (paid.paid_fen, paid.cap_fen) == (3_000, None)
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 3_000
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == 97_000
+        again = await api.compensate(ctx.client, task, xg.CompensateRequest(
+            operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=3_000,
+            policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
+        assert again == paid
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 105_000
+
+    async def test_xg_10_damages_are_capped_at_twenty_percent_of_the_order_amount(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "cap")
+        await ordered_task(ctx, task, client_id, balance_fen=300_000, placement_budget_fen=100_005)
+        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
+        # Order amount frozen: 198,006; cap floor(39,601.2) = 39,601.
+        with pytest.raises(Refused) as refusal:
+            await api.compensate(ctx.client, task, xg.CompensateRequest(
+                operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=39_602,
+                loss_fen=60_000, note="campaign launched a day late by platform error"))
+        assert "damages are capped at 39601 fen (20% of the order amount 198006 fen, rounded down)" in \
+            refusal.value.reasons[0]
+        with pytest.raises(Refused):
+            await api.compensate(ctx.client, task, xg.CompensateRequest(
+                operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=1_001,
+                loss_fen=1_000, note="above the loss"))
+        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+            operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=39_601,
+            loss_fen=60_000, note="campaign launched a day late by platform error"))
+        assert (paid.paid_fen, paid.cap_fen) == (39_601, 39_601)
+        with pytest.raises(Refused) as refusal:
+            await api.compensate(ctx.client, task, xg.CompensateRequest(
+                operator_id=OPERATOR, compensation_id="d2", kind=xg.CompensationKind.DAMAGES, amount_fen=1,
+                loss_fen=60_000, note="more"))
+        assert "39601 fen already paid" in refusal.value.reasons[0]
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_006 + 39_601
