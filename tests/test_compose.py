@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,6 +100,10 @@ def test_setup_creates_the_namespace_the_worker_uses(services: dict[str, Any]) -
     schema_script = (ROOT / "deploy/temporal/setup-schema.sh").read_text()
     assert "temporal-sql-tool" in schema_script
     assert "temporal/versioned" in schema_script and "visibility/versioned" in schema_script
+    # Updates and update-with-start are how every caller talks to the workflows: on, whatever the server default.
+    dynamic = yaml.safe_load((ROOT / "deploy/temporal/dynamicconfig.yaml").read_text())
+    for key in ("frontend.enableUpdateWorkflowExecution", "frontend.enableExecuteMultiOperation"):
+        assert dynamic[key] == [{"value": True, "constraints": {}}]
     namespace_script = (ROOT / "deploy/temporal/setup-namespace.sh").read_text()
     assert "temporal operator namespace create" in namespace_script
     assert "temporal operator search-attribute create" in namespace_script
@@ -171,7 +176,12 @@ def test_dockerfile_builds_the_worker_from_pyproject() -> None:
     assert base and re.match(r"python:3\.11\.\d+-slim", base.group(1)), "pin the Python base image"
     assert "COPY pyproject.toml" in text and "pip install" in text
     assert re.search(r'^CMD \["python", "worker.py"\]$', text, re.MULTILINE)
-    for path in ("worker.py", "workflows", "activities", "starter", "deploy/worker"):
+    # Whatever pyproject.toml packages (modules and package roots) is copied into the image.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packaged = [f"{module}.py" for module in setuptools.get("py-modules", [])]
+    packaged += [pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]]
+    assert {"worker.py", "workflows", "activities", "starter"} <= set(packaged)
+    for path in [*packaged, "deploy/worker"]:
         assert re.search(rf"^COPY {re.escape(path)} ", text, re.MULTILINE), f"the image lacks {path}"
         assert (ROOT / path).exists()
     check = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["worker"]["healthcheck"]["test"]
