@@ -1,5 +1,5 @@
 """Pure Xingguang rules, tested directly: XG-2 (forbidden targeting as data), R-8 / XG-9 (money), XG-10 (cap),
-XG-4..XG-6 and R-9 (windows, pause extension), and the 7-working-day escalation stand-in."""
+XG-4..XG-6 and R-9 (windows, pause extension)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from workflows.rules.xingguang_windows import (
     objection_window_closes_at,
     promotion_starts_at,
     publicity_window_closes_at,
-    weekdays_after,
 )
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=BUSINESS_TZ)
@@ -130,9 +129,3 @@ class TestWindows:
         assert not billable(T0 + 10 * DAY, T0, T0 + 10 * DAY, [], cheating=False)
         assert billable(T0 + 10 * DAY - SECOND, T0, T0 + 10 * DAY, [], cheating=False)
         assert not billable(T0 - SECOND, T0, None, [], cheating=False)
-
-    def test_escalation_stand_in_counts_weekdays(self) -> None:
-        friday = datetime(2026, 12, 4, 15, 0, tzinfo=BUSINESS_TZ)
-        assert weekdays_after(friday, 7) == datetime(2026, 12, 15, 15, 0, tzinfo=BUSINESS_TZ)  # Tuesday
-        assert weekdays_after(datetime(2026, 12, 5, 9, 0, tzinfo=BUSINESS_TZ), 1) == datetime(
-            2026, 12, 7, 9, 0, tzinfo=BUSINESS_TZ)  # Saturday -> Monday

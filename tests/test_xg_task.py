@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from activities.calendar import CalendarActivities, ChinaWorkingDays
 from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
@@ -25,6 +26,10 @@ from tests.test_xg_fixtures import (
     task_when,
 )
 from workflows.contract import xingguang as xg
+
+# The session's test server clock runs years ahead (time skipping): a calendar that answers for every year, so the
+# deadline is exact; the missing-calendar path has its own test.
+EVERY_YEAR = ChinaWorkingDays(covered=frozenset(range(2001, 2200)))
 
 
 def ids(ctx: Ctx, name: str) -> tuple[str, str]:
@@ -126,6 +131,7 @@ class TestXG5Objections:
                 client_id=client_id, piece_id="p1", reason="too late"))
         assert refusal.value.reasons[0].startswith("the objection window closed at ")
 
+    @pytest.mark.replace_activities(lambda a: [CalendarActivities(EVERY_YEAR).add_working_days])
     async def test_xg_5_dismissed_objection_goes_on_and_undecided_escalates_after_7_working_days(
             self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "objesc")
@@ -134,7 +140,9 @@ class TestXG5Objections:
         objected = await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(
             client_id=client_id, piece_id="p1", reason="wrong product colour"))
         assert objected.objection is not None
-        assert objected.objection.escalates_at - objected.objection.raised_at >= 9 * DAY  # 7 weekdays
+        # 7 statutory working days after the day it was raised, to the end of the 7th (calendar.add_working_days).
+        expected, _ = EVERY_YEAR.deadline(objected.objection.raised_at, 7)
+        assert objected.objection.escalates_at == expected
         await sleep_until(ctx, objected.objection.escalates_at)
         escalated = await task_when(ctx, task, lambda s: s.escalated)
         assert escalated.escalation_reasons == ["piece p1: objection undecided after 7 working days"]
@@ -145,6 +153,20 @@ class TestXG5Objections:
         assert cleared.pieces["p1"].stage is xg.PieceStage.PUBLISHED
         result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
         assert result.pieces["p1"].creator_earnings_fen == 10_000 and result.pieces["p1"].promotion_spend_fen == 500
+
+
+    @pytest.mark.replace_activities(lambda a: [CalendarActivities(ChinaWorkingDays(covered=frozenset()))
+                                               .add_working_days])
+    async def test_xg_6_dispute_escalates_at_once_when_the_working_day_calendar_is_missing(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "nocal")
+        await ordered_task(ctx, task, client_id, days=5)
+        await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
+        disputed = await api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+            client_id=client_id, piece_id="p1", reason="numbers look off"))
+        assert disputed.data_dispute is not None
+        assert disputed.data_dispute.escalates_at == disputed.data_dispute.raised_at
+        escalated = await task_when(ctx, task, lambda s: s.escalated)
+        assert escalated.escalation_reasons == ["piece p1: data dispute no working-day calendar for its deadline"]
 
 
 class TestXG6DataAndR11Ends:

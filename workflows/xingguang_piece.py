@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
     from activities.directory import PartyRequest
     from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
     from workflows.contract import xingguang as c
@@ -22,7 +23,6 @@ from workflows.rules.xingguang_windows import (
         ESCALATION_WORKING_DAYS,
         billable,
         client_review_due_at,
-        weekdays_after,
     )
 
 PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
@@ -37,10 +37,21 @@ class WorkflowBase:
     s: c.XingguangTaskState
     _wake: bool
 
-    async def _escalates_at(self, raised_at: datetime) -> datetime:
-        """7 working days after `raised_at` (XG-5, XG-6 as AM-17). Stand-in until the `calendar.add_working_days`
-        activity lands (activities/calendar.py): weekdays only. Switch here, behind workflow.patched, when it does."""
-        return weekdays_after(raised_at, ESCALATION_WORKING_DAYS)
+    async def _escalates_at(self, raised_at: datetime, purpose: str) -> datetime:
+        """7 working days after `raised_at` (XG-5, XG-6 as AM-17), from the `calendar.add_working_days` activity
+        (recorded in history: stable on replay). A year whose official calendar is not published escalates at once
+        (the deadline is `raised_at`): never a silently wrong deadline."""
+        try:
+            result = await workflow.execute_activity(
+                "calendar.add_working_days",
+                AddWorkingDaysRequest(start_at=raised_at, working_days=ESCALATION_WORKING_DAYS, purpose=purpose),
+                result_type=AddWorkingDaysResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.type == CALENDAR_MISSING:
+                workflow.logger.warning("%s: %s; escalating at once", purpose, err.cause.message)
+                return raised_at
+            raise
+        return result.deadline_at
 
     def _changed(self) -> None:
         """After a command: apply what time decides now (so the answer shows it) and wake the run loop."""
@@ -193,7 +204,7 @@ class PieceMessages(WorkflowBase):
         piece, now = self.s.pieces[request.piece_id], workflow.now()
         if piece.objection is None:
             piece.objection = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
-            piece.objection.escalates_at = await self._escalates_at(now)
+            piece.objection.escalates_at = await self._escalates_at(now, f"objection on {request.piece_id}")
             self._changed()
         return piece
 
@@ -298,7 +309,7 @@ class PieceMessages(WorkflowBase):
         piece, now = self.s.pieces[request.piece_id], workflow.now()
         if piece.data_dispute is None:
             piece.data_dispute = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
-            piece.data_dispute.escalates_at = await self._escalates_at(now)
+            piece.data_dispute.escalates_at = await self._escalates_at(now, f"data dispute on {request.piece_id}")
             self._changed()
         return piece
 

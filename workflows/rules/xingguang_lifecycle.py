@@ -217,10 +217,11 @@ def escalation_reasons(s: c.XingguangTaskState, now: datetime) -> list[str]:
     if undecided:
         reasons.append(f"pieces awaiting a settle-or-decline decision: {', '.join(undecided)}")
     for piece in s.pieces.values():
-        if piece.objection and open_case(piece.objection) and piece.objection.escalated:
-            reasons.append(f"piece {piece.piece_id}: objection undecided after 7 working days")
-        if piece.data_dispute and open_case(piece.data_dispute) and piece.data_dispute.escalated:
-            reasons.append(f"piece {piece.piece_id}: data dispute unresolved after 7 working days")
+        for name, case in (("objection", piece.objection), ("data dispute", piece.data_dispute)):
+            if case is not None and open_case(case) and case.escalated:
+                why = ("no working-day calendar for its deadline" if case.escalates_at == case.raised_at
+                       else "undecided after 7 working days")
+                reasons.append(f"piece {piece.piece_id}: {name} {why}")
     return reasons
 
 

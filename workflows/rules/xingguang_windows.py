@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from workflows.rules.clock import BUSINESS_TZ, DAY, window_closes_at
+from workflows.rules.clock import window_closes_at
 
 OBJECTION_WINDOW_DAYS = 3
 PUBLICITY_WINDOW_DAYS = 3
-ESCALATION_WORKING_DAYS = 7
+ESCALATION_WORKING_DAYS = 7  # XG-5 / XG-6 as AM-17: undecided cases escalate (calendar.add_working_days)
 
 # A pause as (paused_at, resumed_at); resumed_at None while it lasts.
 Interval = tuple[datetime, datetime | None]
@@ -63,15 +63,3 @@ def billable(occurred_at: datetime, promotion_start_at: datetime, promotion_end_
     if promotion_end_at is not None and occurred_at >= promotion_end_at:
         return False
     return not paused_at_instant(occurred_at, pauses)
-
-
-def weekdays_after(start_at: datetime, days: int) -> datetime:
-    """Stand-in for calendar.add_working_days until that activity lands: `days` Monday-to-Friday days after
-    `start_at` in business time, same time of day (ignores public holidays and make-up working weekends)."""
-    local = start_at.astimezone(BUSINESS_TZ)
-    added = 0
-    while added < days:
-        local += DAY
-        if local.weekday() < 5:
-            added += 1
-    return local
