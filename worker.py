@@ -33,6 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.calendar import CalendarActivities
 from activities.db import Database, default_dsn
 from activities.directory import Directory, DirectoryActivities
 from activities.fanout import FanoutActivities
@@ -108,6 +109,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
+        *CalendarActivities().all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:
