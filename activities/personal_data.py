@@ -30,6 +30,8 @@ from activities.db import Database, Tx
 from activities.directory import Directory
 from activities.ledger import Ledger
 from activities.personal_data_models import (
+    AdjustRequest,
+    AdjustResult,
     ArchiveRequest,
     ArchiveResult,
     ConsentRequest,
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS pd_consents (
 
 ANONYMIZED = "[anonymized]"
 WITHDRAWALS = "world:withdrawals"  # money paid out of the platform to the person's bank account
+ADJUSTMENTS = "world:statement_adjustments"  # credits granted by upheld statement disputes (PR-4)
 
 
 def _now() -> str:
@@ -300,6 +303,11 @@ class PersonalData:
                     "directory_entries": len(parsed["directory"])}
         return path, _sha(text), len(text.encode()), sections
 
+    def stored_export(self, request_id: str) -> str | None:
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
+        return None if row is None else str(row[0])
+
     def _document(self, request_id: str, account_id: str) -> dict[str, Any]:
         profile = self.profile(account_id)
         directory: dict[str, Any] = {}
@@ -356,6 +364,14 @@ class PersonalData:
             moved = self.ledger.transfer(key, source, WITHDRAWALS, amount, "payout", "account cancelled")
             amount = moved.amount_fen
         return source, amount, key
+
+    def statement_adjustment(self, account_id: str, party: AccountParty, dispute_id: str,
+                             amount_fen: int) -> tuple[str, int, str]:
+        """PR-4: an upheld statement dispute credits the account, once per dispute."""
+        target = money_account(party, account_id)
+        key = f"statement-dispute:{target}:{dispute_id}"
+        moved = self.ledger.transfer(key, ADJUSTMENTS, target, amount_fen, "statement_adjustment", dispute_id)
+        return target, moved.amount_fen, key
 
     def archive_directory_entry(self, account_id: str) -> list[str]:
         """PR-5: takes the account out of the active directory (eligibility then finds it unknown) and keeps the
@@ -439,6 +455,12 @@ class PersonalDataActivities:
         account, amount, key = self.vault.payout(request.account_id, request.party)
         return PayoutResult(ledger_account=account, amount_fen=amount, transfer_key=key)
 
+    @activity.defn(name="personal_data.statement_adjustment")
+    def statement_adjustment(self, request: AdjustRequest) -> AdjustResult:
+        account, amount, key = self.vault.statement_adjustment(request.account_id, request.party,
+                                                               request.dispute_id, request.amount_fen)
+        return AdjustResult(ledger_account=account, amount_fen=amount, transfer_key=key)
+
     @activity.defn(name="personal_data.archive_account")
     def archive_account(self, request: ArchiveRequest) -> ArchiveResult:
         archived = self.vault.archive_directory_entry(request.account_id)
@@ -448,7 +470,7 @@ class PersonalDataActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.check_identity, self.correct, self.withdraw_consent, self.erase, self.export, self.hold,
-                self.release_hold, self.obligations, self.payout, self.archive_account]
+                self.release_hold, self.obligations, self.payout, self.statement_adjustment, self.archive_account]
 
 
 def kept_records(vault: PersonalData, account_id: str) -> list[str]:

@@ -126,3 +126,16 @@ class ArchiveResult(_Model):
     directory_entries_archived: list[str]
     fields: list[FieldOutcome]
     kept_records: list[str]
+
+
+class AdjustRequest(_Model):
+    account_id: str
+    party: AccountParty
+    dispute_id: str
+    amount_fen: int = Field(strict=True, gt=0)
+
+
+class AdjustResult(_Model):
+    ledger_account: str
+    amount_fen: int
+    transfer_key: str

@@ -96,7 +96,7 @@ class HoldReason(StrEnum):
 # Which fields each kind of need keeps (PR-2: "unless the law requires keeping it, e.g. records an open dispute
 # or settlement needs"). Everything else goes at once.
 HOLD_NEEDS: Mapping[HoldReason, tuple[PersonalField, ...]] = {
-    HoldReason.OPEN_DISPUTE: (PersonalField.NAME, PersonalField.PHONE, PersonalField.ID_NUMBER),
+    HoldReason.OPEN_DISPUTE: (PersonalField.PHONE, PersonalField.ID_NUMBER),  # reach and identify the party
     HoldReason.UNSETTLED_SETTLEMENT: (PersonalField.NAME, PersonalField.ID_NUMBER),
     HoldReason.LEGAL_RETENTION: (PersonalField.NAME, PersonalField.ID_NUMBER),
 }

@@ -1,0 +1,159 @@
+"""Typed helpers for services that talk to the PR workflows: DataSubjectRequestWorkflow (`dsr:{request_id}`),
+AccountWorkflow (`account:{account_id}`), SecurityIncidentWorkflow (`incident:{incident_id}`).
+
+PR-6: personal values go into the vault first (`stage_value` / `PersonalData.put`, a database call outside
+Temporal) and only the returned token is sent. A business refusal raises starter.client.Refused.
+
+`python -m starter.privacy export-file REQUEST_ID OUT.json` writes a request's export (the file handed over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from activities.personal_data import PersonalData
+from starter.client import Refused, _update
+from workflows.contract import account as ac
+from workflows.contract import data_subject_request as dsr
+from workflows.contract import security_incident as inc
+from workflows.contract.common import DEFAULT_TASK_QUEUE
+from workflows.contract.names import (
+    ACCOUNT_WORKFLOW,
+    DATA_SUBJECT_REQUEST_WORKFLOW,
+    SECURITY_INCIDENT_WORKFLOW,
+    account_id,
+    data_subject_request_id,
+    security_incident_id,
+)
+from workflows.contract.privacy import AccountParty, PersonalField
+
+
+def stage_value(vault: PersonalData, account: str, field: PersonalField, value: str) -> str:
+    """A value a request brings (a corrected phone number, the requester's contact or evidence): kept in the vault,
+    returned as the token to put in the request."""
+    return vault.put(account, field, value, staged=True)
+
+
+# ---- accounts -----------------------------------------------------------------------------------------------
+
+async def record_activity(client: Client, account: str, party: AccountParty, event: ac.AccountActivity,
+                          task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    """A sign-in or use (R-7). Starts the account's workflow on its first activity (signal-with-start); a cancelled
+    account is never started again: that raises Refused("AccountCancelled")."""
+    try:
+        await client.start_workflow(
+            ACCOUNT_WORKFLOW, ac.AccountInput(account_id=account, party=party, opened_at=event.occurred_at),
+            id=account_id(account), task_queue=task_queue, start_signal="record_activity", start_signal_args=[event],
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, static_summary=f"account {account}")
+    except WorkflowAlreadyStartedError:
+        raise Refused("AccountCancelled", [f"account {account} is closed (cancelled)"]) from None
+
+
+async def obligations_changed(client: Client, account: str, task_id: str | None = None) -> None:
+    await client.get_workflow_handle(account_id(account)).signal(
+        "obligations_changed", ac.ObligationsChanged(task_id=task_id))
+
+
+async def raise_statement_dispute(client: Client, account: str,
+                                  request: ac.RaiseStatementDispute) -> ac.StatementDisputeRecord:
+    return await _update(client, account_id(account), "raise_statement_dispute", request,
+                         ac.StatementDisputeRecord)
+
+
+async def resolve_statement_dispute(client: Client, account: str,
+                                    request: ac.ResolveStatementDispute) -> ac.StatementDisputeRecord:
+    return await _update(client, account_id(account), "resolve_statement_dispute", request,
+                         ac.StatementDisputeRecord)
+
+
+async def account_state(client: Client, account: str) -> ac.AccountState:
+    return await client.get_workflow_handle(account_id(account)).query("state", result_type=ac.AccountState)
+
+
+# ---- data-subject requests ----------------------------------------------------------------------------------
+
+async def submit_request(client: Client, request: dsr.DataSubjectRequestInput,
+                         task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, dsr.DataSubjectRequestState]:
+    """Starts the request (the same request id again finds the running one)."""
+    return await client.start_workflow(
+        DATA_SUBJECT_REQUEST_WORKFLOW, request, id=data_subject_request_id(request.request_id),
+        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=dsr.DataSubjectRequestState,
+        static_summary=f"{request.kind.value} request {request.request_id} of account {request.account_id}")
+
+
+async def verify_identity(client: Client, request_id: str,
+                          request: dsr.VerifyIdentity) -> dsr.DataSubjectRequestState:
+    return await _update(client, data_subject_request_id(request_id), "verify_identity", request,
+                         dsr.DataSubjectRequestState)
+
+
+async def reply(client: Client, request_id: str, request: dsr.OperatorReply) -> dsr.DataSubjectRequestState:
+    return await _update(client, data_subject_request_id(request_id), "reply", request, dsr.DataSubjectRequestState)
+
+
+async def request_state(client: Client, request_id: str) -> dsr.DataSubjectRequestState:
+    return await client.get_workflow_handle(data_subject_request_id(request_id)).query(
+        "state", result_type=dsr.DataSubjectRequestState)
+
+
+# ---- security incidents -------------------------------------------------------------------------------------
+
+async def open_incident(client: Client, request: inc.SecurityIncidentInput,
+                        task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, inc.SecurityIncidentState]:
+    return await client.start_workflow(
+        SECURITY_INCIDENT_WORKFLOW, request, id=security_incident_id(request.incident_id), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=inc.SecurityIncidentState,
+        static_summary=f"security incident {request.incident_id}")
+
+
+async def incident_update(client: Client, incident_id: str, name: str,
+                          request: BaseModel) -> inc.SecurityIncidentState:
+    """confirm, add_affected_accounts, publish_announcement or report_to_regulator."""
+    return await _update(client, security_incident_id(incident_id), name, request, inc.SecurityIncidentState)
+
+
+async def incident_state(client: Client, incident_id: str) -> inc.SecurityIncidentState:
+    return await client.get_workflow_handle(security_incident_id(incident_id)).query(
+        "state", result_type=inc.SecurityIncidentState)
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from activities.db import Database, default_dsn
+    from activities.directory import Directory
+    from activities.ledger import Ledger
+
+    parser = argparse.ArgumentParser(prog="python -m starter.privacy")
+    sub = parser.add_subparsers(dest="command", required=True)
+    export = sub.add_parser("export-file", help="write the export of an access/copy/portability request to a file")
+    export.add_argument("request_id")
+    export.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    db = Database(default_dsn())
+    try:
+        vault = PersonalData(db, Ledger(db), Directory(db))
+        document = vault.stored_export(args.request_id)
+        if document is None:
+            print(f"no export for request {args.request_id} (not an export request, or not processed yet)",
+                  file=sys.stderr)
+            return 1
+        args.out.write_text(document, encoding="utf-8")
+        print(f"wrote {args.out}")
+        return 0
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Helpers of the PR tests: a person in the vault, a fixed working-day calendar, polling a workflow's state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
+from activities.personal_data import PersonalData
+from tests.conftest import Ctx
+from worker import Adapters
+from workflows.rules.clock import BUSINESS_TZ
+from workflows.rules.privacy import PersonalField
+from workflows.rules.working_days import end_of_business_day
+
+T = TypeVar("T")
+
+NAME, PHONE, ID_NUMBER, EMAIL = "张晓明", "13912345678", "110101199003074514", "xiaoming.zhang@example.cn"
+
+
+def fixed_last_working_day(start_at: datetime, working_days: int) -> date:
+    """The test calendar: weekends only, counted as N working days = N + 2 x (N // 5) calendar days."""
+    return start_at.astimezone(BUSINESS_TZ).date() + timedelta(days=working_days + 2 * (working_days // 5))
+
+
+def fixed_deadline(start_at: datetime, working_days: int) -> datetime:
+    return end_of_business_day(fixed_last_working_day(start_at, working_days))
+
+
+def fixed_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
+    """Replaces calendar.add_working_days: the shared test server's clock runs into years whose official
+    calendar is not published, so workflow tests use fixed answers (the real calendar is tested directly)."""
+
+    @activity.defn(name="calendar.add_working_days")
+    def add_working_days(request: AddWorkingDaysRequest) -> AddWorkingDaysResult:
+        last = fixed_last_working_day(request.start_at, request.working_days)
+        return AddWorkingDaysResult(start_at=request.start_at, working_days=request.working_days,
+                                    deadline_at=end_of_business_day(last), last_working_day=last, source="test")
+
+    return [add_working_days]
+
+
+def missing_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
+    @activity.defn(name="calendar.add_working_days")
+    def add_working_days(request: AddWorkingDaysRequest) -> AddWorkingDaysResult:
+        raise ApplicationError("no calendar for 2099", type=CALENDAR_MISSING, non_retryable=True)
+
+    return [add_working_days]
+
+
+def vault(ctx: Ctx) -> PersonalData:
+    return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory)
+
+
+@dataclass
+class Person:
+    account_id: str
+    tokens: dict[PersonalField, str]
+
+
+def person(ctx: Ctx, account_id: str, *, email: bool = True, phone: bool = True) -> Person:
+    """A person on file: name, phone, ID number (and e-mail) in the vault."""
+    v = vault(ctx)
+    values = {PersonalField.NAME: NAME, PersonalField.ID_NUMBER: ID_NUMBER}
+    if phone:
+        values[PersonalField.PHONE] = PHONE
+    if email:
+        values[PersonalField.EMAIL] = EMAIL
+    return Person(account_id, {field: v.put(account_id, field, value) for field, value in values.items()})
+
+
+async def eventually(read: Callable[[], Awaitable[T]], predicate: Callable[[T], bool], what: str) -> T:
+    value = await read()
+    for _ in range(200):
+        if predicate(value):
+            return value
+        await asyncio.sleep(0.05)
+        value = await read()
+    raise AssertionError(f"{what} never held: {value}")

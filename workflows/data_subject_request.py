@@ -1,0 +1,249 @@
+"""DataSubjectRequestWorkflow (`dsr:{request_id}`): one data-subject request (PR-1, PR-2, PR-6).
+
+Identity first: the vault checks the evidence the requester gave against the data on file, else an operator
+confirms or rejects it (`verify_identity`); an unverified request waits in stage `awaiting_verification`, visibly.
+The 15-working-day reply deadline starts at verification (calendar activity) and escalates when missed. Then:
+access/copy/portability write an export file; correction/supplement change the vault; deletion (and a report of a
+minor's data collected without consent) deletes or anonymizes, retaining what a hold still needs until it ends;
+consent withdrawal is recorded; account cancellation is handed to AccountWorkflow; a complaint waits for an
+operator's reply. The reply goes to the requester through the notification activity.
+
+PR-6: only tokens, account ids, field names and counts pass through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NoticeRequest, NoticeResult
+    from activities.personal_data_models import (
+        Change,
+        ConsentRequest,
+        ConsentResult,
+        CorrectRequest,
+        CorrectResult,
+        EraseRequest,
+        EraseResult,
+        ExportRequest,
+        ExportResult,
+        IdentityCheck,
+        IdentityResult,
+    )
+    from workflows.contract import data_subject_request as c
+    from workflows.contract.account import CancellationRequested
+    from workflows.contract.names import DATA_SUBJECT_REQUEST_WORKFLOW, account_id
+    from workflows.rules.clock import business_time
+    from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, Disposition
+
+from workflows.common import stage_attributes, until
+from workflows.privacy_common import call, working_days_after
+
+RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
+
+
+def refused(kind: str, message: str) -> ApplicationError:
+    return ApplicationError(message, {"reasons": [message]}, type=kind, non_retryable=True)
+
+
+@workflow.defn(name=DATA_SUBJECT_REQUEST_WORKFLOW)
+class DataSubjectRequestWorkflow:
+    @workflow.init
+    def __init__(self, input: c.DataSubjectRequestInput) -> None:
+        self.input = input
+        self.s = c.DataSubjectRequestState(request_id=input.request_id, account_id=input.account_id,
+                                           kind=input.kind, received_at=input.received_at)
+        self._released = 0
+
+    @workflow.run
+    async def run(self, input: c.DataSubjectRequestInput) -> c.DataSubjectRequestState:
+        s = self.s
+        self._show("waiting for identity verification (an operator, or evidence matching the data on file)")
+        if input.evidence_tokens:
+            check = await call("personal_data.check_identity",
+                               IdentityCheck(account_id=s.account_id, evidence_tokens=input.evidence_tokens),
+                               IdentityResult)
+            if check.matched and s.stage is c.DsrStage.AWAITING_VERIFICATION:
+                self._verified("vault", "identity evidence matches the data on file")
+        await workflow.wait_condition(lambda: s.stage is not c.DsrStage.AWAITING_VERIFICATION)
+        if s.stage is c.DsrStage.IDENTITY_REJECTED:
+            self._show("identity not verified: request closed")
+            return s
+        assert s.verified_at is not None
+        s.reply_due_at = await working_days_after(s.verified_at, DSR_REPLY_WORKING_DAYS, f"reply to dsr {s.request_id}")
+        if s.reply_due_at is None:
+            self._escalate("no working-day calendar for the reply deadline: an operator sets it")
+        self._show(f"verified; processing {s.kind.value}")
+        await self._before_deadline(self._act)
+        if s.replied_at is None and s.kind is not c.RequestKind.COMPLAINT:
+            await self._before_deadline(self._send_reply)
+        if s.replied_at is None:
+            s.stage = c.DsrStage.AWAITING_REPLY
+            self._show("waiting for an operator's reply")
+            await self._before_deadline(lambda: workflow.wait_condition(lambda: s.replied_at is not None))
+        await self._finish_retained_erasure()
+        s.stage = c.DsrStage.COMPLETED
+        self._show(f"completed; replied {business_time(s.replied_at)}" if s.replied_at else "completed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    # ---------------------------------------------------------------- messages
+    @workflow.update(name="verify_identity")
+    def verify_identity(self, request: c.VerifyIdentity) -> c.DataSubjectRequestState:
+        """An operator confirms (the reply clock starts now) or rejects the requester's identity."""
+        if request.verified:
+            self._verified(request.verified_by, request.method)
+        else:
+            self.s.stage, self.s.note = c.DsrStage.IDENTITY_REJECTED, request.note or request.method
+            self.s.verified_by = request.verified_by
+        return self.s
+
+    @verify_identity.validator
+    def _check_verify(self, request: c.VerifyIdentity) -> None:
+        if self.s.stage is not c.DsrStage.AWAITING_VERIFICATION:
+            raise refused("AlreadyVerified", f"stage: identity was already decided ({self.s.stage.value})")
+
+    @workflow.update(name="reply")
+    def reply(self, request: c.OperatorReply) -> c.DataSubjectRequestState:
+        """An operator's reply (required for complaints): the reply deadline is met at this instant."""
+        self._replied(request.summary, request.replied_by)
+        return self.s
+
+    @reply.validator
+    def _check_reply(self, request: c.OperatorReply) -> None:
+        if self.s.verified_at is None:
+            raise refused("NotVerified", "stage: the requester's identity is not verified yet")
+        if self.s.replied_at is not None:
+            raise refused("AlreadyReplied", f"replied_at: already replied at {business_time(self.s.replied_at)}")
+
+    @workflow.signal(name="retention_released")
+    def retention_released(self, event: c.RetentionReleased) -> None:
+        if event.hold_id not in self.s.retention_released:
+            self.s.retention_released.append(event.hold_id)
+        self._released += 1
+
+    @workflow.query(name="state")
+    def state(self) -> c.DataSubjectRequestState:
+        return self.s
+
+    # ---------------------------------------------------------------- the work of each kind
+    async def _act(self) -> None:
+        s, kind = self.s, self.s.kind
+        if kind in c.EXPORT_KINDS:
+            export = await call("personal_data.export", ExportRequest(account_id=s.account_id,
+                                                                      request_id=s.request_id), ExportResult)
+            s.export = c.ExportSummary(**export.model_dump())
+        elif kind in c.CHANGE_KINDS:
+            changes = [Change(field=ch.field, value_token=ch.value_token) for ch in self.input.changes]
+            result = await call("personal_data.correct", CorrectRequest(
+                account_id=s.account_id, request_id=s.request_id, changes=changes), CorrectResult)
+            s.corrected_fields = result.fields
+        elif kind in c.ERASURE_KINDS:
+            await self._erase()
+        elif kind is c.RequestKind.CONSENT_WITHDRAWAL:
+            assert self.input.consent_purpose is not None
+            consent = await call("personal_data.withdraw_consent", ConsentRequest(
+                account_id=s.account_id, request_id=s.request_id, purpose=self.input.consent_purpose),
+                ConsentResult)
+            s.consent_withdrawn_at = consent.withdrawn_at
+        elif kind is c.RequestKind.ACCOUNT_CANCELLATION:
+            await workflow.get_external_workflow_handle(account_id(s.account_id)).signal(
+                "request_cancellation", CancellationRequested(request_id=s.request_id, requested_at=workflow.now()))
+            s.cancellation_requested_at = workflow.now()
+
+    async def _erase(self) -> None:
+        s = self.s
+        result = await call("personal_data.erase", EraseRequest(
+            account_id=s.account_id, request_id=s.request_id, fields=self.input.fields), EraseResult)
+        by = {d: [o.field for o in result.fields if o.disposition is d] for d in Disposition}
+        s.erasure = c.ErasureSummary(
+            deleted=by[Disposition.DELETE], anonymized=by[Disposition.ANONYMIZE],
+            retained=[c.RetainedField(field=o.field, held_by=o.held_by) for o in result.fields
+                      if o.disposition is Disposition.RETAIN],
+            kept_records=result.kept_records)
+        if not s.erasure.retained:
+            s.erasure.completed_at = workflow.now()
+
+    async def _send_reply(self) -> None:
+        s = self.s
+        summary = self._summary()
+        notice = await call("notifications.send", NoticeRequest(
+            key=f"dsr-reply:{s.request_id}", account_id=s.account_id, kind="data_subject_reply",
+            body={"request_id": s.request_id, "kind": s.kind.value, "summary": summary},
+            contact_token=self.input.requester_token), NoticeResult)
+        if notice.status == "undeliverable":
+            s.note = "no contact to send the reply to: an operator replies"
+        elif s.replied_at is None:
+            self._replied(summary, "platform")
+
+    def _summary(self) -> str:
+        s = self.s
+        if s.export is not None:
+            return f"export ready: {s.export.sections} (sha256 {s.export.sha256[:12]})"
+        if s.erasure is not None:
+            retained = ", ".join(f"{r.field.value} (held by {', '.join(r.held_by)})" for r in s.erasure.retained)
+            return (f"deleted: {', '.join(f.value for f in s.erasure.deleted) or 'none'}; anonymized: "
+                    f"{', '.join(f.value for f in s.erasure.anonymized) or 'none'}; retained until the need ends: "
+                    f"{retained or 'none'}")
+        if s.corrected_fields:
+            return f"corrected: {', '.join(f.value for f in s.corrected_fields)}"
+        if s.consent_withdrawn_at is not None:
+            return f"consent withdrawn at {business_time(s.consent_withdrawn_at)}"
+        if s.cancellation_requested_at is not None:
+            return "account cancellation started: open tasks and balance are settled first"
+        return f"{s.kind.value} handled"
+
+    async def _finish_retained_erasure(self) -> None:
+        """PR-2: what a hold kept is erased when the hold ends (signalled by its owner; re-checked monthly)."""
+        s = self.s
+        while s.erasure is not None and s.erasure.retained:
+            s.stage = c.DsrStage.RETENTION_PENDING
+            self._show(f"retaining {', '.join(r.field.value for r in s.erasure.retained)} until their holds end")
+            self._released = 0
+            try:
+                await workflow.wait_condition(lambda: self._released > 0, timeout=RETENTION_RECHECK,
+                                              timeout_summary="re-check retained personal data")
+            except TimeoutError:
+                pass
+            await self._erase()
+
+    # ---------------------------------------------------------------- deadline and visibility
+    async def _before_deadline(self, work: Callable[[], Awaitable[object]]) -> None:
+        """Runs `work`; if the reply deadline passes first, escalates and keeps going."""
+        task = asyncio.ensure_future(work())
+        due = self.s.reply_due_at
+        if due is not None and not self.s.escalated:
+            try:
+                await workflow.wait_condition(task.done, timeout=until(due),
+                                              timeout_summary=f"reply due {business_time(due)}")
+            except TimeoutError:
+                self._escalate(f"reply was due {business_time(due)} (15 working days after verification)")
+        await task
+
+    def _verified(self, by: str, method: str) -> None:
+        s = self.s
+        s.stage, s.verified_at, s.verified_by, s.verification_method = c.DsrStage.PROCESSING, workflow.now(), by, method
+
+    def _replied(self, summary: str, by: str) -> None:
+        s = self.s
+        s.replied_at, s.reply_summary, s.replied_by = workflow.now(), summary, by
+        if s.escalated:
+            s.escalated = False  # a human acted; escalated_at keeps the record
+        self._show(f"replied {business_time(s.replied_at)}")
+
+    def _escalate(self, why: str) -> None:
+        s = self.s
+        s.escalated, s.escalated_at = True, workflow.now()
+        self._show(f"ESCALATED: {why}")
+
+    def _show(self, details: str) -> None:
+        s = self.s
+        workflow.set_current_details(f"data-subject request {s.request_id} ({s.kind.value}) of account "
+                                     f"{s.account_id}: {details}")
+        deadline = s.reply_due_at if s.replied_at is None else None
+        stage_attributes(s.stage.value, deadline, s.escalated)
