@@ -39,14 +39,20 @@ from activities.directory import Directory, DirectoryActivities
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
+from activities.notifications import NotificationActivities, Notifications
+from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
+from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
+from workflows.security_incident import SecurityIncidentWorkflow
 from workflows.xingguang_task import XingguangTaskWorkflow
 
-WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow)
+WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow,
+                              DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow)
 log = structlog.get_logger()
 
 
@@ -109,6 +115,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
+        *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
+        *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
