@@ -3,6 +3,8 @@
 Counts its conversions through its billing period (AM-8, AM-9), waits through the 3-day publicity window
 (AM-11) and settles exactly once at the window's close (AM-12), then tells its task.
 
+Fee disputes (AM-11, AM-17) and settlements held by a penalty (AM-19, AM-22) live in workflows/content_disputes.py.
+
 Conversions arrive as signals (R-1) and are accrued against the task's budget in the ledger in the order the
 ledger accepts them (R-3). When the counting interval shrinks (a revocation, lost visibility, the end of the task
 period) batches that fall outside it are released back to the budget, so the fee is always what the interval
@@ -11,28 +13,41 @@ allows.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import AccrualItem, AccrueRequest, AccrueResult, ReleaseRequest, ReleaseResult
-    from activities.ledger import SettleRequest, SettleResult
+    from activities.ledger import (
+        AccrualItem,
+        AccrueRequest,
+        AccrueResult,
+        ReleaseRequest,
+        ReleaseResult,
+        SettleRequest,
+        SettleResult,
+    )
     from activities.main_site import UnmountRequest, UnmountResult
     from workflows.contract import mounted_content as c
     from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal
     from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, mount_task_id
-    from workflows.rules.billing import billing_period_end, conversion_counts, counting_stops_at
-    from workflows.rules.billing import publicity_window_closes_at
+    from workflows.rules.billing import (
+        billing_period_end,
+        conversion_counts,
+        counting_stops_at,
+        publicity_window_closes_at,
+    )
     from workflows.rules.clock import business_time
     from workflows.rules.fees import platform_fee
 
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.content_disputes import DisputesAndHolds
+
+WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
-class MountedContentWorkflow:
+class MountedContentWorkflow(DisputesAndHolds):
     @workflow.init
     def __init__(self, input: c.MountedContentInput) -> None:
         if input.carried_state is not None:
@@ -47,6 +62,7 @@ class MountedContentWorkflow:
                 counting_stops_at=billing_end,
             )
         self._budget_exhaustion_reported = False
+        self._wake = self._resolving = self._applying = False
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -62,12 +78,27 @@ class MountedContentWorkflow:
                 s.stage = c.ContentStage.PUBLICITY
             await self._continue_as_new_if_due()
         while s.stage is c.ContentStage.PUBLICITY:
-            self._show(f"publicity window open until {business_time(s.publicity_window_closes_at)}",
-                       s.publicity_window_closes_at)
-            await self._wait_for_work_until(s.publicity_window_closes_at, "publicity window closes")
+            due = self._dispute_due_at()
+            wake_at, what = ((due, "fee dispute escalates") if due is not None and due < s.publicity_window_closes_at
+                             else (s.publicity_window_closes_at, "publicity window closes"))
+            self._show(f"publicity window open until {business_time(s.publicity_window_closes_at)}"
+                       f"{self._dispute_details()}", wake_at)
+            await self._wait_for_work_until(wake_at, what)
             await self._apply_pending_work()
+            self._escalate_dispute_if_due()
             if workflow.now() >= s.publicity_window_closes_at:
-                await self._settle()
+                await self._close_window()
+            await self._continue_as_new_if_due()
+        while s.stage in WAITING_STAGES:
+            due = self._dispute_due_at() if s.stage is c.ContentStage.DISPUTED else None
+            self._show(self._waiting_details(), due)
+            await self._wait_for_work_until(due, "fee dispute escalates")
+            await self._apply_pending_work()
+            self._escalate_dispute_if_due()
+            hold = s.settlement_hold
+            if (s.stage is c.ContentStage.DISPUTED and self._open_dispute() is None and not self._resolving) or (
+                    s.stage is c.ContentStage.HELD and hold is not None and hold.released_at is not None):
+                await self._close_window()
             await self._continue_as_new_if_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert s.settlement is not None
@@ -91,10 +122,11 @@ class MountedContentWorkflow:
             return
         record = c.BatchRecord(count=batch.count, occurred_at=batch.occurred_at, cheating=batch.cheating)
         s.batches[batch.event_id] = record
-        if s.settlement is not None:
+        if not self._fee_open():
             record.late = True
             s.late_batches += 1
-            workflow.logger.info("batch %s arrived after settlement: logged as late", batch.event_id)
+            workflow.logger.info("batch %s arrived after settlement or a dispute resolution: logged as late",
+                                 batch.event_id)
         elif batch.event_id in s.pending_void_ids:
             record.voided = True
         elif self._counts(record):
@@ -105,8 +137,8 @@ class MountedContentWorkflow:
         """R-1: the platform voids a batch until the piece is settled; its conversions stop counting."""
         s = self.s
         s.messages_this_run += 1
-        if s.settlement is not None:
-            workflow.logger.warning("void of %s after settlement ignored", void.event_id)
+        if not self._fee_open():
+            workflow.logger.warning("void of %s after settlement or a dispute resolution ignored", void.event_id)
             return
         record = s.batches.get(void.event_id)
         if record is None:
@@ -120,7 +152,7 @@ class MountedContentWorkflow:
         """AM-16: deleted or made non-public by the creator: conversions stop counting from that instant."""
         s = self.s
         s.messages_this_run += 1
-        if s.settlement is None and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
+        if self._fee_open() and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
             s.visibility_lost_at, s.visibility_lost_kind = event.occurred_at, event.kind
             self._shrink_interval()
 
@@ -137,7 +169,7 @@ class MountedContentWorkflow:
     def content_revoked(self, event: c.ContentRevoked) -> None:
         s = self.s
         s.messages_this_run += 1
-        if s.settlement is None and (s.revoked_at is None or event.revoked_at < s.revoked_at):
+        if self._fee_open() and (s.revoked_at is None or event.revoked_at < s.revoked_at):
             s.revoked_at = event.revoked_at
             self._shrink_interval()
 
@@ -161,7 +193,7 @@ class MountedContentWorkflow:
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
         s = self.s
         s.messages_this_run += 1
-        if s.settlement is not None or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
+        if not self._fee_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
             return
         s.task_period_ended_at = ended_at
         s.billing_period_ends_at = billing_period_end(s.mounted_at, ended_at)
@@ -180,24 +212,37 @@ class MountedContentWorkflow:
         s = self.s
         return s.unmounted_at is None and (s.counting_stops_at <= workflow.now() or s.disposed_at is not None)
 
-    async def _wait_for_work_until(self, instant: datetime, what: str) -> None:
+    def _work_pending(self) -> bool:
+        # While a dispute is being resolved the fee stays put: accrual waits for the resolution's answer.
+        return not self._resolving and (bool(self.s.pending_accrual) or bool(self._to_release())
+                                        or self._unmount_due())
+
+    async def _wait_for_work_until(self, instant: datetime | None, what: str) -> None:
+        self._wake = False
         try:
             await workflow.wait_condition(
-                lambda: bool(self.s.pending_accrual) or bool(self._to_release()) or self._unmount_due()
-                or continue_as_new_due(self.s.messages_this_run) or workflow.now() >= instant,
-                timeout=until(instant), timeout_summary=f"{what} {business_time(instant)}",
+                lambda: self._work_pending() or self._wake or continue_as_new_due(self.s.messages_this_run)
+                or (instant is not None and workflow.now() >= instant),
+                timeout=None if instant is None else until(instant),
+                timeout_summary=None if instant is None else f"{what} {business_time(instant)}",
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _apply_pending_work(self) -> None:
-        while self.s.pending_accrual or self._to_release():
-            if self._to_release():
-                await self._release(self._to_release())
-            if self.s.pending_accrual:
-                await self._accrue()
-        if self._unmount_due():
-            await self._unmount("authorization revoked, content no longer public, disposed or task ended")
+        if self._resolving:
+            return
+        self._applying = True
+        try:
+            while self.s.pending_accrual or self._to_release():
+                if self._to_release():
+                    await self._release(self._to_release())
+                if self.s.pending_accrual:
+                    await self._accrue()
+            if self._unmount_due():
+                await self._unmount("authorization revoked, content no longer public, disposed or task ended")
+        finally:
+            self._applying = False
 
     async def _accrue(self) -> None:
         """AM-10 / R-3: spend accrues in the ledger's per-task counter, atomically, once per event id."""
@@ -220,10 +265,13 @@ class MountedContentWorkflow:
             # once, and tell the task so that it ends the period for every piece.
             s.budget_exhausted_at = s.budget_exhausted_at or result.exhausted_at
             self._period_ended_at(result.exhausted_at)
-            if not self._budget_exhaustion_reported:
-                self._budget_exhaustion_reported = True
-                await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
-                    "budget_exhausted", BudgetExhaustedSignal(exhausted_at=result.exhausted_at))
+            await self._report_budget_exhausted(result.exhausted_at)
+
+    async def _report_budget_exhausted(self, exhausted_at: datetime) -> None:
+        if not self._budget_exhaustion_reported:
+            self._budget_exhaustion_reported = True
+            await workflow.get_external_workflow_handle(mount_task_id(self.s.task_id)).signal(
+                "budget_exhausted", BudgetExhaustedSignal(exhausted_at=exhausted_at))
 
     async def _release(self, event_ids: list[str]) -> None:
         s = self.s
@@ -251,11 +299,24 @@ class MountedContentWorkflow:
         )
         s.unmounted_at = result.unmounted_at
 
+    async def _close_window(self) -> None:
+        """The publicity window has closed: settle, unless a dispute (AM-17) or a penalty (AM-19) holds it."""
+        s = self.s
+        if self._open_dispute() is not None or self._resolving:
+            s.stage = c.ContentStage.DISPUTED
+        elif await self._held_by_a_penalty(self._payable_fee()):
+            s.stage = c.ContentStage.HELD
+        else:
+            await self._settle()
+
+    def _payable_fee(self) -> int:
+        return 0 if self.s.disposed_at is not None else self._agreed_fee()
+
     async def _settle(self) -> None:
         """AM-12: at the close of the publicity window, once: the payee gets the fee, the platform 10%."""
         s = self.s
         await self._unmount("settled")
-        fee = 0 if s.disposed_at is not None else s.fee_fen
+        fee = self._payable_fee()
         result = await workflow.execute_activity(
             "ledger.settle",
             SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
@@ -267,6 +328,7 @@ class MountedContentWorkflow:
             payee_account=s.payee_account, transfer_key=f"settle:{s.task_id}:{s.content_id}",
         )
         s.stage = c.ContentStage.CLOSED if s.disposed_at is not None else c.ContentStage.SETTLED
+        await self._deduct_if_the_case_says_so(result.fee_fen)
         self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
                    f"{result.platform_fee_fen} fen", None)
         await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
@@ -276,7 +338,7 @@ class MountedContentWorkflow:
         )
 
     async def _continue_as_new_if_due(self) -> None:
-        if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY) and continue_as_new_due(
+        if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and continue_as_new_due(
                 self.s.messages_this_run):
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._apply_pending_work()
@@ -291,6 +353,24 @@ class MountedContentWorkflow:
             task_period_end_at=s.task_period_end_at, carried_state=s,
         )
 
+    def _dispute_details(self) -> str:
+        dispute = self._open_dispute()
+        if dispute is None:
+            return ""
+        due = dispute.resolution_due_at
+        return (f"; fee dispute {dispute.dispute_id} open (raised by the {dispute.raised_by}"
+                + (f", escalates {business_time(due)})" if due is not None else ")"))
+
+    def _waiting_details(self) -> str:
+        s = self.s
+        if s.stage is c.ContentStage.DISPUTED:
+            return f"publicity window closed; settlement waits for the operator{self._dispute_details()}"
+        case = s.settlement_hold.case_id if s.settlement_hold else "?"
+        return (f"settlement of {self._payable_fee()} fen held: creator {s.creator_id}'s fees are frozen by "
+                f"violation case {case} (AM-19)")
+
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
-        workflow.set_current_details(f"content {self.s.content_id} of task {self.s.task_id}: {details}")
-        stage_attributes(self.s.stage.value, next_deadline_at)
+        s = self.s
+        prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
+        workflow.set_current_details(f"{prefix}content {s.content_id} of task {s.task_id}: {details}")
+        stage_attributes(s.stage.value, next_deadline_at, s.escalated)

@@ -1,5 +1,5 @@
 """Public contract of MountedContentWorkflow (`mount-content:{task_id}:{content_id}`): AM-6, AM-8..AM-12,
-AM-14..AM-16, R-1..R-3."""
+AM-14..AM-17, AM-19, AM-22, R-1..R-3."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from workflows.contract.common import Count, ContractModel, Fen, Identifier, Instant, StateModel, Text
+from workflows.contract.common import ContractModel, Count, Fen, Identifier, Instant, StateModel, Text
 
 
 class MountedContentInput(ContractModel):
@@ -82,9 +82,54 @@ class TaskPeriodEnded(ContractModel):
     reason: str
 
 
+class RaiseDisputeRequest(ContractModel):
+    """AM-11: the client of the task or the creator of this content disputes the fee, during the publicity window."""
+
+    raised_by: Literal["client", "creator"]
+    party_id: Identifier
+    reason: Text = Field(min_length=1)
+
+
+class DisputeReceipt(ContractModel):
+    dispute_id: str
+    raised_at: Instant
+    fee_fen: Fen  # the fee disputed
+    publicity_window_closes_at: Instant
+    resolution_due_at: Instant | None  # 7 working days (AM-17); None when the calendar could not count it
+    escalated: bool
+
+
+class ResolveDisputeRequest(ContractModel):
+    """AM-17: an operator settles the dispute on `amount_fen` (the original fee or a corrected one)."""
+
+    dispute_id: Identifier
+    operator_id: Identifier
+    amount_fen: Fen
+    note: Text = Field(min_length=1)
+
+
+class DisputeResolution(ContractModel):
+    dispute_id: str
+    resolved_at: Instant
+    fee_before_fen: Fen
+    amount_fen: Fen  # what settlement pays
+    budget_adjustment_fen: int  # + accrued to / - released from the task's budget counter
+
+
+class SettlementReleased(ContractModel):
+    """Sent by a violation case when its outcome releases a settlement it held (AM-22): `paid` pays the fee;
+    `deducted` pays it and deducts it as a penalty (the case deducted all of the creator's unwithdrawn fees)."""
+
+    case_id: Identifier
+    outcome: Literal["paid", "deducted"]
+    released_at: Instant
+
+
 class ContentStage(StrEnum):
     MOUNTED = "mounted"  # billing period running, component mounted
     PUBLICITY = "publicity"  # billing period over, unmounted, window open for disputes
+    DISPUTED = "disputed"  # window closed with a dispute open: settlement waits for the operator (AM-17)
+    HELD = "held"  # the creator's fees are frozen by a penalty: settlement waits for the case (AM-19)
     SETTLED = "settled"
     CLOSED = "closed"  # settled at 0 because the platform disposed of the content (AM-16)
 
@@ -105,6 +150,30 @@ class SettlementRecord(StateModel):
     platform_fee_fen: int
     payee_account: str
     transfer_key: str
+
+
+class DisputeRecord(StateModel):
+    dispute_id: str
+    raised_by: Literal["client", "creator"]
+    party_id: str
+    reason: str
+    raised_at: datetime
+    fee_fen: int  # the fee when raised
+    resolution_due_at: datetime | None = None
+    calendar_problem: str | None = None
+    escalated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    amount_fen: int | None = None
+    note: str | None = None
+
+
+class SettlementHold(StateModel):
+    case_id: str
+    held_at: datetime
+    released_at: datetime | None = None
+    outcome: Literal["paid", "deducted"] | None = None
+    deducted_fen: int = 0
 
 
 class MountedContentState(StateModel):
@@ -130,13 +199,22 @@ class MountedContentState(StateModel):
     unmounted_at: datetime | None = None
     counted_conversions: int = 0
     fee_fen: int = 0
-    batches: dict[str, BatchRecord] = {}
-    pending_void_ids: list[str] = []
+    batches: dict[str, BatchRecord] = Field(default_factory=dict)
+    pending_void_ids: list[str] = Field(default_factory=list)
     # Batches received and inside the counting interval, not yet accrued against the budget in the ledger.
-    pending_accrual: list[str] = []
+    pending_accrual: list[str] = Field(default_factory=list)
     late_batches: int = 0
     settlement: SettlementRecord | None = None
     messages_this_run: int = 0
+    disputes: list[DisputeRecord] = Field(default_factory=list)
+    # Set by a resolved dispute: settlement pays this, and conversions stop changing the fee (AM-17).
+    agreed_fee_fen: int | None = None
+    # Ledger budget-counter entries made by dispute resolutions (event id -> fen granted), and counted batches
+    # given back to the budget because a resolution replaced them.
+    fee_adjustments: dict[str, int] = Field(default_factory=dict)
+    settlement_hold: SettlementHold | None = None
+    escalated: bool = False
+    escalation_reason: str | None = None
 
 
 class ContentResult(ContractModel):

@@ -1,0 +1,32 @@
+"""Working-day deadlines inside workflows: asked of the `calendar.add_working_days` activity, so the answer is
+recorded in history and never changes on replay (DESIGN "Working days")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+
+
+async def working_days_deadline(start_at: datetime, working_days: int, purpose: str
+                                ) -> tuple[datetime | None, str | None]:
+    """(exclusive deadline, None), or (None, why) when the statutory calendar of a year it needs is not published:
+    the caller escalates at once with that reason instead of counting weekdays silently."""
+    try:
+        result = await workflow.execute_activity(
+            "calendar.add_working_days",
+            AddWorkingDaysRequest(start_at=start_at, working_days=working_days, purpose=purpose),
+            result_type=AddWorkingDaysResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            summary=f"{working_days} working days: {purpose}",
+        )
+    except ActivityError as err:
+        if isinstance(err.cause, ApplicationError) and err.cause.type == CALENDAR_MISSING:
+            return None, err.cause.message
+        raise
+    return result.deadline_at, None
