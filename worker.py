@@ -35,10 +35,11 @@ from temporalio.worker import Worker
 
 from activities.calendar import CalendarActivities
 from activities.db import Database, default_dsn
-from activities.directory import Directory, DirectoryActivities
+from activities.directory import Directory, DirectoryActivities, PenaltyRegister
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
+from activities.penalties import PenaltyActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
@@ -118,6 +119,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
+        *PenaltyActivities(adapters.ledger, PenaltyRegister(adapters.db), client, task_queue).all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:
