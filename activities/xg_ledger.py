@@ -173,9 +173,15 @@ class XgLedger:
         return [self.ledger.transfer(k, debit, credit, amount, kind, f"piece {r.piece_id}")
                 for k, debit, credit, amount, kind in legs if amount > 0]
 
-    def charge(self, r: XgChargeRequest) -> Transfer:
-        return self.ledger.transfer(f"xg:charge:{r.task_id}:{r.charge_id}", xg_escrow(r.task_id), PLATFORM_REVENUE,
-                                    r.amount_fen, "xg_delay_fee", r.reason)
+    def charge(self, r: XgChargeRequest) -> Transfer | None:
+        """At most what the escrow still holds (R-9: "at most what remains frozen"); a repeat returns the first."""
+        key = f"xg:charge:{r.task_id}:{r.charge_id}"
+        if (done := self.posted(key)) is not None:
+            return done
+        amount = min(r.amount_fen, self.ledger.balance(xg_escrow(r.task_id)).available_fen)
+        if amount == 0:
+            return None
+        return self.ledger.transfer(key, xg_escrow(r.task_id), PLATFORM_REVENUE, amount, "xg_delay_fee", r.reason)
 
     def refund(self, r: XgRefundRequest) -> XgRefundResult:
         """Deduction first (never more than escrow holds), then whatever is left goes back to the client. A repeat,
@@ -236,7 +242,7 @@ class XgLedgerActivities:
     def charge(self, request: XgChargeRequest) -> XgChargeResult:
         with _refusals():
             moved = self.xg.charge(request)
-        return XgChargeResult(transfer_id=moved.id, amount_fen=moved.amount_fen)
+        return XgChargeResult(transfer_id=moved.id if moved else "", amount_fen=moved.amount_fen if moved else 0)
 
     @activity.defn(name="xg_ledger.refund")
     def refund(self, request: XgRefundRequest) -> XgRefundResult:

@@ -4,7 +4,7 @@ refusal raises starter.client.Refused with every reason the workflow gave."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
@@ -30,7 +30,7 @@ async def order(client: Client, request: xg.OrderRequest, task_queue: str = DEFA
     """XG-1: order a task (update-with-start on `order`); returns once the checks and the R-8 freeze are done, or
     raises Refused naming every missing/invalid field and every forbidden targeting label. Ordering the same task
     id again with the same terms returns the first answer and freezes nothing more."""
-    start = WithStartWorkflowOperation(
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
         XINGGUANG_TASK_WORKFLOW, xg.XingguangTaskInput(task_id=request.task_id),
         id=xg_task_workflow_id(request.task_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -40,21 +40,23 @@ async def order(client: Client, request: xg.OrderRequest, task_queue: str = DEFA
         static_summary=f"Xingguang task {request.task_id}",
     )
     try:
-        return await client.execute_update_with_start_workflow(
-            "order", request, start_workflow_operation=start, result_type=xg.OrderResult)
+        return cast(xg.OrderResult, await client.execute_update_with_start_workflow(
+            "order", request, start_workflow_operation=start, result_type=xg.OrderResult))
     except WorkflowUpdateFailedError as err:
         raise _refusal(err) from err
     except WorkflowAlreadyStartedError:
-        closed = await client.get_workflow_handle(xg_task_workflow_id(request.task_id),
-                                                  result_type=xg.TaskResult).result()
-        raise Refused("OrderRefused", [f"task {request.task_id} is already {closed.stage.value}"]) from None
+        closed: xg.TaskResult = await client.get_workflow_handle(xg_task_workflow_id(request.task_id),
+                                                                 result_type=xg.TaskResult).result()
+        if closed.order is None:
+            raise Refused("OrderRefused", [f"task {request.task_id} was never ordered"]) from None
+        return closed.order
 
 
 async def update(client: Client, task_id: str, name: str, request: BaseModel, result_type: type[R]) -> R:
     """Any update on the task by its contract name; refusals raise Refused."""
     try:
-        return await client.get_workflow_handle(xg_task_workflow_id(task_id)).execute_update(
-            name, request, result_type=result_type)
+        return cast(R, await client.get_workflow_handle(xg_task_workflow_id(task_id)).execute_update(
+            name, request, result_type=result_type))
     except WorkflowUpdateFailedError as err:
         raise _refusal(err) from err
     except RPCError as err:
@@ -149,5 +151,5 @@ async def void_billable_events(client: Client, task_id: str, void: xg.VoidBillab
 
 
 async def state(client: Client, task_id: str) -> xg.XingguangTaskState:
-    return await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
-        "state", result_type=xg.XingguangTaskState)
+    return cast(xg.XingguangTaskState, await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
+        "state", result_type=xg.XingguangTaskState))

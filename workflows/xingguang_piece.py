@@ -42,7 +42,7 @@ class WorkflowBase:
         (recorded in history: stable on replay). A year whose official calendar is not published escalates at once
         (the deadline is `raised_at`): never a silently wrong deadline."""
         try:
-            result = await workflow.execute_activity(
+            result: AddWorkingDaysResult = await workflow.execute_activity(
                 "calendar.add_working_days",
                 AddWorkingDaysRequest(start_at=raised_at, working_days=ESCALATION_WORKING_DAYS, purpose=purpose),
                 result_type=AddWorkingDaysResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)

@@ -67,8 +67,7 @@ class XingguangTaskWorkflow(PieceMessages):
                                                  *s.last_refusal]) from None
         while s.stage is not c.TaskStage.CLOSED:
             self._tick()
-            await self._run_due_money()
-            if s.stage is c.TaskStage.CLOSED:
+            if await self._run_due_money():
                 break
             next_at, what = life.next_deadline(s, workflow.now())
             self._wake = False
@@ -425,7 +424,8 @@ class XingguangTaskWorkflow(PieceMessages):
         return self.s
 
     # ---------------------------------------------------------------- money that fell due
-    async def _run_due_money(self) -> None:
+    async def _run_due_money(self) -> bool:
+        """Settle the pieces that fell due; close the task when nothing is left. True once closed."""
         s = self.s
         for piece in list(s.pieces.values()):
             if piece.settlement_due and piece.stage not in life.DONE:
@@ -433,6 +433,8 @@ class XingguangTaskWorkflow(PieceMessages):
         life.advance(s, workflow.now())
         if life.ready_to_close(s):
             await self._close()
+            return True
+        return False
 
     async def _settle(self, piece: c.Piece) -> None:
         """R-8: once, after the publicity window (or at an operator's decision)."""
@@ -489,5 +491,5 @@ class XingguangTaskWorkflow(PieceMessages):
             task_id=s.task_id, stage=s.stage, end_reason=s.end_reason, frozen_fen=s.frozen_fen,
             paid_to_creators_fen=s.paid_to_creators_fen, promotion_spend_fen=s.promotion_spend_fen,
             platform_fees_fen=s.platform_fees_fen, provider_fees_fen=s.provider_fees_fen,
-            delay_fee_fen=s.delay_fee_fen, deducted_fen=s.deducted_fen, refunded_fen=s.refunded_fen,
+            delay_fee_fen=s.delay_fee_fen, deducted_fen=s.deducted_fen, refunded_fen=s.refunded_fen, order=s.result,
             pieces={pid: p.settlement for pid, p in s.pieces.items() if p.settlement is not None})

@@ -489,6 +489,7 @@ class TaskResult(ContractModel):
     deducted_fen: Fen
     refunded_fen: Fen
     pieces: dict[str, PieceMoney]
+    order: OrderResult | None = None  # the first answer to `order`, returned again to a repeated order
 
 
 XingguangTaskInput.model_rebuild()

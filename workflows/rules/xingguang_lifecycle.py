@@ -90,6 +90,11 @@ def open_case(case: c.CaseRecord | None) -> bool:
     return case is not None and case.decided_at is None
 
 
+def not_objected(piece: c.Piece) -> bool:
+    """No objection, or one that was dismissed: the content can be deemed accepted when its window closes."""
+    return piece.objection is None or (piece.objection.outcome or "").startswith("dismissed")
+
+
 def advance(s: c.XingguangTaskState, now: datetime) -> None:
     """Everything time decides at `now`, in a fixed order (deterministic on replay)."""
     for pause in s.pauses:
@@ -118,7 +123,7 @@ def _advance_piece(s: c.XingguangTaskState, piece: c.Piece, now: datetime) -> No
     if (piece.stage is c.PieceStage.APPROVED and s.stage is c.TaskStage.IN_PROGRESS
             and s.promotion_stopped_at is None and not is_paused(s, piece.piece_id, now)):
         publish(s, piece, publish_instant(s, piece))
-    if (piece.published_at is not None and piece.content_accepted_at is None and piece.objection is None
+    if (piece.published_at is not None and piece.content_accepted_at is None and not_objected(piece)
             and piece.objection_window_closes_at is not None and now >= piece.objection_window_closes_at):
         piece.content_accepted_at = piece.objection_window_closes_at  # XG-5: deemed accepted
     if piece.stage is c.PieceStage.PUBLISHED:
@@ -237,7 +242,7 @@ def next_deadline(s: c.XingguangTaskState, now: datetime) -> tuple[datetime | No
         pid = piece.piece_id
         if piece.stage is c.PieceStage.CLIENT_REVIEW and piece.client_review_due_at:
             candidates.append((piece.client_review_due_at, f"client review deadline of piece {pid}"))
-        if (piece.published_at and piece.content_accepted_at is None and piece.objection is None
+        if (piece.published_at and piece.content_accepted_at is None and not_objected(piece)
                 and piece.objection_window_closes_at):
             candidates.append((piece.objection_window_closes_at, f"objection window of piece {pid} closes"))
         if piece.stage is c.PieceStage.PUBLISHED and (end := piece_promotion_end(s, piece)) is not None:
