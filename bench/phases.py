@@ -27,6 +27,7 @@ from bench.bare import (
 )
 from bench.harness import Bench, PhaseResult, gather_limited, interleaved, wait_until
 from starter import client as api
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
@@ -39,15 +40,15 @@ SETTLE_BACKDATE = timedelta(days=18)  # more than 14 + 3 days: the publicity win
 PIECES_PER_TASK = 50  # mounts are spread over tasks of this many pieces
 
 
-def eligible_client(b: Bench, client_id: str, balance_fen: int) -> None:
-    b.adapters.directory.put_client(ClientFacts(
+def eligible_client(adapters: Adapters, client_id: str, balance_fen: int) -> None:
+    adapters.directory.put_client(ClientFacts(
         client_id=client_id, active=True, qualification_passed=True, corporate_verified=True,
         brand_certified=True, penalty_restricted=False, mount_allow_listed=True))
-    b.adapters.ledger.deposit(f"bench-{client_id}", client_id, balance_fen)
+    adapters.ledger.deposit(f"bench-{client_id}", client_id, balance_fen)
 
 
-def onboarded_creator(b: Bench, creator_id: str) -> None:
-    b.adapters.directory.put_creator(CreatorFacts(creator_id=creator_id, onboarded=True))
+def onboarded_creator(adapters: Adapters, creator_id: str) -> None:
+    adapters.directory.put_creator(CreatorFacts(creator_id=creator_id, onboarded=True))
 
 
 def publish_request(task_id: str, client_id: str, budget_fen: int, days: int = 30) -> mt.PublishTaskRequest:
@@ -68,7 +69,7 @@ def mount_instant() -> datetime:
 
 async def published_tasks(b: Bench, count: int, budget_fen: int = 10**9) -> tuple[str, list[str]]:
     client_id = b.next_id("client")
-    eligible_client(b, client_id, count * budget_fen * 2)
+    eligible_client(b.adapters, client_id, count * budget_fen * 2)
     task_ids = [b.next_id("task") for _ in range(count)]
     await gather_limited(count, b.concurrency, lambda i: api.publish_task(
         b.client, publish_request(task_ids[i], client_id, budget_fen), b.project_queue))
@@ -80,7 +81,7 @@ async def mounted_pieces(b: Bench, pieces: int) -> list[tuple[str, str, datetime
     _, task_ids = await published_tasks(b, max(1, -(-pieces // PIECES_PER_TASK)))
     creators = [b.next_id("creator") for _ in task_ids]
     for task_id, creator_id in zip(task_ids, creators):
-        onboarded_creator(b, creator_id)
+        onboarded_creator(b.adapters, creator_id)
         await api.join(b.client, task_id, creator_id)
     plan = [(task_ids[i % len(task_ids)], creators[i % len(task_ids)], b.next_id("content")) for i in range(pieces)]
     at = mount_instant()
@@ -127,7 +128,7 @@ def ledger_count(b: Bench, sql: str, params: tuple[object, ...]) -> int:
 def publish_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], object]]:
     async def project(n: int) -> tuple[int, float]:
         client_id = b.next_id("client")
-        eligible_client(b, client_id, n * 200_000)
+        eligible_client(b.adapters, client_id, n * 200_000)
         ids = [b.next_id("task") for _ in range(n)]
         start = time.perf_counter()
         await gather_limited(n, b.concurrency, lambda i: api.publish_task(
@@ -148,7 +149,7 @@ def mount_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], obje
         _, task_ids = await published_tasks(b, max(1, -(-n // PIECES_PER_TASK)))
         creators = [b.next_id("creator") for _ in task_ids]
         for task_id, creator_id in zip(task_ids, creators):
-            onboarded_creator(b, creator_id)
+            onboarded_creator(b.adapters, creator_id)
             await api.join(b.client, task_id, creator_id)
         at = mount_instant()
         start = time.perf_counter()
