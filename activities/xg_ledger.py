@@ -17,7 +17,7 @@ Accounts:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
@@ -27,6 +27,21 @@ from activities.ledger import PLATFORM_REVENUE, Ledger, Transfer
 from activities.ledger import _as_application_errors as _refusals
 
 PLATFORM_PROMOTION = "platform:promotion"
+
+# R-1 for XG-6: which billable-event batches a task has seen and what each billed. Kept here, not in the workflow's
+# state, so that the state stays small however many batches a task receives (DESIGN "Limits": 2 MB per payload).
+# `op_key` makes each claim and void idempotent: a retried activity gets the first answer back.
+_EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS xg_billable_events (
+    task_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    piece_id TEXT NOT NULL,
+    claimed_by TEXT NOT NULL,
+    billed_events BIGINT NOT NULL DEFAULT 0 CHECK (billed_events >= 0),
+    voided_by TEXT,
+    PRIMARY KEY (task_id, event_id)
+);
+"""
 Fen = Annotated[int, Field(strict=True, ge=0)]
 PositiveFen = Annotated[int, Field(strict=True, gt=0)]
 
@@ -139,11 +154,100 @@ class XgMoveResult(_Model):
     duplicate: bool
 
 
+class EventRef(_Model):
+    event_id: str = Field(min_length=1)
+    piece_id: str = ""
+
+
+class ClaimEventsRequest(_Model):
+    """Claim batches as first seen (R-1: a batch reported twice counts once)."""
+
+    task_id: str = Field(min_length=1)
+    op_key: str = Field(min_length=1)
+    events: list[EventRef] = Field(min_length=1)
+
+
+class ClaimedEvent(_Model):
+    event_id: str
+    status: Literal["new", "duplicate", "voided"]
+
+
+class ClaimEventsResult(_Model):
+    events: list[ClaimedEvent]
+
+
+class EventGrant(_Model):
+    event_id: str
+    billed_events: Annotated[int, Field(strict=True, ge=0)]
+
+
+class RecordGrantsRequest(_Model):
+    task_id: str = Field(min_length=1)
+    grants: list[EventGrant] = Field(min_length=1)
+
+
+class VoidEventsRequest(_Model):
+    """R-1: void batches by event id; a batch not seen yet is recorded as void and never bills."""
+
+    task_id: str = Field(min_length=1)
+    op_key: str = Field(min_length=1)
+    event_ids: list[str] = Field(min_length=1)
+
+
+class VoidedEvent(_Model):
+    event_id: str
+    piece_id: str  # "" when the batch had not arrived
+    billed_events: int  # what this void takes back (0 for an unknown or already voided batch)
+
+
+class VoidEventsResult(_Model):
+    events: list[VoidedEvent]
+
+
 class XgLedger:
     """The XG money operations, each idempotent by its business keys."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        ledger.db.ensure_schema(_EVENTS_DDL, _EVENTS_DDL)
+
+    def claim_events(self, r: ClaimEventsRequest) -> ClaimEventsResult:
+        out: list[ClaimedEvent] = []
+        with self.ledger.db.transaction() as tx:
+            for event in r.events:
+                tx.execute("INSERT INTO xg_billable_events (task_id, event_id, piece_id, claimed_by) VALUES (?, ?, ?, ?)"
+                           " ON CONFLICT DO NOTHING", (r.task_id, event.event_id, event.piece_id, r.op_key))
+                row = tx.fetchone("SELECT claimed_by, voided_by FROM xg_billable_events WHERE task_id = ? AND"
+                                  " event_id = ?", (r.task_id, event.event_id))
+                assert row is not None
+                status: Literal["new", "duplicate", "voided"] = (
+                    "voided" if row[1] is not None and row[0] == row[1] else
+                    "new" if row[0] == r.op_key else "duplicate")
+                out.append(ClaimedEvent(event_id=event.event_id, status=status))
+        return ClaimEventsResult(events=out)
+
+    def record_grants(self, r: RecordGrantsRequest) -> None:
+        with self.ledger.db.transaction() as tx:
+            for grant in r.grants:
+                tx.execute("UPDATE xg_billable_events SET billed_events = ? WHERE task_id = ? AND event_id = ?"
+                           " AND voided_by IS NULL", (grant.billed_events, r.task_id, grant.event_id))
+
+    def void_events(self, r: VoidEventsRequest) -> VoidEventsResult:
+        out: list[VoidedEvent] = []
+        with self.ledger.db.transaction() as tx:
+            for event_id in r.event_ids:
+                # Unknown: a tombstone claimed and voided by this op, so the batch, when it comes, is "voided".
+                tx.execute("INSERT INTO xg_billable_events (task_id, event_id, piece_id, claimed_by, voided_by)"
+                           " VALUES (?, ?, '', ?, ?) ON CONFLICT DO NOTHING", (r.task_id, event_id, r.op_key, r.op_key))
+                tx.execute("UPDATE xg_billable_events SET voided_by = ? WHERE task_id = ? AND event_id = ?"
+                           " AND voided_by IS NULL", (r.op_key, r.task_id, event_id))
+                row = tx.fetchone("SELECT piece_id, billed_events, voided_by, claimed_by FROM xg_billable_events"
+                                  " WHERE task_id = ? AND event_id = ?", (r.task_id, event_id))
+                assert row is not None
+                mine = row[2] == r.op_key and row[3] != r.op_key
+                out.append(VoidedEvent(event_id=event_id, piece_id=row[0] if mine else "",
+                                       billed_events=int(row[1]) if mine else 0))
+        return VoidEventsResult(events=out)
 
     def posted(self, business_key: str) -> Transfer | None:
         """The transfer already posted under exactly this key, if any."""
@@ -259,5 +363,18 @@ class XgLedgerActivities:
         with _refusals():
             return _moved(self.xg.freeze_balance(request))
 
+    @activity.defn(name="xg_ledger.claim_events")
+    def claim_events(self, request: ClaimEventsRequest) -> ClaimEventsResult:
+        return self.xg.claim_events(request)
+
+    @activity.defn(name="xg_ledger.record_grants")
+    def record_grants(self, request: RecordGrantsRequest) -> None:
+        self.xg.record_grants(request)
+
+    @activity.defn(name="xg_ledger.void_events")
+    def void_events(self, request: VoidEventsRequest) -> VoidEventsResult:
+        return self.xg.void_events(request)
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.freeze, self.settle_piece, self.charge, self.refund, self.compensate, self.freeze_balance]
+        return [self.freeze, self.settle_piece, self.charge, self.refund, self.compensate, self.freeze_balance,
+                self.claim_events, self.record_grants, self.void_events]

@@ -12,6 +12,15 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
     from activities.directory import PartyRequest
+    from activities.xg_ledger import (
+        ClaimEventsRequest,
+        ClaimEventsResult,
+        EventGrant,
+        EventRef,
+        RecordGrantsRequest,
+        VoidEventsRequest,
+        VoidEventsResult,
+    )
     from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
     from workflows.contract import xingguang as c
     from workflows.rules import xingguang_lifecycle as life
@@ -250,59 +259,89 @@ class PieceMessages(WorkflowBase):
     # ---------------------------------------------------------------- promotion data (XG-6, R-1, R-9)
     @workflow.signal(name="report_billable_events")
     def report_billable_events(self, batch: c.BillableEventBatch) -> None:
-        """R-1: each batch bills once; cheating never; outside promotion or inside a pause, never; after the piece
-        settled, logged as late. Bills whole events while the placement budget lasts; the batch that uses it up ends
-        promotion for every piece at its instant (R-11)."""
-        s = self.s
-        s.messages_this_run += 1
-        if batch.event_id in s.batches:
-            return
-        record = c.BatchRecord(piece_id=batch.piece_id, count=batch.count, occurred_at=batch.occurred_at, cheating=batch.cheating)
-        s.batches[batch.event_id] = record
-        piece = s.pieces.get(batch.piece_id)
-        if piece is None or piece.stage in life.DONE:
-            record.late = True
-            workflow.logger.info("batch %s for piece %s arrived when nothing can bill: logged", batch.event_id,
-                                 batch.piece_id)
-            return
-        if batch.event_id in s.pending_void_ids:
-            record.voided = True
-            return
-        if piece.promotion_starts_at is None or not billable(
-                batch.occurred_at, piece.promotion_starts_at, life.piece_promotion_end(s, piece),
-                life.pause_intervals(s, piece.piece_id), batch.cheating):
-            return
-        price = self._unit_price()
-        granted = billable_grant(batch.count, price, self._placement_left())
-        record.billed_events = granted
-        piece.billable_events += granted
-        piece.billed_spend_fen += granted * price
-        s.placement_spent_fen += granted * price
-        if granted < batch.count or self._placement_left() < price:
-            if s.promotion_stopped_at is None or batch.occurred_at < s.promotion_stopped_at:
-                s.promotion_stopped_at = batch.occurred_at
-                s.end_reason = "placement budget used up"
-            self._wake = True
+        """R-1: queued; the run loop claims each event id once in the ledger's register and bills it (`_bill`)."""
+        self.s.messages_this_run += 1
+        self.s.batches_received += 1
+        self.s.pending_batches.append(batch)
+        self._wake = True
 
     @workflow.signal(name="void_billable_events")
     def void_billable_events(self, void: c.VoidBillableEvents) -> None:
         """R-1: the platform voids a batch (cheating found later) until its piece is settled."""
+        self.s.messages_this_run += 1
+        self.s.pending_voids.append(void)
+        self._wake = True
+
+    async def _apply_data(self) -> None:
+        """Bill and void what arrived, in batches, until nothing is pending."""
         s = self.s
-        s.messages_this_run += 1
-        record = s.batches.get(void.event_id)
-        if record is None:
-            if void.event_id not in s.pending_void_ids:
-                s.pending_void_ids.append(void.event_id)
+        while s.pending_batches or s.pending_voids:
+            batches, s.pending_batches = s.pending_batches, []
+            voids, s.pending_voids = s.pending_voids, []
+            if batches:
+                await self._bill(batches)
+            if voids:
+                await self._void(voids)
+
+    async def _bill(self, batches: list[c.BillableEventBatch]) -> None:
+        """R-1, R-2, R-9, XG-6: each event id bills once; cheating never; outside promotion or inside a pause, never;
+        after its piece settled, logged as late. Whole events while the placement budget lasts; the batch that uses
+        it up ends promotion for every piece at its instant (R-11)."""
+        s = self.s
+        unique: dict[str, c.BillableEventBatch] = {}
+        for batch in batches:
+            piece = s.pieces.get(batch.piece_id)
+            if piece is None or piece.stage in life.DONE:
+                s.late_batches += 1
+                workflow.logger.info("batch %s for piece %s arrived when nothing can bill: logged as late",
+                                     batch.event_id, batch.piece_id)
+            else:
+                unique.setdefault(batch.event_id, batch)
+        if not unique:
             return
-        owner = s.pieces.get(record.piece_id)
-        if record.voided or record.late or owner is None or owner.stage in life.DONE:
-            return
-        record.voided = True
+        s.data_ops += 1
+        claimed = await workflow.execute_activity(
+            "xg_ledger.claim_events",
+            ClaimEventsRequest(task_id=s.task_id, op_key=f"{s.task_id}:data:{s.data_ops}",
+                               events=[EventRef(event_id=b.event_id, piece_id=b.piece_id) for b in unique.values()]),
+            result_type=ClaimEventsResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        price, grants = self._unit_price(), []
+        for batch, answer in zip(unique.values(), claimed.events):
+            piece = s.pieces[batch.piece_id]
+            if answer.status != "new" or piece.promotion_starts_at is None or not billable(
+                    batch.occurred_at, piece.promotion_starts_at, life.piece_promotion_end(s, piece),
+                    life.pause_intervals(s, piece.piece_id), batch.cheating):
+                continue
+            granted = billable_grant(batch.count, price, self._placement_left())
+            piece.billable_events += granted
+            piece.billed_spend_fen += granted * price
+            s.placement_spent_fen += granted * price
+            if granted:
+                grants.append(EventGrant(event_id=batch.event_id, billed_events=granted))
+            if (granted < batch.count or self._placement_left() < price) and (
+                    s.promotion_stopped_at is None or batch.occurred_at < s.promotion_stopped_at):
+                s.promotion_stopped_at, s.end_reason = batch.occurred_at, "placement budget used up"
+        if grants:
+            await workflow.execute_activity(
+                "xg_ledger.record_grants", RecordGrantsRequest(task_id=s.task_id, grants=grants),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+
+    async def _void(self, voids: list[c.VoidBillableEvents]) -> None:
+        s = self.s
+        s.data_ops += 1
+        voided = await workflow.execute_activity(
+            "xg_ledger.void_events",
+            VoidEventsRequest(task_id=s.task_id, op_key=f"{s.task_id}:data:{s.data_ops}",
+                              event_ids=list(dict.fromkeys(v.event_id for v in voids))),
+            result_type=VoidEventsResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         price = self._unit_price()
-        owner.billable_events -= record.billed_events
-        owner.billed_spend_fen -= record.billed_events * price
-        s.placement_spent_fen -= record.billed_events * price
-        record.billed_events = 0
+        for event in voided.events:
+            piece = s.pieces.get(event.piece_id)
+            if piece is None or not event.billed_events or piece.stage in life.DONE:
+                continue  # not arrived yet (it will bill nothing), billed nothing, or settled already (R-1)
+            piece.billable_events -= event.billed_events
+            piece.billed_spend_fen -= event.billed_events * price
+            s.placement_spent_fen -= event.billed_events * price
 
     @workflow.update(name="raise_data_dispute")
     async def raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> c.Piece:

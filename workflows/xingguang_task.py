@@ -66,6 +66,7 @@ class XingguangTaskWorkflow(PieceMessages):
                 raise refused("TaskNotOrdered", [f"task {s.task_id} was not ordered within {DRAFT_TTL}",
                                                  *s.last_refusal]) from None
         while s.stage is not c.TaskStage.CLOSED:
+            await self._apply_data()
             self._tick()
             if await self._run_due_money():
                 break
@@ -482,6 +483,7 @@ class XingguangTaskWorkflow(PieceMessages):
     async def _continue_as_new_if_due(self) -> None:
         if continue_as_new_due(self.s.messages_this_run):
             await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._apply_data()
             self.s.messages_this_run = 0
             workflow.continue_as_new(c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s))
 

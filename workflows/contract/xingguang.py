@@ -358,16 +358,6 @@ class PieceMoney(StateModel):
     payee_account: str = ""
 
 
-class BatchRecord(StateModel):
-    piece_id: str
-    count: int
-    occurred_at: datetime
-    cheating: bool
-    billed_events: int = 0
-    voided: bool = False
-    late: bool = False
-
-
 class Piece(StateModel):
     piece_id: str
     creator_id: str
@@ -451,8 +441,13 @@ class XingguangTaskState(StateModel):
     pieces: dict[str, Piece] = Field(default_factory=dict)
     earnings_committed_fen: int = 0
     placement_spent_fen: int = 0
-    batches: dict[str, BatchRecord] = Field(default_factory=dict)
-    pending_void_ids: list[str] = Field(default_factory=list)
+    # batches wait here until the run loop claims them in the ledger's event register (which remembers every
+    # event id, so this state stays small however many batches arrive).
+    pending_batches: list[BillableEventBatch] = Field(default_factory=list)
+    pending_voids: list[VoidBillableEvents] = Field(default_factory=list)
+    batches_received: int = 0
+    late_batches: int = 0
+    data_ops: int = 0
     pauses: list[PauseRecord] = Field(default_factory=list)
     violations: list[ViolationRecord] = Field(default_factory=list)
     compensations: list[MoneyRecord] = Field(default_factory=list)

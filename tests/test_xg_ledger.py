@@ -1,0 +1,87 @@
+"""The XG money operations on the ledger (R-8, R-9, R-1 event register), on SQLite and PostgreSQL: every operation
+is idempotent by its business keys; a retry moves nothing twice and answers as the first time."""
+
+from __future__ import annotations
+
+import pytest
+
+from activities.ledger import InsufficientFunds, Ledger
+from activities.xg_ledger import (
+    ClaimEventsRequest,
+    EventGrant,
+    EventRef,
+    RecordGrantsRequest,
+    VoidEventsRequest,
+    XgChargeRequest,
+    XgLedger,
+    XgRefundRequest,
+    XgSettleRequest,
+)
+from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
+    ledger_db_fixture,
+    ledger_dsn_fixture,
+    ledger_fixture,
+    postgresql_schema_dsn_fixture,
+)
+
+
+def funded(book: Ledger, task: str = "t1", frozen: int = 198_000) -> XgLedger:
+    xg = XgLedger(book)
+    book.deposit("dep-1", "c1", 300_000)
+    xg.freeze(task, "c1", frozen)
+    return xg
+
+
+def test_r_8_freeze_once_and_refused_without_funds(ledger: Ledger) -> None:
+    xg = funded(ledger)
+    again = xg.freeze("t1", "c1", 198_000)
+    assert again.duplicate and ledger.balance("client:c1:available").balance_fen == 102_000
+    with pytest.raises(InsufficientFunds):
+        xg.freeze("t2", "c1", 102_001)
+    assert ledger.balance("client:c1:available").balance_fen == 102_000
+
+
+def test_r_8_settle_piece_pays_each_leg_once_and_the_provider_from_revenue(ledger: Ledger) -> None:
+    xg = funded(ledger)
+    request = XgSettleRequest(task_id="t1", piece_id="p1", payee_account="creator:a:payable",
+                              creator_earnings_fen=20_000, promotion_spend_fen=15_000, platform_fee_fen=3_500,
+                              provider_id="prov", provider_fee_fen=1_000)
+    first = xg.settle_piece(request)
+    again = xg.settle_piece(request)
+    assert [t.amount_fen for t in first] == [20_000, 15_000, 3_500, 1_000]
+    assert all(t.duplicate for t in again)
+    assert ledger.balance("creator:a:payable").balance_fen == 20_000
+    assert ledger.balance("platform:promotion").balance_fen == 15_000
+    assert ledger.balance("platform:revenue").balance_fen == 2_500
+    assert ledger.balance("provider:prov:payable").balance_fen == 1_000
+    assert ledger.balance("xg_task:t1:escrow").balance_fen == 198_000 - 38_500
+
+
+def test_r_9_delay_fee_and_deduction_are_capped_at_escrow_and_refund_reports_the_first(ledger: Ledger) -> None:
+    xg = funded(ledger, frozen=10_000)
+    charged = xg.charge(XgChargeRequest(task_id="t1", charge_id="delay_fee", amount_fen=4_000, reason="delay"))
+    assert charged is not None and charged.amount_fen == 4_000
+    assert xg.charge(XgChargeRequest(task_id="t1", charge_id="delay_fee", amount_fen=9_000, reason="x")) == charged
+    refund = xg.refund(XgRefundRequest(task_id="t1", client_id="c1", deduction_fen=7_000, deduction_reason="XG-8"))
+    assert (refund.deducted_fen, refund.refunded_fen) == (6_000, 0)
+    assert xg.refund(XgRefundRequest(task_id="t1", client_id="c1", deduction_fen=7_000)) == refund
+    assert ledger.balance("platform:revenue").balance_fen == 10_000
+
+
+def test_r_1_event_register_claims_once_and_a_retry_gets_the_first_answer(ledger: Ledger) -> None:
+    xg = XgLedger(ledger)
+    claim = ClaimEventsRequest(task_id="t1", op_key="t1:data:1",
+                               events=[EventRef(event_id="e1", piece_id="p1"), EventRef(event_id="e2", piece_id="p1")])
+    assert [e.status for e in xg.claim_events(claim).events] == ["new", "new"]
+    assert [e.status for e in xg.claim_events(claim).events] == ["new", "new"]  # the same op retried
+    again = ClaimEventsRequest(task_id="t1", op_key="t1:data:2", events=[EventRef(event_id="e1", piece_id="p1")])
+    assert [e.status for e in xg.claim_events(again).events] == ["duplicate"]
+    xg.record_grants(RecordGrantsRequest(task_id="t1", grants=[EventGrant(event_id="e1", billed_events=40)]))
+    void = VoidEventsRequest(task_id="t1", op_key="t1:data:3", event_ids=["e1", "e9"])
+    first = xg.void_events(void)
+    assert [(e.piece_id, e.billed_events) for e in first.events] == [("p1", 40), ("", 0)]
+    assert xg.void_events(void) == first  # retried: same answer
+    later = xg.void_events(VoidEventsRequest(task_id="t1", op_key="t1:data:4", event_ids=["e1"]))
+    assert later.events[0].billed_events == 0  # voided once only
+    arrives = ClaimEventsRequest(task_id="t1", op_key="t1:data:5", events=[EventRef(event_id="e9", piece_id="p2")])
+    assert [e.status for e in xg.claim_events(arrives).events] == ["voided"]  # voided before it arrived
