@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
 from activities.personal_data import PersonalData
@@ -76,10 +77,16 @@ def person(ctx: Ctx, account_id: str, *, email: bool = True, phone: bool = True)
 
 
 async def eventually(read: Callable[[], Awaitable[T]], predicate: Callable[[T], bool], what: str) -> T:
-    value = await read()
-    for _ in range(200):
+    """Polls `read` until `predicate` holds. A query that lands on a run closing by continue-as-new can time out:
+    it is asked again."""
+    value: T | None = None
+    for _ in range(300):
+        try:
+            value = await read()
+        except RPCError:
+            await asyncio.sleep(0.1)
+            continue
         if predicate(value):
             return value
         await asyncio.sleep(0.05)
-        value = await read()
     raise AssertionError(f"{what} never held: {value}")
