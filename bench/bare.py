@@ -1,116 +1,24 @@
-"""The bare baseline: workflows with the same shape as the project's (same workflows, updates, signals, timers
-and activities per business event), activities that do nothing, no rules, no ledger, no search attributes.
-
-BareTaskWorkflow      ~ MountTaskWorkflow: update-with-start `publish` (2 activities), update `mount` (1 activity
-                        that starts a BareContentWorkflow), signal `content_closed`; waits on one timer.
-BareContentWorkflow   ~ MountedContentWorkflow: signal `report_conversions`; one `accrue` activity per wake-up for
-                        every batch waiting; at the end of its window `unmount`, `settle`, then signals its task.
-"""
+"""The bare baseline: workflows with the same shape as the project's (see bench/bare_activities.py)."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
-from temporalio import activity, workflow
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio import workflow
 
-BARE_TASK = "BenchBareTaskWorkflow"
-BARE_CONTENT = "BenchBareContentWorkflow"
-TIMEOUT = timedelta(seconds=30)
-
-
-class BareTaskInput(BaseModel):
-    task_id: str
-
-
-class BarePublish(BaseModel):
-    task_id: str
-    budget_fen: int
-    period_end_at: datetime
-
-
-class BareMount(BaseModel):
-    content_id: str
-    mounted_at: datetime
-
-
-class BareContentInput(BaseModel):
-    task_id: str
-    content_id: str
-    window_closes_at: datetime
-
-
-class BareBatch(BaseModel):
-    event_id: str
-    count: int
-
-
-class BareItems(BaseModel):
-    task_id: str
-    content_id: str
-    event_ids: list[str] = []
-
-
-class BareDone(BaseModel):
-    ok: bool = True
-
-
-class Counters:
-    """What the bare activities did, read by the bench driver (the project's progress is read in its ledger)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.accrued = 0
-        self.settled = 0
-
-    def add(self, accrued: int = 0, settled: int = 0) -> None:
-        with self.lock:
-            self.accrued += accrued
-            self.settled += settled
-
-
-COUNTERS = Counters()
-
-
-class BareActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
-        self.client, self.task_queue = client, task_queue
-
-    @activity.defn(name="bare.client_facts")
-    def client_facts(self, request: BareItems) -> BareDone:
-        return BareDone()
-
-    @activity.defn(name="bare.freeze")
-    def freeze(self, request: BareItems) -> BareDone:
-        return BareDone()
-
-    @activity.defn(name="bare.accrue")
-    def accrue(self, request: BareItems) -> BareDone:
-        COUNTERS.add(accrued=len(request.event_ids))
-        return BareDone()
-
-    @activity.defn(name="bare.unmount")
-    def unmount(self, request: BareItems) -> BareDone:
-        return BareDone()
-
-    @activity.defn(name="bare.settle")
-    def settle(self, request: BareItems) -> BareDone:
-        COUNTERS.add(settled=1)
-        return BareDone()
-
-    @activity.defn(name="bare.start_content")
-    async def start_content(self, request: BareContentInput) -> BareDone:
-        # The project's mount starts its content workflow from an activity: so does the baseline.
-        await self.client.start_workflow(
-            BARE_CONTENT, request, id=f"bare-content:{request.task_id}:{request.content_id}",
-            task_queue=self.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-        return BareDone()
-
-    def all(self) -> list[object]:
-        return [self.client_facts, self.freeze, self.accrue, self.unmount, self.settle, self.start_content]
+with workflow.unsafe.imports_passed_through():
+    from bench.bare_activities import (
+        BARE_CONTENT,
+        BARE_TASK,
+        TIMEOUT,
+        BareBatch,
+        BareContentInput,
+        BareDone,
+        BareItems,
+        BareMount,
+        BarePublish,
+        BareTaskInput,
+    )
 
 
 @workflow.defn(name=BARE_TASK)

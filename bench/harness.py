@@ -26,7 +26,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.bare import BareActivities, BareContentWorkflow, BareTaskWorkflow
+from bench.bare import BareContentWorkflow, BareTaskWorkflow
+from bench.bare_activities import BareActivities
 from worker import Adapters, build_worker, temporal_cli_path
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 

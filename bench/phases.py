@@ -14,7 +14,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 
-from bench.bare import (
+from bench.bare_activities import (
     BARE_CONTENT,
     BARE_TASK,
     COUNTERS,
