@@ -6,10 +6,14 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
 from starter import xingguang as api
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, creator, eligible_client
 from workflows.contract import xingguang as xg
+from workflows.xingguang_task import XingguangTaskWorkflow
 
 HOUR = timedelta(hours=1)
 OPERATOR, PROVIDER = "op-1", "prov-1"
@@ -112,3 +116,9 @@ def xg_money(ctx: Ctx, task: str, client_id: str) -> dict[str, int]:
             out[kinds[t.kind]] += t.amount_fen
     out["escrow"] = ledger.balance(f"xg_task:{task}:escrow").balance_fen
     return out
+
+
+async def replays(ctx: Ctx, workflow_id: str, run_id: str | None = None) -> None:
+    """The run's history replays against the current workflow code (no non-determinism)."""
+    history = await ctx.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    await Replayer(workflows=[XingguangTaskWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)

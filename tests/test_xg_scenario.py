@@ -22,6 +22,7 @@ from tests.test_xg_fixtures import (
     ordered_task,
     piece_when,
     provider_says,
+    replays,
     select,
     sleep_until,
     submit,
@@ -170,6 +171,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     ctx.a.ledger.check_conservation()
     assert final.stage is xg.TaskStage.CLOSED and not final.escalated
 
+    await replays(ctx, xg.xg_task_workflow_id(task))
 
 async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
     """Scenario 2 (XG-7, R-9): a task-wide pause whose deadline passes; the operator cancels; every piece submitted
@@ -253,6 +255,7 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     assert not final.escalated and final.stage is xg.TaskStage.CLOSED
     ctx.a.ledger.check_conservation()
 
+    await replays(ctx, xg.xg_task_workflow_id(task))
 
 async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -> None:
     """Scenario 3 (XG-8, R-9, R-11): a fault stops the task at once; escalated until every unsettled piece is decided;
@@ -309,3 +312,4 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
     assert final.stage is xg.TaskStage.CLOSED and not final.escalated
     assert final.end_reason == "stopped: cheating_bypass_or_laundering: click farm detected on the landing page"
     ctx.a.ledger.check_conservation()
+    await replays(ctx, xg.xg_task_workflow_id(task))
