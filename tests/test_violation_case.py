@@ -1,0 +1,221 @@
+"""ViolationCaseWorkflow: AM-18, AM-19, AM-20, AM-21, AM-22 (penalties, appeal window, appeal handling, outcome)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+
+from tests.conftest import Ctx
+from tests.helpers import DAY, business_now, creator, finish
+from tests.violation_helpers import (
+    case_state,
+    case_update,
+    case_when,
+    earn,
+    fixed_calendar,
+    missing_calendar,
+    register,
+    start_case,
+)
+from workflows.contract import violation_case as vc
+from workflows.rules.clock import BUSINESS_TZ
+from workflows.rules.penalties import appeal_refusal, appeal_window_closes_at
+
+SECOND = timedelta(seconds=1)
+NINE_DAYS = fixed_calendar(9 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
+FREEZE_3000_TO_DEDUCT = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True)
+BAR = vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS)
+CREDIT_12 = vc.Penalty(kind=vc.PenaltyKind.DEDUCT_CREDIT_SCORE, points=12)
+
+
+def appeal_of(party: str) -> vc.AppealRequest:
+    return vc.AppealRequest(party_id=party, reason="the conversions were real: attached the app's own logs")
+
+
+class TestAM20AppealWindow:
+    def test_am_20_the_sources_example_to_the_second(self) -> None:
+        notice = datetime(2022, 7, 1, 13, 0, 0, tzinfo=BUSINESS_TZ)
+        assert appeal_window_closes_at(notice) == datetime(2022, 7, 8, 13, 0, 0, tzinfo=BUSINESS_TZ)
+        assert appeal_refusal(notice, datetime(2022, 7, 8, 12, 59, 59, tzinfo=BUSINESS_TZ)) is None
+        refusal = appeal_refusal(notice, datetime(2022, 7, 8, 13, 0, 0, tzinfo=BUSINESS_TZ))
+        assert refusal is not None and "closed at 2022-07-08 13:00:00 +08:00" in refusal
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_20_a_2022_notice_is_final_and_refuses_the_appeal_naming_the_close(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+        notice = datetime(2022, 7, 1, 13, 0, 0, tzinfo=BUSINESS_TZ)
+        await start_case(ctx.client, ctx.task_queue, f"v-{ctx.uid}", "cr-1", notice, FREEZE_3000_TO_DEDUCT)
+        state = await case_when(ctx.client, f"v-{ctx.uid}", lambda s: s.stage is vc.CaseStage.CLOSED)
+        assert state.appeal_window_closes_at == datetime(2022, 7, 8, 13, tzinfo=BUSINESS_TZ)
+        assert (state.penalties[0].status, state.penalties[0].deducted_fen) == (vc.PenaltyStatus.DEDUCTED, 3_000)
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_20_both_sides_of_the_boundary_on_the_workflow_clock(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        notice = await business_now(ctx)
+        await start_case(ctx.client, ctx.task_queue, f"in-{ctx.uid}", "cr-1", notice, BAR)
+        # A timed restriction keeps the late case running (final) past its window, to answer the appeal.
+        closed_for = vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=notice + 30 * DAY)
+        await start_case(ctx.client, ctx.task_queue, f"late-{ctx.uid}", "cr-1", notice, closed_for)
+        await ctx.env.sleep(7 * DAY - 2 * SECOND)
+        receipt = await case_update(ctx.client, f"in-{ctx.uid}", "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        assert notice + 7 * DAY - 2 * SECOND <= receipt.appealed_at < notice + 7 * DAY
+        await ctx.env.sleep(3 * SECOND)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await case_update(ctx.client, f"late-{ctx.uid}", "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        closes = (notice + 7 * DAY).strftime("%Y-%m-%d %H:%M:%S +08:00")
+        assert f"the appeal window closed at {closes}" in str(refused.value.cause)
+        assert (await case_state(ctx.client, f"in-{ctx.uid}")).stage is vc.CaseStage.APPEALED
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_20_only_the_penalized_party_appeals(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        await start_case(ctx.client, ctx.task_queue, f"v-{ctx.uid}", "cr-1", await business_now(ctx), BAR)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await case_update(ctx.client, f"v-{ctx.uid}", "appeal", appeal_of("cr-2"), vc.AppealReceipt)
+        assert "party_id: cr-2 is not the penalized party" in str(refused.value.cause)
+        assert (await case_state(ctx.client, f"v-{ctx.uid}")).appeal is None
+
+
+class TestAM18AM19PenaltiesActAtNotice:
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_19_penalties_act_at_notice_and_unappealed_become_final(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+        notice = await business_now(ctx)
+        closed_for = vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=notice + 30 * DAY)
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", notice, FREEZE_3000_TO_DEDUCT, BAR, CREDIT_12,
+                         closed_for)
+        state = await case_when(ctx.client, case, lambda s: all(p.status is vc.PenaltyStatus.IN_FORCE
+                                                                for p in s.penalties))
+        payable = ctx.a.ledger.balance("creator:cr-1:payable")
+        assert (payable.balance_fen, payable.available_fen) == (5_000, 2_000)  # 3,000 frozen at notice
+        facts = ctx.a.directory.creator("cr-1")
+        assert facts.mount_barred and facts.order_taking_closed  # AM-4 now refuses a join
+        assert register(ctx.a).credit_points_deducted("creator", "cr-1") == 12
+        assert state.next_deadline_at == notice + 7 * DAY and state.next_deadline == "appeal window closes"
+
+        result = await finish(ctx, f"violation:{case}", vc.ViolationCaseResult)
+        by_kind = {p.kind: p for p in result.penalties}
+        assert by_kind[vc.PenaltyKind.FREEZE_FEES].status is vc.PenaltyStatus.DEDUCTED
+        assert by_kind[vc.PenaltyKind.CLOSE_ORDER_TAKING].status is vc.PenaltyStatus.EXPIRED
+        assert by_kind[vc.PenaltyKind.CLOSE_ORDER_TAKING].ended_at == notice + 30 * DAY
+        assert by_kind[vc.PenaltyKind.BAR_FROM_MOUNT_TASKS].status is vc.PenaltyStatus.FINAL
+        assert (result.stage, result.deducted_fen) == (vc.CaseStage.CLOSED, 3_000)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 2_000
+        assert ctx.a.ledger.balance("platform:penalties").balance_fen == 3_000
+        facts = ctx.a.directory.creator("cr-1")
+        assert facts.mount_barred and not facts.order_taking_closed  # the timed closure ran out
+        ctx.a.ledger.check_conservation()
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_18_a_client_cannot_get_a_creator_only_penalty(self, ctx: Ctx) -> None:
+        handle_id = await start_case(ctx.client, ctx.task_queue, f"v-{ctx.uid}", "client-1", await business_now(ctx),
+                                     CREDIT_12, party_kind=vc.PartyKind.CLIENT)
+        with pytest.raises(Exception, match="not a penalty for a client"):
+            await finish(ctx, handle_id, vc.ViolationCaseResult)
+
+
+class TestAM21AppealHandling:
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_21_unanswered_appeal_escalates_and_can_still_be_decided(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx), BAR)
+        receipt = await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        assert receipt.answer_due_at == receipt.appealed_at + 9 * DAY and not receipt.escalated
+        state = await case_state(ctx.client, case)
+        assert (state.next_deadline_at, state.next_deadline) == (receipt.answer_due_at, "appeal answer due")
+        await ctx.env.sleep(9 * DAY + SECOND)
+        state = await case_when(ctx.client, case, lambda s: s.escalated)
+        assert state.escalation_reason is not None and "unanswered past" in state.escalation_reason
+        assert state.stage is vc.CaseStage.APPEALED
+        decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="rejected", operator_id="op-2", note="logs show scripted installs"), vc.ViolationCaseState)
+        assert (decided.stage, decided.escalated) == (vc.CaseStage.CLOSED, False)  # final, nothing timed left
+        assert decided.penalties[0].status is vc.PenaltyStatus.FINAL
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_21_complex_case_has_no_deadline_and_stays_listed(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx), BAR)
+        receipt = await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        marked = await case_update(ctx.client, case, "mark_complex", vc.MarkComplexRequest(
+            operator_id="op-2", note="needs the main site's raw logs"), vc.ViolationCaseState)
+        assert marked.stage is vc.CaseStage.APPEAL_COMPLEX and marked.next_deadline_at is None
+        assert marked.appeal is not None and marked.appeal.answer_due_at == receipt.answer_due_at  # still shown
+        await ctx.env.sleep(20 * DAY)
+        state = await case_state(ctx.client, case)
+        assert state.stage is vc.CaseStage.APPEAL_COMPLEX and not state.escalated
+
+    @pytest.mark.replace_activities.with_args(missing_calendar)
+    async def test_am_21_unpublished_calendar_year_escalates_at_once(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx), BAR)
+        receipt = await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        assert receipt.answer_due_at is None and receipt.escalated
+        state = await case_state(ctx.client, case)
+        assert state.appeal is not None and state.appeal.calendar_problem is not None
+        assert state.escalation_reason is not None and "is not published" in state.escalation_reason
+
+
+class TestAM22AppealOutcome:
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_22_upheld_withdraws_every_penalty(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1")
+        earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+        case = f"v-{ctx.uid}"
+        deduct_all = vc.Penalty(kind=vc.PenaltyKind.DEDUCT_FEES)
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx), deduct_all, BAR,
+                         CREDIT_12)
+        await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").available_fen == 0  # all 5,000 frozen
+        decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseState)
+        assert decided.stage is vc.CaseStage.WITHDRAWN
+        assert [p.status for p in decided.penalties] == [vc.PenaltyStatus.WITHDRAWN] * 3
+        assert decided.penalties[0].frozen_fen == 5_000
+        payable = ctx.a.ledger.balance("creator:cr-1:payable")
+        assert (payable.balance_fen, payable.available_fen) == (5_000, 5_000)
+        assert ctx.a.ledger.balance("platform:penalties").balance_fen == 0
+        assert not ctx.a.directory.creator("cr-1").mount_barred
+        assert register(ctx.a).credit_points_deducted("creator", "cr-1") == 0
+        result = await finish(ctx, f"violation:{case}", vc.ViolationCaseResult)
+        assert (result.stage, result.deducted_fen) == (vc.CaseStage.WITHDRAWN, 0)
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_22_rejected_stands_and_deducts(self, ctx: Ctx) -> None:
+        creator(ctx.a, "cr-1", mount_barred=False)
+        earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx),
+                         FREEZE_3000_TO_DEDUCT, vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=1_000))
+        await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+        assert [(p.status, p.deducted_fen) for p in decided.penalties] == [
+            (vc.PenaltyStatus.DEDUCTED, 3_000), (vc.PenaltyStatus.RELEASED, 0)]  # only the marked one deducts
+        payable = ctx.a.ledger.balance("creator:cr-1:payable")
+        assert (payable.balance_fen, payable.available_fen) == (2_000, 2_000)
+        assert ctx.a.ledger.balance("platform:penalties").balance_fen == 3_000
+        ctx.a.ledger.check_conservation()
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_22_client_restriction_lifted_when_upheld(self, ctx: Ctx) -> None:
+        from tests.helpers import eligible_client
+        eligible_client(ctx.a, "client-1", 0)
+        case = f"v-{ctx.uid}"
+        await start_case(ctx.client, ctx.task_queue, case, "client-1", await business_now(ctx),
+                         vc.Penalty(kind=vc.PenaltyKind.RESTRICT_ACCOUNT), party_kind=vc.PartyKind.CLIENT)
+        await case_when(ctx.client, case, lambda s: s.penalties[0].status is vc.PenaltyStatus.IN_FORCE)
+        assert ctx.a.directory.client("client-1").penalty_restricted  # AM-1 refuses publication meanwhile
+        await case_update(ctx.client, case, "appeal", appeal_of("client-1"), vc.AppealReceipt)
+        await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="upheld", operator_id="op-2", note="wrong account"), vc.ViolationCaseState)
+        assert not ctx.a.directory.client("client-1").penalty_restricted

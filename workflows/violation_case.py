@@ -1,0 +1,313 @@
+"""ViolationCaseWorkflow (`violation:{case_id}`): penalties for cheating, their appeal and outcome (AM-18..AM-22).
+
+Every penalty takes effect when the notice is issued (AM-19) through the directory and the ledger. The party may
+appeal within 7 days of the notice, half-open (AM-20); not appealed, the case becomes final (a freeze marked to be
+deducted is deducted). An appeal is answered within 7 working days (AM-21) or escalated; `mark_complex` lifts that
+deadline and the case stays listed as `appeal_complex`. Upheld: every penalty is withdrawn and the settlements held
+while the creator's fees were frozen are paid; rejected: final (AM-22). Timed restrictions end at their `until_at`.
+All changes to the world happen in the run loop, one at a time; handlers record and wake it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.penalties import PenaltyAction, PenaltyEffect, ReleaseHeldRequest, ReleaseHeldResult
+    from workflows.contract import violation_case as c
+    from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
+    from workflows.rules.clock import business_time
+    from workflows.rules.penalties import (
+        TIMED,
+        PartyKind,
+        appeal_refusal,
+        appeal_window_closes_at,
+        deducts_all_fees,
+        penalty_problems,
+    )
+    from workflows.rules.working_days import APPEAL_ANSWER_WORKING_DAYS
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.deadlines import working_days_deadline
+
+ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED)
+OPEN_APPEAL = (c.CaseStage.APPEALED, c.CaseStage.APPEAL_COMPLEX)
+RELEASE_TIMEOUT = timedelta(minutes=5)
+
+
+@workflow.defn(name=VIOLATION_CASE_WORKFLOW)
+class ViolationCaseWorkflow:
+    @workflow.init
+    def __init__(self, input: c.ViolationCaseInput) -> None:
+        self.s = input.carried_state or c.ViolationCaseState(
+            case_id=input.case_id, party_kind=input.party_kind, party_id=input.party_id, violation=input.violation,
+            issued_by=input.issued_by, notice_at=input.notice_at,
+            appeal_window_closes_at=appeal_window_closes_at(input.notice_at),
+            penalties=[c.PenaltyRecord(penalty_id=f"p{i}", kind=p.kind, until_at=p.until_at, amount_fen=p.amount_fen,
+                                       deduct_when_final=p.deduct_when_final, points=p.points)
+                       for i, p in enumerate(input.penalties, start=1)],
+        )
+        self._wake = False
+
+    # ---------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, input: c.ViolationCaseInput) -> c.ViolationCaseResult:
+        s = self.s
+        problems = [f"penalties[{i}].{p}" for i, pen in enumerate(input.penalties) for p in penalty_problems(
+            input.party_kind, pen.kind, until_at=pen.until_at, amount_fen=pen.amount_fen, points=pen.points,
+            deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at)]
+        if problems:
+            raise ApplicationError("; ".join(problems), {"reasons": problems}, type="PenaltyNoticeRefused",
+                                   non_retryable=True)
+        key = SA.CREATOR_ID if s.party_kind is PartyKind.CREATOR else SA.CLIENT_ID
+        workflow.upsert_search_attributes([key.value_set(s.party_id)])
+        await self._apply_penalties()  # AM-19: at notice; an appeal does not suspend them
+        while s.stage is not c.CaseStage.CLOSED and s.stage is not c.CaseStage.WITHDRAWN:
+            await self._act_on_what_is_due()
+            if s.stage in (c.CaseStage.CLOSED, c.CaseStage.WITHDRAWN):
+                break
+            self._show()
+            await self._wait_for_change_or(s.next_deadline_at)
+            if continue_as_new_due(s.messages_this_run):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                s.messages_this_run = 0
+                workflow.continue_as_new(c.ViolationCaseInput(
+                    case_id=s.case_id, party_kind=s.party_kind, party_id=s.party_id, notice_at=s.notice_at,
+                    violation=s.violation, penalties=input.penalties, issued_by=s.issued_by, carried_state=s))
+        self._show()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return c.ViolationCaseResult(case_id=s.case_id, stage=s.stage, penalties=s.penalties, appeal=s.appeal,
+                                     deducted_fen=sum(p.deducted_fen for p in s.penalties), closed_at=workflow.now())
+
+    async def _wait_for_change_or(self, deadline: datetime | None) -> None:
+        s = self.s
+        self._wake = False
+        try:
+            await workflow.wait_condition(
+                lambda: self._wake or continue_as_new_due(s.messages_this_run)
+                or (deadline is not None and workflow.now() >= deadline),
+                timeout=None if deadline is None else until(deadline),
+                timeout_summary=None if deadline is None else f"{s.next_deadline} {business_time(deadline)}")
+        except TimeoutError:
+            pass
+
+    async def _act_on_what_is_due(self) -> None:
+        s, now = self.s, workflow.now()
+        await self._expire_timed_restrictions()
+        appeal = s.appeal
+        if s.stage is c.CaseStage.IN_FORCE and appeal is None and now >= s.appeal_window_closes_at:
+            await self._make_final(f"not appealed by {business_time(s.appeal_window_closes_at)}")
+        elif s.stage in OPEN_APPEAL and appeal is not None:
+            if appeal.decision == "upheld":
+                await self._withdraw_all()
+            elif appeal.decision == "rejected":
+                await self._make_final("appeal rejected")
+            elif (not appeal.complex and not s.escalated and appeal.answer_due_at is not None
+                  and now >= appeal.answer_due_at):
+                self._escalate(f"appeal of {business_time(appeal.appealed_at)} unanswered past "
+                               f"{business_time(appeal.answer_due_at)} (7 working days, AM-21)")
+        if s.stage is c.CaseStage.FINAL and not self._timed_restrictions_left():
+            s.stage = c.CaseStage.CLOSED
+        self._plan_next_deadline()
+
+    # ---------------------------------------------------------------- messages
+    @workflow.update(name="appeal")
+    async def appeal(self, request: c.AppealRequest) -> c.AppealReceipt:
+        s = self.s
+        now = workflow.now()
+        s.appeal = appeal = c.AppealRecord(appealed_at=now, reason=request.reason)
+        s.stage = c.CaseStage.APPEALED
+        self._changed()
+        due, problem = await working_days_deadline(now, APPEAL_ANSWER_WORKING_DAYS,
+                                                   f"appeal answer {violation_case_id(s.case_id)}")
+        appeal.answer_due_at, appeal.calendar_problem = due, problem
+        if problem is not None and appeal.decision is None and not appeal.complex:
+            self._escalate(f"no answer deadline could be set for the appeal: {problem}")
+        self._changed()
+        return c.AppealReceipt(case_id=s.case_id, appealed_at=now, answer_due_at=due, escalated=s.escalated)
+
+    @appeal.validator
+    def validate_appeal(self, request: c.AppealRequest) -> None:
+        s = self.s
+        if request.party_id != s.party_id:
+            raise ValueError(f"party_id: {request.party_id} is not the penalized party of case {s.case_id}")
+        if s.appeal is not None:
+            raise ValueError(f"case {s.case_id} was already appealed at {business_time(s.appeal.appealed_at)}")
+        problem = appeal_refusal(s.notice_at, workflow.now())
+        if problem is None and s.stage is not c.CaseStage.IN_FORCE:
+            problem = f"case {s.case_id} is {s.stage.value}: nothing to appeal"
+        if problem is not None:
+            raise ValueError(problem)
+
+    @workflow.update(name="decide_appeal")
+    async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseState:
+        s = self.s
+        assert s.appeal is not None
+        s.appeal.decision, s.appeal.decided_at = request.decision, workflow.now()
+        s.appeal.decided_by, s.appeal.note = request.operator_id, request.note
+        self._changed()
+        # The run loop applies the outcome; answer once it has, so the operator sees what it did.
+        await workflow.wait_condition(lambda: s.stage not in OPEN_APPEAL)
+        return s
+
+    @decide_appeal.validator
+    def validate_decide_appeal(self, request: c.DecideAppealRequest) -> None:
+        s = self.s
+        if s.appeal is None or s.stage not in OPEN_APPEAL:
+            raise ValueError(f"case {s.case_id} has no appeal waiting for a decision (stage {s.stage.value})")
+        if s.appeal.decision is not None:
+            raise ValueError(f"the appeal of case {s.case_id} was already decided: {s.appeal.decision}")
+
+    @workflow.update(name="mark_complex")
+    def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseState:
+        """AM-21: lifts the 7-working-day deadline; the case stays listed (stage appeal_complex)."""
+        s = self.s
+        assert s.appeal is not None
+        s.appeal.complex, s.appeal.marked_complex_at = True, workflow.now()
+        s.appeal.marked_complex_by, s.appeal.complex_note = request.operator_id, request.note
+        s.stage = c.CaseStage.APPEAL_COMPLEX
+        s.escalated, s.escalation_reason = False, None
+        self._plan_next_deadline()
+        self._changed()
+        self._show()
+        return s
+
+    @mark_complex.validator
+    def validate_mark_complex(self, request: c.MarkComplexRequest) -> None:
+        s = self.s
+        if s.stage is not c.CaseStage.APPEALED or s.appeal is None or s.appeal.decision is not None:
+            raise ValueError(f"case {s.case_id} has no undecided appeal to mark complex (stage {s.stage.value})")
+
+    @workflow.query(name="state")
+    def state(self) -> c.ViolationCaseState:
+        return self.s
+
+    # ---------------------------------------------------------------- acting on the world
+    async def _apply_penalties(self) -> None:
+        for penalty in self.s.penalties:
+            if penalty.status is c.PenaltyStatus.PENDING:
+                effect = await self._penalty_activity("penalties.apply", penalty, self.s.notice_at)
+                penalty.status, penalty.applied_at, penalty.frozen_fen = (
+                    c.PenaltyStatus.IN_FORCE, self.s.notice_at, effect.frozen_fen)
+
+    async def _withdraw_all(self) -> None:
+        """AM-22 upheld: every penalty withdrawn, held settlements paid."""
+        s, now = self.s, workflow.now()
+        for penalty in s.penalties:
+            if penalty.status not in ENDED:
+                await self._penalty_activity("penalties.withdraw", penalty, now)
+                penalty.status, penalty.ended_at = c.PenaltyStatus.WITHDRAWN, now
+        s.escalated, s.escalation_reason = False, None
+        await self._release_held_settlements("paid")
+        s.stage, s.withdrawn_at = c.CaseStage.WITHDRAWN, now
+
+    async def _make_final(self, why: str) -> None:
+        """AM-20/AM-22: penalties stand; a freeze marked to deduct is deducted, other freezes are unfrozen."""
+        s, now = self.s, workflow.now()
+        workflow.logger.info("case %s final: %s", s.case_id, why)
+        deduct_held = False
+        for penalty in s.penalties:
+            if penalty.status in ENDED:
+                continue
+            effect = await self._penalty_activity("penalties.finalize", penalty, now)
+            if penalty.kind in (c.PenaltyKind.FREEZE_FEES, c.PenaltyKind.DEDUCT_FEES):
+                deducted = deducts_all_fees(penalty.kind, penalty.amount_fen, penalty.deduct_when_final)
+                deduct_held = deduct_held or deducted
+                marked = penalty.kind is c.PenaltyKind.DEDUCT_FEES or penalty.deduct_when_final
+                penalty.status = c.PenaltyStatus.DEDUCTED if marked else c.PenaltyStatus.RELEASED
+                penalty.deducted_fen, penalty.ended_at = effect.deducted_fen, now
+            else:
+                penalty.status = c.PenaltyStatus.FINAL
+        s.escalated, s.escalation_reason = False, None
+        await self._release_held_settlements("deducted" if deduct_held else "paid")
+        s.stage, s.final_at = c.CaseStage.FINAL, now
+
+    async def _expire_timed_restrictions(self) -> None:
+        now = workflow.now()
+        for penalty in self.s.penalties:
+            if (penalty.kind in TIMED and penalty.until_at is not None and penalty.until_at <= now
+                    and penalty.status in (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)):
+                await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
+                penalty.status, penalty.ended_at = c.PenaltyStatus.EXPIRED, penalty.until_at
+
+    async def _release_held_settlements(self, outcome: str) -> None:
+        """Bounded batches: each call signals at most a batch of held content workflows."""
+        s = self.s
+        if s.party_kind is not PartyKind.CREATOR or s.held_settlements.done:
+            return
+        while True:
+            result = await workflow.execute_activity(
+                "penalties.release_held",
+                ReleaseHeldRequest(case_id=s.case_id, outcome=outcome, at=workflow.now()),  # type: ignore[arg-type]
+                result_type=ReleaseHeldResult, start_to_close_timeout=RELEASE_TIMEOUT,
+                heartbeat_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            held = s.held_settlements
+            held.passed_to_other_cases += result.passed_on
+            if outcome == "deducted":
+                held.deducted += result.released
+            else:
+                held.released += result.released
+            if not result.more:
+                break
+        s.held_settlements.done = True
+
+    async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime) -> PenaltyEffect:
+        s = self.s
+        return await workflow.execute_activity(
+            name,
+            PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
+                          party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
+                          amount_fen=penalty.amount_fen, deduct_when_final=penalty.deduct_when_final,
+                          points=penalty.points, at=at),
+            result_type=PenaltyEffect, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            summary=f"{name.split('.')[1]} {penalty.penalty_id} {penalty.kind.value}")
+
+    # ---------------------------------------------------------------- deadlines and visibility
+    def _timed_restrictions_left(self) -> list[c.PenaltyRecord]:
+        return [p for p in self.s.penalties if p.kind in TIMED and p.until_at is not None
+                and p.status in (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)]
+
+    def _plan_next_deadline(self) -> None:
+        s = self.s
+        candidates: list[tuple[datetime, str]] = [(p.until_at, f"{p.penalty_id} {p.kind.value} ends")
+                                                  for p in self._timed_restrictions_left() if p.until_at]
+        if s.stage is c.CaseStage.IN_FORCE and s.appeal is None:
+            candidates.append((s.appeal_window_closes_at, "appeal window closes"))
+        appeal = s.appeal
+        if (s.stage is c.CaseStage.APPEALED and appeal is not None and appeal.answer_due_at is not None
+                and not s.escalated):
+            candidates.append((appeal.answer_due_at, "appeal answer due"))
+        at, what = min(candidates, default=(None, None))
+        s.next_deadline_at, s.next_deadline = at, what
+
+    def _escalate(self, why: str) -> None:
+        s = self.s
+        s.escalated = True
+        s.escalation_reason = f"ESCALATED: violation case {s.case_id} ({s.party_kind.value} {s.party_id}): {why}"
+        workflow.logger.warning(s.escalation_reason)
+        self._plan_next_deadline()
+
+    def _changed(self) -> None:
+        self.s.messages_this_run += 1
+        self._wake = True
+
+    def _show(self) -> None:
+        s = self.s
+        appeal = s.appeal
+        where = {
+            c.CaseStage.IN_FORCE: f"penalties in force; appeal window open until "
+                                  f"{business_time(s.appeal_window_closes_at)}",
+            c.CaseStage.APPEALED: "appeal waiting for an answer" + (
+                f" by {business_time(appeal.answer_due_at)}" if appeal and appeal.answer_due_at else ""),
+            c.CaseStage.APPEAL_COMPLEX: "appeal marked complex: no answer deadline" + (
+                f" (was {business_time(appeal.answer_due_at)})" if appeal and appeal.answer_due_at else ""),
+            c.CaseStage.FINAL: "final; timed restrictions still running",
+            c.CaseStage.WITHDRAWN: "appeal upheld: every penalty withdrawn",
+            c.CaseStage.CLOSED: "final and closed",
+        }[s.stage]
+        prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
+        workflow.set_current_details(f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): {where}")
+        stage_attributes(s.stage.value, s.next_deadline_at, s.escalated)
