@@ -39,8 +39,8 @@ from activities.directory import Directory, DirectoryActivities, PenaltyRegister
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
-from activities.penalties import PenaltyActivities
 from activities.notifications import NotificationActivities, Notifications
+from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
 from workflows.account import AccountWorkflow
@@ -50,9 +50,11 @@ from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 from workflows.security_incident import SecurityIncidentWorkflow
+from workflows.violation_case import ViolationCaseWorkflow
 from workflows.xingguang_task import XingguangTaskWorkflow
 
 WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow,
+                              ViolationCaseWorkflow,
                               DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow)
 log = structlog.get_logger()
 
