@@ -180,10 +180,11 @@ class PersonalData:
     # ---- PR-1: identity, correction, consent ------------------------------------------------------------------
 
     def check_identity(self, account_id: str, evidence_tokens: Sequence[str]) -> bool:
-        """The requester gave a phone, email or ID number equal to one on file for the account."""
+        """The requester gave a phone, e-mail or ID number equal to one on file for the account."""
         with self.db.transaction() as tx:
-            on_file = {value for _, value, status in self._profile(tx, account_id).values()
-                       if value is not None and status == "active" and value != ANONYMIZED}
+            # A name is not unique: only a phone, e-mail or ID number on file proves who asks.
+            on_file = {value for field, (_, value, status) in self._profile(tx, account_id).items()
+                       if value is not None and status == "active" and field is not PersonalField.NAME}
             given = [tx.fetchone("SELECT value FROM pd_vault WHERE token = ?", (t,)) for t in evidence_tokens]
         return any(row is not None and row[0] in on_file for row in given)
 

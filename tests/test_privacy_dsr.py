@@ -198,8 +198,9 @@ class TestPR2Deletion:
 
         await api.resolve_statement_dispute(ctx.client, account, ac.ResolveStatementDispute(
             dispute_id="d1", resolved_by="op-1", outcome="rejected", note="one top-up only"))
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
-        assert result.stage is dsr.DsrStage.COMPLETED and result.erasure is not None
+        # Polled, not `finish`ed: unlocked time skipping would leap over the account's 24 months meanwhile.
+        result = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.COMPLETED)
+        assert result.erasure is not None
         assert result.retention_released == [hold]
         assert result.erasure.retained == [] and result.erasure.completed_at is not None
         assert result.erasure.deleted == [PersonalField.EMAIL, PersonalField.ID_NUMBER, PersonalField.PHONE]
