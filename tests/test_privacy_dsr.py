@@ -25,7 +25,7 @@ from tests.privacy_helpers import (
 )
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
-from workflows.contract.names import data_subject_request_id
+from workflows.contract.names import account_id, data_subject_request_id
 from workflows.contract.privacy import AccountParty
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, PersonalField
@@ -233,3 +233,31 @@ def _outbox(ctx: Ctx, prefix: str) -> list[dict[str, object]]:
     from activities.notifications import Notifications
 
     return Notifications(ctx.a.db, vault(ctx)).sent(prefix)
+
+
+class TestPR1AccountCancellation:
+    async def test_pr_1_cancellation_request_cancels_the_account_after_its_obligations(self, ctx: Ctx) -> None:
+        account = f"cl-{ctx.uid}"
+        person(ctx, account)
+        now = await business_now(ctx)
+        await api.record_activity(ctx.client, account, AccountParty.CLIENT, ac.AccountActivity(
+            event_id="login-1", occurred_at=now), ctx.task_queue)
+        ctx.a.ledger.deposit(f"top-up-{ctx.uid}", account, 700)
+        r = request(ctx, account, dsr.RequestKind.ACCOUNT_CANCELLATION, now,
+                    evidence_tokens=[api.stage_value(vault(ctx), account, PersonalField.EMAIL, EMAIL)])
+        await api.submit_request(ctx.client, r, ctx.task_queue)
+        done = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.COMPLETED)
+        assert done.cancellation_requested_at is not None and done.replied_at is not None
+        cancelled = await finish(ctx, account_id(account), ac.AccountState)
+        assert (cancelled.cancellation_reason, cancelled.cancellation_request_id) == ("requested", r.request_id)
+        assert [p.amount_fen for p in cancelled.payouts] == [700]
+
+    async def test_pr_1_cancellation_of_an_account_with_no_workflow_waits_for_an_operator(self, ctx: Ctx) -> None:
+        account = f"never-{ctx.uid}"
+        person(ctx, account)
+        r = request(ctx, account, dsr.RequestKind.ACCOUNT_CANCELLATION, await business_now(ctx),
+                    evidence_tokens=[api.stage_value(vault(ctx), account, PersonalField.EMAIL, EMAIL)])
+        await api.submit_request(ctx.client, r, ctx.task_queue)
+        state = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.AWAITING_REPLY)
+        assert "account workflow not running" in state.note and state.cancellation_requested_at is None
+

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import NoticeRequest, NoticeResult
@@ -80,7 +80,7 @@ class DataSubjectRequestWorkflow:
             self._escalate("no working-day calendar for the reply deadline: an operator sets it")
         self._show(f"verified; processing {s.kind.value}")
         await self._before_deadline(self._act)
-        if s.replied_at is None and s.kind is not c.RequestKind.COMPLAINT:
+        if s.replied_at is None and s.kind is not c.RequestKind.COMPLAINT and not s.note:
             await self._before_deadline(self._send_reply)
         if s.replied_at is None:
             s.stage = c.DsrStage.AWAITING_REPLY
@@ -152,8 +152,13 @@ class DataSubjectRequestWorkflow:
                 ConsentResult)
             s.consent_withdrawn_at = consent.withdrawn_at
         elif kind is c.RequestKind.ACCOUNT_CANCELLATION:
-            await workflow.get_external_workflow_handle(account_id(s.account_id)).signal(
-                "request_cancellation", CancellationRequested(request_id=s.request_id, requested_at=workflow.now()))
+            try:
+                await workflow.get_external_workflow_handle(account_id(s.account_id)).signal(
+                    "request_cancellation", CancellationRequested(request_id=s.request_id,
+                                                                  requested_at=workflow.now()))
+            except FailureError as error:  # no running account workflow: never used, or already cancelled
+                s.note = f"account workflow not running ({error.message}): an operator replies"
+                return
             s.cancellation_requested_at = workflow.now()
 
     async def _erase(self) -> None:
