@@ -13,16 +13,13 @@ from tests.test_xg_fixtures import (
     HOUR,
     OPERATOR,
     events,
+    ids,
     ordered_task,
     published_piece,
     sleep_until,
     task_when,
 )
 from workflows.contract import xingguang as xg
-
-
-def ids(ctx: Ctx, name: str) -> tuple[str, str]:
-    return f"xg-{name}-{ctx.uid}", f"cl-{name}-{ctx.uid}"
 
 
 class TestXG7OnePiecePause:

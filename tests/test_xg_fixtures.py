@@ -19,6 +19,11 @@ HOUR = timedelta(hours=1)
 OPERATOR, PROVIDER = "op-1", "prov-1"
 
 
+def ids(ctx: Ctx, name: str) -> tuple[str, str]:
+    """(task id, client id), unique to this test."""
+    return f"xg-{name}-{ctx.uid}", f"cl-{name}-{ctx.uid}"
+
+
 def order_request(task_id: str, client_id: str, start_at: datetime, end_at: datetime, **overrides: object
                   ) -> xg.OrderRequest:
     base = xg.OrderRequest(

@@ -15,6 +15,7 @@ from tests.test_xg_fixtures import (
     PROVIDER,
     client_says,
     events,
+    ids,
     order_request,
     ordered_task,
     piece_when,
@@ -30,10 +31,6 @@ from workflows.contract import xingguang as xg
 # The session's test server clock runs years ahead (time skipping): a calendar that answers for every year, so the
 # deadline is exact; the missing-calendar path has its own test.
 EVERY_YEAR = ChinaWorkingDays(covered=frozenset(range(2001, 2200)))
-
-
-def ids(ctx: Ctx, name: str) -> tuple[str, str]:
-    return f"xg-{name}-{ctx.uid}", f"cl-{name}-{ctx.uid}"
 
 
 class TestXG1MaterialsReview:

@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
     from activities.directory import PartyRequest
     from activities.xg_ledger import (
         ClaimEventsRequest,
@@ -21,18 +20,16 @@ with workflow.unsafe.imports_passed_through():
         VoidEventsRequest,
         VoidEventsResult,
     )
-    from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
     from workflows.contract import xingguang as c
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
     from workflows.rules.eligibility import CreatorFacts, payee_account
     from workflows.rules.xingguang_money import billable_grant
     from workflows.rules.xingguang_order import creator_selection_refusals
-from workflows.rules.xingguang_windows import (
-        ESCALATION_WORKING_DAYS,
-        billable,
-        client_review_due_at,
-    )
+    from workflows.rules.xingguang_windows import ESCALATION_WORKING_DAYS, billable, client_review_due_at
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+from workflows.privacy_common import working_days_after
 
 PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
 
@@ -46,21 +43,19 @@ class WorkflowBase:
     s: c.XingguangTaskState
     _wake: bool
 
-    async def _escalates_at(self, raised_at: datetime, purpose: str) -> datetime:
-        """7 working days after `raised_at` (XG-5, XG-6 as AM-17), from the `calendar.add_working_days` activity
-        (recorded in history: stable on replay). A year whose official calendar is not published escalates at once
-        (the deadline is `raised_at`): never a silently wrong deadline."""
-        try:
-            result: AddWorkingDaysResult = await workflow.execute_activity(
-                "calendar.add_working_days",
-                AddWorkingDaysRequest(start_at=raised_at, working_days=ESCALATION_WORKING_DAYS, purpose=purpose),
-                result_type=AddWorkingDaysResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and err.cause.type == CALENDAR_MISSING:
-                workflow.logger.warning("%s: %s; escalating at once", purpose, err.cause.message)
-                return raised_at
-            raise
-        return result.deadline_at
+    async def _new_case(self, reason: str, purpose: str) -> c.CaseRecord:
+        """An objection or data dispute, escalating 7 working days after it was raised (XG-5, XG-6 as AM-17), from
+        the calendar activity; at once when that year's official calendar is not published (never silently wrong)."""
+        now = workflow.now()
+        deadline = await working_days_after(now, ESCALATION_WORKING_DAYS, purpose)
+        return c.CaseRecord(raised_at=now, reason=reason, escalates_at=deadline or now)
+
+    def _check_client_case(self, client_id: str, piece: c.Piece, existing: c.CaseRecord | None, what: str,
+                           closes: datetime | None, window: str, deemed: str) -> None:
+        self._require(client_id == self.s.client_id, f"client_id: {client_id} is not the client of task {self.s.task_id}")
+        self._require(existing is None, f"piece {piece.piece_id} already had {what}")
+        self._require(closes is None or workflow.now() < closes,
+                      f"the {window} closed at {business_time(closes) if closes else ''}: {deemed}")
 
     def _changed(self) -> None:
         """After a command: apply what time decides now (so the answer shows it) and wake the run loop."""
@@ -210,23 +205,20 @@ class PieceMessages(WorkflowBase):
     # ---------------------------------------------------------------- objections (XG-5)
     @workflow.update(name="raise_objection")
     async def raise_objection(self, request: c.RaiseObjectionRequest) -> c.Piece:
-        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        piece = self.s.pieces[request.piece_id]
         if piece.objection is None:
-            piece.objection = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
-            piece.objection.escalates_at = await self._escalates_at(now, f"objection on {request.piece_id}")
-            self._changed()
+            case = await self._new_case(request.reason, f"objection on piece {piece.piece_id} of {self.s.task_id}")
+            if piece.objection is None:  # not raised by a concurrent call meanwhile
+                piece.objection = case
+                self._changed()
         return piece
 
     @raise_objection.validator
     def validate_raise_objection(self, request: c.RaiseObjectionRequest) -> None:
         piece = self._piece(request.piece_id, *life.BEFORE_PUBLICATION, *PUBLISHED)
-        self._require(request.client_id == self.s.client_id,
-                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
-        self._require(piece.objection is None, f"piece {piece.piece_id} already has an objection")
-        closes = piece.objection_window_closes_at
-        self._require(closes is None or workflow.now() < closes,
-                      f"the objection window closed at {business_time(closes) if closes else ''}: the content is "
-                      "deemed accepted (XG-5)")
+        self._check_client_case(request.client_id, piece, piece.objection, "an objection",
+                                piece.objection_window_closes_at, "objection window",
+                                "the content is deemed accepted (XG-5)")
 
     @workflow.update(name="decide_objection")
     def decide_objection(self, request: c.DecideObjectionRequest) -> c.Piece:
@@ -345,23 +337,20 @@ class PieceMessages(WorkflowBase):
 
     @workflow.update(name="raise_data_dispute")
     async def raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> c.Piece:
-        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        piece = self.s.pieces[request.piece_id]
         if piece.data_dispute is None:
-            piece.data_dispute = c.CaseRecord(raised_at=now, reason=request.reason, escalates_at=now)
-            piece.data_dispute.escalates_at = await self._escalates_at(now, f"data dispute on {request.piece_id}")
-            self._changed()
+            case = await self._new_case(request.reason, f"data dispute on piece {piece.piece_id} of {self.s.task_id}")
+            if piece.data_dispute is None:
+                piece.data_dispute = case
+                self._changed()
         return piece
 
     @raise_data_dispute.validator
     def validate_raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> None:
         piece = self._piece(request.piece_id, *PUBLISHED)
-        self._require(request.client_id == self.s.client_id,
-                      f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
-        self._require(piece.data_dispute is None, f"piece {piece.piece_id} already had a data dispute")
-        closes = piece.publicity_window_closes_at
-        self._require(closes is None or workflow.now() < closes,
-                      f"the publicity window closed at {business_time(closes) if closes else ''}: the data is "
-                      "deemed confirmed (XG-6)")
+        self._check_client_case(request.client_id, piece, piece.data_dispute, "a data dispute",
+                                piece.publicity_window_closes_at, "publicity window",
+                                "the data is deemed confirmed (XG-6)")
 
     @workflow.update(name="resolve_data_dispute")
     def resolve_data_dispute(self, request: c.ResolveDataDisputeRequest) -> c.Piece:
