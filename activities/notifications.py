@@ -107,7 +107,8 @@ class NotificationActivities:
 
     @activity.defn(name="notifications.send_incident_notices")
     def send_incident_notices(self, request: IncidentNoticesRequest) -> IncidentNoticesResult:
-        notified, undeliverable = [], []
+        notified: list[str] = []
+        undeliverable: list[str] = []
         for account_id in request.account_ids:
             status = self.notifications.send(incident_notice_key(request.incident_id, account_id), account_id,
                                              "security_incident", request.body)

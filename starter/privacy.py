@@ -75,7 +75,9 @@ async def resolve_statement_dispute(client: Client, account: str,
 
 
 async def account_state(client: Client, account: str) -> ac.AccountState:
-    return await client.get_workflow_handle(account_id(account)).query("state", result_type=ac.AccountState)
+    state: ac.AccountState = await client.get_workflow_handle(account_id(account)).query(
+        "state", result_type=ac.AccountState)
+    return state
 
 
 # ---- data-subject requests ----------------------------------------------------------------------------------
@@ -101,8 +103,9 @@ async def reply(client: Client, request_id: str, request: dsr.OperatorReply) -> 
 
 
 async def request_state(client: Client, request_id: str) -> dsr.DataSubjectRequestState:
-    return await client.get_workflow_handle(data_subject_request_id(request_id)).query(
+    state: dsr.DataSubjectRequestState = await client.get_workflow_handle(data_subject_request_id(request_id)).query(
         "state", result_type=dsr.DataSubjectRequestState)
+    return state
 
 
 # ---- security incidents -------------------------------------------------------------------------------------
@@ -123,8 +126,9 @@ async def incident_update(client: Client, incident_id: str, name: str,
 
 
 async def incident_state(client: Client, incident_id: str) -> inc.SecurityIncidentState:
-    return await client.get_workflow_handle(security_incident_id(incident_id)).query(
+    state: inc.SecurityIncidentState = await client.get_workflow_handle(security_incident_id(incident_id)).query(
         "state", result_type=inc.SecurityIncidentState)
+    return state
 
 
 # ---- CLI ----------------------------------------------------------------------------------------------------

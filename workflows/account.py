@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         statement_dispute_closes_at,
     )
 
-from workflows.common import continue_as_new_due, stage_attributes, until, upsert
+from workflows.common import continue_as_new_due, stage_attributes, until
 from workflows.privacy_common import call, working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
@@ -81,7 +81,7 @@ class AccountWorkflow:
     async def run(self, input: c.AccountInput) -> c.AccountState:
         s = self.s
         party_key = SA.CLIENT_ID if s.party is AccountParty.CLIENT else SA.CREATOR_ID
-        upsert(party_key.value_set(s.account_id))
+        workflow.upsert_search_attributes([party_key.value_set(s.account_id)])
         while s.stage is not c.AccountStage.CANCELLED:
             self._escalate_due_disputes()
             if s.stage is c.AccountStage.ACTIVE:

@@ -19,8 +19,9 @@ R = TypeVar("R", bound=BaseModel)
 
 async def call(name: str, request: BaseModel, result_type: type[R]) -> R:
     """An activity by its registered name, with the project's timeout and retry policy."""
-    return await workflow.execute_activity(name, request, result_type=result_type,
-                                           start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+    result: R = await workflow.execute_activity(name, request, result_type=result_type,
+                                                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+    return result
 
 
 async def working_days_after(start_at: datetime, working_days: int, purpose: str) -> datetime | None:
