@@ -56,6 +56,27 @@ class TestXG7OnePiecePause:
         assert refusal.value.reasons[0].endswith("is not in the future")
 
 
+    async def test_xg_7_an_operator_may_accept_late_changes_instead_of_cancelling(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "late")
+        t0, _ = await ordered_task(ctx, task, client_id)
+        await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claims",
+                                                          changes_due_at=t0 + DAY))
+        await sleep_until(ctx, t0 + DAY + HOUR)
+        await task_when(ctx, task, lambda s: s.escalated)
+        with pytest.raises(Refused) as refusal:
+            await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
+                client_id=client_id, pause_id="z", changes_made=True))
+        assert "an operator may accept the late changes" in refusal.value.reasons[0]
+        resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
+            client_id=client_id, pause_id="z", changes_made=True, late_changes_accepted_by=OPERATOR))
+        assert resumed.late_changes_accepted_by == OPERATOR and resumed.deadline_missed
+        state = await task_when(ctx, task, lambda s: not s.escalated)
+        assert not state.paused and state.stage is xg.TaskStage.IN_PROGRESS
+        # only the part of the pause inside the billing period (from t0 + 1 day) extends it.
+        assert resumed.resumed_at is not None
+        assert state.promotion_due_to_end_at == t0 + 11 * DAY + (resumed.resumed_at - (t0 + DAY))
+
+
 class TestXG8Violations:
     async def test_xg_8_r_11_content_deleted_stops_that_piece_and_waits_for_a_decision(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "del")
@@ -139,6 +160,18 @@ class TestXG10Compensation:
             policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
         assert again == paid
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 105_000
+
+    async def test_xg_7_xg_10_pause_delays_and_announced_changes_earn_no_compensation(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "nocomp")
+        await ordered_task(ctx, task, client_id)
+        for cause in (xg.AnomalyCause.COMPLIANCE_PAUSE, xg.AnomalyCause.ANNOUNCED_SERVICE_CHANGE):
+            with pytest.raises(Refused) as refusal:
+                await api.compensate(ctx.client, task, xg.CompensateRequest(
+                    operator_id=OPERATOR, compensation_id=f"k-{cause.value}", kind=xg.CompensationKind.DELIVERY_ANOMALY,
+                    cause=cause, amount_fen=100, policy="policy", note="delay"))
+            assert refusal.value.reasons == [(f"cause: {cause.value} is not a delivery anomaly the platform caused: "
+                                             "no compensation (XG-7, XG-10)")]
+        assert (await api.state(ctx.client, task)).compensations == []
 
     async def test_xg_10_damages_are_capped_at_twenty_percent_of_the_order_amount(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "cap")

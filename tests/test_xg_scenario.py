@@ -212,7 +212,7 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     await sleep_until(ctx, t0 + 4 * DAY + HOUR)
     late = await task_when(ctx, task, lambda s: s.escalated)
     assert late.pauses[0].deadline_missed
-    assert late.escalation_reasons == ["pause pz: changes refused or deadline missed; cancel or resume"]
+    assert late.escalation_reasons == ["pause pz: deadline for changes missed; cancel, or accept late changes"]
     with pytest.raises(Refused) as refusal:
         await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
             client_id=client_id, pause_id="pz", changes_made=True))

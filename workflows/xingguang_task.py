@@ -221,6 +221,8 @@ class XingguangTaskWorkflow(PieceMessages):
         assert record is not None
         if request.changes_made:
             record.resumed_at = workflow.now()
+            if record.changes_due_at is not None and record.resumed_at >= record.changes_due_at:
+                record.late_changes_accepted_by = request.late_changes_accepted_by
         else:
             record.refused_at = workflow.now()
         self._changed()
@@ -234,9 +236,10 @@ class XingguangTaskWorkflow(PieceMessages):
         self._require(request.client_id == self.s.client_id,
                       f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
         self._require(life.open_pause(record), f"pause {record.pause_id} is already answered")
-        self._require(not request.changes_made or workflow.now() < record.changes_due_at,
+        self._require(not request.changes_made or workflow.now() < record.changes_due_at
+                      or request.late_changes_accepted_by is not None,
                       f"the deadline for changes passed at {business_time(record.changes_due_at)}: the platform "
-                      "may cancel the task (XG-7)")
+                      "may cancel the task, or an operator may accept the late changes (XG-7)")
 
     @workflow.update(name="cancel_after_pause")
     def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> c.XingguangTaskState:
@@ -362,6 +365,9 @@ class XingguangTaskWorkflow(PieceMessages):
         if self._compensation(request.compensation_id) is not None:
             return
         self._require(self.s.result is not None, f"task {self.s.task_id} has no order to compensate")
+        self._require(request.cause is c.AnomalyCause.PLATFORM_FAULT,
+                      f"cause: {request.cause.value} is not a delivery anomaly the platform caused: no compensation "
+                      "(XG-7, XG-10)")
         if request.kind is c.CompensationKind.DELIVERY_ANOMALY:
             self._require(bool(request.policy.strip()), "policy: required for a delivery anomaly (XG-10)")
             return

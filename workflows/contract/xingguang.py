@@ -197,6 +197,9 @@ class RespondToPauseRequest(ContractModel):
     pause_id: Identifier
     changes_made: bool = Field(description="true: the changes are made (resume); false: the client refuses")
     note: Text = ""
+    late_changes_accepted_by: Identifier | None = Field(
+        None, description="an operator who accepts changes made after the deadline (the platform may, not must, "
+                          "cancel: XG-7)")
 
 
 class CancelAfterPauseRequest(ContractModel):
@@ -260,10 +263,17 @@ class CompensationKind(StrEnum):
     DAMAGES = "damages"  # platform breach: min(loss, floor(20% x order amount))
 
 
+class AnomalyCause(StrEnum):
+    PLATFORM_FAULT = "platform_fault"
+    COMPLIANCE_PAUSE = "compliance_pause"  # XG-7: not the platform's fault, no compensation
+    ANNOUNCED_SERVICE_CHANGE = "announced_service_change"  # XG 九1: not an anomaly
+
+
 class CompensateRequest(ContractModel):
     operator_id: Identifier
     compensation_id: Identifier
     kind: CompensationKind
+    cause: AnomalyCause = AnomalyCause.PLATFORM_FAULT
     amount_fen: PositiveFen
     loss_fen: Fen | None = Field(None, description="damages: the client's direct, calculable loss")
     policy: Text = Field("", description="delivery anomaly: the platform policy applied")
@@ -374,6 +384,7 @@ class Piece(StateModel):
     published_at: datetime | None = None
     licence: Licence | None = None
     objection_window_closes_at: datetime | None = None
+    promotion_due_to_end_at: datetime | None = None  # the current end (extended by pauses); None while paused
     content_accepted_at: datetime | None = None  # XG-5: no objection within 3 days of publication
     promotion_starts_at: datetime | None = None
     promotion_ends_at: datetime | None = None  # set when promotion stops for good
@@ -401,6 +412,7 @@ class PauseRecord(StateModel):
     resumed_at: datetime | None = None
     refused_at: datetime | None = None
     deadline_missed: bool = False
+    late_changes_accepted_by: str | None = None
     cancelled_at: datetime | None = None
     kind: Literal["compliance", "fix"] = "compliance"
 
@@ -436,6 +448,7 @@ class XingguangTaskState(StateModel):
     provider_id: str | None = None
     billing_start_at: datetime | None = None
     billing_end_at: datetime | None = None  # as ordered; pauses extend each piece's promotion end
+    promotion_due_to_end_at: datetime | None = None  # the task's current end (extended, or stopped); None while paused
     promotion_stopped_at: datetime | None = None  # budget used up, ordinary end, cancellation, stop
     end_reason: str | None = None
     pieces: dict[str, Piece] = Field(default_factory=dict)

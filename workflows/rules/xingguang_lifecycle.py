@@ -81,7 +81,7 @@ def publish(s: c.XingguangTaskState, piece: c.Piece, at: datetime) -> None:
 
 def end_promotion(piece: c.Piece, at: datetime) -> None:
     """Promotion over for this piece: the 3-day publicity window for data disputes opens (XG-6)."""
-    piece.promotion_ends_at = at
+    piece.promotion_ends_at = piece.promotion_due_to_end_at = at
     piece.publicity_window_closes_at = publicity_window_closes_at(at)
     piece.stage = c.PieceStage.PUBLICITY
 
@@ -102,6 +102,8 @@ def advance(s: c.XingguangTaskState, now: datetime) -> None:
             pause.deadline_missed = True
     for piece in s.pieces.values():
         _advance_piece(s, piece, now)
+    if s.billing_end_at is not None:
+        s.promotion_due_to_end_at = task_promotion_end(s)
     if s.stage in RUNNING and s.billing_end_at is not None:
         end = task_promotion_end(s)
         if end is not None and now >= end:
@@ -127,7 +129,7 @@ def _advance_piece(s: c.XingguangTaskState, piece: c.Piece, now: datetime) -> No
             and piece.objection_window_closes_at is not None and now >= piece.objection_window_closes_at):
         piece.content_accepted_at = piece.objection_window_closes_at  # XG-5: deemed accepted
     if piece.stage is c.PieceStage.PUBLISHED:
-        end = piece_promotion_end(s, piece)
+        end = piece.promotion_due_to_end_at = piece_promotion_end(s, piece)
         if end is not None and now >= end:
             end_promotion(piece, end)
     if (piece.stage is c.PieceStage.PUBLICITY and not piece.decision_needed and piece.publicity_window_closes_at
@@ -214,7 +216,7 @@ def ready_to_close(s: c.XingguangTaskState) -> bool:
 
 def escalation_reasons(s: c.XingguangTaskState, now: datetime) -> list[str]:
     """What a human must act on now (the `escalated` search attribute)."""
-    reasons = [f"pause {p.pause_id}: changes refused or deadline missed; cancel or resume" for p in s.pauses
+    reasons = [f"pause {p.pause_id}: deadline for changes missed; cancel, or accept late changes" for p in s.pauses
                if open_pause(p) and p.deadline_missed]
     reasons += [f"pause {p.pause_id}: client refused changes; cancel the task" for p in s.pauses
                 if p.refused_at is not None and p.cancelled_at is None and s.stage in RUNNING]
