@@ -251,7 +251,9 @@ class PieceMessages(WorkflowBase):
     # ---------------------------------------------------------------- promotion data (XG-6, R-1, R-9)
     @workflow.signal(name="report_billable_events")
     def report_billable_events(self, batch: c.BillableEventBatch) -> None:
-        """R-1: queued; the run loop claims each event id once in the ledger's register and bills it (`_bill`)."""
+        """R-1 / XG-6: a batch from the platform's statistics. Each event id bills once; cheating never; outside the
+        piece's promotion or during a pause, never; after the piece settled, logged as late. The batch that uses up
+        the placement budget ends promotion for every piece at its instant (R-11)."""
         self.s.messages_this_run += 1
         self.s.batches_received += 1
         self.s.pending_batches.append(batch)
