@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.db import Database, Tx
 from activities.directory import Directory
@@ -418,8 +419,11 @@ class PersonalDataActivities:
 
     @activity.defn(name="personal_data.correct")
     def correct(self, request: CorrectRequest) -> CorrectResult:
-        applied = self.vault.correct(request.account_id, request.request_id,
-                                     [(c.field, c.value_token) for c in request.changes])
+        try:
+            applied = self.vault.correct(request.account_id, request.request_id,
+                                         [(c.field, c.value_token) for c in request.changes])
+        except ValueError as error:  # a token of another account, or none: retrying cannot help
+            raise ApplicationError(str(error), type="InvalidChange", non_retryable=True) from error
         return CorrectResult(fields=[PersonalField(f) for f in applied])
 
     @activity.defn(name="personal_data.withdraw_consent")

@@ -261,3 +261,17 @@ class TestPR1AccountCancellation:
         state = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.AWAITING_REPLY)
         assert "account workflow not running" in state.note and state.cancellation_requested_at is None
 
+
+
+class TestPR1BadCorrection:
+    async def test_pr_1_a_value_token_of_another_account_is_not_applied(self, ctx: Ctx) -> None:
+        account, other = f"acct-{ctx.uid}", f"other-{ctx.uid}"
+        person(ctx, account)
+        foreign = api.stage_value(vault(ctx), other, PersonalField.PHONE, "13600000000")
+        r = request(ctx, account, dsr.RequestKind.CORRECTION, await business_now(ctx),
+                    changes=[dsr.FieldChange(field=PersonalField.PHONE, value_token=foreign)],
+                    evidence_tokens=[api.stage_value(vault(ctx), account, PersonalField.PHONE, PHONE)])
+        await api.submit_request(ctx.client, r, ctx.task_queue)
+        state = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.AWAITING_REPLY)
+        assert "correction not applied" in state.note and state.corrected_fields == []
+        assert vault(ctx).profile(account)[PersonalField.PHONE][1] == PHONE

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notifications import NoticeRequest, NoticeResult
@@ -140,8 +140,12 @@ class DataSubjectRequestWorkflow:
             s.export = c.ExportSummary(**export.model_dump())
         elif kind in c.CHANGE_KINDS:
             changes = [Change(field=ch.field, value_token=ch.value_token) for ch in self.input.changes]
-            result = await call("personal_data.correct", CorrectRequest(
-                account_id=s.account_id, request_id=s.request_id, changes=changes), CorrectResult)
+            try:
+                result = await call("personal_data.correct", CorrectRequest(
+                    account_id=s.account_id, request_id=s.request_id, changes=changes), CorrectResult)
+            except ActivityError as error:
+                s.note = f"correction not applied ({error.cause or error}): an operator replies"
+                return
             s.corrected_fields = result.fields
         elif kind in c.ERASURE_KINDS:
             await self._erase()
