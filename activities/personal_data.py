@@ -343,8 +343,9 @@ class PersonalData:
     # ---- R-7 / PR-5: obligations, payout, cancellation ---------------------------------------------------------
 
     def open_tasks(self, account_id: str, party: AccountParty) -> list[str]:
-        """Tasks whose money is still open for the account: a client's tasks not yet refunded (ledger task
-        budgets), and for anyone the unsettled pieces other services hold open (`unsettled_settlement` holds)."""
+        """What still holds the account's money (R-7: handled before cancellation): a client's mount tasks not yet
+        refunded (ledger task budgets), Xingguang tasks whose escrow still holds money, money frozen by a penalty;
+        for anyone, the unsettled pieces other services hold open (`unsettled_settlement` holds)."""
         with self.db.transaction() as tx:
             open_ids = [str(h.hold_id) for h in self.active_holds(tx, account_id)
                         if h.reason is HoldReason.UNSETTLED_SETTLEMENT]
@@ -352,6 +353,13 @@ class PersonalData:
                 open_ids += [str(r[0]) for r in tx.fetchall(
                     "SELECT task_id FROM task_budgets WHERE client_id = ? AND refunded_at IS NULL ORDER BY task_id",
                     (account_id,))]
+        if party is AccountParty.CLIENT:
+            available = money_account(party, account_id)
+            for freeze in self.ledger.transfers(account_prefix=available, business_key_prefix="xg:freeze:"):
+                if freeze.debit_account == available and self.ledger.balance(freeze.credit_account).balance_fen > 0:
+                    open_ids.append(freeze.business_key.removeprefix("xg:freeze:"))
+            if self.ledger.balance(f"client:{account_id}:frozen").balance_fen > 0:
+                open_ids.append(f"penalty-freeze:client:{account_id}")
         return open_ids
 
     def payout(self, account_id: str, party: AccountParty) -> tuple[str, int, str]:

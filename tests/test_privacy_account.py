@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from activities.personal_data import PersonalData
 from starter import privacy as api
 from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import business_now, eligible_client, finish
 from tests.privacy_helpers import NAME, eventually, fixed_calendar, fixed_deadline, person, vault
+from worker import Adapters
 from workflows.contract import account as ac
 from workflows.contract.names import account_id
 from workflows.contract.privacy import AccountParty, PersonalField
@@ -204,3 +206,16 @@ class TestBoundedHistory:
 def test_r_7_24_months_keeps_the_time_of_day_and_clamps_the_day() -> None:
     at = datetime(2024, 2, 29, 13, 5, 7, tzinfo=BUSINESS_TZ)
     assert add_months(at, 24) == datetime(2026, 2, 28, 13, 5, 7, tzinfo=BUSINESS_TZ)
+
+
+def test_r_7_open_obligations_include_xingguang_escrow_and_penalty_freezes(adapters: Adapters) -> None:
+    v = PersonalData(adapters.db, adapters.ledger, adapters.directory)
+    adapters.ledger.deposit("d1", "cl-x", 50_000)
+    assert v.open_tasks("cl-x", AccountParty.CLIENT) == []
+    adapters.ledger.transfer("xg:freeze:xg-1", "client:cl-x:available", "xg_task:xg-1:escrow", 20_000, "xg_freeze")
+    adapters.ledger.hold("penalty-1", "client:cl-x:available", "client:cl-x:frozen", 1_000)
+    assert v.open_tasks("cl-x", AccountParty.CLIENT) == ["xg-1"]  # a hold is pending, not yet frozen money
+    adapters.ledger.post_pending("penalty-1:post", "penalty-1")
+    assert v.open_tasks("cl-x", AccountParty.CLIENT) == ["xg-1", "penalty-freeze:client:cl-x"]
+    adapters.ledger.transfer("xg:refund:xg-1", "xg_task:xg-1:escrow", "client:cl-x:available", 20_000, "xg_refund")
+    assert v.open_tasks("cl-x", AccountParty.CLIENT) == ["penalty-freeze:client:cl-x"]
