@@ -4,7 +4,10 @@ AccountWorkflow (`account:{account_id}`), SecurityIncidentWorkflow (`incident:{i
 PR-6: personal values go into the vault first (`stage_value` / `PersonalData.put`, a database call outside
 Temporal) and only the returned token is sent. A business refusal raises starter.client.Refused.
 
-`python -m starter.privacy export-file REQUEST_ID OUT.json` writes a request's export (the file handed over).
+Operators (LEDGER_DSN selects the database, as for the worker):
+  python -m starter.privacy put ACCOUNT_ID FIELD VALUE     store a profile value; prints its token
+  python -m starter.privacy reveal TOKEN                   the value behind a token seen in a history
+  python -m starter.privacy export-file REQUEST_ID OUT     write a request's export (the file handed over)
 """
 
 from __future__ import annotations
@@ -143,10 +146,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     export = sub.add_parser("export-file", help="write the export of an access/copy/portability request to a file")
     export.add_argument("request_id")
     export.add_argument("out", type=Path)
+    put = sub.add_parser("put", help="store a profile value of an account; prints its token")
+    put.add_argument("account_id")
+    put.add_argument("field", choices=[f.value for f in PersonalField])
+    put.add_argument("value")
+    reveal = sub.add_parser("reveal", help="print the value behind a vault token")
+    reveal.add_argument("token")
     args = parser.parse_args(argv)
     db = Database(default_dsn())
     try:
         vault = PersonalData(db, Ledger(db), Directory(db))
+        if args.command == "put":
+            print(vault.put(args.account_id, PersonalField(args.field), args.value))
+            return 0
+        if args.command == "reveal":
+            value = vault.reveal(args.token)
+            print(value if value is not None else "(erased or unknown token)")
+            return 0 if value is not None else 1
         document = vault.stored_export(args.request_id)
         if document is None:
             print(f"no export for request {args.request_id} (not an export request, or not processed yet)",

@@ -113,7 +113,8 @@ class TestPR1ReplyDeadline:
 
 
 class TestPR1Export:
-    async def test_pr_1_access_exports_what_the_vault_directory_and_ledger_hold(self, ctx: Ctx) -> None:
+    async def test_pr_1_access_exports_what_the_vault_directory_and_ledger_hold(
+            self, ctx: Ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         account = f"cr-{ctx.uid}"
         person(ctx, account)
         creator(ctx.a, account)
@@ -139,6 +140,10 @@ class TestPR1Export:
                                           "directory_entries": 1}
         [reply] = _outbox(ctx, f"dsr-reply:{r.request_id}")
         assert reply["contact_token"] == contact and "export ready" in reply["body"]["summary"]
+        # An operator writes the same file again from the database, e.g. on another machine.
+        monkeypatch.setenv("LEDGER_DSN", ctx.a.db.dsn)
+        assert api.main(["export-file", r.request_id, str(tmp_path / "handover.json")]) == 0
+        assert (tmp_path / "handover.json").read_bytes() == Path(result.export.path).read_bytes()
 
 
 class TestPR1Correction:
