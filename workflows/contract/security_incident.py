@@ -17,7 +17,7 @@ from pydantic import Field
 from workflows.contract.common import ContractModel, Identifier, Instant, StateModel, Text
 
 Part = Annotated[str, Field(min_length=1, max_length=2000)]
-MAX_AFFECTED = 50_000
+MAX_AFFECTED = 20_000  # above this, notices are not "feasible one by one": announce; keeps state < 2 MB
 
 
 class NoticeParts(ContractModel):
