@@ -65,14 +65,14 @@ async def update(client: Client, task_id: str, name: str, request: BaseModel, re
         raise
 
 
-async def review_materials(client: Client, task_id: str, request: xg.ReviewMaterialsRequest) -> xg.XingguangTaskState:
-    return await update(client, task_id, "review_materials", request, xg.XingguangTaskState)
+async def review_materials(client: Client, task_id: str, request: xg.ReviewMaterialsRequest) -> xg.TaskStatus:
+    return await update(client, task_id, "review_materials", request, xg.TaskStatus)
 
 
-async def assign_provider(client: Client, task_id: str, operator_id: str, provider_id: str) -> xg.XingguangTaskState:
+async def assign_provider(client: Client, task_id: str, operator_id: str, provider_id: str) -> xg.TaskStatus:
     return await update(client, task_id, "assign_provider",
                         xg.AssignProviderRequest(operator_id=operator_id, provider_id=provider_id),
-                        xg.XingguangTaskState)
+                        xg.TaskStatus)
 
 
 async def select_creator(client: Client, task_id: str, request: xg.SelectCreatorRequest) -> xg.Piece:
@@ -116,17 +116,17 @@ async def respond_to_pause(client: Client, task_id: str, request: xg.RespondToPa
 
 
 async def cancel_after_pause(client: Client, task_id: str, request: xg.CancelAfterPauseRequest
-                             ) -> xg.XingguangTaskState:
-    return await update(client, task_id, "cancel_after_pause", request, xg.XingguangTaskState)
+                             ) -> xg.TaskStatus:
+    return await update(client, task_id, "cancel_after_pause", request, xg.TaskStatus)
 
 
 async def record_violation(client: Client, task_id: str, request: xg.RecordViolationRequest
-                           ) -> xg.XingguangTaskState:
-    return await update(client, task_id, "record_violation", request, xg.XingguangTaskState)
+                           ) -> xg.TaskStatus:
+    return await update(client, task_id, "record_violation", request, xg.TaskStatus)
 
 
-async def submit_fix_proof(client: Client, task_id: str, request: xg.SubmitFixProofRequest) -> xg.XingguangTaskState:
-    return await update(client, task_id, "submit_fix_proof", request, xg.XingguangTaskState)
+async def submit_fix_proof(client: Client, task_id: str, request: xg.SubmitFixProofRequest) -> xg.TaskStatus:
+    return await update(client, task_id, "submit_fix_proof", request, xg.TaskStatus)
 
 
 async def decide_piece(client: Client, task_id: str, request: xg.DecidePieceRequest) -> xg.Piece:

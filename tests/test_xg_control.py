@@ -88,8 +88,8 @@ class TestXG8Violations:
         recorded = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
             operator_id=OPERATOR, violation_id="v1", cause=xg.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC,
             piece_id="p1", note="creator made the video private"))
-        deleted_at = recorded.violations[0].recorded_at
-        assert recorded.pieces["p1"].promotion_ends_at == deleted_at
+        deleted_at = recorded.applied_at
+        assert (await api.state(ctx.client, task)).pieces["p1"].promotion_ends_at == deleted_at
         assert recorded.stage is xg.TaskStage.IN_PROGRESS  # the other piece goes on
         await events(ctx, task, "y2", "p1", 20, deleted_at + HOUR)  # after the stop: not billed
         await sleep_until(ctx, t0 + 9 * DAY)
@@ -114,8 +114,9 @@ class TestXG8Violations:
         await sleep_until(ctx, t0 + 3 * DAY)
         resumed = await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
             violation_id="v2", submitted_by=client_id, proof="app re-listed, store link attached"))
-        violation = resumed.violations[0]
-        assert violation.resumed_at is not None and not resumed.paused
+        assert not resumed.paused
+        violation = (await api.state(ctx.client, task)).violations[0]
+        assert violation.resumed_at == resumed.applied_at and violation.recorded_at == held.applied_at
         with pytest.raises(Refused):
             await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
                 violation_id="v2", submitted_by=client_id, proof="again"))

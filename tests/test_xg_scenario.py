@@ -224,8 +224,8 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     assert "above what remains frozen (136400 fen)" in refusal.value.reasons[0]
     cancelled = await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
         operator_id=OPERATOR, pause_id="pz", delay_fee_fen=3_000, delay_fee_reason="two days of delay"))
-    cancel_at = cancelled.pauses[0].cancelled_at
-    assert cancel_at is not None and cancelled.promotion_stopped_at == cancel_at
+    cancel_at = cancelled.applied_at
+    assert cancelled.promotion_stopped_at == cancel_at
 
     result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
     final = await api.state(ctx.client, task)

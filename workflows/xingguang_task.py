@@ -161,7 +161,7 @@ class XingguangTaskWorkflow(PieceMessages):
 
     # ---------------------------------------------------------------- materials and provider (XG-1, XG-3)
     @workflow.update(name="review_materials")
-    def review_materials(self, request: c.ReviewMaterialsRequest) -> c.XingguangTaskState:
+    def review_materials(self, request: c.ReviewMaterialsRequest) -> c.TaskStatus:
         s = self.s
         s.materials = list(request.verdicts)
         refusals = [f"{v.kind.value} {v.item_id}: {v.reason}" for v in request.verdicts if not v.approved]
@@ -172,7 +172,7 @@ class XingguangTaskWorkflow(PieceMessages):
         else:
             s.stage = c.TaskStage.AWAITING_PROVIDER
         self._changed()
-        return s
+        return self._status()
 
     @review_materials.validator
     def validate_review_materials(self, request: c.ReviewMaterialsRequest) -> None:
@@ -183,10 +183,10 @@ class XingguangTaskWorkflow(PieceMessages):
         self._require(not missing, f"{', '.join(missing)}: required when refusing a material")
 
     @workflow.update(name="assign_provider")
-    def assign_provider(self, request: c.AssignProviderRequest) -> c.XingguangTaskState:
+    def assign_provider(self, request: c.AssignProviderRequest) -> c.TaskStatus:
         self.s.provider_id, self.s.stage = request.provider_id, c.TaskStage.IN_PROGRESS
         self._changed()
-        return self.s
+        return self._status()
 
     @assign_provider.validator
     def validate_assign_provider(self, request: c.AssignProviderRequest) -> None:
@@ -242,7 +242,7 @@ class XingguangTaskWorkflow(PieceMessages):
                       "may cancel the task, or an operator may accept the late changes (XG-7)")
 
     @workflow.update(name="cancel_after_pause")
-    def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> c.XingguangTaskState:
+    def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> c.TaskStatus:
         s, now = self.s, workflow.now()
         record = self._pause(request.pause_id)
         assert record is not None
@@ -253,7 +253,7 @@ class XingguangTaskWorkflow(PieceMessages):
                         f"{'changes refused' if record.refused_at else 'deadline for changes missed'}")
         life.cancel_for_delay(s, now)
         self._changed()
-        return s
+        return self._status()
 
     @cancel_after_pause.validator
     def validate_cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> None:
@@ -277,10 +277,10 @@ class XingguangTaskWorkflow(PieceMessages):
 
     # ---------------------------------------------------------------- termination events (XG-8, R-11, R-9)
     @workflow.update(name="record_violation")
-    def record_violation(self, request: c.RecordViolationRequest) -> c.XingguangTaskState:
+    def record_violation(self, request: c.RecordViolationRequest) -> c.TaskStatus:
         s, now = self.s, workflow.now()
         if any(v.violation_id == request.violation_id for v in s.violations):
-            return s
+            return self._status()
         cause = request.cause
         decision: c.ViolationDecision | None = None
         if cause is c.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED:
@@ -303,7 +303,7 @@ class XingguangTaskWorkflow(PieceMessages):
         s.violations.append(c.ViolationRecord(violation_id=request.violation_id, cause=cause, note=request.note,
                                               piece_id=request.piece_id, decision=decision, recorded_at=now))
         self._changed()
-        return s
+        return self._status()
 
     @record_violation.validator
     def validate_record_violation(self, request: c.RecordViolationRequest) -> None:
@@ -317,7 +317,7 @@ class XingguangTaskWorkflow(PieceMessages):
             self._piece(request.piece_id, c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
 
     @workflow.update(name="submit_fix_proof")
-    def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> c.XingguangTaskState:
+    def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> c.TaskStatus:
         now = workflow.now()
         violation = next(v for v in self.s.violations if v.violation_id == request.violation_id)
         violation.proof, violation.resumed_at = f"{request.proof} (by {request.submitted_by})", now
@@ -325,7 +325,7 @@ class XingguangTaskWorkflow(PieceMessages):
         assert hold is not None
         hold.resumed_at = now
         self._changed()
-        return self.s
+        return self._status()
 
     @submit_fix_proof.validator
     def validate_submit_fix_proof(self, request: c.SubmitFixProofRequest) -> None:
@@ -492,6 +492,14 @@ class XingguangTaskWorkflow(PieceMessages):
             await self._apply_data()
             self.s.messages_this_run = 0
             workflow.continue_as_new(c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s))
+
+    def _status(self) -> c.TaskStatus:
+        s = self.s
+        return c.TaskStatus(task_id=s.task_id, stage=s.stage, applied_at=workflow.now(), paused=s.paused,
+                            escalated=s.escalated, escalation_reasons=s.escalation_reasons,
+                            promotion_stopped_at=s.promotion_stopped_at,
+                            promotion_due_to_end_at=s.promotion_due_to_end_at, next_deadline_at=s.next_deadline_at,
+                            end_reason=s.end_reason)
 
     def _result(self) -> c.TaskResult:
         s = self.s

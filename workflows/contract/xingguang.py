@@ -484,6 +484,22 @@ class XingguangTaskState(StateModel):
     messages_this_run: int = 0
 
 
+class TaskStatus(StateModel):
+    """What a task-level command answers: where the task stands right after it (the whole state is the `state`
+    query; answering with it would copy every piece into the history at each command)."""
+
+    task_id: str
+    stage: TaskStage
+    applied_at: datetime  # when the command took effect
+    paused: bool
+    escalated: bool
+    escalation_reasons: list[str]
+    promotion_stopped_at: datetime | None
+    promotion_due_to_end_at: datetime | None
+    next_deadline_at: datetime | None
+    end_reason: str | None
+
+
 class TaskResult(ContractModel):
     task_id: str
     stage: TaskStage
