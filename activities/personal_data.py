@@ -408,7 +408,8 @@ def _columns(tx: Tx, table: str) -> list[str]:
     if tx.dialect == "sqlite":
         return [str(r[1]) for r in tx.fetchall(f"PRAGMA table_info({table})")]
     return [str(r[0]) for r in tx.fetchall("SELECT column_name FROM information_schema.columns WHERE table_name = ?"
-                                           " ORDER BY ordinal_position", (table,))]
+                                           " AND table_schema = current_schema() ORDER BY ordinal_position",
+                                           (table,))]
 
 
 def _sha(text: str) -> str:
