@@ -7,8 +7,19 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from starter import client as api
 from tests.conftest import Ctx
-from tests.helpers import DAY, business_now, creator, finish
+from tests.helpers import (
+    DAY,
+    assert_conservation,
+    business_now,
+    content_when,
+    convert,
+    creator,
+    finish,
+    mount,
+    published_task,
+)
 from tests.violation_helpers import (
     case_state,
     case_update,
@@ -19,12 +30,16 @@ from tests.violation_helpers import (
     register,
     start_case,
 )
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
+from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.penalties import appeal_refusal, appeal_window_closes_at
 
 SECOND = timedelta(seconds=1)
-NINE_DAYS = fixed_calendar(9 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
+NINE_DAYS = fixed_calendar(9 * DAY)
+THIRTY_DAYS = fixed_calendar(30 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
 FREEZE_3000_TO_DEDUCT = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True)
 BAR = vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS)
 CREDIT_12 = vc.Penalty(kind=vc.PenaltyKind.DEDUCT_CREDIT_SCORE, points=12)
@@ -219,3 +234,63 @@ class TestAM22AppealOutcome:
         await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
             decision="upheld", operator_id="op-2", note="wrong account"), vc.ViolationCaseState)
         assert not ctx.a.directory.client("client-1").penalty_restricted
+
+
+class TestAM19AM22HeldSettlements:
+    """AM-19: while a creator's fees are frozen, a piece reaching its window close is held, not paid; AM-22: the
+    outcome releases it (upheld: paid exactly once; rejected with all fees to be deducted: paid, then deducted)."""
+
+    async def _held_piece(self, ctx: Ctx) -> tuple[str, str]:
+        task, case = f"t-{ctx.uid}", f"v-{ctx.uid}"
+        await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=30)
+        creator(ctx.a, "cr-1")
+        await api.join(ctx.client, task, "cr-1")
+        mounted_at = await business_now(ctx)
+        await mount(ctx, task, "c1", "cr-1", mounted_at)
+        await convert(ctx, task, "c1", "e1", 10, mounted_at + SECOND)
+        await content_when(ctx, task, "c1", lambda s: s.fee_fen == 1_000)
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", mounted_at,
+                         vc.Penalty(kind=vc.PenaltyKind.DEDUCT_FEES))
+        await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        await ctx.env.sleep(17 * DAY + 60 * SECOND)  # the piece's publicity window closes during the appeal
+        state = await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.HELD)
+        assert state.settlement_hold is not None and state.settlement_hold.case_id == case
+        assert state.settlement is None
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 0
+        assert ctx.a.ledger.transfers(business_key_prefix=f"settle:{task}:c1") == []
+        assert register(ctx.a).held_settlements("cr-1") == [(mounted_content_id(task, "c1"), case, None)]
+        return task, case
+
+    @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
+    async def test_am_22_upheld_appeal_releases_the_held_settlement_paid_exactly_once(self, ctx: Ctx) -> None:
+        task, case = await self._held_piece(ctx)
+        decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseState)
+        assert decided.held_settlements.released == 1 and decided.held_settlements.done
+        state = await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.SETTLED)
+        assert state.settlement is not None and state.settlement_hold is not None
+        assert (state.settlement.fee_fen, state.settlement_hold.outcome) == (1_000, "paid")
+        assert register(ctx.a).held_to_release(case, 100) == ([], 0)  # a retried release finds nothing left
+        result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+        assert (result.fee_fen, result.platform_fee_fen) == (1_000, 100)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 1_000
+        assert len(ctx.a.ledger.transfers(business_key_prefix=f"settle:{task}:c1")) == 2
+        assert register(ctx.a).held_settlements("cr-1") == [(mounted_content_id(task, "c1"), case, "paid")]
+        await finish(ctx, mount_task_id(task), mt.TaskResult)
+        assert_conservation(ctx.a, task)
+
+    @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
+    async def test_am_22_rejected_appeal_deducts_the_held_settlement_with_all_fees(self, ctx: Ctx) -> None:
+        task, case = await self._held_piece(ctx)
+        decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+        assert decided.held_settlements.deducted == 1
+        state = await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.SETTLED
+                                   and s.settlement_hold is not None and s.settlement_hold.deducted_fen > 0)
+        assert state.settlement_hold is not None
+        assert (state.settlement_hold.outcome, state.settlement_hold.deducted_fen) == ("deducted", 1_000)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 0  # paid, then deducted
+        assert ctx.a.ledger.balance("platform:penalties").balance_fen == 1_000
+        await finish(ctx, mount_task_id(task), mt.TaskResult)
+        assert_conservation(ctx.a, task)
+        ctx.a.ledger.check_conservation()
