@@ -3,9 +3,11 @@ shape; setup (clients, creators, tasks, pieces) happens before the clock starts.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import (
@@ -34,10 +36,26 @@ from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_conte
 from workflows.rules.clock import start_of_business_day
 from workflows.rules.eligibility import ClientFacts, CreatorFacts
 
+T = TypeVar("T")
 DAY = timedelta(days=1)
 PRICE_FEN = 10
 SETTLE_BACKDATE = timedelta(days=18)  # more than 14 + 3 days: the publicity window closed before the mount arrived
 PIECES_PER_TASK = 50  # mounts are spread over tasks of this many pieces
+# The server refuses an update when a workflow already has 10 in flight (dynamic config
+# limit.workflowExecution.maxInFlightUpdates, default 10): callers of one task keep fewer than that in flight.
+UPDATES_IN_FLIGHT_PER_WORKFLOW = 8
+
+
+class PerWorkflowLimit:
+    """At most UPDATES_IN_FLIGHT_PER_WORKFLOW calls in flight per workflow id."""
+
+    def __init__(self) -> None:
+        self.limits: dict[str, asyncio.Semaphore] = {}
+
+    async def __call__(self, workflow_id: str, call: Awaitable[T]) -> T:
+        limit = self.limits.setdefault(workflow_id, asyncio.Semaphore(UPDATES_IN_FLIGHT_PER_WORKFLOW))
+        async with limit:
+            return await call
 
 
 def eligible_client(adapters: Adapters, client_id: str, balance_fen: int) -> None:
@@ -85,8 +103,9 @@ async def mounted_pieces(b: Bench, pieces: int) -> list[tuple[str, str, datetime
         await api.join(b.client, task_id, creator_id)
     plan = [(task_ids[i % len(task_ids)], creators[i % len(task_ids)], b.next_id("content")) for i in range(pieces)]
     at = mount_instant()
-    await gather_limited(pieces, b.concurrency, lambda i: api.report_mount(b.client, plan[i][0], mt.ReportMountRequest(
-        content_id=plan[i][2], creator_id=plan[i][1], mounted_at=at)))
+    limit = PerWorkflowLimit()
+    await gather_limited(pieces, b.concurrency, lambda i: limit(plan[i][0], api.report_mount(
+        b.client, plan[i][0], mt.ReportMountRequest(content_id=plan[i][2], creator_id=plan[i][1], mounted_at=at))))
     return [(task_id, content_id, at) for task_id, _, content_id in plan]
 
 
@@ -110,7 +129,8 @@ async def bare_mount(b: Bench, task_id: str, content_id: str) -> None:
 async def bare_pieces(b: Bench, pieces: int) -> list[tuple[str, str]]:
     task_ids = await bare_tasks(b, max(1, -(-pieces // PIECES_PER_TASK)))
     plan = [(task_ids[i % len(task_ids)], b.next_id("content")) for i in range(pieces)]
-    await gather_limited(pieces, b.concurrency, lambda i: bare_mount(b, *plan[i]))
+    limit = PerWorkflowLimit()
+    await gather_limited(pieces, b.concurrency, lambda i: limit(plan[i][0], bare_mount(b, *plan[i])))
     return plan
 
 
@@ -152,16 +172,19 @@ def mount_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], obje
             onboarded_creator(b.adapters, creator_id)
             await api.join(b.client, task_id, creator_id)
         at = mount_instant()
+        limit = PerWorkflowLimit()
         start = time.perf_counter()
-        await gather_limited(n, b.concurrency, lambda i: api.report_mount(
+        await gather_limited(n, b.concurrency, lambda i: limit(task_ids[i % len(task_ids)], api.report_mount(
             b.client, task_ids[i % len(task_ids)], mt.ReportMountRequest(
-                content_id=f"c{i}", creator_id=creators[i % len(task_ids)], mounted_at=at)))
+                content_id=f"c{i}", creator_id=creators[i % len(task_ids)], mounted_at=at))))
         return timed(start, n)
 
     async def bare(n: int) -> tuple[int, float]:
         task_ids = await bare_tasks(b, max(1, -(-n // PIECES_PER_TASK)))
+        limit = PerWorkflowLimit()
         start = time.perf_counter()
-        await gather_limited(n, b.concurrency, lambda i: bare_mount(b, task_ids[i % len(task_ids)], f"c{i}"))
+        await gather_limited(n, b.concurrency, lambda i: limit(task_ids[i % len(task_ids)],
+                                                               bare_mount(b, task_ids[i % len(task_ids)], f"c{i}")))
         return timed(start, n)
 
     return project, bare
@@ -265,7 +288,8 @@ PHASES = {
                  " bare: update-with-start running 2 no-op activities")]),
     "mount": (mount_phase, "mounts accepted",
               [("project: `report_mount` update, fanout.start_content_workflow starts MountedContentWorkflow;"
-               f" bare: update whose activity starts a bare content workflow; {PIECES_PER_TASK} mounts per task")]),
+               f" bare: update whose activity starts a bare content workflow; {PIECES_PER_TASK} mounts per task,"
+                f" at most {UPDATES_IN_FLIGHT_PER_WORKFLOW} in flight per task (server limit 10)")]),
     "ingest": (ingest_phase, "conversion batches accrued",
                [(f"signals spread over {INGEST_PIECES} pieces; project: report_conversions, counted when its"
                 " accrual row is in the ledger; bare: signal + one no-op activity per wake-up, counted in it")]),

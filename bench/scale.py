@@ -37,7 +37,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.harness import gather_limited, machine, scratch_dir, versions, write_result
-from bench.phases import PRICE_FEN, eligible_client, onboarded_creator, publish_request
+from bench.phases import (
+    PRICE_FEN,
+    UPDATES_IN_FLIGHT_PER_WORKFLOW,
+    eligible_client,
+    onboarded_creator,
+    publish_request,
+)
 from starter import client as api
 from worker import Adapters, build_worker
 from workflows.contract import mount_task as mt
@@ -244,9 +250,11 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
 
     for creator_id in plan.creators:
         onboarded_creator(adapters, creator_id)
-    await gather_limited(len(plan.creators), concurrency, lambda i: api.join(client, task_id, plan.creators[i]))
+    # One task: its updates are limited to 10 in flight by the server (limit.workflowExecution.maxInFlightUpdates).
+    await gather_limited(len(plan.creators), UPDATES_IN_FLIGHT_PER_WORKFLOW,
+                         lambda i: api.join(client, task_id, plan.creators[i]))
     clock.mark(f"{len(plan.creators)} creators joined")
-    await gather_limited(len(plan.pieces), concurrency, lambda i: api.report_mount(
+    await gather_limited(len(plan.pieces), UPDATES_IN_FLIGHT_PER_WORKFLOW, lambda i: api.report_mount(
         client, task_id, mt.ReportMountRequest(content_id=plan.pieces[i], creator_id=plan.creators[
             i % len(plan.creators)], mounted_at=mounted_at)))
     clock.mark(f"{len(plan.pieces)} pieces mounted")
