@@ -5,6 +5,13 @@ database. Services put a value in (`PersonalData.put`, outside Temporal) and pas
 workflows and their histories only ever see tokens, account ids and counts. Only the export file an operator hands
 over, the notification outbox's gateway and an operator's `reveal` see plain values.
 
+Why references and not an encrypting payload codec: Temporal histories are immutable and retained, so an
+encrypted name in a history can never be deleted (PR-2), only made unreadable by destroying its key, which would
+take every other payload under that key with it. With references, erasure really removes the value here and the
+histories keep a dead token. It also keeps personal data out of search attributes, memos, summaries and the UI by
+construction (a token is the only thing a workflow has), and needs no key management in every client and worker.
+An operator reads a value behind a token with `python -m starter.privacy reveal TOKEN`.
+
 Tables (all `pd_*`, separate from the directory's and the ledger's):
   pd_vault      one value per token: the account's profile fields, and values staged by requests
   pd_holds      needs that keep fields from erasure (open dispute, unsettled settlement, legal retention)
