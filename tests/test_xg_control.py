@@ -3,6 +3,8 @@ a fix, freezing the client's balance), XG-10 (compensation and its cap)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from starter import xingguang as api
@@ -199,3 +201,21 @@ class TestXG10Compensation:
                 loss_fen=60_000, note="more"))
         assert "39601 fen already paid" in refusal.value.reasons[0]
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_006 + 39_601
+
+
+class TestXG10ConcurrentDamages:
+    async def test_xg_10_concurrent_damages_never_pass_the_cap_together(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "race")
+        await ordered_task(ctx, task, client_id, balance_fen=300_000)  # order 198,000: cap 39,600
+        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
+        requests = [xg.CompensateRequest(operator_id=OPERATOR, compensation_id=f"d{i}",
+                                         kind=xg.CompensationKind.DAMAGES, amount_fen=30_000, loss_fen=30_000,
+                                         note="late launch") for i in (1, 2)]
+        outcomes = await asyncio.gather(*(api.compensate(ctx.client, task, r) for r in requests),
+                                        return_exceptions=True)
+        paid = [o for o in outcomes if isinstance(o, xg.CompensationResult)]
+        refusals = [o for o in outcomes if isinstance(o, Refused)]
+        assert len(paid) == 1 and len(refusals) == 1, outcomes
+        assert "damages are capped at 39600 fen" in refusals[0].reasons[0]
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 30_000
+        assert len((await api.state(ctx.client, task)).compensations) == 1

@@ -12,6 +12,7 @@ sleep until the next deadline or the next message. Handlers validate, change sta
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -51,6 +52,7 @@ class XingguangTaskWorkflow(PieceMessages):
         self.s = input.carried_state or c.XingguangTaskState(task_id=input.task_id)
         self._ordering = False
         self._wake = False
+        self._compensating = asyncio.Lock()
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -156,8 +158,7 @@ class XingguangTaskWorkflow(PieceMessages):
                                            "its answer" if self._ordering else f"task {s.task_id} is {s.stage}"])
         problems = order_problems(request, workflow.now())
         if problems:
-            s.last_refusal = problems
-            raise refused("OrderRefused", problems)
+            raise refused("OrderRefused", problems)  # validators change nothing: the refusal is the answer
 
     # ---------------------------------------------------------------- materials and provider (XG-1, XG-3)
     @workflow.update(name="review_materials")
@@ -337,10 +338,19 @@ class XingguangTaskWorkflow(PieceMessages):
     # ---------------------------------------------------------------- compensation, penalties (XG-8, XG-10)
     @workflow.update(name="compensate")
     async def compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
+        # One compensation at a time: two damages that each fit the cap must not pass it together.
+        async with self._compensating:
+            return await self._compensate(request)
+
+    async def _compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
         s = self.s
         assert s.client_id is not None
         if (done := self._compensation(request.compensation_id)) is not None:
             return done
+        try:
+            self.validate_compensate(request)  # again, now that no other compensation is running
+        except ValueError as err:
+            raise refused("CompensationRefused", [str(err)]) from None
         try:
             await workflow.execute_activity(
                 "xg_ledger.compensate",
@@ -364,7 +374,8 @@ class XingguangTaskWorkflow(PieceMessages):
     def validate_compensate(self, request: c.CompensateRequest) -> None:
         if self._compensation(request.compensation_id) is not None:
             return
-        self._require(self.s.result is not None, f"task {self.s.task_id} has no order to compensate")
+        self._require(self.s.result is not None and self.s.stage is not c.TaskStage.CLOSED,
+                      f"task {self.s.task_id} is {self.s.stage.value}: no order to compensate")
         self._require(request.cause is c.AnomalyCause.PLATFORM_FAULT,
                       f"cause: {request.cause.value} is not a delivery anomaly the platform caused: no compensation "
                       "(XG-7, XG-10)")
@@ -407,6 +418,8 @@ class XingguangTaskWorkflow(PieceMessages):
                 if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
                     raise refused("PenaltyRefused", [err.cause.message]) from None
                 raise
+            if (done := self._penalty(request.penalty_id)) is not None:
+                return done  # a concurrent call with this id recorded it (the hold itself is idempotent)
         else:
             s.deduction_requested_fen += request.amount_fen
         s.penalties.append(c.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
