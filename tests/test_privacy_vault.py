@@ -12,7 +12,7 @@ from activities.db import Database
 from activities.directory import Directory
 from activities.ledger import Ledger
 from activities.notifications import Notifications
-from activities.personal_data import ANONYMIZED, PersonalData
+from activities.personal_data import ANONYMIZED, AccountClosure, PersonalData
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_db_fixture,
     ledger_dsn_fixture,
@@ -80,8 +80,8 @@ def test_pr_1_export_is_kept_once_and_pr_5_archive_leaves_the_active_directory(v
     assert sections == {"personal_data": 4, "ledger_accounts": 1, "ledger_transfers": 1, "directory_entries": 1}
     vault.ledger.deposit("dep-2", "cl-1", 1_000)
     assert vault.export("r1", "cl-1")[1] == sha  # the first document stands
-    assert vault.archive_directory_entry("cl-1") == ["client"]
-    assert vault.archive_directory_entry("cl-1") == ["client"]
+    assert AccountClosure(vault).archive_directory_entry("cl-1") == ["client"]
+    assert AccountClosure(vault).archive_directory_entry("cl-1") == ["client"]
     assert not vault.directory.client("cl-1").known
     archived = json.loads(vault.export("r2", "cl-1")[0].read_text(encoding="utf-8"))
     assert archived["directory"]["archived_client"]["active"] == 1
@@ -90,10 +90,10 @@ def test_pr_1_export_is_kept_once_and_pr_5_archive_leaves_the_active_directory(v
 
 def test_r_7_payout_once_and_pr_4_adjustment_once(vault: PersonalData) -> None:
     vault.ledger.deposit("dep-1", "cl-1", 9_000)
-    assert vault.statement_adjustment("cl-1", AccountParty.CLIENT, "d1", 500)[1] == 500
-    assert vault.statement_adjustment("cl-1", AccountParty.CLIENT, "d1", 500)[1] == 500
-    assert vault.payout("cl-1", AccountParty.CLIENT)[:2] == ("client:cl-1:available", 9_500)
-    assert vault.payout("cl-1", AccountParty.CLIENT)[:2] == ("client:cl-1:available", 9_500)
+    assert AccountClosure(vault).statement_adjustment("cl-1", AccountParty.CLIENT, "d1", 500)[1] == 500
+    assert AccountClosure(vault).statement_adjustment("cl-1", AccountParty.CLIENT, "d1", 500)[1] == 500
+    assert AccountClosure(vault).payout("cl-1", AccountParty.CLIENT)[:2] == ("client:cl-1:available", 9_500)
+    assert AccountClosure(vault).payout("cl-1", AccountParty.CLIENT)[:2] == ("client:cl-1:available", 9_500)
     assert vault.ledger.balance("client:cl-1:available").balance_fen == 0
 
 

@@ -1,0 +1,323 @@
+"""The personal-data vault: its tables, erasure and export (PR-1, PR-2, PR-5, PR-6). Activities: personal_data.py.
+
+PR-6: names, phone numbers, ID numbers and contact details live only here, in `pd_vault`, in the ledger's
+database. Services put a value in (`PersonalData.put`, outside Temporal) and pass the random token it returns;
+workflows and their histories only ever see tokens, account ids and counts. Only the export file an operator hands
+over, the notification outbox's gateway and an operator's `reveal` see plain values.
+
+Why references and not an encrypting payload codec: Temporal histories are immutable and retained, so an
+encrypted name in a history can never be deleted (PR-2), only made unreadable by destroying its key, which would
+take every other payload under that key with it. With references, erasure really removes the value here and the
+histories keep a dead token. It also keeps personal data out of search attributes, memos, summaries and the UI by
+construction (a token is the only thing a workflow has), and needs no key management in every client and worker.
+An operator reads a value behind a token with `python -m starter.privacy reveal TOKEN`.
+
+Tables (all `pd_*`, separate from the directory's and the ledger's):
+  pd_vault      one value per token: the account's profile fields, and values staged by requests
+  pd_holds      needs that keep fields from erasure (open dispute, unsettled settlement, legal retention)
+  pd_erasures   what each erasure request did to each field (deleted, anonymized, retained by which holds)
+  pd_exports    the export document of each access/copy/portability request
+  pd_archive    directory rows taken out of the active directory at cancellation (PR-5), kept as records
+  pd_consents   consent withdrawals
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from activities.db import Database, Tx
+from activities.directory import Directory
+from activities.ledger import Ledger
+from activities.personal_data_models import FieldOutcome
+from workflows.contract.privacy import AccountParty
+from workflows.rules.privacy import Disposition, Hold, HoldReason, PersonalField, erasure_plan
+
+DDL = """
+CREATE TABLE IF NOT EXISTS pd_vault (
+    token TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    purpose TEXT NOT NULL CHECK (purpose IN ('profile', 'staged')),
+    value TEXT,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted', 'anonymized', 'consumed')),
+    erase_request TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pd_vault_by_account ON pd_vault (account_id, purpose, field);
+CREATE TABLE IF NOT EXISTS pd_holds (
+    hold_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    placed_at TEXT NOT NULL,
+    released_at TEXT
+);
+CREATE TABLE IF NOT EXISTS pd_erasures (
+    request_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    held_by TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (request_id, field)
+);
+CREATE TABLE IF NOT EXISTS pd_exports (
+    request_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pd_archive (
+    account_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    row_json TEXT NOT NULL,
+    archived_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, source)
+);
+CREATE TABLE IF NOT EXISTS pd_consents (
+    account_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    withdrawn_at TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    PRIMARY KEY (account_id, purpose)
+);
+"""
+
+ANONYMIZED = "[anonymized]"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_token() -> str:
+    return f"pdt_{secrets.token_hex(16)}"
+
+
+def export_dir_for(db: Database) -> Path:
+    """Export files go beside a SQLite ledger file (a test's tmp dir), else under .data/exports."""
+    if db.dialect == "sqlite" and db.dsn != ":memory:":
+        return Path(db.dsn.removeprefix("sqlite:///")).resolve().parent / "exports"
+    return Path(".data/exports").resolve()
+
+
+class PersonalData:
+    def __init__(self, db: Database, ledger: Ledger, directory: Directory, export_dir: Path | None = None) -> None:
+        self.db, self.ledger, self.directory = db, ledger, directory
+        self.export_dir = export_dir or export_dir_for(db)
+        db.ensure_schema(DDL, DDL)
+
+    # ---- the vault, for services and operators (outside Temporal) ---------------------------------------------
+
+    def put(self, account_id: str, field: PersonalField, value: str, *, staged: bool = False) -> str:
+        """Stores a value and returns its token. A profile field keeps its token when its value changes."""
+        with self.db.transaction() as tx:
+            if not staged:
+                row = tx.fetchone("SELECT token FROM pd_vault WHERE account_id = ? AND field = ? AND purpose ="
+                                  " 'profile' AND status = 'active'", (account_id, field.value))
+                if row is not None:
+                    tx.execute("UPDATE pd_vault SET value = ?, updated_at = ? WHERE token = ?",
+                               (value, now_iso(), row[0]))
+                    return str(row[0])
+            token = new_token()
+            tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?)",
+                       (token, account_id, field.value, "staged" if staged else "profile", value, now_iso()))
+            return token
+
+    def reveal(self, token: str) -> str | None:
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT value FROM pd_vault WHERE token = ?", (token,))
+        return None if row is None else row[0]
+
+    def profile(self, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
+        """field -> (token, value, status) of the account's profile."""
+        with self.db.transaction() as tx:
+            return self._profile(tx, account_id)
+
+    @staticmethod
+    def _profile(tx: Tx, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
+        rows = tx.fetchall("SELECT field, token, value, status FROM pd_vault WHERE account_id = ? AND purpose ="
+                           " 'profile' ORDER BY updated_at", (account_id,))
+        return {PersonalField(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+    def contact_token(self, account_id: str) -> str | None:
+        """The account's phone (else email) on file, if any is still held."""
+        profile = self.profile(account_id)
+        for field in (PersonalField.PHONE, PersonalField.EMAIL):
+            token, value, status = profile.get(field, ("", None, "deleted"))
+            if value is not None and status == "active":
+                return token
+        return None
+
+    # ---- PR-1: identity, correction, consent ------------------------------------------------------------------
+
+    def check_identity(self, account_id: str, evidence_tokens: Sequence[str]) -> bool:
+        """The requester gave a phone, e-mail or ID number equal to one on file for the account."""
+        with self.db.transaction() as tx:
+            # A name is not unique: only a phone, e-mail or ID number on file proves who asks.
+            on_file = {value for field, (_, value, status) in self._profile(tx, account_id).items()
+                       if value is not None and status == "active" and field is not PersonalField.NAME}
+            given = [tx.fetchone("SELECT value FROM pd_vault WHERE token = ?", (t,)) for t in evidence_tokens]
+        return any(row is not None and row[0] in on_file for row in given)
+
+    def correct(self, account_id: str, request_id: str, changes: Sequence[tuple[PersonalField, str]]) -> list[str]:
+        """Copies each staged value into the profile and drops the staged copy. Repeat-safe: a consumed token
+        means that change is already applied."""
+        applied: list[str] = []
+        with self.db.transaction() as tx:
+            for field, value_token in changes:
+                staged = tx.fetchone("SELECT value, status, account_id FROM pd_vault WHERE token = ?",
+                                     (value_token,))
+                if staged is None or staged[2] != account_id:
+                    raise ValueError(f"{field.value}: no staged value {value_token} for account {account_id}")
+                if staged[1] == "consumed":
+                    applied.append(field.value)
+                    continue
+                current = tx.fetchone("SELECT token FROM pd_vault WHERE account_id = ? AND field = ? AND purpose ="
+                                      " 'profile' AND status = 'active'", (account_id, field.value))
+                if current is None:
+                    tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
+                               " VALUES (?, ?, ?, 'profile', ?, ?)",
+                               (new_token(), account_id, field.value, staged[0], now_iso()))
+                else:
+                    tx.execute("UPDATE pd_vault SET value = ?, updated_at = ? WHERE token = ?",
+                               (staged[0], now_iso(), current[0]))
+                tx.execute("UPDATE pd_vault SET value = NULL, status = 'consumed', erase_request = ?, updated_at = ?"
+                           " WHERE token = ?", (request_id, now_iso(), value_token))
+                applied.append(field.value)
+        return applied
+
+    def withdraw_consent(self, account_id: str, purpose: str, request_id: str) -> str:
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO pd_consents (account_id, purpose, withdrawn_at, request_id) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT DO NOTHING", (account_id, purpose, now_iso(), request_id))
+            row = tx.fetchone("SELECT withdrawn_at FROM pd_consents WHERE account_id = ? AND purpose = ?",
+                              (account_id, purpose))
+        assert row is not None
+        return str(row[0])
+
+    # ---- PR-2: holds and erasure -------------------------------------------------------------------------------
+
+    def hold(self, account_id: str, hold_id: str, reason: HoldReason) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO pd_holds (hold_id, account_id, reason, placed_at) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT DO NOTHING", (hold_id, account_id, reason.value, now_iso()))
+
+    def release_hold(self, hold_id: str) -> tuple[str | None, list[str]]:
+        """Ends a hold; returns its account and the erasure requests still waiting on that account's data."""
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT account_id FROM pd_holds WHERE hold_id = ?", (hold_id,))
+            if row is None:
+                return None, []
+            tx.execute("UPDATE pd_holds SET released_at = ? WHERE hold_id = ? AND released_at IS NULL",
+                       (now_iso(), hold_id))
+            waiting = tx.fetchall("SELECT DISTINCT erase_request FROM pd_vault WHERE account_id = ? AND purpose ="
+                                  " 'profile' AND status = 'active' AND erase_request IS NOT NULL", (row[0],))
+        return str(row[0]), sorted(str(r[0]) for r in waiting)
+
+    def active_holds(self, tx: Tx, account_id: str) -> list[Hold]:
+        rows = tx.fetchall("SELECT hold_id, reason FROM pd_holds WHERE account_id = ? AND released_at IS NULL"
+                           " ORDER BY hold_id", (account_id,))
+        return [Hold(str(r[0]), HoldReason(r[1])) for r in rows]
+
+    def erase(self, account_id: str, request_id: str, fields: Sequence[PersonalField] = ()) -> list[FieldOutcome]:
+        """PR-2: deletes or anonymizes the account's personal data (all fields, or `fields`), except what an active
+        hold needs: that is marked with the request and erased by a later call once the hold is released.
+        Repeat-safe; returns the outcome of every field this request has touched so far."""
+        with self.db.transaction() as tx:
+            profile = self._profile(tx, account_id)
+            wanted = set(fields) or set(profile)
+            live = {f for f in wanted if f in profile and profile[f][2] == "active"}
+            for plan in erasure_plan(live, self.active_holds(tx, account_id)):
+                token = profile[plan.field][0]
+                if plan.disposition is Disposition.DELETE:
+                    tx.execute("UPDATE pd_vault SET value = NULL, status = 'deleted', erase_request = ?,"
+                               " updated_at = ? WHERE token = ?", (request_id, now_iso(), token))
+                elif plan.disposition is Disposition.ANONYMIZE:
+                    tx.execute("UPDATE pd_vault SET value = ?, status = 'anonymized', erase_request = ?,"
+                               " updated_at = ? WHERE token = ?", (ANONYMIZED, request_id, now_iso(), token))
+                else:
+                    tx.execute("UPDATE pd_vault SET erase_request = ?, updated_at = ? WHERE token = ?",
+                               (request_id, now_iso(), token))
+                tx.execute("INSERT INTO pd_erasures (request_id, account_id, field, disposition, held_by, updated_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, field) DO UPDATE SET"
+                           " disposition = excluded.disposition, held_by = excluded.held_by,"
+                           " updated_at = excluded.updated_at",
+                           (request_id, account_id, plan.field.value, plan.disposition.value,
+                            ",".join(plan.held_by), now_iso()))
+            rows = tx.fetchall("SELECT field, disposition, held_by FROM pd_erasures WHERE request_id = ?"
+                               " ORDER BY field", (request_id,))
+        return [FieldOutcome(field=PersonalField(r[0]), disposition=Disposition(r[1]),
+                             held_by=[h for h in str(r[2]).split(",") if h]) for r in rows]
+
+    # ---- PR-1: export ------------------------------------------------------------------------------------------
+
+    def export(self, request_id: str, account_id: str) -> tuple[Path, str, int, dict[str, int]]:
+        """Writes what the vault, the directory and the ledger hold about the account to one JSON file an
+        operator can hand over. The first document of a request is kept: a repeat rewrites the same bytes."""
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
+        if row is None:
+            document = json.dumps(self._document(request_id, account_id), ensure_ascii=False, indent=2,
+                                  sort_keys=True)
+            with self.db.transaction() as tx:
+                tx.execute("INSERT INTO pd_exports (request_id, account_id, document, sha256, created_at)"
+                           " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (request_id, account_id, document, _sha(document), now_iso()))
+                row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
+        assert row is not None
+        text = str(row[0])
+        path = self.export_dir / f"{request_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        parsed = json.loads(text)
+        sections = {"personal_data": len(parsed["personal_data"]), "ledger_accounts": len(parsed["ledger"]["accounts"]),
+                    "ledger_transfers": len(parsed["ledger"]["transfers"]),
+                    "directory_entries": len(parsed["directory"])}
+        return path, _sha(text), len(text.encode()), sections
+
+    def stored_export(self, request_id: str) -> str | None:
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
+        return None if row is None else str(row[0])
+
+    def _document(self, request_id: str, account_id: str) -> dict[str, Any]:
+        profile = self.profile(account_id)
+        directory: dict[str, Any] = {}
+        client, creator = self.directory.client(account_id), self.directory.creator(account_id)
+        if client.known:
+            directory["client"] = client.model_dump(mode="json")
+        if creator.known:
+            directory["creator"] = creator.model_dump(mode="json")
+        with self.db.transaction() as tx:
+            for source, row_json in tx.fetchall("SELECT source, row_json FROM pd_archive WHERE account_id = ?",
+                                                (account_id,)):
+                directory[f"archived_{source}"] = json.loads(row_json)
+            consents = [{"purpose": r[0], "withdrawn_at": r[1]} for r in tx.fetchall(
+                "SELECT purpose, withdrawn_at FROM pd_consents WHERE account_id = ?", (account_id,))]
+        accounts, transfers = [], {}
+        for party in AccountParty:
+            prefix = f"{party.value}:{account_id}:"
+            accounts += [{"name": a.name, "balance_fen": a.balance_fen, "available_fen": a.available_fen}
+                         for a in self.ledger.accounts(prefix)]
+            for t in self.ledger.transfers(account_prefix=prefix):
+                transfers[t.id] = {"business_key": t.business_key, "debit_account": t.debit_account,
+                                   "credit_account": t.credit_account, "amount_fen": t.amount_fen, "kind": t.kind,
+                                   "created_at": t.created_at, "status": t.status}
+        return {
+            "request_id": request_id, "account_id": account_id, "generated_at": now_iso(),
+            "personal_data": {f.value: {"value": v, "status": s} for f, (_, v, s) in sorted(profile.items())},
+            "directory": directory, "consents_withdrawn": consents,
+            "ledger": {"accounts": accounts, "transfers": sorted(transfers.values(), key=lambda t: t["created_at"])},
+        }
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
