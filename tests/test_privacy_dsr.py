@@ -88,6 +88,8 @@ class TestPR1ReplyDeadline:
         result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
         assert (result.stage, result.reply_summary, result.escalated_at) == (
             dsr.DsrStage.COMPLETED, "complaint answered", escalated.escalated_at)
+        [notice] = _outbox(ctx, f"dsr-reply:{r.request_id}")  # the account's phone on file: no requester contact
+        assert notice["body"] == {"request_id": r.request_id, "kind": "complaint", "summary": "complaint answered"}
 
     @pytest.mark.replace_activities.with_args(missing_calendar)
     async def test_pr_1_unpublished_calendar_escalates_at_once(self, ctx: Ctx) -> None:

@@ -86,6 +86,8 @@ class DataSubjectRequestWorkflow:
             s.stage = c.DsrStage.AWAITING_REPLY
             self._show("waiting for an operator's reply")
             await self._before_deadline(lambda: workflow.wait_condition(lambda: s.replied_at is not None))
+            if s.replied_by != "platform":  # the operator's reply goes to the requester like an automatic one
+                await self._deliver(s.reply_summary or "")
         await self._finish_retained_erasure()
         s.stage = c.DsrStage.COMPLETED
         self._show(f"completed; replied {business_time(s.replied_at)}" if s.replied_at else "completed")
@@ -181,14 +183,21 @@ class DataSubjectRequestWorkflow:
     async def _send_reply(self) -> None:
         s = self.s
         summary = self._summary()
+        if not await self._deliver(summary):
+            s.note = "no contact to send the reply to: an operator replies"
+        elif s.replied_at is None:
+            self._replied(summary, "platform")
+
+    async def _deliver(self, summary: str) -> bool:
+        """The reply notice, once per request (the key), to the requester's contact or else the account's."""
+        s = self.s
         notice = await call("notifications.send", NoticeRequest(
             key=f"dsr-reply:{s.request_id}", account_id=s.account_id, kind="data_subject_reply",
             body={"request_id": s.request_id, "kind": s.kind.value, "summary": summary},
             contact_token=self.input.requester_token), NoticeResult)
-        if notice.status == "undeliverable":
-            s.note = "no contact to send the reply to: an operator replies"
-        elif s.replied_at is None:
-            self._replied(summary, "platform")
+        if notice.status == "undeliverable" and s.replied_at is not None:
+            s.note = "reply recorded; no contact on file to deliver it"
+        return notice.status != "undeliverable"
 
     def _summary(self) -> str:
         s = self.s
