@@ -201,6 +201,11 @@ def configure_logging() -> None:
 def main() -> None:
     configure_logging()
     asyncio.run(serve(Settings.from_env()))
+    # Everything is shut down; skip interpreter finalization, where the Temporal client's native runtime can
+    # abort the process (PyGILState_Release, exit 134) after a clean stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -4,17 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=${PYTHON:-python3.11}
-command -v "$python" >/dev/null 2>&1 || python=python3
-[ -x .venv/bin/python ] || "$python" -m venv .venv
-
-# Reinstall only when pyproject.toml changed since the last install (the stamp holds its hash).
-stamp=.venv/.xingtu-installed
-wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
-    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,dev]'
-    echo "$wanted" > "$stamp"
-fi
+source scripts/install.sh
 
 # A process can abort at interpreter exit after pytest has finished (DESIGN: exit 134, PyGILState_Release).
 # A tiny plugin records pytest's own exit status, so a crash during teardown cannot hide or fake a verdict.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 import uuid
-from dataclasses import dataclass
-from typing import Any
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -22,12 +22,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateHandle,
 )
-from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from worker import Adapters, build_worker
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
 
@@ -127,11 +127,13 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     client = Client(**config)
     async with build_worker(client, task_queue, adapters, replace_activities=replacements):
         yield Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
-    for workflow_id in set(started.ids):
-        try:
-            await client.get_workflow_handle(workflow_id).terminate("test over")
-        except RPCError:
-            pass  # already closed
+        # Terminate leftovers while the worker still runs: a workflow task handed to a worker that is shutting
+        # down would hold time skipping until its task timeout.
+        for workflow_id in set(started.ids):
+            try:
+                await client.get_workflow_handle(workflow_id).terminate("test over")
+            except RPCError:
+                pass  # already closed
 
 
 @pytest.fixture

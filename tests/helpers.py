@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar, cast
 
@@ -13,12 +13,12 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
+from tests.conftest import Ctx
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
-from tests.conftest import Ctx
-from worker import Adapters
 
 DAY = timedelta(days=1)
 T = TypeVar("T")
@@ -80,7 +80,7 @@ async def finish(ctx: Ctx, workflow_id: str, result_type: type[T]) -> T:
     Handles got by id do not unlock time skipping themselves, and the test server's long poll for the close
     event can come back empty once virtual time leaps ahead; so wait for the close, then read the history."""
     env = ctx.env
-    async with getattr(env, "time_skipping_unlocked")():
+    async with env.time_skipping_unlocked():
         for _ in range(1200):
             if await workflow_status(env, workflow_id) != WORKFLOW_EXECUTION_STATUS_RUNNING:
                 break

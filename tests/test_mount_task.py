@@ -7,12 +7,20 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from starter import client as api
 from starter.client import Refused
-from tests.helpers import DAY, assert_conservation, business_now, creator, eligible_client, publish_request
-from tests.helpers import finish, published_task
+from tests.conftest import Ctx
+from tests.helpers import (
+    DAY,
+    assert_conservation,
+    business_now,
+    creator,
+    eligible_client,
+    finish,
+    publish_request,
+    published_task,
+)
 from workflows.contract import mount_task as mt
 from workflows.contract.names import mount_task_id
 from workflows.rules.eligibility import ClientFacts, CreatorKind
-from tests.conftest import Ctx
 
 
 class TestAM1ClientEligibility:

@@ -12,12 +12,21 @@ from activities.ledger import SettleRequest, SettleResult
 from starter import client as api
 from starter.client import Refused
 from tests.conftest import Ctx
-from tests.helpers import DAY, assert_conservation, business_now, content_when, convert, creator, finish, mount
-from tests.helpers import published_task
+from tests.helpers import (
+    DAY,
+    assert_conservation,
+    business_now,
+    content_when,
+    convert,
+    creator,
+    finish,
+    mount,
+    published_task,
+)
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
-from worker import Adapters
 
 SECOND = timedelta(seconds=1)
 

@@ -11,8 +11,19 @@ from datetime import timedelta
 
 from starter import client as api
 from tests.conftest import Ctx
-from tests.helpers import DAY, assert_conservation, business_now, content_when, convert, creator, eligible_client
-from tests.helpers import finish, mount, publish_request, task_when
+from tests.helpers import (
+    DAY,
+    assert_conservation,
+    business_now,
+    content_when,
+    convert,
+    creator,
+    eligible_client,
+    finish,
+    mount,
+    publish_request,
+    task_when,
+)
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id

@@ -7,7 +7,6 @@ children: a task may have many thousands) and hears back when each closes.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -20,10 +19,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA
-    from workflows.rules.eligibility import ClientFacts, CreatorFacts, client_publication_refusals
-    from workflows.rules.eligibility import creator_join_refusals, payee_account
     from workflows.rules.billing import billing_period_end
     from workflows.rules.clock import business_time, start_of_business_day, within
+    from workflows.rules.eligibility import (
+        ClientFacts,
+        CreatorFacts,
+        client_publication_refusals,
+        creator_join_refusals,
+        payee_account,
+    )
     from workflows.rules.fees import platform_fee
     from workflows.rules.task_form import task_form_problems
 
@@ -65,7 +69,7 @@ class MountTaskWorkflow:
                     lambda: s.stage is not c.TaskStage.DRAFT and not self._publishing,
                     timeout=DRAFT_TTL, timeout_summary="draft expires unpublished",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 s.stage = c.TaskStage.NOT_PUBLISHED
                 self._show("not published", None)
                 raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
@@ -79,7 +83,7 @@ class MountTaskWorkflow:
                     timeout=until(s.period_end_at),
                     timeout_summary=f"task period ends {business_time(s.period_end_at)}",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._end(s.period_end_at, c.EndReason.PERIOD_OVER)
             await self._continue_as_new_if_due()
         await self._tell_pieces_the_period_ended()

@@ -151,7 +151,7 @@ class MountTaskState(StateModel):
     client_id: str | None = None
     request: PublishTaskRequest | None = None
     publication: PublicationResult | None = None
-    last_refusal: list[str] = []
+    last_refusal: list[str] = Field(default_factory=list)
     period_start_at: datetime | None = None
     period_end_at: datetime | None = None
     ended_at: datetime | None = None
@@ -163,8 +163,8 @@ class MountTaskState(StateModel):
     paid_to_creators_fen: int = 0
     platform_fees_fen: int = 0
     refunded_fen: int = 0
-    creators: dict[str, CreatorEntry] = {}
-    pieces: dict[str, PieceEntry] = {}
+    creators: dict[str, CreatorEntry] = Field(default_factory=dict)
+    pieces: dict[str, PieceEntry] = Field(default_factory=dict)
     pieces_open: int = 0
     end_notified_count: int = 0
     messages_this_run: int = 0
