@@ -282,3 +282,26 @@ class TestPR1BadCorrection:
         state = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.AWAITING_REPLY)
         assert "correction not applied" in state.note and state.corrected_fields == []
         assert vault(ctx).profile(account)[PersonalField.PHONE][1] == PHONE
+
+
+class TestPR1ConsentAndSupplement:
+    async def test_pr_1_consent_withdrawal_is_recorded_and_supplement_adds_a_field(self, ctx: Ctx) -> None:
+        account = f"acct-{ctx.uid}"
+        person(ctx, account, email=False)
+        v = vault(ctx)
+        now = await business_now(ctx)
+        withdraw = request(ctx, account, dsr.RequestKind.CONSENT_WITHDRAWAL, now, consent_purpose="marketing",
+                           evidence_tokens=[api.stage_value(v, account, PersonalField.PHONE, PHONE)])
+        await api.submit_request(ctx.client, withdraw, ctx.task_queue)
+        withdrawn = await _when(ctx, withdraw.request_id, lambda s: s.stage is dsr.DsrStage.COMPLETED)
+        assert withdrawn.consent_withdrawn_at is not None and "consent withdrawn" in (withdrawn.reply_summary or "")
+        email = api.stage_value(v, account, PersonalField.EMAIL, EMAIL)
+        supplement = request(ctx, account, dsr.RequestKind.SUPPLEMENT, now,
+                             changes=[dsr.FieldChange(field=PersonalField.EMAIL, value_token=email)],
+                             evidence_tokens=[api.stage_value(v, account, PersonalField.PHONE, PHONE)])
+        await api.submit_request(ctx.client, supplement, ctx.task_queue)
+        await _when(ctx, supplement.request_id, lambda s: s.stage is dsr.DsrStage.COMPLETED)
+        token, value, status = v.profile(account)[PersonalField.EMAIL]
+        assert (value, status) == (EMAIL, "active") and token != email
+        document = json.loads(v.export(f"check-{ctx.uid}", account)[0].read_text(encoding="utf-8"))
+        assert [c["purpose"] for c in document["consents_withdrawn"]] == ["marketing"]
