@@ -102,3 +102,23 @@ class TestPR7R10Incidents:
     def test_pr_7_a_notice_missing_a_part_is_refused(self) -> None:
         with pytest.raises(ValidationError, match="user_advice"):
             inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="")
+
+    async def test_r_10_an_announcement_replaces_the_notices_not_yet_sent(self, ctx: Ctx) -> None:
+        incident = f"i-{ctx.uid}"
+        accounts = [f"a{n}-{ctx.uid}" for n in range(3)]
+        await api.open_incident(ctx.client, inc.SecurityIncidentInput(
+            incident_id=incident, opened_by="sec-1", summary="leak", notice=NOTICE,
+            affected_account_ids=accounts), ctx.task_queue)  # not confirmed: nothing is sent yet
+        now = await business_now(ctx)
+        with pytest.raises(Refused, match="confirm the incident"):
+            await api.incident_update(ctx.client, incident, "publish_announcement", inc.PublishAnnouncement(
+                published_by="sec-1", reason="too many to reach", channel="press release", published_at=now))
+        await ctx.client.get_workflow_handle(security_incident_id(incident)).execute_update(
+            "confirm", inc.ConfirmIncident(confirmed_by="sec-2", confirmed_at=now), result_type=inc.SecurityIncidentState)
+        announced = await api.incident_update(ctx.client, incident, "publish_announcement", inc.PublishAnnouncement(
+            published_by="sec-1", reason="too many to reach one by one", channel="press release", published_at=now))
+        assert announced.announcement is not None
+        state = await eventually(lambda: api.incident_state(ctx.client, incident),
+                                 lambda s: s.stage is inc.IncidentStage.NOTIFIED, "told by announcement")
+        assert state.notices_completed_at is not None and not state.escalated
+        assert len(state.notified) == len(outbox(ctx, incident)) <= len(accounts)

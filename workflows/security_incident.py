@@ -104,7 +104,7 @@ class SecurityIncidentWorkflow:
 
     @workflow.update(name="publish_announcement")
     def publish_announcement(self, request: c.PublishAnnouncement) -> c.SecurityIncidentState:
-        """R-10: one public announcement reaches the users no notice can reach."""
+        """R-10: one public announcement instead of the notices not yet out (telling each is not feasible)."""
         self.s.announcement = c.Announcement(**request.model_dump())
         return self.s
 
@@ -138,6 +138,9 @@ class SecurityIncidentWorkflow:
         s.stage = c.IncidentStage.NOTIFYING
 
     def _pending(self) -> list[str]:
+        """Accounts still to be sent a notice; none once an announcement replaces the notices (R-10)."""
+        if self.s.announcement is not None:
+            return []
         done = set(self.s.notified) | set(self.s.undeliverable)
         return [a for a in self.s.affected if a not in done]
 
