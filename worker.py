@@ -106,7 +106,7 @@ class Adapters:
 
 def build_worker(client: Client, task_queue: str, adapters: Adapters,
                  activity_executor: concurrent.futures.Executor | None = None,
-                 replace_activities: Sequence[Callable[..., Any]] = ()) -> Worker:
+                 replace_activities: Sequence[Callable[..., Any]] = (), **worker_options: Any) -> Worker:
     """The worker of this project. `replace_activities` swaps activities by their registered name (tests use it
     to inject faults around the real adapters; production code never passes it)."""
     ledger = LedgerActivities(adapters.ledger)
@@ -134,6 +134,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         workflows=list(WORKFLOWS),
         activities=list(by_name.values()),
         activity_executor=activity_executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        **worker_options,
     )
 
 

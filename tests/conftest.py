@@ -32,7 +32,7 @@ from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 BIN = Path(sys.executable).parent
 
 
-def test_server_path() -> str:
+def time_skipping_server_path() -> str:
     path = BIN / "temporal-test-server"
     if not path.exists():
         raise RuntimeError("temporal-test-server is missing: install the test extra (pip install -e '.[test]')")
@@ -53,7 +53,7 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=test_server_path()
+        data_converter=pydantic_data_converter, test_server_existing_path=time_skipping_server_path()
     )
     await register_search_attributes(environment.client)
     try:

@@ -57,6 +57,7 @@ class MountTaskWorkflow:
     def __init__(self, input: c.MountTaskInput) -> None:
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
         self._publishing = False
+        self._publishing_request: c.PublishTaskRequest | None = None
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -99,9 +100,14 @@ class MountTaskWorkflow:
     @workflow.update(name="publish")
     async def publish(self, request: c.PublishTaskRequest) -> c.PublicationResult:
         s = self.s
+        if self._publishing:
+            # The same publication is already under way (a caller retried): answer with its outcome.
+            await workflow.wait_condition(lambda: not self._publishing)
+            if s.publication is None:
+                raise refused("PublicationRefused", s.last_refusal)
         if s.publication is not None:
             return s.publication
-        self._publishing = True
+        self._publishing, self._publishing_request = True, request
         try:
             facts = await workflow.execute_activity(
                 "directory.client_facts", PartyRequest(party_id=request.client_id), result_type=ClientFacts,
@@ -151,8 +157,8 @@ class MountTaskWorkflow:
             return
         if s.stage is not c.TaskStage.DRAFT:
             raise ValueError(f"task {s.task_id} can no longer be published (stage {s.stage.value})")
-        if self._publishing:
-            raise ValueError(f"task {s.task_id} is being published by another call; retry to read its answer")
+        if self._publishing and request != self._publishing_request:
+            raise ValueError(f"task {s.task_id} is being published with different terms by another call")
         problems = task_form_problems(request, workflow.now())
         if problems:
             raise ValueError("invalid task form: " + "; ".join(problems))

@@ -1,0 +1,165 @@
+"""Exactly-once under worker crashes (AM-12, AM-13, R-4).
+
+The time-skipping test server runs in its own process; the worker runs in another process (tests/crash_worker.py,
+the production worker) that is killed with SIGKILL at random points (seeded, reproducible) and started again, while
+a task with six pieces runs from publication to settlement and refund. Afterwards every piece is settled once, no
+posting is duplicated and the ledger balances. CRASH_KILLS and CRASH_SEED change the run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from starter import client as api
+from tests.conftest import register_search_attributes, time_skipping_server_path
+from tests.helpers import DAY, WORKFLOW_EXECUTION_STATUS_RUNNING, workflow_status
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract.names import mount_task_id
+from workflows.rules.clock import BUSINESS_TZ
+from workflows.rules.eligibility import ClientFacts, CreatorFacts
+from worker import Adapters
+
+ROOT = Path(__file__).resolve().parent.parent
+KILLS = int(os.environ.get("CRASH_KILLS", "20"))
+SEED = int(os.environ.get("CRASH_SEED", "20261125"))
+PIECES = {f"p{i}": f"cr-{i % 3}" for i in range(6)}  # content -> creator
+T = TypeVar("T")
+CONVERSIONS = {f"p{i}": 3 * (i + 1) for i in range(6)}  # 3, 6, ..., 18 at 100 fen each
+
+
+class CrashingWorker:
+    """Starts the worker process and kills it on a seeded random schedule."""
+
+    def __init__(self, address: str, task_queue: str, ledger: Path, log: Path, seed: int) -> None:
+        self.args = [sys.executable, "-m", "tests.crash_worker", address, task_queue, str(ledger)]
+        self.log = log.open("a")
+        self.rng = random.Random(seed)
+        self.kills = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.kills += 1
+
+    async def keep_killing(self, until_kills: int) -> None:
+        while self.kills < until_kills:
+            await asyncio.sleep(self.rng.uniform(0.2, 1.2))
+            self.kill()
+            await asyncio.sleep(self.rng.uniform(0.0, 0.3))
+            self.start()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+async def retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """What a real caller does when its call is cut off by a crash: call again (every command here is
+    idempotent by its business id)."""
+    for _ in range(30):
+        try:
+            return await call()
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await asyncio.sleep(0.5)
+    return await call()
+
+
+@pytest.mark.timeout(300)
+async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter,
+                                                        test_server_existing_path=time_skipping_server_path())
+    crashing: CrashingWorker | None = None
+    try:
+        await register_search_attributes(env.client)
+        ledger_path = tmp_path / "ledger.db"
+        adapters = Adapters.open(str(ledger_path))
+        adapters.directory.put_client(ClientFacts(client_id="crash-client", active=True, qualification_passed=True,
+                                                  corporate_verified=True, brand_certified=True,
+                                                  mount_allow_listed=True))
+        adapters.ledger.deposit("crash-deposit", "crash-client", 200_000)
+        for creator_id in set(PIECES.values()):
+            adapters.directory.put_creator(CreatorFacts(creator_id=creator_id, onboarded=True))
+
+        address = env.client.service_client.config.target_host
+        crashing = CrashingWorker(address, "crash-queue", ledger_path, tmp_path / "worker.log", SEED)
+        crashing.start()
+        killer = asyncio.create_task(crashing.keep_killing(KILLS))
+
+        now = (await env.get_current_time()).astimezone(BUSINESS_TZ).replace(microsecond=0)
+        request = mt.PublishTaskRequest(
+            task_id="crash-task", client_id="crash-client", task_type="submission",
+            settlement_method="authorized_mount", task_name="crash", task_icon_url="i", header_image_url="h",
+            component_id="k", budget_fen=100_000, period_start_at=now, period_end_at=now + 20 * DAY,
+            billing_rule=mt.BillingRule(conversion_event="install", price_fen=100), public_days=7)
+        published = await retrying(lambda: api.publish_task(env.client, request, "crash-queue"))
+        assert published.frozen_fen == 110_000
+        for creator_id in sorted(set(PIECES.values())):
+            await retrying(lambda: api.join(env.client, "crash-task", creator_id))
+        for content_id, creator_id in PIECES.items():
+            mount = mt.ReportMountRequest(content_id=content_id, creator_id=creator_id, mounted_at=now)
+            await retrying(lambda: api.report_mount(env.client, "crash-task", mount))
+            count = CONVERSIONS[content_id]
+            for half in ("a", "b"):  # each half twice: duplicates must count once
+                batch = mc.ConversionBatch(event_id=f"{content_id}-{half}", content_id=content_id,
+                                           count=count // 3 if half == "a" else count - count // 3,
+                                           occurred_at=now + DAY)
+                await api.report_conversions(env.client, "crash-task", batch)
+                await api.report_conversions(env.client, "crash-task", batch)
+
+        await killer  # all kills happen while the scenario is under way
+        async with getattr(env, "time_skipping_unlocked")():
+            for _ in range(2400):
+                if await workflow_status(env, mount_task_id("crash-task")) != WORKFLOW_EXECUTION_STATUS_RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+        state = await api.task_state(env.client, "crash-task")
+
+        settled = [p for p in state.pieces.values() if p.status == "settled"]
+        fee_transfers = adapters.ledger.transfers(business_key_prefix="settle:crash-task:")
+        keys = [t.business_key for t in fee_transfers]
+        double_payments = len(keys) - len(set(keys))
+        money = adapters.ledger.task_money("crash-task")
+        balanced = adapters.ledger.conservation_total() == 0 and money["frozen_fen"] == (
+            money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"])
+        print(f"kills {crashing.kills}, settled {len(settled)}, double payments {double_payments}, "
+              f"ledger {'balanced' if balanced else 'NOT balanced'}")
+
+        assert crashing.kills >= KILLS
+        assert state.stage is mt.TaskStage.REFUNDED
+        assert len(settled) == 6 and double_payments == 0 and balanced
+        expected_fees = {c: 100 * n for c, n in CONVERSIONS.items()}
+        assert {p.content_id: p.fee_fen for p in settled} == expected_fees
+        assert len(fee_transfers) == 12  # one fee and one platform fee per piece, no more
+        total = sum(expected_fees.values())  # 6,300 fen
+        assert (money["paid_to_creators_fen"], money["platform_fees_fen"], money["refunded_fen"]) == (
+            total, total // 10, 110_000 - total - total // 10)
+        for creator_id in set(PIECES.values()):
+            owed = sum(expected_fees[c] for c, who in PIECES.items() if who == creator_id)
+            assert adapters.ledger.balance(f"creator:{creator_id}:payable").balance_fen == owed
+        assert len(adapters.ledger.transfers(business_key_prefix="refund:crash-task")) == 1
+    finally:
+        if crashing is not None:
+            crashing.stop()
+        await env.shutdown()
