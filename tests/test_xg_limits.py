@@ -53,10 +53,10 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     total = MAX_MESSAGES_PER_RUN + 100
     handle = ctx.client.get_workflow_handle(workflow_id)
-    for start in range(0, total, 200):
+    for start in range(0, total, 100):
         await asyncio.gather(*(handle.signal("report_billable_events", xg.BillableEventBatch(
             event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR))
-            for i in range(start, min(start + 200, total))))
+            for i in range(start, min(start + 100, total))))
     # The same ids again, after the workflow continued as new: billed nothing more.
     await asyncio.gather(*(handle.signal("report_billable_events", xg.BillableEventBatch(
         event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)) for i in range(50)))

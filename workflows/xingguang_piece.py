@@ -99,6 +99,8 @@ class PieceMessages(WorkflowBase):
         reasons = creator_selection_refusals(facts)
         if (existing := s.pieces.get(request.piece_id)) is not None:
             return existing
+        if s.stage is not c.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
+            reasons.append(f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
         if problem := self._earnings_problem(request.creator_earnings_fen):
             reasons.append(problem)  # a concurrent selection used the budget meanwhile
         if reasons:

@@ -32,6 +32,7 @@ from workflows.contract.common import (
     StateModel,
     Text,
 )
+from workflows.contract.names import xingguang_task_id
 
 RateBp = Annotated[int, Field(strict=True, ge=0, le=10_000)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000)]
@@ -519,6 +520,5 @@ class TaskResult(ContractModel):
 XingguangTaskInput.model_rebuild()
 
 
-def xg_task_workflow_id(task_id: str) -> str:
-    """The workflow id of a Xingguang task: `xg-task:{task_id}`."""
-    return f"xg-task:{task_id}"
+# The workflow id of a Xingguang task, `xg-task:{task_id}` (one definition, in names.py).
+xg_task_workflow_id = xingguang_task_id
