@@ -126,7 +126,9 @@ async def content_when(ctx: Ctx, task_id: str, content_id: str,
             return state
         await asyncio.sleep(0.05)
         state = await api.content_state(ctx.client, task_id, content_id)
-    raise AssertionError(f"content {content_id} never reached the expected state: {state}")
+    brief = state.model_dump(exclude={"batches"})
+    raise AssertionError(f"content {content_id} never reached the expected state: {brief}, "
+                         f"{len(state.batches)} batches")
 
 
 async def task_when(ctx: Ctx, task_id: str, predicate: Callable[[mt.MountTaskState], bool]) -> mt.MountTaskState:

@@ -1,0 +1,112 @@
+"""Running authorized-mount workflows outlive code (DESIGN "Running workflows outlive code"): histories of
+MountTaskWorkflow and MountedContentWorkflow in their interesting shapes (settled, revoked, made non-public,
+disposed, budget used up, cancelled, continued-as-new) replay against the current code, both fresh ones and those
+checked in under tests/histories/ (mount-*.json).
+
+To record new ones after a deliberate, patched change: `RECORD_MOUNT_HISTORIES=1 bash scripts/test.sh
+tests/test_mount_replay.py`, then commit tests/histories/. A change that breaks a running workflow makes the
+checked-in replay fail: guard it with `workflow.patched(...)` instead of re-recording."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from starter import client as api
+from tests.conftest import Ctx
+from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
+from workflows.common import MAX_MESSAGES_PER_RUN
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract.names import mount_task_id, mounted_content_id
+from workflows.mount_task import MountTaskWorkflow
+from workflows.mounted_content import MountedContentWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+REPLAYER = Replayer(workflows=[MountTaskWorkflow, MountedContentWorkflow], data_converter=pydantic_data_converter)
+SECOND = timedelta(seconds=1)
+
+
+async def history_json(ctx: Ctx, workflow_id: str, run_id: str | None = None) -> str:
+    return (await ctx.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).to_json()
+
+
+async def settled_task_histories(ctx: Ctx) -> dict[str, str]:
+    """A task whose budget runs out: one piece settled, one revoked, one made non-public, one disposed."""
+    task = f"t-replay-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=2_000, price_fen=100)
+    creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    for content in ("settled", "revoked", "private", "disposed"):
+        await mount(ctx, task, content, "cr-1", now)
+        await convert(ctx, task, content, f"{content}-1", 2, now + SECOND)
+    await api.revoke_content(ctx.client, task, "cr-1", "revoked")
+    await api.content_signal(ctx.client, task, "private", "report_visibility_lost", mc.VisibilityLost(
+        kind=mc.VisibilityKind.MADE_NON_PUBLIC, occurred_at=now + 2 * SECOND))
+    await api.content_signal(ctx.client, task, "disposed", "report_disposal", mc.PlatformDisposal(
+        reason=mc.DisposalReason.TAKEN_DOWN, occurred_at=now + 2 * SECOND))
+    await api.content_signal(ctx.client, task, "settled", "void_conversions", mc.VoidConversions(
+        event_id="settled-1", reason="replay shape: a void"))
+    await content_when(ctx, task, "settled", lambda s: s.batches["settled-1"].voided and s.counted_conversions == 0)
+    await convert(ctx, task, "settled", "settled-2", 50, now + 3 * SECOND)  # uses the budget up
+    await finish(ctx, mount_task_id(task), mt.TaskResult)
+    histories = {"mount-task-budget-used-up": await history_json(ctx, mount_task_id(task))}
+    for content in ("settled", "revoked", "private", "disposed"):
+        histories[f"mount-content-{content}"] = await history_json(ctx, mounted_content_id(task, content))
+    return histories
+
+
+async def cancelled_and_continued_histories(ctx: Ctx) -> dict[str, str]:
+    """A cancelled task whose one piece continued as new after its own message bound."""
+    task = f"t-can-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=1_000_000, balance_fen=2_000_000)
+    creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    await mount(ctx, task, "busy", "cr-1", now)
+    handle = ctx.client.get_workflow_handle(mounted_content_id(task, "busy"))
+    for i in range(MAX_MESSAGES_PER_RUN + 20):
+        await handle.signal("report_conversions", mc.ConversionBatch(
+            event_id=f"e{i}", content_id="busy", count=1, occurred_at=now + SECOND, cheating=i % 2 == 1))
+    state = await content_when(ctx, task, "busy", lambda s: s.counted_conversions == (MAX_MESSAGES_PER_RUN + 20) // 2)
+    assert state.messages_this_run < MAX_MESSAGES_PER_RUN  # the piece continued as new, carrying its state
+    await api.cancel(ctx.client, task, "replay shape: cancel", "ops-1")
+    await finish(ctx, mount_task_id(task), mt.TaskResult)
+    first_run = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
+    return {
+        "mount-task-cancelled": await history_json(ctx, mount_task_id(task)),
+        "mount-content-continued-as-new": await history_json(ctx, handle.id, first_run.first_execution_run_id),
+        "mount-content-after-continue-as-new": await history_json(ctx, handle.id),
+    }
+
+
+async def replay_and_maybe_record(histories: dict[str, str]) -> None:
+    for name, text in histories.items():
+        history = WorkflowHistory.from_json(name, text)
+        assert len(history.events) > 5, name
+        await REPLAYER.replay_workflow(history)  # raises on nondeterminism
+        if os.environ.get("RECORD_MOUNT_HISTORIES"):
+            (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
+
+
+async def test_mount_workflows_replay_fresh_settled_task_histories(ctx: Ctx) -> None:
+    await replay_and_maybe_record(await settled_task_histories(ctx))
+
+
+async def test_mount_workflows_replay_fresh_cancelled_and_continued_histories(ctx: Ctx) -> None:
+    histories = await cancelled_and_continued_histories(ctx)
+    assert '"continueAsNewInitiator"' in histories["mount-content-continued-as-new"] or (
+        "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in histories["mount-content-continued-as-new"])
+    await replay_and_maybe_record(histories)
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("mount-*.json")), ids=lambda p: p.name)
+async def test_mount_workflows_replay_checked_in_histories(path: Path) -> None:
+    await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
