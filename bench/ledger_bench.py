@@ -76,6 +76,8 @@ async def postgresql_phase(size: int, rounds: int) -> PhaseResult:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_DSN, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
+        row = admin.execute("SHOW server_version").fetchone()
+    server_version = row[0] if row else "?"
     separator = "&" if "?" in PG_DSN else "?"
     db = Database(f"{PG_DSN}{separator}options={quote(f'-csearch_path={schema}')}")
     try:
@@ -83,7 +85,7 @@ async def postgresql_phase(size: int, rounds: int) -> PhaseResult:
         db.ensure_schema(PLAIN_DDL, PLAIN_DDL)
         return await interleaved("ledger_postgresql", "postings", size, rounds, _postings(ledger, "p"),
                                  _plain(db, "p"),
-                                 [(f"PostgreSQL {PG_DSN.split('@')[-1]}, scratch schema dropped afterwards; one"
+                                 [(f"PostgreSQL {server_version} at {PG_DSN.split('@')[-1]}, scratch schema dropped afterwards; one"
                                   " transaction per posting; bare: one INSERT per transaction, same server")])
     finally:
         db.close()
