@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from starter import xingguang as api
@@ -85,15 +86,24 @@ async def events(ctx: Ctx, task: str, event_id: str, piece: str, count: int, occ
         event_id=event_id, piece_id=piece, count=count, occurred_at=occurred_at, cheating=cheating))
 
 
-async def task_when(ctx: Ctx, task: str, predicate: Callable[[xg.XingguangTaskState], bool]
-                    ) -> xg.XingguangTaskState:
-    state = await api.state(ctx.client, task)
-    for _ in range(200):
-        if predicate(state):
-            return state
+async def task_when(ctx: Ctx, task: str, predicate: Callable[[xg.XingguangTaskState], bool],
+                    timeout: float = 60.0) -> xg.XingguangTaskState:
+    """Poll the task's state until `predicate` holds (signals and timers are processed asynchronously). A query
+    that times out on a busy machine is asked again."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    state: xg.XingguangTaskState | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            state = await api.state(ctx.client, task)
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNKNOWN):
+                raise
+        else:
+            if predicate(state):
+                return state
         await asyncio.sleep(0.05)
-        state = await api.state(ctx.client, task)
-    raise AssertionError(f"task {task} never reached the expected state: {state.model_dump_json(indent=1)}")
+    shown = state.model_dump_json(indent=1) if state else "no answer"
+    raise AssertionError(f"task {task} never reached the expected state: {shown}")
 
 
 async def piece_when(ctx: Ctx, task: str, piece: str, predicate: Callable[[xg.Piece], bool]) -> xg.Piece:
