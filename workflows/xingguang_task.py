@@ -314,6 +314,7 @@ class XingguangTaskWorkflow(PieceMessages):
         decision: c.ViolationDecision | None = None
         if cause is c.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED:
             s.promotion_stopped_at, s.end_reason = now, f"ordinary end: {request.note}"
+            life.end_pauses(s, now)
         elif cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
             assert request.piece_id is not None
             piece = s.pieces[request.piece_id]

@@ -155,11 +155,19 @@ def close_unpaid(piece: c.Piece, reason: str) -> None:
     piece.settlement = c.PieceMoney(payee_account=piece.payee_account)
 
 
+def end_pauses(s: c.XingguangTaskState, now: datetime) -> None:
+    """Promotion stopped for good: pauses still open end with it (nothing is left to resume)."""
+    for pause in s.pauses:
+        if open_pause(pause):
+            pause.cancelled_at = now
+
+
 def cancel_for_delay(s: c.XingguangTaskState, now: datetime) -> None:
     """R-9 "fees of the delay": promotion stops now; every piece submitted and not rejected, or published, is owed
     its full creator earnings and settles after a 3-day data window (those already in their window keep it);
     the others close unpaid."""
     s.promotion_stopped_at = now
+    end_pauses(s, now)
     for piece in s.pieces.values():
         if piece.stage in SUBMITTED_NOT_REJECTED or piece.stage is c.PieceStage.PUBLISHED:
             piece.earns_full_on_cancel = True
@@ -170,6 +178,7 @@ def cancel_for_delay(s: c.XingguangTaskState, now: datetime) -> None:
 def stop(s: c.XingguangTaskState, now: datetime) -> None:
     """R-11 fault stop: promotion stops now; every unsettled piece waits for an operator's decision (R-9)."""
     s.promotion_stopped_at = now
+    end_pauses(s, now)
     s.stage = c.TaskStage.STOPPED
     for piece in s.pieces.values():
         if piece.stage not in DONE:
