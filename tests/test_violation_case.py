@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
+import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
 from starter import client as api
@@ -29,6 +31,7 @@ from tests.violation_helpers import (
     missing_calendar,
     register,
     start_case,
+    wait_until_quiet,
 )
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
@@ -38,6 +41,13 @@ from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.penalties import appeal_refusal, appeal_window_closes_at
 
 SECOND = timedelta(seconds=1)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ctx(ctx: Ctx) -> AsyncIterator[Ctx]:
+    """The shared `ctx`, waiting at teardown until this test's workflows are idle (see wait_until_quiet)."""
+    yield ctx
+    await wait_until_quiet(ctx)
 NINE_DAYS = fixed_calendar(9 * DAY)
 THIRTY_DAYS = fixed_calendar(30 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
 FREEZE_3000_TO_DEDUCT = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True)
@@ -93,6 +103,8 @@ class TestAM20AppealWindow:
             await case_update(ctx.client, f"v-{ctx.uid}", "appeal", appeal_of("cr-2"), vc.AppealReceipt)
         assert "party_id: cr-2 is not the penalized party" in str(refused.value.cause)
         assert (await case_state(ctx.client, f"v-{ctx.uid}")).appeal is None
+        receipt = await case_update(ctx.client, f"v-{ctx.uid}", "appeal", appeal_of("cr-1"), vc.AppealReceipt)
+        assert (await case_state(ctx.client, f"v-{ctx.uid}")).appeal.appealed_at == receipt.appealed_at
 
 
 class TestAM18AM19PenaltiesActAtNotice:
