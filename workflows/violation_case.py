@@ -116,6 +116,7 @@ class ViolationCaseWorkflow:
     # ---------------------------------------------------------------- messages
     @workflow.update(name="appeal")
     async def appeal(self, request: c.AppealRequest) -> c.AppealReceipt:
+        """AM-20: the penalized party appeals within 7 days of the notice; the answer is due in 7 working days."""
         s = self.s
         now = workflow.now()
         s.appeal = appeal = c.AppealRecord(appealed_at=now, reason=request.reason)
@@ -144,6 +145,7 @@ class ViolationCaseWorkflow:
 
     @workflow.update(name="decide_appeal")
     async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseState:
+        """AM-22: upheld withdraws every penalty (held settlements paid); rejected makes the case final."""
         s = self.s
         assert s.appeal is not None
         s.appeal.decision, s.appeal.decided_at = request.decision, workflow.now()
@@ -183,6 +185,7 @@ class ViolationCaseWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> c.ViolationCaseState:
+        """Penalties and their status, the appeal, every deadline, and whether it is escalated."""
         return self.s
 
     # ---------------------------------------------------------------- acting on the world
