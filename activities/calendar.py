@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import date, datetime
+from importlib.metadata import version
 from typing import Any
 
-import holidays
-from holidays.countries.china import ChinaStaticHolidays
+from holidays.countries.china import China, ChinaStaticHolidays
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,7 +29,8 @@ from temporalio.exceptions import ApplicationError
 from workflows.rules.working_days import MAX_WORKING_DAYS, counting_dates, end_of_business_day
 
 CALENDAR_MISSING = "WorkingDayCalendarMissing"
-FIRST_AUTHORITATIVE_YEAR = 2001  # the package is checked against the official notices from 2001 on
+FIRST_AUTHORITATIVE_YEAR = 2001
+HOLIDAYS_VERSION = version("holidays")  # the package is checked against the official notices from 2001 on
 
 
 def published_years() -> frozenset[int]:
@@ -42,7 +43,7 @@ class WorkingDayCalendarMissing(Exception):
         span = f"{min(covered)}-{max(covered)}" if covered else "none"
         super().__init__(
             f"China's statutory working-day calendar for {year} is not published in the installed data"
-            f" (holidays {holidays.__version__}, official schedules {span}): cannot count working days into {year}")
+            f" (holidays {HOLIDAYS_VERSION}, official schedules {span}): cannot count working days into {year}")
         self.year = year
 
 
@@ -60,7 +61,7 @@ class ChinaWorkingDays:
         with self._lock:
             calendar = self._years.get(day.year)
             if calendar is None:
-                calendar = self._years[day.year] = holidays.China(years=[day.year])
+                calendar = self._years[day.year] = China(years=[day.year])  # type: ignore[no-untyped-call]
         return bool(calendar.is_working_day(day))
 
     def deadline(self, start_at: datetime, working_days: int) -> tuple[datetime, date]:
@@ -103,7 +104,7 @@ class CalendarActivities:
         return AddWorkingDaysResult(
             start_at=request.start_at, working_days=request.working_days, deadline_at=deadline_at,
             last_working_day=last,
-            source=f"holidays {holidays.__version__} China, official schedules {min(covered)}-{max(covered)}")
+            source=f"holidays {HOLIDAYS_VERSION} China, official schedules {min(covered)}-{max(covered)}")
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.add_working_days]

@@ -192,7 +192,7 @@ class DisputesAndHolds:
             AccrueRequest(task_id=s.task_id, content_id=s.content_id,
                           items=[AccrualItem(event_id=event_id, count=fen, price_fen=1, occurred_at=workflow.now())]),
             result_type=AccrueResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        granted = result.results[0].granted_fen
+        granted: int = result.results[0].granted_fen
         s.fee_adjustments[event_id] = granted
         if result.exhausted_at is not None:
             await self._report_budget_exhausted(result.exhausted_at)

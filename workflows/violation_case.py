@@ -11,6 +11,7 @@ All changes to the world happen in the run loop, one at a time; handlers record 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -236,7 +237,7 @@ class ViolationCaseWorkflow:
                 await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.EXPIRED, penalty.until_at
 
-    async def _release_held_settlements(self, outcome: str) -> None:
+    async def _release_held_settlements(self, outcome: Literal["paid", "deducted"]) -> None:
         """Bounded batches: each call signals at most a batch of held content workflows."""
         s = self.s
         if s.party_kind is not PartyKind.CREATOR or s.held_settlements.done:
@@ -244,7 +245,7 @@ class ViolationCaseWorkflow:
         while True:
             result = await workflow.execute_activity(
                 "penalties.release_held",
-                ReleaseHeldRequest(case_id=s.case_id, outcome=outcome, at=workflow.now()),  # type: ignore[arg-type]
+                ReleaseHeldRequest(case_id=s.case_id, outcome=outcome, at=workflow.now()),
                 result_type=ReleaseHeldResult, start_to_close_timeout=RELEASE_TIMEOUT,
                 heartbeat_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
             held = s.held_settlements
@@ -259,7 +260,7 @@ class ViolationCaseWorkflow:
 
     async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime) -> PenaltyEffect:
         s = self.s
-        return await workflow.execute_activity(
+        effect: PenaltyEffect = await workflow.execute_activity(
             name,
             PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
                           party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
@@ -267,6 +268,7 @@ class ViolationCaseWorkflow:
                           points=penalty.points, at=at),
             result_type=PenaltyEffect, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             summary=f"{name.split('.')[1]} {penalty.penalty_id} {penalty.kind.value}")
+        return effect
 
     # ---------------------------------------------------------------- deadlines and visibility
     def _timed_restrictions_left(self) -> list[c.PenaltyRecord]:
