@@ -45,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 from workflows.deadlines import working_days_deadline
 
+# Runs recorded before held settlements existed go straight to settlement on replay.
+HOLD_CHECK_PATCH = "am-19-held-settlements"
+
 
 class DisputesAndHolds:
     s: c.MountedContentState
@@ -216,8 +219,8 @@ class DisputesAndHolds:
         s = self.s
         if s.settlement_hold is not None:
             return s.settlement_hold.released_at is None
-        if fee_fen == 0:
-            return False
+        if fee_fen == 0 or not workflow.patched(HOLD_CHECK_PATCH):
+            return False  # nothing to hold, or a run that reached settlement before holds existed
         result = await workflow.execute_activity(
             "penalties.hold_settlement",
             HoldSettlementRequest(creator_id=s.creator_id, workflow_id=self._workflow_id(), task_id=s.task_id,
