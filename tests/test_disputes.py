@@ -13,6 +13,8 @@ import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
 from starter import client as api
+from starter import violations
+from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
@@ -85,7 +87,9 @@ class TestAM11Window:
         assert billing_end <= receipt.raised_at < window_close
         assert (receipt.dispute_id, receipt.fee_fen, receipt.publicity_window_closes_at) == ("d1", 1_000, window_close)
         assert receipt.resolution_due_at == receipt.raised_at + 9 * DAY and not receipt.escalated
-        assert "is open" in await refusal(ctx, task, "raise_dispute", dispute("creator", "cr-1"))
+        with pytest.raises(Refused) as second:  # as a service sees it, through the starter helper
+            await violations.raise_dispute(ctx.client, task, "c1", dispute("creator", "cr-1"))
+        assert "dispute d1 raised by the client" in second.value.reasons[0] and "is open" in second.value.reasons[0]
         await ctx.env.sleep(3 * DAY)
         await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.DISPUTED)
         late = await refusal(ctx, task, "raise_dispute", dispute("creator", "cr-1"))

@@ -18,10 +18,11 @@ from activities.calendar import (
     ChinaWorkingDays,
 )
 from activities.directory import PenaltyRegister
+from starter.violations import issue_notice
 from tests.conftest import Ctx, StartedWorkflows
 from worker import Adapters
 from workflows.contract import violation_case as vc
-from workflows.contract.names import VIOLATION_CASE_WORKFLOW, violation_case_id
+from workflows.contract.names import violation_case_id
 
 CLOSED_EVENTS = (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
                  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
@@ -51,14 +52,9 @@ def missing_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
 
 async def start_case(client: Client, task_queue: str, case_id: str, party_id: str, notice_at: datetime,
                      *penalties: vc.Penalty, party_kind: vc.PartyKind = vc.PartyKind.CREATOR) -> str:
-    workflow_id = violation_case_id(case_id)
-    await client.start_workflow(
-        VIOLATION_CASE_WORKFLOW,
-        vc.ViolationCaseInput(case_id=case_id, party_kind=party_kind, party_id=party_id, notice_at=notice_at,
-                              violation="faked conversions on content c-9", penalties=list(penalties),
-                              issued_by="op-7"),
-        id=workflow_id, task_queue=task_queue)
-    return workflow_id
+    return await issue_notice(client, vc.ViolationCaseInput(
+        case_id=case_id, party_kind=party_kind, party_id=party_id, notice_at=notice_at,
+        violation="faked conversions on content c-9", penalties=list(penalties), issued_by="op-7"), task_queue)
 
 
 async def case_state(client: Client, case_id: str) -> vc.ViolationCaseState:

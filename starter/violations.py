@@ -1,0 +1,62 @@
+"""Typed helpers for services that raise and resolve fee disputes (MountedContentWorkflow, AM-11, AM-17) and issue
+and handle penalty notices (ViolationCaseWorkflow `violation:{case_id}`, AM-18..AM-22).
+
+A business refusal raises starter.client.Refused with the workflow's reason (it names the field and, for a late
+dispute or appeal, the closing instant in business time)."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from starter.client import _update
+from workflows.contract import mounted_content as mc
+from workflows.contract import violation_case as vc
+from workflows.contract.common import DEFAULT_TASK_QUEUE
+from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, mounted_content_id, violation_case_id
+
+
+async def raise_dispute(client: Client, task_id: str, content_id: str,
+                        request: mc.RaiseDisputeRequest) -> mc.DisputeReceipt:
+    return await _update(client, mounted_content_id(task_id, content_id), "raise_dispute", request,
+                         mc.DisputeReceipt)
+
+
+async def resolve_dispute(client: Client, task_id: str, content_id: str,
+                          request: mc.ResolveDisputeRequest) -> mc.DisputeResolution:
+    return await _update(client, mounted_content_id(task_id, content_id), "resolve_dispute", request,
+                         mc.DisputeResolution)
+
+
+async def issue_notice(client: Client, notice: vc.ViolationCaseInput, task_queue: str = DEFAULT_TASK_QUEUE) -> str:
+    """Starts the case: every penalty acts at once (AM-19). Issuing the same case id again starts nothing."""
+    workflow_id = violation_case_id(notice.case_id)
+    party = SA.CREATOR_ID if notice.party_kind is vc.PartyKind.CREATOR else SA.CLIENT_ID
+    try:
+        await client.start_workflow(
+            VIOLATION_CASE_WORKFLOW, notice, id=workflow_id, task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(party, notice.party_id)]),
+            static_summary=f"violation case {notice.case_id} against {notice.party_kind.value} {notice.party_id}")
+    except WorkflowAlreadyStartedError:
+        pass
+    return workflow_id
+
+
+async def appeal(client: Client, case_id: str, request: vc.AppealRequest) -> vc.AppealReceipt:
+    return await _update(client, violation_case_id(case_id), "appeal", request, vc.AppealReceipt)
+
+
+async def decide_appeal(client: Client, case_id: str, request: vc.DecideAppealRequest) -> vc.ViolationCaseState:
+    return await _update(client, violation_case_id(case_id), "decide_appeal", request, vc.ViolationCaseState)
+
+
+async def mark_complex(client: Client, case_id: str, request: vc.MarkComplexRequest) -> vc.ViolationCaseState:
+    return await _update(client, violation_case_id(case_id), "mark_complex", request, vc.ViolationCaseState)
+
+
+async def case_state(client: Client, case_id: str) -> vc.ViolationCaseState:
+    state: vc.ViolationCaseState = await client.get_workflow_handle(violation_case_id(case_id)).query(
+        "state", result_type=vc.ViolationCaseState)
+    return state
