@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
+from activities.directory import HeldSettlement
 from starter import client as api
 from tests.conftest import Ctx
 from tests.helpers import (
@@ -33,6 +34,7 @@ from tests.violation_helpers import (
     start_case,
     wait_until_quiet,
 )
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
@@ -306,3 +308,41 @@ class TestAM19AM22HeldSettlements:
         await finish(ctx, mount_task_id(task), mt.TaskResult)
         assert_conservation(ctx.a, task)
         ctx.a.ledger.check_conservation()
+
+
+class TestAM18PenaltyRegister:
+    """The directory's record of restrictions keeps the eligibility flags AM-1/AM-4 read equal to "any active
+    restriction, else what the flag was before the first one"."""
+
+    def test_am_18_two_cases_bar_until_both_are_lifted_and_the_old_flag_returns(self, adapters: Adapters) -> None:
+        creator(adapters, "cr-1", order_taking_closed=True)  # closed before any penalty, for its own reasons
+        reg = register(adapters)
+        reg.apply_restriction("a", "p1", "creator", "cr-1", "bar_from_mount_tasks", None, "2026-01-01T00:00:00+08:00")
+        reg.apply_restriction("b", "p1", "creator", "cr-1", "ban_account", None, "2026-01-02T00:00:00+08:00")
+        facts = adapters.directory.creator("cr-1")
+        assert facts.mount_barred and facts.order_taking_closed
+        reg.lift_restriction("b", "p1", "appeal upheld", "2026-01-03T00:00:00+08:00")
+        assert adapters.directory.creator("cr-1").mount_barred  # case a still bars
+        reg.lift_restriction("a", "p1", "appeal upheld", "2026-01-04T00:00:00+08:00")
+        facts = adapters.directory.creator("cr-1")
+        assert not facts.mount_barred and facts.order_taking_closed  # back to what it was
+        assert reg.active_restrictions("creator", "cr-1") == []
+
+    def test_am_19_a_settlement_is_held_once_and_passed_on_to_a_case_still_freezing(self,
+                                                                                   adapters: Adapters) -> None:
+        reg = register(adapters)
+        held = HeldSettlement(workflow_id="mount-content:t:c1", creator_id="cr-1", case_id="", task_id="t",
+                              content_id="c1", fee_fen=1_000)
+        assert reg.hold_settlement(held, "2026-01-01T00:00:00+08:00") is None  # nothing frozen: paid as usual
+        reg.apply_restriction("a", "p1", "creator", "cr-1", "freeze_fees", None, "2026-01-01T00:00:00+08:00")
+        reg.apply_restriction("b", "p1", "creator", "cr-1", "deduct_fees", None, "2026-01-02T00:00:00+08:00")
+        held2 = held.model_copy(update={"workflow_id": "mount-content:t:c2", "content_id": "c2"})
+        assert reg.hold_settlement(held2, "2026-01-03T00:00:00+08:00") == "a"
+        assert reg.hold_settlement(held2, "2026-01-03T00:00:01+08:00") == "a"  # a repeated ask: same answer
+        reg.lift_restriction("a", "p1", "final: unfrozen", "2026-01-04T00:00:00+08:00")
+        assert reg.held_to_release("a", 10) == ([], 1)  # case b still freezes cr-1: held by b now
+        reg.lift_restriction("b", "p1", "appeal upheld", "2026-01-05T00:00:00+08:00")
+        free, passed_on = reg.held_to_release("b", 10)
+        assert ([h.workflow_id for h in free], passed_on) == (["mount-content:t:c2"], 0)
+        reg.mark_released(["mount-content:t:c2"], "paid", "2026-01-05T00:00:00+08:00")
+        assert reg.held_settlements("cr-1") == [("mount-content:t:c2", "b", "paid")]

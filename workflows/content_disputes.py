@@ -99,7 +99,9 @@ class DisputesAndHolds:
         try:
             await workflow.wait_condition(lambda: not self._applying)
             dispute = self._open_dispute()
-            assert dispute is not None and dispute.dispute_id == request.dispute_id
+            if dispute is None or dispute.dispute_id != request.dispute_id:  # the validator makes this unreachable
+                raise ApplicationError(f"dispute_id: {request.dispute_id} is not open", type="ResolutionRefused",
+                                       non_retryable=True)
             fee_before = self._agreed_fee()
             if request.amount_fen > fee_before:
                 money = await workflow.execute_activity(

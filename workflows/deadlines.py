@@ -26,7 +26,9 @@ async def working_days_deadline(start_at: datetime, working_days: int, purpose: 
             summary=f"{working_days} working days: {purpose}",
         )
     except ActivityError as err:
+        # Transient faults are retried by the policy; what reaches here is final. A missing year is the expected
+        # case; anything else is escalated too rather than leaving a deadline unset and silent.
         if isinstance(err.cause, ApplicationError) and err.cause.type == CALENDAR_MISSING:
             return None, err.cause.message
-        raise
+        return None, f"the working-day calendar failed: {err.cause or err}"
     return result.deadline_at, None
