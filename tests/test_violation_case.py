@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,6 +10,7 @@ import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.directory import HeldSettlement
+from activities.penalties import PenaltyAction, PenaltyActivities
 from starter import client as api
 from tests.conftest import Ctx
 from tests.helpers import (
@@ -23,6 +24,7 @@ from tests.helpers import (
     mount,
     published_task,
 )
+from tests.ledger_fixtures import ledger_dsn_fixture, postgresql_schema_dsn_fixture  # noqa: F401
 from tests.violation_helpers import (
     case_state,
     case_update,
@@ -312,7 +314,15 @@ class TestAM19AM22HeldSettlements:
 
 class TestAM18PenaltyRegister:
     """The directory's record of restrictions keeps the eligibility flags AM-1/AM-4 read equal to "any active
-    restriction, else what the flag was before the first one"."""
+    restriction, else what the flag was before the first one". On SQLite and (with LEDGER_TEST_PG_DSN) PostgreSQL."""
+
+    @pytest.fixture
+    def adapters(self, ledger_dsn: str) -> Iterator[Adapters]:
+        opened = Adapters.open(ledger_dsn)
+        try:
+            yield opened
+        finally:
+            opened.db.close()
 
     def test_am_18_two_cases_bar_until_both_are_lifted_and_the_old_flag_returns(self, adapters: Adapters) -> None:
         creator(adapters, "cr-1", order_taking_closed=True)  # closed before any penalty, for its own reasons
@@ -346,3 +356,26 @@ class TestAM18PenaltyRegister:
         assert ([h.workflow_id for h in free], passed_on) == (["mount-content:t:c2"], 0)
         reg.mark_released(["mount-content:t:c2"], "paid", "2026-01-05T00:00:00+08:00")
         assert reg.held_settlements("cr-1") == [("mount-content:t:c2", "b", "paid")]
+
+    def test_am_19_am_20_freeze_part_then_deduct_or_unfreeze_through_ledger_holds(self, adapters: Adapters) -> None:
+        earn(adapters, "cr-1", 5_000, "seed")
+        penalties = PenaltyActivities(adapters.ledger, register(adapters))
+        notice = datetime(2022, 7, 1, 13, tzinfo=BUSINESS_TZ)
+
+        def action(case: str, amount: int | None, deduct: bool) -> PenaltyAction:
+            return PenaltyAction(case_id=case, penalty_id="p1", party_kind=vc.PartyKind.CREATOR, party_id="cr-1",
+                                 kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=amount, deduct_when_final=deduct,
+                                 at=notice)
+
+        kept, deducted = action("a", 1_000, False), action("b", 3_000, True)
+        assert penalties.apply(kept).frozen_fen == 1_000
+        assert penalties.apply(deducted).frozen_fen == 3_000
+        assert penalties.apply(deducted).frozen_fen == 3_000  # a retried activity freezes nothing more
+        assert adapters.ledger.balance("creator:cr-1:payable").available_fen == 1_000
+        assert penalties.finalize(deducted).deducted_fen == 3_000
+        assert penalties.finalize(deducted).deducted_fen == 3_000  # retried: deducted once
+        assert penalties.withdraw(kept).released_fen == 1_000
+        payable = adapters.ledger.balance("creator:cr-1:payable")
+        assert (payable.balance_fen, payable.available_fen) == (2_000, 2_000)
+        assert adapters.ledger.balance("platform:penalties").balance_fen == 3_000
+        adapters.ledger.check_conservation()
