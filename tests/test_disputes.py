@@ -176,3 +176,34 @@ class TestAM17Resolution:
         state = await content_when(ctx, task, "c1", lambda s: s.escalated)
         assert state.escalation_reason is not None and "is not published" in state.escalation_reason
         assert state.disputes[0].calendar_problem is not None
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_am_17_a_resolution_fixes_the_fee_and_a_second_dispute_moves_it_again(self, ctx: Ctx) -> None:
+        task, mounted_at = await converted_piece(ctx)
+        await ctx.env.sleep(14 * DAY + SECOND)
+        await update(ctx, task, "raise_dispute", dispute("client", "client-1"), mc.DisputeReceipt)
+        first = await update(ctx, task, "resolve_dispute", mc.ResolveDisputeRequest(
+            dispute_id="d1", operator_id="op-1", amount_fen=600, note="QA devices removed"), mc.DisputeResolution)
+        assert (first.amount_fen, ctx.a.ledger.task_money(task)["spent_fen"]) == (600, 600)
+        # Late data inside the counting interval no longer changes a fee an operator has fixed (R-2 vs AM-17).
+        await convert(ctx, task, "c1", "e-late", 5, mounted_at + 2 * SECOND)
+        state = await content_when(ctx, task, "c1", lambda s: "e-late" in s.batches)
+        assert state.batches["e-late"].late and state.agreed_fee_fen == 600
+        # The window is still open: the creator disputes the corrected fee.
+        second = await update(ctx, task, "raise_dispute", dispute("creator", "cr-1"), mc.DisputeReceipt)
+        assert (second.dispute_id, second.fee_fen) == ("d2", 600)
+        resolved = await update(ctx, task, "resolve_dispute", mc.ResolveDisputeRequest(
+            dispute_id="d2", operator_id="op-2", amount_fen=800, note="2 activations were genuine"),
+            mc.DisputeResolution)
+        assert (resolved.fee_before_fen, resolved.amount_fen, resolved.budget_adjustment_fen) == (600, 800, 200)
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 800
+        lower = await update(ctx, task, "raise_dispute", dispute("client", "client-1"), mc.DisputeReceipt)
+        await update(ctx, task, "resolve_dispute", mc.ResolveDisputeRequest(
+            dispute_id=lower.dispute_id, operator_id="op-1", amount_fen=300, note="final review"),
+            mc.DisputeResolution)
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 300
+        result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+        assert (result.fee_fen, result.platform_fee_fen) == (300, 30)
+        task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+        assert task_result.refunded_fen == 110_000 - 330
+        assert_conservation(ctx.a, task)
