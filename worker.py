@@ -29,7 +29,6 @@ from typing import Any
 import structlog
 from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -45,6 +44,7 @@ from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
 from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
@@ -147,14 +147,14 @@ def activity_name(fn: Callable[..., Any]) -> str:
 async def connect(settings: Settings) -> Client:
     assert settings.address is not None
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter)
 
 
 async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
     Path(".data").mkdir(exist_ok=True)
     return await WorkflowEnvironment.start_local(
         namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         port=settings.port,
         ui=True,
         ui_port=settings.ui_port,

@@ -19,13 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import client as api
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.converter import data_converter
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
 
@@ -83,7 +83,7 @@ def adapters() -> Any:
 async def connect() -> Client:
     return await Client.connect(os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
                                 namespace=os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-                                data_converter=pydantic_data_converter)
+                                data_converter=data_converter)
 
 
 def task_queue() -> str:

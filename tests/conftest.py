@@ -22,11 +22,11 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateHandle,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from worker import Adapters, build_worker
+from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
@@ -50,10 +50,12 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test module. Per module, not per session: should a test ever leave the
+    server's time-skipping lock held (a leftover workflow task, a server quirk), only its own module waits."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=time_skipping_server_path()
+        data_converter=data_converter, test_server_existing_path=time_skipping_server_path()
     )
     await register_search_attributes(environment.client)
     try:

@@ -10,13 +10,13 @@ import sys
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from worker import Adapters, build_worker
+from workflows.contract.converter import data_converter
 
 
 async def main(address: str, task_queue: str, ledger_path: str) -> None:
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(address, data_converter=data_converter)
     adapters = Adapters.open(ledger_path)
     # A killed worker's sticky queue would hold its workflows' next tasks for the default 5 s; move them to the
     # shared queue sooner so a restarted worker picks them up.

@@ -19,19 +19,19 @@ from typing import TypeVar
 
 import pytest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
 from tests.conftest import register_search_attributes, time_skipping_server_path
 from tests.helpers import DAY, WORKFLOW_EXECUTION_STATUS_RUNNING, workflow_status
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts
-from worker import Adapters
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("CRASH_KILLS", "20"))
@@ -88,7 +88,7 @@ async def retrying(call: Callable[[], Awaitable[T]]) -> T:
 
 @pytest.mark.timeout(300)
 async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) -> None:
-    env = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter,
+    env = await WorkflowEnvironment.start_time_skipping(data_converter=data_converter,
                                                         test_server_existing_path=time_skipping_server_path())
     crashing: CrashingWorker | None = None
     try:
@@ -129,7 +129,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
                 await api.report_conversions(env.client, "crash-task", batch)
 
         await killer  # all kills happen while the scenario is under way
-        async with getattr(env, "time_skipping_unlocked")():
+        async with env.time_skipping_unlocked():
             for _ in range(2400):
                 if await workflow_status(env, mount_task_id("crash-task")) != WORKFLOW_EXECUTION_STATUS_RUNNING:
                     break

@@ -15,21 +15,21 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from starter import client as api
 from tests.conftest import Ctx
-from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
+from tests.helpers import business_now, content_when, convert, creator, finish, mount, published_task
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[MountTaskWorkflow, MountedContentWorkflow], data_converter=pydantic_data_converter)
+REPLAYER = Replayer(workflows=[MountTaskWorkflow, MountedContentWorkflow], data_converter=data_converter)
 SECOND = timedelta(seconds=1)
 
 

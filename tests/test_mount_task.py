@@ -15,6 +15,7 @@ from tests.helpers import (
     creator,
     eligible_client,
     finish,
+    mount,
     publish_request,
     published_task,
 )
@@ -145,15 +146,21 @@ class TestAM5Joining:
         assert second.joined_at == first.joined_at
         assert list((await api.task_state(ctx.client, f"t-am5-{ctx.uid}")).creators) == ["cr-5"]
 
-    async def test_am_5_joining_after_the_period_ended_is_refused(
-            self, ctx: Ctx) -> None:
-        await published_task(ctx, f"t-am5-late-{ctx.uid}", days=2)
+    async def test_am_5_joining_after_the_period_ended_is_refused(self, ctx: Ctx) -> None:
+        task = f"t-am5-late-{ctx.uid}"
+        await published_task(ctx, task, days=2)
+        creator(ctx.a, "cr-early")
         creator(ctx.a, "cr-late")
-        await api.cancel(ctx.client, f"t-am5-late-{ctx.uid}", "campaign withdrawn", "ops-1")
+        await api.join(ctx.client, task, "cr-early")
+        await mount(ctx, task, "c1", "cr-early", await business_now(ctx))  # keeps the task open after its end
+        await ctx.env.sleep(2 * 86400 + 3600)
+        state = await api.task_state(ctx.client, task)
+        assert state.stage is mt.TaskStage.ENDED and state.end_reason is mt.EndReason.PERIOD_OVER
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
-            await ctx.client.get_workflow_handle(mount_task_id(f"t-am5-late-{ctx.uid}")).execute_update(
+            await ctx.client.get_workflow_handle(mount_task_id(task)).execute_update(
                 "join", mt.JoinRequest(creator_id="cr-late"))
-        assert "cannot join" in str(rejected.value.cause)
+        assert f"cannot join: task {task} is ended" in str(rejected.value.cause)
+        assert list((await api.task_state(ctx.client, task)).creators) == ["cr-early"]
 
 
 class TestAM7AndAM13EndAndRefund:

@@ -41,4 +41,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Exit without interpreter finalization: the Temporal client's native runtime can abort the process there
+    # (PyGILState_Release, exit 134), which would turn a verdict into a crash.
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
