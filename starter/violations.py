@@ -10,11 +10,12 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from starter.client import _update
+from starter.client import Refused, _update
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, mounted_content_id, violation_case_id
+from workflows.rules.penalties import penalty_problems
 
 
 async def raise_dispute(client: Client, task_id: str, content_id: str,
@@ -30,7 +31,14 @@ async def resolve_dispute(client: Client, task_id: str, content_id: str,
 
 
 async def issue_notice(client: Client, notice: vc.ViolationCaseInput, task_queue: str = DEFAULT_TASK_QUEUE) -> str:
-    """Starts the case: every penalty acts at once (AM-19). Issuing the same case id again starts nothing."""
+    """Starts the case: every penalty acts at once (AM-19). Issuing the same case id again starts nothing.
+    A notice with a penalty that does not fit (e.g. a credit-score deduction for a client) is refused here, with
+    every problem named, before anything starts (the workflow checks the same and fails otherwise)."""
+    problems = [f"penalties[{i}].{problem}" for i, p in enumerate(notice.penalties) for problem in penalty_problems(
+        notice.party_kind, p.kind, until_at=p.until_at, amount_fen=p.amount_fen, points=p.points,
+        deduct_when_final=p.deduct_when_final, notice_at=notice.notice_at)]
+    if problems:
+        raise Refused("PenaltyNoticeRefused", problems)
     workflow_id = violation_case_id(notice.case_id)
     party = SA.CREATOR_ID if notice.party_kind is vc.PartyKind.CREATOR else SA.CLIENT_ID
     try:

@@ -12,6 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from activities.directory import HeldSettlement
 from activities.penalties import PenaltyAction, PenaltyActivities
 from starter import client as api
+from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
@@ -40,7 +41,12 @@ from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
-from workflows.contract.names import mount_task_id, mounted_content_id
+from workflows.contract.names import (
+    VIOLATION_CASE_WORKFLOW,
+    mount_task_id,
+    mounted_content_id,
+    violation_case_id,
+)
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.penalties import appeal_refusal, appeal_window_closes_at
 
@@ -145,10 +151,23 @@ class TestAM18AM19PenaltiesActAtNotice:
 
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
     async def test_am_18_a_client_cannot_get_a_creator_only_penalty(self, ctx: Ctx) -> None:
-        handle_id = await start_case(ctx.client, ctx.task_queue, f"v-{ctx.uid}", "client-1", await business_now(ctx),
-                                     CREDIT_12, party_kind=vc.PartyKind.CLIENT)
-        with pytest.raises(Exception, match="not a penalty for a client"):
-            await finish(ctx, handle_id, vc.ViolationCaseResult)
+        with pytest.raises(Refused) as refused:
+            await start_case(ctx.client, ctx.task_queue, f"v-{ctx.uid}", "client-1", await business_now(ctx),
+                             vc.Penalty(kind=vc.PenaltyKind.RESTRICT_ACCOUNT), CREDIT_12,
+                             party_kind=vc.PartyKind.CLIENT)
+        assert refused.value.kind == "PenaltyNoticeRefused"
+        assert refused.value.reasons == [("penalties[1].kind: deduct_credit_score is not a penalty for a client "
+                                          "(allowed: ban_account, bar_from_mount_tasks, deduct_fees, freeze_fees, "
+                                          "restrict_account)")]
+
+    async def test_am_18_the_workflow_refuses_a_misfit_penalty_started_around_the_helper(self, ctx: Ctx) -> None:
+        case_id = violation_case_id(f"v-{ctx.uid}")
+        await ctx.client.start_workflow(VIOLATION_CASE_WORKFLOW, vc.ViolationCaseInput(
+            case_id=f"v-{ctx.uid}", party_kind=vc.PartyKind.CREATOR, party_id="cr-1", notice_at=await business_now(ctx),
+            violation="faked follows", penalties=[vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS, amount_fen=5)],
+            issued_by="op-7"), id=case_id, task_queue=ctx.task_queue)
+        with pytest.raises(Exception, match="amount_fen: only freeze_fees freezes a part"):
+            await finish(ctx, case_id, vc.ViolationCaseResult)
 
 
 class TestAM21AppealHandling:
