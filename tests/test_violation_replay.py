@@ -1,0 +1,117 @@
+"""Running violation cases and disputed or held pieces outlive code (DESIGN "Running workflows outlive code"):
+their histories replay against the current code, fresh ones and those checked in under tests/histories/
+(violation-*.json). A working-day deadline is an activity result in the history, so replay never recounts it.
+
+To record after a deliberate, patched change: `RECORD_VIOLATION_HISTORIES=1 .venv/bin/python -m pytest
+tests/test_violation_replay.py`, then commit tests/histories/violation-*.json."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from starter import client as api
+from starter import violations
+from tests.conftest import Ctx
+from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
+from tests.violation_helpers import earn, fixed_calendar, start_case, wait_until_quiet
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract import violation_case as vc
+from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
+from workflows.mounted_content import MountedContentWorkflow
+from workflows.violation_case import ViolationCaseWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+REPLAYER = Replayer(workflows=[ViolationCaseWorkflow, MountedContentWorkflow], data_converter=pydantic_data_converter)
+SECOND = timedelta(seconds=1)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ctx(ctx: Ctx) -> AsyncIterator[Ctx]:
+    yield ctx
+    await wait_until_quiet(ctx)
+
+
+async def history_json(ctx: Ctx, workflow_id: str) -> str:
+    return (await ctx.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+
+
+async def replay_and_maybe_record(histories: dict[str, str]) -> None:
+    for name, text in histories.items():
+        history = WorkflowHistory.from_json(name, text)
+        assert len(history.events) > 5, name
+        await REPLAYER.replay_workflow(history)  # raises on nondeterminism
+        if os.environ.get("RECORD_VIOLATION_HISTORIES"):
+            (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.replace_activities.with_args(fixed_calendar(30 * DAY))
+async def test_replay_held_settlement_released_by_an_upheld_appeal(ctx: Ctx) -> None:
+    task, case = f"t-rp-{ctx.uid}", f"v-rp-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=30)
+    creator(ctx.a, "cr-1")
+    earn(ctx.a, "cr-1", 2_000, f"seed-{ctx.uid}")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    await mount(ctx, task, "c1", "cr-1", now)
+    await convert(ctx, task, "c1", "e1", 10, now + SECOND)
+    await content_when(ctx, task, "c1", lambda s: s.fee_fen == 1_000)
+    await start_case(ctx.client, ctx.task_queue, case, "cr-1", now, vc.Penalty(kind=vc.PenaltyKind.DEDUCT_FEES),
+                     vc.Penalty(kind=vc.PenaltyKind.DEDUCT_CREDIT_SCORE, points=5))
+    await violations.appeal(ctx.client, case, vc.AppealRequest(party_id="cr-1", reason="real users"))
+    await ctx.env.sleep(17 * DAY + 60 * SECOND)
+    await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.HELD)
+    await violations.decide_appeal(ctx.client, case, vc.DecideAppealRequest(decision="upheld", operator_id="op-1",
+                                                                            note="verified"))
+    await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+    await finish(ctx, violation_case_id(case), vc.ViolationCaseResult)
+    await finish(ctx, mount_task_id(task), mt.TaskResult)
+    await replay_and_maybe_record({
+        "violation-case-upheld": await history_json(ctx, violation_case_id(case)),
+        "violation-content-held-then-paid": await history_json(ctx, mounted_content_id(task, "c1")),
+    })
+
+
+@pytest.mark.replace_activities.with_args(fixed_calendar(9 * DAY))
+async def test_replay_escalations_and_a_resolved_dispute(ctx: Ctx) -> None:
+    task, case = f"t-rq-{ctx.uid}", f"v-rq-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=30)
+    creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    await mount(ctx, task, "c1", "cr-1", now)
+    await convert(ctx, task, "c1", "e1", 10, now + SECOND)
+    await content_when(ctx, task, "c1", lambda s: s.fee_fen == 1_000)
+    await start_case(ctx.client, ctx.task_queue, case, "cr-2", now,
+                     vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=now + 40 * DAY),
+                     vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=500, deduct_when_final=True))
+    await violations.appeal(ctx.client, case, vc.AppealRequest(party_id="cr-2", reason="not me"))
+    await ctx.env.sleep(14 * DAY + SECOND)
+    await violations.raise_dispute(ctx.client, task, "c1", mc.RaiseDisputeRequest(
+        raised_by="client", party_id="client-1", reason="QA devices"))
+    await ctx.env.sleep(9 * DAY + SECOND)
+    await content_when(ctx, task, "c1", lambda s: s.escalated)
+    await violations.resolve_dispute(ctx.client, task, "c1", mc.ResolveDisputeRequest(
+        dispute_id="d1", operator_id="op-1", amount_fen=700, note="3 removed"))
+    await violations.decide_appeal(ctx.client, case, vc.DecideAppealRequest(decision="rejected", operator_id="op-1",
+                                                                            note="logs"))
+    await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+    await finish(ctx, violation_case_id(case), vc.ViolationCaseResult)
+    await replay_and_maybe_record({
+        "violation-case-escalated-rejected-expired": await history_json(ctx, violation_case_id(case)),
+        "violation-content-dispute-escalated-resolved": await history_json(ctx, mounted_content_id(task, "c1")),
+    })
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("violation-*.json")), ids=lambda p: p.name)
+async def test_replay_checked_in_violation_histories(path: Path) -> None:
+    await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
