@@ -19,7 +19,6 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -28,6 +27,7 @@ from tests.violation_helpers import case_state, fixed_calendar, start_case
 from worker import Adapters, build_worker
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
+from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 from workflows.rules.clock import BUSINESS_TZ
 
@@ -49,7 +49,7 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter)
+        data_converter=data_converter)
     try:
         async with build_worker(env.client, TASK_QUEUE, adapters,
                                 replace_activities=fixed_calendar(DUE_AFTER)(adapters)):

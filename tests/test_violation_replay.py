@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from starter import client as api
@@ -26,12 +25,13 @@ from tests.violation_helpers import earn, fixed_calendar, start_case, wait_until
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
+from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
 from workflows.mounted_content import MountedContentWorkflow
 from workflows.violation_case import ViolationCaseWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[ViolationCaseWorkflow, MountedContentWorkflow], data_converter=pydantic_data_converter)
+REPLAYER = Replayer(workflows=[ViolationCaseWorkflow, MountedContentWorkflow], data_converter=data_converter)
 SECOND = timedelta(seconds=1)
 
 
