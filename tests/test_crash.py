@@ -116,10 +116,10 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         published = await retrying(lambda: api.publish_task(env.client, request, "crash-queue"))
         assert published.frozen_fen == 110_000
         for creator_id in sorted(set(PIECES.values())):
-            await retrying(lambda: api.join(env.client, "crash-task", creator_id))
+            await retrying(lambda who=creator_id: api.join(env.client, "crash-task", who))
         for content_id, creator_id in PIECES.items():
             mount = mt.ReportMountRequest(content_id=content_id, creator_id=creator_id, mounted_at=now)
-            await retrying(lambda: api.report_mount(env.client, "crash-task", mount))
+            await retrying(lambda m=mount: api.report_mount(env.client, "crash-task", m))
             count = CONVERSIONS[content_id]
             for half in ("a", "b"):  # each half twice: duplicates must count once
                 batch = mc.ConversionBatch(event_id=f"{content_id}-{half}", content_id=content_id,

@@ -10,10 +10,11 @@ one raises a non-retryable `ApplicationError` of type `InvalidPayload` whose mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import temporalio.api.common.v1
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -48,6 +49,17 @@ class ContractPayloadConverter(CompositePayloadConverter):
         json_converter = ContractJSONConverter()
         super().__init__(*(json_converter if isinstance(c, JSONPlainPayloadConverter) else c
                            for c in DefaultPayloadConverter.default_encoding_payload_converters))
+
+    def from_payloads(self, payloads: Sequence[temporalio.api.common.v1.Payload],
+                      type_hints: list[type] | None = None) -> list[Any]:
+        values = super().from_payloads(payloads, type_hints)
+        # A null travels in its own encoding and is never shown to pydantic: refuse it where a model is expected.
+        for value, hint in zip(values, type_hints or []):
+            if value is None and isinstance(hint, type) and issubclass(hint, BaseModel):
+                raise ApplicationError(f"invalid {hint.__name__}: (payload): a {hint.__name__} object is required, "
+                                       "got null", {"errors": [{"field": "(payload)", "problem": "null"}]},
+                                       type="InvalidPayload", non_retryable=True)
+        return values
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)
