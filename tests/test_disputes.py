@@ -4,12 +4,10 @@ once; unresolved after 7 working days it escalates and stays resolvable). Conser
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
 from starter import client as api
@@ -27,7 +25,8 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from tests.violation_helpers import fixed_calendar, missing_calendar, wait_until_quiet
+from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
+from tests.violation_helpers import fixed_calendar, missing_calendar
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
@@ -35,12 +34,6 @@ from workflows.rules.clock import business_time
 
 SECOND = timedelta(seconds=1)
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def ctx(ctx: Ctx) -> AsyncIterator[Ctx]:
-    """The shared `ctx`, waiting at teardown until this test's workflows are idle (see wait_until_quiet)."""
-    yield ctx
-    await wait_until_quiet(ctx)
 NINE_DAYS = fixed_calendar(9 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
 
 

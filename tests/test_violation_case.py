@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.directory import HeldSettlement
@@ -26,6 +25,7 @@ from tests.helpers import (
     published_task,
 )
 from tests.ledger_fixtures import ledger_dsn_fixture, postgresql_schema_dsn_fixture  # noqa: F401
+from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
 from tests.violation_helpers import (
     case_state,
     case_update,
@@ -35,7 +35,6 @@ from tests.violation_helpers import (
     missing_calendar,
     register,
     start_case,
-    wait_until_quiet,
 )
 from worker import Adapters
 from workflows.contract import mount_task as mt
@@ -52,12 +51,6 @@ from workflows.rules.penalties import appeal_refusal, appeal_window_closes_at
 
 SECOND = timedelta(seconds=1)
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def ctx(ctx: Ctx) -> AsyncIterator[Ctx]:
-    """The shared `ctx`, waiting at teardown until this test's workflows are idle (see wait_until_quiet)."""
-    yield ctx
-    await wait_until_quiet(ctx)
 NINE_DAYS = fixed_calendar(9 * DAY)
 THIRTY_DAYS = fixed_calendar(30 * DAY)  # "7 working days" = 9 calendar days, whatever the test server's date
 FREEZE_3000_TO_DEDUCT = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True)

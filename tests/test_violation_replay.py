@@ -8,12 +8,10 @@ tests/test_violation_replay.py`, then commit tests/histories/violation-*.json.""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
@@ -21,7 +19,8 @@ from starter import client as api
 from starter import violations
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
-from tests.violation_helpers import earn, fixed_calendar, start_case, wait_until_quiet
+from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
+from tests.violation_helpers import earn, fixed_calendar, start_case
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
@@ -34,11 +33,6 @@ HISTORIES = Path(__file__).parent / "histories"
 REPLAYER = Replayer(workflows=[ViolationCaseWorkflow, MountedContentWorkflow], data_converter=data_converter)
 SECOND = timedelta(seconds=1)
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def ctx(ctx: Ctx) -> AsyncIterator[Ctx]:
-    yield ctx
-    await wait_until_quiet(ctx)
 
 
 async def history_json(ctx: Ctx, workflow_id: str) -> str:

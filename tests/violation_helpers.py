@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from activities.calendar import (
@@ -19,15 +18,9 @@ from activities.calendar import (
 )
 from activities.directory import PenaltyRegister
 from starter.violations import issue_notice
-from tests.conftest import Ctx, StartedWorkflows
 from worker import Adapters
 from workflows.contract import violation_case as vc
 from workflows.contract.names import violation_case_id
-
-CLOSED_EVENTS = (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT)
 
 
 def fixed_calendar(span: timedelta) -> Callable[[Adapters], list[Callable[..., Any]]]:
@@ -85,39 +78,3 @@ def earn(adapters: Adapters, creator_id: str, amount_fen: int, key: str) -> None
 
 def register(adapters: Adapters) -> PenaltyRegister:
     return PenaltyRegister(adapters.db)
-
-
-
-
-async def wait_until_quiet(ctx: Ctx, timeout_s: float = 10.0) -> None:
-    """Waits until no workflow the test started has a workflow task or activity in flight.
-
-    The fixture terminates leftovers at teardown; on the time-skipping server a workflow terminated while its
-    workflow task is in flight keeps time skipping locked for the rest of the session (seen with server 1.40),
-    so tests that leave workflows running call this first (the `quiet` fixture of these test modules does)."""
-    recorders = [i for i in ctx.client.config()["interceptors"] if isinstance(i, StartedWorkflows)]
-    ids = set(recorders[0].ids) if recorders else set()
-    for _ in range(int(timeout_s / 0.05)):
-        if not [w for w in ids if await _busy(ctx, w)]:
-            return
-        await asyncio.sleep(0.05)
-
-
-async def _busy(ctx: Ctx, workflow_id: str) -> bool:
-    """A workflow task or an activity was scheduled and has not finished (read from the history)."""
-    open_tasks = open_activities = 0
-    async for event in ctx.client.get_workflow_handle(workflow_id).fetch_history_events():
-        kind = event.event_type
-        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            open_tasks += 1
-        elif kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-                      EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
-            open_tasks -= 1
-        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            open_activities += 1
-        elif kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-                      EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED):
-            open_activities -= 1
-        elif kind in CLOSED_EVENTS:
-            return False
-    return open_tasks > 0 or open_activities > 0
