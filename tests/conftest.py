@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
@@ -128,9 +129,12 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     config["interceptors"] = [*config["interceptors"], started]
     client = Client(**config)
     async with build_worker(client, task_queue, adapters, replace_activities=replacements):
-        yield Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
-        # Terminate leftovers while the worker still runs: a workflow task handed to a worker that is shutting
-        # down would hold time skipping until its task timeout.
+        context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
+        yield context
+        # On the time-skipping server a workflow terminated while one of its workflow tasks is in flight keeps
+        # time skipping locked for the rest of that server's life: wait until the test's workflows are idle,
+        # then terminate the leftovers while the worker still runs.
+        await wait_until_quiet(context, started.ids)
         for workflow_id in set(started.ids):
             try:
                 await client.get_workflow_handle(workflow_id).terminate("test over")
@@ -142,3 +146,38 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
 def uid() -> str:
     """A short unique suffix: workflow ids must differ between tests sharing one server."""
     return uuid.uuid4().hex[:8]
+
+
+CLOSED_EVENTS = (EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+                 EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT)
+
+
+async def wait_until_quiet(ctx: Ctx, workflow_ids: list[str], timeout_s: float = 10.0) -> None:
+    """Waits until no workflow the test started has a workflow task or activity in flight."""
+    ids = set(workflow_ids)
+    for _ in range(int(timeout_s / 0.05)):
+        if not [w for w in ids if await _busy(ctx, w)]:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _busy(ctx: Ctx, workflow_id: str) -> bool:
+    """A workflow task or an activity was scheduled and has not finished (read from the history)."""
+    open_tasks = open_activities = 0
+    async for event in ctx.client.get_workflow_handle(workflow_id).fetch_history_events():
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            open_tasks += 1
+        elif kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                      EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
+            open_tasks -= 1
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            open_activities += 1
+        elif kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+                      EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED):
+            open_activities -= 1
+        elif kind in CLOSED_EVENTS:
+            return False
+    return open_tasks > 0 or open_activities > 0

@@ -25,7 +25,6 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
 from tests.violation_helpers import fixed_calendar, missing_calendar
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc

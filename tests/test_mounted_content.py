@@ -23,7 +23,6 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
 from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc

@@ -25,7 +25,6 @@ from tests.helpers import (
     published_task,
 )
 from tests.ledger_fixtures import ledger_dsn_fixture, postgresql_schema_dsn_fixture  # noqa: F401
-from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
 from tests.violation_helpers import (
     case_state,
     case_update,

@@ -19,7 +19,6 @@ from starter import client as api
 from starter import violations
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
-from tests.quiet import quiet_ctx_fixture  # noqa: F401  (a `ctx` that waits until idle at teardown)
 from tests.violation_helpers import earn, fixed_calendar, start_case
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc

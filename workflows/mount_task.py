@@ -71,6 +71,9 @@ class MountTaskWorkflow:
                     timeout=DRAFT_TTL, timeout_summary="draft expires unpublished",
                 )
             except TimeoutError:
+                # A publication under way (its activities retrying) finishes before the draft may expire.
+                await workflow.wait_condition(lambda: not self._publishing)
+            if s.stage is c.TaskStage.DRAFT:
                 s.stage = c.TaskStage.NOT_PUBLISHED
                 self._show("not published", None)
                 raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
