@@ -7,10 +7,10 @@ the same scenario without faults."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 import sqlite3
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +20,20 @@ from activities.ledger import LedgerActivities
 from activities.main_site import MainSiteActivities
 from starter import client as api
 from tests.conftest import Ctx
-from tests.helpers import assert_conservation, business_now, content_when, convert, creator, finish, mount
-from tests.helpers import published_task
+from tests.helpers import (
+    assert_conservation,
+    business_now,
+    content_when,
+    convert,
+    creator,
+    finish,
+    mount,
+    published_task,
+)
+from worker import Adapters, activity_name
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
-from worker import Adapters, activity_name
 
 FAULTS = ("before_write", "after_write", "database_locked")
 SECOND = timedelta(seconds=1)
