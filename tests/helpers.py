@@ -139,3 +139,21 @@ async def task_when(ctx: Ctx, task_id: str, predicate: Callable[[mt.MountTaskSta
         await asyncio.sleep(0.05)
         state = await api.task_state(ctx.client, task_id)
     raise AssertionError(f"task {task_id} never reached the expected state: {state}")
+
+
+async def advance(ctx: Ctx, seconds: float) -> None:
+    """Move the test server's clock forward by `seconds`, in steps of at most a day, each retried once if its
+    RPC times out (a loaded machine makes one long skip slow to answer, not wrong)."""
+    from temporalio.service import RPCError
+
+    remaining = seconds
+    while remaining > 0:
+        step = min(remaining, 86400.0)
+        start = await ctx.env.get_current_time()
+        try:
+            await ctx.env.sleep(step)
+        except RPCError:
+            moved = (await ctx.env.get_current_time() - start).total_seconds()
+            if moved < step:
+                await ctx.env.sleep(step - moved)
+        remaining -= step

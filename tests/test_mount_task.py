@@ -10,6 +10,7 @@ from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
+    advance,
     assert_conservation,
     business_now,
     creator,
@@ -140,7 +141,7 @@ class TestAM5Joining:
         await published_task(ctx, f"t-am5-{ctx.uid}")
         creator(ctx.a, "cr-5")
         first = await api.join(ctx.client, f"t-am5-{ctx.uid}", "cr-5")
-        await ctx.env.sleep(3600)
+        await advance(ctx, 3600)
         second = await api.join(ctx.client, f"t-am5-{ctx.uid}", "cr-5")
         assert not first.already_joined and second.already_joined
         assert second.joined_at == first.joined_at
@@ -153,7 +154,7 @@ class TestAM5Joining:
         creator(ctx.a, "cr-late")
         await api.join(ctx.client, task, "cr-early")
         await mount(ctx, task, "c1", "cr-early", await business_now(ctx))  # keeps the task open after its end
-        await ctx.env.sleep(2 * 86400 + 3600)
+        await advance(ctx, 2 * 86400 + 3600)
         state = await api.task_state(ctx.client, task)
         assert state.stage is mt.TaskStage.ENDED and state.end_reason is mt.EndReason.PERIOD_OVER
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
@@ -186,7 +187,7 @@ class TestAM7AndAM13EndAndRefund:
     async def test_am_7_cancel_ends_the_period_at_the_cancel_instant_and_refunds(
             self, ctx: Ctx) -> None:
         await published_task(ctx, f"t-am7c-{ctx.uid}", budget_fen=50_000, balance_fen=55_000)
-        await ctx.env.sleep(2 * 86400)
+        await advance(ctx, 2 * 86400)
         cancelled_at = await business_now(ctx)
         answer = await api.cancel(ctx.client, f"t-am7c-{ctx.uid}", "client asked to stop", "ops-2")
         assert answer.end_reason is mt.EndReason.CANCELLED

@@ -14,6 +14,7 @@ from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
+    advance,
     assert_conservation,
     business_now,
     content_when,
@@ -147,7 +148,7 @@ class TestAM14AM15Revocation:
         task = await joined_task(ctx)
         now = await business_now(ctx)
         await mount(ctx, task, "c1", "cr-1", now)
-        await ctx.env.sleep(3600)
+        await advance(ctx, 3600)
         revoked = await api.revoke_content(ctx.client, task, "cr-1", "c1")
         await convert(ctx, task, "c1", "just-before", 3, revoked.revoked_at - SECOND)
         await convert(ctx, task, "c1", "at-revocation", 5, revoked.revoked_at)
@@ -174,7 +175,7 @@ class TestAM14AM15Revocation:
         now = await business_now(ctx)
         await mount(ctx, task, "c1", "cr-1", now)
         await mount(ctx, task, "c2", "cr-1", now)
-        await ctx.env.sleep(60)
+        await advance(ctx, 60)
         await api.revoke_authorization(ctx.client, task, "cr-1")
         state = await _task_when_revoked(ctx, task)
         revoked_at = state.creators["cr-1"].revoked_all_at
@@ -226,7 +227,7 @@ class TestR2LateData:
         task = await joined_task(ctx)
         now = await business_now(ctx)
         await mount(ctx, task, "c1", "cr-1", now)
-        await ctx.env.sleep(15 * 86400)  # billing period over, publicity window open
+        await advance(ctx, 15 * 86400)  # billing period over, publicity window open
         await convert(ctx, task, "c1", "late", 3, now + 13 * DAY)
         state = await content_when(ctx, task, "c1", lambda s: s.counted_conversions == 3)
         assert state.stage is mc.ContentStage.PUBLICITY

@@ -13,6 +13,7 @@ from starter import client as api
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
+    advance,
     assert_conservation,
     business_now,
     content_when,
@@ -64,7 +65,7 @@ async def test_whole_task_three_creators_six_pieces(ctx: Ctx) -> None:
 
     # Two hours in: A revokes p2 (AM-14); B revokes everything (AM-15); p5 went private at 1.5 h (AM-16);
     # the platform disposed of p6 at 1.5 h (AM-16); p5's batch is voided (R-1).
-    await ctx.env.sleep(2 * 3600)
+    await advance(ctx, 2 * 3600)
     revoked_p2 = await api.revoke_content(ctx.client, task, A, "p2")
     await convert(ctx, task, "p2", "p2-before", 2, revoked_p2.revoked_at - SECOND)
     await convert(ctx, task, "p2", "p2-after", 3, revoked_p2.revoked_at + SECOND)
@@ -83,7 +84,7 @@ async def test_whole_task_three_creators_six_pieces(ctx: Ctx) -> None:
     await content_when(ctx, task, "p2", lambda s: s.counted_conversions == 7 and "p2-after" in s.batches)
 
     # Day 10: B joins again and mounts p3; only content mounted after re-joining counts (AM-15 reading).
-    await ctx.env.sleep(10 * 86400 - 2 * 3600)
+    await advance(ctx, 10 * 86400 - 2 * 3600)
     await api.join(ctx.client, task, B)
     await mount(ctx, task, "p3", B, t0 + 10 * DAY)
     await convert(ctx, task, "p3", "p3-a", 8, t0 + 10 * DAY + HOUR)
@@ -91,7 +92,7 @@ async def test_whole_task_three_creators_six_pieces(ctx: Ctx) -> None:
     await content_when(ctx, task, "p3", lambda s: s.counted_conversions == 8)
 
     # Day 15: p1's billing period ended on day 14; a late batch of day 13 still counts before settlement (R-2).
-    await ctx.env.sleep(5 * 86400)
+    await advance(ctx, 5 * 86400)
     await convert(ctx, task, "p1", "p1-late", 2, t0 + 13 * DAY)
     await content_when(ctx, task, "p1", lambda s: s.counted_conversions == 12)
     # Spent so far: 12 + 7 + 4 + 6 + 8 = 37 conversions = 3,700 fen; 1,350 fen left pays 13 whole conversions.
