@@ -10,52 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
+from tests.dev_server import dev_server_with_worker, scratch_adapters
 from tests.helpers import creator
 from tests.violation_helpers import case_state, fixed_calendar, start_case
-from worker import Adapters, build_worker
+from worker import Adapters
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
-from workflows.contract.converter import data_converter
-from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
+from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 from workflows.rules.clock import BUSINESS_TZ
 
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 TASK_QUEUE = "escalation-visibility"
 DUE_AFTER = timedelta(seconds=3)
 
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
-    opened = Adapters.open(str(tmp_path_factory.mktemp("escvis") / "ledger.db"))
-    try:
+    with scratch_adapters(tmp_path_factory.mktemp("escvis")) as opened:
         yield opened
-    finally:
-        opened.db.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
-        data_converter=data_converter)
-    try:
-        async with build_worker(env.client, TASK_QUEUE, adapters,
-                                replace_activities=fixed_calendar(DUE_AFTER)(adapters)):
-            yield env.client
-    finally:
-        await env.shutdown()
+    calendar = fixed_calendar(DUE_AFTER)(adapters)
+    async with dev_server_with_worker(adapters, TASK_QUEUE, replace_activities=calendar) as client:
+        yield client
 
 
 async def listed(client: Client, query: str) -> set[str]:

