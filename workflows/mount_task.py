@@ -283,8 +283,11 @@ class MountTaskWorkflow:
     async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
         entry = self.s.creators[request.creator_id]
         if not entry.authorization_in_force:
+            # A repeat: answered like the first call (the pieces that revocation unmounted).
             assert entry.revoked_all_at is not None
-            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[])
+            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[
+                p.content_id for p in self.s.pieces.values()
+                if p.creator_id == entry.creator_id and p.revoked_at == entry.revoked_all_at])
         now = workflow.now()
         entry.authorization_in_force, entry.revoked_all_at = False, now
         revoked = [p for p in self.s.pieces.values()
@@ -326,6 +329,10 @@ class MountTaskWorkflow:
 
     @cancel.validator
     def validate_cancel(self, request: c.CancelRequest) -> None:
+        s = self.s
+        if s.end_reason is c.EndReason.CANCELLED and s.ended_at is not None:
+            raise ValueError(f"task {s.task_id} was already cancelled at {business_time(s.ended_at)}: "
+                             f"{s.cancel_reason}")
         if self.s.stage is not c.TaskStage.PUBLISHED:
             raise ValueError(f"task {self.s.task_id} cannot be cancelled: it is {self.s.stage.value}")
 

@@ -1,0 +1,322 @@
+"""Duplicates and order (issue 7, item 3): every signal and update of every workflow type delivered twice changes
+nothing beyond the first delivery, and conversions / billable events delivered out of order reach the money the
+rules say.
+
+Rules: AM-12 (settled exactly once, whatever retries happen), R-1 (a batch's `event_id` counts it once; a void by
+event id), AM-5 (joining twice changes nothing), R-3 (budget accrues in arrival order), R-8 (XG money), and for the
+commands the contract's "a rejected command changes nothing".
+
+How a duplicate is checked (`twice`): the message is delivered, the workflows involved are let go quiet (no
+workflow task or activity in flight), their `state` query (as a whole model dump) and every table of the database
+(ledger accounts and postings, the budget counter and its accruals, the XG event register, the directory, the
+penalty register, the vault, the outbox) are read; the same message (same payload, same event or request id) is
+delivered again and everything is read again: it must be equal. Left out of the comparison are only the fields that
+count messages received rather than their effects (`RECEIPT_FIELDS`). For updates the second answer must equal the
+first, or be a typed refusal naming the repeat: which one each update gives is asserted in its case and listed in
+`DUPLICATE_CASES` (the coverage guard fails when a message registered on a workflow has no case there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from starter import client as api
+from starter.client import Refused
+from tests import helpers as h
+from tests.conftest import Ctx, wait_until_quiet
+from tests.privacy_helpers import fixed_calendar
+from workflows.contract import account as ac
+from workflows.contract import data_subject_request as dsr
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract import security_incident as inc
+from workflows.contract import violation_case as vc
+from workflows.contract import xingguang as xg
+from workflows.contract.names import (
+    mount_task_id,
+    mounted_content_id,
+)
+
+# Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
+pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
+
+HOUR, SECOND = timedelta(hours=1), timedelta(seconds=1)
+
+# Fields that record receipt, not effect: a per-run message counter that bounds the history (continue-as-new), the
+# XG count of batches received and its ledger-operation sequence (each delivery is one claim in the event register,
+# which answers "duplicate" the second time), the account's count of activity reports received and when its
+# obligations were last checked (a repeated signal re-checks; the answer is the same).
+RECEIPT_FIELDS: dict[type[BaseModel], set[str]] = {
+    mt.MountTaskState: {"messages_this_run"},
+    mc.MountedContentState: {"messages_this_run"},
+    vc.ViolationCaseState: {"messages_this_run"},
+    xg.XingguangTaskState: {"messages_this_run", "batches_received", "data_ops"},
+    ac.AccountState: {"messages_this_run", "activities_recorded", "obligations_checked_at"},
+    dsr.DataSubjectRequestState: set(),
+    inc.SecurityIncidentState: set(),
+}
+
+
+# ---------------------------------------------------------------------------------------------------- the harness
+@dataclass(frozen=True)
+class Watched:
+    """A workflow whose `state` is compared, read as `model`."""
+
+    workflow_id: str
+    model: type[BaseModel]
+
+
+def task_w(task: str) -> Watched:
+    return Watched(mount_task_id(task), mt.MountTaskState)
+
+
+def content_w(task: str, content_id: str) -> Watched:
+    return Watched(mounted_content_id(task, content_id), mc.MountedContentState)
+
+
+def world(ctx: Ctx) -> dict[str, list[str]]:
+    """Every row of every table of the test's database: ledger, budget counter, registers, vault, outbox."""
+    with ctx.a.db.transaction() as tx:
+        tables = [r[0] for r in tx.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: sorted(repr(row) for row in tx.fetchall(f"SELECT * FROM {t}")) for t in tables}
+
+
+async def observe(ctx: Ctx, watched: tuple[Watched, ...]) -> dict[str, Any]:
+    await wait_until_quiet(ctx, [w.workflow_id for w in watched])
+    seen: dict[str, Any] = {}
+    for w in watched:
+        state = await ctx.client.get_workflow_handle(w.workflow_id).query("state", result_type=w.model)
+        seen[w.workflow_id] = state.model_dump(mode="json", exclude=RECEIPT_FIELDS[w.model])
+    seen["database"] = world(ctx)
+    return seen
+
+
+async def attempt(send: Callable[[], Awaitable[Any]]) -> Any:
+    """The answer, or the refusal (a Refused carries its kind and reasons)."""
+    try:
+        return await send()
+    except Refused as refusal:
+        return refusal
+
+
+def differences(once: Any, again: Any, path: str = "") -> list[str]:
+    if isinstance(once, dict) and isinstance(again, dict):
+        return [d for k in sorted(set(once) | set(again), key=str)
+                for d in differences(once.get(k), again.get(k), f"{path}.{k}")]
+    if isinstance(once, list) and isinstance(again, list) and once != again and len(once) == len(again):
+        return [d for i, (a, b) in enumerate(zip(once, again)) for d in differences(a, b, f"{path}[{i}]")]
+    return [] if once == again else [f"{path}: {once!r} -> {again!r}"]
+
+
+async def repeat(ctx: Ctx, send: Callable[[], Awaitable[Any]], *watched: Watched) -> Any:
+    """Delivers a message that was delivered before, again; asserts it changed nothing; returns its answer."""
+    once = await observe(ctx, watched)
+    answer = await attempt(send)
+    again = await observe(ctx, watched)
+    changed = differences(once, again)
+    assert not changed, "the second delivery changed:\n" + "\n".join(changed[:30])
+    return answer
+
+
+async def twice(ctx: Ctx, send: Callable[[], Awaitable[Any]], *watched: Watched) -> tuple[Any, Any]:
+    """Delivers a message, then the same message again (`repeat`); returns both answers."""
+    first = await attempt(send)
+    assert not isinstance(first, Refused), f"the first delivery was refused: {first}"
+    return first, await repeat(ctx, send, *watched)
+
+
+def refused_naming(answer: Any, kind: str, *words: str) -> None:
+    """A typed refusal whose reasons name the repeat."""
+    assert isinstance(answer, Refused), f"expected a refusal, got {answer!r}"
+    text = "; ".join(answer.reasons)
+    assert answer.kind == kind and all(w in text for w in words), (answer.kind, text)
+
+
+# ---------------------------------------------------------------------------------------------------- AM: the task
+async def joined_and_mounted(ctx: Ctx, name: str, *, budget_fen: int = 100_000) -> tuple[str, datetime]:
+    """A published task (price 100 fen, 30 days), creator cr-1 joined, content c1 mounted now."""
+    task = f"t-{name}-{ctx.uid}"
+    await h.published_task(ctx, task, budget_fen=budget_fen)
+    h.creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    t0 = await h.business_now(ctx)
+    await h.mount(ctx, task, "c1", "cr-1", t0)
+    return task, t0
+
+
+class TestAM12DuplicateTaskMessages:
+    """MountTaskWorkflow: AM-3 publication, AM-5 joining, AM-6 mounting, AM-14/AM-15 revocation, AM-7 cancel,
+    AM-10 budget exhausted, AM-12/AM-13 the pieces' closing reports: each delivered twice changes nothing."""
+
+    async def test_am_3_publish_retried_by_update_with_start_freezes_once(self, ctx: Ctx) -> None:
+        task = f"t-pub-{ctx.uid}"
+        h.eligible_client(ctx.a, "client-1", 1_000_000)
+        now = await h.business_now(ctx)
+        request = h.publish_request(task, "client-1", now, now + 30 * h.DAY, 100_000)
+        first, second = await twice(
+            ctx, lambda: api.publish_task(ctx.client, request, ctx.task_queue), task_w(task))
+        assert second == first and first.frozen_fen == 110_000
+        assert [t.amount_fen for t in ctx.a.ledger.transfers(business_key_prefix=f"freeze:{task}")] == [110_000]
+
+    async def test_am_5_join_twice_answers_already_joined_and_changes_nothing(self, ctx: Ctx) -> None:
+        task = f"t-join-{ctx.uid}"
+        await h.published_task(ctx, task)
+        h.creator(ctx.a, "cr-1")
+        first, second = await twice(ctx, lambda: api.join(ctx.client, task, "cr-1"), task_w(task))
+        assert (first.already_joined, second.already_joined) == (False, True)
+        assert second.model_dump(exclude={"already_joined"}) == first.model_dump(exclude={"already_joined"})
+
+    async def test_am_6_report_mount_twice_starts_one_piece(self, ctx: Ctx) -> None:
+        task = f"t-mnt-{ctx.uid}"
+        await h.published_task(ctx, task)
+        h.creator(ctx.a, "cr-1")
+        await api.join(ctx.client, task, "cr-1")
+        t0 = await h.business_now(ctx)
+        first, second = await twice(ctx, lambda: h.mount(ctx, task, "c1", "cr-1", t0), task_w(task),
+                                    content_w(task, "c1"))
+        assert second == first
+        assert (await api.task_state(ctx.client, task)).pieces_open == 1
+
+    async def test_am_14_revoke_content_twice_answers_the_first_revocation(self, ctx: Ctx) -> None:
+        task, _ = await joined_and_mounted(ctx, "rvc")
+        first, second = await twice(ctx, lambda: api.revoke_content(ctx.client, task, "cr-1", "c1"),
+                                    task_w(task), content_w(task, "c1"))
+        assert second == first and first.content_ids == ["c1"]
+
+    async def test_am_15_revoke_all_twice_answers_the_first_revocation(self, ctx: Ctx) -> None:
+        task, _ = await joined_and_mounted(ctx, "rva")
+        first, second = await twice(ctx, lambda: api.revoke_all(ctx.client, task, "cr-1"),
+                                    task_w(task), content_w(task, "c1"))
+        assert second == first and first.content_ids == ["c1"]
+
+    async def test_am_14_15_revoke_authorization_signal_twice(self, ctx: Ctx) -> None:
+        task, _ = await joined_and_mounted(ctx, "rvs")
+        await h.mount(ctx, task, "c2", "cr-1", await h.business_now(ctx))
+        watched = (task_w(task), content_w(task, "c1"), content_w(task, "c2"))
+        await twice(ctx, lambda: api.revoke_authorization(ctx.client, task, "cr-1", "c1"), *watched)
+        await twice(ctx, lambda: api.revoke_authorization(ctx.client, task, "cr-1"), *watched)
+        state = await api.task_state(ctx.client, task)
+        assert [p.status for p in state.pieces.values()] == ["unmounted", "unmounted"]
+
+    async def test_am_7_cancel_twice_is_refused_naming_the_first_cancellation(self, ctx: Ctx) -> None:
+        task, _ = await joined_and_mounted(ctx, "cnl")
+        first, second = await twice(ctx, lambda: api.cancel(ctx.client, task, "client withdrew", "client-1"),
+                                    task_w(task), content_w(task, "c1"))
+        assert first.end_reason is mt.EndReason.CANCELLED
+        refused_naming(second, "ValueError", "already cancelled", "client withdrew")
+
+    async def test_am_10_budget_exhausted_signal_twice_ends_the_period_once(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "bex")
+        signal = mt.BudgetExhaustedSignal(exhausted_at=t0)
+        await twice(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).signal(
+            "budget_exhausted", signal), task_w(task), content_w(task, "c1"))
+        state = await api.task_state(ctx.client, task)
+        assert (state.end_reason, state.ended_at) == (mt.EndReason.BUDGET_USED_UP, t0)
+
+    async def test_am_12_content_closed_reported_again_counts_the_piece_once(self, ctx: Ctx) -> None:
+        """The piece settles at its window's close and reports it; the same report again (a retried signal)
+        changes neither the task's totals nor the ledger."""
+        task, t0 = await joined_and_mounted(ctx, "ccl")
+        await h.convert(ctx, task, "c1", "e1", 7, t0)
+        await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 7)
+        await h.advance(ctx, 17 * 86400 + 60)
+        settled = await h.content_when(ctx, task, "c1", lambda s: s.settlement is not None)
+        assert settled.settlement is not None
+        await h.task_when(ctx, task, lambda s: s.pieces["c1"].status == "settled")
+        report = mt.ContentClosedSignal(content_id="c1", fee_fen=settled.settlement.fee_fen,
+                                        platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
+        await repeat(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).signal(
+            "content_closed", report), task_w(task), content_w(task, "c1"))
+        state = await api.task_state(ctx.client, task)
+        assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (700, 70, 0)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 700
+
+
+# ---------------------------------------------------------------------------------------------------- AM: a piece
+class TestR1DuplicateContentMessages:
+    """MountedContentWorkflow: R-1 conversion batches and voids by event id, AM-16 visibility and disposal,
+    AM-14/AM-7 the task's revocation and end reports, AM-22 a released settlement, AM-11/AM-17 disputes."""
+
+    async def test_r_1_report_conversions_twice_counts_the_batch_once(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "cv2")
+        await twice(ctx, lambda: h.convert(ctx, task, "c1", "e1", 7, t0 + SECOND), task_w(task),
+                    content_w(task, "c1"))
+        state = await h.content_when(ctx, task, "c1", lambda s: True)
+        assert (state.counted_conversions, state.fee_fen) == (7, 700)
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 700
+
+    async def test_r_1_void_conversions_twice_gives_the_batch_back_once(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "vd2")
+        await h.convert(ctx, task, "c1", "e1", 7, t0 + SECOND)
+        await h.convert(ctx, task, "c1", "e2", 3, t0 + SECOND)
+        await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 10)
+        void = mc.VoidConversions(event_id="e1", reason="fake installs found by risk control")
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c1", "void_conversions", void),
+                    task_w(task), content_w(task, "c1"))
+        state = await h.content_when(ctx, task, "c1", lambda s: True)
+        assert (state.counted_conversions, state.fee_fen) == (3, 300)
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 300
+
+    async def test_am_16_visibility_lost_and_disposal_twice(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "vis")
+        await h.mount(ctx, task, "c2", "cr-1", t0)
+        lost = mc.VisibilityLost(kind=mc.VisibilityKind.DELETED, occurred_at=t0)
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c1", "report_visibility_lost", lost),
+                    task_w(task), content_w(task, "c1"))
+        disposal = mc.PlatformDisposal(reason=mc.DisposalReason.TAKEN_DOWN, occurred_at=t0)
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c2", "report_disposal", disposal),
+                    task_w(task), content_w(task, "c2"))
+        c1, c2 = [await api.content_state(ctx.client, task, c) for c in ("c1", "c2")]
+        assert (c1.counting_stops_at, c2.disposed_at) == (t0, t0)
+        assert "c2" in ctx.a.main_site.unmounted(task)  # disposed: taken down at once
+
+    async def test_am_14_am_7_content_revoked_and_task_period_ended_twice(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "tpe")
+        await h.mount(ctx, task, "c2", "cr-1", t0)
+        revoked = mc.ContentRevoked(revoked_at=t0, scope="content")
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c1", "content_revoked", revoked),
+                    content_w(task, "c1"))
+        ended = mc.TaskPeriodEnded(ended_at=t0, reason="cancelled")
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c2", "task_period_ended", ended),
+                    content_w(task, "c2"))
+        c1, c2 = [await api.content_state(ctx.client, task, c) for c in ("c1", "c2")]
+        assert (c1.revoked_at, c2.task_period_ended_at) == (t0, t0)
+
+    async def test_am_22_settlement_released_twice_releases_once(self, ctx: Ctx) -> None:
+        task, t0 = await joined_and_mounted(ctx, "rel")
+        released = mc.SettlementReleased(case_id=f"v-{ctx.uid}", outcome="paid", released_at=t0 + SECOND)
+        await twice(ctx, lambda: api.content_signal(ctx.client, task, "c1", "settlement_released", released),
+                    content_w(task, "c1"))
+        hold = (await api.content_state(ctx.client, task, "c1")).settlement_hold
+        assert hold is not None and (hold.released_at, hold.outcome) == (t0 + SECOND, "paid")
+
+    async def test_am_11_am_17_raise_and_resolve_dispute_twice(self, ctx: Ctx) -> None:
+        """A second `raise_dispute` is refused while the first is open (it names it); a second `resolve_dispute`
+        is refused (the dispute is no longer open); the budget counter moves once."""
+        task, t0 = await joined_and_mounted(ctx, "dsp")
+        await h.convert(ctx, task, "c1", "e1", 10, t0)
+        await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 10)
+        await h.advance(ctx, 14 * 86400 + 3600)
+        await h.content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.PUBLICITY)
+        raise_ = mc.RaiseDisputeRequest(raised_by="client", party_id="client-1", reason="installs look inflated")
+        first, second = await twice(ctx, lambda: _content_update(ctx, task, "raise_dispute", raise_,
+                                                                   mc.DisputeReceipt), content_w(task, "c1"))
+        assert first.dispute_id == "d1"
+        refused_naming(second, "ValueError", "dispute d1", "is open")
+        resolve = mc.ResolveDisputeRequest(dispute_id="d1", operator_id="op-1", amount_fen=600, note="4 were fake")
+        first, second = await twice(ctx, lambda: _content_update(ctx, task, "resolve_dispute", resolve,
+                                                                   mc.DisputeResolution),
+                                    task_w(task), content_w(task, "c1"))
+        assert (first.amount_fen, first.budget_adjustment_fen) == (600, -400)
+        refused_naming(second, "ValueError", "d1 is not an open dispute")
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 600
+
+
+async def _content_update(ctx: Ctx, task: str, name: str, request: BaseModel, result_type: type[Any]) -> Any:
+    return await api._update(ctx.client, mounted_content_id(task, "c1"), name, request, result_type)
