@@ -27,10 +27,14 @@ import pytest
 from pydantic import BaseModel
 
 from starter import client as api
+from starter import violations
+from starter import xingguang as xg_api
 from starter.client import Refused
 from tests import helpers as h
+from tests import test_xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
 from tests.privacy_helpers import fixed_calendar
+from tests.violation_helpers import case_when, earn, start_case
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mount_task as mt
@@ -41,6 +45,7 @@ from workflows.contract import xingguang as xg
 from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
+    violation_case_id,
 )
 
 # Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
@@ -320,3 +325,199 @@ class TestR1DuplicateContentMessages:
 
 async def _content_update(ctx: Ctx, task: str, name: str, request: BaseModel, result_type: type[Any]) -> Any:
     return await api._update(ctx.client, mounted_content_id(task, "c1"), name, request, result_type)
+
+
+# ---------------------------------------------------------------------------------------------------- AM: a case
+class TestAM20AM22DuplicateAppealMessages:
+    """ViolationCaseWorkflow: AM-20 appeal, AM-21 marked complex, AM-22 decided: each repeat is refused naming the
+    first, and the penalty's money (frozen at notice, deducted when the rejection makes it final) moves once. A
+    timed restriction keeps the final case running, so the repeated decision reaches the workflow."""
+
+    async def test_am_20_21_22_appeal_mark_complex_and_decide_twice(self, ctx: Ctx) -> None:
+        h.creator(ctx.a, "cr-1")
+        earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+        case = f"v-{ctx.uid}"
+        freeze = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True)
+        notice_at = await h.business_now(ctx)
+        closed = vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=notice_at + 60 * h.DAY)
+        await start_case(ctx.client, ctx.task_queue, case, "cr-1", notice_at, freeze, closed)
+        await case_when(ctx.client, case, lambda s: s.penalties[0].status is vc.PenaltyStatus.IN_FORCE)
+        watched = Watched(violation_case_id(case), vc.ViolationCaseState)
+
+        appeal = vc.AppealRequest(party_id="cr-1", reason="the conversions were real: the app's own logs attached")
+        first, second = await twice(ctx, lambda: violations.appeal(ctx.client, case, appeal), watched)
+        assert first.case_id == case
+        refused_naming(second, "ValueError", "already appealed")
+
+        complex_ = vc.MarkComplexRequest(operator_id="op-1", note="needs the main site's raw logs")
+        first, second = await twice(ctx, lambda: violations.mark_complex(ctx.client, case, complex_), watched)
+        assert first.stage is vc.CaseStage.APPEAL_COMPLEX
+        refused_naming(second, "ValueError", "already marked complex")
+
+        decide = vc.DecideAppealRequest(decision="rejected", operator_id="op-1", note="logs were edited")
+        first, second = await twice(ctx, lambda: violations.decide_appeal(ctx.client, case, decide), watched)
+        assert first.stage is vc.CaseStage.FINAL and first.penalties[0].deducted_fen == 3_000
+        refused_naming(second, "ValueError", "already decided", "rejected")
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 2_000  # deducted once
+
+
+# ---------------------------------------------------------------------------------------------------- XG
+def xg_w(task: str) -> Watched:
+    return Watched(xg.xg_task_workflow_id(task), xg.XingguangTaskState)
+
+
+def same_status(first: xg.TaskStatus, second: xg.TaskStatus) -> None:
+    """A TaskStatus says when the command was answered (`applied_at`); the rest must be the first answer."""
+    assert second.model_dump(exclude={"applied_at"}) == first.model_dump(exclude={"applied_at"})
+
+
+class TestXGDuplicateCommands:
+    """XingguangTaskWorkflow (R-5): order (XG-1, update-with-start), materials and provider (XG-1, XG-3), creator
+    selection, submission and reviews (XG-4), objections (XG-5), data disputes (XG-6), pauses (XG-7, R-9), violations
+    and per-piece decisions (XG-8, R-11), compensation and penalties (XG-10, XG-8): each delivered twice."""
+
+    async def test_xg_1_3_order_materials_and_provider_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "ord")
+        h.eligible_client(ctx.a, client_id, 300_000)
+        t0 = await h.business_now(ctx)
+        order = xgf.order_request(task, client_id, t0 + h.DAY, t0 + 11 * h.DAY)
+        first, second = await twice(ctx, lambda: xg_api.order(ctx.client, order, ctx.task_queue), xg_w(task))
+        assert second == first
+        assert [t.amount_fen for t in ctx.a.ledger.transfers(business_key_prefix=f"xg:freeze:{task}")] == [
+            first.terms.frozen_fen]
+        review = xg.ReviewMaterialsRequest(operator_id=xgf.OPERATOR, verdicts=[
+            xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True)])
+        first, second = await twice(ctx, lambda: xg_api.review_materials(ctx.client, task, review), xg_w(task))
+        assert first.stage is xg.TaskStage.AWAITING_PROVIDER
+        refused_naming(second, "ValueError", "awaiting_provider, not materials_review")
+        first, second = await twice(ctx, lambda: xg_api.assign_provider(ctx.client, task, xgf.OPERATOR,
+                                                                         xgf.PROVIDER), xg_w(task))
+        assert first.stage is xg.TaskStage.IN_PROGRESS
+        refused_naming(second, "ValueError", "in_progress, not awaiting_provider")
+
+    async def test_xg_4_select_submit_and_reviews_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "rev")
+        await xgf.ordered_task(ctx, task, client_id)
+        h.creator(ctx.a, "cr-1")
+        select = xg.SelectCreatorRequest(provider_id=xgf.PROVIDER, piece_id="p1", creator_id="cr-1",
+                                         creator_earnings_fen=10_000)
+        first, second = await twice(ctx, lambda: xg_api.select_creator(ctx.client, task, select), xg_w(task))
+        assert second == first and first.agreed_earnings_fen == 10_000
+        submit = xg.SubmitContentRequest(creator_id="cr-1", piece_id="p1", content_id="content-p1")
+        first, second = await twice(ctx, lambda: xg_api.submit_content(ctx.client, task, submit), xg_w(task))
+        assert second == first and first.stage is xg.PieceStage.PROVIDER_REVIEW
+        provider = xg.ProviderReviewRequest(provider_id=xgf.PROVIDER, piece_id="p1", approved=True)
+        first, second = await twice(ctx, lambda: xg_api.provider_review(ctx.client, task, provider), xg_w(task))
+        assert first.stage is xg.PieceStage.CLIENT_REVIEW
+        refused_naming(second, "ValueError", "p1 is client_review, not provider_review")
+        client = xg.ClientReviewRequest(client_id=client_id, piece_id="p1", approved=True)
+        first, second = await twice(ctx, lambda: xg_api.client_review(ctx.client, task, client), xg_w(task))
+        assert first.approved_at is not None  # approved (and published: nothing holds it)
+        refused_naming(second, "ValueError", "not client_review")
+        assert len((await xg_api.state(ctx.client, task)).pieces["p1"].reviews) == 2
+
+    async def test_xg_5_6_objection_and_data_dispute_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "obj")
+        await xgf.ordered_task(ctx, task, client_id, start_in=timedelta(0))
+        await xgf.published_piece(ctx, task, client_id, "p1", "cr-1", 10_000)
+        objection = xg.RaiseObjectionRequest(client_id=client_id, piece_id="p1", reason="logo shown too small")
+        first, second = await twice(ctx, lambda: xg_api.raise_objection(ctx.client, task, objection), xg_w(task))
+        assert first.objection is not None
+        refused_naming(second, "ValueError", "already had an objection")
+        decide = xg.DecideObjectionRequest(operator_id=xgf.OPERATOR, piece_id="p1", upheld=False,
+                                           note="within the brief")
+        first, second = await twice(ctx, lambda: xg_api.decide_objection(ctx.client, task, decide), xg_w(task))
+        assert first.objection is not None and first.objection.outcome == "dismissed: within the brief"
+        refused_naming(second, "ValueError", "has no open objection")
+        dispute = xg.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1", reason="plays double-counted")
+        first, second = await twice(ctx, lambda: xg_api.raise_data_dispute(ctx.client, task, dispute), xg_w(task))
+        assert first.data_dispute is not None
+        refused_naming(second, "ValueError", "already had a data dispute")
+        resolve = xg.ResolveDataDisputeRequest(operator_id=xgf.OPERATOR, piece_id="p1", billable_events=0,
+                                               note="nothing billed yet")
+        first, second = await twice(ctx, lambda: xg_api.resolve_data_dispute(ctx.client, task, resolve),
+                                    xg_w(task))
+        assert first.data_dispute is not None and first.data_dispute.decided_at is not None
+        refused_naming(second, "ValueError", "has no open data dispute")
+
+    async def test_r_1_billable_events_and_their_void_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "bev")
+        t0, _ = await xgf.ordered_task(ctx, task, client_id, start_in=timedelta(0))
+        await xgf.published_piece(ctx, task, client_id, "p1", "cr-1", 10_000)
+        await h.advance(ctx, 3600)
+        at = t0 + 30 * 60 * SECOND
+        await twice(ctx, lambda: xgf.events(ctx, task, "b1", "p1", 40, at), xg_w(task))
+        await xgf.events(ctx, task, "b2", "p1", 10, at)
+        piece = await xgf.piece_when(ctx, task, "p1", lambda p: p.billable_events == 50)
+        assert piece.billed_spend_fen == 2_500
+        void = xg.VoidBillableEvents(event_id="b1", reason="bot traffic found later")
+        await twice(ctx, lambda: xg_api.void_billable_events(ctx.client, task, void), xg_w(task))
+        state = await xg_api.state(ctx.client, task)
+        assert (state.pieces["p1"].billable_events, state.placement_spent_fen) == (10, 500)
+
+    async def test_xg_7_r_9_pause_answer_and_cancel_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "pau")
+        t0, _ = await xgf.ordered_task(ctx, task, client_id)
+        await xgf.select(ctx, task, "p1", "cr-1", 10_000)
+        await xgf.submit(ctx, task, "p1", "cr-1", "content-p1")  # submitted: owed in full if cancelled (R-9)
+        pause = xg.PauseRequest(operator_id=xgf.OPERATOR, pause_id="pa1", reason="health claim in the voice-over",
+                                changes_due_at=t0 + 3 * h.DAY)
+        first, second = await twice(ctx, lambda: xg_api.pause(ctx.client, task, pause), xg_w(task))
+        assert second == first
+        answer = xg.RespondToPauseRequest(client_id=client_id, pause_id="pa1", changes_made=True)
+        first, second = await twice(ctx, lambda: xg_api.respond_to_pause(ctx.client, task, answer), xg_w(task))
+        assert first.resumed_at is not None
+        refused_naming(second, "ValueError", "pause pa1 is already answered")
+        await xg_api.pause(ctx.client, task, pause.model_copy(update={"pause_id": "pa2"}))
+        await xg_api.respond_to_pause(ctx.client, task, answer.model_copy(update={"pause_id": "pa2",
+                                                                                  "changes_made": False}))
+        cancel = xg.CancelAfterPauseRequest(operator_id=xgf.OPERATOR, pause_id="pa2", delay_fee_fen=1_000,
+                                            delay_fee_reason="two days of held production")
+        first, second = await twice(ctx, lambda: xg_api.cancel_after_pause(ctx.client, task, cancel), xg_w(task))
+        assert first.stage is xg.TaskStage.SETTLING
+        refused_naming(second, "ValueError", "settling: nothing to cancel")
+        assert (await xg_api.state(ctx.client, task)).delay_fee_fen == 1_000
+
+    async def test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "vio")
+        await xgf.ordered_task(ctx, task, client_id, start_in=timedelta(0))
+        await xgf.published_piece(ctx, task, client_id, "p1", "cr-1", 10_000)
+        await xgf.published_piece(ctx, task, client_id, "p2", "cr-2", 10_000)
+        hold = xg.RecordViolationRequest(operator_id=xgf.OPERATOR, violation_id="v1",
+                                         cause=xg.TerminationCause.COMPONENT_OR_LANDING_PAGE_FAULT,
+                                         note="download card points to a removed app",
+                                         decision=xg.ViolationDecision.CONTINUE_AFTER_FIX)
+        first, second = await twice(ctx, lambda: xg_api.record_violation(ctx.client, task, hold), xg_w(task))
+        same_status(first, second)
+        assert first.paused
+        proof = xg.SubmitFixProofRequest(violation_id="v1", submitted_by=client_id, proof="app re-listed")
+        first, second = await twice(ctx, lambda: xg_api.submit_fix_proof(ctx.client, task, proof), xg_w(task))
+        assert not first.paused
+        refused_naming(second, "ValueError", "v1 is not waiting for proof of a fix")
+        stop = xg.RecordViolationRequest(operator_id=xgf.OPERATOR, violation_id="v2",
+                                         cause=xg.TerminationCause.CHEATING_BYPASS_OR_LAUNDERING,
+                                         note="fake plays bought by the client")
+        first, second = await twice(ctx, lambda: xg_api.record_violation(ctx.client, task, stop), xg_w(task))
+        same_status(first, second)
+        assert first.stage is xg.TaskStage.STOPPED
+        decide = xg.DecidePieceRequest(operator_id=xgf.OPERATOR, piece_id="p1", settle=True, note="not involved")
+        first, second = await twice(ctx, lambda: xg_api.decide_piece(ctx.client, task, decide), xg_w(task))
+        assert first.stop_decision == "settle"
+        refused_naming(second, "ValueError", "p1 is not waiting for a settle-or-decline decision")
+
+    async def test_xg_10_xg_8_compensate_and_penalize_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "cmp")
+        await xgf.ordered_task(ctx, task, client_id, balance_fen=400_000)
+        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
+        compensate = xg.CompensateRequest(operator_id=xgf.OPERATOR, compensation_id="k1",
+                                          kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=2_000,
+                                          policy="delivery anomaly policy 2026-03", note="ads served late")
+        first, second = await twice(ctx, lambda: xg_api.compensate(ctx.client, task, compensate), xg_w(task))
+        assert second == first and first.paid_fen == 2_000
+        for action in (xg.PenaltyAction.FREEZE, xg.PenaltyAction.DEDUCT):
+            penalty = xg.PenalizeRequest(operator_id=xgf.OPERATOR, penalty_id=f"pen-{action.value}", action=action,
+                                         amount_fen=3_000, reason="landing page tampered with")
+            first, second = await twice(ctx, lambda p=penalty: xg_api.penalize(ctx.client, task, p), xg_w(task))
+            assert second == first and first.amount_fen == 3_000
+        state = await xg_api.state(ctx.client, task)
+        assert (len(state.compensations), len(state.penalties), state.deduction_requested_fen) == (1, 2, 3_000)

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.penalties import PenaltyAction, PenaltyEffect, ReleaseHeldRequest, ReleaseHeldResult
     from workflows.contract import violation_case as c
     from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
-    from workflows.rules.clock import business_time
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.penalties import (
         TIMED,
         PartyKind,
@@ -159,10 +159,10 @@ class ViolationCaseWorkflow:
     @decide_appeal.validator
     def validate_decide_appeal(self, request: c.DecideAppealRequest) -> None:
         s = self.s
+        if s.appeal is not None and s.appeal.decision is not None:  # a repeat: named as such
+            raise ValueError(f"the appeal of case {s.case_id} was already decided: {s.appeal.decision}")
         if s.appeal is None or s.stage not in OPEN_APPEAL:
             raise ValueError(f"case {s.case_id} has no appeal waiting for a decision (stage {s.stage.value})")
-        if s.appeal.decision is not None:
-            raise ValueError(f"the appeal of case {s.case_id} was already decided: {s.appeal.decision}")
 
     @workflow.update(name="mark_complex")
     def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseState:
@@ -181,6 +181,9 @@ class ViolationCaseWorkflow:
     @mark_complex.validator
     def validate_mark_complex(self, request: c.MarkComplexRequest) -> None:
         s = self.s
+        if s.appeal is not None and s.appeal.complex and s.appeal.marked_complex_at is not None:  # a repeat
+            raise ValueError(f"the appeal of case {s.case_id} was already marked complex at "
+                             f"{business_time(s.appeal.marked_complex_at)}")
         if s.stage is not c.CaseStage.APPEALED or s.appeal is None or s.appeal.decision is not None:
             raise ValueError(f"case {s.case_id} has no undecided appeal to mark complex (stage {s.stage.value})")
 
@@ -314,5 +317,6 @@ class ViolationCaseWorkflow:
             c.CaseStage.CLOSED: "final and closed",
         }[s.stage]
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): {where}")
+        workflow.set_current_details(with_deadline(f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): "
+                                                   f"{where}", s.next_deadline or "deadline", s.next_deadline_at))
         stage_attributes(s.stage.value, s.next_deadline_at, s.escalated)
