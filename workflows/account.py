@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.data_subject_request import RetentionReleased
     from workflows.contract.names import ACCOUNT_WORKFLOW, SA, data_subject_request_id
     from workflows.contract.privacy import AccountParty
-    from workflows.rules.clock import business_time
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import (
         DISPUTE_ESCALATION_WORKING_DAYS,
         HoldReason,
@@ -96,7 +96,8 @@ class AccountWorkflow:
                     await self._cancel()
                     break
                 self._show(f"{s.stage.value}: waiting for open tasks {s.open_task_ids or 'none'} and disputes "
-                           f"{self._open_disputes() or 'none'} before cancellation")
+                           f"{self._open_disputes() or 'none'} before cancellation; re-check "
+                           f"{business_time(workflow.now() + OBLIGATIONS_RECHECK)}")
                 await self._sleep_until(workflow.now() + OBLIGATIONS_RECHECK, "re-check open tasks")
             if continue_as_new_due(s.messages_this_run):
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -258,10 +259,11 @@ class AccountWorkflow:
 
     def _show(self, details: str) -> None:
         s = self.s
-        workflow.set_current_details(f"account {s.account_id}: {details}")
         escalated = any(r.escalated and r.status == "open" for r in s.statement_disputes.values())
         deadline = s.dormant_at if s.stage is c.AccountStage.ACTIVE else None
+        what = "dormant at"
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
-            deadline = escalation
+            deadline, what = escalation, "statement dispute escalates"
+        workflow.set_current_details(with_deadline(f"account {s.account_id}: {details}", what, deadline))
         stage_attributes(s.stage.value, deadline, escalated)

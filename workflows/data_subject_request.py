@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import data_subject_request as c
     from workflows.contract.account import CancellationRequested
     from workflows.contract.names import DATA_SUBJECT_REQUEST_WORKFLOW, account_id
-    from workflows.rules.clock import business_time
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, Disposition
 
 from workflows.common import stage_attributes, until
@@ -221,11 +221,13 @@ class DataSubjectRequestWorkflow:
         s = self.s
         while s.erasure is not None and s.erasure.retained:
             s.stage = c.DsrStage.RETENTION_PENDING
-            self._show(f"retaining {', '.join(r.field.value for r in s.erasure.retained)} until their holds end")
+            recheck = f"re-check retained personal data {business_time(workflow.now() + RETENTION_RECHECK)}"
+            self._show(f"retaining {', '.join(r.field.value for r in s.erasure.retained)} until their holds end; "
+                       f"{recheck}")
             self._released = 0
             try:
                 await workflow.wait_condition(lambda: self._released > 0, timeout=RETENTION_RECHECK,
-                                              timeout_summary="re-check retained personal data")
+                                              timeout_summary=recheck)
             except TimeoutError:
                 pass
             await self._erase()
@@ -261,7 +263,7 @@ class DataSubjectRequestWorkflow:
 
     def _show(self, details: str) -> None:
         s = self.s
-        workflow.set_current_details(f"data-subject request {s.request_id} ({s.kind.value}) of account "
-                                     f"{s.account_id}: {details}")
         deadline = s.reply_due_at if s.replied_at is None else None
+        workflow.set_current_details(with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of "
+                                                   f"account {s.account_id}: {details}", "reply due", deadline))
         stage_attributes(s.stage.value, deadline, s.escalated)

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA
     from workflows.rules.billing import billing_period_end
-    from workflows.rules.clock import business_time, start_of_business_day, within
+    from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
     from workflows.rules.eligibility import (
         ClientFacts,
         CreatorFacts,
@@ -64,11 +64,12 @@ class MountTaskWorkflow:
     async def run(self, input: c.MountTaskInput) -> c.TaskResult:
         s = self.s
         if s.stage is c.TaskStage.DRAFT:
-            self._show("draft: waiting for the publish update", None)
+            expires = f"draft expires unpublished {business_time(workflow.now() + DRAFT_TTL)}"
+            self._show(f"draft: waiting for the publish update; {expires}", None)
             try:
                 await workflow.wait_condition(
                     lambda: s.stage is not c.TaskStage.DRAFT and not self._publishing,
-                    timeout=DRAFT_TTL, timeout_summary="draft expires unpublished",
+                    timeout=DRAFT_TTL, timeout_summary=expires,
                 )
             except TimeoutError:
                 # A publication under way (its activities retrying) finishes before the draft may expire.
@@ -422,7 +423,7 @@ class MountTaskWorkflow:
             workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))
 
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
-        workflow.set_current_details(f"task {self.s.task_id}: {details}")
+        workflow.set_current_details(with_deadline(f"task {self.s.task_id}: {details}", "deadline", next_deadline_at))
         stage_attributes(self.s.stage.value, next_deadline_at)
 
     def _result(self) -> c.TaskResult:

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         counting_stops_at,
         publicity_window_closes_at,
     )
-    from workflows.rules.clock import business_time
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.fees import platform_fee
 
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
@@ -372,5 +372,6 @@ class MountedContentWorkflow(DisputesAndHolds):
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
         s = self.s
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(f"{prefix}content {s.content_id} of task {s.task_id}: {details}")
+        workflow.set_current_details(with_deadline(f"{prefix}content {s.content_id} of task {s.task_id}: {details}",
+                                                   "deadline", next_deadline_at))
         stage_attributes(s.stage.value, next_deadline_at, s.escalated)

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
     from workflows.contract import security_incident as c
     from workflows.contract.names import SECURITY_INCIDENT_WORKFLOW
-    from workflows.rules.clock import business_time
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import incident_notices_due_at
 
 from workflows.common import stage_attributes, until
@@ -170,6 +170,6 @@ class SecurityIncidentWorkflow:
 
     def _show(self, details: str) -> None:
         s = self.s
-        workflow.set_current_details(f"incident {s.incident_id}: {details}")
         deadline = s.notices_due_at if s.notices_completed_at is None else None
+        workflow.set_current_details(with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline))
         stage_attributes(s.stage.value, deadline, s.escalated)

@@ -63,10 +63,11 @@ class XingguangTaskWorkflow(PieceMessages):
     async def run(self, input: c.XingguangTaskInput) -> c.TaskResult:
         s = self.s
         if s.stage is c.TaskStage.DRAFT:
-            workflow.set_current_details(f"xg task {s.task_id}: draft, waiting for the order update")
+            expires = f"draft expires unordered {business_time(workflow.now() + DRAFT_TTL)}"
+            workflow.set_current_details(f"xg task {s.task_id}: draft, waiting for the order update; {expires}")
             try:
                 await workflow.wait_condition(lambda: s.stage is not c.TaskStage.DRAFT and not self._ordering,
-                                              timeout=DRAFT_TTL, timeout_summary="draft expires unordered")
+                                              timeout=DRAFT_TTL, timeout_summary=expires)
             except TimeoutError:
                 s.stage = c.TaskStage.NOT_ORDERED
                 raise refused("TaskNotOrdered", [f"task {s.task_id} was not ordered within {DRAFT_TTL}",

@@ -8,6 +8,14 @@ BUSINESS_TZ = timezone(timedelta(hours=8), name="UTC+08:00")
 DAY = timedelta(days=1)
 
 
+def with_deadline(details: str, what: str, at: datetime | None) -> str:
+    """A workflow's current details (the Temporal UI's one line) end with its next deadline in business time,
+    unless they already show that instant."""
+    if at is None or business_time(at) in details:
+        return details
+    return f"{details}; next: {what} {business_time(at)}"
+
+
 def window_closes_at(start_at: datetime, days: int) -> datetime:
     """A window of N days is the half-open interval [start, start + N x 24h); this returns its exclusive end."""
     require_aware(start_at, "start_at")
