@@ -10,6 +10,10 @@ Environment (read here and only here):
   TEMPORAL_TASK_QUEUE task queue (default "xingtu")
   LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db)
   TEMPORAL_UI_PORT    UI port of the embedded server (default 8233); TEMPORAL_PORT its frontend (default 7233)
+  PAYLOAD_KEYS        payload keys "id:base64,..." (PR-6, starter/codec.py); else the file PAYLOAD_KEYS_FILE
+                      (default .data/payload-keys), which the embedded run creates once; with TEMPORAL_ADDRESS
+                      set and no keys the worker refuses to start
+  PAYLOAD_CODEC_PORT  port of the codec server the embedded run starts for its UI (default 8081)
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
+from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
+from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
-from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
@@ -67,6 +72,9 @@ class Settings:
     ledger_dsn: str
     port: int
     ui_port: int
+    payload_keys: str | None = None
+    payload_keys_file: str = ".data/payload-keys"
+    codec_port: int = 8081
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,6 +85,9 @@ class Settings:
             ledger_dsn=default_dsn(),
             port=int(os.environ.get("TEMPORAL_PORT", "7233")),
             ui_port=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
+            payload_keys=os.environ.get("PAYLOAD_KEYS") or None,
+            payload_keys_file=os.environ.get("PAYLOAD_KEYS_FILE") or ".data/payload-keys",
+            codec_port=int(os.environ.get("PAYLOAD_CODEC_PORT", "8081")),
         )
 
 
@@ -144,35 +155,64 @@ def activity_name(fn: Callable[..., Any]) -> str:
     return definition.name
 
 
-async def connect(settings: Settings) -> Client:
+def payload_keys(settings: Settings) -> KeyRing:
+    """PR-6. The embedded dev run creates .data/payload-keys once, so a newcomer's first run needs no setup (the log
+    says where the key is). A worker against a real server refuses to start without keys: a key made up on the
+    spot would be known to no other client, codec server or later run, and the histories would become unreadable."""
+    try:
+        keys = load_keys({"PAYLOAD_KEYS": settings.payload_keys or "", "PAYLOAD_KEYS_FILE": settings.payload_keys_file},
+                         create=settings.address is None, required=True)
+    except PayloadKeyError as error:
+        raise SystemExit(f"worker: {error}") from None
+    log.info("payload keys loaded", source=keys.source, current=keys.current, ids=list(keys.keys))
+    return keys
+
+
+def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer | None:
+    """The embedded run's codec server, for its UI (--ui-codec-endpoint). A busy port only costs the decoded view."""
+    try:
+        server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port))
+    except OSError as error:
+        log.warning("codec server not started: the UI shows personal payloads encrypted", port=settings.codec_port,
+                    error=str(error))
+        return None
+    log.info("codec server started", url=server.url)
+    return server
+
+
+async def connect(settings: Settings, keys: KeyRing) -> Client:
     assert settings.address is not None
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=data_converter)
+                                data_converter=codec_data_converter(keys))
 
 
-async def start_embedded_server(settings: Settings) -> WorkflowEnvironment:
+async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEnvironment:
     Path(".data").mkdir(exist_ok=True)
     return await WorkflowEnvironment.start_local(
         namespace=settings.namespace,
-        data_converter=data_converter,
+        data_converter=codec_data_converter(keys),
         port=settings.port,
         ui=True,
         ui_port=settings.ui_port,
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_cli_path(),
         dev_server_database_filename=str(Path(".data/temporal.db").resolve()),
+        dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{settings.codec_port}"],
     )
 
 
 async def serve(settings: Settings) -> None:
     env: WorkflowEnvironment | None = None
+    codec_server: CodecServer | None = None
+    keys = payload_keys(settings)
     if settings.address is None:
-        env = await start_embedded_server(settings)
+        env = await start_embedded_server(settings, keys)
+        codec_server = start_codec_server(settings, keys)
         client = env.client
         log.info("embedded Temporal dev server started", frontend=f"127.0.0.1:{settings.port}",
                  ui=f"http://localhost:{settings.ui_port}", database=".data/temporal.db")
     else:
-        client = await connect(settings)
+        client = await connect(settings, keys)
     adapters = Adapters.open(settings.ledger_dsn)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,6 +226,8 @@ async def serve(settings: Settings) -> None:
             log.info("stopping")
     finally:
         adapters.db.close()
+        if codec_server is not None:
+            codec_server.shutdown()
         if env is not None:
             await env.shutdown()
 

@@ -2,7 +2,8 @@
 
 The vault itself is activities/personal_data_store.py (tables, erasure, export); money and directory steps of an
 account's closure are activities/account_closure.py. Every activity takes one model and returns one
-(activities/personal_data_models.py), and none carries a personal value: account ids, tokens, fields, counts, paths.
+(activities/personal_data_models.py), and none carries a personal value in clear: account ids, tokens, fields,
+counts, paths. The one exception, stage_intake's request, is encrypted by the payload codec (PR-6).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from activities.personal_data_models import (
     AdjustResult,
     ArchiveRequest,
     ArchiveResult,
+    Change,
     ConsentRequest,
     ConsentResult,
     CorrectRequest,
@@ -38,6 +40,8 @@ from activities.personal_data_models import (
     PayoutResult,
     ReleaseHoldRequest,
     ReleaseHoldResult,
+    StageIntakeRequest,
+    StageIntakeResult,
 )
 from activities.personal_data_store import ANONYMIZED, PersonalData, export_dir_for, new_token
 from workflows.contract.privacy import AccountParty
@@ -52,6 +56,20 @@ class PersonalDataActivities:
     def __init__(self, vault: PersonalData) -> None:
         self.vault = vault
         self.closure = AccountClosure(vault)
+
+    @activity.defn(name="personal_data.stage_intake")
+    def stage_intake(self, request: StageIntakeRequest) -> StageIntakeResult:
+        """Puts what a requester submitted in clear into the vault (staged) and returns its tokens. Repeat-safe."""
+        intake = request.intake
+        slots = [("contact", intake.contact)] if intake.contact else []
+        slots += [(f"evidence:{i}", v) for i, v in enumerate(intake.evidence)]
+        slots += [(f"change:{i}", v) for i, v in enumerate(intake.changes)]
+        tokens = dict(zip((slot for slot, _ in slots), self.vault.stage(
+            request.account_id, request.staging_key, [(slot, v.field, v.value) for slot, v in slots]), strict=True))
+        return StageIntakeResult(
+            contact_token=tokens.get("contact"),
+            evidence_tokens=[tokens[f"evidence:{i}"] for i in range(len(intake.evidence))],
+            changes=[Change(field=v.field, value_token=tokens[f"change:{i}"]) for i, v in enumerate(intake.changes)])
 
     @activity.defn(name="personal_data.check_identity")
     def check_identity(self, request: IdentityCheck) -> IdentityResult:
@@ -114,7 +132,7 @@ class PersonalDataActivities:
                              kept_records=kept_records(self.vault, request.account_id))
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.check_identity, self.correct, self.withdraw_consent, self.erase, self.export, self.hold,
+        return [self.stage_intake, self.check_identity, self.correct, self.withdraw_consent, self.erase, self.export, self.hold,
                 self.release_hold, self.obligations, self.payout, self.statement_adjustment, self.archive_account]
 
 

@@ -1,5 +1,6 @@
 """Requests and results of the personal-data activities (activities/personal_data.py). PR-6: none of them carries
-a personal value; only account ids, vault tokens, field names, counts and paths."""
+a personal value in clear, only account ids, vault tokens, field names, counts and paths; except StageIntakeRequest,
+whose intake is a PersonalModel: the converter flags its payload and the codec encrypts it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows.contract.data_subject_request import RequesterIntake
 from workflows.contract.privacy import AccountParty, VaultToken
 from workflows.rules.privacy import Disposition, HoldReason, PersonalField
 
@@ -27,6 +29,18 @@ class IdentityResult(_Model):
 class Change(_Model):
     field: PersonalField
     value_token: VaultToken
+
+
+class StageIntakeRequest(_Model):
+    account_id: str
+    staging_key: str = Field(min_length=16, description="the workflow's random key: a retry stores the same tokens")
+    intake: RequesterIntake  # personal values in clear: this payload is encrypted (PR-6)
+
+
+class StageIntakeResult(_Model):
+    contact_token: VaultToken | None
+    evidence_tokens: list[VaultToken]
+    changes: list[Change]
 
 
 class CorrectRequest(_Model):

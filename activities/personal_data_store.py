@@ -2,15 +2,17 @@
 
 PR-6: names, phone numbers, ID numbers and contact details live only here, in `pd_vault`, in the ledger's
 database. Services put a value in (`PersonalData.put`, outside Temporal) and pass the random token it returns;
-workflows and their histories only ever see tokens, account ids and counts. Only the export file an operator hands
-over, the notification outbox's gateway and an operator's `reveal` see plain values.
+workflows hold tokens, account ids and counts, and their histories show nothing else in clear. Only the export
+file an operator hands over, the notification outbox's gateway and an operator's `reveal` see plain values.
 
-Why references and not an encrypting payload codec: Temporal histories are immutable and retained, so an
-encrypted name in a history can never be deleted (PR-2), only made unreadable by destroying its key, which would
-take every other payload under that key with it. With references, erasure really removes the value here and the
-histories keep a dead token. It also keeps personal data out of search attributes, memos, summaries and the UI by
-construction (a token is the only thing a workflow has), and needs no key management in every client and worker.
-An operator reads a value behind a token with `python -m starter.privacy reveal TOKEN`.
+Codec and vault, both (PR-6): Temporal histories are immutable and retained, so a value written in one can never
+be deleted (PR-2), only made unreadable by destroying its key, which would take every other payload under that key
+with it. So workflows hold tokens, and erasure really removes the value here while histories keep a dead token;
+that also keeps personal data out of search attributes, memos and summaries by construction. What must reach a
+workflow in clear before the vault has it (a request's intake: name, phone, ID number given as evidence, new
+values) travels in a payload encrypted by the payload codec (starter/codec.py), and the first activity stages it
+here (`stage`). An operator reads a value behind a token with `python -m starter.privacy reveal TOKEN`, and an
+encrypted payload in the UI through the codec server (`python -m starter codec-server`).
 
 Tables (all `pd_*`, separate from the directory's and the ledger's):
   pd_vault      one value per token: the account's profile fields, and values staged by requests
@@ -130,6 +132,21 @@ class PersonalData:
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        (token, account_id, field.value, "staged" if staged else "profile", value, now_iso()))
             return token
+
+    def stage(self, account_id: str, staging_key: str,
+              values: Sequence[tuple[str, PersonalField, str]]) -> list[str]:
+        """Stages values a request brought in clear, one per slot, and returns their tokens. Repeat-safe: a slot's
+        token derives from the workflow's random staging key and the slot (never from the value), so a retry finds
+        the rows it wrote, also after a correction consumed them."""
+        tokens: list[str] = []
+        with self.db.transaction() as tx:
+            for slot, field, value in values:
+                token = f"pdt_{hashlib.sha256(f'{staging_key}:{slot}'.encode()).hexdigest()[:32]}"
+                tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
+                           " VALUES (?, ?, ?, 'staged', ?, ?) ON CONFLICT (token) DO NOTHING",
+                           (token, account_id, field.value, value, now_iso()))
+                tokens.append(token)
+        return tokens
 
     def reveal(self, token: str) -> str | None:
         with self.db.transaction() as tx:

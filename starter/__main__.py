@@ -1,8 +1,9 @@
 """`python -m starter`: the operator's and integrator's command line.
 
-Talks to Temporal (TEMPORAL_ADDRESS, default 127.0.0.1:7233; TEMPORAL_NAMESPACE; TEMPORAL_TASK_QUEUE) and reads or
-writes the directory and ledger database directly (LEDGER_DSN, default .data/ledger.db), the same one the worker
-uses. Every command has --help; --json prints machine-readable output; a refusal exits with code 2 and its reasons.
+Talks to Temporal (TEMPORAL_ADDRESS, default 127.0.0.1:7233; TEMPORAL_NAMESPACE; TEMPORAL_TASK_QUEUE; payload keys
+from PAYLOAD_KEYS or .data/payload-keys) and reads or writes the directory and ledger database directly (LEDGER_DSN,
+default .data/ledger.db), the same one the worker uses; `codec-server` serves the payload codec to the Temporal UI.
+Every command has --help; --json prints machine-readable output; a refusal exits with code 2 and its reasons.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,10 +24,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import client as api
+from starter import codec
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
-from workflows.contract.converter import data_converter
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
 
@@ -81,9 +83,7 @@ def adapters() -> Any:
 
 
 async def connect() -> Client:
-    return await Client.connect(os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-                                namespace=os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-                                data_converter=data_converter)
+    return await api.connect()
 
 
 def task_queue() -> str:
@@ -192,6 +192,37 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
                    "status": p.status, "fee_fen": p.fee_fen} for p in state.pieces.values()], "pieces")
 
 
+# ------------------------------------------------------------------ payload codec (PR-6)
+def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
+    from starter.codec_server import start_in_thread
+
+    keys = codec.load_keys(required=True)
+    server = start_in_thread(keys, args.port, args.host, args.origin or codec_server_origins())
+    print(f"codec server on {server.url} (POST /encode, /decode) with key ids {', '.join(keys.keys)} from "
+          f"{keys.source}; CORS for {', '.join(sorted(server.origins))}. Point the UI at it: "
+          f"temporal server start-dev --ui-codec-endpoint {server.url}, or TEMPORAL_CODEC_ENDPOINT. Ctrl-C stops.",
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def codec_server_origins() -> list[str]:
+    from starter.codec_server import DEFAULT_ORIGINS
+
+    listed = os.environ.get("PAYLOAD_CODEC_ORIGINS", "")
+    return [o.strip() for o in listed.split(",") if o.strip()] or DEFAULT_ORIGINS
+
+
+def cmd_payload_key(args: argparse.Namespace, out: Output) -> None:
+    if args.init:
+        created = codec.create_key_file(Path(args.init), args.id or "k1")
+        print(f"{'created' if created else 'kept the existing'} payload key file {args.init}")
+        return
+    print(codec.new_key_entry(args.id))
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__,
@@ -269,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("balances", help="balances of accounts whose name starts with PREFIX")
     p.add_argument("prefix", nargs="?", default="")
     p.set_defaults(run=cmd_balance)
+
+    p = sub.add_parser("codec-server", help="serve the payload codec to the Temporal UI (PR-6; needs the keys)")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    p.add_argument("--origin", action="append", help="a UI origin allowed by CORS (repeatable; default: "
+                   "PAYLOAD_CODEC_ORIGINS, else http://localhost:8233 and :8080 and their 127.0.0.1 forms)")
+    p.set_defaults(run=cmd_codec_server)
+
+    p = sub.add_parser("payload-key", help="print a new payload key entry ID:BASE64 for PAYLOAD_KEYS (rotation: "
+                       "put it first, keep the old ones)")
+    p.add_argument("--id", help="key id (default k<UTC timestamp>)")
+    p.add_argument("--init", metavar="FILE", help="write a key file FILE unless it exists (compose's first run)")
+    p.set_defaults(run=cmd_payload_key)
     return parser
 
 
@@ -287,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except ValidationError as err:
         print(f"invalid input: {err}", file=sys.stderr)
+        return 2
+    except codec.PayloadKeyError as err:
+        print(f"payload keys: {err}", file=sys.stderr)
         return 2
     except (OSError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -6,6 +6,7 @@ Every helper sends contract models (workflows/contract) and returns contract mod
 
 from __future__ import annotations
 
+import os
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -24,9 +25,10 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.codec import KeyRing, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.common import DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA, mount_task_id, mounted_content_id
 
 R = TypeVar("R", bound=BaseModel)
@@ -38,6 +40,17 @@ class Refused(Exception):
     def __init__(self, kind: str, reasons: list[str]) -> None:
         super().__init__(f"{kind}: " + "; ".join(reasons))
         self.kind, self.reasons = kind, reasons
+
+
+async def connect(address: str | None = None, namespace: str | None = None, keys: KeyRing | None = None,
+                  **options: Any) -> Client:
+    """A client with the project's data converter and payload codec (PR-6). Defaults: TEMPORAL_ADDRESS
+    (127.0.0.1:7233), TEMPORAL_NAMESPACE, and the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else
+    .data/payload-keys). Without keys every plain payload works; sending or reading a personal one is refused."""
+    return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+                                namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+                                data_converter=codec_data_converter(keys if keys is not None else load_keys()),
+                                **options)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:

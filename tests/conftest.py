@@ -26,11 +26,14 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from starter.codec import KeyRing, codec_data_converter
 from worker import Adapters, build_worker
-from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
+# PR-6: every test client and worker encrypts personal payloads with this fixed test key (never a real one).
+TEST_PAYLOAD_KEYS = "test1:KjIv108yor1k+6a6WI9DBmAK4DNpkKUv3t3PSea+6fo="
+data_converter = codec_data_converter(KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"))
 
 
 def time_skipping_server_path() -> str:

@@ -14,8 +14,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import data_converter  # the contract converter with the test payload key (PR-6)
 from worker import Adapters, build_worker
-from workflows.contract.converter import data_converter
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"

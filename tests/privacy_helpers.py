@@ -76,6 +76,21 @@ def person(ctx: Ctx, account_id: str, *, email: bool = True, phone: bool = True)
     return Person(account_id, {field: v.put(account_id, field, value) for field, value in values.items()})
 
 
+def payload_dicts(node: Any) -> list[dict[str, Any]]:
+    """Every payload in a history's JSON, wherever it sits: inputs, results, signals, updates, queries recorded,
+    search attributes, memos, failures, headers (a dict with `metadata` and base64 `data`)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "metadata" in node and isinstance(node.get("data"), str):
+            found.append(node)
+        for value in node.values():
+            found += payload_dicts(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += payload_dicts(value)
+    return found
+
+
 async def eventually(read: Callable[[], Awaitable[T]], predicate: Callable[[T], bool], what: str) -> T:
     """Polls `read` until `predicate` holds. A query that lands on a run closing by continue-as-new can time out:
     it is asked again."""

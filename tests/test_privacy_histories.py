@@ -15,7 +15,17 @@ import pytest
 from starter import privacy as api
 from tests.conftest import Ctx
 from tests.helpers import business_now, creator
-from tests.privacy_helpers import EMAIL, ID_NUMBER, NAME, PHONE, eventually, fixed_calendar, person, vault
+from tests.privacy_helpers import (
+    EMAIL,
+    ID_NUMBER,
+    NAME,
+    PHONE,
+    eventually,
+    fixed_calendar,
+    payload_dicts,
+    person,
+    vault,
+)
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import security_incident as inc
@@ -27,18 +37,8 @@ NEW_PHONE = "13700001111"
 
 
 def decoded_payloads(node: Any) -> list[str]:
-    """Every payload's bytes (base64 in the history JSON) as text, wherever it sits: inputs, results, signals,
-    updates, queries recorded, search attributes, memos, failures, headers."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if "metadata" in node and isinstance(node.get("data"), str):
-            found.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
-        for value in node.values():
-            found += decoded_payloads(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += decoded_payloads(value)
-    return found
+    """Every payload's bytes (base64 in the history JSON) as text, wherever it sits."""
+    return [base64.b64decode(p["data"]).decode("utf-8", errors="replace") for p in payload_dicts(node)]
 
 
 async def history_text(ctx: Ctx, workflow_id: str) -> str:

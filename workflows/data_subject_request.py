@@ -8,7 +8,8 @@ minor's data collected without consent) deletes or anonymizes, retaining what a 
 consent withdrawal is recorded; account cancellation is handed to AccountWorkflow; a complaint waits for an
 operator's reply. The reply goes to the requester through the notification activity.
 
-PR-6: only tokens, account ids, field names and counts pass through here.
+PR-6: a request's intake (values in clear, in an encrypted payload) is put into the vault by the first activity;
+from then on only tokens, account ids, field names and counts pass through here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         ExportResult,
         IdentityCheck,
         IdentityResult,
+        StageIntakeRequest,
+        StageIntakeResult,
     )
     from workflows.contract import data_subject_request as c
     from workflows.contract.account import CancellationRequested
@@ -59,14 +62,19 @@ class DataSubjectRequestWorkflow:
         self.s = c.DataSubjectRequestState(request_id=input.request_id, account_id=input.account_id,
                                            kind=input.kind, received_at=input.received_at)
         self._released = 0
+        self.requester_token = input.requester_token
+        self.evidence_tokens = list(input.evidence_tokens)
+        self.changes = [Change(field=ch.field, value_token=ch.value_token) for ch in input.changes]
 
     @workflow.run
     async def run(self, input: c.DataSubjectRequestInput) -> c.DataSubjectRequestState:
         s = self.s
         self._show("waiting for identity verification (an operator, or evidence matching the data on file)")
-        if input.evidence_tokens:
+        if input.intake is not None:
+            await self._stage_intake(input.intake)
+        if self.evidence_tokens:
             check = await call("personal_data.check_identity",
-                               IdentityCheck(account_id=s.account_id, evidence_tokens=input.evidence_tokens),
+                               IdentityCheck(account_id=s.account_id, evidence_tokens=self.evidence_tokens),
                                IdentityResult)
             if check.matched and s.stage is c.DsrStage.AWAITING_VERIFICATION:
                 self._verified("vault", "identity evidence matches the data on file")
@@ -134,6 +142,14 @@ class DataSubjectRequestWorkflow:
         return self.s
 
     # ---------------------------------------------------------------- the work of each kind
+    async def _stage_intake(self, intake: c.RequesterIntake) -> None:
+        """PR-6: the values the requester gave in clear go into the vault; the workflow keeps their tokens only."""
+        staged = await call("personal_data.stage_intake", StageIntakeRequest(
+            account_id=self.s.account_id, staging_key=workflow.uuid4().hex, intake=intake), StageIntakeResult)
+        self.requester_token = self.requester_token or staged.contact_token
+        self.evidence_tokens += staged.evidence_tokens
+        self.changes += staged.changes
+
     async def _act(self) -> None:
         s, kind = self.s, self.s.kind
         if kind in c.EXPORT_KINDS:
@@ -141,10 +157,9 @@ class DataSubjectRequestWorkflow:
                                                                       request_id=s.request_id), ExportResult)
             s.export = c.ExportSummary(**export.model_dump())
         elif kind in c.CHANGE_KINDS:
-            changes = [Change(field=ch.field, value_token=ch.value_token) for ch in self.input.changes]
             try:
                 result = await call("personal_data.correct", CorrectRequest(
-                    account_id=s.account_id, request_id=s.request_id, changes=changes), CorrectResult)
+                    account_id=s.account_id, request_id=s.request_id, changes=self.changes), CorrectResult)
             except ActivityError as error:
                 s.note = f"correction not applied ({error.cause or error}): an operator replies"
                 return
@@ -194,7 +209,7 @@ class DataSubjectRequestWorkflow:
         notice = await call("notifications.send", NoticeRequest(
             key=f"dsr-reply:{s.request_id}", account_id=s.account_id, kind="data_subject_reply",
             body={"request_id": s.request_id, "kind": s.kind.value, "summary": summary},
-            contact_token=self.input.requester_token), NoticeResult)
+            contact_token=self.requester_token), NoticeResult)
         if notice.status == "undeliverable" and s.replied_at is not None:
             s.note = "reply recorded; no contact on file to deliver it"
         return notice.status != "undeliverable"

@@ -6,6 +6,10 @@ one raises a non-retryable `ApplicationError` of type `InvalidPayload` whose mes
 - an update with a bad payload is rejected with that message, and nothing changes;
 - a signal with a bad payload is dropped (and logged) without failing the workflow task;
 - an activity given a bad payload fails for good instead of retrying forever.
+
+PR-6: a payload whose value holds a `PersonalModel` (workflows/contract/privacy.py) gets the metadata
+`personal-data: 1`; the payload codec (starter/codec.py, outside the workflow sandbox, where the keys are) encrypts
+exactly those. The flag depends on the value alone: deterministic, no environment read, safe in the sandbox.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
+from workflows.contract.privacy import PERSONAL_DATA_METADATA, carries_personal_data
+
 MAX_LISTED_ERRORS = 20
 
 
@@ -35,6 +41,12 @@ def describe(error: ValidationError) -> tuple[str, list[dict[str, str]]]:
 
 
 class ContractJSONConverter(PydanticJSONPlainPayloadConverter):
+    def to_payload(self, value: Any) -> temporalio.api.common.v1.Payload | None:
+        payload = super().to_payload(value)
+        if payload is not None and carries_personal_data(value):
+            payload.metadata[PERSONAL_DATA_METADATA] = b"1"
+        return payload
+
     def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
         try:
             return super().from_payload(payload, type_hint)

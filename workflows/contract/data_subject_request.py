@@ -6,7 +6,9 @@ Messages (all on `dsr:{request_id}`):
   signals  retention_released (a hold that kept personal data ended: erase what it kept)
   query    state
 
-No personal data in here (PR-6): the requester's contact, identity evidence and corrected values are vault tokens.
+PR-6: the requester's contact, identity evidence and corrected values are vault tokens, or they come in clear in
+`intake` (a `PersonalModel`: every payload holding it is encrypted by the payload codec). The workflow's first
+activity puts the intake into the vault; from then on it holds tokens only. Everything else here is plain.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from workflows.contract.common import ContractModel, Identifier, Instant, StateModel, Text
-from workflows.contract.privacy import PersonalField, VaultToken
+from workflows.contract.privacy import PersonalField, PersonalModel, PersonalText, VaultToken
 
 
 class RequestKind(StrEnum):
@@ -46,6 +48,31 @@ class FieldChange(ContractModel):
     value_token: VaultToken
 
 
+CONTACT_FIELDS = (PersonalField.PHONE, PersonalField.EMAIL)
+
+
+class GivenValue(PersonalModel):
+    """One personal value as the requester gave it, in clear (encrypted in every payload that holds it)."""
+
+    field: PersonalField
+    value: PersonalText
+
+
+class RequesterIntake(PersonalModel):
+    """The request as the requester submitted it, values in clear (PR-6: encrypted in Temporal, put into the vault
+    by the workflow's first activity). Alternative to the `*_token` fields, which carry values staged before."""
+
+    contact: GivenValue | None = Field(None, description="where to send the reply: a phone number or e-mail")
+    evidence: list[GivenValue] = Field([], max_length=10, description="identity evidence: phone, ID number, e-mail")
+    changes: list[GivenValue] = Field([], max_length=10, description="correction / supplement: the new values")
+
+    @model_validator(mode="after")
+    def _contact_is_a_contact(self) -> Self:
+        if self.contact is not None and self.contact.field not in CONTACT_FIELDS:
+            raise ValueError(f"contact: a phone or email, not {self.contact.field.value}")
+        return self
+
+
 class DataSubjectRequestInput(ContractModel):
     request_id: Identifier
     account_id: Identifier
@@ -60,13 +87,18 @@ class DataSubjectRequestInput(ContractModel):
     consent_purpose: Text | None = Field(None, description="consent withdrawal: which processing")
     fields: list[PersonalField] = Field(
         [], description="minor data report / deletion: the fields concerned (empty: every field on file)")
+    intake: RequesterIntake | None = Field(
+        None, description="the same in clear (contact, evidence, changes): encrypted in Temporal, vaulted first")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> Self:
-        if self.kind in CHANGE_KINDS and not self.changes:
+        changes = bool(self.changes) or (self.intake is not None and bool(self.intake.changes))
+        if self.kind in CHANGE_KINDS and not changes:
             raise ValueError(f"changes: a {self.kind.value} request lists at least one field and its new value token")
-        if self.kind not in CHANGE_KINDS and self.changes:
+        if self.kind not in CHANGE_KINDS and changes:
             raise ValueError(f"changes: only correction and supplement requests carry changes, not {self.kind.value}")
+        if self.intake is not None and self.intake.contact is not None and self.requester_token is not None:
+            raise ValueError("requester_token: give the contact either as a token or in intake.contact, not both")
         if self.kind is RequestKind.CONSENT_WITHDRAWAL and not self.consent_purpose:
             raise ValueError("consent_purpose: say which processing the consent is withdrawn from")
         return self

@@ -1,24 +1,81 @@
 """Shared vocabulary of the PR workflows (PR-1..PR-7): vault tokens, personal fields, account parties.
 
-PR-6: names, phone numbers, ID numbers and contact details never travel through Temporal. Services put them in the
-personal-data vault (activities/personal_data.py, `starter.privacy.put_personal_data`) and send the opaque token
-the vault returns. A token is random (no hash of the value): it tells nothing about the person.
+PR-6: names, phone numbers, ID numbers and contact details never appear in clear in Temporal. Two layers:
+- the vault (activities/personal_data.py): services put values in it and send the opaque token it returns; a token
+  is random (no hash of the value) and tells nothing about the person. Workflows hold tokens; erasure (PR-2)
+  removes the value from the vault, which a history, immutable, could never do;
+- the payload codec (starter/codec.py): a value that must travel in clear to the workflow (a request's intake,
+  before the vault has it) is in a model subclassing `PersonalModel`. The contract's payload converter flags every
+  payload that holds one (metadata `personal-data: 1`, decided from the value alone: deterministic, no I/O, safe in
+  the workflow sandbox) and the codec encrypts exactly the flagged payloads with AES-GCM. Other payloads stay
+  plain JSON, so clients without the key (other languages, the mount services) keep working.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
-from pydantic import StringConstraints
+from pydantic import BaseModel, StringConstraints
 
+from workflows.contract.common import ContractModel
 from workflows.rules.privacy import PersonalField
 
-__all__ = ["TOKEN_PATTERN", "AccountParty", "PersonalField", "VaultToken"]
+__all__ = ["PERSONAL_DATA_METADATA", "TOKEN_PATTERN", "AccountParty", "PersonalField", "PersonalModel", "VaultToken",
+           "carries_personal_data"]
 
 TOKEN_PATTERN = r"^pdt_[0-9a-f]{32}$"
 # An opaque reference to one personal value kept in the vault; anything else (a phone number...) is refused.
 VaultToken = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]
+
+
+PERSONAL_DATA_METADATA = "personal-data"  # payload metadata key; value b"1" on a payload the codec must encrypt
+PersonalText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class PersonalModel(ContractModel):
+    """Marker base: a model holding personal values in clear. Every payload that contains one, at any depth, is
+    flagged by the contract converter and encrypted by the codec (PR-6)."""
+
+    carries_personal_data: ClassVar[bool] = True
+
+
+def carries_personal_data(value: object) -> bool:
+    """The value is, or holds somewhere inside, a `PersonalModel` (None fields hold nothing). Only the models whose
+    field types can reach one are walked, so the large states of the other workflows cost one cached look-up."""
+    if isinstance(value, BaseModel):
+        model = type(value)
+        if getattr(model, "carries_personal_data", False):
+            return True
+        return _may_carry(model) and any(carries_personal_data(getattr(value, f)) for f in model.model_fields)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(carries_personal_data(item) for item in value)
+    if isinstance(value, dict):
+        return any(carries_personal_data(item) for item in value.values())
+    return False
+
+
+_MAY_CARRY: dict[type, bool] = {}
+
+
+def _may_carry(model: type[BaseModel]) -> bool:
+    if model not in _MAY_CARRY:
+        _MAY_CARRY[model] = False  # a model that refers to itself: decided by its other fields
+        _MAY_CARRY[model] = any(_annotation_may_carry(f.annotation) for f in model.model_fields.values())
+    return _MAY_CARRY[model]
+
+
+def _annotation_may_carry(annotation: Any) -> bool:
+    if annotation is Any or annotation is object or annotation is BaseModel:
+        return True  # cannot tell from the type: look at the value
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return bool(getattr(annotation, "carries_personal_data", False)) or _may_carry(annotation)
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _annotation_may_carry(get_args(annotation)[0])
+    if origin is not None:  # list[...], dict[...], X | None, Literal[...]
+        return any(_annotation_may_carry(arg) for arg in get_args(annotation))
+    return False
 
 
 class AccountParty(StrEnum):

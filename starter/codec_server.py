@@ -1,0 +1,124 @@
+"""The codec server (PR-6): lets an operator holding the payload keys read encrypted payloads in the Temporal UI.
+
+`python -m starter codec-server [--port 8081] [--host 127.0.0.1] [--origin URL ...]`; the embedded dev run of
+worker.py starts one too and points its UI at it (`--ui-codec-endpoint`); docker-compose.yml runs it as the
+`codec-server` service.
+
+Temporal's remote codec protocol: POST /encode and POST /decode (also under a namespace segment, /{namespace}/decode,
+as the CLI's endpoint templating sends them) with a JSON body {"payloads": [...]}, the proto3 JSON of Payloads
+(metadata values and data in base64), answered in the same shape. The UI calls it from the operator's browser, so
+the answers carry CORS headers for the UI origins only (preflight OPTIONS included, the X-Namespace header
+allowed): a decrypting endpoint open to every origin would let any web page the operator visits read personal data
+through it. A request from a browser origin not in the list is refused with 403; tools that send no Origin (the
+CLI, curl) are served. Standard library only (http.server in a thread).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from starter.codec import EncryptionCodec, KeyRing, PayloadKeyError
+
+DEFAULT_PORT = 8081
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def ui_origins(*ports: int) -> list[str]:
+    return [f"http://{host}:{port}" for port in ports for host in ("localhost", "127.0.0.1")]
+
+
+DEFAULT_ORIGINS = ui_origins(8233, 8080)  # the embedded dev server's UI, the compose file's UI
+ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+
+
+class CodecServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], keys: KeyRing, origins: Iterable[str]) -> None:
+        self.codec = EncryptionCodec(keys)
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+        super().__init__(address, CodecHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{'localhost' if host in ('', '0.0.0.0', '127.0.0.1') else host}:{port}"
+
+
+class CodecHandler(BaseHTTPRequestHandler):
+    server: CodecServer
+    protocol_version = "HTTP/1.1"
+
+    def do_OPTIONS(self) -> None:
+        """CORS preflight: the browser asks before a POST with a JSON body and the X-Namespace header."""
+        if not self._origin_allowed():
+            self._reply(HTTPStatus.FORBIDDEN, {"error": "origin not allowed"})
+            return
+        self._reply(HTTPStatus.NO_CONTENT, None, {"Access-Control-Max-Age": "600"})
+
+    def do_POST(self) -> None:
+        action = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if action not in ("encode", "decode"):
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}: POST /encode or /decode"})
+            return
+        if not self._origin_allowed():
+            self._reply(HTTPStatus.FORBIDDEN, {"error": "origin not allowed"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY_BYTES} bytes"})
+            return
+        try:
+            payloads = json_format.Parse(self.rfile.read(length) or b"{}", Payloads(), ignore_unknown_fields=True)
+            codec = self.server.codec
+            done = (codec.encode_sync if action == "encode" else codec.decode_sync)(payloads.payloads)
+        except json_format.ParseError as error:
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": f"body is not {{\"payloads\": [...]}}: {error}"})
+            return
+        except PayloadKeyError as error:
+            self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(error)})
+            return
+        self._reply(HTTPStatus.OK, json_format.MessageToDict(Payloads(payloads=done)))
+
+    def do_GET(self) -> None:
+        self._reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST /encode or /decode"}, {"Allow": "POST, OPTIONS"})
+
+    def _origin_allowed(self) -> bool:
+        origin = self.headers.get("Origin")
+        return origin is None or origin.rstrip("/") in self.server.origins
+
+    def _reply(self, status: HTTPStatus, body: object, headers: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.rstrip("/") in self.server.origins:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", ALLOWED_HEADERS)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.send_header("Vary", "Origin")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # payloads never reach a log; the caller logs where the server listens
+
+
+def start_in_thread(keys: KeyRing, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
+                    origins: Iterable[str] = DEFAULT_ORIGINS) -> CodecServer:
+    """Starts the server on a daemon thread (port 0: any free port); `.shutdown()` stops it."""
+    server = CodecServer((host, port), keys, origins)
+    threading.Thread(target=server.serve_forever, name="codec-server", daemon=True).start()
+    return server
