@@ -26,14 +26,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from activities.notifications import Notifications
 from starter import client as api
+from starter import privacy as pr_api
 from starter import violations
 from starter import xingguang as xg_api
 from starter.client import Refused
 from tests import helpers as h
 from tests import test_xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
-from tests.privacy_helpers import fixed_calendar
+from tests.privacy_helpers import PHONE, eventually, fixed_calendar, person, vault
 from tests.violation_helpers import case_when, earn, start_case
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
@@ -43,10 +45,14 @@ from workflows.contract import security_incident as inc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 from workflows.contract.names import (
+    account_id,
+    data_subject_request_id,
     mount_task_id,
     mounted_content_id,
+    security_incident_id,
     violation_case_id,
 )
+from workflows.contract.privacy import AccountParty, PersonalField
 
 # Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -521,3 +527,125 @@ class TestXGDuplicateCommands:
             assert second == first and first.amount_fen == 3_000
         state = await xg_api.state(ctx.client, task)
         assert (len(state.compensations), len(state.penalties), state.deduction_requested_fen) == (1, 2, 3_000)
+
+
+# ---------------------------------------------------------------------------------------------------- PR
+def closed_or_refused(answer: Any, kind: str, *words: str) -> None:
+    """The repeat of the command that lets the workflow finish: refused by the validator while the workflow still
+    runs (naming the repeat), or refused as NotRunning once it has closed. Either way it changes nothing."""
+    if isinstance(answer, Refused) and answer.kind == "NotRunning":
+        return
+    refused_naming(answer, kind, *words)
+
+
+class TestPRDuplicateMessages:
+    """AccountWorkflow (PR-3/R-7 activity, obligations and cancellation signals; PR-4/R-6 statement disputes),
+    DataSubjectRequestWorkflow (PR-1 verification and reply, PR-2 retention released), SecurityIncidentWorkflow
+    (PR-7/R-10 confirm, affected accounts, announcement, regulator report): each delivered twice."""
+
+    async def test_pr_3_pr_4_account_signals_and_statement_disputes_twice(self, ctx: Ctx) -> None:
+        account = f"cl-{ctx.uid}"
+        h.eligible_client(ctx.a, account, 100_000)
+        person(ctx, account)
+        now = await h.business_now(ctx)
+        watched = Watched(account_id(account), ac.AccountState)
+        use = ac.AccountActivity(event_id="login-1", occurred_at=now, kind="sign_in")
+        await twice(ctx, lambda: pr_api.record_activity(ctx.client, account, AccountParty.CLIENT, use,
+                                                        ctx.task_queue), watched)
+        await twice(ctx, lambda: pr_api.obligations_changed(ctx.client, account, f"task-{ctx.uid}"), watched)
+
+        raise_ = ac.RaiseStatementDispute(dispute_id="d1", subject=ac.StatementSubject.TOP_UP, transaction_at=now,
+                                          amount_fen=5_000, reason="top-up charged twice")
+        first, second = await twice(ctx, lambda: pr_api.raise_statement_dispute(ctx.client, account, raise_),
+                                    watched)
+        assert second == first and first.status == "open"
+        resolve = ac.ResolveStatementDispute(dispute_id="d1", resolved_by="op-1", outcome="upheld",
+                                             adjustment_fen=5_000, note="charged twice: refunded")
+        first, second = await twice(ctx, lambda: pr_api.resolve_statement_dispute(ctx.client, account, resolve),
+                                    watched)
+        assert first.status == "upheld"
+        refused_naming(second, "DisputeClosed", "d1 was already upheld")
+        assert ctx.a.ledger.balance(f"client:{account}:available").balance_fen == 105_000  # adjusted once
+
+        ctx.a.ledger.freeze(f"task-{ctx.uid}", account, 30_000, 3_000)  # an open task: cancellation waits for it
+        cancel = ac.CancellationRequested(request_id=f"r-{ctx.uid}", requested_at=now)
+        await twice(ctx, lambda: ctx.client.get_workflow_handle(account_id(account)).signal(
+            "request_cancellation", cancel), watched)
+        state = await pr_api.account_state(ctx.client, account)
+        assert (state.stage, state.open_task_ids) == (ac.AccountStage.CANCELLING, [f"task-{ctx.uid}"])
+
+    async def test_pr_1_pr_2_verification_reply_and_retention_released_twice(self, ctx: Ctx) -> None:
+        account = f"acct-{ctx.uid}"
+        person(ctx, account)
+        now = await h.business_now(ctx)
+        complaint = dsr.DataSubjectRequestInput(request_id=f"r-c-{ctx.uid}", account_id=account,
+                                                kind=dsr.RequestKind.COMPLAINT, received_at=now)
+        await pr_api.submit_request(ctx.client, complaint, ctx.task_queue)
+        watched = Watched(data_subject_request_id(complaint.request_id), dsr.DataSubjectRequestState)
+        verify = dsr.VerifyIdentity(verified=True, verified_by="op-1", method="video call")
+        first, second = await twice(ctx, lambda: pr_api.verify_identity(ctx.client, complaint.request_id, verify),
+                                    watched)
+        assert first.verified_at is not None
+        refused_naming(second, "AlreadyVerified", "already decided")
+        await eventually(lambda: pr_api.request_state(ctx.client, complaint.request_id),
+                         lambda s: s.stage is dsr.DsrStage.AWAITING_REPLY, "waiting for the operator")
+        reply = dsr.OperatorReply(replied_by="op-2", summary="complaint answered")
+        first, second = await twice(ctx, lambda: pr_api.reply(ctx.client, complaint.request_id, reply), watched)
+        assert first.replied_at is not None
+        closed_or_refused(second, "AlreadyReplied", "already replied")
+        assert len(Notifications(ctx.a.db, vault(ctx)).sent(f"dsr-reply:{complaint.request_id}")) == 1
+
+        # Deletion with a statement dispute open on the account: phone and ID number are retained for it.
+        await pr_api.record_activity(ctx.client, account, AccountParty.CLIENT, ac.AccountActivity(
+            event_id="login-1", occurred_at=now), ctx.task_queue)
+        await pr_api.raise_statement_dispute(ctx.client, account, ac.RaiseStatementDispute(
+            dispute_id="d1", subject=ac.StatementSubject.TOP_UP, transaction_at=now, reason="charged twice"))
+        deletion = dsr.DataSubjectRequestInput(
+            request_id=f"r-d-{ctx.uid}", account_id=account, kind=dsr.RequestKind.DELETION, received_at=now,
+            evidence_tokens=[pr_api.stage_value(vault(ctx), account, PersonalField.PHONE, PHONE)])
+        await pr_api.submit_request(ctx.client, deletion, ctx.task_queue)
+        await eventually(lambda: pr_api.request_state(ctx.client, deletion.request_id),
+                         lambda s: s.stage is dsr.DsrStage.RETENTION_PENDING, "retention pending")
+        released = dsr.RetentionReleased(hold_id=f"statement-dispute:{account}:d1", released_at=now)
+        await twice(ctx, lambda: ctx.client.get_workflow_handle(data_subject_request_id(deletion.request_id)).signal(
+            "retention_released", released),
+            Watched(data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestState))
+        state = await pr_api.request_state(ctx.client, deletion.request_id)
+        assert state.retention_released == [released.hold_id] and state.stage is dsr.DsrStage.RETENTION_PENDING
+
+    async def test_pr_7_r_10_incident_updates_twice(self, ctx: Ctx) -> None:
+        reachable, unreachable, late = f"a-{ctx.uid}", f"b-{ctx.uid}", f"c-{ctx.uid}"
+        person(ctx, reachable)
+        person(ctx, late)
+        person(ctx, unreachable, phone=False, email=False)  # no contact on file: an announcement only
+        incident = f"i-{ctx.uid}"
+        notice = inc.NoticeParts(what_happened="an API key leaked; phone numbers may have been read",
+                                 actions_taken="the key was revoked", user_advice="never share verification codes")
+        await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
+            incident_id=incident, opened_by="sec-1", summary="API key leak", notice=notice,
+            affected_account_ids=[reachable, unreachable]), ctx.task_queue)
+        watched = Watched(security_incident_id(incident), inc.SecurityIncidentState)
+        now = await h.business_now(ctx)
+        confirm = inc.ConfirmIncident(confirmed_by="sec-1", confirmed_at=now)
+        first, second = await twice(ctx, lambda: pr_api.incident_update(ctx.client, incident, "confirm", confirm),
+                                    watched)
+        assert first.confirmed_at == now
+        refused_naming(second, "AlreadyConfirmed", "confirmed_at: confirmed")
+        add = inc.AddAffectedAccounts(account_ids=[late, reachable])
+        first, second = await twice(ctx, lambda: pr_api.incident_update(
+            ctx.client, incident, "add_affected_accounts", add), watched)
+        assert second.affected == [reachable, unreachable, late]
+        report = inc.ReportToRegulator(reported_by="sec-1", regulator="CAC provincial office",
+                                       reference="2026-INC-17", reported_at=now)
+        first, second = await twice(ctx, lambda: pr_api.incident_update(
+            ctx.client, incident, "report_to_regulator", report), watched)
+        assert first.regulator_report is not None
+        refused_naming(second, "AlreadyReported", "already recorded")
+        announce = inc.PublishAnnouncement(published_by="sec-1", reason="no contact on file for one account",
+                                           channel="site banner", published_at=now)
+        first, second = await twice(ctx, lambda: pr_api.incident_update(
+            ctx.client, incident, "publish_announcement", announce), watched)
+        assert first.announcement is not None
+        closed_or_refused(second, "AlreadyAnnounced", "already published")
+        sent = Notifications(ctx.a.db, vault(ctx)).sent(f"incident:{incident}:")
+        assert len(sent) == 2  # the reachable account and the one added, once each

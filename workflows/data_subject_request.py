@@ -133,9 +133,9 @@ class DataSubjectRequestWorkflow:
 
     @workflow.signal(name="retention_released")
     def retention_released(self, event: c.RetentionReleased) -> None:
-        if event.hold_id not in self.s.retention_released:
+        if event.hold_id not in self.s.retention_released:  # a repeat of a release already acted on wakes nothing
             self.s.retention_released.append(event.hold_id)
-        self._released += 1
+            self._released += 1
 
     @workflow.query(name="state")
     def state(self) -> c.DataSubjectRequestState:
