@@ -523,7 +523,7 @@ class TestXGDuplicateCommands:
         for action in (xg.PenaltyAction.FREEZE, xg.PenaltyAction.DEDUCT):
             penalty = xg.PenalizeRequest(operator_id=xgf.OPERATOR, penalty_id=f"pen-{action.value}", action=action,
                                          amount_fen=3_000, reason="landing page tampered with")
-            first, second = await twice(ctx, lambda p=penalty: xg_api.penalize(ctx.client, task, p), xg_w(task))
+            first, second = await twice(ctx, lambda p=penalty: xg_api.penalize(ctx.client, task, p), xg_w(task))  # type: ignore[misc]
             assert second == first and first.amount_fen == 3_000
         state = await xg_api.state(ctx.client, task)
         assert (len(state.compensations), len(state.penalties), state.deduction_requested_fen) == (1, 2, 3_000)
@@ -598,11 +598,12 @@ class TestPRDuplicateMessages:
         # Deletion with a statement dispute open on the account: phone and ID number are retained for it.
         await pr_api.record_activity(ctx.client, account, AccountParty.CLIENT, ac.AccountActivity(
             event_id="login-1", occurred_at=now), ctx.task_queue)
-        await pr_api.raise_statement_dispute(ctx.client, account, ac.RaiseStatementDispute(
-            dispute_id="d1", subject=ac.StatementSubject.TOP_UP, transaction_at=now, reason="charged twice"))
-        deletion = dsr.DataSubjectRequestInput(
-            request_id=f"r-d-{ctx.uid}", account_id=account, kind=dsr.RequestKind.DELETION, received_at=now,
-            evidence_tokens=[pr_api.stage_value(vault(ctx), account, PersonalField.PHONE, PHONE)])
+        statement = ac.RaiseStatementDispute(dispute_id="d1", subject=ac.StatementSubject.TOP_UP,
+                                             transaction_at=now, reason="charged twice")
+        await pr_api.raise_statement_dispute(ctx.client, account, statement)
+        evidence = pr_api.stage_value(vault(ctx), account, PersonalField.PHONE, PHONE)
+        deletion = dsr.DataSubjectRequestInput(request_id=f"r-d-{ctx.uid}", account_id=account, received_at=now,
+                                               kind=dsr.RequestKind.DELETION, evidence_tokens=[evidence])
         await pr_api.submit_request(ctx.client, deletion, ctx.task_queue)
         await eventually(lambda: pr_api.request_state(ctx.client, deletion.request_id),
                          lambda s: s.stage is dsr.DsrStage.RETENTION_PENDING, "retention pending")
@@ -635,17 +636,19 @@ class TestPRDuplicateMessages:
         first, second = await twice(ctx, lambda: pr_api.incident_update(
             ctx.client, incident, "add_affected_accounts", add), watched)
         assert second.affected == [reachable, unreachable, late]
-        report = inc.ReportToRegulator(reported_by="sec-1", regulator="CAC provincial office",
-                                       reference="2026-INC-17", reported_at=now)
-        first, second = await twice(ctx, lambda: pr_api.incident_update(
-            ctx.client, incident, "report_to_regulator", report), watched)
-        assert first.regulator_report is not None
-        refused_naming(second, "AlreadyReported", "already recorded")
-        announce = inc.PublishAnnouncement(published_by="sec-1", reason="no contact on file for one account",
-                                           channel="site banner", published_at=now)
-        first, second = await twice(ctx, lambda: pr_api.incident_update(
-            ctx.client, incident, "publish_announcement", announce), watched)
-        assert first.announcement is not None
-        closed_or_refused(second, "AlreadyAnnounced", "already published")
+        # The report first: the incident stays open (one account is still to be told), so its repeat reaches the
+        # validator; the announcement then lets it close, so its repeat may find it closed.
+        for name, request, kind, words, field in (
+                ("report_to_regulator", inc.ReportToRegulator(reported_by="sec-1", regulator="CAC provincial office",
+                                                              reference="2026-INC-17", reported_at=now),
+                 "AlreadyReported", "already recorded", "regulator_report"),
+                ("publish_announcement", inc.PublishAnnouncement(published_by="sec-1", channel="site banner",
+                                                                 reason="no contact on file for one account",
+                                                                 published_at=now),
+                 "AlreadyAnnounced", "already published", "announcement")):
+            first, second = await twice(ctx, lambda n=name, r=request: pr_api.incident_update(  # type: ignore[misc]
+                ctx.client, incident, n, r), watched)
+            assert getattr(first, field) is not None
+            (refused_naming if field == "regulator_report" else closed_or_refused)(second, kind, words)
         sent = Notifications(ctx.a.db, vault(ctx)).sent(f"incident:{incident}:")
         assert len(sent) == 2  # the reachable account and the one added, once each
