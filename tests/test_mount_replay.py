@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from starter import client as api
 from tests.conftest import Ctx
 from tests.helpers import business_now, content_when, convert, creator, finish, mount, published_task
+from tests.ui_metadata import assert_operator_metadata
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
@@ -92,6 +93,7 @@ async def replay_and_maybe_record(histories: dict[str, str]) -> None:
         history = WorkflowHistory.from_json(name, text)
         assert len(history.events) > 5, name
         await REPLAYER.replay_workflow(history)  # raises on nondeterminism
+        assert_operator_metadata(history)  # every timer named, static summary (issue 9)
         if os.environ.get("RECORD_MOUNT_HISTORIES"):
             (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
 

@@ -32,6 +32,7 @@ from tests.test_xg_fixtures import (
     submit,
     task_when,
 )
+from tests.ui_metadata import assert_operator_metadata
 from workflows.contract import xingguang as xg
 from workflows.xingguang_task import XingguangTaskWorkflow
 
@@ -101,6 +102,7 @@ async def test_xingguang_task_replays_a_fresh_history_using_every_message(ctx: C
     text = await every_message(ctx)
     history = WorkflowHistory.from_json("xingguang-task", text)
     await REPLAYER.replay_workflow(history)  # raises on nondeterminism
+    assert_operator_metadata(history)  # every timer named, static summary (issue 9)
     if os.environ.get("RECORD_XG_HISTORIES"):
         HISTORY.write_text(text)
 
