@@ -21,8 +21,10 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter
 COPY deploy/worker ./deploy/worker
+# /keys: where docker-compose.yml mounts the payload-keys volume (PR-6); a new volume takes this owner.
 RUN pip install --no-deps . \
-    && useradd --system --uid 10001 --home-dir /app xingtu
+    && useradd --system --uid 10001 --home-dir /app xingtu \
+    && mkdir /keys && chown xingtu /keys
 
 USER xingtu
 # Without TEMPORAL_ADDRESS the worker would start an embedded dev server: in this image it must be given.

@@ -125,7 +125,7 @@ def load_keys(environ: Mapping[str, str] | None = None, *, create: bool = False,
     if create:
         create_key_file(path)
     if path.is_file():
-        return KeyRing.parse(path.read_text(encoding="utf-8"), str(path))
+        return KeyRing.parse(path.read_text(encoding="utf-8"), str(path.resolve()))
     if required:
         raise PayloadKeyError(f"no payload keys: PAYLOAD_KEYS is not set and {path} does not exist; {HOW_TO_SET}")
     return KeyRing()

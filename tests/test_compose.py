@@ -27,8 +27,8 @@ from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker"}
-ONE_SHOT = {"temporal-schema", "temporal-setup", "ledger-db"}
+LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "codec-server"}
+ONE_SHOT = {"temporal-schema", "temporal-setup", "ledger-db", "payload-keys"}
 VERSION_TAG = re.compile(r"^\d+(\.\d+)+")
 
 
@@ -127,6 +127,29 @@ def test_worker_environment(services: dict[str, Any], monkeypatch: pytest.Monkey
     assert services["worker"]["build"] == {"context": ".", "dockerfile": "Dockerfile"}
 
 
+def test_pr_6_payload_keys_and_the_ui_codec_server(services: dict[str, Any]) -> None:
+    """The worker and the codec server read the same keys (PAYLOAD_KEYS, else the key file the one-shot
+    payload-keys job makes in a shared volume); the UI sends payloads to decode to the codec server's published
+    address (from the operator's browser), and the codec server allows that UI's origin only, on loopback."""
+    worker_env, codec_env = env_of(services["worker"]), env_of(services["codec-server"])
+    for key in ("PAYLOAD_KEYS", "PAYLOAD_KEYS_FILE"):
+        assert worker_env[key] == codec_env[key], key
+    key_dir = worker_env["PAYLOAD_KEYS_FILE"].rpartition("/")[0]
+    init = services["payload-keys"]["command"]
+    assert init[:4] == ["python", "-m", "starter", "payload-key"] and init[-1] == worker_env["PAYLOAD_KEYS_FILE"]
+    assert f"payload-keys:{key_dir}" in services["payload-keys"]["volumes"]
+    for name in ("worker", "codec-server"):
+        assert f"payload-keys:{key_dir}:ro" in services[name]["volumes"], name
+        assert services[name]["image"] == services["payload-keys"]["image"] == "xingtu-worker:local"
+    command = services["codec-server"]["command"]
+    assert command[:4] == ["python", "-m", "starter", "codec-server"]
+    port = command[command.index("--port") + 1]
+    assert services["codec-server"]["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert env_of(services["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{port}"
+    ui_port = services["temporal-ui"]["ports"][0].split(":")[0]
+    assert f"http://localhost:{ui_port}" in codec_env["PAYLOAD_CODEC_ORIGINS"].split(",")
+
+
 def test_start_order_from_cold(services: dict[str, Any]) -> None:
     """Every step waits for what it needs: healthy for servers, completed for one-shot setup jobs."""
     wanted = {
@@ -136,7 +159,9 @@ def test_start_order_from_cold(services: dict[str, Any]) -> None:
         "temporal-setup": {"temporal": "service_healthy"},
         "temporal-ui": {"temporal": "service_healthy"},
         "worker": {"temporal-setup": "service_completed_successfully",
-                   "ledger-db": "service_completed_successfully", "postgresql": "service_healthy"},
+                   "ledger-db": "service_completed_successfully", "postgresql": "service_healthy",
+                   "payload-keys": "service_completed_successfully"},
+        "codec-server": {"payload-keys": "service_completed_successfully"},
     }
     for name, needs in wanted.items():
         depends = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
