@@ -18,6 +18,8 @@ first, or be a typed refusal naming the repeat: which one each update gives is a
 
 from __future__ import annotations
 
+import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from temporalio import workflow
 
 from activities.notifications import Notifications
 from starter import client as api
@@ -37,6 +40,7 @@ from tests import test_xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
 from tests.privacy_helpers import PHONE, eventually, fixed_calendar, person, vault
 from tests.violation_helpers import case_when, earn, start_case
+from worker import WORKFLOWS
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mount_task as mt
@@ -652,3 +656,158 @@ class TestPRDuplicateMessages:
             (refused_naming if field == "regulator_report" else closed_or_refused)(second, kind, words)
         sent = Notifications(ctx.a.db, vault(ctx)).sent(f"incident:{incident}:")
         assert len(sent) == 2  # the reachable account and the one added, once each
+
+
+# ---------------------------------------------------------------------------------------------------- coverage
+# What the second delivery of each message does, and the case that delivers it twice: "workflow message test",
+# then the behaviour, indented. The coverage guard below reads it.
+DUPLICATE_TABLE = """
+MountTaskWorkflow publish test_am_3_publish_retried_by_update_with_start_freezes_once
+    answers with the first answer (update-with-start finds the running task); no second freeze
+MountTaskWorkflow join test_am_5_join_twice_answers_already_joined_and_changes_nothing
+    answers the first join with already_joined=true (AM-5)
+MountTaskWorkflow report_mount test_am_6_report_mount_twice_starts_one_piece
+    answers with the first answer; the piece's workflow is found, not started again
+MountTaskWorkflow revoke_content test_am_14_revoke_content_twice_answers_the_first_revocation
+    answers with the first answer
+MountTaskWorkflow revoke_all test_am_15_revoke_all_twice_answers_the_first_revocation
+    answers with the first answer (was: an empty content_ids list; fixed)
+MountTaskWorkflow cancel test_am_7_cancel_twice_is_refused_naming_the_first_cancellation
+    refused (ValueError): 'already cancelled at ...: reason' (message fixed)
+MountTaskWorkflow revoke_authorization test_am_14_15_revoke_authorization_signal_twice
+    ignored: the piece / the creator is already revoked
+MountTaskWorkflow budget_exhausted test_am_10_budget_exhausted_signal_twice_ends_the_period_once
+    ignored: the period has ended
+MountTaskWorkflow content_closed test_am_12_content_closed_reported_again_counts_the_piece_once
+    ignored: the piece is already settled; totals and ledger unchanged
+MountedContentWorkflow report_conversions test_r_1_report_conversions_twice_counts_the_batch_once
+    ignored: the event id is known (R-1)
+MountedContentWorkflow void_conversions test_r_1_void_conversions_twice_gives_the_batch_back_once
+    marks the voided batch voided again: nothing moves
+MountedContentWorkflow report_visibility_lost test_am_16_visibility_lost_and_disposal_twice
+    ignored: not earlier than the instant recorded
+MountedContentWorkflow report_disposal test_am_16_visibility_lost_and_disposal_twice
+    ignored: already disposed
+MountedContentWorkflow content_revoked test_am_14_am_7_content_revoked_and_task_period_ended_twice
+    ignored: not earlier than the revocation recorded
+MountedContentWorkflow task_period_ended test_am_14_am_7_content_revoked_and_task_period_ended_twice
+    ignored: not earlier than the end recorded
+MountedContentWorkflow settlement_released test_am_22_settlement_released_twice_releases_once
+    ignored: released already
+MountedContentWorkflow raise_dispute test_am_11_am_17_raise_and_resolve_dispute_twice
+    refused (ValueError): 'dispute d1 ... is open'
+MountedContentWorkflow resolve_dispute test_am_11_am_17_raise_and_resolve_dispute_twice
+    refused (ValueError): 'd1 is not an open dispute'
+ViolationCaseWorkflow appeal test_am_20_21_22_appeal_mark_complex_and_decide_twice
+    refused (ValueError): 'already appealed at ...'
+ViolationCaseWorkflow mark_complex test_am_20_21_22_appeal_mark_complex_and_decide_twice
+    refused (ValueError): 'already marked complex at ...' (message fixed)
+ViolationCaseWorkflow decide_appeal test_am_20_21_22_appeal_mark_complex_and_decide_twice
+    refused (ValueError): 'already decided: rejected' (message fixed)
+XingguangTaskWorkflow order test_xg_1_3_order_materials_and_provider_twice
+    answers with the first answer (update-with-start); no second freeze
+XingguangTaskWorkflow review_materials test_xg_1_3_order_materials_and_provider_twice
+    refused (ValueError): 'is awaiting_provider, not materials_review'
+XingguangTaskWorkflow assign_provider test_xg_1_3_order_materials_and_provider_twice
+    refused (ValueError): 'is in_progress, not awaiting_provider'
+XingguangTaskWorkflow select_creator test_xg_4_select_submit_and_reviews_twice
+    answers with the first answer
+XingguangTaskWorkflow submit_content test_xg_4_select_submit_and_reviews_twice
+    answers with the first answer
+XingguangTaskWorkflow provider_review test_xg_4_select_submit_and_reviews_twice
+    refused (ValueError): 'p1 is client_review, not provider_review'
+XingguangTaskWorkflow client_review test_xg_4_select_submit_and_reviews_twice
+    refused (ValueError): 'p1 is published, not client_review'
+XingguangTaskWorkflow raise_objection test_xg_5_6_objection_and_data_dispute_twice
+    refused (ValueError): 'already had an objection'
+XingguangTaskWorkflow decide_objection test_xg_5_6_objection_and_data_dispute_twice
+    refused (ValueError): 'has no open objection'
+XingguangTaskWorkflow raise_data_dispute test_xg_5_6_objection_and_data_dispute_twice
+    refused (ValueError): 'already had a data dispute'
+XingguangTaskWorkflow resolve_data_dispute test_xg_5_6_objection_and_data_dispute_twice
+    refused (ValueError): 'has no open data dispute'
+XingguangTaskWorkflow report_billable_events test_r_1_billable_events_and_their_void_twice
+    claimed in the event register as a duplicate: bills nothing
+XingguangTaskWorkflow void_billable_events test_r_1_billable_events_and_their_void_twice
+    the register says voided already: nothing given back twice
+XingguangTaskWorkflow pause test_xg_7_r_9_pause_answer_and_cancel_twice
+    answers with the first answer (the same pause_id)
+XingguangTaskWorkflow respond_to_pause test_xg_7_r_9_pause_answer_and_cancel_twice
+    refused (ValueError): 'pause pa1 is already answered'
+XingguangTaskWorkflow cancel_after_pause test_xg_7_r_9_pause_answer_and_cancel_twice
+    refused (ValueError): 'is settling: nothing to cancel'
+XingguangTaskWorkflow record_violation test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice
+    answers the task's status again (the same violation_id): only applied_at is the new instant
+XingguangTaskWorkflow submit_fix_proof test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice
+    refused (ValueError): 'v1 is not waiting for proof of a fix'
+XingguangTaskWorkflow decide_piece test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice
+    refused (ValueError): 'p1 is not waiting for a settle-or-decline decision'
+XingguangTaskWorkflow compensate test_xg_10_xg_8_compensate_and_penalize_twice
+    answers with the first answer (the same compensation_id); paid once
+XingguangTaskWorkflow penalize test_xg_10_xg_8_compensate_and_penalize_twice
+    answers with the first answer (the same penalty_id); frozen / deducted once
+AccountWorkflow record_activity test_pr_3_pr_4_account_signals_and_statement_disputes_twice
+    the latest instant wins: nothing moves (counted as received)
+AccountWorkflow obligations_changed test_pr_3_pr_4_account_signals_and_statement_disputes_twice
+    wakes the account, which finds nothing new
+AccountWorkflow request_cancellation test_pr_3_pr_4_account_signals_and_statement_disputes_twice
+    ignored: cancelling already (its obligations re-checked, same answer)
+AccountWorkflow raise_statement_dispute test_pr_3_pr_4_account_signals_and_statement_disputes_twice
+    answers with the first answer (the same dispute_id)
+AccountWorkflow resolve_statement_dispute test_pr_3_pr_4_account_signals_and_statement_disputes_twice
+    refused (DisputeClosed): 'd1 was already upheld'; adjusted once
+DataSubjectRequestWorkflow verify_identity test_pr_1_pr_2_verification_reply_and_retention_released_twice
+    refused (AlreadyVerified): 'identity was already decided'
+DataSubjectRequestWorkflow reply test_pr_1_pr_2_verification_reply_and_retention_released_twice
+    refused (AlreadyReplied), or NotRunning once the request has closed; delivered once
+DataSubjectRequestWorkflow retention_released test_pr_1_pr_2_verification_reply_and_retention_released_twice
+    ignored (was: another erasure pass re-stamping the vault; fixed)
+SecurityIncidentWorkflow confirm test_pr_7_r_10_incident_updates_twice
+    refused (AlreadyConfirmed)
+SecurityIncidentWorkflow add_affected_accounts test_pr_7_r_10_incident_updates_twice
+    adds nobody new: each account is told once
+SecurityIncidentWorkflow report_to_regulator test_pr_7_r_10_incident_updates_twice
+    refused (AlreadyReported)
+SecurityIncidentWorkflow publish_announcement test_pr_7_r_10_incident_updates_twice
+    refused (AlreadyAnnounced), or NotRunning once closed
+"""
+
+
+def duplicate_cases() -> dict[tuple[str, str], tuple[str, str]]:
+    """(workflow type, message) -> (test name, what the second delivery does)."""
+    cases: dict[tuple[str, str], tuple[str, str]] = {}
+    key = ("", "")
+    for line in DUPLICATE_TABLE.strip().splitlines():
+        if line.startswith(" "):
+            cases[key] = (cases[key][0], line.strip())
+        else:
+            workflow_type, message, test = line.split()
+            key = (workflow_type, message)
+            assert key not in cases, f"{key} listed twice"
+            cases[key] = (test, "")
+    return cases
+
+
+def registered_messages() -> set[tuple[str, str]]:
+    """Every named signal and update of every workflow the worker registers (temporalio's own definitions)."""
+    found: set[tuple[str, str]] = set()
+    for cls in WORKFLOWS:
+        definition = workflow._Definition.must_from_class(cls)
+        assert definition.name is not None
+        found |= {(definition.name, name) for name in [*definition.signals, *definition.updates] if name}
+    return found
+
+
+def test_coverage_every_signal_and_update_has_a_duplicate_case() -> None:
+    """Fails when a workflow gains a message with no duplicate case here (or a case names a message that is gone,
+    or a test that does not exist)."""
+    registered, cases = registered_messages(), duplicate_cases()
+    missing = sorted(registered - set(cases))
+    stale = sorted(set(cases) - registered)
+    assert not missing, f"messages with no duplicate case in DUPLICATE_TABLE: {missing}"
+    assert not stale, f"DUPLICATE_TABLE names messages no workflow registers: {stale}"
+    tests = {name for _, cls in inspect.getmembers(sys.modules[__name__], inspect.isclass)
+             if cls.__name__.startswith("Test") for name in vars(cls) if name.startswith("test_")}
+    for key, (test, behaviour) in cases.items():
+        assert test in tests and behaviour, (key, test)
+    assert len(registered) >= 50  # seven workflow types
