@@ -48,7 +48,7 @@ class CodecServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), self.server_address[1]
         return f"http://{'localhost' if host in ('', '0.0.0.0', '127.0.0.1') else host}:{port}"
 
 

@@ -29,7 +29,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 import worker
-from activities.personal_data_models import StageIntakeRequest
+from activities.personal_data import PersonalData, PersonalDataActivities
+from activities.personal_data_models import CorrectRequest, StageIntakeRequest
 from starter import privacy as api
 from starter.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, PayloadKeyError, load_keys
 from starter.codec_server import start_in_thread
@@ -56,9 +57,14 @@ def encoding(payload: dict[str, Any]) -> bytes:
 
 
 def intake_request(ctx: Ctx, account: str, now: Any) -> dsr.DataSubjectRequestInput:
+    return intake_request_for(f"fix-{ctx.uid}", account, now)
+
+
+def intake_request_for(request_id: str, account: str,
+                       now: Any = "2026-01-05T10:00:00+08:00") -> dsr.DataSubjectRequestInput:
     given = dsr.GivenValue
     return dsr.DataSubjectRequestInput(
-        request_id=f"fix-{ctx.uid}", account_id=account, kind=dsr.RequestKind.CORRECTION, received_at=now,
+        request_id=request_id, account_id=account, kind=dsr.RequestKind.CORRECTION, received_at=now,
         intake=dsr.RequesterIntake(
             contact=given(field=PersonalField.PHONE, value=PHONE),
             evidence=[given(field=PersonalField.NAME, value=NAME), given(field=PersonalField.PHONE, value=PHONE),
@@ -105,6 +111,26 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
     # Every payload after the intake's staging carries tokens only, and the history replays through the codec.
     await Replayer(workflows=[DataSubjectRequestWorkflow], data_converter=data_converter).replay_workflow(
         WorkflowHistory.from_json(workflow_id, raw))
+
+
+def test_pr_6_stage_intake_is_repeat_safe(adapters: worker.Adapters) -> None:
+    """A retried stage_intake returns the same tokens and writes nothing more, also after the correction consumed
+    its staged value; tokens derive from the workflow's random key and the slot, never from the values."""
+    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory)
+    activities = PersonalDataActivities(vault)
+    intake = intake_request_for("r1", "a1").intake
+    assert intake is not None
+    request = StageIntakeRequest(account_id="a1", staging_key="f" * 32, intake=intake)
+    first = activities.stage_intake(request)
+    assert [vault.reveal(t) for t in first.evidence_tokens] == [NAME, PHONE, ID_NUMBER]
+    assert vault.reveal(first.contact_token or "") == PHONE and vault.reveal(first.changes[0].value_token) == NEW_EMAIL
+    activities.correct(CorrectRequest(account_id="a1", request_id="r1", changes=first.changes))
+    assert activities.stage_intake(request) == first
+    assert vault.reveal(first.changes[0].value_token) is None  # consumed stays consumed
+    with adapters.db.transaction() as tx:
+        assert tx.fetchone("SELECT COUNT(*) FROM pd_vault WHERE purpose = 'staged'", ())[0] == 5
+    other = activities.stage_intake(request.model_copy(update={"staging_key": "e" * 32}))
+    assert set(other.evidence_tokens).isdisjoint(first.evidence_tokens)
 
 
 async def test_pr_6_payloads_without_personal_data_stay_plain_json() -> None:
