@@ -2,7 +2,9 @@
 AccountWorkflow (`account:{account_id}`), SecurityIncidentWorkflow (`incident:{incident_id}`).
 
 PR-6: personal values go into the vault first (`stage_value` / `PersonalData.put`, a database call outside
-Temporal) and only the returned token is sent. A business refusal raises starter.client.Refused.
+Temporal) and only the returned token is sent; or a request carries them in clear in its `intake`, which the payload
+codec encrypts (connect with `starter.client.connect`, which loads the payload keys) and the workflow's first
+activity puts into the vault. A business refusal raises starter.client.Refused.
 
 Operators (LEDGER_DSN selects the database, as for the worker):
   python -m starter.privacy put ACCOUNT_ID FIELD VALUE     store a profile value; prints its token

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from starter import privacy as api
-from tests.conftest import Ctx
+from tests.conftest import Ctx, data_converter
 from tests.helpers import business_now
 from tests.privacy_helpers import EMAIL, PHONE, eventually, fixed_calendar, person, vault
 from tests.ui_metadata import assert_operator_metadata
@@ -29,7 +28,7 @@ from workflows.security_incident import SecurityIncidentWorkflow
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 HISTORIES = Path(__file__).parent / "histories"
 REPLAYER = Replayer(workflows=[DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow],
-                    data_converter=pydantic_data_converter)
+                    data_converter=data_converter)  # with the codec: encrypted payloads replay too (PR-6)
 
 
 async def scenario(ctx: Ctx) -> dict[str, str]:
