@@ -14,13 +14,15 @@ Environment (read here and only here):
                       (default .data/payload-keys), which the embedded run creates once; with TEMPORAL_ADDRESS
                       set and no keys the worker refuses to start
   PAYLOAD_CODEC_PORT  port of the codec server the embedded run starts for its UI (default 8081)
+  METRICS_PORT        serve Prometheus metrics on http://METRICS_HOST:METRICS_PORT/metrics (unset: off)
+  METRICS_HOST        address the metrics endpoint binds (default 0.0.0.0)
+  LOG_FORMAT          json | console (default: console on a terminal, JSON lines otherwise); LOG_LEVEL (INFO)
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import shutil
 import signal
@@ -48,6 +50,7 @@ from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
 from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
+from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -75,6 +78,7 @@ class Settings:
     payload_keys: str | None = None
     payload_keys_file: str = ".data/payload-keys"
     codec_port: int = 8081
+    metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +92,7 @@ class Settings:
             payload_keys=os.environ.get("PAYLOAD_KEYS") or None,
             payload_keys_file=os.environ.get("PAYLOAD_KEYS_FILE") or ".data/payload-keys",
             codec_port=int(os.environ.get("PAYLOAD_CODEC_PORT", "8081")),
+            metrics_bind=metrics_bind_address(),
         )
 
 
@@ -183,7 +188,7 @@ def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer | None:
 async def connect(settings: Settings, keys: KeyRing) -> Client:
     assert settings.address is not None
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=codec_data_converter(keys))
+                                data_converter=codec_data_converter(keys), runtime=runtime(settings.metrics_bind))
 
 
 async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEnvironment:
@@ -191,6 +196,7 @@ async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEn
     return await WorkflowEnvironment.start_local(
         namespace=settings.namespace,
         data_converter=codec_data_converter(keys),
+        runtime=runtime(settings.metrics_bind),
         port=settings.port,
         ui=True,
         ui_port=settings.ui_port,
@@ -221,7 +227,8 @@ async def serve(settings: Settings) -> None:
     try:
         async with build_worker(client, settings.task_queue, adapters):
             log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace,
-                     ledger=adapters.db.dialect)
+                     ledger=adapters.db.dialect,
+                     metrics=f"http://{settings.metrics_bind}/metrics" if settings.metrics_bind else "off")
             await stop.wait()
             log.info("stopping")
     finally:
@@ -230,15 +237,6 @@ async def serve(settings: Settings) -> None:
             codec_server.shutdown()
         if env is not None:
             await env.shutdown()
-
-
-def configure_logging() -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
-    )
-    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper("iso"),
-                                    renderer])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def main() -> None:

@@ -1,0 +1,83 @@
+"""Log lines from workflow code (issue 9 item 4): bound to the workflow's ids, silent during replay.
+
+`wlog()` gives a structlog-style logger bound with `workflow_id`, `run_id`, `workflow_type` and the business ids read
+from the workflow id (`task_id`, `content_id`, `case_id`, ...); while the workflow replays history it gives a
+logger that drops every line, so a line is written once, by the run that lived it. The SDK's `workflow.logger`
+(used by older code) is replay-safe too; the worker's log configuration (telemetry.py) adds the same ids to its
+lines and to activities' lines with `business_ids`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contract import names
+
+_ID = r"[A-Za-z0-9_.\-]+"  # workflows.contract.common.Identifier: never a ':'
+_FORMS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile("^" + form(*(f"(?P<{field}>{_ID})" for field in fields)) + "$"), workflow_type)
+    for form, fields, workflow_type in (
+        (names.mount_task_id, ("task_id",), names.MOUNT_TASK_WORKFLOW),
+        (names.mounted_content_id, ("task_id", "content_id"), names.MOUNTED_CONTENT_WORKFLOW),
+        (names.xingguang_task_id, ("task_id",), names.XINGGUANG_TASK_WORKFLOW),
+        (names.violation_case_id, ("case_id",), names.VIOLATION_CASE_WORKFLOW),
+        (names.data_subject_request_id, ("request_id",), names.DATA_SUBJECT_REQUEST_WORKFLOW),
+        (names.account_id, ("account_id",), names.ACCOUNT_WORKFLOW),
+        (names.security_incident_id, ("incident_id",), names.SECURITY_INCIDENT_WORKFLOW),
+    )
+]
+
+
+def business_ids(workflow_id: str | None) -> dict[str, str]:
+    """The business ids a workflow id carries: `mount-content:t1:c1` -> task_id=t1, content_id=c1."""
+    if workflow_id:
+        for pattern, _ in _FORMS:
+            if matched := pattern.match(workflow_id):
+                return matched.groupdict()
+    return {}
+
+
+FIELDS = "xingtu_fields"  # the LogRecord attribute carrying a line's fields (telemetry.py renders them)
+LOGGER = "xingtu.workflow"
+
+
+class WorkflowLog:
+    """A bound logger in the manner of structlog (`bind`, `info(event, **fields)`) writing through the standard
+    `logging` module: the worker's structlog configuration renders the line with its fields. (structlog's own
+    loggers are not used inside the workflow sandbox.)"""
+
+    def __init__(self, fields: dict[str, Any], silent: bool = False) -> None:
+        self.fields, self.silent = fields, silent
+
+    def bind(self, **fields: Any) -> WorkflowLog:
+        return WorkflowLog({**self.fields, **fields}, self.silent)
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        if not self.silent:
+            logging.getLogger(LOGGER).log(level, event, extra={FIELDS: {**self.fields, **fields}})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.log(logging.ERROR, event, **fields)
+
+
+def wlog(**fields: Any) -> WorkflowLog:
+    """This workflow's logger: `wlog().info("piece settled", fee_fen=1000)`; silent while replaying history."""
+    if workflow.unsafe.is_replaying_history_events():
+        return WorkflowLog({}, silent=True)
+    info = workflow.info()
+    return WorkflowLog({"workflow_id": info.workflow_id, "run_id": info.run_id,
+                        "workflow_type": info.workflow_type, **business_ids(info.workflow_id), **fields})
