@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.disputes import dispute_refusal, resolution_refusal
     from workflows.rules.working_days import DISPUTE_RESOLUTION_WORKING_DAYS
 
+from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 from workflows.deadlines import working_days_deadline
 
@@ -67,6 +68,7 @@ class DisputesAndHolds:
                                   party_id=request.party_id, reason=request.reason, raised_at=now,
                                   fee_fen=self._agreed_fee())
         s.disputes.append(dispute)  # holds settlement from this instant, even while the deadline is computed
+        metrics.dispute_raised("mount", "fee")
         self._changed()
         due, problem = await working_days_deadline(
             now, DISPUTE_RESOLUTION_WORKING_DAYS, f"dispute {dispute.dispute_id} of {self._workflow_id()}")
@@ -123,7 +125,9 @@ class DisputesAndHolds:
                 s.late_batches += 1
             s.pending_accrual = []
             if s.escalated and self._open_dispute() is None:
+                metrics.escalation("mount", True, False)
                 s.escalated, s.escalation_reason = False, None
+            metrics.dispute_resolved("mount", "fee")
             return c.DisputeResolution(dispute_id=dispute.dispute_id, resolved_at=now, fee_before_fen=fee_before,
                                        amount_fen=paid, budget_adjustment_fen=paid - fee_before)
         finally:
@@ -166,6 +170,7 @@ class DisputesAndHolds:
     def _escalate(self, dispute: c.DisputeRecord, why: str) -> None:
         s = self.s
         dispute.escalated_at = workflow.now()
+        metrics.escalation("mount", s.escalated, True)
         s.escalated = True
         s.escalation_reason = (f"ESCALATED: fee dispute {dispute.dispute_id} of content {s.content_id} raised by "
                                f"the {dispute.raised_by} {dispute.party_id}: {why}")

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.fees import platform_fee
     from workflows.rules.task_form import task_form_problems
 
+from workflows import metrics
 from workflows.common import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
@@ -145,6 +146,7 @@ class MountTaskWorkflow:
             )
             s.last_refusal = []
             s.stage = c.TaskStage.PUBLISHED
+            metrics.task_published("mount", freeze.frozen_fen)
             workflow.upsert_search_attributes([SA.CLIENT_ID.value_set(request.client_id)])
             return s.publication
         finally:
@@ -216,6 +218,7 @@ class MountTaskWorkflow:
             s.pieces[request.content_id] = piece
             s.pieces_open += 1
             s.messages_this_run += 1
+            metrics.piece_mounted("mount", piece.content_id)
         content_input = MountedContentInput(
             task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
             payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
@@ -413,6 +416,7 @@ class MountTaskWorkflow:
         )
         s.refunded_fen = refund.refunded_fen
         s.spent_fen = s.paid_to_creators_fen
+        metrics.task_refunded("mount", refund.refunded_fen)
         s.stage = c.TaskStage.REFUNDED
         self._show(f"refunded {s.refunded_fen} fen to client {s.client_id}", None)
 

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.fees import platform_fee
 
+from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
 from workflows.content_disputes import DisputesAndHolds
 
@@ -257,6 +258,7 @@ class MountedContentWorkflow(DisputesAndHolds):
         )
         for eid, granted in zip(event_ids, result.results):
             s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
+        metrics.conversions("mount", counted=sum(granted.granted_count for granted in result.results))
         accrued = set(event_ids)
         s.pending_accrual = [eid for eid in s.pending_accrual if eid not in accrued]
         self._recompute_fee()
@@ -279,6 +281,7 @@ class MountedContentWorkflow(DisputesAndHolds):
             "ledger.release", ReleaseRequest(task_id=s.task_id, event_ids=event_ids), result_type=ReleaseResult,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
+        metrics.conversions("mount", released=sum(s.batches[eid].counted for eid in event_ids))
         for eid in event_ids:
             s.batches[eid].counted, s.batches[eid].fee_fen = 0, 0
         self._recompute_fee()
@@ -328,6 +331,8 @@ class MountedContentWorkflow(DisputesAndHolds):
             payee_account=s.payee_account, transfer_key=f"settle:{s.task_id}:{s.content_id}",
         )
         s.stage = c.ContentStage.CLOSED if s.disposed_at is not None else c.ContentStage.SETTLED
+        metrics.piece_settled("mount", s.content_id, s.stage is c.ContentStage.SETTLED, payee=result.fee_fen,
+                              platform=result.platform_fee_fen)
         await self._deduct_if_the_case_says_so(result.fee_fen)
         self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
                    f"{result.platform_fee_fen} fen", None)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.rules.working_days import APPEAL_ANSWER_WORKING_DAYS
 
+from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
 from workflows.deadlines import working_days_deadline
 
@@ -122,6 +123,7 @@ class ViolationCaseWorkflow:
         now = workflow.now()
         s.appeal = appeal = c.AppealRecord(appealed_at=now, reason=request.reason)
         s.stage = c.CaseStage.APPEALED
+        metrics.dispute_raised("violation", "appeal")
         self._changed()
         due, problem = await working_days_deadline(now, APPEAL_ANSWER_WORKING_DAYS,
                                                    f"appeal answer {violation_case_id(s.case_id)}")
@@ -151,6 +153,7 @@ class ViolationCaseWorkflow:
         assert s.appeal is not None
         s.appeal.decision, s.appeal.decided_at = request.decision, workflow.now()
         s.appeal.decided_by, s.appeal.note = request.operator_id, request.note
+        metrics.dispute_resolved("violation", "appeal")
         self._changed()
         # The run loop applies the outcome; answer once it has, so the operator sees what it did.
         await workflow.wait_condition(lambda: s.stage not in OPEN_APPEAL)
@@ -172,6 +175,7 @@ class ViolationCaseWorkflow:
         s.appeal.complex, s.appeal.marked_complex_at = True, workflow.now()
         s.appeal.marked_complex_by, s.appeal.complex_note = request.operator_id, request.note
         s.stage = c.CaseStage.APPEAL_COMPLEX
+        metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
         self._plan_next_deadline()
         self._changed()
@@ -207,6 +211,7 @@ class ViolationCaseWorkflow:
             if penalty.status not in ENDED:
                 await self._penalty_activity("penalties.withdraw", penalty, now)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.WITHDRAWN, now
+        metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
         await self._release_held_settlements("paid")
         s.stage, s.withdrawn_at = c.CaseStage.WITHDRAWN, now
@@ -228,6 +233,7 @@ class ViolationCaseWorkflow:
                 penalty.deducted_fen, penalty.ended_at = effect.deducted_fen, now
             else:
                 penalty.status = c.PenaltyStatus.FINAL
+        metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
         await self._release_held_settlements("deducted" if deduct_held else "paid")
         s.stage, s.final_at = c.CaseStage.FINAL, now
@@ -293,6 +299,7 @@ class ViolationCaseWorkflow:
 
     def _escalate(self, why: str) -> None:
         s = self.s
+        metrics.escalation("violation", s.escalated, True)
         s.escalated = True
         s.escalation_reason = f"ESCALATED: violation case {s.case_id} ({s.party_kind.value} {s.party_id}): {why}"
         workflow.logger.warning(s.escalation_reason)

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_order import creator_selection_refusals
     from workflows.rules.xingguang_windows import ESCALATION_WORKING_DAYS, billable, client_review_due_at
 
+from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 from workflows.privacy_common import working_days_after
 
@@ -60,7 +61,9 @@ class WorkflowBase:
     def _changed(self) -> None:
         """After a command: apply what time decides now (so the answer shows it) and wake the run loop."""
         self.s.messages_this_run += 1
+        was_escalated = self.s.escalated
         life.advance(self.s, workflow.now())
+        metrics.escalation("xingguang", was_escalated, self.s.escalated)
         self._wake = True
 
     @staticmethod
@@ -109,6 +112,7 @@ class PieceMessages(WorkflowBase):
                         agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
         s.pieces[piece.piece_id] = piece
         s.earnings_committed_fen += piece.agreed_earnings_fen
+        metrics.piece_mounted("xingguang", piece.piece_id)
         self._changed()
         return piece
 
@@ -212,6 +216,7 @@ class PieceMessages(WorkflowBase):
             case = await self._new_case(request.reason, f"objection on piece {piece.piece_id} of {self.s.task_id}")
             if piece.objection is None:  # not raised by a concurrent call meanwhile
                 piece.objection = case
+                metrics.dispute_raised("xingguang", "objection")
                 self._changed()
         return piece
 
@@ -227,6 +232,7 @@ class PieceMessages(WorkflowBase):
         s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
         assert piece.objection is not None
         piece.objection.decided_at = now
+        metrics.dispute_resolved("xingguang", "objection")
         piece.objection.outcome = f"{'upheld' if request.upheld else 'dismissed'}: {request.note}"
         if request.upheld:
             # The piece stops promoting and settles at the operator's amounts, now.
@@ -309,6 +315,7 @@ class PieceMessages(WorkflowBase):
                     life.pause_intervals(s, piece.piece_id), batch.cheating):
                 continue
             granted = billable_grant(batch.count, price, self._placement_left())
+            metrics.conversions("xingguang", counted=granted)
             piece.billable_events += granted
             piece.billed_spend_fen += granted * price
             s.placement_spent_fen += granted * price
@@ -336,6 +343,7 @@ class PieceMessages(WorkflowBase):
             if piece is None or not event.billed_events or piece.stage in life.DONE:
                 continue  # not arrived yet (it will bill nothing), billed nothing, or settled already (R-1)
             piece.billable_events -= event.billed_events
+            metrics.conversions("xingguang", released=event.billed_events)
             piece.billed_spend_fen -= event.billed_events * price
             s.placement_spent_fen -= event.billed_events * price
 
@@ -346,6 +354,7 @@ class PieceMessages(WorkflowBase):
             case = await self._new_case(request.reason, f"data dispute on piece {piece.piece_id} of {self.s.task_id}")
             if piece.data_dispute is None:
                 piece.data_dispute = case
+                metrics.dispute_raised("xingguang", "data")
                 self._changed()
         return piece
 
@@ -361,9 +370,12 @@ class PieceMessages(WorkflowBase):
         s, piece, price = self.s, self.s.pieces[request.piece_id], self._unit_price()
         assert piece.data_dispute is not None
         events = min(request.billable_events, piece.billable_events + self._placement_left() // price)
+        metrics.conversions("xingguang", counted=max(events - piece.billable_events, 0),
+                            released=max(piece.billable_events - events, 0))
         s.placement_spent_fen += (events - piece.billable_events) * price
         piece.billable_events, piece.billed_spend_fen = events, events * price
         piece.data_dispute.decided_at = workflow.now()
+        metrics.dispute_resolved("xingguang", "data")
         piece.data_dispute.outcome = f"{events} billable events: {request.note}"
         self._changed()
         return piece

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_money import damages_cap, damages_payable, delay_fee_limit, frozen_at_order
     from workflows.rules.xingguang_order import order_problems
 
+from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
 from workflows.xingguang_piece import PieceMessages, refused
 
@@ -117,8 +118,9 @@ class XingguangTaskWorkflow(PieceMessages):
 
     def _tick(self) -> None:
         """Apply what time decides now and show where the task stands."""
-        s = self.s
+        s, was_escalated = self.s, self.s.escalated
         life.advance(s, workflow.now())
+        metrics.escalation("xingguang", was_escalated, s.escalated)
         next_at, what = life.next_deadline(s, workflow.now())
         counts: dict[str, int] = {}
         for piece in s.pieces.values():
@@ -166,6 +168,7 @@ class XingguangTaskWorkflow(PieceMessages):
             s.result = c.OrderResult(task_id=s.task_id, ordered_at=workflow.now(), terms=terms,
                                      freeze_transfer_id=freeze.transfer_id)
             s.stage, s.last_refusal = c.TaskStage.MATERIALS_REVIEW, []
+            metrics.task_published("xingguang", freeze.frozen_fen)
             workflow.upsert_search_attributes([SA.CLIENT_ID.value_set(request.client_id)])
             self._changed()
             return s.result
@@ -480,7 +483,9 @@ class XingguangTaskWorkflow(PieceMessages):
         for piece in list(s.pieces.values()):
             if piece.settlement_due and piece.stage not in life.DONE:
                 await self._settle(piece)
+        was_escalated = s.escalated
         life.advance(s, workflow.now())
+        metrics.escalation("xingguang", was_escalated, s.escalated)
         if life.ready_to_close(s):
             await self._close()
             return True
@@ -505,6 +510,9 @@ class XingguangTaskWorkflow(PieceMessages):
         s.promotion_spend_fen += money.promotion_spend_fen
         s.platform_fees_fen += money.platform_fee_fen
         s.provider_fees_fen += money.provider_fee_fen
+        metrics.piece_settled("xingguang", piece.piece_id, piece.stage is c.PieceStage.SETTLED,
+                              payee=money.creator_earnings_fen, promotion=money.promotion_spend_fen,
+                              platform=money.platform_fee_fen, provider=money.provider_fee_fen)
 
     async def _close(self) -> None:
         """R-8 / R-9: the delay fee (if any), then the remainder less deductions back to the client."""
@@ -524,6 +532,8 @@ class XingguangTaskWorkflow(PieceMessages):
             result_type=XgRefundResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen
         s.stage, s.closed_at = c.TaskStage.CLOSED, workflow.now()
+        metrics.task_refunded("xingguang", refund.refunded_fen)
+        metrics.escalation("xingguang", s.escalated, False)
         s.escalated, s.escalation_reasons, s.next_deadline_at = False, [], None
         workflow.set_current_details(f"xg task {s.task_id}: closed; refunded {s.refunded_fen} fen")
         stage_attributes(s.stage.value, None, False)
