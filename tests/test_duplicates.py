@@ -762,7 +762,7 @@ class TestR1R3ConversionsOutOfOrder:
     async def test_r_1_within_the_budget_every_order_counts_and_settles_the_same(self, ctx: Ctx) -> None:
         """While the budget lasts, R-3's arrival order decides nothing: every order counts the same batches and
         settles the same fees as the in-order delivery."""
-        outcomes = {}
+        outcomes: dict[str, dict[str, Any]] = {}
         for label, stream in orders():
             task, _, result, pieces = await mount_task_with_stream(ctx, f"o{len(outcomes)}", stream, 100_000)
             outcomes[label] = mount_money(task, result, pieces, ctx)
@@ -808,6 +808,90 @@ class TestR1R3ConversionsOutOfOrder:
             if label == "in order":
                 assert end_minute == 5 and {p: s.counted_conversions for p, s in pieces.items()} == {"p1": 9, "p2": 6}
                 assert result.paid_to_creators_fen == 1_500
+
+
+async def xg_task_with_stream(ctx: Ctx, name: str, stream: list[Delivery], placement_budget_fen: int,
+                              one_at_a_time: bool = False
+                              ) -> tuple[str, datetime, xg.TaskResult, xg.XingguangTaskState, dict[str, int]]:
+    """An XG task (unit price 50 fen) with pieces p1 and p2 published and promoted, the stream of billable-event
+    batches delivered (occurred_at = the later publication + minutes), then run until it closes. Returns the task,
+    that start, its result, its final state and the event register's billed events per event id."""
+    task, client_id = xgf.ids(ctx, name)
+    await xgf.ordered_task(ctx, task, client_id, start_in=timedelta(0), placement_budget_fen=placement_budget_fen)
+    published = [await xgf.published_piece(ctx, task, client_id, p, f"cr-{p}", 10_000) for p in ("p1", "p2")]
+    start = max(p.published_at for p in published if p.published_at is not None)
+    await h.advance(ctx, 600)
+    for d in stream:
+        if d.void:
+            await xg_api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id=d.event_id,
+                                                                                      reason="bots found later"))
+        else:
+            await xgf.events(ctx, task, d.event_id, d.piece, d.count, occurred(start, d), d.cheating)
+        if one_at_a_time:
+            await wait_until_quiet(ctx, [xg.xg_task_workflow_id(task)])
+    await wait_until_quiet(ctx, [xg.xg_task_workflow_id(task)])
+    result = await h.finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    state = await xg_api.state(ctx.client, task)
+    money = xgf.xg_money(ctx, task, client_id)
+    assert money["frozen"] == sum(money[k] for k in ("creators", "promotion", "platform_fee", "delay_fee",
+                                                     "deducted", "refund")) and money["escrow"] == 0, money
+    with ctx.a.db.transaction() as tx:
+        billed = {eid: int(n) for eid, n in tx.fetchall(
+            "SELECT event_id, billed_events FROM xg_billable_events WHERE task_id = ? AND voided_by IS NULL",
+            (task,))}
+    return task, start, result, state, billed
+
+
+class TestR1R8BillableEventsOutOfOrder:
+    """R-1 / R-8 / XG-6 / R-11: the Xingguang piece's billable events, delivered in seeded random orders with
+    repeats, cheating batches and voids (some before their batch) mixed in."""
+
+    async def test_r_1_r_8_within_the_placement_budget_every_order_settles_the_same(self, ctx: Ctx) -> None:
+        outcomes: dict[str, tuple[Any, ...]] = {}
+        for label, stream in orders():
+            _, _, result, state, billed = await xg_task_with_stream(ctx, f"xo{len(outcomes)}", stream, 100_000)
+            outcomes[label] = (result.model_dump(exclude={"task_id", "order"}),
+                               {p: piece.billable_events for p, piece in state.pieces.items()}, billed)
+        baseline = outcomes["in order"]
+        assert baseline[1] == {"p1": 10, "p2": 14}  # e1+e2+e4; f1+f3
+        assert {p: m["promotion_spend_fen"] for p, m in baseline[0]["pieces"].items()} == {"p1": 500, "p2": 700}
+        for label, outcome in outcomes.items():
+            assert outcome == baseline, label
+
+    async def test_r_3_r_11_across_the_placement_budget_arrival_order_decides_what_bills(self, ctx: Ctx) -> None:
+        """As R-3 for the placement budget (R-8, R-11): events bill in the order their batches arrive, whole events
+        while the budget lasts; the batch that uses it up stops promotion for every piece at its `occurred_at`, and
+        batches arriving after that bill nothing that occurred from then on; cheating and voided batches never
+        bill; a void gives its spend back to the client. Which batches bill may differ between orders; what holds
+        in every order: the spend never passes the placement budget, promotion stops at the instant of a billing
+        batch, only counting batches bill (never more events than reported), the settled promotion spend is 50 fen
+        x the events billed, and the frozen money is all accounted for.
+
+        Unlike a mounted piece (AM-10: a batch that occurred after the end is given back), a batch billed *before*
+        the exhausting batch arrived keeps its events even when it occurred after the stop instant: the XG register
+        keeps no instants to find them by. Nothing in R-8/R-11 says otherwise, so it is not asserted either way.
+
+        In order, each accepted before the next (1,000 fen = 20 events): e1 5, f1 6, e2 3, f2 1, e3 4, then e4
+        bills 1 of 2 and stops promotion at minute 5; f3 (minute 6) bills nothing; the voids give back 250 fen."""
+        budget = 1_000
+        for n, (label, stream) in enumerate(orders()):
+            _, start, result, state, billed = await xg_task_with_stream(
+                ctx, f"xb{n}", stream, budget, one_at_a_time=label == "in order")
+            assert state.end_reason == "placement budget used up" and state.promotion_stopped_at is not None, label
+            stop_minute = (state.promotion_stopped_at - start) / (60 * SECOND)
+            assert stop_minute in {d.minute for d in counting(STREAM)}, (label, stop_minute)
+            for eid, events in billed.items():
+                if events:
+                    delivery = next(d for d in STREAM if d.event_id == eid)
+                    assert delivery in counting(STREAM), (label, eid, billed)
+                    assert events <= delivery.count, (label, eid)
+            spend = sum(m.promotion_spend_fen for m in result.pieces.values())
+            assert spend == result.promotion_spend_fen == state.placement_spent_fen <= budget, label
+            assert spend == 50 * sum(billed.values()) == 50 * sum(p.billable_events for p in state.pieces.values())
+            assert [m.creator_earnings_fen for m in result.pieces.values()] == [10_000, 10_000], label
+            if label == "in order":
+                assert stop_minute == 5 and {e: n for e, n in billed.items() if n} == {"e1": 5, "f1": 6, "e2": 3, "e4": 1}
+                assert {p: piece.billable_events for p, piece in state.pieces.items()} == {"p1": 9, "p2": 6}
 
 
 # ---------------------------------------------------------------------------------------------------- coverage
