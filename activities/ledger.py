@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -792,6 +793,10 @@ def _as_application_errors() -> Iterator[None]:
         raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from error
 
 
+# Money movements write one line each; the worker's log configuration adds the activity's workflow and business ids.
+log = structlog.get_logger("xingtu.ledger")
+
+
 class LedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -799,8 +804,10 @@ class LedgerActivities:
     @activity.defn(name="ledger.freeze")
     def freeze(self, request: FreezeRequest) -> FreezeResult:
         with _as_application_errors():
-            return FreezeResult(**self.ledger.freeze(request.task_id, request.client_id, request.budget_fen,
-                                                     request.platform_fee_fen))
+            result = FreezeResult(**self.ledger.freeze(request.task_id, request.client_id, request.budget_fen,
+                                                       request.platform_fee_fen))
+        log.info("ledger frozen", client_id=request.client_id, frozen_fen=result.frozen_fen)
+        return result
 
     @activity.defn(name="ledger.deposit")
     def deposit(self, request: DepositRequest) -> DepositResult:
@@ -830,13 +837,18 @@ class LedgerActivities:
     @activity.defn(name="ledger.settle")
     def settle(self, request: SettleRequest) -> SettleResult:
         with _as_application_errors():
-            return SettleResult(**self.ledger.settle(request.task_id, request.content_id, request.payee_account,
-                                                     request.fee_fen, request.platform_fee_fen))
+            result = SettleResult(**self.ledger.settle(request.task_id, request.content_id, request.payee_account,
+                                                       request.fee_fen, request.platform_fee_fen))
+        log.info("ledger settled", payee_account=request.payee_account, fee_fen=result.fee_fen,
+                 platform_fee_fen=result.platform_fee_fen)
+        return result
 
     @activity.defn(name="ledger.refund")
     def refund(self, request: RefundRequest) -> RefundResult:
         with _as_application_errors():
-            return RefundResult(**self.ledger.refund(request.task_id, request.client_id))
+            result = RefundResult(**self.ledger.refund(request.task_id, request.client_id))
+        log.info("ledger refunded", client_id=request.client_id, refunded_fen=result.refunded_fen)
+        return result
 
     @activity.defn(name="ledger.task_money")
     def task_money(self, request: TaskMoneyRequest) -> TaskMoney:

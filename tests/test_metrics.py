@@ -1,0 +1,189 @@
+"""Prometheus metrics of the worker (issue 9 item 3).
+
+A worker whose client runs on a runtime serving Prometheus on a free port (telemetry.runtime, as worker.py builds
+it from METRICS_PORT) lives through one authorized-mount task on the time-skipping server: publication (AM-1..3),
+two mounts (AM-6), conversions with a void (AM-9, R-1), a fee dispute left past its 7 working days (AM-17: it
+escalates) then resolved with a lower amount, settlement of both pieces (AM-12) and the refund (AM-13). The
+endpoint, scraped with urllib, shows each business counter of workflows/metrics.py with the value the scenario
+implies (the fen ones equal the ledger's payouts and refund), SDK metrics beside them, and replaying the recorded
+histories counts nothing again.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.runtime import Runtime
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+import telemetry
+from starter import client as api
+from starter import violations
+from tests.conftest import Ctx, StartedWorkflows
+from tests.helpers import (
+    DAY,
+    assert_conservation,
+    content_when,
+    convert,
+    creator,
+    finish,
+    mount,
+    published_task,
+)
+from tests.violation_helpers import fixed_calendar
+from worker import WORKFLOWS, Adapters, build_worker
+from workflows import metrics
+from workflows.contract import mount_task as mt
+from workflows.contract import mounted_content as mc
+from workflows.contract.names import mount_task_id, mounted_content_id
+
+SECOND = DAY / 86400
+Sample = tuple[str, dict[str, str], float]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(url: str) -> list[Sample]:
+    """The samples of a Prometheus text exposition: (name, labels, value)."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        matched = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
+        assert matched, line
+        labels = dict(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"', matched.group(2) or ""))
+        samples.append((matched.group(1), labels, float(matched.group(3))))
+    return samples
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    return sum(value for sample, have, value in samples
+               if sample == name and all(have.get(k) == v for k, v in labels.items()))
+
+
+@pytest.fixture(scope="module")
+def metrics_url() -> Iterator[tuple[Runtime, str]]:
+    """One runtime per module: its Prometheus endpoint lives as long as the process."""
+    bind = f"127.0.0.1:{free_port()}"
+    yield telemetry.runtime(bind), f"http://{bind}/metrics"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def mctx(env: WorkflowEnvironment, adapters: Adapters, task_queue: str, uid: str,
+               metrics_url: tuple[Runtime, str]) -> AsyncIterator[Ctx]:
+    """Like conftest's ctx, but the worker's client runs on the metrics runtime (as worker.py's does)."""
+    runtime, _ = metrics_url
+    client = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace,
+                                  data_converter=env.client.data_converter, runtime=runtime,
+                                  interceptors=[StartedWorkflows()])
+    calendar = fixed_calendar(9 * DAY)(adapters)  # "7 working days" = 9 days, whatever the server's date
+    async with build_worker(client, task_queue, adapters, replace_activities=calendar):
+        yield Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
+
+
+async def test_metrics_after_a_mount_task_with_a_dispute(mctx: Ctx, metrics_url: tuple[Runtime, str],
+                                                         tmp_path: Path) -> None:
+    ctx, (runtime, url) = mctx, metrics_url
+    task, cr1, cr2 = f"t-met-{ctx.uid}", f"cr1-{ctx.uid}", f"cr2-{ctx.uid}"
+    published = await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=30,
+                                      client_id=f"client-{ctx.uid}")
+    assert published.frozen_fen == 110_000
+    for who in (cr1, cr2):
+        creator(ctx.a, who)
+        await api.join(ctx.client, task, who)
+    mounted_at = published.published_at.replace(microsecond=0)
+    await mount(ctx, task, "c1", cr1, mounted_at)
+    await mount(ctx, task, "c2", cr2, mounted_at)
+    await convert(ctx, task, "c1", "e1", 10, mounted_at + SECOND)
+    await convert(ctx, task, "c1", "e2", 5, mounted_at + SECOND)
+    await convert(ctx, task, "c1", "e2", 5, mounted_at + SECOND)  # the same batch again: counted once (R-1)
+    await convert(ctx, task, "c2", "e3", 7, mounted_at + SECOND)
+    await convert(ctx, task, "c2", "e4", 3, mounted_at + SECOND)
+    await content_when(ctx, task, "c2", lambda s: s.counted_conversions == 10)
+    await api.content_signal(ctx.client, task, "c2", "void_conversions",
+                             mc.VoidConversions(event_id="e4", reason="fake installs"))
+    await content_when(ctx, task, "c2", lambda s: s.counted_conversions == 7)
+    await content_when(ctx, task, "c1", lambda s: s.fee_fen == 1_500)
+
+    await ctx.env.sleep(14 * DAY + SECOND)  # billing period over, publicity window open
+    await violations.raise_dispute(ctx.client, task, "c1", mc.RaiseDisputeRequest(
+        raised_by="creator", party_id=cr1, reason="activations missing from the report"))
+    await ctx.env.sleep(9 * DAY + SECOND)  # unresolved past its deadline: escalated (AM-17)
+    await content_when(ctx, task, "c1", lambda s: s.escalated)
+    await violations.resolve_dispute(ctx.client, task, "c1", mc.ResolveDisputeRequest(
+        dispute_id="d1", operator_id="op-1", amount_fen=1_200, note="3 activations were QA devices"))
+    c1 = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+    c2 = await finish(ctx, mounted_content_id(task, "c2"), mc.ContentResult)
+    result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+    assert (c1.fee_fen, c2.fee_fen, result.refunded_fen) == (1_200, 700, 110_000 - 1_900 - 190)
+
+    samples = scrape(url)
+    mine = {"task_queue": ctx.task_queue, "kind": "mount"}
+    money = assert_conservation(ctx.a, task)
+    payouts = (ctx.a.ledger.balance(f"creator:{cr1}:payable").balance_fen
+               + ctx.a.ledger.balance(f"creator:{cr2}:payable").balance_fen)
+    expected = {
+        (metrics.TASKS_PUBLISHED.name, ()): 1,
+        (metrics.FROZEN_FEN.name, ()): money["frozen_fen"],
+        (metrics.PIECES_MOUNTED.name, ()): 2,
+        (metrics.CONVERSIONS_COUNTED.name, ()): 10 + 5 + 7 + 3,
+        (metrics.CONVERSIONS_RELEASED.name, ()): 3,
+        (metrics.PIECES_SETTLED.name, (("outcome", "settled"),)): 2,
+        (metrics.SETTLED_FEN.name, (("to", "payee"),)): payouts,
+        (metrics.SETTLED_FEN.name, (("to", "platform"),)): money["platform_fees_fen"],
+        (metrics.REFUNDED_FEN.name, ()): money["refunded_fen"],
+        (metrics.DISPUTES_RAISED.name, (("dispute", "fee"),)): 1,
+        (metrics.DISPUTES_RESOLVED.name, (("dispute", "fee"),)): 1,
+        (metrics.ESCALATIONS_OPENED.name, ()): 1,
+        (metrics.ESCALATIONS_CLOSED.name, ()): 1,
+    }
+    assert payouts == 1_900 and money["platform_fees_fen"] == 190 and money["refunded_fen"] == 107_910
+    got = {key: total(samples, key[0], **mine, **dict(key[1])) for key in expected}
+    assert got == expected
+    assert {name for name, _ in expected} == set(metrics.NAMES)  # every counter of the list was exercised
+    # Labels are the few named ones (plus the SDK's), never an id.
+    ours = [labels for name, labels, _ in samples if name in metrics.NAMES]
+    assert all(set(labels) <= {"kind", "outcome", "to", "dispute", "namespace", "task_queue", "workflow_type",
+                               "service_name"} for labels in ours)
+    # The SDK's own metrics come from the same endpoint.
+    completed = "temporal_workflow_completed"
+    assert total(samples, completed, task_queue=ctx.task_queue, workflow_type="MountedContentWorkflow") == 2
+    assert total(samples, completed, task_queue=ctx.task_queue, workflow_type="MountTaskWorkflow") == 1
+    assert total(samples, "temporal_workflow_task_execution_latency_count", task_queue=ctx.task_queue) > 0
+    assert total(samples, "temporal_activity_execution_latency_count", task_queue=ctx.task_queue) > 0
+
+    # Replaying the recorded histories (as a worker does after a cache eviction) counts nothing again.
+    histories = [await ctx.client.get_workflow_handle(wid).fetch_history()
+                 for wid in (mount_task_id(task), mounted_content_id(task, "c1"), mounted_content_id(task, "c2"))]
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=ctx.client.data_converter, runtime=runtime)
+    for history in histories:
+        await replayer.replay_workflow(history)
+    again = scrape(url)
+    assert {key: total(again, key[0], **mine, **dict(key[1])) for key in expected} == expected
+
+
+def test_metrics_port_from_the_environment() -> None:
+    assert telemetry.metrics_bind_address({}) is None
+    assert telemetry.metrics_bind_address({"METRICS_PORT": ""}) is None
+    assert telemetry.metrics_bind_address({"METRICS_PORT": "9464"}) == "0.0.0.0:9464"
+    assert telemetry.metrics_bind_address({"METRICS_PORT": "9464", "METRICS_HOST": "127.0.0.1"}) == "127.0.0.1:9464"
+    with pytest.raises(SystemExit, match="METRICS_PORT"):
+        telemetry.metrics_bind_address({"METRICS_PORT": "ninety"})
+
+
+def test_counter_names_share_one_prefix_and_end_in_total() -> None:
+    assert len(set(metrics.NAMES)) == len(metrics.NAMES)
+    assert all(re.fullmatch(r"xingtu_[a-z_]+_total", name) for name in metrics.NAMES)
