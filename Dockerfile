@@ -16,7 +16,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 # Then the project itself (the same package `pip install .` builds on a developer's machine).
-COPY worker.py telemetry.py ./
+COPY worker.py ./
+COPY telemetry.py ./
 COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter

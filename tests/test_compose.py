@@ -7,6 +7,8 @@ Docker is not on the test machines: these tests read the files. Where Debian's `
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -20,7 +22,9 @@ import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 
+import telemetry
 import worker
+from workflows import metrics
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
@@ -29,7 +33,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "codec-server"}
 ONE_SHOT = {"temporal-schema", "temporal-setup", "ledger-db", "payload-keys"}
-VERSION_TAG = re.compile(r"^\d+(\.\d+)+")
+VERSION_TAG = re.compile(r"^v?\d+(\.\d+)+")  # prom/prometheus tags its versions v3.5.0
 
 
 def resolve(value: str) -> str:
@@ -226,3 +230,54 @@ def test_docker_compose_validates_the_file() -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     assert LONG_RUNNING | ONE_SHOT <= set(result.stdout.split())
+
+
+def load_dashboard_maker() -> Any:
+    spec = importlib.util.spec_from_file_location("make_dashboard", ROOT / "deploy/grafana/make_dashboard.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_metrics_profile_prometheus_scrapes_the_worker(services: dict[str, Any]) -> None:
+    """Issue 9 item 3: optional Prometheus + Grafana (profile "metrics"); Prometheus scrapes the worker's
+    METRICS_PORT inside the compose network (the worker publishes no port)."""
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["metrics"], name
+        assert services[name]["healthcheck"]["test"] and services[name]["restart"] == "unless-stopped"
+    assert services["prometheus"]["ports"] == ["9090:9090"] and services["grafana"]["ports"] == ["3000:3000"]
+    assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    worker_env = env_of(services["worker"])
+    bind = telemetry.metrics_bind_address(worker_env)
+    assert bind == f"0.0.0.0:{worker_env['METRICS_PORT']}"
+    mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"])
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"] == [{"targets": [f"worker:{worker_env['METRICS_PORT']}"]}]
+
+
+def test_metrics_profile_grafana_dashboard_shows_the_metrics_modules_counters(services: dict[str, Any]) -> None:
+    """The dashboard is made from workflows/metrics.py (deploy/grafana/make_dashboard.py) and is up to date;
+    Grafana provisions it and the Prometheus data source it names."""
+    maker = load_dashboard_maker()
+    checked_in = (ROOT / "deploy/grafana/dashboards/xingtu.json").read_text()
+    assert checked_in == maker.render(), "run: python deploy/grafana/make_dashboard.py"
+    dashboard = json.loads(checked_in)
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    used = set(re.findall(r"\b(xingtu_[a-z_]+)\b", exprs))
+    assert used == set(metrics.NAMES), "every business counter has a panel, and no panel a name not in the list"
+    for name in maker.SDK_METRICS:
+        assert name in exprs, name
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    provisioning = ROOT / "deploy/grafana/provisioning"
+    [source] = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())["datasources"]
+    assert uids == {source["uid"]} and source["url"] == "http://prometheus:9090"
+    [provider] = yaml.safe_load((provisioning / "dashboards/xingtu.yml").read_text())["providers"]
+    mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    home = env_of(services["grafana"])["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/xingtu.json"
