@@ -6,7 +6,7 @@ two mounts (AM-6), conversions with a void (AM-9, R-1), a fee dispute left past 
 escalates) then resolved with a lower amount, settlement of both pieces (AM-12) and the refund (AM-13). The
 endpoint, scraped with urllib, shows each business counter of workflows/metrics.py with the value the scenario
 implies (the fen ones equal the ledger's payouts and refund), SDK metrics beside them, and replaying the recorded
-histories counts nothing again.
+histories counts nothing again. A Xingguang task (XG-6, R-8) shows the same counters with kind="xingguang".
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from temporalio.worker import Replayer
 import telemetry
 from starter import client as api
 from starter import violations
+from starter import xingguang as xg_api
 from tests.conftest import Ctx, StartedWorkflows
 from tests.helpers import (
     DAY,
@@ -38,11 +39,23 @@ from tests.helpers import (
     mount,
     published_task,
 )
+from tests.test_xg_fixtures import (
+    HOUR,
+    OPERATOR,
+    events,
+    ids,
+    ordered_task,
+    published_piece,
+    sleep_until,
+    xg_money,
+)
+from tests.test_xg_fixtures import task_when as xg_task_when
 from tests.violation_helpers import fixed_calendar
 from worker import WORKFLOWS, Adapters, build_worker
 from workflows import metrics
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract import xingguang as xg
 from workflows.contract.names import mount_task_id, mounted_content_id
 
 SECOND = DAY / 86400
@@ -173,6 +186,50 @@ async def test_metrics_after_a_mount_task_with_a_dispute(mctx: Ctx, metrics_url:
         await replayer.replay_workflow(history)
     again = scrape(url)
     assert {key: total(again, key[0], **mine, **dict(key[1])) for key in expected} == expected
+
+
+async def test_metrics_of_a_xingguang_task_with_a_data_dispute(mctx: Ctx, metrics_url: tuple[Runtime, str]) -> None:
+    """XG-6 / R-8: the same counters with kind="xingguang": an order, a piece selected and published, 100 billable
+    events, a data dispute left past its deadline (escalated) and resolved at 80 events, settlement and refund."""
+    ctx, (_, url) = mctx, metrics_url
+    task, client_id = ids(ctx, "met")
+    t0, ordered = await ordered_task(ctx, task, client_id, days=5)
+    await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
+    await sleep_until(ctx, t0 + 2 * DAY)
+    await events(ctx, task, "d1", "p1", 100, t0 + DAY + HOUR)
+    await sleep_until(ctx, t0 + 6 * DAY + HOUR)  # billing over at t0+6d: publicity window open
+    await xg_api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+        client_id=client_id, piece_id="p1", reason="our tracker saw 80 clicks"))
+    await sleep_until(ctx, t0 + 16 * DAY)  # past its 9-day deadline: escalated
+    await xg_task_when(ctx, task, lambda s: s.escalated)
+    await xg_api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
+        operator_id=OPERATOR, piece_id="p1", billable_events=80, note="20 bot clicks removed"))
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    assert result.pieces["p1"].promotion_spend_fen == 80 * 50
+
+    money = xg_money(ctx, task, client_id)
+    assert money["frozen"] == ordered.terms.frozen_fen and money["escrow"] == 0
+    expected = {
+        (metrics.TASKS_PUBLISHED.name, ()): 1,
+        (metrics.FROZEN_FEN.name, ()): money["frozen"],
+        (metrics.PIECES_MOUNTED.name, ()): 1,
+        (metrics.CONVERSIONS_COUNTED.name, ()): 100,
+        (metrics.CONVERSIONS_RELEASED.name, ()): 20,
+        (metrics.PIECES_SETTLED.name, (("outcome", "settled"),)): 1,
+        (metrics.SETTLED_FEN.name, (("to", "payee"),)): money["creators"],
+        (metrics.SETTLED_FEN.name, (("to", "promotion"),)): money["promotion"],
+        (metrics.SETTLED_FEN.name, (("to", "platform"),)): money["platform_fee"],
+        (metrics.SETTLED_FEN.name, (("to", "provider"),)): money["provider_fee"],
+        (metrics.REFUNDED_FEN.name, ()): money["refund"],
+        (metrics.DISPUTES_RAISED.name, (("dispute", "data"),)): 1,
+        (metrics.DISPUTES_RESOLVED.name, (("dispute", "data"),)): 1,
+        (metrics.ESCALATIONS_OPENED.name, ()): 1,
+        (metrics.ESCALATIONS_CLOSED.name, ()): 1,
+    }
+    assert money["creators"] == 10_000 and money["promotion"] == 4_000
+    samples = scrape(url)
+    mine = {"task_queue": ctx.task_queue, "kind": "xingguang"}
+    assert {key: total(samples, key[0], **mine, **dict(key[1])) for key in expected} == expected
 
 
 def test_metrics_port_from_the_environment() -> None:
