@@ -6,7 +6,8 @@ two mounts (AM-6), conversions with a void (AM-9, R-1), a fee dispute left past 
 escalates) then resolved with a lower amount, settlement of both pieces (AM-12) and the refund (AM-13). The
 endpoint, scraped with urllib, shows each business counter of workflows/metrics.py with the value the scenario
 implies (the fen ones equal the ledger's payouts and refund), SDK metrics beside them, and replaying the recorded
-histories counts nothing again. A Xingguang task (XG-6, R-8) shows the same counters with kind="xingguang".
+histories counts nothing again. A Xingguang task (XG-6, R-8) shows the same counters with kind="xingguang",
+a violation case's escalated appeal (AM-20, AM-21) with kind="violation".
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.conftest import Ctx, StartedWorkflows
 from tests.helpers import (
     DAY,
     assert_conservation,
+    business_now,
     content_when,
     convert,
     creator,
@@ -50,13 +52,14 @@ from tests.test_xg_fixtures import (
     xg_money,
 )
 from tests.test_xg_fixtures import task_when as xg_task_when
-from tests.violation_helpers import fixed_calendar
+from tests.violation_helpers import case_update, case_when, fixed_calendar, start_case
 from worker import WORKFLOWS, Adapters, build_worker
 from workflows import metrics
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
-from workflows.contract.names import mount_task_id, mounted_content_id
+from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
 
 SECOND = DAY / 86400
 Sample = tuple[str, dict[str, str], float]
@@ -230,6 +233,31 @@ async def test_metrics_of_a_xingguang_task_with_a_data_dispute(mctx: Ctx, metric
     samples = scrape(url)
     mine = {"task_queue": ctx.task_queue, "kind": "xingguang"}
     assert {key: total(samples, key[0], **mine, **dict(key[1])) for key in expected} == expected
+
+
+async def test_metrics_of_a_violation_case_with_an_escalated_appeal(mctx: Ctx,
+                                                                    metrics_url: tuple[Runtime, str]) -> None:
+    """AM-20 / AM-21: an appeal (a dispute, dispute="appeal") unanswered past 7 working days escalates; its
+    decision resolves it and closes the escalation (kind="violation")."""
+    ctx, (_, url) = mctx, metrics_url
+    case, party = f"v-met-{ctx.uid}", f"cr-{ctx.uid}"
+    creator(ctx.a, party)
+    await start_case(ctx.client, ctx.task_queue, case, party, await business_now(ctx),
+                     vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS))
+    await case_update(ctx.client, case, "appeal", vc.AppealRequest(party_id=party, reason="the installs were real"),
+                      vc.AppealReceipt)
+    await ctx.env.sleep(9 * DAY + SECOND)
+    await case_when(ctx.client, case, lambda s: s.escalated)
+    decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
+        decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+    assert (decided.stage, decided.escalated) == (vc.CaseStage.CLOSED, False)
+    await finish(ctx, violation_case_id(case), vc.ViolationCaseResult)
+    samples = scrape(url)
+    mine = {"task_queue": ctx.task_queue, "kind": "violation"}
+    got = {name: total(samples, name, **mine) for name in metrics.NAMES if total(samples, name, **mine)}
+    assert got == {metrics.DISPUTES_RAISED.name: 1, metrics.DISPUTES_RESOLVED.name: 1,
+                   metrics.ESCALATIONS_OPENED.name: 1, metrics.ESCALATIONS_CLOSED.name: 1}
+    assert total(samples, metrics.DISPUTES_RAISED.name, **mine, dispute="appeal") == 1
 
 
 def test_metrics_port_from_the_environment() -> None:
