@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Database, Tx, default_dsn
+from workflows.logs import BoundLog
 
 LEDGER_NAMESPACE = uuid.UUID("5d0c6f4e-8a3b-5b7e-9c1d-2f4a6b8c0e13")
 WORLD_DEPOSITS = "world:deposits"
@@ -794,7 +794,7 @@ def _as_application_errors() -> Iterator[None]:
 
 
 # Money movements write one line each; the worker's log configuration adds the activity's workflow and business ids.
-log = structlog.get_logger("xingtu.ledger")
+log = BoundLog(name="xingtu.ledger")
 
 
 class LedgerActivities:

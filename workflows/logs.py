@@ -46,20 +46,21 @@ FIELDS = "xingtu_fields"  # the LogRecord attribute carrying a line's fields (te
 LOGGER = "xingtu.workflow"
 
 
-class WorkflowLog:
+class BoundLog:
     """A bound logger in the manner of structlog (`bind`, `info(event, **fields)`) writing through the standard
-    `logging` module: the worker's structlog configuration renders the line with its fields. (structlog's own
-    loggers are not used inside the workflow sandbox.)"""
+    `logging` module: the worker's structlog configuration (telemetry.py) renders the line with its fields; a
+    process that configured nothing shows warnings only. (structlog's own loggers are not used inside the
+    workflow sandbox.) Activities use it too (`BoundLog(name="xingtu.ledger")`)."""
 
-    def __init__(self, fields: dict[str, Any], silent: bool = False) -> None:
-        self.fields, self.silent = fields, silent
+    def __init__(self, fields: dict[str, Any] | None = None, silent: bool = False, name: str = LOGGER) -> None:
+        self.fields, self.silent, self.name = fields or {}, silent, name
 
-    def bind(self, **fields: Any) -> WorkflowLog:
-        return WorkflowLog({**self.fields, **fields}, self.silent)
+    def bind(self, **fields: Any) -> BoundLog:
+        return BoundLog({**self.fields, **fields}, self.silent, self.name)
 
     def log(self, level: int, event: str, **fields: Any) -> None:
         if not self.silent:
-            logging.getLogger(LOGGER).log(level, event, extra={FIELDS: {**self.fields, **fields}})
+            logging.getLogger(self.name).log(level, event, extra={FIELDS: {**self.fields, **fields}})
 
     def debug(self, event: str, **fields: Any) -> None:
         self.log(logging.DEBUG, event, **fields)
@@ -74,10 +75,10 @@ class WorkflowLog:
         self.log(logging.ERROR, event, **fields)
 
 
-def wlog(**fields: Any) -> WorkflowLog:
+def wlog(**fields: Any) -> BoundLog:
     """This workflow's logger: `wlog().info("piece settled", fee_fen=1000)`; silent while replaying history."""
     if workflow.unsafe.is_replaying_history_events():
-        return WorkflowLog({}, silent=True)
+        return BoundLog(silent=True)
     info = workflow.info()
-    return WorkflowLog({"workflow_id": info.workflow_id, "run_id": info.run_id,
+    return BoundLog({"workflow_id": info.workflow_id, "run_id": info.run_id,
                         "workflow_type": info.workflow_type, **business_ids(info.workflow_id), **fields})
