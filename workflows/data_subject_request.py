@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, Disposition
 
+from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.privacy_common import call, working_days_after
 
@@ -268,11 +269,13 @@ class DataSubjectRequestWorkflow:
         s = self.s
         s.replied_at, s.reply_summary, s.replied_by = workflow.now(), summary, by
         if s.escalated:
+            metrics.escalation("privacy", True, False)
             s.escalated = False  # a human acted; escalated_at keeps the record
         self._show(f"replied {business_time(s.replied_at)}")
 
     def _escalate(self, why: str) -> None:
         s = self.s
+        metrics.escalation("privacy", s.escalated, True)
         s.escalated, s.escalated_at = True, workflow.now()
         self._show(f"ESCALATED: {why}")
 

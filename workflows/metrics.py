@@ -4,7 +4,8 @@ Every counter goes through `workflow.metric_meter()`, the SDK's replay-safe mete
 workflow replays its history (after a cache eviction, on another worker, or in the Replayer), so each business
 event is counted once, in the run that lived it. Counters count events, never states: a continue-as-new carries
 the state on and counts nothing again. The SDK adds the labels `namespace`, `task_queue` and `workflow_type`;
-ours are few and bounded (never an id): `kind` (mount / xingguang / violation) and, where named below, one more.
+ours are few and bounded (never an id): `kind` (mount / xingguang / violation / privacy: escalations of data
+subject requests and security incidents) and, where named below, one more.
 
 "Escalations open" is `escalations_opened - escalations_closed` summed over workers (a workflow that becomes
 escalated on one worker and is settled on another still nets to zero in the sum). A gauge would not do: a
@@ -25,7 +26,7 @@ from temporalio import workflow
 from workflows.logs import wlog
 
 PREFIX = "xingtu_"
-Kind = Literal["mount", "xingguang", "violation"]
+Kind = Literal["mount", "xingguang", "violation", "privacy"]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import incident_notices_due_at
 
+from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.privacy_common import call
 
@@ -67,6 +68,7 @@ class SecurityIncidentWorkflow:
             await workflow.wait_condition(lambda: bool(self._pending()) or (
                 self._all_told() and (s.notices_completed_at is None or s.regulator_report is not None)))
         if s.escalated:
+            metrics.escalation("privacy", True, False)
             s.escalated = False
         self._show(f"closed: {len(s.notified)} notified, {len(s.undeliverable)} by announcement")
         watcher.cancel()
@@ -165,6 +167,7 @@ class SecurityIncidentWorkflow:
                                           timeout=until(s.notices_due_at), timeout_summary=f"notices due {business_time(s.notices_due_at)}")
         except TimeoutError:
             if s.notices_completed_at is None:
+                metrics.escalation("privacy", s.escalated, True)
                 s.escalated, s.escalated_at = True, workflow.now()
                 self._show(f"ESCALATED: notices not all out by {business_time(s.notices_due_at)}")
 
