@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         statement_dispute_closes_at,
     )
 
+from workflows import metrics
 from workflows.common import continue_as_new_due, stage_attributes, until
 from workflows.privacy_common import call, working_days_after
 
@@ -154,6 +155,7 @@ class AccountWorkflow:
         record.escalation_due_at = await working_days_after(
             record.raised_at, DISPUTE_ESCALATION_WORKING_DAYS, f"statement dispute {request.dispute_id}")
         if record.escalation_due_at is None:
+            metrics.escalation("privacy", record.escalated, True)
             record.escalated = True  # no calendar for that year: an operator must see it now
         self._wake = True
         return record
@@ -185,6 +187,7 @@ class AccountWorkflow:
                 account_id=s.account_id, party=s.party, dispute_id=request.dispute_id,
                 amount_fen=request.adjustment_fen), AdjustResult)
         record.status, record.resolved_at, record.resolved_by = request.outcome, workflow.now(), request.resolved_by
+        metrics.escalation("privacy", record.escalated, False)
         record.adjustment_fen, record.note, record.escalated = request.adjustment_fen, request.note, False
         released = await call("personal_data.release_hold", ReleaseHoldRequest(
             hold_id=dispute_hold_id(s.account_id, request.dispute_id)), ReleaseHoldResult)
@@ -217,6 +220,7 @@ class AccountWorkflow:
         for record in self.s.statement_disputes.values():
             if (record.status == "open" and not record.escalated and record.escalation_due_at is not None
                     and workflow.now() >= record.escalation_due_at):
+                metrics.escalation("privacy", False, True)
                 record.escalated = True
 
     def _next_escalation(self) -> datetime | None:

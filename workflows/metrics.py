@@ -5,7 +5,7 @@ workflow replays its history (after a cache eviction, on another worker, or in t
 event is counted once, in the run that lived it. Counters count events, never states: a continue-as-new carries
 the state on and counts nothing again. The SDK adds the labels `namespace`, `task_queue` and `workflow_type`;
 ours are few and bounded (never an id): `kind` (mount / xingguang / violation / privacy: escalations of data
-subject requests and security incidents) and, where named below, one more.
+subject requests, security incidents and account statement disputes) and, where named below, one more.
 
 "Escalations open" is `escalations_opened - escalations_closed` summed over workers (a workflow that becomes
 escalated on one worker and is settled on another still nets to zero in the sum). A gauge would not do: a
