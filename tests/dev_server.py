@@ -32,10 +32,13 @@ def scratch_adapters(directory: Path) -> Iterator[Adapters]:
 
 @asynccontextmanager
 async def dev_server_with_worker(adapters: Adapters, task_queue: str,
-                                 replace_activities: Sequence[Callable[..., Any]] = ()) -> AsyncIterator[Client]:
+                                 replace_activities: Sequence[Callable[..., Any]] = (),
+                                 ui_port: int | None = None) -> AsyncIterator[Client]:
+    """`ui_port`: also serve the Temporal UI there (tests/test_ui_screenshots.py)."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
-        data_converter=data_converter)
+        data_converter=data_converter, ui=ui_port is not None, ui_port=ui_port,
+        dev_server_extra_args=["--ui-disable-news-fetch"] if ui_port is not None else [])
     try:
         async with build_worker(env.client, task_queue, adapters, replace_activities=replace_activities):
             yield env.client
