@@ -263,11 +263,13 @@ class AccountWorkflow:
 
     def _show(self, details: str) -> None:
         s = self.s
-        escalated = any(r.escalated and r.status == "open" for r in s.statement_disputes.values())
+        overdue = [d for d, r in s.statement_disputes.items() if r.escalated and r.status == "open"]
+        escalated = bool(overdue)
+        prefix = f"ESCALATED: statement dispute(s) {', '.join(overdue)} need an operator | " if overdue else ""
         deadline = s.dormant_at if s.stage is c.AccountStage.ACTIVE else None
         what = "dormant at"
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"
-        workflow.set_current_details(with_deadline(f"account {s.account_id}: {details}", what, deadline))
+        workflow.set_current_details(with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline))
         stage_attributes(s.stage.value, deadline, escalated)
