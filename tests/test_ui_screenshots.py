@@ -65,16 +65,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-UI_PORT = free_port()
+@dataclass
+class Desk:
+    client: Client
+    adapters: Adapters
+    ui: str  # the UI's origin, http://127.0.0.1:port
+
+    def url(self, path: str, query: str | None = None) -> str:
+        url = f"{self.ui}/namespaces/default/{path}"
+        return url if query is None else f"{url}?query={urllib.parse.quote(query)}"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def desk(tmp_path: Path) -> AsyncIterator[tuple[Client, Adapters]]:
-    """The dev server with its UI on UI_PORT and a worker whose working-day calendar answers DUE_AFTER."""
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    """The dev server with its UI and a worker whose working-day calendar answers DUE_AFTER."""
+    ui_port = free_port()
     with scratch_adapters(tmp_path) as adapters:
         async with dev_server_with_worker(adapters, TASK_QUEUE, fixed_calendar(DUE_AFTER)(adapters),
-                                          ui_port=UI_PORT) as client:
-            yield client, adapters
+                                          ui_port=ui_port) as client:
+            yield Desk(client, adapters, f"http://127.0.0.1:{ui_port}")
 
 
 async def until(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool], what: str, timeout: float = 60.0) -> T:
@@ -154,11 +163,6 @@ async def current_details(client: Client, workflow_id: str) -> str:
     return metadata.current_details
 
 
-def ui_url(path: str, query: str | None = None) -> str:
-    url = f"http://127.0.0.1:{UI_PORT}/namespaces/default/{path}"
-    return url if query is None else f"{url}?query={urllib.parse.quote(query)}"
-
-
 # The list's columns as an operator would set them (Temporal UI: the table's column settings, kept in the browser).
 COLUMNS = ["Status", "Workflow ID", "Type", "stage", "escalated", "next_deadline_at"]
 
@@ -175,10 +179,9 @@ def keep(pictures: Path, name: str, page: Page) -> None:
     (pictures / f"{name}.png").write_bytes(page.png)
 
 
-async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: tuple[Client, Adapters], uid: str,
-                                                                    tmp_path: Path) -> None:
-    dev, adapters = desk
-    s = await run_scenario(dev, adapters, uid)
+async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: Desk, uid: str, tmp_path: Path) -> None:
+    dev = desk.client
+    s = await run_scenario(dev, desk.adapters, uid)
     ids = {mount_task_id(s.task), violation_case_id(s.case), account_id(s.account), *s.pieces}
 
     # What each workflow says of itself: a static summary, and current details naming the next deadline.
@@ -201,17 +204,17 @@ async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: tuple[
     pictures.mkdir(parents=True, exist_ok=True)
     assert CHROMIUM is not None
     with Chromium(CHROMIUM, timezone="Asia/Shanghai", scale=0.8) as chromium:  # the UI's "local" time is then UTC+08:00
-        chromium.local_storage(f"http://127.0.0.1:{UI_PORT}", {"namespace-workflow-table-columns": json.dumps(
+        chromium.local_storage(desk.ui, {"namespace-workflow-table-columns": json.dumps(
             {"default": [{"label": column} for column in COLUMNS]})})
         for name, (query, expected) in s.queries.items():
-            page = await asyncio.to_thread(chromium.capture, ui_url("workflows", query), sorted(expected))
+            page = await asyncio.to_thread(chromium.capture, desk.url("workflows", query), sorted(expected))
             keep(pictures, name, page)
             assert not page.missing, f"{name}: {page.missing} not listed by the UI for {query}"
             shown = {i for i in ids if i in page.text}
             assert shown == expected, f"{name}: the UI lists {shown} for {query}"
         case_id = violation_case_id(s.case)
         run_id = (await dev.get_workflow_handle(case_id).describe()).run_id
-        page = await asyncio.to_thread(chromium.capture, ui_url(f"workflows/{case_id}/{run_id}/user-metadata"),
+        page = await asyncio.to_thread(chromium.capture, desk.url(f"workflows/{case_id}/{run_id}/user-metadata"),
                                        [case_id, summaries[case_id], "appeal waiting for an answer"])
         keep(pictures, "case-summary-and-details", page)
         assert not page.missing, f"the case's page lacks {page.missing}"
@@ -221,7 +224,7 @@ async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: tuple[
         closes = (await api.content_state(dev, s.task, "c1")).publicity_window_closes_at
         timer = [e.event_id async for e in handle.fetch_history_events() if e.HasField("timer_started_event_attributes")][-1]
         page = await asyncio.to_thread(
-            chromium.capture, ui_url(f"workflows/{s.disputed}/{run_id}/history") + "?category=timer",
+            chromium.capture, desk.url(f"workflows/{s.disputed}/{run_id}/history") + "?category=timer",
             ["Timer Started", f"publicity window closes {business_time(closes)}"], script=expand_event(timer))
         keep(pictures, "piece-timers", page)
         assert not page.missing, f"the piece's history lacks {page.missing}"
