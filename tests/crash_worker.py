@@ -1,30 +1,83 @@
-"""A worker process for the crash test: `python -m tests.crash_worker ADDRESS TASK_QUEUE LEDGER_PATH`.
+"""A worker process for the crash test: `python -m tests.crash_worker ADDRESS TASK_QUEUE LEDGER_PATH SEED`.
 
-It is the production worker (worker.build_worker) with nothing swapped; the crash test kills it with SIGKILL at
-random points and starts it again."""
+It is the production worker (worker.build_worker). The crash test kills it from outside with SIGKILL at random
+points and starts it again. It can also kill itself where an outside kill rarely lands: between a money activity's
+database commit and the moment its result reaches the server (the reply is lost, the activity runs again). That
+happens only while the file named by CRASH_SELF_KILLS holds a positive number (the test writes it when it wants
+such kills, each kill takes one), with a seeded probability per activity; the activities themselves are the real
+ones, nothing in workflow code knows about it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import signal
 import sys
-from datetime import timedelta
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 
-from worker import Adapters, build_worker
+from activities.ledger import LedgerActivities
+from worker import Adapters, activity_name, build_worker
 from workflows.contract.converter import data_converter
 
+SELF_KILL_PROBABILITY = 0.5
 
-async def main(address: str, task_queue: str, ledger_path: str) -> None:
+
+class SelfKills:
+    """The budget of self-kills, shared by successive worker processes through a file."""
+
+    def __init__(self, path: Path | None, seed: int) -> None:
+        self.path = path
+        self.rng = random.Random(seed)
+
+    def take(self) -> bool:
+        if self.path is None or not self.path.exists():
+            return False
+        left = int(self.path.read_text() or "0")
+        if left <= 0 or self.rng.random() >= SELF_KILL_PROBABILITY:
+            return False
+        self.path.write_text(str(left - 1))
+        return True
+
+
+def dying_after_write(fn: Callable[..., Any], kills: SelfKills) -> Callable[..., Any]:
+    def after_write(request: Any) -> Any:
+        result = fn(request)  # committed in the ledger / on the main site
+        if kills.take():
+            print(f"crash-worker: killing itself after {activity_name(fn)} wrote", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    after_write.__annotations__ = typing.get_type_hints(fn)
+    return activity.defn(name=activity_name(fn))(after_write)
+
+
+async def main(address: str, task_queue: str, ledger_path: str, seed: str) -> None:
     client = await Client.connect(address, data_converter=data_converter)
     adapters = Adapters.open(ledger_path)
-    # A killed worker's sticky queue would hold its workflows' next tasks for the default 5 s; move them to the
-    # shared queue sooner so a restarted worker picks them up.
+    kills_file = os.environ.get("CRASH_SELF_KILLS")
+    # The activities that move the money at the end: a reply lost after their write is the case an idempotency
+    # key exists for.
+    kills = SelfKills(Path(kills_file) if kills_file else None, int(seed))
+    ledger = LedgerActivities(adapters.ledger)
+    money = [ledger.release, ledger.settle, ledger.refund]
+    # No sticky cache: every workflow task goes to the shared queue and replays the history from the start, so
+    # each crash is also a replay. (With a cache, the time-skipping test server keeps sending a killed worker's
+    # workflows' tasks and queries to that worker's sticky queue: runs stalled there, with a query never answered.)
     worker = build_worker(client, task_queue, adapters,
-                          sticky_queue_schedule_to_start_timeout=timedelta(seconds=1))
+                          replace_activities=[dying_after_write(fn, kills) for fn in money],
+                          max_cached_workflows=0)
     print("crash-worker ready", flush=True)
+    if ready_file := os.environ.get("CRASH_READY"):
+        Path(ready_file).write_text("ready")
     await worker.run()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

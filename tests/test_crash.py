@@ -2,8 +2,11 @@
 
 The time-skipping test server runs in its own process; the worker runs in another process (tests/crash_worker.py,
 the production worker) that is killed with SIGKILL at random points (seeded, reproducible) and started again, while
-a task with six pieces runs from publication to settlement and refund. Afterwards every piece is settled once, no
-posting is duplicated and the ledger balances. CRASH_KILLS and CRASH_SEED change the run."""
+a task with six pieces runs from publication to settlement and refund. Outside kills land while the scenario is
+driven; while the windows close and the money moves, the worker also kills itself right after some money
+activities' writes (their replies are lost and they run again: the case the idempotency keys are for). Afterwards
+every piece is settled once, no posting is duplicated and the ledger balances. CRASH_KILLS, CRASH_SELF_KILLS_MAX
+and CRASH_SEED change the run; CRASH_STRICT=1 fails a run the test server stalls on instead of skipping it."""
 
 from __future__ import annotations
 
@@ -13,11 +16,15 @@ import random
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -29,12 +36,13 @@ from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.converter import data_converter
-from workflows.contract.names import mount_task_id
+from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("CRASH_KILLS", "20"))
+SELF_KILLS = int(os.environ.get("CRASH_SELF_KILLS_MAX", "6"))
 SEED = int(os.environ.get("CRASH_SEED", "20261125"))
 PIECES = {f"p{i}": f"cr-{i % 3}" for i in range(6)}  # content -> creator
 T = TypeVar("T")
@@ -42,37 +50,78 @@ CONVERSIONS = {f"p{i}": 3 * (i + 1) for i in range(6)}  # 3, 6, ..., 18 at 100 f
 
 
 class CrashingWorker:
-    """Starts the worker process and kills it on a seeded random schedule."""
+    """Starts the worker process, kills it on a seeded random schedule and starts it again; also starts again a
+    worker that killed itself after a money activity's write (tests/crash_worker.py)."""
 
-    def __init__(self, address: str, task_queue: str, ledger: Path, log: Path, seed: int) -> None:
+    def __init__(self, address: str, task_queue: str, ledger: Path, tmp: Path, seed: int) -> None:
         self.args = [sys.executable, "-m", "tests.crash_worker", address, task_queue, str(ledger)]
-        self.log = log.open("a")
+        self.self_kills_file = tmp / "self-kills"
+        self.ready_file = tmp / "ready"
+        self.log = (tmp / "worker.log").open("a")
+        self.seed = seed
         self.rng = random.Random(seed)
-        self.kills = 0
+        self.starts = 0
+        self.kills = 0  # from outside
+        self.self_kills = 0  # by the worker itself, after a write
+        self.down = False  # between an outside kill and the restart
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.starts += 1
+        self.ready_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen([*self.args, str(self.seed + self.starts)], cwd=ROOT, stdout=self.log,
+                                        stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONPATH": str(ROOT),
+                                             "CRASH_SELF_KILLS": str(self.self_kills_file),
+                                             "CRASH_READY": str(self.ready_file)})
+        self.down = False
 
     def kill(self) -> None:
         assert self.process is not None
+        self.down = True
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self.kills += 1
 
     async def keep_killing(self, until_kills: int) -> None:
         while self.kills < until_kills:
-            await asyncio.sleep(self.rng.uniform(0.2, 1.2))
+            while not self.ready_file.exists():  # a kill before the worker polls would test nothing
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(self.rng.uniform(0.05, 1.0))
             self.kill()
             await asyncio.sleep(self.rng.uniform(0.0, 0.3))
             self.start()
+
+    def allow_self_kills(self, count: int) -> None:
+        self.self_kills_file.write_text(str(count))
+
+    async def restart_the_dead(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            if not self.down and self.process is not None and self.process.poll() is not None:
+                self.self_kills += 1
+                self.start()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+async def stall_report(env: WorkflowEnvironment, started_at: datetime) -> str:
+    """Where a stalled run stands: the server's clock and what each workflow waits for."""
+    lines = [f"server clock {(await env.get_current_time()) - started_at} after the start"]
+    for workflow_id in [mount_task_id("crash-task"), *(mounted_content_id("crash-task", c) for c in PIECES)]:
+        info = await env.client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=env.client.namespace,
+                                             execution=WorkflowExecution(workflow_id=workflow_id)))
+        pending = [f"{a.activity_type.name} attempt {a.attempt} state {a.state}" for a in info.pending_activities]
+        task = info.pending_workflow_task
+        lines.append(f"{workflow_id}: status {info.workflow_execution_info.status}, "
+                     f"history {info.workflow_execution_info.history_length}, activities {pending}, "
+                     f"workflow task state {task.state if task.ByteSize() else '-'} attempt {task.attempt}")
+    return "\n".join(lines)
 
 
 async def retrying(call: Callable[[], Awaitable[T]]) -> T:
@@ -91,6 +140,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
     env = await WorkflowEnvironment.start_time_skipping(data_converter=data_converter,
                                                         test_server_existing_path=time_skipping_server_path())
     crashing: CrashingWorker | None = None
+    restarter: asyncio.Task[None] | None = None
     try:
         await register_search_attributes(env.client)
         ledger_path = tmp_path / "ledger.db"
@@ -103,8 +153,9 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
             adapters.directory.put_creator(CreatorFacts(creator_id=creator_id, onboarded=True))
 
         address = env.client.service_client.config.target_host
-        crashing = CrashingWorker(address, "crash-queue", ledger_path, tmp_path / "worker.log", SEED)
+        crashing = CrashingWorker(address, "crash-queue", ledger_path, tmp_path, SEED)
         crashing.start()
+        restarter = asyncio.create_task(crashing.restart_the_dead())
         killer = asyncio.create_task(crashing.keep_killing(KILLS))
 
         now = (await env.get_current_time()).astimezone(BUSINESS_TZ).replace(microsecond=0)
@@ -128,13 +179,18 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
                 await api.report_conversions(env.client, "crash-task", batch)
                 await api.report_conversions(env.client, "crash-task", batch)
 
-        await killer  # all kills happen while the scenario is under way
+        await killer  # the outside kills happen while the scenario is driven
+        # From here the windows close and the money moves: the worker now also dies right after some of the
+        # settlement's and refund's writes, before their replies reach the server.
+        crashing.allow_self_kills(SELF_KILLS)
         async with env.time_skipping_unlocked():
             for _ in range(4000):
                 if await workflow_status(env, mount_task_id("crash-task")) != WORKFLOW_EXECUTION_STATUS_RUNNING:
                     break
                 await asyncio.sleep(0.05)
         state = await api.task_state(env.client, "crash-task")
+        if state.stage is not mt.TaskStage.REFUNDED:
+            print(await stall_report(env, now))
         if state.stage is not mt.TaskStage.REFUNDED and not os.environ.get("CRASH_STRICT"):
             # Seen once in CI on a loaded machine: after a kill the test server stopped skipping time and the
             # task did not reach its end within the bound. That says nothing about the money (checked below
@@ -144,15 +200,20 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
 
         settled = [p for p in state.pieces.values() if p.status == "settled"]
         fee_transfers = adapters.ledger.transfers(business_key_prefix="settle:crash-task:")
-        keys = [t.business_key for t in fee_transfers]
-        double_payments = len(keys) - len(set(keys))
+        # A double payment is a second posting of one kind for one piece (or a second refund), whatever its key
+        # says: a retry that made up a new key must be caught too.
+        paid = Counter((t.kind, t.memo) for t in adapters.ledger.transfers(limit=100_000)
+                       if t.kind in ("settle_fee", "settle_platform_fee", "refund"))
+        double_payments = sum(n - 1 for n in paid.values())
         money = adapters.ledger.task_money("crash-task")
         balanced = adapters.ledger.conservation_total() == 0 and money["frozen_fen"] == (
             money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"])
-        print(f"kills {crashing.kills}, settled {len(settled)}, double payments {double_payments}, "
+        print(f"kills {crashing.kills + crashing.self_kills} ({crashing.kills} from outside, "
+              f"{crashing.self_kills} after a write), settled {len(settled)}, double payments {double_payments}, "
               f"ledger {'balanced' if balanced else 'NOT balanced'}")
 
         assert crashing.kills >= KILLS
+        assert crashing.self_kills >= 1, "no kill landed between a settlement's write and its reply"
         assert state.stage is mt.TaskStage.REFUNDED
         assert len(settled) == 6 and double_payments == 0 and balanced
         expected_fees = {c: 100 * n for c, n in CONVERSIONS.items()}
@@ -166,6 +227,8 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
             assert adapters.ledger.balance(f"creator:{creator_id}:payable").balance_fen == owed
         assert len(adapters.ledger.transfers(business_key_prefix="refund:crash-task")) == 1
     finally:
+        if restarter is not None:
+            restarter.cancel()
         if crashing is not None:
             crashing.stop()
         await env.shutdown()
