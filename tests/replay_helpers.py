@@ -1,0 +1,71 @@
+"""Recording and replaying workflow histories (issue 7 item 4, DESIGN "Running workflows outlive code"). No tests.
+
+Each family's replay test (tests/test_*_replay.py) drives its workflows through their interesting shapes on the
+time-skipping server, replays the fresh histories with `temporalio.worker.Replayer` and, when its environment
+variable is set (RECORD_MOUNT_HISTORIES, RECORD_VIOLATION_HISTORIES, RECORD_XG_HISTORIES,
+RECORD_PRIVACY_HISTORIES), writes them to tests/histories/<name>.json; the checked-in files replay without a server.
+Replayers use the tests' converter (tests/conftest.py data_converter): the contract converter with the payload
+codec and the fixed test key, so histories with encrypted personal payloads (PR-6) replay too."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.conftest import data_converter
+from tests.ui_metadata import assert_operator_metadata
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def replayer(*workflows: type) -> Replayer:
+    return Replayer(workflows=list(workflows), data_converter=data_converter)
+
+
+async def history_json(client: Client, workflow_id: str, run_id: str | None = None) -> str:
+    return (await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).to_json()
+
+
+async def first_run_id(client: Client, workflow_id: str) -> str:
+    """The run id of the workflow's first run (to fetch a run that later continued as new)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return history.events[0].workflow_execution_started_event_attributes.first_execution_run_id
+
+
+async def replay_and_maybe_record(replaying: Replayer, histories: dict[str, str], record_env: str, *,
+                                  no_static_summary: Iterable[str] = ()) -> None:
+    """Replay each fresh history (raises on nondeterminism), check what the UI shows of it, and write it to
+    tests/histories/<name>.json when `record_env` is set. `no_static_summary`: histories of workflows started by
+    signal-with-start, whose static summary the time-skipping server drops."""
+    skip = set(no_static_summary)
+    for name, text in histories.items():
+        history = WorkflowHistory.from_json(name, text)
+        assert len(history.events) > 5, name
+        await replaying.replay_workflow(history)
+        assert_operator_metadata(history, static=name not in skip)  # every timer named (issue 9)
+        if os.environ.get(record_env):
+            (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
+
+
+def checked_in(prefix: str) -> list[Path]:
+    """The checked-in histories of one family, for `pytest.mark.parametrize`."""
+    return sorted(HISTORIES.glob(f"{prefix}*.json"))
+
+
+async def replay_checked_in(replaying: Replayer, path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    assert len(history.events) > 5, path.name
+    await replaying.replay_workflow(history)
+
+
+async def signal_many(client: Client, workflow_id: str, signal: str, args: Sequence[Any], at_once: int = 100) -> None:
+    """Send one signal per argument, `at_once` concurrently (to pass a workflow's message bound quickly)."""
+    handle = client.get_workflow_handle(workflow_id)
+    for start in range(0, len(args), at_once):
+        await asyncio.gather(*(handle.signal(signal, arg) for arg in args[start:start + at_once]))
