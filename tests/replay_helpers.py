@@ -20,12 +20,14 @@ from temporalio.worker import Replayer
 
 from tests.conftest import data_converter
 from tests.ui_metadata import assert_operator_metadata
+from worker import workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
 def replayer(*workflows: type) -> Replayer:
-    return Replayer(workflows=list(workflows), data_converter=data_converter)
+    # The worker's sandbox settings (passed-through modules), so that replay checks the code as the worker runs it.
+    return Replayer(workflows=list(workflows), data_converter=data_converter, workflow_runner=workflow_runner())
 
 
 async def history_json(client: Client, workflow_id: str, run_id: str | None = None) -> str:
