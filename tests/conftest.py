@@ -6,7 +6,9 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import (
     Client,
     Interceptor,
@@ -54,6 +57,28 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
+# The time-skipping server counts locks: the test client holds one, and unlocking drops it while a test waits for
+# workflows. The SDK's `time_skipping_unlocked` calls unlock/lock with the client's default 30 s deadline; on a
+# loaded machine a call answered after its deadline was still applied by the server, and the client, seeing an
+# error, did not lock again: from then on the module's clock leapt to every next timer (seen in CI: a test whose
+# appeal deadline was in 2047 found it already passed). These calls get a deadline long enough to be answered.
+LOCK_RPC_TIMEOUT = timedelta(minutes=5)
+
+
+def harden_time_skipping(environment: WorkflowEnvironment) -> None:
+    service = environment.client.test_service
+
+    @asynccontextmanager
+    async def time_skipping_unlocked() -> AsyncIterator[None]:
+        await service.unlock_time_skipping(UnlockTimeSkippingRequest(), timeout=LOCK_RPC_TIMEOUT)
+        try:
+            yield None
+        finally:
+            await service.lock_time_skipping(LockTimeSkippingRequest(), timeout=LOCK_RPC_TIMEOUT)
+
+    environment.time_skipping_unlocked = time_skipping_unlocked  # type: ignore[method-assign]
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """One time-skipping server per test module. Per module, not per session: should a test ever leave the
@@ -61,6 +86,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter, test_server_existing_path=time_skipping_server_path()
     )
+    harden_time_skipping(environment)
     await register_search_attributes(environment.client)
     try:
         yield environment
