@@ -54,6 +54,7 @@ from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
@@ -170,6 +171,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         workflows=list(WORKFLOWS),
         activities=list(by_name.values()),
         activity_executor=activity_executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        interceptors=[MessageArguments()],  # a signal or update with the wrong number of arguments
         **{"workflow_runner": workflow_runner(), **worker_options},
     )
 

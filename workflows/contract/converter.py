@@ -7,6 +7,12 @@ one raises a non-retryable `ApplicationError` of type `InvalidPayload` whose mes
 - a signal with a bad payload is dropped (and logged) without failing the workflow task;
 - an activity given a bad payload fails for good instead of retrying forever.
 
+The SDK decodes a signal's or update's payloads against the handler's types only when their number matches; given
+none or too many, it would call the handler with missing or extra (untyped) arguments, and a signal handler's
+TypeError fails the workflow task on every retry: the workflow is stuck. `MessageArguments`, a worker interceptor
+(registered by worker.build_worker), refuses such an update in its validation (InvalidPayload naming "(payload)")
+and drops such a signal, logged, like a payload that does not fit.
+
 PR-6: a payload whose value holds a `PersonalModel` (workflows/contract/privacy.py) gets the metadata
 `personal-data: 1`; the payload codec (starter/codec.py, outside the workflow sandbox, where the keys are) encrypts
 exactly those. The flag depends on the value alone: deterministic, no environment read, safe in the sandbox.
@@ -19,6 +25,7 @@ from typing import Any
 
 import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
+from temporalio import workflow
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -27,6 +34,13 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import (
+    HandleSignalInput,
+    HandleUpdateInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from workflows.contract.privacy import PERSONAL_DATA_METADATA, carries_personal_data
 
@@ -75,3 +89,48 @@ class ContractPayloadConverter(CompositePayloadConverter):
 
 
 data_converter = DataConverter(payload_converter_class=ContractPayloadConverter)
+
+
+def invalid_payload(what: str, field: str, problem: str) -> ApplicationError:
+    return ApplicationError(f"invalid {what}: {field}: {problem}", {"errors": [{"field": field, "problem": problem}]},
+                            type="InvalidPayload", non_retryable=True)
+
+
+def misfit(kind: str, name: str, args: Sequence[Any]) -> str | None:
+    """Why `args` cannot be the arguments of the current workflow's named signal or update; None when they fit (or
+    the handler is dynamic: nothing to check against)."""
+    definition = workflow._Definition.must_from_class(type(workflow.instance()))
+    handler = (definition.signals if kind == "signal" else definition.updates).get(name)
+    types = handler.arg_types if handler is not None and handler.name else None
+    if types is None or len(args) == len(types):
+        return None
+    wanted = " and ".join(f"a {getattr(t, '__name__', t)} object" for t in types) or "no argument"
+    return f"{name} takes {wanted}, got {len(args)} argument{'' if len(args) == 1 else 's'}"
+
+
+class MessageArguments(Interceptor):
+    """Refuses updates and drops signals sent with the wrong number of arguments (see the module's docstring)."""
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        return _MessageArgumentsInbound
+
+
+class _MessageArgumentsInbound(WorkflowInboundInterceptor):
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        problem = misfit("signal", input.signal, input.args)
+        if problem is not None:
+            workflow.logger.warning("signal %s dropped: (payload): %s", input.signal, problem)
+            return
+        await super().handle_signal(input)
+
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        problem = misfit("update", input.update, input.args)
+        if problem is not None:
+            raise invalid_payload(f"{input.update} arguments", "(payload)", problem)
+        super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        problem = misfit("update", input.update, input.args)  # an update without a validator gets here
+        if problem is not None:
+            raise invalid_payload(f"{input.update} arguments", "(payload)", problem)
+        return await super().handle_update_handler(input)
