@@ -1,41 +1,38 @@
 """Running authorized-mount workflows outlive code (DESIGN "Running workflows outlive code"): histories of
 MountTaskWorkflow and MountedContentWorkflow in their interesting shapes (settled, revoked, made non-public,
-disposed, budget used up, cancelled, continued-as-new) replay against the current code, both fresh ones and those
-checked in under tests/histories/ (mount-*.json).
+disposed, budget used up, period over with pieces settled and the rest refunded, cancelled, a piece and a task
+continued as new) replay against the current code, both fresh ones and those checked in under tests/histories/
+(mount-*.json).
 
-To record new ones after a deliberate, patched change: `RECORD_MOUNT_HISTORIES=1 bash scripts/test.sh
+To record new ones after a deliberate, patched change: `RECORD_MOUNT_HISTORIES=1 .venv/bin/python -m pytest
 tests/test_mount_replay.py`, then commit tests/histories/. A change that breaks a running workflow makes the
 checked-in replay fail: guard it with `workflow.patched(...)` instead of re-recording."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
 from starter import client as api
+from tests import helpers
+from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import business_now, content_when, convert, creator, finish, mount, published_task
-from tests.ui_metadata import assert_operator_metadata
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[MountTaskWorkflow, MountedContentWorkflow], data_converter=data_converter)
-SECOND = timedelta(seconds=1)
+REPLAYER = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
+SECOND, HOUR = timedelta(seconds=1), timedelta(hours=1)
 
 
 async def history_json(ctx: Ctx, workflow_id: str, run_id: str | None = None) -> str:
-    return (await ctx.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).to_json()
+    return await rh.history_json(ctx.client, workflow_id, run_id)
 
 
 async def settled_task_histories(ctx: Ctx) -> dict[str, str]:
@@ -88,14 +85,50 @@ async def cancelled_and_continued_histories(ctx: Ctx) -> dict[str, str]:
     }
 
 
+async def period_over_histories(ctx: Ctx) -> dict[str, str]:
+    """A task whose period ends with budget left: two pieces settled, the rest refunded (AM-11..AM-13)."""
+    task = f"t-over-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=1)
+    creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    for content, count in (("p1", 10), ("p2", 4)):
+        await mount(ctx, task, content, "cr-1", now)
+        await convert(ctx, task, content, f"{content}-1", count, now + SECOND)
+    await content_when(ctx, task, "p2", lambda s: s.counted_conversions == 4)
+    result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+    assert (result.stage, result.paid_to_creators_fen) == (mt.TaskStage.REFUNDED, 1_400)
+    assert result.refunded_fen == result.frozen_fen - 1_400 - result.platform_fees_fen > 0
+    return {"mount-task-period-over-refunded": await history_json(ctx, mount_task_id(task)),
+            "mount-content-settled-at-period-end": await history_json(ctx, mounted_content_id(task, "p1"))}
+
+
+async def task_continued_as_new_histories(ctx: Ctx) -> dict[str, str]:
+    """A task past its period, waiting for its piece to settle, receives more repeated reports than one run takes
+    (MAX_MESSAGES_PER_RUN): it continues as new, then settles and refunds in the next run."""
+    task = f"t-tcan-{ctx.uid}"
+    await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=1)
+    creator(ctx.a, "cr-1")
+    await api.join(ctx.client, task, "cr-1")
+    now = await business_now(ctx)
+    await mount(ctx, task, "p1", "cr-1", now)
+    await convert(ctx, task, "p1", "p1-1", 3, now + SECOND)
+    first_run = await rh.first_run_id(ctx.client, mount_task_id(task))
+    await ctx.env.sleep((helpers.DAY + HOUR).total_seconds())
+    ended = await helpers.task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
+    assert ended.pieces_open == 1
+    repeats = [mt.BudgetExhaustedSignal(exhausted_at=now + SECOND) for _ in range(MAX_MESSAGES_PER_RUN + 10)]
+    await rh.signal_many(ctx.client, mount_task_id(task), "budget_exhausted", repeats)  # after the end: ignored
+    result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+    assert (result.stage, result.paid_to_creators_fen) == (mt.TaskStage.REFUNDED, 300)
+    histories = {"mount-task-continued-as-new": await history_json(ctx, mount_task_id(task), first_run),
+                 "mount-task-after-continue-as-new": await history_json(ctx, mount_task_id(task))}
+    assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in histories["mount-task-continued-as-new"]
+    return histories
+
+
 async def replay_and_maybe_record(histories: dict[str, str]) -> None:
-    for name, text in histories.items():
-        history = WorkflowHistory.from_json(name, text)
-        assert len(history.events) > 5, name
-        await REPLAYER.replay_workflow(history)  # raises on nondeterminism
-        assert_operator_metadata(history)  # every timer named, static summary (issue 9)
-        if os.environ.get("RECORD_MOUNT_HISTORIES"):
-            (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
+    await rh.replay_and_maybe_record(REPLAYER, histories, "RECORD_MOUNT_HISTORIES")
 
 
 async def test_mount_workflows_replay_fresh_settled_task_histories(ctx: Ctx) -> None:
@@ -109,6 +142,14 @@ async def test_mount_workflows_replay_fresh_cancelled_and_continued_histories(ct
     await replay_and_maybe_record(histories)
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("mount-*.json")), ids=lambda p: p.name)
+async def test_mount_workflows_replay_fresh_period_over_histories(ctx: Ctx) -> None:
+    await replay_and_maybe_record(await period_over_histories(ctx))
+
+
+async def test_mount_task_replays_fresh_continued_as_new_histories(ctx: Ctx) -> None:
+    await replay_and_maybe_record(await task_continued_as_new_histories(ctx))
+
+
+@pytest.mark.parametrize("path", rh.checked_in("mount-"), ids=lambda p: p.name)
 async def test_mount_workflows_replay_checked_in_histories(path: Path) -> None:
-    await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
+    await rh.replay_checked_in(REPLAYER, path)
