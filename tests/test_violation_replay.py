@@ -1,52 +1,42 @@
 """Running violation cases and disputed or held pieces outlive code (DESIGN "Running workflows outlive code"):
 their histories replay against the current code, fresh ones and those checked in under tests/histories/
-(violation-*.json). A working-day deadline is an activity result in the history, so replay never recounts it.
+(violation-*.json): a case upheld on appeal, one escalated then rejected and expired, one whose unappealed penalties
+become final (penalized), a piece held then paid, a piece whose dispute escalated and was resolved. A working-day
+deadline is an activity result in the history, so replay never recounts it.
 
 To record after a deliberate, patched change: `RECORD_VIOLATION_HISTORIES=1 .venv/bin/python -m pytest
 tests/test_violation_replay.py`, then commit tests/histories/violation-*.json."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
 from starter import client as api
 from starter import violations
+from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, content_when, convert, creator, finish, mount, published_task
-from tests.ui_metadata import assert_operator_metadata
 from tests.violation_helpers import earn, fixed_calendar, start_case
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
-from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
 from workflows.mounted_content import MountedContentWorkflow
 from workflows.violation_case import ViolationCaseWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[ViolationCaseWorkflow, MountedContentWorkflow], data_converter=data_converter)
+REPLAYER = rh.replayer(ViolationCaseWorkflow, MountedContentWorkflow)
 SECOND = timedelta(seconds=1)
 
 
-
 async def history_json(ctx: Ctx, workflow_id: str) -> str:
-    return (await ctx.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
+    return await rh.history_json(ctx.client, workflow_id)
 
 
 async def replay_and_maybe_record(histories: dict[str, str]) -> None:
-    for name, text in histories.items():
-        history = WorkflowHistory.from_json(name, text)
-        assert len(history.events) > 5, name
-        await REPLAYER.replay_workflow(history)  # raises on nondeterminism
-        assert_operator_metadata(history)  # every timer named, static summary (issue 9)
-        if os.environ.get("RECORD_VIOLATION_HISTORIES"):
-            (HISTORIES / f"{name}.json").write_text(text, encoding="utf-8")
+    await rh.replay_and_maybe_record(REPLAYER, histories, "RECORD_VIOLATION_HISTORIES")
 
 
 @pytest.mark.replace_activities.with_args(fixed_calendar(30 * DAY))
@@ -107,6 +97,22 @@ async def test_replay_escalations_and_a_resolved_dispute(ctx: Ctx) -> None:
     })
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("violation-*.json")), ids=lambda p: p.name)
+@pytest.mark.replace_activities.with_args(fixed_calendar(9 * DAY))
+async def test_replay_unappealed_penalties_become_final_and_deduct(ctx: Ctx) -> None:
+    """AM-19: penalties act at notice; no appeal; the frozen fees are deducted, the timed closure expires."""
+    case = f"v-rf-{ctx.uid}"
+    creator(ctx.a, "cr-1")
+    earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
+    notice = await business_now(ctx)
+    await start_case(ctx.client, ctx.task_queue, case, "cr-1", notice,
+                     vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=3_000, deduct_when_final=True),
+                     vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS),
+                     vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=notice + 30 * DAY))
+    result = await finish(ctx, violation_case_id(case), vc.ViolationCaseResult)
+    assert (result.stage, result.deducted_fen) == (vc.CaseStage.CLOSED, 3_000)
+    await replay_and_maybe_record({"violation-case-penalized-final": await history_json(ctx, violation_case_id(case))})
+
+
+@pytest.mark.parametrize("path", rh.checked_in("violation-"), ids=lambda p: p.name)
 async def test_replay_checked_in_violation_histories(path: Path) -> None:
-    await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
+    await rh.replay_checked_in(REPLAYER, path)
