@@ -17,6 +17,9 @@ Environment (read here and only here):
   METRICS_PORT        serve Prometheus metrics on http://METRICS_HOST:METRICS_PORT/metrics (unset: off)
   METRICS_HOST        address the metrics endpoint binds (default 0.0.0.0)
   LOG_FORMAT          json | console (default: console on a terminal, JSON lines otherwise); LOG_LEVEL (INFO)
+  WORKER_MAX_CACHED_WORKFLOWS (default 10000), WORKER_MAX_CONCURRENT_WORKFLOW_TASKS, WORKER_MAX_CONCURRENT_ACTIVITIES,
+  WORKER_WORKFLOW_TASK_POLLERS, WORKER_ACTIVITY_TASK_POLLERS, WORKER_ACTIVITY_THREADS (default 16): worker options
+                      (WorkerTuning; unset: the SDK's defaults); README "Worker tuning"
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,57 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 @dataclass(frozen=True)
+class WorkerTuning:
+    """Worker options (README "Worker tuning"), from WORKER_* variables; the defaults suit one worker process on
+    2 cores (docs/bench.md, "Limits found" 10). None leaves the SDK's default."""
+
+    # Workflows kept in memory between tasks (sticky cache). The SDK's 1,000 is below the pieces a busy worker
+    # serves: a piece signalled after eviction is rebuilt by replaying its history. Measured ~20 KiB per cached
+    # MountedContentWorkflow with the sandbox pass-through, so 10,000 cost ~200 MiB.
+    max_cached_workflows: int = 10_000
+    max_concurrent_workflow_tasks: int | None = None  # SDK default 100
+    max_concurrent_activities: int | None = None  # SDK default 100 (async activities need no thread)
+    workflow_task_pollers: int | None = None  # max_concurrent_workflow_task_polls, SDK default 5
+    activity_task_pollers: int | None = None  # max_concurrent_activity_task_polls, SDK default 5
+    # Threads for the synchronous activities (ledger, directory, main site): the SQLite ledger takes one writer at a
+    # time anyway; PostgreSQL and remote APIs can use more. At least max_concurrent_activities when that is set.
+    activity_threads: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerTuning:
+        values: dict[str, int] = {}
+        for name, variable in TUNING_ENV.items():
+            if raw := env.get(variable, "").strip():
+                least = 0 if name == "max_cached_workflows" else 1
+                if not raw.isdigit() or int(raw) < least:
+                    raise SystemExit(f"worker: {variable}={raw!r} must be a whole number of at least {least}")
+                values[name] = int(raw)
+        return cls(**values)
+
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(self.activity_threads, self.max_concurrent_activities or 0))
+
+    def worker_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_cached_workflows": self.max_cached_workflows,
+            "max_concurrent_workflow_tasks": self.max_concurrent_workflow_tasks,
+            "max_concurrent_activities": self.max_concurrent_activities,
+            "max_concurrent_workflow_task_polls": self.workflow_task_pollers,
+            "max_concurrent_activity_task_polls": self.activity_task_pollers,
+        }
+        return {name: value for name, value in options.items() if value is not None}
+
+
+TUNING_ENV = {"max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
+              "max_concurrent_workflow_tasks": "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
+              "max_concurrent_activities": "WORKER_MAX_CONCURRENT_ACTIVITIES",
+              "workflow_task_pollers": "WORKER_WORKFLOW_TASK_POLLERS",
+              "activity_task_pollers": "WORKER_ACTIVITY_TASK_POLLERS",
+              "activity_threads": "WORKER_ACTIVITY_THREADS"}
+
+
+@dataclass(frozen=True)
 class Settings:
     address: str | None
     namespace: str
@@ -100,6 +154,7 @@ class Settings:
     payload_keys_file: str = ".data/payload-keys"
     codec_port: int = 8081
     metrics_bind: str | None = None
+    tuning: WorkerTuning = field(default_factory=WorkerTuning)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -114,6 +169,7 @@ class Settings:
             payload_keys_file=os.environ.get("PAYLOAD_KEYS_FILE") or ".data/payload-keys",
             codec_port=int(os.environ.get("PAYLOAD_CODEC_PORT", "8081")),
             metrics_bind=metrics_bind_address(),
+            tuning=WorkerTuning.from_env(),
         )
 
 
@@ -143,9 +199,12 @@ class Adapters:
 
 def build_worker(client: Client, task_queue: str, adapters: Adapters,
                  activity_executor: concurrent.futures.Executor | None = None,
-                 replace_activities: Sequence[Callable[..., Any]] = (), **worker_options: Any) -> Worker:
+                 replace_activities: Sequence[Callable[..., Any]] = (), tuning: WorkerTuning | None = None,
+                 **worker_options: Any) -> Worker:
     """The worker of this project. `replace_activities` swaps activities by their registered name (tests use it
-    to inject faults around the real adapters; production code never passes it)."""
+    to inject faults around the real adapters; production code never passes it). `tuning`: WorkerTuning's defaults
+    unless given (Settings.from_env reads the environment); `worker_options` override it."""
+    tuning = tuning or WorkerTuning()
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
@@ -170,9 +229,9 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=list(by_name.values()),
-        activity_executor=activity_executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
+        activity_executor=activity_executor or tuning.executor(),
         interceptors=[MessageArguments()],  # a signal or update with the wrong number of arguments
-        **{"workflow_runner": workflow_runner(), **worker_options},
+        **{"workflow_runner": workflow_runner(), **tuning.worker_options(), **worker_options},
     )
 
 
@@ -247,7 +306,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_worker(client, settings.task_queue, adapters):
+        async with build_worker(client, settings.task_queue, adapters, tuning=settings.tuning):
             log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace,
                      ledger=adapters.db.dialect,
                      metrics=f"http://{settings.metrics_bind}/metrics" if settings.metrics_bind else "off")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from temporalio.worker import Worker
 
 from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
-from worker import Adapters, build_worker, temporal_cli_path
+from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -73,12 +72,13 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     uid = uuid.uuid4().hex[:8]
     bench = Bench(client=client, adapters=adapters, project_queue=f"bench-project-{uid}",
                   bare_queue=f"bench-bare-{uid}", server=server, concurrency=concurrency, uid=uid)
+    # Both workers get the same options: the project's defaults, or the WORKER_* variables (worker.WorkerTuning).
+    tuning = WorkerTuning.from_env()
     bare = BareActivities(client, bench.bare_queue)
     bare_worker = Worker(client, task_queue=bench.bare_queue, workflows=[BareTaskWorkflow, BareContentWorkflow],
-                         activities=bare.all(),
-                         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16))
+                         activities=bare.all(), activity_executor=tuning.executor(), **tuning.worker_options())
     try:
-        async with build_worker(client, bench.project_queue, adapters), bare_worker:
+        async with build_worker(client, bench.project_queue, adapters, tuning=tuning), bare_worker:
             yield bench
     finally:
         adapters.db.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import random
 import resource
 import time
@@ -46,7 +45,7 @@ from bench.phases import (
     publish_request,
 )
 from starter import client as api
-from worker import Adapters, build_worker
+from worker import Adapters, WorkerTuning, build_worker
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id, mounted_content_id
@@ -234,8 +233,8 @@ async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     clock.mark("time-skipping test server up")
     with scratch_dir() as tmp:
         adapters = Adapters.open(str(Path(tmp) / "ledger.db"))
-        worker: Worker = build_worker(env.client, "bench-scale", adapters,
-                                      activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16))
+        tuning = WorkerTuning.from_env()
+        worker: Worker = build_worker(env.client, "bench-scale", adapters, tuning=tuning)
         try:
             with env.auto_time_skipping_disabled():
                 async with worker:
@@ -243,6 +242,7 @@ async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             adapters.db.close()
             await env.shutdown()
+    report["worker_options"] = {**tuning.worker_options(), "activity_threads": tuning.activity_threads}
     report["wall_seconds"] = round(time.monotonic() - clock.started, 1)
     report["phases_seconds"] = clock.marks
     report["peak_rss_mib_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
