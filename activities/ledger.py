@@ -32,7 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.db import Database, Tx, default_dsn
+from activities.db import Database, IntegrityError, Tx, default_dsn
 from workflows.logs import BoundLog
 
 LEDGER_NAMESPACE = uuid.UUID("5d0c6f4e-8a3b-5b7e-9c1d-2f4a6b8c0e13")
@@ -216,6 +216,11 @@ class Transfer:
     status: Status
     duplicate: bool = False  # this call found the transfer already posted and moved nothing
     mismatch: bool = False  # ... and the earlier posting differs from what this call asked for
+
+    def row(self) -> tuple[Any, ...]:
+        """The values of _TRANSFER_COLUMNS (not dataclasses.astuple: it deep-copies, a tenth of a posting's time)."""
+        return (self.id, self.business_key, self.debit_account, self.credit_account, self.amount_fen, self.kind,
+                self.memo, self.created_at, self.pending_id, self.corrects_id, self.status)
 
     def replayed(self, asked: Transfer) -> Transfer:
         differs = (self.debit_account, self.credit_account, self.amount_fen, self.kind, self.pending_id) != (
@@ -557,6 +562,8 @@ class Ledger:
                         corrects_id, status)
 
     def _post(self, tx: Tx, asked: Transfer, resolves: Transfer | None = None) -> Transfer:
+        if tx.dialect == "sqlite":
+            return self._post_sole_writer(tx, asked, resolves)
         self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
         existing = self._find(tx, asked.id)
         if existing is not None:
@@ -569,7 +576,7 @@ class Ledger:
             self._require_available(tx, asked.debit_account, asked.amount_fen)
         inserted = tx.execute(
             f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING", dataclasses.astuple(asked)[:11])
+            " ON CONFLICT DO NOTHING", asked.row())
         if not inserted:  # a concurrent transaction posted this key (or resolved this hold) first
             existing = self._find(tx, asked.id)
             if existing is None and resolves is not None:
@@ -586,7 +593,46 @@ class Ledger:
                    " WHERE name = ?", (posted, pending - released, asked.credit_account))
         return asked
 
+    def _post_sole_writer(self, tx: Tx, asked: Transfer, resolves: Transfer | None) -> Transfer:
+        """_post on SQLite in 4 statements instead of 9 (docs/bench.md, "Limits found" 8). `BEGIN IMMEDIATE` has
+        made this transaction the only writer, so nothing changes between its statements: the transfer is inserted
+        first and its UNIQUE id / business key / pending_id say whether the key (or the hold's resolution) exists
+        already, and the accounts' CHECK `available_not_negative` refuses an overdraft (the transaction then rolls
+        back whole, the insert with it) and is then explained as InsufficientFunds. The same guarantees as the
+        PostgreSQL path, held by the same constraints."""
+        self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
+        if not tx.execute(f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                          " ON CONFLICT DO NOTHING", asked.row()):
+            existing = self._find(tx, asked.id)
+            if existing is not None:
+                return existing.replayed(asked)
+            if resolves is not None:  # the hold's pending_id is taken: resolved under another key
+                resolution = tx.fetchone("SELECT business_key FROM transfers WHERE pending_id = ?", (resolves.id,))
+                raise PendingAlreadyResolved(resolves.business_key, resolution[0] if resolution else "another key")
+            raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
+        released = resolves.amount_fen if resolves is not None else 0
+        posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
+        pending = asked.amount_fen if asked.status == "pending" else 0
+        try:
+            tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
+                       " WHERE name = ?", (posted, pending - released, asked.debit_account))
+        except IntegrityError as error:
+            if "available_not_negative" in str(error):  # say why, with the balance (InsufficientFunds)
+                self._require_available(tx, asked.debit_account, asked.amount_fen)
+            raise
+        tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
+                   " WHERE name = ?", (posted, pending - released, asked.credit_account))
+        return asked
+
     def _lock_accounts(self, tx: Tx, names: Sequence[str]) -> None:
+        """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order. On SQLite one
+        statement: `BEGIN IMMEDIATE` already serializes writers, there is nothing to lock."""
+        if tx.dialect == "sqlite":
+            ordered, now = sorted(set(names)), _utc_now()
+            tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES "
+                       + ", ".join(["(?, ?, ?)"] * len(ordered)) + " ON CONFLICT DO NOTHING",
+                       [v for name in ordered for v in (name, int(name.startswith("world:")), now)])
+            return
         for name in sorted(set(names)):
             tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES (?, ?, ?)"
                        " ON CONFLICT DO NOTHING", (name, int(name.startswith("world:")), _utc_now()))
