@@ -1,21 +1,25 @@
 """Running PR workflows outlive code (DESIGN "Running workflows outlive code"): histories recorded from the PR
 scenarios replay against the current code without nondeterminism, both fresh ones and those checked in under
-tests/histories/ (privacy-*.json). `RECORD_PRIVACY_HISTORIES=1` rewrites the checked-in ones."""
+tests/histories/ (privacy-*.json): a deletion held by a statement dispute, an incident escalated then closed, the
+account with the dispute, a dormant account paid out and cancelled (PR-3, R-7), an access export and a requested
+account cancellation with the account it cancelled (PR-1). Personal payloads are encrypted with the tests' fixed key.
+
+To record after a deliberate, patched change: `RECORD_PRIVACY_HISTORIES=1 .venv/bin/python -m pytest
+tests/test_privacy_replay.py`, then commit tests/histories/privacy-*.json."""
 
 from __future__ import annotations
 
-import os
+import base64
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
 from starter import privacy as api
-from tests.conftest import Ctx, data_converter
-from tests.helpers import business_now
+from starter.codec import ENCODING as ENCRYPTED
+from tests import replay_helpers as rh
+from tests.conftest import Ctx
+from tests.helpers import business_now, finish
 from tests.privacy_helpers import EMAIL, PHONE, eventually, fixed_calendar, person, vault
-from tests.ui_metadata import assert_operator_metadata
 from workflows.account import AccountWorkflow
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
@@ -26,9 +30,8 @@ from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.security_incident import SecurityIncidentWorkflow
 
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
-HISTORIES = Path(__file__).parent / "histories"
-REPLAYER = Replayer(workflows=[DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow],
-                    data_converter=data_converter)  # with the codec: encrypted payloads replay too (PR-6)
+# With the codec (tests/conftest.py data_converter): encrypted payloads replay too (PR-6).
+REPLAYER = rh.replayer(DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow)
 
 
 async def scenario(ctx: Ctx) -> dict[str, str]:
@@ -71,19 +74,61 @@ async def scenario(ctx: Ctx) -> dict[str, str]:
     return {name: (await ctx.client.get_workflow_handle(wid).fetch_history()).to_json() for name, wid in ids.items()}
 
 
+async def replay_and_maybe_record(histories: dict[str, str]) -> None:
+    # An account starts by signal-with-start, whose static summary the test server drops (the dev server keeps it:
+    # tests/test_ui_screenshots.py); every timer is checked all the same.
+    await rh.replay_and_maybe_record(REPLAYER, histories, "RECORD_PRIVACY_HISTORIES",
+                                     no_static_summary=[n for n in histories if n.startswith("privacy-account")])
+
+
 async def test_pr_workflows_replay_their_fresh_histories(ctx: Ctx) -> None:
-    histories = await scenario(ctx)
-    for name, text in histories.items():
-        history = WorkflowHistory.from_json(name, text)
-        assert len(history.events) > 5
-        await REPLAYER.replay_workflow(history)  # raises on nondeterminism
-        # The account starts by signal-with-start, whose metadata the test server drops (the dev server keeps it:
-        # tests/test_ui_screenshots.py); every timer is checked here all the same.
-        assert_operator_metadata(history, static=name != "account")
-        if os.environ.get("RECORD_PRIVACY_HISTORIES"):
-            (HISTORIES / f"privacy-{name}.json").write_text(text, encoding="utf-8")
+    await replay_and_maybe_record({f"privacy-{name}": text for name, text in (await scenario(ctx)).items()})
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("privacy-*.json")), ids=lambda p: p.name)
+async def test_pr_3_r_7_replay_a_dormant_account_paid_out_and_cancelled(ctx: Ctx) -> None:
+    account = f"cr-dorm-{ctx.uid}"
+    person(ctx, account)
+    ctx.a.ledger.transfer(f"fee-{ctx.uid}", "world:deposits", f"creator:{account}:payable", 4_321, "test")
+    await api.record_activity(ctx.client, account, AccountParty.CREATOR, ac.AccountActivity(
+        event_id="use-1", occurred_at=await business_now(ctx)), ctx.task_queue)
+    result = await finish(ctx, account_id(account), ac.AccountState)
+    assert (result.stage, result.cancellation_reason) == (ac.AccountStage.CANCELLED, "dormancy")
+    assert [p.amount_fen for p in result.payouts] == [4_321]
+    await replay_and_maybe_record({"privacy-account-dormant-cancelled": await rh.history_json(
+        ctx.client, account_id(account))})
+
+
+async def test_pr_1_replay_an_access_export_and_a_requested_cancellation(ctx: Ctx) -> None:
+    account = f"cl-req-{ctx.uid}"
+    person(ctx, account)
+    ctx.a.ledger.deposit(f"top-up-{ctx.uid}", account, 700)  # paid out when the account is cancelled
+    now = await business_now(ctx)
+    await api.record_activity(ctx.client, account, AccountParty.CLIENT, ac.AccountActivity(
+        event_id="login-1", occurred_at=now), ctx.task_queue)
+    access = dsr.DataSubjectRequestInput(  # values in clear: the intake travels encrypted (PR-6)
+        request_id=f"acc-{ctx.uid}", account_id=account, kind=dsr.RequestKind.ACCESS, received_at=now,
+        intake=dsr.RequesterIntake(contact=dsr.GivenValue(field=PersonalField.EMAIL, value=EMAIL),
+                                   evidence=[dsr.GivenValue(field=PersonalField.PHONE, value=PHONE)]))
+    await api.submit_request(ctx.client, access, ctx.task_queue)
+    exported = await eventually(lambda: api.request_state(ctx.client, access.request_id),
+                                lambda s: s.stage is dsr.DsrStage.COMPLETED, "access request completed")
+    assert exported.export is not None
+    cancellation = dsr.DataSubjectRequestInput(
+        request_id=f"can-{ctx.uid}", account_id=account, kind=dsr.RequestKind.ACCOUNT_CANCELLATION, received_at=now,
+        evidence_tokens=[api.stage_value(vault(ctx), account, PersonalField.PHONE, PHONE)])
+    await api.submit_request(ctx.client, cancellation, ctx.task_queue)
+    await eventually(lambda: api.request_state(ctx.client, cancellation.request_id),
+                     lambda s: s.stage is dsr.DsrStage.COMPLETED, "cancellation request completed")
+    cancelled = await finish(ctx, account_id(account), ac.AccountState)
+    assert (cancelled.cancellation_reason, [p.amount_fen for p in cancelled.payouts]) == ("requested", [700])
+    histories = {"privacy-dsr-access-export": data_subject_request_id(access.request_id),
+                 "privacy-dsr-account-cancellation": data_subject_request_id(cancellation.request_id),
+                 "privacy-account-cancelled-on-request": account_id(account)}
+    texts = {name: await rh.history_json(ctx.client, wid) for name, wid in histories.items()}
+    assert base64.b64encode(ENCRYPTED).decode() in texts["privacy-dsr-access-export"]  # replayed through the codec
+    await replay_and_maybe_record(texts)
+
+
+@pytest.mark.parametrize("path", rh.checked_in("privacy-"), ids=lambda p: p.name)
 async def test_pr_workflows_replay_checked_in_histories(path: Path) -> None:
-    await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
+    await rh.replay_checked_in(REPLAYER, path)
