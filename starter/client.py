@@ -6,7 +6,9 @@ Every helper sends contract models (workflows/contract) and returns contract mod
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -29,9 +31,19 @@ from starter.codec import KeyRing, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
-from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA, mount_task_id, mounted_content_id
+from workflows.contract.names import (
+    CONTINUE_AS_NEW_DUE,
+    MOUNT_TASK_WORKFLOW,
+    SA,
+    mount_task_id,
+    mounted_content_id,
+)
 
 R = TypeVar("R", bound=BaseModel)
+# A task about to continue as new refuses new joins and mounts for a moment (CONTINUE_AS_NEW_DUE) so that its run
+# can drain; the call is sent again with backoff (from 50 ms, doubling, at most 1 s apart) and reaches the new run.
+# After this long the refusal is raised as Refused(CONTINUE_AS_NEW_DUE).
+DRAIN_RETRY_SECONDS = 60.0
 
 
 class Refused(Exception):
@@ -94,14 +106,20 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
 
 
 async def _update(client: Client, workflow_id: str, update: str, arg: BaseModel, result_type: type[R]) -> R:
-    try:
-        return await client.get_workflow_handle(workflow_id).execute_update(update, arg, result_type=result_type)
-    except WorkflowUpdateFailedError as err:
-        raise _refusal(err) from err
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            raise Refused("NotRunning", [f"{workflow_id} is not running (closed or never started)"]) from err
-        raise
+    delay, give_up_at = 0.05, time.monotonic() + DRAIN_RETRY_SECONDS
+    while True:
+        try:
+            return await client.get_workflow_handle(workflow_id).execute_update(update, arg, result_type=result_type)
+        except WorkflowUpdateFailedError as err:
+            refusal = _refusal(err)
+            if refusal.kind != CONTINUE_AS_NEW_DUE or time.monotonic() + delay > give_up_at:
+                raise refusal from err
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise Refused("NotRunning", [f"{workflow_id} is not running (closed or never started)"]) from err
+            raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 async def join(client: Client, task_id: str, creator_id: str) -> mt.JoinResult:

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import FreezeRequest, FreezeResult, RefundRequest, RefundResult
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
-    from workflows.contract.names import MOUNT_TASK_WORKFLOW, SA
+    from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
     from workflows.rules.billing import billing_period_end
     from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
     from workflows.rules.eligibility import (
@@ -35,7 +35,7 @@ from workflows import metrics
 from workflows.common import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
-    continue_as_new_due,
+    MAX_MESSAGES_PER_RUN,
     stage_attributes,
     until,
 )
@@ -46,6 +46,12 @@ DRAFT_TTL = timedelta(hours=1)
 FANOUT_BATCH = 500
 # A mount reported this far ahead of the workflow clock is refused as a clock error.
 MOUNT_CLOCK_SKEW = timedelta(minutes=5)
+# Messages (joins, new mounts, revocations, reports from pieces) one run of a task takes before it continues as new:
+# a mount costs ~6.7 history events, so ~7,000 events a run, under the server's 10,240 warning (docs/bench.md,
+# "Limits found" 1; the shared bound MAX_MESSAGES_PER_RUN let a run reach ~13,400).
+TASK_MESSAGES_PER_RUN = 1_000
+# Runs that started before the drain keep the shared bound when their history is replayed.
+DRAIN_PATCH = "task-drain-before-continue-as-new"
 
 
 def refused(kind: str, reasons: list[str]) -> ApplicationError:
@@ -59,11 +65,14 @@ class MountTaskWorkflow:
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
         self._publishing = False
         self._publishing_request: c.PublishTaskRequest | None = None
+        self._messages_bound = MAX_MESSAGES_PER_RUN
 
     # ---------------------------------------------------------------- run
     @workflow.run
     async def run(self, input: c.MountTaskInput) -> c.TaskResult:
         s = self.s
+        if workflow.patched(DRAIN_PATCH):
+            self._messages_bound = TASK_MESSAGES_PER_RUN
         if s.stage is c.TaskStage.DRAFT:
             expires = f"draft expires unpublished {business_time(workflow.now() + DRAFT_TTL)}"
             self._show(f"draft: waiting for the publish update; {expires}", None)
@@ -85,7 +94,7 @@ class MountTaskWorkflow:
             self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
             try:
                 await workflow.wait_condition(
-                    lambda: s.stage is not c.TaskStage.PUBLISHED or continue_as_new_due(s.messages_this_run),
+                    lambda: s.stage is not c.TaskStage.PUBLISHED or self._continue_as_new_due(),
                     timeout=until(s.period_end_at),
                     timeout_summary=f"task period ends {business_time(s.period_end_at)}",
                 )
@@ -95,7 +104,7 @@ class MountTaskWorkflow:
         await self._tell_pieces_the_period_ended()
         while s.pieces_open > 0:
             self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
-            await workflow.wait_condition(lambda: s.pieces_open == 0 or continue_as_new_due(s.messages_this_run))
+            await workflow.wait_condition(lambda: s.pieces_open == 0 or self._continue_as_new_due())
             await self._continue_as_new_if_due()
         await self._refund()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -201,7 +210,8 @@ class MountTaskWorkflow:
     def validate_join(self, request: c.JoinRequest) -> None:
         entry = self.s.creators.get(request.creator_id)
         if entry and entry.authorization_in_force:
-            return  # joining twice changes nothing (AM-5)
+            return  # joining twice changes nothing (AM-5), and the answer needs no activity
+        self._refuse_while_draining("join")
         if problem := self._period_closed_problem("join"):
             raise ValueError(problem)
 
@@ -234,6 +244,7 @@ class MountTaskWorkflow:
     @report_mount.validator
     def validate_report_mount(self, request: c.ReportMountRequest) -> None:
         s = self.s
+        self._refuse_while_draining("report_mount")
         if (piece := s.pieces.get(request.content_id)) is not None:
             if piece.creator_id == request.creator_id and piece.mounted_at == request.mounted_at:
                 return  # the same report again: answered with the same result
@@ -420,8 +431,23 @@ class MountTaskWorkflow:
         s.stage = c.TaskStage.REFUNDED
         self._show(f"refunded {s.refunded_fen} fen to client {s.client_id}", None)
 
+    def _continue_as_new_due(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested() or self.s.messages_this_run >= self._messages_bound
+
+    def _refuse_while_draining(self, update: str) -> None:
+        """Once this run is due to continue as new, new joins and mounts are refused (a refused update writes no
+        event) so that the updates in flight finish and the run can continue as new: with a steady stream of
+        them it otherwise never could (docs/bench.md, "Limits found" 1). The refusal is retryable and typed
+        (CONTINUE_AS_NEW_DUE); starter.client sends the call again, and it reaches the new run. After the period
+        new joins and mounts are refused anyway (_period_closed_problem), so only a published task drains."""
+        s = self.s
+        if s.stage is c.TaskStage.PUBLISHED and self._continue_as_new_due():
+            raise ApplicationError(
+                f"task {s.task_id} is about to continue as new ({s.messages_this_run} messages in this run): "
+                f"send {update} again in a moment, it will reach the new run", type=CONTINUE_AS_NEW_DUE)
+
     async def _continue_as_new_if_due(self) -> None:
-        if continue_as_new_due(self.s.messages_this_run):
+        if self._continue_as_new_due():
             await workflow.wait_condition(workflow.all_handlers_finished)
             self.s.messages_this_run = 0
             workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))

@@ -11,6 +11,8 @@ VIOLATION_CASE_WORKFLOW = "ViolationCaseWorkflow"
 DATA_SUBJECT_REQUEST_WORKFLOW = "DataSubjectRequestWorkflow"
 ACCOUNT_WORKFLOW = "AccountWorkflow"
 SECURITY_INCIDENT_WORKFLOW = "SecurityIncidentWorkflow"
+# Error type of an update refused while a run drains before continuing as new: send it again (same workflow id).
+CONTINUE_AS_NEW_DUE = "ContinueAsNewDue"
 
 
 def mount_task_id(task_id: str) -> str:
