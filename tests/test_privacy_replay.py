@@ -1,8 +1,9 @@
 """Running PR workflows outlive code (DESIGN "Running workflows outlive code"): histories recorded from the PR
 scenarios replay against the current code without nondeterminism, both fresh ones and those checked in under
 tests/histories/ (privacy-*.json): a deletion held by a statement dispute, an incident escalated then closed, the
-account with the dispute, a dormant account paid out and cancelled (PR-3, R-7), an access export and a requested
-account cancellation with the account it cancelled (PR-1). Personal payloads are encrypted with the tests' fixed key.
+account with the dispute, a dormant account paid out and cancelled (PR-3, R-7), an account continued as new and its
+next run, an access export and a requested account cancellation with the account it cancelled (PR-1). Personal
+payloads are encrypted with the tests' fixed key.
 
 To record after a deliberate, patched change: `RECORD_PRIVACY_HISTORIES=1 .venv/bin/python -m pytest
 tests/test_privacy_replay.py`, then commit tests/histories/privacy-*.json."""
@@ -21,6 +22,7 @@ from tests.conftest import Ctx
 from tests.helpers import business_now, finish
 from tests.privacy_helpers import EMAIL, PHONE, eventually, fixed_calendar, person, vault
 from workflows.account import AccountWorkflow
+from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import security_incident as inc
@@ -127,6 +129,23 @@ async def test_pr_1_replay_an_access_export_and_a_requested_cancellation(ctx: Ct
     texts = {name: await rh.history_json(ctx.client, wid) for name, wid in histories.items()}
     assert base64.b64encode(ENCRYPTED).decode() in texts["privacy-dsr-access-export"]  # replayed through the codec
     await replay_and_maybe_record(texts)
+
+
+async def test_replay_an_account_that_continued_as_new(ctx: Ctx) -> None:
+    """More uses than one run takes (MAX_MESSAGES_PER_RUN): the account continues as new, keeping its state."""
+    account = f"cr-can-{ctx.uid}"
+    start = await business_now(ctx)
+    await api.record_activity(ctx.client, account, AccountParty.CREATOR, ac.AccountActivity(
+        event_id="use-0", occurred_at=start), ctx.task_queue)
+    first_run = await rh.first_run_id(ctx.client, account_id(account))
+    uses = [ac.AccountActivity(event_id=f"use-{n}", occurred_at=start) for n in range(1, MAX_MESSAGES_PER_RUN + 11)]
+    await rh.signal_many(ctx.client, account_id(account), "record_activity", uses)
+    await eventually(lambda: api.account_state(ctx.client, account),
+                     lambda s: s.runs >= 2 and s.activities_recorded == len(uses) + 1, "account continued as new")
+    histories = {"privacy-account-continued-as-new": await rh.history_json(ctx.client, account_id(account), first_run),
+                 "privacy-account-after-continue-as-new": await rh.history_json(ctx.client, account_id(account))}
+    assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in histories["privacy-account-continued-as-new"]
+    await replay_and_maybe_record(histories)
 
 
 @pytest.mark.parametrize("path", rh.checked_in("privacy-"), ids=lambda p: p.name)
