@@ -6,9 +6,10 @@ fen ending in `_fen`, instants are ISO-8601 with an offset ending in `_at`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 DEFAULT_TASK_QUEUE = "xingtu"
 DEFAULT_NAMESPACE = "default"
@@ -17,8 +18,24 @@ DEFAULT_NAMESPACE = "default"
 Fen = Annotated[int, Field(strict=True, ge=0, le=10**15)]
 PositiveFen = Annotated[int, Field(strict=True, gt=0, le=10**15)]
 Count = Annotated[int, Field(strict=True, ge=0, le=10**12)]
-# Instants must carry an offset: a naive datetime is refused.
-Instant = AwareDatetime
+# Instants must carry an offset: a naive datetime is refused. And they must lie in a span where the workflows'
+# arithmetic (business time, windows of days to years) stays within Python's years 1..9999: an instant such as
+# 9999-12-31T23:59:59-12:00 is valid ISO-8601, but in UTC+08:00 it is past year 9999 (OverflowError: a signal carrying
+# it failed the workflow task on every retry).
+EARLIEST_INSTANT, LATEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _within_span(value: datetime) -> datetime:
+    try:
+        inside = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValueError(f"an instant from {EARLIEST_INSTANT:%Y-%m-%d} to {LATEST_INSTANT:%Y-%m-%d} (UTC) is required")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_within_span)]
 # Identifiers: printable, no colon (ids are joined with ':' into workflow ids), bounded.
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Text = Annotated[str, StringConstraints(max_length=2000)]
