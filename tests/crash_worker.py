@@ -4,8 +4,10 @@ It is the production worker (worker.build_worker). The crash test kills it from 
 points and starts it again. It can also kill itself where an outside kill rarely lands: between a money activity's
 database commit and the moment its result reaches the server (the reply is lost, the activity runs again). That
 happens only while the file named by CRASH_SELF_KILLS holds a positive number (the test writes it when it wants
-such kills, each kill takes one), with a seeded probability per activity; the activities themselves are the real
-ones, nothing in workflow code knows about it."""
+such kills, each kill takes one), with a seeded probability per activity's first attempt (a retry's reply gets
+through: each lost reply costs the activity's whole start-to-close timeout in real time, the test server skipping
+no time while an activity runs, and a task's sequential money activities killed again and again would pass the
+test's time bound); the activities themselves are the real ones, nothing in workflow code knows about it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import random
 import signal
 import sys
+import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
+from activities.xg_ledger import XgLedgerActivities
 from worker import Adapters, activity_name, build_worker
 from workflows.contract.converter import data_converter
 
@@ -49,8 +53,9 @@ class SelfKills:
 def dying_after_write(fn: Callable[..., Any], kills: SelfKills) -> Callable[..., Any]:
     def after_write(request: Any) -> Any:
         result = fn(request)  # committed in the ledger / on the main site
-        if kills.take():
-            print(f"crash-worker: killing itself after {activity_name(fn)} wrote", flush=True)
+        if activity.info().attempt == 1 and kills.take():
+            print(f"{time.strftime('%H:%M:%S')} crash-worker: killing itself after {activity_name(fn)} wrote",
+                  flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
@@ -62,18 +67,19 @@ async def main(address: str, task_queue: str, ledger_path: str, seed: str) -> No
     client = await Client.connect(address, data_converter=data_converter)
     adapters = Adapters.open(ledger_path)
     kills_file = os.environ.get("CRASH_SELF_KILLS")
-    # The activities that move the money at the end: a reply lost after their write is the case an idempotency
-    # key exists for.
+    # The activities that move the money at the end (authorized-mount and Xingguang tasks): a reply lost after
+    # their write is the case an idempotency key exists for.
     kills = SelfKills(Path(kills_file) if kills_file else None, int(seed))
     ledger = LedgerActivities(adapters.ledger)
-    money = [ledger.release, ledger.settle, ledger.refund]
+    xg_ledger = XgLedgerActivities(adapters.ledger)
+    money = [ledger.release, ledger.settle, ledger.refund, xg_ledger.settle_piece, xg_ledger.refund]
     # No sticky cache: every workflow task goes to the shared queue and replays the history from the start, so
     # each crash is also a replay. (With a cache, the time-skipping test server keeps sending a killed worker's
     # workflows' tasks and queries to that worker's sticky queue: runs stalled there, with a query never answered.)
     worker = build_worker(client, task_queue, adapters,
                           replace_activities=[dying_after_write(fn, kills) for fn in money],
                           max_cached_workflows=0)
-    print("crash-worker ready", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} crash-worker ready", flush=True)
     if ready_file := os.environ.get("CRASH_READY"):
         Path(ready_file).write_text("ready")
     await worker.run()
