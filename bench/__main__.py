@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [phase ...]` and `python -m bench scale [--pieces N --conversions M]`.
 
-Phases: publish, mount, ingest, settle (Temporal, project vs bare on the same server), ledger (SQLite and
+Phases: publish, mount, ingest, settle, xingguang (Temporal, project vs bare on the same server), ledger (SQLite and
 PostgreSQL postings vs plain inserts). Results: bench/results/<date>-<phase>.json (quick runs: <date>-<phase>-quick).
 """
 
@@ -15,15 +15,16 @@ from typing import Any
 
 from bench.harness import RESULTS_DIR, PhaseResult, bench_server, machine, scratch_dir, versions, write_result
 
-TEMPORAL_PHASES = ("publish", "mount", "ingest", "settle")
+TEMPORAL_PHASES = ("publish", "mount", "ingest", "settle", "xingguang")
 ALL_PHASES = (*TEMPORAL_PHASES, "ledger")
 # Items per round and rounds: quick (< 3 min), full (< 30 min), tiny (the smoke test, seconds).
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": {"publish": 4, "mount": 4, "ingest": 20, "settle": 4, "ledger": 50, "rounds": 1, "concurrency": 4},
-    "quick": {"publish": 30, "mount": 40, "ingest": 300, "settle": 40, "ledger": 400, "rounds": 3,
+    "tiny": {"publish": 4, "mount": 4, "ingest": 20, "settle": 4, "xingguang": 4, "ledger": 50, "rounds": 1,
+             "concurrency": 4},
+    "quick": {"publish": 30, "mount": 40, "ingest": 300, "settle": 40, "xingguang": 30, "ledger": 400, "rounds": 3,
               "concurrency": 20},
-    "full": {"publish": 150, "mount": 200, "ingest": 2000, "settle": 200, "ledger": 2000, "rounds": 5,
-             "concurrency": 50},
+    "full": {"publish": 150, "mount": 200, "ingest": 2000, "settle": 200, "xingguang": 150, "ledger": 2000,
+             "rounds": 5, "concurrency": 50},
 }
 
 

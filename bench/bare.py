@@ -49,6 +49,14 @@ class BareTaskWorkflow:
         self.period_end_at = request.period_end_at
         return BareDone()
 
+    @workflow.update(name="order")
+    async def order(self, request: BarePublish) -> BareDone:
+        """~ XingguangTaskWorkflow's `order`: one activity (the freeze)."""
+        await workflow.execute_activity("bare.freeze", BareItems(task_id=self.task_id, content_id="-"),
+                                        result_type=BareDone, start_to_close_timeout=TIMEOUT)
+        self.period_end_at = request.period_end_at
+        return BareDone()
+
     @workflow.update(name="mount")
     async def mount(self, request: BareMount) -> BareDone:
         assert self.period_end_at is not None

@@ -7,6 +7,7 @@ and activities per business event), activities that do nothing, no rules, no led
 
 BareTaskWorkflow      ~ MountTaskWorkflow: update-with-start `publish` (2 activities), update `mount` (1 activity
                         that starts a BareContentWorkflow), signal `content_closed`; waits on one timer.
+                        ~ XingguangTaskWorkflow: update-with-start `order` (1 activity).
 BareContentWorkflow   ~ MountedContentWorkflow: signal `report_conversions`; one `accrue` activity per wake-up for
                         every batch waiting; at the end of its window `unmount`, `settle`, then signals its task.
 """

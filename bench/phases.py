@@ -31,9 +31,11 @@ from bench.bare_activities import (
 )
 from bench.harness import Bench, PhaseResult, gather_limited, interleaved, wait_until
 from starter import client as api
+from starter import xingguang as xg_api
 from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract import xingguang as xg
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 from workflows.rules.clock import start_of_business_day
 from workflows.rules.eligibility import ClientFacts, CreatorFacts
@@ -111,11 +113,11 @@ async def mounted_pieces(b: Bench, pieces: int) -> list[tuple[str, str, datetime
     return [(task_id, content_id, at) for task_id, _, content_id in plan]
 
 
-async def bare_tasks(b: Bench, count: int, days: int = 30) -> list[str]:
+async def bare_tasks(b: Bench, count: int, days: int = 30, update: str = "publish") -> list[str]:
     task_ids = [b.next_id("bare") for _ in range(count)]
     end = datetime.now(UTC) + days * DAY
     await gather_limited(count, b.concurrency, lambda i: b.client.execute_update_with_start_workflow(
-        "publish", BarePublish(task_id=task_ids[i], budget_fen=1, period_end_at=end),
+        update, BarePublish(task_id=task_ids[i], budget_fen=1, period_end_at=end),
         start_workflow_operation=WithStartWorkflowOperation(
             BARE_TASK, BareTaskInput(task_id=task_ids[i]), id=f"bare-task:{task_ids[i]}", task_queue=b.bare_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING),
@@ -298,6 +300,35 @@ def settle_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], obj
     return project, bare
 
 
+# ---------------------------------------------------------------- xingguang
+def xg_order_request(task_id: str, client_id: str) -> xg.OrderRequest:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return xg.OrderRequest(
+        task_id=task_id, client_id=client_id, content_requirements="bench order: show the app's map feature",
+        targeting_labels=["interest:travel", "age:18-35", "city_tier:1"], placement_budget_fen=100_000,
+        unit_price_fen=50, billing_start_at=now + DAY, billing_end_at=now + 11 * DAY,
+        creator_earnings_budget_fen=80_000, platform_fee_rate_bp=1_000, provider_fee_rate_bp=500,
+        client_confirms_content=True, client_review_hours=48)
+
+
+def xingguang_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], object]]:
+    async def project(n: int) -> tuple[int, float]:
+        client_id = b.next_id("xgclient")
+        eligible_client(b.adapters, client_id, n * 300_000)
+        ids = [b.next_id("xg") for _ in range(n)]
+        start = time.perf_counter()
+        await gather_limited(n, b.concurrency, lambda i: xg_api.order(
+            b.client, xg_order_request(ids[i], client_id), b.project_queue))
+        return timed(start, n)
+
+    async def bare(n: int) -> tuple[int, float]:
+        start = time.perf_counter()
+        await bare_tasks(b, n, days=11, update="order")
+        return timed(start, n)
+
+    return project, bare
+
+
 PHASES = {
     "publish": (publish_phase, "tasks published",
                 [("project: update-with-start `publish` (directory.client_facts + ledger.freeze on SQLite);"
@@ -309,6 +340,10 @@ PHASES = {
     "ingest": (ingest_phase, "conversion batches accrued",
                [(f"signals spread over {INGEST_PIECES} pieces; project: report_conversions, counted when its"
                 " accrual row is in the ledger; bare: signal + one no-op activity per wake-up, counted in it")]),
+    "xingguang": (xingguang_phase, "orders placed",
+                  [("project: update-with-start `order` on XingguangTaskWorkflow (order form and targeting labels"
+                   " checked in the validator, R-8 freeze `xg_ledger.freeze` on SQLite); bare: update-with-start"
+                   " running 1 no-op activity")]),
     "settle": (settle_phase, "settlements",
                [("MountedContentWorkflow started directly (signal-with-start of one conversion batch) with"
                 " mounted_at 18 days back: accrue, unmount, settle, content_closed at once; report_mount refuses"

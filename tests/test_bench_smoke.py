@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("publish", "mount", "ingest", "settle", "ledger_sqlite")
+PHASES = ("publish", "mount", "ingest", "settle", "xingguang", "ledger_sqlite")
 
 
 def test_bench_tiny_run_measures_every_phase_and_writes_results(tmp_path: Path) -> None:
