@@ -142,6 +142,13 @@ def timed(start: float, done: int) -> tuple[int, float]:
     return done, time.perf_counter() - start
 
 
+async def timed_calls(b: Bench, n: int, call: Callable[[int], Awaitable[object]]) -> tuple[int, float]:
+    """n calls, b.concurrency at a time, timed from the first to the last answer."""
+    start = time.perf_counter()
+    await gather_limited(n, b.concurrency, call)
+    return timed(start, n)
+
+
 _READERS: dict[str, sqlite3.Connection] = {}
 
 
@@ -168,10 +175,8 @@ def publish_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], ob
         client_id = b.next_id("client")
         eligible_client(b.adapters, client_id, n * 200_000)
         ids = [b.next_id("task") for _ in range(n)]
-        start = time.perf_counter()
-        await gather_limited(n, b.concurrency, lambda i: api.publish_task(
+        return await timed_calls(b, n, lambda i: api.publish_task(
             b.client, publish_request(ids[i], client_id, 100_000), b.project_queue))
-        return timed(start, n)
 
     async def bare(n: int) -> tuple[int, float]:
         start = time.perf_counter()
@@ -316,10 +321,8 @@ def xingguang_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], 
         client_id = b.next_id("xgclient")
         eligible_client(b.adapters, client_id, n * 300_000)
         ids = [b.next_id("xg") for _ in range(n)]
-        start = time.perf_counter()
-        await gather_limited(n, b.concurrency, lambda i: xg_api.order(
+        return await timed_calls(b, n, lambda i: xg_api.order(
             b.client, xg_order_request(ids[i], client_id), b.project_queue))
-        return timed(start, n)
 
     async def bare(n: int) -> tuple[int, float]:
         start = time.perf_counter()
