@@ -24,7 +24,7 @@ from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
-from workflows.mount_task import MountTaskWorkflow
+from workflows.mount_task import TASK_MESSAGES_PER_RUN, MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 
 REPLAYER = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
@@ -105,7 +105,8 @@ async def period_over_histories(ctx: Ctx) -> dict[str, str]:
 
 async def task_continued_as_new_histories(ctx: Ctx) -> dict[str, str]:
     """A task past its period, waiting for its piece to settle, receives more repeated reports than one run takes
-    (MAX_MESSAGES_PER_RUN): it continues as new, then settles and refunds in the next run."""
+    (TASK_MESSAGES_PER_RUN): it continues as new, then settles and refunds in the next run. The same shape recorded
+    before the drain patch (bound 2,000) is kept as mount-task-*-before-drain-patch.json."""
     task = f"t-tcan-{ctx.uid}"
     await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=1)
     creator(ctx.a, "cr-1")
@@ -114,10 +115,10 @@ async def task_continued_as_new_histories(ctx: Ctx) -> dict[str, str]:
     await mount(ctx, task, "p1", "cr-1", now)
     await convert(ctx, task, "p1", "p1-1", 3, now + SECOND)
     first_run = await rh.first_run_id(ctx.client, mount_task_id(task))
-    await ctx.env.sleep((helpers.DAY + HOUR).total_seconds())
+    await helpers.advance(ctx, (helpers.DAY + HOUR).total_seconds())
     ended = await helpers.task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
     assert ended.pieces_open == 1
-    repeats = [mt.BudgetExhaustedSignal(exhausted_at=now + SECOND) for _ in range(MAX_MESSAGES_PER_RUN + 10)]
+    repeats = [mt.BudgetExhaustedSignal(exhausted_at=now + SECOND) for _ in range(TASK_MESSAGES_PER_RUN + 10)]
     await rh.signal_many(ctx.client, mount_task_id(task), "budget_exhausted", repeats)  # after the end: ignored
     result = await finish(ctx, mount_task_id(task), mt.TaskResult)
     assert (result.stage, result.paid_to_creators_fen) == (mt.TaskStage.REFUNDED, 300)
