@@ -1,9 +1,9 @@
 """Running PR workflows outlive code (DESIGN "Running workflows outlive code"): histories recorded from the PR
 scenarios replay against the current code without nondeterminism, both fresh ones and those checked in under
-tests/histories/ (privacy-*.json): a deletion held by a statement dispute, an incident escalated then closed, the
-account with the dispute, a dormant account paid out and cancelled (PR-3, R-7), an account continued as new and its
-next run, an access export and a requested account cancellation with the account it cancelled (PR-1). Personal
-payloads are encrypted with the tests' fixed key.
+tests/histories/ (privacy-*.json): a deletion held by a statement dispute, an incident escalated then closed, one
+whose users were all told in time (R-10), the account with the dispute, a dormant account paid out and cancelled
+(PR-3, R-7), an account continued as new and its next run, an access export and a requested account cancellation
+with the account it cancelled (PR-1). Personal payloads are encrypted with the tests' fixed key.
 
 To record after a deliberate, patched change: `RECORD_PRIVACY_HISTORIES=1 .venv/bin/python -m pytest
 tests/test_privacy_replay.py`, then commit tests/histories/privacy-*.json."""
@@ -129,6 +129,24 @@ async def test_pr_1_replay_an_access_export_and_a_requested_cancellation(ctx: Ct
     texts = {name: await rh.history_json(ctx.client, wid) for name, wid in histories.items()}
     assert base64.b64encode(ENCRYPTED).decode() in texts["privacy-dsr-access-export"]  # replayed through the codec
     await replay_and_maybe_record(texts)
+
+
+async def test_r_10_replay_an_incident_notified_in_time_and_closed(ctx: Ctx) -> None:
+    accounts = [f"n{n}-{ctx.uid}" for n in range(2)]
+    for account in accounts:
+        person(ctx, account)
+    now, incident = await business_now(ctx), f"inc-ok-{ctx.uid}"
+    await api.open_incident(ctx.client, inc.SecurityIncidentInput(
+        incident_id=incident, opened_by="sec-1", summary="key leak", affected_account_ids=accounts, confirmed_at=now,
+        notice=inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="z")), ctx.task_queue)
+    await eventually(lambda: api.incident_state(ctx.client, incident),
+                     lambda s: s.stage is inc.IncidentStage.NOTIFIED, "every user told")
+    await api.incident_update(ctx.client, incident, "report_to_regulator", inc.ReportToRegulator(
+        reported_by="sec-1", regulator="CAC", reference="R-10", reported_at=now))
+    result = await finish(ctx, security_incident_id(incident), inc.SecurityIncidentState)
+    assert (result.stage, result.escalated) == (inc.IncidentStage.CLOSED, False)
+    await replay_and_maybe_record({"privacy-incident-notified-in-time": await rh.history_json(
+        ctx.client, security_incident_id(incident))})
 
 
 async def test_replay_an_account_that_continued_as_new(ctx: Ctx) -> None:
