@@ -2,8 +2,9 @@
 in its interesting shapes (every message: xingguang-every-message.json, and xingguang-task.json recorded before the
 one-timer patch and kept as it was; a compliance pause that resumes; a pause whose deadline passes, then
 cancellation with the fees of the delay (R-9); a stop with one piece settled and one declined (XG-8); an upheld
-objection and a compensation (XG-5, XG-10); a run continued as new and the run after it) replay against the current
-code without nondeterminism, both fresh and as checked in under tests/histories/xingguang-*.json.
+objection and a compensation (XG-5, XG-10); refused materials, and an order refused then expired as a failed run
+(XG-1); a run continued as new and the run after it) replay against the current code without nondeterminism, both
+fresh and as checked in under tests/histories/xingguang-*.json.
 
 To record after a deliberate, `workflow.patched` change: `RECORD_XG_HISTORIES=1 .venv/bin/python -m pytest
 tests/test_xg_replay.py`, then commit tests/histories/xingguang-*.json."""
@@ -13,18 +14,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from activities.calendar import CalendarActivities, ChinaWorkingDays
 from starter import xingguang as api
+from starter.client import Refused
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
-from tests.helpers import DAY, finish
+from tests.helpers import DAY, business_now, eligible_client, finish
 from tests.test_xg_fixtures import (
     HOUR,
     OPERATOR,
     client_says,
     events,
     ids,
+    order_request,
     ordered_task,
     piece_when,
     provider_says,
@@ -189,6 +193,28 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
     result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
     assert result.pieces["p1"].creator_earnings_fen == 5_000
     await replay_and_maybe_record({"xingguang-objection-upheld-compensated": await history_json(ctx, task)})
+
+
+async def test_replay_xg_1_refused_materials_and_an_order_the_balance_does_not_cover(ctx: Ctx) -> None:
+    """Two short lives: materials refused close the task and refund everything; a refused order leaves a draft that
+    expires and fails the run (TaskNotOrdered)."""
+    task, client_id = ids(ctx, "rp-mat")
+    eligible_client(ctx.a, client_id, 300_000)
+    t0 = await business_now(ctx)
+    await api.order(ctx.client, order_request(task, client_id, t0 + DAY, t0 + 3 * DAY), ctx.task_queue)
+    await api.review_materials(ctx.client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.LINK, item_id="lp-1", approved=False, reason="unreachable")]))
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    assert (result.stage, result.refunded_fen) == (xg.TaskStage.CLOSED, 198_000)
+    poor, poor_client = ids(ctx, "rp-poor")
+    eligible_client(ctx.a, poor_client, 1_000)
+    with pytest.raises(Refused):
+        await api.order(ctx.client, order_request(poor, poor_client, t0 + DAY, t0 + 3 * DAY), ctx.task_queue)
+    with pytest.raises(ApplicationError) as failure:
+        await finish(ctx, xg.xg_task_workflow_id(poor), xg.TaskResult)
+    assert failure.value.type == "TaskNotOrdered"
+    await replay_and_maybe_record({"xingguang-materials-refused": await history_json(ctx, task),
+                                   "xingguang-not-ordered": await history_json(ctx, poor)})
 
 
 async def test_replay_a_task_that_continued_as_new(ctx: Ctx) -> None:
