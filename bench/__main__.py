@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [phase ...]` and `python -m bench scale [--pieces N --conversions M]`.
+"""`python -m bench [--quick] [phase ...]`, `python -m bench scale [--pieces N --conversions M]` and
+`python -m bench drain [--mounts N]`.
 
 Phases: publish, mount, ingest, settle, xingguang (Temporal, project vs bare on the same server), ledger (SQLite and
 PostgreSQL postings vs plain inserts). Results: bench/results/<date>-<phase>.json (quick runs: <date>-<phase>-quick).
@@ -31,7 +32,7 @@ SIZES: dict[str, dict[str, int]] = {
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phases", nargs="*", help=f"any of {', '.join(ALL_PHASES)} (default all), or `scale`")
+    parser.add_argument("phases", nargs="*", help=f"any of {', '.join(ALL_PHASES)} (default all), or `scale`, or `drain`")
     parser.add_argument("--quick", action="store_true", help="small rounds: finishes in under 3 minutes")
     parser.add_argument("--tiny", action="store_true", help="a few items, one round (the smoke test)")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
@@ -39,8 +40,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pieces", type=int, default=10_000, help="scale: mounted pieces")
     parser.add_argument("--conversions", type=int, default=1_000_000, help="scale: conversions in all batches")
     parser.add_argument("--creators", type=int, default=1_000, help="scale: creators joining the task")
+    parser.add_argument("--mounts", type=int, default=3_000, help="drain: mounts streamed onto one task")
     args = parser.parse_args(argv)
-    unknown = [p for p in args.phases if p not in (*ALL_PHASES, "scale")]
+    unknown = [p for p in args.phases if p not in (*ALL_PHASES, "scale", "drain")]
     if unknown:
         parser.error(f"unknown phase(s): {', '.join(unknown)}")
     return args
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.scale import run_scale
 
         asyncio.run(run_scale(args))
+    elif "drain" in args.phases:
+        from bench.drain import run_drain
+
+        asyncio.run(run_drain(args))
     else:
         asyncio.run(run_bench(args))
     print(f"wall time {time.monotonic() - started:.0f} s", flush=True)
