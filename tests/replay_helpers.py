@@ -66,6 +66,25 @@ async def replay_checked_in(replaying: Replayer, path: Path) -> None:
     await replaying.replay_workflow(history)
 
 
+async def continue_as_new_by_signals(client: Client, workflow_id: str, signal: str, to_bound: Sequence[Any],
+                                     after: Sequence[Any]) -> str:
+    """Drive a run to its message bound with exactly `to_bound` signals, wait until it has continued as new, then
+    send `after` to the next run; returns the first run's id. Signals still arriving while a run closes would leave
+    a workflow task of the closed run in flight, which keeps the time-skipping test server locked."""
+    first_run = await first_run_id(client, workflow_id)
+    await signal_many(client, workflow_id, signal, to_bound)
+    handle = client.get_workflow_handle(workflow_id, run_id=first_run)
+    for _ in range(600):
+        events = (await handle.fetch_history()).events
+        if events[-1].HasField("workflow_execution_continued_as_new_event_attributes"):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"{workflow_id} did not continue as new after {len(to_bound)} signals")
+    await signal_many(client, workflow_id, signal, after)
+    return first_run
+
+
 async def signal_many(client: Client, workflow_id: str, signal: str, args: Sequence[Any], at_once: int = 100) -> None:
     """Send one signal per argument, `at_once` concurrently (to pass a workflow's message bound quickly)."""
     handle = client.get_workflow_handle(workflow_id)

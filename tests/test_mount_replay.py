@@ -114,12 +114,13 @@ async def task_continued_as_new_histories(ctx: Ctx) -> dict[str, str]:
     now = await business_now(ctx)
     await mount(ctx, task, "p1", "cr-1", now)
     await convert(ctx, task, "p1", "p1-1", 3, now + SECOND)
-    first_run = await rh.first_run_id(ctx.client, mount_task_id(task))
     await helpers.advance(ctx, (helpers.DAY + HOUR).total_seconds())
     ended = await helpers.task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
     assert ended.pieces_open == 1
     repeats = [mt.BudgetExhaustedSignal(exhausted_at=now + SECOND) for _ in range(TASK_MESSAGES_PER_RUN + 10)]
-    await rh.signal_many(ctx.client, mount_task_id(task), "budget_exhausted", repeats)  # after the end: ignored
+    to_bound = TASK_MESSAGES_PER_RUN - ended.messages_this_run  # after the end: each is ignored, and counted
+    first_run = await rh.continue_as_new_by_signals(ctx.client, mount_task_id(task), "budget_exhausted",
+                                                    repeats[:to_bound], repeats[to_bound:])
     result = await finish(ctx, mount_task_id(task), mt.TaskResult)
     assert (result.stage, result.paid_to_creators_fen) == (mt.TaskStage.REFUNDED, 300)
     histories = {"mount-task-continued-as-new": await history_json(ctx, mount_task_id(task), first_run),

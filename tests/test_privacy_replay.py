@@ -155,9 +155,10 @@ async def test_replay_an_account_that_continued_as_new(ctx: Ctx) -> None:
     start = await business_now(ctx)
     await api.record_activity(ctx.client, account, AccountParty.CREATOR, ac.AccountActivity(
         event_id="use-0", occurred_at=start), ctx.task_queue)
-    first_run = await rh.first_run_id(ctx.client, account_id(account))
     uses = [ac.AccountActivity(event_id=f"use-{n}", occurred_at=start) for n in range(1, MAX_MESSAGES_PER_RUN + 11)]
-    await rh.signal_many(ctx.client, account_id(account), "record_activity", uses)
+    to_bound = MAX_MESSAGES_PER_RUN - (await api.account_state(ctx.client, account)).messages_this_run
+    first_run = await rh.continue_as_new_by_signals(ctx.client, account_id(account), "record_activity",
+                                                    uses[:to_bound], uses[to_bound:])
     await eventually(lambda: api.account_state(ctx.client, account),
                      lambda s: s.runs >= 2 and s.activities_recorded == len(uses) + 1, "account continued as new")
     histories = {"privacy-account-continued-as-new": await rh.history_json(ctx.client, account_id(account), first_run),

@@ -224,11 +224,13 @@ async def test_replay_a_task_that_continued_as_new(ctx: Ctx) -> None:
     workflow_id = xg.xg_task_workflow_id(task)
     t0, _ = await ordered_task(ctx, task, client_id, unit_price_fen=10, days=2)
     await published_piece(ctx, task, client_id, "p1", f"a-{ctx.uid}", 10_000)
-    first_run = await rh.first_run_id(ctx.client, workflow_id)
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
-    total = MAX_MESSAGES_PER_RUN + 10
-    await rh.signal_many(ctx.client, workflow_id, "report_billable_events", [xg.BillableEventBatch(
-        event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR) for i in range(total)])
+    batches = [xg.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
+               for i in range(MAX_MESSAGES_PER_RUN + 10)]
+    to_bound = MAX_MESSAGES_PER_RUN - (await api.state(ctx.client, task)).messages_this_run
+    first_run = await rh.continue_as_new_by_signals(ctx.client, workflow_id, "report_billable_events",
+                                                    batches[:to_bound], batches[to_bound:])
+    total = len(batches)
     await task_when(ctx, task, lambda s: s.pieces["p1"].billable_events == total)
     result = await finish(ctx, workflow_id, xg.TaskResult)
     assert result.pieces["p1"].promotion_spend_fen == total * 10
