@@ -69,19 +69,20 @@ async def cancelled_and_continued_histories(ctx: Ctx) -> dict[str, str]:
     await api.join(ctx.client, task, "cr-1")
     now = await business_now(ctx)
     await mount(ctx, task, "busy", "cr-1", now)
-    handle = ctx.client.get_workflow_handle(mounted_content_id(task, "busy"))
-    for i in range(MAX_MESSAGES_PER_RUN + 20):
-        await handle.signal("report_conversions", mc.ConversionBatch(
-            event_id=f"e{i}", content_id="busy", count=1, occurred_at=now + SECOND, cheating=i % 2 == 1))
-    state = await content_when(ctx, task, "busy", lambda s: s.counted_conversions == (MAX_MESSAGES_PER_RUN + 20) // 2)
+    piece = mounted_content_id(task, "busy")
+    batches = [mc.ConversionBatch(event_id=f"e{i}", content_id="busy", count=1, occurred_at=now + SECOND,
+                                  cheating=i % 2 == 1) for i in range(MAX_MESSAGES_PER_RUN + 20)]
+    to_bound = MAX_MESSAGES_PER_RUN - (await api.content_state(ctx.client, task, "busy")).messages_this_run
+    first_run = await rh.continue_as_new_by_signals(ctx.client, piece, "report_conversions", batches[:to_bound],
+                                                    batches[to_bound:])
+    state = await content_when(ctx, task, "busy", lambda s: s.counted_conversions == len(batches) // 2)
     assert state.messages_this_run < MAX_MESSAGES_PER_RUN  # the piece continued as new, carrying its state
     await api.cancel(ctx.client, task, "replay shape: cancel", "ops-1")
     await finish(ctx, mount_task_id(task), mt.TaskResult)
-    first_run = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
     return {
         "mount-task-cancelled": await history_json(ctx, mount_task_id(task)),
-        "mount-content-continued-as-new": await history_json(ctx, handle.id, first_run.first_execution_run_id),
-        "mount-content-after-continue-as-new": await history_json(ctx, handle.id),
+        "mount-content-continued-as-new": await history_json(ctx, piece, first_run),
+        "mount-content-after-continue-as-new": await history_json(ctx, piece),
     }
 
 
