@@ -93,6 +93,8 @@ class BareContentWorkflow:
             elif workflow.now() >= input.window_closes_at:
                 break
         await workflow.execute_activity("bare.unmount", items, result_type=BareDone, start_to_close_timeout=TIMEOUT)
+        await workflow.execute_activity("bare.hold_settlement", items, result_type=BareDone,
+                                        start_to_close_timeout=TIMEOUT)
         await workflow.execute_activity("bare.settle", items, result_type=BareDone, start_to_close_timeout=TIMEOUT)
         await workflow.get_external_workflow_handle(f"bare-task:{input.task_id}").signal("content_closed",
                                                                                           BareDone())

@@ -9,7 +9,8 @@ BareTaskWorkflow      ~ MountTaskWorkflow: update-with-start `publish` (2 activi
                         that starts a BareContentWorkflow), signal `content_closed`; waits on one timer.
                         ~ XingguangTaskWorkflow: update-with-start `order` (1 activity).
 BareContentWorkflow   ~ MountedContentWorkflow: signal `report_conversions`; one `accrue` activity per wake-up for
-                        every batch waiting; at the end of its window `unmount`, `settle`, then signals its task.
+                        every batch waiting; at the end of its window `unmount`, `hold_settlement` (the AM-19
+                        penalty-hold check), `settle`, then signals its task.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ class BareActivities:
     def unmount(self, request: BareItems) -> BareDone:
         return BareDone()
 
+    @activity.defn(name="bare.hold_settlement")
+    def hold_settlement(self, request: BareItems) -> BareDone:
+        return BareDone()
+
     @activity.defn(name="bare.settle")
     def settle(self, request: BareItems) -> BareDone:
         COUNTERS.add(settled=1)
@@ -115,6 +120,7 @@ class BareActivities:
         return BareDone()
 
     def all(self) -> list[object]:
-        return [self.client_facts, self.freeze, self.accrue, self.unmount, self.settle, self.start_content]
+        return [self.client_facts, self.freeze, self.accrue, self.unmount, self.hold_settlement, self.settle,
+                self.start_content]
 
 
