@@ -82,6 +82,7 @@ XG_EXPECTED = {"x1": (160, 20_000, 8_000, 2_800, 1_000),
 XG_FROZEN = 198_000  # 100,000 placement + 80,000 creator earnings budgets + 10% platform fee on both (R-8)
 XG_SETTLE_KINDS = ("xg_creator_earnings", "xg_promotion_spend", "xg_platform_fee", "xg_provider_fee")
 XG_MONEY_KINDS = (*XG_SETTLE_KINDS, "xg_freeze", "xg_refund", "xg_deduction", "xg_delay_fee")
+CUT_OFF = Counter[str]()  # calls cut off by a crash and made again, by error (shown in the run's report)
 
 
 class CrashingWorker:
@@ -166,7 +167,8 @@ async def retrying(call: Callable[[], Awaitable[T]]) -> T:
     for _ in range(30):
         try:
             return await call()
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            CUT_OFF[type(err).__name__] += 1
             await asyncio.sleep(0.5)
     return await call()
 
@@ -177,9 +179,10 @@ async def retrying_command(call: Callable[[], Awaitable[object]], took: Callable
     off took effect and its answer was lost."""
     try:
         await retrying(call)
-    except Refused:
+    except Refused as refusal:
         if not await took():
             raise
+        print(f"refused after a cut-off call that took effect: {refusal.reasons[0]}")
 
 
 async def drive_mount_task(client: Client, now: datetime) -> None:
@@ -288,7 +291,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
                     break
                 await asyncio.sleep(0.05)
         print(f"real time: scenarios driven in {driven - began:.0f} s, outside kills over at {closing - began:.0f} s, "
-              f"both tasks ended at {time.monotonic() - began:.0f} s")
+              f"both tasks ended at {time.monotonic() - began:.0f} s; calls cut off and made again: {dict(CUT_OFF)}")
         state = await api.task_state(env.client, "crash-task")
         xg_state = await retrying(lambda: xg_api.state(env.client, XG_TASK))
         finished = state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xg.TaskStage.CLOSED
@@ -326,6 +329,9 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
 
         assert crashing.kills >= KILLS
         assert crashing.self_kills >= 1, "no kill landed between a settlement's write and its reply"
+        if SELF_KILLS >= 4:  # the worker kills itself once after each of these (tests/crash_worker.py)
+            for name in ("ledger.settle", "ledger.refund", "xg_ledger.settle_piece", "xg_ledger.refund"):
+                assert f"killing itself after {name} wrote" in worker_log, f"no reply of {name} was lost"
         assert state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xg.TaskStage.CLOSED
         assert len(settled) == 6 and len(xg_settled) == 3 and double_payments == 0 and balanced
         expected_fees = {c: 100 * n for c, n in CONVERSIONS.items()}
