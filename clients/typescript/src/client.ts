@@ -25,6 +25,10 @@ export const MOUNT_TASK = 'MountTaskWorkflow';
 export const MOUNTED_CONTENT = 'MountedContentWorkflow';
 export const XINGGUANG_TASK = 'XingguangTaskWorkflow';
 
+/** The retryable refusal of a task draining before continue-as-new (workflows/contract/names.py). */
+export const CONTINUE_AS_NEW_DUE = 'ContinueAsNewDue';
+const DRAIN_RETRY_MS = 60_000;
+
 const TASK_ID = defineSearchAttributeKey('task_id', 'KEYWORD');
 const CLIENT_ID = defineSearchAttributeKey('client_id', 'KEYWORD');
 
@@ -190,15 +194,22 @@ export class XingtuClient {
     return this.query(MOUNTED_CONTENT, this.contentWorkflowId(taskId, contentId), 'state');
   }
 
-  /** Any update of the contract by name, validated both ways. */
+  /** Any update of the contract by name, validated both ways. A task about to continue as new refuses new joins
+   * and mounts for a moment with ContinueAsNewDue; that refusal is retried (50 ms doubling to 1 s, 60 s at most)
+   * and the call lands on the new run, as the Python client does. */
   async update<T>(workflowType: string, workflowId: string, name: string, ...args: unknown[]): Promise<T> {
     const checked = this.contract.args(workflowType, 'updates', name, args);
-    try {
-      const answer = await this.client.workflow.getHandle(workflowId).executeUpdate(name, { args: checked as [unknown, ...unknown[]] });
-      return this.contract.result<T>(workflowType, 'updates', name, answer);
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw refusal(err);
-      throw err;
+    const giveUpAt = Date.now() + DRAIN_RETRY_MS;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        const answer = await this.client.workflow.getHandle(workflowId).executeUpdate(name, { args: checked as [unknown, ...unknown[]] });
+        return this.contract.result<T>(workflowType, 'updates', name, answer);
+      } catch (err) {
+        if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+        const refused = refusal(err);
+        if (refused.kind !== CONTINUE_AS_NEW_DUE || Date.now() + delay > giveUpAt) throw refused;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 
