@@ -4,7 +4,6 @@ histories replay against the current code; money activities that crash mid-way a
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from activities.xg_ledger import (
     XgSettleResult,
 )
 from starter import xingguang as api
+from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
 from tests.test_xg_fixtures import (
@@ -52,14 +52,18 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     first_run = await run_id(ctx, workflow_id)
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     total = MAX_MESSAGES_PER_RUN + 100
-    handle = ctx.client.get_workflow_handle(workflow_id)
-    for start in range(0, total, 100):
-        await asyncio.gather(*(handle.signal("report_billable_events", xg.BillableEventBatch(
-            event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR))
-            for i in range(start, min(start + 100, total))))
-    # The same ids again, after the workflow continued as new: billed nothing more.
-    await asyncio.gather(*(handle.signal("report_billable_events", xg.BillableEventBatch(
-        event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)) for i in range(50)))
+
+    def batch(i: int) -> xg.BillableEventBatch:
+        return xg.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
+
+    # Exactly up to the bound, then (once the run has continued as new) the rest and the same ids again, which
+    # bill nothing more. Signals racing the closing run would keep a workflow task of the closed run in flight,
+    # which locks the time-skipping server (seen in CI: "still running after 60 s of time skipping").
+    so_far = (await api.state(ctx.client, task)).messages_this_run
+    to_bound = MAX_MESSAGES_PER_RUN - so_far
+    await rh.continue_as_new_by_signals(ctx.client, workflow_id, "report_billable_events",
+                                        [batch(i) for i in range(to_bound)],
+                                        [batch(i) for i in range(to_bound, total)] + [batch(i) for i in range(50)])
     state = await task_when(ctx, task, lambda s: s.batches_received >= 50 and not s.pending_batches
                             and s.pieces["p1"].billable_events == total)
     assert state.pieces["p1"].billed_spend_fen == total * 10
