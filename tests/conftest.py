@@ -6,7 +6,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -94,13 +94,20 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         await environment.shutdown()
 
 
-@pytest.fixture
-def adapters(tmp_path: Path) -> Iterator[Adapters]:
-    opened = Adapters.open(str(tmp_path / "ledger.db"))
+@contextmanager
+def scratch_adapters(directory: Path) -> Iterator[Adapters]:
+    """Adapters on a fresh SQLite ledger in `directory`, closed at the end."""
+    opened = Adapters.open(str(directory / "ledger.db"))
     try:
         yield opened
     finally:
         opened.db.close()
+
+
+@pytest.fixture
+def adapters(tmp_path: Path) -> Iterator[Adapters]:
+    with scratch_adapters(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture

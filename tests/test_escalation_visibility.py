@@ -19,7 +19,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from tests.dev_server import dev_server_with_worker, scratch_adapters
+from tests.conftest import scratch_adapters
+from tests.dev_server import dev_server_with_worker
 from tests.helpers import creator
 from tests.violation_helpers import case_state, fixed_calendar, start_case
 from worker import Adapters

@@ -15,7 +15,8 @@ from temporalio.client import Client
 
 from activities.personal_data import PersonalData
 from starter import privacy as api
-from tests.dev_server import dev_server_with_worker, scratch_adapters
+from tests.conftest import scratch_adapters
+from tests.dev_server import dev_server_with_worker
 from tests.privacy_helpers import NAME, PHONE, missing_calendar
 from worker import Adapters
 from workflows.contract import account as ac

@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
+from tests.conftest import scratch_adapters
 from tests.helpers import creator, eligible_client
 from worker import Adapters, build_worker
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -71,11 +72,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
-    opened = Adapters.open(str(tmp_path_factory.mktemp("ts") / "ledger.db"))
-    try:
+    with scratch_adapters(tmp_path_factory.mktemp("ts")) as opened:
         yield opened
-    finally:
-        opened.db.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -36,7 +36,8 @@ from temporalio.client import Client
 from starter import client as api
 from starter import privacy
 from starter import violations as cases
-from tests.dev_server import dev_server_with_worker, scratch_adapters
+from tests.conftest import scratch_adapters
+from tests.dev_server import dev_server_with_worker
 from tests.headless_chromium import Chromium, Page, chromium_binary
 from tests.helpers import creator, eligible_client, publish_request
 from tests.violation_helpers import fixed_calendar

@@ -13,7 +13,8 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from starter import xingguang as api
-from tests.dev_server import dev_server_with_worker, scratch_adapters
+from tests.conftest import scratch_adapters
+from tests.dev_server import dev_server_with_worker
 from tests.helpers import creator, eligible_client
 from tests.test_xg_fixtures import OPERATOR, PROVIDER, order_request
 from worker import Adapters
