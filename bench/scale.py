@@ -31,12 +31,11 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from bench.harness import gather_limited, machine, scratch_dir, versions, write_result
+from bench.harness import BENCH_CONVERTER, gather_limited, machine, scratch_dir, versions, write_result
 from bench.phases import (
     PRICE_FEN,
     UPDATES_IN_FLIGHT_PER_WORKFLOW,
@@ -227,7 +226,7 @@ async def history_of(client: Client, workflow_id: str) -> list[dict[str, Any]]:
 async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     clock = Clock()
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=BENCH_CONVERTER,
         test_server_existing_path=str(Path(__import__("sys").executable).parent / "temporal-test-server"))
     await register_search_attributes(env.client)
     clock.mark("time-skipping test server up")

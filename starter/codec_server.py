@@ -11,6 +11,9 @@ the answers carry CORS headers for the UI origins only (preflight OPTIONS includ
 allowed): a decrypting endpoint open to every origin would let any web page the operator visits read personal data
 through it. A request from a browser origin not in the list is refused with 403; tools that send no Origin (the
 CLI, curl) are served. Standard library only (http.server in a thread).
+
+/decode also inflates the `json/zlib` payloads (a carried state, workflows/contract/converter.py) into the JSON they
+hold, so that an operator reads the input of a run that continued as new, not compressed bytes.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
+from temporalio.exceptions import ApplicationError
 
 from starter.codec import EncryptionCodec, KeyRing, PayloadKeyError
+from workflows.contract.converter import COMPRESSED_ENCODING, inflate
 
 DEFAULT_PORT = 8081
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -78,11 +83,15 @@ class CodecHandler(BaseHTTPRequestHandler):
         try:
             payloads = json_format.Parse(self.rfile.read(length) or b"{}", Payloads(), ignore_unknown_fields=True)
             codec = self.server.codec
-            done = (codec.encode_sync if action == "encode" else codec.decode_sync)(payloads.payloads)
+            if action == "encode":
+                done = codec.encode_sync(payloads.payloads)
+            else:
+                done = [inflate(p) if p.metadata.get("encoding") == COMPRESSED_ENCODING.encode() else p
+                        for p in codec.decode_sync(payloads.payloads)]
         except json_format.ParseError as error:
             self._reply(HTTPStatus.BAD_REQUEST, {"error": f"body is not {{\"payloads\": [...]}}: {error}"})
             return
-        except PayloadKeyError as error:
+        except (PayloadKeyError, ApplicationError) as error:
             self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(error)})
             return
         self._reply(HTTPStatus.OK, json_format.MessageToDict(Payloads(payloads=done)))
