@@ -23,10 +23,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
+from tests import replay_helpers as rh
+from tests import test_task_drain as drain
 from tests.conftest import scratch_adapters
 from tests.helpers import creator, eligible_client
 from worker import Adapters, build_worker
-from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
+from workflows import mount_task
+from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id
 from workflows.rules.clock import BUSINESS_TZ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,12 +61,12 @@ class Live:
     adapters: Adapters
     cli: Path
 
-    async def ts(self, *args: str) -> tuple[int, Any, str]:
+    async def ts(self, *args: str, task_queue: str | None = None) -> tuple[int, Any, str]:
         """Runs the TypeScript CLI without blocking the event loop the worker runs on: (exit code, JSON, stderr)."""
         process = await asyncio.create_subprocess_exec(
             NODE, str(self.cli), *args, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "TEMPORAL_ADDRESS": self.address, "TEMPORAL_NAMESPACE": "default",
-                 "TEMPORAL_TASK_QUEUE": self.task_queue})
+                 "TEMPORAL_TASK_QUEUE": task_queue or self.task_queue})
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
         assert process.returncode is not None
         text = out.decode().strip()
@@ -223,3 +226,50 @@ async def test_xg_1_r_8_typescript_service_orders_a_xingguang_task_and_queries_i
 
     code, _, err = await live.ts("query", "XingguangTaskWorkflow", json.dumps({"case_id": task_id}), "state")
     assert code == 1 and "XingguangTaskWorkflow id needs task_id" in err
+
+
+async def test_typescript_client_sends_a_mount_refused_by_a_draining_task_again_until_the_new_run_takes_it(
+        live: Live, uid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DESIGN "Limits that shape the design" (docs/bench.md "Limits found" 1): a task at its per-run bound refuses
+    new mounts with the retryable ContinueAsNewDue while its updates in flight finish; clients/typescript sends the
+    refused call again (as starter.client does) and it lands on the task's next run. The bound is forced to 3 and
+    one mount is held in flight, on a worker of this process (the workflows package is passed through its sandbox)."""
+    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", 3)
+    task_id, client_id, creator_id = f"ts-drain-{uid}", f"ts-client-{uid}", f"ts-kol-{uid}"
+    eligible_client(live.adapters, client_id, 1_000_000)
+    creator(live.adapters, creator_id)
+    start = datetime.now(BUSINESS_TZ).replace(microsecond=0) - timedelta(minutes=1)
+    queue = f"ts-drain-{uid}"
+    gate = drain.GATES.setdefault((task_id, "p2"), asyncio.Event())
+    async with build_worker(live.env.client, queue, live.adapters,
+                            replace_activities=drain.held_fanout(live.adapters)):
+        code, _, err = await live.ts("publish", publish_json(task_id, client_id, start, 100_000, 100), task_queue=queue)
+        assert code == 0, err
+        assert (await live.ts("join", task_id, creator_id, task_queue=queue))[0] == 0  # message 1
+        mounted_at = datetime.now(BUSINESS_TZ).replace(microsecond=0).isoformat()
+
+        def piece(content_id: str) -> str:
+            return json.dumps({"content_id": content_id, "creator_id": creator_id, "mounted_at": mounted_at})
+
+        assert (await live.ts("report-mount", task_id, piece("p1"), task_queue=queue))[0] == 0  # message 2
+        held = asyncio.create_task(live.ts("report-mount", task_id, piece("p2"), task_queue=queue))  # 3: due
+
+        async def draining() -> bool:
+            state = await api.task_state(live.env.client, task_id)
+            return "p2" in state.pieces and state.messages_this_run == 3
+        await eventually(draining)
+        first_run = await rh.first_run_id(live.env.client, mount_task_id(task_id))
+        retried = asyncio.create_task(live.ts("report-mount", task_id, piece("p3"), task_queue=queue))
+        await asyncio.sleep(1.5)
+        assert not retried.done()  # refused (ContinueAsNewDue) and sent again, not failed
+        gate.set()
+        code, p2, err = await held
+        assert code == 0 and p2["content_id"] == "p2", err
+        code, p3, err = await retried
+        assert code == 0 and p3["content_workflow_id"] == f"mount-content:{task_id}:p3", err
+
+        state = await api.task_state(live.env.client, task_id)
+        assert sorted(state.pieces) == ["p1", "p2", "p3"] and state.messages_this_run == 1  # p3 in the new run
+        first = await live.env.client.get_workflow_handle(mount_task_id(task_id), run_id=first_run).fetch_history()
+        first_json = first.to_json()
+        assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in first_json and '"p3"' not in first_json
