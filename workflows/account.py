@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import metrics
-from workflows.common import continue_as_new_due, stage_attributes, until
+from workflows.common import RunLength, stage_attributes, until
 from workflows.privacy_common import call, working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
@@ -81,6 +81,7 @@ class AccountWorkflow:
     @workflow.run
     async def run(self, input: c.AccountInput) -> c.AccountState:
         s = self.s
+        self._run_length = RunLength()
         party_key = SA.CLIENT_ID if s.party is AccountParty.CLIENT else SA.CREATOR_ID
         workflow.upsert_search_attributes([party_key.value_set(s.account_id)])
         while s.stage is not c.AccountStage.CANCELLED:
@@ -100,7 +101,7 @@ class AccountWorkflow:
                            f"{self._open_disputes() or 'none'} before cancellation; re-check "
                            f"{business_time(workflow.now() + OBLIGATIONS_RECHECK)}")
                 await self._sleep_until(workflow.now() + OBLIGATIONS_RECHECK, "re-check open tasks")
-            if continue_as_new_due(s.messages_this_run):
+            if self._run_length.due(s.messages_this_run):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(c.AccountInput(account_id=s.account_id, party=s.party,
                                                         opened_at=s.opened_at, carried_state=s))
@@ -235,7 +236,7 @@ class AccountWorkflow:
         self._wake = False
         try:
             await workflow.wait_condition(
-                lambda: self._wake or continue_as_new_due(self.s.messages_this_run), timeout=until(instant),
+                lambda: self._wake or self._run_length.reached(self.s.messages_this_run), timeout=until(instant),
                 timeout_summary=f"{what} {business_time(instant)}")
         except TimeoutError:
             pass

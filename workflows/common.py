@@ -32,7 +32,43 @@ def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: b
     )
 
 
+# Runs that record this marker keep the server's suggestion out of wait_condition predicates (RunLength).
+SUGGESTION_OUTSIDE_PREDICATES_PATCH = "continue-as-new-suggestion-outside-predicates"
+
+
+class RunLength:
+    """When a run should continue as new: at `bound` messages, or when the server suggests it.
+
+    The server's suggestion (`workflow.info().is_continue_as_new_suggested()`) is a property of the workflow task,
+    refreshed at each one, and must not be read in a `wait_condition` predicate: the SDK checks predicates between
+    the jobs of an activation, and an update refused by its validator is a job of the live activation but leaves
+    nothing in history. When the suggestion (or `workflow.now()`, or the history length) flips in a task that also
+    carries a refused update, a predicate reading it lets the waiting code go at a different point live than on
+    replay, and replay fails ("Nondeterminism error: Update machine does not handle this event: TimerCanceled";
+    tests/test_can_suggestion.py; docs/bench.md "Limits found" 1). So predicates read `reached` (workflow state
+    only: the same on replay), and straight-line code, which runs at the same point on replay, reads `due`.
+
+    Construct it in the workflow's run method: runs started before SUGGESTION_OUTSIDE_PREDICATES_PATCH keep reading
+    the suggestion in their predicates (`legacy`), so that their histories replay as they were made."""
+
+    def __init__(self, bound: int = MAX_MESSAGES_PER_RUN) -> None:
+        self.bound = bound
+        self.legacy = not workflow.patched(SUGGESTION_OUTSIDE_PREDICATES_PATCH)
+
+    def reached(self, messages_this_run: int) -> bool:
+        """For wait_condition predicates."""
+        if self.legacy and workflow.info().is_continue_as_new_suggested():
+            return True
+        return messages_this_run >= self.bound
+
+    def due(self, messages_this_run: int) -> bool:
+        """For straight-line code (e.g. right after a wait returned): the count, or the server's suggestion."""
+        return messages_this_run >= self.bound or workflow.info().is_continue_as_new_suggested()
+
+
 def continue_as_new_due(messages_this_run: int) -> bool:
+    """MountedContentWorkflow's test (it takes no updates, so nothing refused can reorder its activations: its
+    predicates may read the suggestion). Workflows with updates use RunLength."""
     return workflow.info().is_continue_as_new_suggested() or messages_this_run >= MAX_MESSAGES_PER_RUN
 
 

@@ -36,6 +36,7 @@ from workflows.common import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
     MAX_MESSAGES_PER_RUN,
+    RunLength,
     stage_attributes,
     until,
 )
@@ -73,6 +74,7 @@ class MountTaskWorkflow:
         s = self.s
         if workflow.patched(DRAIN_PATCH):
             self._messages_bound = TASK_MESSAGES_PER_RUN
+        self._run_length = RunLength(self._messages_bound)
         if s.stage is c.TaskStage.DRAFT:
             expires = f"draft expires unpublished {business_time(workflow.now() + DRAFT_TTL)}"
             self._show(f"draft: waiting for the publish update; {expires}", None)
@@ -94,7 +96,7 @@ class MountTaskWorkflow:
             self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
             try:
                 await workflow.wait_condition(
-                    lambda: s.stage is not c.TaskStage.PUBLISHED or self._continue_as_new_due(),
+                    lambda: s.stage is not c.TaskStage.PUBLISHED or self._run_length.reached(s.messages_this_run),
                     timeout=until(s.period_end_at),
                     timeout_summary=f"task period ends {business_time(s.period_end_at)}",
                 )
@@ -104,7 +106,7 @@ class MountTaskWorkflow:
         await self._tell_pieces_the_period_ended()
         while s.pieces_open > 0:
             self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
-            await workflow.wait_condition(lambda: s.pieces_open == 0 or self._continue_as_new_due())
+            await workflow.wait_condition(lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run))
             await self._continue_as_new_if_due()
         await self._refund()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -431,9 +433,6 @@ class MountTaskWorkflow:
         s.stage = c.TaskStage.REFUNDED
         self._show(f"refunded {s.refunded_fen} fen to client {s.client_id}", None)
 
-    def _continue_as_new_due(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested() or self.s.messages_this_run >= self._messages_bound
-
     def _refuse_while_draining(self, update: str) -> None:
         """Once this run is due to continue as new, new joins and mounts are refused (a refused update writes no
         event) so that the updates in flight finish and the run can continue as new: with a steady stream of
@@ -441,18 +440,17 @@ class MountTaskWorkflow:
         (CONTINUE_AS_NEW_DUE); starter.client sends the call again, and it reaches the new run. After the period
         new joins and mounts are refused anyway (_period_closed_problem), so only a published task drains."""
         s = self.s
-        # The refusal follows the message count only, not the server's continue-as-new suggestion: refusing on the
-        # suggestion broke replay at scale (`python -m bench scale --pieces 3000 --creators 300`: "Nondeterminism
-        # error: Update machine does not handle this event: TimerCanceled" on the task after ~4,100 events; with
-        # the count alone the same run drains and continues as new cleanly). A suggested run still continues as
-        # new once its updates in flight are finished (_continue_as_new_if_due).
+        # The refusal follows the message count only, not the server's continue-as-new suggestion: the suggestion
+        # is a property of the workflow task, and a run refusing on it while its loop waited on it broke replay
+        # (common.RunLength). A suggested run still continues as new, from straight-line code, once its loop
+        # wakes and its updates in flight are finished (_continue_as_new_if_due).
         if s.stage is c.TaskStage.PUBLISHED and s.messages_this_run >= self._messages_bound:
             raise ApplicationError(
                 f"task {s.task_id} is about to continue as new ({s.messages_this_run} messages in this run): "
                 f"send {update} again in a moment, it will reach the new run", type=CONTINUE_AS_NEW_DUE)
 
     async def _continue_as_new_if_due(self) -> None:
-        if self._continue_as_new_due():
+        if self._run_length.due(self.s.messages_this_run):
             await workflow.wait_condition(workflow.all_handlers_finished)
             self.s.messages_this_run = 0
             workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))

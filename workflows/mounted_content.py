@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.fees import platform_fee
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.content_disputes import DisputesAndHolds
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
@@ -63,12 +63,13 @@ class MountedContentWorkflow(DisputesAndHolds):
                 counting_stops_at=billing_end,
             )
         self._budget_exhaustion_reported = False
-        self._wake = self._resolving = self._applying = False
+        self._wake = self._resolving = self._applying = self._interval_moved = False
 
     # ---------------------------------------------------------------- run
     @workflow.run
     async def run(self, input: c.MountedContentInput) -> c.ContentResult:
         s = self.s
+        self._run_length = RunLength()
         while s.stage is c.ContentStage.MOUNTED:
             self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}",
                        s.billing_period_ends_at)
@@ -205,6 +206,7 @@ class MountedContentWorkflow(DisputesAndHolds):
         s = self.s
         s.counting_stops_at = counting_stops_at(s.billing_period_ends_at, s.revoked_at, s.visibility_lost_at)
         s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
+        self._interval_moved = True  # the loop looks again: the unmount may be due now
 
     def _to_release(self) -> list[str]:
         return [eid for eid, b in self.s.batches.items() if b.counted > 0 and (b.voided or not self._counts(b))]
@@ -214,16 +216,30 @@ class MountedContentWorkflow(DisputesAndHolds):
         return s.unmounted_at is None and (s.counting_stops_at <= workflow.now() or s.disposed_at is not None)
 
     def _work_pending(self) -> bool:
+        """For the wait's predicate: workflow state only (common.RunLength); the unmount that time makes due is
+        woken by the wait's timer (counting_stops_at) or by the signal that moved counting_stops_at (`_wake`)."""
+        s = self.s
+        if self._run_length.legacy:
+            unmount = self._unmount_due()
+        else:
+            unmount = s.unmounted_at is None and s.disposed_at is not None
         # While a dispute is being resolved the fee stays put: accrual waits for the resolution's answer.
-        return not self._resolving and (bool(self.s.pending_accrual) or bool(self._to_release())
-                                        or self._unmount_due())
+        return not self._resolving and (bool(s.pending_accrual) or bool(self._to_release()) or unmount)
 
     async def _wait_for_work_until(self, instant: datetime | None, what: str) -> None:
-        self._wake = False
+        s, legacy = self.s, self._run_length.legacy
+        if not legacy:
+            if self._unmount_due() and not self._resolving:
+                return  # time has made the unmount due: the caller applies it (read here, not in the predicate)
+            if s.unmounted_at is None and s.counting_stops_at > workflow.now() and (
+                    instant is None or s.counting_stops_at < instant):
+                instant, what = s.counting_stops_at, "conversions stop counting"
+        self._wake = self._interval_moved = False
         try:
             await workflow.wait_condition(
-                lambda: self._work_pending() or self._wake or continue_as_new_due(self.s.messages_this_run)
-                or (instant is not None and workflow.now() >= instant),
+                lambda: self._work_pending() or self._wake or self._run_length.reached(s.messages_this_run)
+                or (not legacy and self._interval_moved)
+                or (legacy and instant is not None and workflow.now() >= instant),
                 timeout=None if instant is None else until(instant),
                 timeout_summary=None if instant is None else f"{what} {business_time(instant)}",
             )
@@ -343,8 +359,8 @@ class MountedContentWorkflow(DisputesAndHolds):
         )
 
     async def _continue_as_new_if_due(self) -> None:
-        if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and continue_as_new_due(
-                self.s.messages_this_run):
+        if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and (
+                self._run_length.due(self.s.messages_this_run)):
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._apply_pending_work()
             self.s.messages_this_run = 0

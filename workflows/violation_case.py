@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.working_days import APPEAL_ANSWER_WORKING_DAYS
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.deadlines import working_days_deadline
 
 ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED)
@@ -58,6 +58,7 @@ class ViolationCaseWorkflow:
     @workflow.run
     async def run(self, input: c.ViolationCaseInput) -> c.ViolationCaseResult:
         s = self.s
+        self._run_length = RunLength()
         problems = [f"penalties[{i}].{p}" for i, pen in enumerate(input.penalties) for p in penalty_problems(
             input.party_kind, pen.kind, until_at=pen.until_at, amount_fen=pen.amount_fen, points=pen.points,
             deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at)]
@@ -73,7 +74,7 @@ class ViolationCaseWorkflow:
                 break
             self._show()
             await self._wait_for_change_or(s.next_deadline_at)
-            if continue_as_new_due(s.messages_this_run):
+            if self._run_length.due(s.messages_this_run):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 s.messages_this_run = 0
                 workflow.continue_as_new(c.ViolationCaseInput(
@@ -88,9 +89,11 @@ class ViolationCaseWorkflow:
         s = self.s
         self._wake = False
         try:
+            # The timeout ends the wait at the deadline; legacy runs also compared workflow.now() in the predicate,
+            # which, like the server's suggestion, must not be read there (common.RunLength).
             await workflow.wait_condition(
-                lambda: self._wake or continue_as_new_due(s.messages_this_run)
-                or (deadline is not None and workflow.now() >= deadline),
+                lambda: self._wake or self._run_length.reached(s.messages_this_run)
+                or (self._run_length.legacy and deadline is not None and workflow.now() >= deadline),
                 timeout=None if deadline is None else until(deadline),
                 timeout_summary=None if deadline is None else f"{s.next_deadline} {business_time(deadline)}")
         except TimeoutError:

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_order import order_problems
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, continue_as_new_due, stage_attributes, until
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.xingguang_piece import PieceMessages, refused
 
 DRAFT_TTL = timedelta(hours=1)
@@ -63,6 +63,7 @@ class XingguangTaskWorkflow(PieceMessages):
     @workflow.run
     async def run(self, input: c.XingguangTaskInput) -> c.TaskResult:
         s = self.s
+        self._run_length = RunLength()
         if s.stage is c.TaskStage.DRAFT:
             expires = f"draft expires unordered {business_time(workflow.now() + DRAFT_TTL)}"
             workflow.set_current_details(f"xg task {s.task_id}: draft, waiting for the order update; {expires}")
@@ -90,12 +91,12 @@ class XingguangTaskWorkflow(PieceMessages):
         if workflow.patched(ONE_TIMER_PATCH):
             self._arm_timer(next_at, what)
             await workflow.wait_condition(
-                lambda: self._wake or self._timer_fired() or continue_as_new_due(s.messages_this_run))
+                lambda: self._wake or self._timer_fired() or self._run_length.reached(s.messages_this_run))
             return
         # Before ONE_TIMER_PATCH (histories recorded then still replay): a fresh timer at every wait.
         try:
             await workflow.wait_condition(
-                lambda: self._wake or continue_as_new_due(s.messages_this_run),
+                lambda: self._wake or self._run_length.reached(s.messages_this_run),
                 timeout=until(next_at) if next_at else None,
                 timeout_summary=f"{what} {business_time(next_at)}" if next_at else None,
             )
@@ -540,7 +541,7 @@ class XingguangTaskWorkflow(PieceMessages):
 
     # ---------------------------------------------------------------- internals
     async def _continue_as_new_if_due(self) -> None:
-        if continue_as_new_due(self.s.messages_this_run):
+        if self._run_length.due(self.s.messages_this_run):
             await workflow.wait_condition(workflow.all_handlers_finished)
             await self._apply_data()
             self.s.messages_this_run = 0
