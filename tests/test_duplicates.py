@@ -235,23 +235,18 @@ class TestAM12DuplicateTaskMessages:
         state = await api.task_state(ctx.client, task)
         assert (state.end_reason, state.ended_at) == (mt.EndReason.BUDGET_USED_UP, t0)
 
-    @staticmethod
-    async def settled_piece(ctx: Ctx, tag: str) -> tuple[str, mt.ContentClosedSignal]:
-        """A piece with 7 conversions settled at its window's close (and reported to its task): its report."""
-        task, t0 = await joined_and_mounted(ctx, tag)
+    async def test_am_12_content_closed_reported_again_counts_the_piece_once(self, ctx: Ctx) -> None:
+        """The piece settles at its window's close and reports it; the same report again (a retried signal)
+        changes neither the task's totals nor the ledger."""
+        task, t0 = await joined_and_mounted(ctx, "ccl")
         await h.convert(ctx, task, "c1", "e1", 7, t0)
         await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 7)
         await h.advance(ctx, 17 * 86400 + 60)
         settled = await h.content_when(ctx, task, "c1", lambda s: s.settlement is not None)
         assert settled.settlement is not None
         await h.task_when(ctx, task, lambda s: s.pieces["c1"].status == "settled")
-        return task, mt.ContentClosedSignal(content_id="c1", fee_fen=settled.settlement.fee_fen,
-                                            platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
-
-    async def test_am_12_content_closed_reported_again_counts_the_piece_once(self, ctx: Ctx) -> None:
-        """The piece settles at its window's close and reports it; the same report again (a retried signal)
-        changes neither the task's totals nor the ledger."""
-        task, report = await self.settled_piece(ctx, "ccl")
+        report = mt.ContentClosedSignal(content_id="c1", fee_fen=settled.settlement.fee_fen,
+                                        platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
         await repeat(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).signal(
             "content_closed", report), task_w(task), content_w(task, "c1"))
         state = await api.task_state(ctx.client, task)
@@ -261,7 +256,15 @@ class TestAM12DuplicateTaskMessages:
     async def test_am_12_report_content_closed_again_counts_the_piece_once(self, ctx: Ctx) -> None:
         """The piece reports its closure through the task's update (a retried activity may send it again): the
         repeat is answered, and the task's totals and the ledger do not move."""
-        task, report = await self.settled_piece(ctx, "rcc")
+        task, t0 = await joined_and_mounted(ctx, "rcc")
+        await h.convert(ctx, task, "c1", "e1", 7, t0)
+        await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 7)
+        await h.advance(ctx, 17 * 86400 + 60)
+        settled = await h.content_when(ctx, task, "c1", lambda s: s.settlement is not None)
+        assert settled.settlement is not None
+        await h.task_when(ctx, task, lambda s: s.pieces["c1"].status == "settled")
+        report = mt.ContentClosedSignal(content_id="c1", fee_fen=settled.settlement.fee_fen,
+                                        platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
         await repeat(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).execute_update(
             "report_content_closed", report), task_w(task), content_w(task, "c1"))
         state = await api.task_state(ctx.client, task)
