@@ -213,7 +213,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     activities: list[Callable[..., Any]] = [
         ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
         ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
-        fanout.start_content_workflow, fanout.signal_contents, fanout.report_content_closed,
+        fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),

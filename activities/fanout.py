@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -21,15 +21,8 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.contract.mount_task import ContentClosedSignal
 from workflows.contract.mounted_content import MountedContentInput
-from workflows.contract.names import (
-    CONTINUE_AS_NEW_DUE,
-    MOUNTED_CONTENT_WORKFLOW,
-    SA,
-    mount_task_id,
-    mounted_content_id,
-)
+from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 
 
 class StartContentResult(BaseModel):
@@ -46,15 +39,6 @@ class SignalContentsRequest(BaseModel):
 class SignalContentsResult(BaseModel):
     signalled: int
     already_closed: int
-
-
-class ReportContentClosedRequest(BaseModel):
-    task_id: str
-    report: ContentClosedSignal
-
-
-class ReportContentClosedResult(BaseModel):
-    delivered: bool  # False: the task had already closed, or refused the report for good (logged)
 
 
 class FanoutActivities:
@@ -87,34 +71,6 @@ class FanoutActivities:
         except WorkflowAlreadyStartedError:
             pass  # a closed run with this id exists: the piece already ran to settlement
         return StartContentResult(workflow_id=workflow_id)
-
-    @activity.defn(name="fanout.report_content_closed")
-    async def report_content_closed(self, request: ReportContentClosedRequest) -> ReportContentClosedResult:
-        """A piece tells its task it has closed, through the task's `report_content_closed` update rather than a
-        signal: while the task drains before continuing as new it refuses the update (ContinueAsNewDue, a refusal
-        writes no event), this activity fails retryably, and its retry reaches the new run. A stream of signals
-        could not be held back like that: each one arriving while the task completes its continue-as-new fails
-        that workflow task, and at thousands of closing pieces the task could not continue as new until the
-        stream ended (docs/bench.md "Limits found" 2b). Repeat-safe: the task counts a piece once."""
-        handle = self.client.get_workflow_handle(mount_task_id(request.task_id))
-        try:
-            await handle.execute_update("report_content_closed", request.report)
-        except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == CONTINUE_AS_NEW_DUE:
-                raise ApplicationError(f"task {request.task_id} is about to continue as new: reported again in a "
-                                       "moment", type=CONTINUE_AS_NEW_DUE) from None
-            # Refused for good (e.g. a piece the task does not know): sending it again would change nothing.
-            activity.logger.warning("task %s refused the closure of content %s: %s", request.task_id,
-                                    request.report.content_id, cause)
-            return ReportContentClosedResult(delivered=False)
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            activity.logger.warning("task %s has already closed: content %s not reported", request.task_id,
-                                    request.report.content_id)
-            return ReportContentClosedResult(delivered=False)
-        return ReportContentClosedResult(delivered=True)
 
     @activity.defn(name="fanout.signal_contents")
     async def signal_contents(self, request: SignalContentsRequest) -> SignalContentsResult:

@@ -66,7 +66,7 @@ class BareTaskWorkflow:
             result_type=BareDone, start_to_close_timeout=TIMEOUT)
         return BareDone()
 
-    @workflow.update(name="content_closed")
+    @workflow.signal(name="content_closed")
     def content_closed(self, done: BareDone) -> None:
         self.closed += 1
 
@@ -96,8 +96,8 @@ class BareContentWorkflow:
         await workflow.execute_activity("bare.hold_settlement", items, result_type=BareDone,
                                         start_to_close_timeout=TIMEOUT)
         await workflow.execute_activity("bare.settle", items, result_type=BareDone, start_to_close_timeout=TIMEOUT)
-        await workflow.execute_activity("bare.report_closed", items, result_type=BareDone,
-                                        start_to_close_timeout=TIMEOUT)
+        await workflow.get_external_workflow_handle(f"bare-task:{input.task_id}").signal("content_closed",
+                                                                                          BareDone())
         return 0
 
     @workflow.signal(name="report_conversions")

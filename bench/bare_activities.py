@@ -6,12 +6,11 @@ The bare baseline: workflows with the same shape as the project's (same workflow
 and activities per business event), activities that do nothing, no rules, no ledger, no search attributes.
 
 BareTaskWorkflow      ~ MountTaskWorkflow: update-with-start `publish` (2 activities), update `mount` (1 activity
-                        that starts a BareContentWorkflow), update `content_closed` (sent by an activity of the
-                        piece, as the project's `report_content_closed`); waits on one timer.
+                        that starts a BareContentWorkflow), signal `content_closed`; waits on one timer.
                         ~ XingguangTaskWorkflow: update-with-start `order` (1 activity).
 BareContentWorkflow   ~ MountedContentWorkflow: signal `report_conversions`; one `accrue` activity per wake-up for
                         every batch waiting; at the end of its window `unmount`, `hold_settlement` (the AM-19
-                        penalty-hold check), `settle`, then `report_closed` (an activity updating its task).
+                        penalty-hold check), `settle`, then signals its task.
 """
 
 from __future__ import annotations
@@ -120,15 +119,8 @@ class BareActivities:
             task_queue=self.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
         return BareDone()
 
-    @activity.defn(name="bare.report_closed")
-    async def report_closed(self, request: BareItems) -> BareDone:
-        # The project's piece reports its closure with an update of its task, from an activity: so does the baseline.
-        await self.client.get_workflow_handle(f"bare-task:{request.task_id}").execute_update(
-            "content_closed", BareDone())
-        return BareDone()
-
     def all(self) -> list[object]:
         return [self.client_facts, self.freeze, self.accrue, self.unmount, self.hold_settlement, self.settle,
-                self.start_content, self.report_closed]
+                self.start_content]
 
 

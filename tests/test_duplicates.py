@@ -253,24 +253,6 @@ class TestAM12DuplicateTaskMessages:
         assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (700, 70, 0)
         assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 700
 
-    async def test_am_12_report_content_closed_again_counts_the_piece_once(self, ctx: Ctx) -> None:
-        """The piece reports its closure through the task's update (a retried activity may send it again): the
-        repeat is answered, and the task's totals and the ledger do not move."""
-        task, t0 = await joined_and_mounted(ctx, "rcc")
-        await h.convert(ctx, task, "c1", "e1", 7, t0)
-        await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 7)
-        await h.advance(ctx, 17 * 86400 + 60)
-        settled = await h.content_when(ctx, task, "c1", lambda s: s.settlement is not None)
-        assert settled.settlement is not None
-        await h.task_when(ctx, task, lambda s: s.pieces["c1"].status == "settled")
-        report = mt.ContentClosedSignal(content_id="c1", fee_fen=settled.settlement.fee_fen,
-                                        platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
-        await repeat(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).execute_update(
-            "report_content_closed", report), task_w(task), content_w(task, "c1"))
-        state = await api.task_state(ctx.client, task)
-        assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (700, 70, 0)
-        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 700
-
 
 # ---------------------------------------------------------------------------------------------------- AM: a piece
 class TestR1DuplicateContentMessages:
@@ -934,8 +916,6 @@ MountTaskWorkflow budget_exhausted test_am_10_budget_exhausted_signal_twice_ends
     ignored: the period has ended
 MountTaskWorkflow content_closed test_am_12_content_closed_reported_again_counts_the_piece_once
     ignored: the piece is already settled; totals and ledger unchanged
-MountTaskWorkflow report_content_closed test_am_12_report_content_closed_again_counts_the_piece_once
-    answered: the piece is already settled; totals and ledger unchanged
 MountedContentWorkflow report_conversions test_r_1_report_conversions_twice_counts_the_batch_once
     ignored: the event id is known (R-1)
 MountedContentWorkflow void_conversions test_r_1_void_conversions_twice_gives_the_batch_back_once

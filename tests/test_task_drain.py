@@ -14,9 +14,8 @@ import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
-from activities.fanout import FanoutActivities, ReportContentClosedRequest, StartContentResult
+from activities.fanout import StartContentResult
 from starter import client as api
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
@@ -96,44 +95,3 @@ async def test_a_draining_task_refuses_new_mounts_and_joins_then_the_retry_lands
     replayer = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
     for history in (first, latest):
         await replayer.replay_workflow(history)
-
-
-@pytest.mark.replace_activities.with_args(held_fanout)
-async def test_a_draining_task_refuses_a_closing_report_and_the_reporting_activity_retries_onto_the_new_run(
-        ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/bench.md "Limits found" 2b: pieces report their closure with the `report_content_closed` update, which a
-    draining task refuses like a mount (ContinueAsNewDue, nothing written); `fanout.report_content_closed` turns the
-    refusal into a retryable activity failure, and once the run has continued as new the report is counted."""
-    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", 3)
-    task = f"t-drainclose-{ctx.uid}"
-    await published_task(ctx, task)
-    creator(ctx.a, "cr-1")
-    await api.join(ctx.client, task, "cr-1")  # message 1
-    now = await business_now(ctx)
-    await mount(ctx, task, "p1", "cr-1", now)  # message 2
-    gate = GATES.setdefault((task, "p2"), asyncio.Event())
-    held = asyncio.create_task(mount(ctx, task, "p2", "cr-1", now))  # message 3: due; held in flight
-    await task_when(ctx, task, lambda s: "p2" in s.pieces and s.messages_this_run == 3)
-
-    report = ReportContentClosedRequest(task_id=task, report=mt.ContentClosedSignal(
-        content_id="p1", fee_fen=500, platform_fee_fen=50, settled=True))
-    reporting = FanoutActivities(ctx.client, ctx.task_queue)
-    with pytest.raises(ApplicationError) as refused:
-        await ActivityEnvironment().run(reporting.report_content_closed, report)
-    assert (refused.value.type, refused.value.non_retryable) == (CONTINUE_AS_NEW_DUE, False)
-    state = await api.task_state(ctx.client, task)
-    assert (state.pieces["p1"].status, state.paid_to_creators_fen, state.pieces_open) == ("mounted", 0, 2)
-
-    gate.set()
-    assert (await held).content_id == "p2"
-    await task_when(ctx, task, lambda s: s.messages_this_run == 0)  # continued as new
-    assert (await ActivityEnvironment().run(reporting.report_content_closed, report)).delivered is True
-    state = await api.task_state(ctx.client, task)
-    assert (state.pieces["p1"].status, state.pieces["p1"].fee_fen) == ("settled", 500)
-    assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (500, 50, 1)
-    # Again (a retried activity): answered, counted once. A piece the task does not know: refused for good.
-    assert (await ActivityEnvironment().run(reporting.report_content_closed, report)).delivered is True
-    stranger = report.model_copy(update={"report": report.report.model_copy(update={"content_id": "nobody"})})
-    assert (await ActivityEnvironment().run(reporting.report_content_closed, stranger)).delivered is False
-    state = await api.task_state(ctx.client, task)
-    assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (500, 50, 1)

@@ -361,28 +361,8 @@ class MountTaskWorkflow:
         if self.s.stage is c.TaskStage.PUBLISHED:
             self._end(signal.exhausted_at, c.EndReason.BUDGET_USED_UP)
 
-    @workflow.update(name="report_content_closed")
-    def report_content_closed(self, report: c.ContentClosedSignal) -> None:
-        """How a piece reports its closure (activities/fanout.py report_content_closed); refused while this run
-        drains before continuing as new, so that a stream of closing pieces cannot hold it back."""
-        self.content_closed(report)
-
-    @report_content_closed.validator
-    def validate_report_content_closed(self, report: c.ContentClosedSignal) -> None:
-        s = self.s
-        piece = s.pieces.get(report.content_id)
-        if piece is None:
-            raise ValueError(f"content_id: {report.content_id} is not mounted in task {s.task_id}")
-        if piece.status in ("settled", "closed"):
-            return  # a repeat: answered, counted once
-        if s.messages_this_run >= self._messages_bound:
-            raise ApplicationError(
-                f"task {s.task_id} is about to continue as new ({s.messages_this_run} messages in this run): "
-                "report the closure again in a moment, it will reach the new run", type=CONTINUE_AS_NEW_DUE)
-
     @workflow.signal(name="content_closed")
     def content_closed(self, signal: c.ContentClosedSignal) -> None:
-        """The same report as a signal (pieces started before CLOSE_BY_UPDATE_PATCH send this)."""
         s = self.s
         s.messages_this_run += 1
         piece = s.pieces.get(signal.content_id)

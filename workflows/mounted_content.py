@@ -18,7 +18,6 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.fanout import ReportContentClosedRequest, ReportContentClosedResult
     from activities.ledger import (
         AccrualItem,
         AccrueRequest,
@@ -46,9 +45,6 @@ from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_
 from workflows.content_disputes import DisputesAndHolds
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
-# Pieces that record this marker report their closure with the task's report_content_closed update (through an
-# activity); older runs replay their content_closed signal.
-CLOSE_BY_UPDATE_PATCH = "content-closed-by-update"
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
@@ -356,17 +352,11 @@ class MountedContentWorkflow(DisputesAndHolds):
         await self._deduct_if_the_case_says_so(result.fee_fen)
         self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
                    f"{result.platform_fee_fen} fen", None)
-        report = ContentClosedSignal(content_id=s.content_id, fee_fen=result.fee_fen,
-                                     platform_fee_fen=result.platform_fee_fen, settled=s.disposed_at is None)
-        if workflow.patched(CLOSE_BY_UPDATE_PATCH):
-            # An update through an activity, not a signal: the task can hold it back while it continues as new
-            # (activities/fanout.py report_content_closed).
-            await workflow.execute_activity(
-                "fanout.report_content_closed", ReportContentClosedRequest(task_id=s.task_id, report=report),
-                result_type=ReportContentClosedResult, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY, summary=f"tell task {s.task_id} the piece closed")
-        else:
-            await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal("content_closed", report)
+        await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
+            "content_closed",
+            ContentClosedSignal(content_id=s.content_id, fee_fen=result.fee_fen,
+                                platform_fee_fen=result.platform_fee_fen, settled=s.disposed_at is None),
+        )
 
     async def _continue_as_new_if_due(self) -> None:
         if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and (
