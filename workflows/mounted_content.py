@@ -217,7 +217,7 @@ class MountedContentWorkflow(DisputesAndHolds):
 
     def _work_pending(self) -> bool:
         """For the wait's predicate: workflow state only (common.RunLength); the unmount that time makes due is
-        woken by the wait's timer (counting_stops_at) or by the signal that moved counting_stops_at (`_wake`)."""
+        woken by the wait's timer (counting_stops_at) or by the signal that moved counting_stops_at (`_interval_moved`)."""
         s = self.s
         if self._run_length.legacy:
             unmount = self._unmount_due()
