@@ -584,13 +584,7 @@ class Ledger:
             if existing is None:
                 raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
             return existing.replayed(asked)
-        released = resolves.amount_fen if resolves is not None else 0
-        posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
-        pending = asked.amount_fen if asked.status == "pending" else 0
-        tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.debit_account))
-        tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.credit_account))
+        self._move_balances(tx, asked, resolves)
         return asked
 
     def _post_sole_writer(self, tx: Tx, asked: Transfer, resolves: Transfer | None) -> Transfer:
@@ -610,19 +604,25 @@ class Ledger:
                 resolution = tx.fetchone("SELECT business_key FROM transfers WHERE pending_id = ?", (resolves.id,))
                 raise PendingAlreadyResolved(resolves.business_key, resolution[0] if resolution else "another key")
             raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
-        released = resolves.amount_fen if resolves is not None else 0
-        posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
-        pending = asked.amount_fen if asked.status == "pending" else 0
         try:
-            tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
-                       " WHERE name = ?", (posted, pending - released, asked.debit_account))
+            self._move_balances(tx, asked, resolves)
         except IntegrityError as error:
             if "available_not_negative" in str(error):  # say why, with the balance (InsufficientFunds)
                 self._require_available(tx, asked.debit_account, asked.amount_fen)
             raise
+        return asked
+
+    @staticmethod
+    def _move_balances(tx: Tx, asked: Transfer, resolves: Transfer | None) -> None:
+        """The two accounts' counters after posting `asked` (and releasing the hold it resolves): debit first, so
+        that an overdraft is refused by the debit account's CHECK before the credit moves."""
+        released = resolves.amount_fen if resolves is not None else 0
+        posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
+        pending = asked.amount_fen if asked.status == "pending" else 0
+        tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
+                   " WHERE name = ?", (posted, pending - released, asked.debit_account))
         tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
                    " WHERE name = ?", (posted, pending - released, asked.credit_account))
-        return asked
 
     def _lock_accounts(self, tx: Tx, names: Sequence[str]) -> None:
         """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order. On SQLite one

@@ -66,11 +66,6 @@ class RunLength:
         return messages_this_run >= self.bound or workflow.info().is_continue_as_new_suggested()
 
 
-def continue_as_new_due(messages_this_run: int) -> bool:
-    """MountedContentWorkflow's test (it takes no updates, so nothing refused can reorder its activations: its
-    predicates may read the suggestion). Workflows with updates use RunLength."""
-    return workflow.info().is_continue_as_new_suggested() or messages_this_run >= MAX_MESSAGES_PER_RUN
-
 
 def until(instant: datetime) -> timedelta:
     """Time left until `instant` on the workflow clock; never negative (a passed instant is acted on at once)."""
