@@ -211,8 +211,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     main_site = MainSiteActivities(adapters.main_site)
     fanout = FanoutActivities(client, task_queue)
     activities: list[Callable[..., Any]] = [
-        ledger.freeze, ledger.deposit, ledger.accrue, ledger.release, ledger.settle, ledger.refund,
-        ledger.task_money, directory.client_facts, directory.creator_facts, main_site.unmount,
+        *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),

@@ -40,6 +40,8 @@ WORLD_DEPOSITS = "world:deposits"
 PLATFORM_REVENUE = "platform:revenue"
 
 Status = Literal["posted", "pending", "posted_pending", "voided_pending"]
+# How a piece of content closed (AM-12, AM-13): settled (paid what it earned) or closed (disposed of, AM-16).
+ClosureOutcome = Literal["settled", "closed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -94,6 +96,19 @@ CREATE TABLE IF NOT EXISTS budget_accruals (
     occurred_at TEXT,
     released INTEGER NOT NULL DEFAULT 0 CHECK (released IN (0, 1)),
     PRIMARY KEY (task_id, event_id)
+);
+-- How each piece of content of a task closed, numbered per task in the order of settlement: the task reads it
+-- from its last number (`task_closures`) instead of being sent a message by every piece (docs/bench.md 2b).
+CREATE TABLE IF NOT EXISTS content_closures (
+    task_id TEXT NOT NULL REFERENCES task_budgets (task_id),
+    seq BIGINT NOT NULL CHECK (seq > 0),
+    content_id TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('settled', 'closed')),
+    fee_fen BIGINT NOT NULL CHECK (fee_fen >= 0),
+    platform_fee_fen BIGINT NOT NULL CHECK (platform_fee_fen >= 0),
+    closed_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, seq),
+    UNIQUE (task_id, content_id)
 );
 CREATE TABLE IF NOT EXISTS operations (
     key TEXT PRIMARY KEY,
@@ -265,6 +280,15 @@ class Release:
     accrued: bool  # False: the event had not been accrued; it is now recorded as void and never counts
 
 
+@dataclass(frozen=True)
+class Closure:
+    seq: int  # the task's own numbering of its closures, from 1, in the order they were settled
+    content_id: str
+    outcome: ClosureOutcome
+    fee_fen: int
+    platform_fee_fen: int
+    closed_at: str
+
 
 
 class Ledger:
@@ -353,9 +377,12 @@ class Ledger:
                 "mismatch": moved.mismatch}
 
     def settle(self, task_id: str, content_id: str, payee_account: str, fee_fen: int,
-               platform_fee_fen: int) -> dict[str, Any]:
+               platform_fee_fen: int, outcome: ClosureOutcome = "settled") -> dict[str, Any]:
         """AM-12: pays the fee to the payee and the platform fee (capped at what was frozen for it) to revenue,
-        out of escrow, in one transaction. A repeat returns the first settlement."""
+        out of escrow, in one transaction, and records the piece's closure (`outcome`: settled, or closed for a
+        disposed piece) as the task's next in `content_closures`. A repeat returns the first settlement."""
+        if outcome not in ("settled", "closed"):
+            raise ValueError(f"outcome must be 'settled' or 'closed', got {outcome!r}")
         fee = _fen(fee_fen, "fee_fen", positive=False)
         platform_fee_asked = _fen(platform_fee_fen, "platform_fee_fen", positive=False)
         if not re.fullmatch(r"(creator|agency):[^:\s]+:payable", payee_account):
@@ -380,8 +407,17 @@ class Ledger:
             tx.execute("UPDATE task_budgets SET settled_fen = settled_fen + ?,"
                        " platform_fee_charged_fen = platform_fee_charged_fen + ? WHERE task_id = ?",
                        (fee, platform_fee, task_id))
+            # The task's budget row is locked (PostgreSQL) or this is the only writer (SQLite): settlements of
+            # one task take their numbers one at a time, in commit order, so a reader never skips one.
+            row = tx.fetchone("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM content_closures WHERE task_id = ?",
+                              (task_id,))
+            seq = int(row[0]) + 1 if row else 1
+            tx.execute("INSERT INTO content_closures (task_id, seq, content_id, outcome, fee_fen, platform_fee_fen,"
+                       " closed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (task_id, seq, content_id, outcome, fee, platform_fee, _utc_now()))
             return {"task_id": task_id, "content_id": content_id, "payee_account": payee_account, "fee_fen": fee,
-                    "platform_fee_fen": platform_fee, "platform_fee_requested_fen": platform_fee_asked}
+                    "platform_fee_fen": platform_fee, "platform_fee_requested_fen": platform_fee_asked,
+                    "outcome": outcome, "closure_seq": seq}
 
         return self._once(key, apply)
 
@@ -402,6 +438,17 @@ class Ledger:
             return {"task_id": task_id, "client_id": client_id, "refunded_fen": left}
 
         return self._once(f"refund:{task_id}", apply)
+
+    def task_closures(self, task_id: str, after_seq: int = 0, limit: int = 1000) -> list[Closure]:
+        """The pieces of `task_id` that closed after number `after_seq`, in order, at most `limit` of them."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        with self.db.transaction() as tx:
+            self._budget_row(tx, task_id)
+            rows = tx.fetchall("SELECT seq, content_id, outcome, fee_fen, platform_fee_fen, closed_at"
+                               " FROM content_closures WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                               (task_id, after_seq, limit))
+        return [Closure(int(r[0]), r[1], r[2], int(r[3]), int(r[4]), r[5]) for r in rows]
 
     def task_money(self, task_id: str) -> dict[str, Any]:
         """Where a task's money is (R-4): frozen = paid to creators + platform fees + refunded + escrow balance."""
@@ -785,6 +832,7 @@ class SettleRequest(_Model):
     payee_account: str  # creator:{id}:payable, or agency:{id}:payable for an MCN creator
     fee_fen: Fen
     platform_fee_fen: Fen
+    outcome: ClosureOutcome = "settled"
 
 
 class SettleResult(_Model):
@@ -795,6 +843,27 @@ class SettleResult(_Model):
     platform_fee_fen: int  # actually charged: never past the platform fee frozen for the task
     platform_fee_requested_fen: int
     duplicate: bool
+    outcome: ClosureOutcome = "settled"
+    closure_seq: int | None = None  # the closure's number in the task (None: settled before closures were kept)
+
+
+class TaskClosuresRequest(_Model):
+    task_id: str = Field(min_length=1)
+    after_seq: Annotated[int, Field(strict=True, ge=0)] = 0
+    limit: Annotated[int, Field(strict=True, ge=1, le=5_000)] = 1_000
+
+
+class ContentClosure(_Model):
+    seq: int
+    content_id: str
+    outcome: ClosureOutcome
+    fee_fen: int
+    platform_fee_fen: int
+
+
+class TaskClosuresResult(_Model):
+    closures: list[ContentClosure]
+    last_seq: int  # the number to read after next time (after_seq when nothing new closed)
 
 
 class RefundRequest(_Model):
@@ -884,7 +953,8 @@ class LedgerActivities:
     def settle(self, request: SettleRequest) -> SettleResult:
         with _as_application_errors():
             result = SettleResult(**self.ledger.settle(request.task_id, request.content_id, request.payee_account,
-                                                       request.fee_fen, request.platform_fee_fen))
+                                                       request.fee_fen, request.platform_fee_fen,
+                                                       request.outcome))
         log.info("ledger settled", payee_account=request.payee_account, fee_fen=result.fee_fen,
                  platform_fee_fen=result.platform_fee_fen)
         return result
@@ -896,6 +966,16 @@ class LedgerActivities:
         log.info("ledger refunded", client_id=request.client_id, refunded_fen=result.refunded_fen)
         return result
 
+    @activity.defn(name="ledger.task_closures")
+    def task_closures(self, request: TaskClosuresRequest) -> TaskClosuresResult:
+        """Read-only: the task's pieces that closed after `after_seq` (MountTaskWorkflow reads them on a timer)."""
+        with _as_application_errors():
+            closures = self.ledger.task_closures(request.task_id, request.after_seq, request.limit)
+        return TaskClosuresResult(
+            closures=[ContentClosure(seq=c.seq, content_id=c.content_id, outcome=c.outcome, fee_fen=c.fee_fen,
+                                     platform_fee_fen=c.platform_fee_fen) for c in closures],
+            last_seq=closures[-1].seq if closures else request.after_seq)
+
     @activity.defn(name="ledger.task_money")
     def task_money(self, request: TaskMoneyRequest) -> TaskMoney:
         with _as_application_errors():
@@ -903,4 +983,5 @@ class LedgerActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """The activities to register on a worker."""
-        return [self.freeze, self.deposit, self.accrue, self.release, self.settle, self.refund, self.task_money]
+        return [self.freeze, self.deposit, self.accrue, self.release, self.settle, self.refund, self.task_closures,
+                self.task_money]

@@ -27,7 +27,6 @@ class BareTaskWorkflow:
     def __init__(self, input: BareTaskInput) -> None:
         self.task_id = input.task_id
         self.period_end_at: datetime | None = None
-        self.closed = 0
 
     @workflow.run
     async def run(self, input: BareTaskInput) -> int:
@@ -38,7 +37,7 @@ class BareTaskWorkflow:
                                                                      timedelta(seconds=1)))
         except TimeoutError:
             pass
-        return self.closed
+        return 0
 
     @workflow.update(name="publish")
     async def publish(self, request: BarePublish) -> BareDone:
@@ -66,10 +65,6 @@ class BareTaskWorkflow:
             result_type=BareDone, start_to_close_timeout=TIMEOUT)
         return BareDone()
 
-    @workflow.signal(name="content_closed")
-    def content_closed(self, done: BareDone) -> None:
-        self.closed += 1
-
 
 @workflow.defn(name=BARE_CONTENT)
 class BareContentWorkflow:
@@ -96,8 +91,6 @@ class BareContentWorkflow:
         await workflow.execute_activity("bare.hold_settlement", items, result_type=BareDone,
                                         start_to_close_timeout=TIMEOUT)
         await workflow.execute_activity("bare.settle", items, result_type=BareDone, start_to_close_timeout=TIMEOUT)
-        await workflow.get_external_workflow_handle(f"bare-task:{input.task_id}").signal("content_closed",
-                                                                                          BareDone())
         return 0
 
     @workflow.signal(name="report_conversions")

@@ -6,11 +6,12 @@ The bare baseline: workflows with the same shape as the project's (same workflow
 and activities per business event), activities that do nothing, no rules, no ledger, no search attributes.
 
 BareTaskWorkflow      ~ MountTaskWorkflow: update-with-start `publish` (2 activities), update `mount` (1 activity
-                        that starts a BareContentWorkflow), signal `content_closed`; waits on one timer.
+                        that starts a BareContentWorkflow); waits on one timer.
                         ~ XingguangTaskWorkflow: update-with-start `order` (1 activity).
 BareContentWorkflow   ~ MountedContentWorkflow: signal `report_conversions`; one `accrue` activity per wake-up for
                         every batch waiting; at the end of its window `unmount`, `hold_settlement` (the AM-19
-                        penalty-hold check), `settle`, then signals its task.
+                        penalty-hold check), `settle` (the project's piece records its closure in the ledger's
+                        settlement and no longer signals its task).
 """
 
 from __future__ import annotations

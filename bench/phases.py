@@ -349,7 +349,7 @@ PHASES = {
                    " running 1 no-op activity")]),
     "settle": (settle_phase, "settlements",
                [("MountedContentWorkflow started directly (signal-with-start of one conversion batch) with"
-                " mounted_at 18 days back: accrue, unmount, settle, content_closed at once; report_mount refuses"
+                " mounted_at 18 days back: accrue, unmount, hold check, settle at once; report_mount refuses"
                 " such a mount (see docs/bench.md); bare: the same 4 activities (accrue, unmount, hold_settlement,"
                 " settle) as no-ops")]),
 }

@@ -2,7 +2,10 @@
 
 Stages: draft -> published (task period open) -> ended (waiting for every piece to settle or close) -> refunded.
 Pieces of content run in their own MountedContentWorkflow; this workflow starts them through an activity (not as
-children: a task may have many thousands) and hears back when each closes.
+children: a task may have many thousands). Each piece records its closure in the ledger with its settlement, and
+the task reads the closures from there, from the last one it read: waking when the next publicity window closes,
+then every few seconds while pieces keep closing (docs/bench.md "Limits found" 2b: a message from every piece kept
+the task from continuing as new).
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.directory import PartyRequest
     from activities.fanout import SignalContentsRequest, StartContentResult
-    from activities.ledger import FreezeRequest, FreezeResult, RefundRequest, RefundResult
+    from activities.ledger import (
+        FreezeRequest,
+        FreezeResult,
+        RefundRequest,
+        RefundResult,
+        TaskClosuresRequest,
+        TaskClosuresResult,
+    )
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
@@ -32,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.task_form import task_form_problems
 
 from workflows import metrics
+from workflows.closure_looks import LOOK_AFTER, ClosureLooks
 from workflows.common import (
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
@@ -53,6 +64,12 @@ MOUNT_CLOCK_SKEW = timedelta(minutes=5)
 TASK_MESSAGES_PER_RUN = 1_000
 # Runs that started before the drain keep the shared bound when their history is replayed.
 DRAIN_PATCH = "task-drain-before-continue-as-new"
+# Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
+CLOSURES_FROM_LEDGER_PATCH = "task-reads-closures-from-ledger"
+# Closures read from the ledger in one activity call (~100 bytes each).
+CLOSURE_PAGE = 1_000
+# A look costs ~11 history events (activity, timer, workflow tasks), a message ~7: it counts as two.
+CLOSURE_LOOK_MESSAGES = 2
 
 
 def refused(kind: str, reasons: list[str]) -> ApplicationError:
@@ -67,6 +84,11 @@ class MountTaskWorkflow:
         self._publishing = False
         self._publishing_request: c.PublishTaskRequest | None = None
         self._messages_bound = MAX_MESSAGES_PER_RUN
+        # Set in run (CLOSURES_FROM_LEDGER_PATCH): when to look at the ledger for closed pieces next.
+        self._reads_ledger = False
+        self._looks: ClosureLooks | None = None
+        self._look_at: datetime | None = None
+        self._look_moved = False
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -74,6 +96,7 @@ class MountTaskWorkflow:
         s = self.s
         if workflow.patched(DRAIN_PATCH):
             self._messages_bound = TASK_MESSAGES_PER_RUN
+        self._reads_ledger = workflow.patched(CLOSURES_FROM_LEDGER_PATCH)
         self._run_length = RunLength(self._messages_bound)
         if s.stage is c.TaskStage.DRAFT:
             expires = f"draft expires unpublished {business_time(workflow.now() + DRAFT_TTL)}"
@@ -91,20 +114,37 @@ class MountTaskWorkflow:
                 self._show("not published", None)
                 raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
                                                    *s.last_refusal])
+        if self._reads_ledger and s.stage is c.TaskStage.PUBLISHED:
+            self._looks = ClosureLooks(s)  # pieces that settle while the period is still open
+            self._look_at = self._looks.next_look(workflow.now(), found=0)
+        shown = False
         while s.stage is c.TaskStage.PUBLISHED:
             assert s.period_end_at is not None
-            self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
+            if not shown:
+                self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
+                shown = True
+            period_ends = f"task period ends {business_time(s.period_end_at)}"
+            wake_at, wake_for = s.period_end_at, period_ends
+            if self._look_at is not None and self._look_at < s.period_end_at:
+                wake_at, wake_for = self._look_at, f"look at the ledger for closed pieces {business_time(self._look_at)}"
+            self._look_moved, timed_out = False, False
             try:
                 await workflow.wait_condition(
-                    lambda: s.stage is not c.TaskStage.PUBLISHED or self._run_length.reached(s.messages_this_run),
-                    timeout=until(s.period_end_at),
-                    timeout_summary=f"task period ends {business_time(s.period_end_at)}",
+                    lambda: s.stage is not c.TaskStage.PUBLISHED or self._run_length.reached(s.messages_this_run)
+                    or self._look_moved,
+                    timeout=until(wake_at), timeout_summary=wake_for,
                 )
             except TimeoutError:
+                timed_out = True
+            if s.stage is c.TaskStage.PUBLISHED and timed_out and workflow.now() >= s.period_end_at:
                 self._end(s.period_end_at, c.EndReason.PERIOD_OVER)
+            elif s.stage is c.TaskStage.PUBLISHED and timed_out:
+                await self._look_at_closures()
             await self._continue_as_new_if_due()
         await self._tell_pieces_the_period_ended()
-        while s.pieces_open > 0:
+        if self._reads_ledger:
+            await self._wait_for_closures_in_the_ledger()
+        while s.pieces_open > 0:  # runs before the patch: every piece sends content_closed
             self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
             await workflow.wait_condition(lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run))
             await self._continue_as_new_if_due()
@@ -231,6 +271,10 @@ class MountTaskWorkflow:
             s.pieces_open += 1
             s.messages_this_run += 1
             metrics.piece_mounted("mount", piece.content_id)
+            if self._looks is not None:  # the run's loop looks at the ledger once this piece's window closes
+                look_at = self._looks.add(piece) + LOOK_AFTER
+                if self._look_at is None or look_at < self._look_at:
+                    self._look_at, self._look_moved = look_at, True
         content_input = MountedContentInput(
             task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
             payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
@@ -363,16 +407,10 @@ class MountTaskWorkflow:
 
     @workflow.signal(name="content_closed")
     def content_closed(self, signal: c.ContentClosedSignal) -> None:
-        s = self.s
-        s.messages_this_run += 1
-        piece = s.pieces.get(signal.content_id)
-        if piece is None or piece.status in ("settled", "closed"):
-            return  # a repeated report
-        piece.status = "settled" if signal.settled else "closed"
-        piece.fee_fen, piece.platform_fee_fen = signal.fee_fen, signal.platform_fee_fen
-        s.paid_to_creators_fen += signal.fee_fen
-        s.platform_fees_fen += signal.platform_fee_fen
-        s.pieces_open -= 1
+        """Sent by pieces that started before CLOSURE_IN_LEDGER (mounted_content.py); newer ones only write it to
+        the ledger. The same closure read both ways counts once."""
+        self.s.messages_this_run += 1
+        self._piece_closed(signal.content_id, signal.settled, signal.fee_fen, signal.platform_fee_fen)
 
     @workflow.query(name="state")
     def state(self) -> c.MountTaskState:
@@ -418,6 +456,74 @@ class MountTaskWorkflow:
                 start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=ACTIVITY_RETRY,
             )
+
+    def _piece_closed(self, content_id: str, settled: bool, fee_fen: int, platform_fee_fen: int) -> None:
+        s = self.s
+        piece = s.pieces.get(content_id)
+        if piece is None:
+            workflow.logger.warning("closure of content %s, which is not mounted in task %s: ignored",
+                                    content_id, s.task_id)
+            return
+        if piece.status in ("settled", "closed"):
+            return  # read again, or reported both by signal and in the ledger
+        piece.status = "settled" if settled else "closed"
+        piece.fee_fen, piece.platform_fee_fen = fee_fen, platform_fee_fen
+        s.paid_to_creators_fen += fee_fen
+        s.platform_fees_fen += platform_fee_fen
+        s.pieces_open -= 1
+
+    async def _wait_for_closures_in_the_ledger(self) -> None:
+        """AM-13 waits for every piece to settle or close: the task reads that from the ledger (ClosureLooks)."""
+        s = self.s
+        self._looks = ClosureLooks(s)  # the windows as the end of the task cut them
+        self._look_at = workflow.now()
+        shown_deadline: datetime | None = None
+        while s.pieces_open > 0:
+            if self._look_at is not None and workflow.now() >= self._look_at:
+                await self._look_at_closures()
+                if s.pieces_open == 0:
+                    break
+            assert self._look_at is not None
+            next_window = self._looks.next_window(workflow.now())
+            if next_window != shown_deadline:
+                stage_attributes(s.stage.value, next_window)
+                shown_deadline = next_window
+            workflow.set_current_details(with_deadline(
+                f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {len(s.pieces)} "
+                f"piece(s) to settle; {s.closures_read_seq} closure(s) read from the ledger, next look "
+                f"{business_time(self._look_at)}", "next publicity window closes", next_window))
+            try:
+                await workflow.wait_condition(
+                    lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
+                    timeout=until(self._look_at),
+                    timeout_summary=f"look at the ledger for closed pieces {business_time(self._look_at)}")
+            except TimeoutError:
+                pass  # time to look
+            await self._continue_as_new_if_due()
+
+    async def _look_at_closures(self) -> None:
+        assert self._looks is not None
+        found = await self._read_closures()
+        self._look_at = self._looks.next_look(workflow.now(), found)
+
+    async def _read_closures(self) -> int:
+        """Reads the closures written since the last one read; returns how many there were."""
+        s = self.s
+        read = 0
+        while True:
+            page = await workflow.execute_activity(
+                "ledger.task_closures",
+                TaskClosuresRequest(task_id=s.task_id, after_seq=s.closures_read_seq, limit=CLOSURE_PAGE),
+                result_type=TaskClosuresResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            )
+            for closure in page.closures:
+                self._piece_closed(closure.content_id, closure.outcome == "settled", closure.fee_fen,
+                                   closure.platform_fee_fen)
+            s.closures_read_seq, s.closures_read_at = page.last_seq, workflow.now()
+            s.messages_this_run += CLOSURE_LOOK_MESSAGES
+            read += len(page.closures)
+            if len(page.closures) < CLOSURE_PAGE:
+                return read
 
     async def _refund(self) -> None:
         """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""

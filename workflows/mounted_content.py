@@ -1,7 +1,8 @@
 """MountedContentWorkflow (`mount-content:{task_id}:{content_id}`): one mounted piece of content.
 
 Counts its conversions through its billing period (AM-8, AM-9), waits through the 3-day publicity window
-(AM-11) and settles exactly once at the window's close (AM-12), then tells its task.
+(AM-11) and settles exactly once at the window's close (AM-12). The settlement records the piece's closure in the
+ledger, where its task reads it (mount_task.py); pieces started before that told their task by a signal.
 
 Fee disputes (AM-11, AM-17) and settlements held by a penalty (AM-19, AM-22) live in workflows/content_disputes.py.
 
@@ -45,6 +46,8 @@ from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_
 from workflows.content_disputes import DisputesAndHolds
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
+# Runs that record this marker leave their closure in the ledger only; older runs also send content_closed.
+CLOSURE_IN_LEDGER = "closure-in-ledger-not-signalled"
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
@@ -339,7 +342,8 @@ class MountedContentWorkflow(DisputesAndHolds):
         result = await workflow.execute_activity(
             "ledger.settle",
             SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
-                          fee_fen=fee, platform_fee_fen=platform_fee(fee)),
+                          fee_fen=fee, platform_fee_fen=platform_fee(fee),
+                          outcome="closed" if s.disposed_at is not None else "settled"),
             result_type=SettleResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
         s.settlement = c.SettlementRecord(
@@ -352,6 +356,8 @@ class MountedContentWorkflow(DisputesAndHolds):
         await self._deduct_if_the_case_says_so(result.fee_fen)
         self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
                    f"{result.platform_fee_fen} fen", None)
+        if workflow.patched(CLOSURE_IN_LEDGER):
+            return  # the task reads the closure from the ledger
         await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
             "content_closed",
             ContentClosedSignal(content_id=s.content_id, fee_fen=result.fee_fen,

@@ -168,6 +168,10 @@ class MountTaskState(StateModel):
     pieces_open: int = 0
     end_notified_count: int = 0
     messages_this_run: int = 0
+    # Pieces report their closure to the ledger, and the task reads it from there (not one message a piece):
+    # the number of the last closure read, and when the task last looked.
+    closures_read_seq: int = 0
+    closures_read_at: datetime | None = None
 
 
 class TaskResult(ContractModel):
@@ -182,7 +186,8 @@ class TaskResult(ContractModel):
     refunded_fen: Fen
 
 
-# Messages the task's own content workflows send back to it (not for outside callers).
+# Messages the task's own content workflows send back to it (not for outside callers). ContentClosedSignal is
+# only sent by pieces that started before their closures went to the ledger (mounted_content.CLOSURE_IN_LEDGER).
 class ContentClosedSignal(ContractModel):
     content_id: Identifier
     fee_fen: Fen
