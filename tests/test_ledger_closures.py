@@ -3,14 +3,21 @@ message from every piece (docs/bench.md, "Limits found" 2b). On SQLite and on Po
 
 from __future__ import annotations
 
+import re
+import sqlite3
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import ledger as ledger_module
+from activities.db import Database, IntegrityError
 from activities.ledger import (
     Ledger,
     LedgerActivities,
+    PendingAlreadyResolved,
     SettleRequest,
     TaskClosuresRequest,
 )
@@ -92,3 +99,35 @@ def test_am_13_the_activity_reads_closures_from_a_number_and_refuses_an_unknown_
 def test_am_13_closure_reads_refuse_bad_cursors(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         TaskClosuresRequest(**{"task_id": "t1", field: value})  # type: ignore[arg-type]
+
+
+def test_r4_a_ledger_file_made_before_the_partial_indexes_opens_and_still_resolves_a_hold_once(
+        tmp_path: Path) -> None:
+    """Schema of 2026-11 (inline UNIQUE on pending_id, full correction index, no content_closures): opening it
+    adds what is missing, and the database still refuses a second resolution of a hold."""
+    path = str(tmp_path / "old.db")
+    old_schema = ledger_module._SCHEMA.replace(
+        "pending_id TEXT REFERENCES transfers (id),", "pending_id TEXT UNIQUE REFERENCES transfers (id),")
+    old_schema = old_schema.replace("ON transfers (corrects_id) WHERE corrects_id IS NOT NULL", "ON transfers (corrects_id)")
+    old_schema = re.sub(r"CREATE UNIQUE INDEX IF NOT EXISTS transfers_resolve_once[^;]*;", "", old_schema)
+    old_schema = re.sub(r"CREATE TABLE IF NOT EXISTS content_closures \([^;]*;", "", old_schema)
+    assert "INDEX IF NOT EXISTS transfers_resolve_once" not in old_schema and "CREATE TABLE IF NOT EXISTS content_closures" not in old_schema
+    with sqlite3.connect(path) as raw:
+        raw.executescript(old_schema)
+    book = Ledger(Database(path))
+    try:
+        frozen_task(book)
+        book.settle("t1", "k1", CREATOR, 100, 10)
+        assert closures(book, "t1") == [(1, "k1", "settled", 100, 10)]
+        book.deposit("d-extra", "c1", 1_000)
+        hold = book.hold("h1", "client:c1:available", CREATOR, 60)
+        book.void_pending("v1", "h1")
+        with pytest.raises(PendingAlreadyResolved):
+            book.post_pending("p1", "h1")
+        with pytest.raises(IntegrityError), book.db.transaction() as tx:
+            tx.execute("INSERT INTO transfers (id, business_key, debit_account, credit_account, amount_fen, kind,"
+                       " created_at, pending_id, status) VALUES ('x', 'x', ?, ?, 60, 'post', 'now', ?,"
+                       " 'posted_pending')", (hold.debit_account, hold.credit_account, hold.id))
+        book.check_conservation()
+    finally:
+        book.db.close()
