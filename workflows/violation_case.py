@@ -133,6 +133,9 @@ class ViolationCaseWorkflow:
         appeal.answer_due_at, appeal.calendar_problem = due, problem
         if problem is not None and appeal.decision is None and not appeal.complex:
             self._escalate(f"no answer deadline could be set for the appeal: {problem}")
+        # Planned here too (state only, no command): the run loop plans it once the penalties of a case that has
+        # just started are applied, and until then `state` would show no deadline for an appeal already received.
+        self._plan_next_deadline()
         self._changed()
         return c.AppealReceipt(case_id=s.case_id, appealed_at=now, answer_due_at=due, escalated=s.escalated)
 
