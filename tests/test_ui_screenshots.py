@@ -194,8 +194,12 @@ async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: Desk, 
         **{piece: f"content {piece.rsplit(':', 1)[1]} of task {s.task}" for piece in s.pieces},
     }
     details = {i: await current_details(dev, i) for i in ids}
-    assert details[mount_task_id(s.task)] == f"task {s.task}: ended (period_over): waiting for 3 piece(s) to settle"
-    for workflow_id in ids - {mount_task_id(s.task)}:  # the task waits on its pieces, with no deadline of its own
+    # The task waits for its pieces' closures in the ledger: it names its next look and the next window's close.
+    task_details = details[mount_task_id(s.task)]
+    assert task_details.startswith(f"task {s.task}: ended (period_over): waiting for 3 of 3 piece(s) to settle "
+                                   "(0 closure(s) read from the ledger); next look at the ledger "), task_details
+    assert "; next: publicity window closes " in task_details, task_details
+    for workflow_id in ids:
         assert "+08:00" in details[workflow_id], (workflow_id, details[workflow_id])
     assert details[violation_case_id(s.case)].startswith(f"ESCALATED: violation case {s.case}")
     assert "fee dispute d1" in details[s.disputed] and "publicity window open until" in details[s.disputed]

@@ -490,8 +490,8 @@ class MountTaskWorkflow:
                 shown_deadline = next_window
             workflow.set_current_details(with_deadline(
                 f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {len(s.pieces)} "
-                f"piece(s) to settle; {s.closures_read_seq} closure(s) read from the ledger, next look "
-                f"{business_time(self._look_at)}", "next publicity window closes", next_window))
+                f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger); next look at the "
+                f"ledger {business_time(self._look_at)}", "publicity window closes", next_window))
             try:
                 await workflow.wait_condition(
                     lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
