@@ -33,7 +33,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Database, IntegrityError, Tx, default_dsn
+from activities.ledger_holds import (
+    HOLDS_SCHEMA,
+    HeldContent,
+    HoldContentRequest,
+    HoldContentResult,
+    RefundPartRequest,
+    RefundPartResult,
+)
 from workflows.logs import BoundLog
+from workflows.rules.fees import platform_fee_of_piece
 
 LEDGER_NAMESPACE = uuid.UUID("5d0c6f4e-8a3b-5b7e-9c1d-2f4a6b8c0e13")
 WORLD_DEPOSITS = "world:deposits"
@@ -295,10 +304,10 @@ class Closure:
 
 
 
-class Ledger:
+class Ledger(HeldContent):
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(_SCHEMA + _SQLITE_IMMUTABLE, _SCHEMA + _POSTGRESQL_IMMUTABLE)
+        db.ensure_schema(_SCHEMA + HOLDS_SCHEMA + _SQLITE_IMMUTABLE, _SCHEMA + HOLDS_SCHEMA + _POSTGRESQL_IMMUTABLE)
 
     @classmethod
     def open(cls, dsn: str | None = None) -> Ledger:
@@ -399,7 +408,11 @@ class Ledger:
             if budget["settled_fen"] + fee > budget["budget_fen"]:
                 raise BudgetExceeded(f"task {task_id}: settling {fee} fen on top of {budget['settled_fen']} fen"
                                      f" passes the budget of {budget['budget_fen']} fen")
-            platform_fee = min(platform_fee_asked, budget["platform_fee_cap_fen"] - budget["platform_fee_charged_fen"])
+            # R-4: the platform fee is the piece's part of 10% of the task's cumulative fees (the request's own
+            # 10% is kept as `platform_fee_requested_fen`); this row is locked, so concurrent settlements of the
+            # task take their parts one after another and the total is half_up(10% x the task's fees).
+            platform_fee = min(platform_fee_of_piece(budget["settled_fen"], fee, budget["platform_fee_charged_fen"]),
+                               budget["platform_fee_cap_fen"] - budget["platform_fee_charged_fen"])
             escrow = _escrow(task_id)
             self._lock_accounts(tx, [escrow, payee_account, PLATFORM_REVENUE])
             self._require_available(tx, escrow, fee + platform_fee)
@@ -487,7 +500,9 @@ class Ledger:
     def accrue_many(self, task_id: str, content_id: str, items: Sequence[AccrualItem]) -> list[Accrual]:
         """Grants each batch the whole conversions the remaining budget pays for, in the order given, in one
         transaction. The first batch that cannot be paid in full, or that spends the last fen, marks the budget
-        exhausted at its occurred_at (AM-10: the task period ends then). A repeated event_id gets its first grant."""
+        exhausted (AM-10: the task period ends then) at the latest occurred_at of every batch of the task granted
+        so far and not given back, this one included (R-3): no granted batch lies after the end, so the end
+        releases none. Once exhausted the instant stays. A repeated event_id gets its first grant."""
         for item in items:
             _fen(item.count, "count", positive=False)
             _fen(item.price_fen, "price_fen", positive=True)
@@ -503,12 +518,12 @@ class Ledger:
                 if first is None:
                     granted = min(item.count, (budget["budget_fen"] - spent) // item.price_fen)
                     spent += granted * item.price_fen
-                    if exhausted_at is None and (granted < item.count or spent == budget["budget_fen"]):
-                        exhausted_at = item.occurred_at.isoformat()
                     tx.execute("INSERT INTO budget_accruals (task_id, event_id, content_id, requested_count,"
                                " price_fen, granted_count, granted_fen, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (task_id, item.event_id, content_id, item.count, item.price_fen, granted,
                                 granted * item.price_fen, item.occurred_at.isoformat()))
+                    if exhausted_at is None and (granted < item.count or spent == budget["budget_fen"]):
+                        exhausted_at = self._last_granted_at(tx, task_id) or item.occurred_at.isoformat()
                     first = (granted, granted * item.price_fen, 0)
                 results.append(Accrual(item.event_id, int(first[0]), int(first[1]), bool(first[2]),
                                        duplicate=duplicate,
@@ -517,6 +532,13 @@ class Ledger:
             tx.execute("UPDATE task_budgets SET spent_fen = ?, exhausted_at = ? WHERE task_id = ?",
                        (spent, exhausted_at, task_id))
         return results
+
+    @staticmethod
+    def _last_granted_at(tx: Tx, task_id: str) -> str | None:
+        """R-3: the instant of the last conversion the budget paid for (offsets differ: compared as instants)."""
+        rows = tx.fetchall("SELECT occurred_at FROM budget_accruals WHERE task_id = ? AND granted_count > 0"
+                           " AND released = 0 AND occurred_at IS NOT NULL", (task_id,))
+        return max((r[0] for r in rows), key=datetime.fromisoformat, default=None)
 
     def release(self, task_id: str, event_id: str) -> int:
         return self.release_many(task_id, [event_id])[0].released_fen
@@ -811,7 +833,7 @@ class AccrueResult(_Model):
     results: list[AccrualGrant]
     spent_fen: int
     remaining_fen: int
-    exhausted_at: AwareDatetime | None  # occurred_at of the first batch that reached the budget (AM-10)
+    exhausted_at: AwareDatetime | None  # AM-10, R-3: the latest occurred_at granted when the budget was used up
 
 
 class ReleaseRequest(_Model):
@@ -868,6 +890,7 @@ class ContentClosure(_Model):
 class TaskClosuresResult(_Model):
     closures: list[ContentClosure]
     last_seq: int  # the number to read after next time (after_seq when nothing new closed)
+    held_content_ids: list[str] = []  # AM-13: pieces whose settlement is held and that have not closed
 
 
 class RefundRequest(_Model):
@@ -975,10 +998,28 @@ class LedgerActivities:
         """Read-only: the task's pieces that closed after `after_seq` (MountTaskWorkflow reads them on a timer)."""
         with _as_application_errors():
             closures = self.ledger.task_closures(request.task_id, request.after_seq, request.limit)
+            with self.ledger.db.transaction() as tx:
+                held = self.ledger.open_holds(tx, request.task_id)
         return TaskClosuresResult(
             closures=[ContentClosure(seq=c.seq, content_id=c.content_id, outcome=c.outcome, fee_fen=c.fee_fen,
                                      platform_fee_fen=c.platform_fee_fen) for c in closures],
-            last_seq=closures[-1].seq if closures else request.after_seq)
+            last_seq=closures[-1].seq if closures else request.after_seq, held_content_ids=held)
+
+    @activity.defn(name="ledger.hold_content")
+    def hold_content(self, request: HoldContentRequest) -> HoldContentResult:
+        """AM-13: a piece's settlement is held (dispute or penalty); its task keeps a reserve for it."""
+        with _as_application_errors():
+            recorded = self.ledger.hold_content(request.task_id, request.content_id, request.reason,
+                                                request.held_at)
+        return HoldContentResult(task_id=request.task_id, content_id=request.content_id, recorded=recorded)
+
+    @activity.defn(name="ledger.refund_part")
+    def refund_part(self, request: RefundPartRequest) -> RefundPartResult:
+        with _as_application_errors():
+            result = RefundPartResult(**self.ledger.refund_part(request.task_id, request.client_id, request.part))
+        log.info("ledger refunded a part", client_id=request.client_id, part=request.part,
+                 refunded_fen=result.refunded_fen, reserve_fen=result.reserve_fen)
+        return result
 
     @activity.defn(name="ledger.task_money")
     def task_money(self, request: TaskMoneyRequest) -> TaskMoney:
@@ -988,4 +1029,4 @@ class LedgerActivities:
     def all(self) -> list[Callable[..., Any]]:
         """The activities to register on a worker."""
         return [self.freeze, self.deposit, self.accrue, self.release, self.settle, self.refund, self.task_closures,
-                self.task_money]
+                self.task_money, self.hold_content, self.refund_part]
