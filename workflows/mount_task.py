@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.fees import platform_fee
     from workflows.rules.task_form import task_form_problems
 
-from workflows import metrics
+from workflows import metrics, partial_refunds
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
 from workflows.common import (
     ACTIVITY_RETRY,
@@ -483,6 +483,7 @@ class MountTaskWorkflow:
                 await self._look_at_closures()
                 if s.pieces_open == 0:
                     break
+                await partial_refunds.refund_part_if_due(s)  # AM-13: held pieces do not keep the rest frozen
             assert self._look_at is not None
             next_window = self._looks.next_window(workflow.now())
             if next_window != shown_deadline:
@@ -490,8 +491,9 @@ class MountTaskWorkflow:
                 shown_deadline = next_window
             workflow.set_current_details(with_deadline(
                 f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {len(s.pieces)} "
-                f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger); next look at the "
-                f"ledger {business_time(self._look_at)}", "publicity window closes", next_window))
+                f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger"
+                f"{partial_refunds.describe(s)}); next look at the ledger {business_time(self._look_at)}",
+                "publicity window closes", next_window))
             try:
                 await workflow.wait_condition(
                     lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
@@ -520,6 +522,7 @@ class MountTaskWorkflow:
                 self._piece_closed(closure.content_id, closure.outcome == "settled", closure.fee_fen,
                                    closure.platform_fee_fen)
             s.closures_read_seq, s.closures_read_at = page.last_seq, workflow.now()
+            s.held_content_ids = page.held_content_ids
             s.messages_this_run += CLOSURE_LOOK_MESSAGES
             read += len(page.closures)
             if len(page.closures) < CLOSURE_PAGE:
@@ -533,11 +536,11 @@ class MountTaskWorkflow:
             "ledger.refund", RefundRequest(task_id=s.task_id, client_id=s.client_id), result_type=RefundResult,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
-        s.refunded_fen = refund.refunded_fen
+        partial_refunds.record_final_refund(s, refund.refunded_fen)
         s.spent_fen = s.paid_to_creators_fen
         metrics.task_refunded("mount", refund.refunded_fen)
         s.stage = c.TaskStage.REFUNDED
-        self._show(f"refunded {s.refunded_fen} fen to client {s.client_id}", None)
+        self._show(f"refunded {s.refunded_fen} fen to client {s.client_id} in {len(s.refund_parts)} part(s)", None)
 
     def _refuse_while_draining(self, update: str) -> None:
         """Once this run is due to continue as new, new joins and mounts are refused (a refused update writes no

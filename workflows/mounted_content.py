@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         SettleRequest,
         SettleResult,
     )
+    from activities.ledger_holds import HoldContentRequest, HoldContentResult, HoldReason
     from activities.main_site import UnmountRequest, UnmountResult
     from workflows.contract import mounted_content as c
     from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal
@@ -48,6 +49,8 @@ from workflows.content_disputes import DisputesAndHolds
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
 # Runs that record this marker leave their closure in the ledger only; older runs also send content_closed.
 CLOSURE_IN_LEDGER = "closure-in-ledger-not-signalled"
+# Runs that record this marker tell the ledger when their settlement is held, so the task refunds the rest (AM-13).
+HOLD_IN_LEDGER = "am-13-hold-recorded-in-ledger"
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
@@ -282,8 +285,9 @@ class MountedContentWorkflow(DisputesAndHolds):
         s.pending_accrual = [eid for eid in s.pending_accrual if eid not in accrued]
         self._recompute_fee()
         if result.exhausted_at is not None:
-            # The budget is used up: the task period ends at that batch's instant (R-3). Stop counting here at
-            # once, and tell the task so that it ends the period for every piece.
+            # The budget is used up: the task period ends at the latest instant the budget paid for (R-3), so no
+            # granted batch lies after it. Stop counting here at once, and tell the task so that it ends the
+            # period for every piece.
             s.budget_exhausted_at = s.budget_exhausted_at or result.exhausted_at
             self._period_ended_at(result.exhausted_at)
             await self._report_budget_exhausted(result.exhausted_at)
@@ -326,10 +330,24 @@ class MountedContentWorkflow(DisputesAndHolds):
         s = self.s
         if self._open_dispute() is not None or self._resolving:
             s.stage = c.ContentStage.DISPUTED
+            await self._record_hold("dispute")
         elif await self._held_by_a_penalty(self._payable_fee()):
             s.stage = c.ContentStage.HELD
+            await self._record_hold("penalty")
         else:
             await self._settle()
+
+    async def _record_hold(self, reason: HoldReason) -> None:
+        """AM-13: the ledger lists this piece as held until its closure, so that its task may refund the rest of
+        its escrow without waiting for it (the task reads the list with its closures: no message to the task)."""
+        s = self.s
+        if s.hold_recorded_at is not None or not workflow.patched(HOLD_IN_LEDGER):
+            return
+        await workflow.execute_activity(
+            "ledger.hold_content",
+            HoldContentRequest(task_id=s.task_id, content_id=s.content_id, reason=reason, held_at=workflow.now()),
+            result_type=HoldContentResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        s.hold_recorded_at = workflow.now()
 
     def _payable_fee(self) -> int:
         return 0 if self.s.disposed_at is not None else self._agreed_fee()

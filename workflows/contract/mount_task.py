@@ -145,6 +145,18 @@ class PieceEntry(StateModel):
     platform_fee_fen: int | None = None
 
 
+class RefundPart(StateModel):
+    """AM-13: one part of the task's refund, posted once under `key` (its ledger business key)."""
+
+    part: int  # 1, 2, ... in order; the last one (final) closes the task's money
+    key: str
+    refunded_fen: int
+    refunded_at: datetime
+    reserve_fen: int = 0  # kept in escrow for the pieces still held
+    held_content_ids: list[str] = Field(default_factory=list)
+    final: bool = False
+
+
 class MountTaskState(StateModel):
     task_id: str
     stage: TaskStage = TaskStage.DRAFT
@@ -172,6 +184,10 @@ class MountTaskState(StateModel):
     # the number of the last closure read, and when the task last looked.
     closures_read_seq: int = 0
     closures_read_at: datetime | None = None
+    # AM-13: pieces whose settlement is held (a fee dispute, a penalty), as the ledger listed them at the last
+    # look, and the refund in parts: refunded_fen is their total.
+    held_content_ids: list[str] = Field(default_factory=list)
+    refund_parts: list[RefundPart] = Field(default_factory=list)
 
 
 class TaskResult(ContractModel):

@@ -213,6 +213,8 @@ class MountedContentState(StateModel):
     # given back to the budget because a resolution replaced them.
     fee_adjustments: dict[str, int] = Field(default_factory=dict)
     settlement_hold: SettlementHold | None = None
+    # AM-13: when this piece told the ledger its settlement is held (its task keeps a reserve for it).
+    hold_recorded_at: datetime | None = None
     escalated: bool = False
     escalation_reason: str | None = None
 

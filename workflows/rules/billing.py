@@ -30,8 +30,8 @@ def conversion_counts(occurred_at: datetime, mounted_at: datetime, stops_at: dat
                       budget_exhausted_at: datetime | None = None) -> bool:
     """AM-9 and XG 5.1: a batch counts when it is not cheating and happened in [mounted_at, stops_at).
 
-    R-3: the batch that used up the budget ends the task period at its own instant, and still counts (for the
-    whole conversions the budget paid for); so when counting stops exactly there, that instant is included."""
+    R-3: a used-up budget ends the task period at the latest instant it paid for, and the batches granted at
+    that instant still count; so when counting stops exactly there, that instant is included."""
     if cheating or occurred_at < mounted_at:
         return False
     if occurred_at < stops_at:
