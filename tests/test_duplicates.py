@@ -775,14 +775,15 @@ class TestR1R3ConversionsOutOfOrder:
 
     async def test_r_3_across_the_budget_arrival_order_decides_what_counts(self, ctx: Ctx) -> None:
         """R-3: spend accrues in the order batches are accepted; the batch that passes the budget counts the whole
-        conversions left and ends the task period at its own `occurred_at`; nothing after that instant counts
-        (AM-10), and a void after the end gives its money back to the client, not to later batches. So which
-        batches count may differ between orders (identity is not the rule); what holds in every order: the fees
-        never pass the budget, the period ends at the instant of a counting batch, no batch after that instant
-        counts, cheating and voided batches never count, each piece settles once at price x counted, and the
-        money is conserved. In order, each accepted before the next (2,000 fen = 20 conversions): e1 5, f1 6, e2 3,
-        f2 1, e3 4, then e4 gets 1 of 2 and ends the period at minute 5; f3 (minute 6) gets nothing; the voids of
-        e3 and f2 give 500 fen back to the client."""
+        conversions left, and the task period ends at the latest `occurred_at` granted so far (so no granted
+        batch lies after the end and none is released by it); nothing after that instant counts (AM-10), and a
+        void after the end frees budget only for batches that arrive later inside their counting intervals. So
+        which batches count may differ between orders (identity is not the rule); what holds in every order: the
+        fees never pass the budget, the period ends at the instant of a counting batch, no batch after that
+        instant counts, cheating and voided batches never count, each piece settles once at price x counted, and
+        the money is conserved. In order, each accepted before the next (2,000 fen = 20 conversions): e1 5, f1 6,
+        e2 3, f2 1, e3 4, then e4 gets 1 of 2 and ends the period at minute 5 (the latest granted); f3 (minute 6)
+        gets nothing; the voids of e3 and f2 give 500 fen back to the client (nothing arrives after them)."""
         budget = 2_000
         for n, (label, stream) in enumerate(orders()):
             task, t0, result, pieces = await mount_task_with_stream(ctx, f"b{n}", stream, budget,

@@ -99,7 +99,7 @@ async def test_whole_task_three_creators_six_pieces(ctx: Ctx) -> None:
     await convert(ctx, task, "p3", "p3-big", 30, t0 + 15 * DAY)
     ended = await task_when(ctx, task, lambda s: s.stage is not mt.TaskStage.PUBLISHED)
     assert ended.end_reason is mt.EndReason.BUDGET_USED_UP
-    assert ended.ended_at == t0 + 15 * DAY  # the exhausting batch's instant
+    assert ended.ended_at == t0 + 15 * DAY  # the latest instant the budget paid for (R-3; here the exhausting batch)
 
     results = {}
     for content in ("p1", "p2", "p3", "p4", "p5", "p6"):
