@@ -341,8 +341,7 @@ async def _checks(client: Client, adapters: Adapters, plan: Plan, task_id: str, 
         "paid <= budget": money["paid_to_creators_fen"] <= plan.budget_fen,
         "paid = counted accruals (each counted conversion paid once)": money["paid_to_creators_fen"] == granted_fen,
         "paid = sum of piece fees": money["paid_to_creators_fen"] == sum(fees),
-        "platform fees = sum of 10% half-up per piece": money["platform_fees_fen"] == sum(
-            platform_fee(f) for f in fees),
+        "platform fees = 10% half-up of the total (R-4)": money["platform_fees_fen"] == platform_fee(sum(fees)),
         "one settlement per piece": int(settled_ops[0] if settled_ops else 0) == len(plan.pieces)
         and len(settle_keys) == len({k for (k,) in settle_keys}),
         "every piece settled or closed, once (the ledger's closures)": sorted(c.content_id for c in closures)

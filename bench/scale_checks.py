@@ -48,7 +48,7 @@ async def main(port: str, db: str) -> None:
         "paid <= budget": money["paid_to_creators_fen"] <= plan.budget_fen,
         "paid = counted accruals (each counted conversion paid once)": money["paid_to_creators_fen"] == granted_fen,
         "paid = sum of piece fees (closures in the ledger)": money["paid_to_creators_fen"] == sum(fees),
-        "platform fees = sum of 10% half-up per piece": money["platform_fees_fen"] == sum(platform_fee(f) for f in fees),
+        "platform fees = 10% half-up of the total (R-4)": money["platform_fees_fen"] == platform_fee(sum(fees)),
         "one settlement per piece": settled_ops == len(plan.pieces) and len(settle_keys) == len({k for (k,) in settle_keys}),
         "every piece closed once in the ledger": sorted(c.content_id for c in closures) == sorted(plan.pieces),
         "no cheating batch counted": not counted_ids & cheating,
