@@ -117,7 +117,8 @@ class HeldContent:
                     "reserve_fen": reserve, "held_accrued_fen": held_fen, "budget_closed_fen": closed_fen,
                     "held_content_ids": held_ids}
 
-        return self._once(key, apply)
+        result: dict[str, Any] = self._once(key, apply)
+        return result
 
 
 class _Model(BaseModel):

@@ -73,7 +73,7 @@ def test_r3_the_issue_example_pays_the_whole_budget_in_both_arrival_orders(ledge
     assert ledger.balance("client:c1:available").balance_fen == 0
     money = task_conserves(ledger)
     assert (money["frozen_fen"], money["paid_to_creators_fen"], money["platform_fees_fen"]) == (frozen, 3_000, 300)
-    assert datetime.fromisoformat(money["exhausted_at"]) == AT_15
+    assert datetime.fromisoformat(str(money["exhausted_at"])) == AT_15
 
 
 def test_r3_a_released_grant_does_not_set_the_end(ledger: Ledger) -> None:

@@ -9,6 +9,7 @@ RECORD_MOUNT_HISTORIES=1) the histories of the new path, replayed by tests/test_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -55,6 +56,10 @@ async def two_pieces(ctx: Ctx, task: str, budget_fen: int, price_fen: int, days:
     return t0
 
 
+def batch_arrived(event_id: str) -> Callable[[mc.MountedContentState], bool]:
+    return lambda s: event_id in s.batches
+
+
 async def settle_all(ctx: Ctx, task: str, pieces: tuple[str, ...]) -> tuple[dict[str, mc.ContentResult],
                                                                               mt.TaskResult]:
     results = {p: await finish(ctx, mounted_content_id(task, p), mc.ContentResult) for p in pieces}
@@ -74,7 +79,7 @@ class TestR3UsedUpBudgetPaidInFull:
         arrivals = [("a", "e15", 8, at_15), ("b", "e14", 9, at_14)]
         for piece, event, count, at in arrivals if later_first else reversed(arrivals):
             await convert(ctx, task, piece, event, count, at)
-            await content_when(ctx, task, piece, lambda s, e=event: e in s.batches)
+            await content_when(ctx, task, piece, batch_arrived(event))
         ended = await task_when(ctx, task, lambda s: s.stage is not mt.TaskStage.PUBLISHED)
         assert (ended.end_reason, ended.ended_at) == (mt.EndReason.BUDGET_USED_UP, at_15)  # the latest granted
         results, result = await settle_all(ctx, task, ("a", "b"))
