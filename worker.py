@@ -209,7 +209,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
-    fanout = FanoutActivities(client, task_queue)
+    register = PenaltyRegister(adapters.db)
+    fanout = FanoutActivities(client, task_queue, register)
     activities: list[Callable[..., Any]] = [
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
@@ -217,7 +218,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
-        *PenaltyActivities(adapters.ledger, PenaltyRegister(adapters.db), client, task_queue).all(),
+        *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:
