@@ -23,7 +23,7 @@ from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
 from workflows.contract.mount_task import CancelRequest, CreatorRemoved, RemovalWithdrawn
 from workflows.contract.mounted_content import CountingFrozen, CountingResumed, SettlementReleased
-from workflows.contract.names import mount_task_id, violation_case_id
+from workflows.contract.names import mount_task_id
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PartyKind, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"
@@ -228,7 +228,7 @@ class PenaltyActivities:
                 return ActOnTaskResult(outcome="creator may join again")
             await handle.execute_update("cancel", CancelRequest(
                 reason=f"client {request.party_id} removed from the task by violation case {request.case_id}",
-                requested_by=violation_case_id(request.case_id)))
+                requested_by=request.case_id))
             return ActOnTaskResult(outcome="task cancelled")
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
