@@ -58,7 +58,7 @@ class CaseEffects:
         penalty.lift_requested_at, penalty.lifted_by = workflow.now(), request.operator_id
         penalty.lift_reason = request.reason
         self._changed()
-        await workflow.wait_condition(lambda: penalty.status not in STANDING)
+        await workflow.wait_condition(lambda: penalty.status not in STANDING and penalty.ended_at is not None)
         return self.s
 
     @lift_freeze.validator
@@ -86,8 +86,9 @@ class CaseEffects:
                 now = workflow.now()
                 await self._penalty_activity("penalties.lift", penalty, now, penalty.lift_reason)
                 await self._freeze_ended(penalty, now, withdrawn=False)
-                penalty.status, penalty.ended_at = c.PenaltyStatus.LIFTED, now
+                penalty.status = c.PenaltyStatus.LIFTED
                 await self._release_if_nothing_holds()
+                penalty.ended_at = now  # after the release: lift_freeze answers with the settlements released
 
     # ---------------------------------------------------------------- acting on tasks
     async def _act_at_notice(self, penalty: c.PenaltyRecord) -> None:
