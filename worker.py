@@ -43,6 +43,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.calendar import CalendarActivities
+from activities.creator_pieces import CreatorPieces
 from activities.db import Database, default_dsn
 from activities.directory import Directory, DirectoryActivities, PenaltyRegister
 from activities.fanout import FanoutActivities
@@ -210,7 +211,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
     register = PenaltyRegister(adapters.db)
-    fanout = FanoutActivities(client, task_queue, register)
+    fanout = FanoutActivities(client, task_queue, CreatorPieces(adapters.db))
     activities: list[Callable[..., Any]] = [
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,

@@ -200,13 +200,6 @@ CREATE TABLE IF NOT EXISTS penalty_held_payees (
     workflow_id TEXT PRIMARY KEY,
     payee_party TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS creator_pieces (
-    workflow_id TEXT PRIMARY KEY,
-    creator_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    content_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS creator_pieces_by_creator ON creator_pieces (creator_id, workflow_id);
 """
 
 # Restrictions that act through the eligibility flags above (AM-1, AM-4); the others are read by the systems they
@@ -377,20 +370,6 @@ class PenaltyRegister:
                                 [payee, *FEE_FREEZES], for_update=True)
         return next((str(r[0]) for r in sorted(rows, key=lambda r: (str(r[1]), str(r[0])))
                      if r[0] != exclude_case), None)
-
-    # ---- R-12: every piece a creator has had mounted, for a freeze of their in-flight tasks -------------------
-
-    def record_piece(self, workflow_id: str, creator_id: str, task_id: str, content_id: str) -> None:
-        with self.db.transaction() as tx:
-            tx.execute("INSERT INTO creator_pieces (workflow_id, creator_id, task_id, content_id) VALUES (?, ?, ?, ?)"
-                       " ON CONFLICT (workflow_id) DO NOTHING", [workflow_id, creator_id, task_id, content_id])
-
-    def pieces_of(self, creator_id: str, after_workflow_id: str, limit: int) -> list[str]:
-        """Workflow ids of the creator's pieces after `after_workflow_id`, in order (pages of a bounded fan-out)."""
-        with self.db.transaction() as tx:
-            rows = tx.fetchall("SELECT workflow_id FROM creator_pieces WHERE creator_id = ? AND workflow_id > ?"
-                               " ORDER BY workflow_id LIMIT ?", [creator_id, after_workflow_id, limit])
-        return [str(r[0]) for r in rows]
 
     def payable_account(self, party_kind: str, party_id: str) -> str:
         """Where a party's unwithdrawn money is: an agency's payable (R-13), a creator's payable, a client's

@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.creator_pieces import CreatorPieces
 from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
 from workflows.contract.mount_task import CancelRequest, CreatorRemoved, RemovalWithdrawn
@@ -135,6 +136,7 @@ class PenaltyActivities:
     def __init__(self, ledger: Ledger, register: PenaltyRegister, client: Client | None = None,
                  task_queue: str = "") -> None:
         self.ledger, self.register, self.client, self.task_queue = ledger, register, client, task_queue
+        self.pieces = CreatorPieces(register.db)
 
     # ---- at notice (AM-19) and at the outcome (AM-20, AM-22) ------------------------------------------------
 
@@ -199,7 +201,7 @@ class PenaltyActivities:
         """One page of the creator's pieces is signalled; a piece already closed is skipped (nothing to freeze).
         Safe to repeat: a piece ignores a freeze or resumption it already has."""
         client = self._client()
-        page = self.register.pieces_of(request.creator_id, request.after, request.limit)
+        page = self.pieces.of(request.creator_id, request.after, request.limit)
         payload = request.frozen if request.signal == "counting_frozen" else request.resumed
         signalled = 0
         for workflow_id in page:

@@ -84,8 +84,9 @@ class CaseEffects:
         for penalty in self.s.penalties:
             if penalty.lift_requested_at is not None and penalty.status in STANDING:
                 now = workflow.now()
-                await self._penalty_activity("penalties.lift", penalty, now, penalty.lift_reason)
+                # Pieces first: one whose window closes meanwhile is still held, and settles without the freeze.
                 await self._freeze_ended(penalty, now, withdrawn=False)
+                await self._penalty_activity("penalties.lift", penalty, now, penalty.lift_reason)
                 penalty.status = c.PenaltyStatus.LIFTED
                 await self._release_if_nothing_holds()
                 penalty.ended_at = now  # after the release: lift_freeze answers with the settlements released

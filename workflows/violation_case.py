@@ -227,9 +227,9 @@ class ViolationCaseWorkflow(CaseEffects):
         s, now = self.s, workflow.now()
         for penalty in s.penalties:
             if penalty.status not in ENDED:
-                await self._penalty_activity("penalties.withdraw", penalty, now)
-                if s.freezes_stand:
+                if s.freezes_stand:  # tasks and pieces first, while the register still holds their settlements
                     await self._undo_at_withdrawal(penalty, now)
+                await self._penalty_activity("penalties.withdraw", penalty, now)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.WITHDRAWN, now
         metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
@@ -268,9 +268,9 @@ class ViolationCaseWorkflow(CaseEffects):
         for penalty in self.s.penalties:
             if (penalty.kind in TIMED and penalty.until_at is not None and penalty.until_at <= now
                     and penalty.status in (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)):
-                await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
-                if self.s.freezes_stand:
+                if self.s.freezes_stand:  # pieces first, while the register still holds their settlements
                     await self._freeze_ended(penalty, penalty.until_at, withdrawn=False)
+                await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.EXPIRED, penalty.until_at
                 await self._release_if_nothing_holds()
 
