@@ -331,13 +331,13 @@ class PenaltyRegister:
         another case that still freezes the same creator's fees (those stay held, by that case)."""
         passed_on = 0
         with self.db.transaction() as tx:
-            rows = tx.fetchall("SELECT h.workflow_id, h.creator_id, h.case_id, h.task_id, h.content_id, h.fee_fen,"
-                               " p.payee_party FROM penalty_held_settlements h LEFT JOIN penalty_held_payees p"
-                               " ON p.workflow_id = h.workflow_id WHERE h.case_id = ? AND h.released_at IS NULL"
-                               " ORDER BY h.held_at, h.workflow_id LIMIT ?", [case_id, limit], for_update=True)
+            rows = tx.fetchall("SELECT workflow_id, creator_id, case_id, task_id, content_id, fee_fen FROM"
+                               " penalty_held_settlements WHERE case_id = ? AND released_at IS NULL"
+                               " ORDER BY held_at, workflow_id LIMIT ?", [case_id, limit], for_update=True)
             free: list[HeldSettlement] = []
             for row in rows:
-                other = self._freezing_case(tx, row[1], exclude_case=case_id, payee=row[6])
+                payee = tx.fetchone("SELECT payee_party FROM penalty_held_payees WHERE workflow_id = ?", [row[0]])
+                other = self._freezing_case(tx, row[1], exclude_case=case_id, payee=payee[0] if payee else None)
                 if other is not None:
                     tx.execute("UPDATE penalty_held_settlements SET case_id = ? WHERE workflow_id = ?", [other, row[0]])
                     passed_on += 1

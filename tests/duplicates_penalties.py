@@ -54,3 +54,5 @@ class TestR12AM22DuplicatePenaltyMessages:
         cleared = await task_when(ctx, task, lambda s: s.creators["cr-1"].removed_by_case is None)
         await task_handle.signal("removal_withdrawn", mt.RemovalWithdrawn(case_id=case, creator_id="cr-1"))
         assert (await api.task_state(ctx.client, task)).creators == cleared.creators
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # c1's conversions before the notice, once
+        ctx.a.ledger.check_conservation()

@@ -74,6 +74,9 @@ class TestR12RefusedJoinAndMount:
         now = await business_now(ctx)
         mounted = await mount(ctx, task, "c2", "cr-1", now)
         assert mounted.content_workflow_id == mounted_content_id(task, "c2")
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # c1's conversions, untouched by the case
+        assert ctx.a.ledger.balance("client:client-1:available").available_fen == 1_000_000 - 110_000 - 55_000
+        ctx.a.ledger.check_conservation()
 
 
 class TestR12FreezeInFlightTasks:
@@ -168,6 +171,8 @@ class TestR12RemovalFromTask:
         await ctx.env.sleep(2)
         await mount(ctx, task, "c3", "cr-1", await business_now(ctx))  # after the rejoin, to the second
         assert "c3" in (await api.task_state(ctx.client, task)).pieces
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # what c1 earned before the notice
+        ctx.a.ledger.check_conservation()
 
 
 class TestR12ClientPenalties:
