@@ -162,6 +162,9 @@ class TestR12RemovalFromTask:
         with pytest.raises(Refused) as refused:
             await api.join(ctx.client, task, "cr-1")
         assert (refused.value.kind, refused.value.reasons) == ("JoinRefused", [reason])
+        with pytest.raises(Refused) as refused_mount:
+            await mount(ctx, task, "c3", "cr-1", notice)
+        assert f"was removed from task {task} by violation case {case}" in refused_mount.value.reasons[0]
         assert not (await api.join(ctx.client, other, "cr-1")).already_joined  # another task: not removed
 
         await decide(ctx, case, "cr-1", "upheld")  # the removed creator may rejoin

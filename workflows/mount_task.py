@@ -304,6 +304,9 @@ class MountTaskWorkflow(TaskPenalties):
         entry = s.creators.get(request.creator_id)
         if entry is None:
             raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
+        if entry.removed_by_case is not None:  # R-12 (task_penalties.py)
+            raise ValueError(f"creator_id: creator {request.creator_id} was removed from task {s.task_id} by "
+                             f"violation case {entry.removed_by_case}")
         if not entry.authorization_in_force:
             raise ValueError(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id}"
                              " and has not joined again")
