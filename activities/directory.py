@@ -196,6 +196,11 @@ CREATE TABLE IF NOT EXISTS penalty_task_removals (
     task_id TEXT NOT NULL,
     PRIMARY KEY (case_id, penalty_id)
 );
+CREATE TABLE IF NOT EXISTS penalty_holding_freezes (
+    case_id TEXT NOT NULL,
+    penalty_id TEXT NOT NULL,
+    PRIMARY KEY (case_id, penalty_id)
+);
 CREATE TABLE IF NOT EXISTS penalty_held_payees (
     workflow_id TEXT PRIMARY KEY,
     payee_party TEXT NOT NULL
@@ -212,8 +217,9 @@ CLIENT_FLAG_RESTRICTIONS = {
     "penalty_restricted": ("restrict_account", "ban_account", "bar_from_mount_tasks"),
 }
 FEE_FREEZES = ("freeze_fees", "deduct_fees")
-# a creator's own settlements are also held while their in-flight tasks are frozen.
-CREATOR_HOLDS = (*FEE_FREEZES, "freeze_in_flight_tasks")
+# a creator's own settlements are also held while their in-flight tasks are frozen, by cases that act on
+# tasks (listed in penalty_holding_freezes): a case started before that never releases what such a freeze holds.
+IN_FLIGHT_FREEZE = "freeze_in_flight_tasks"
 
 
 def payee_party(payee_account: str | None) -> str | None:
@@ -253,12 +259,16 @@ class PenaltyRegister:
         db.ensure_schema(PENALTY_DDL, PENALTY_DDL)
 
     def apply_restriction(self, case_id: str, penalty_id: str, party_kind: str, party_id: str, restriction: str,
-                          until_at: str | None, applied_at: str, task_id: str | None = None) -> None:
+                          until_at: str | None, applied_at: str, task_id: str | None = None,
+                          holds_settlements: bool = False) -> None:
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO penalty_restrictions (case_id, penalty_id, party_kind, party_id, restriction, until_at,"
                 " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, penalty_id) DO NOTHING",
                 [case_id, penalty_id, party_kind, party_id, restriction, until_at, applied_at])
+            if holds_settlements and restriction == IN_FLIGHT_FREEZE:
+                tx.execute("INSERT INTO penalty_holding_freezes (case_id, penalty_id) VALUES (?, ?)"
+                           " ON CONFLICT (case_id, penalty_id) DO NOTHING", [case_id, penalty_id])
             if task_id is not None:
                 tx.execute("INSERT INTO penalty_task_removals (case_id, penalty_id, task_id) VALUES (?, ?, ?)"
                            " ON CONFLICT (case_id, penalty_id) DO NOTHING", [case_id, penalty_id, task_id])
@@ -361,9 +371,11 @@ class PenaltyRegister:
 
     def _freezing_case(self, tx: Tx, creator_id: str, exclude_case: str | None, payee: str | None = None
                        ) -> str | None:
-        rows = tx.fetchall("SELECT case_id, applied_at FROM penalty_restrictions WHERE party_kind = 'creator' AND"
-                           " party_id = ? AND restriction IN (?, ?, ?) AND lifted_at IS NULL",
-                           [creator_id, *CREATOR_HOLDS], for_update=True)
+        rows = tx.fetchall("SELECT case_id, applied_at FROM penalty_restrictions r WHERE party_kind = 'creator' AND"
+                           " party_id = ? AND lifted_at IS NULL AND (restriction IN (?, ?) OR (restriction = ? AND"
+                           " EXISTS (SELECT 1 FROM penalty_holding_freezes h WHERE h.case_id = r.case_id AND"
+                           " h.penalty_id = r.penalty_id)))",
+                           [creator_id, *FEE_FREEZES, IN_FLIGHT_FREEZE], for_update=True)
         if payee is not None and payee != creator_id:  # the agency an MCN creator's fees are paid to
             rows += tx.fetchall("SELECT case_id, applied_at FROM penalty_restrictions WHERE party_kind = 'creator'"
                                 " AND party_id = ? AND restriction IN (?, ?) AND lifted_at IS NULL",

@@ -49,6 +49,8 @@ class PenaltyAction(_Model):
     at: AwareDatetime  # the business instant of the action (notice, outcome, expiry, lift)
     task_id: str | None = None  # remove_from_task
     reason: str | None = None  # lift: the operator's reason (AM-22)
+    # the case acts on tasks (FREEZES_STAND_PATCH): its freeze of in-flight tasks holds settlements.
+    acts_on_tasks: bool = False
 
 
 class PenaltyEffect(_Model):
@@ -147,7 +149,8 @@ class PenaltyActivities:
             # A fee freeze is also a restriction row: it is what makes the creator's settlements held.
             until = action.until_at.isoformat() if action.until_at else None
             self.register.apply_restriction(action.case_id, action.penalty_id, action.party_kind.value,
-                                            action.party_id, action.kind.value, until, at, action.task_id)
+                                            action.party_id, action.kind.value, until, at, action.task_id,
+                                            holds_settlements=action.acts_on_tasks)
         if action.kind is PenaltyKind.DEDUCT_CREDIT_SCORE:
             assert action.points is not None
             self.register.deduct_credit(action.case_id, action.penalty_id, action.party_kind.value, action.party_id,

@@ -78,8 +78,10 @@ class TestR13RegisterHolds:
         reg.apply_restriction("other", "p1", "creator", "ag-2", "freeze_fees", None, at)  # another agency
         assert reg.hold_settlement(held, at, "agency:ag-1:payable") is None
         reg.apply_restriction("a", "p1", "creator", "ag-1", "freeze_fees", None, at)
+        reg.apply_restriction("old", "p1", "creator", "cr-m", "freeze_in_flight_tasks", None, at)  # before R-12
+        assert reg.hold_settlement(held, at) is None  # a case that does not act on tasks holds nothing
         reg.apply_restriction("b", "p1", "creator", "cr-m", "freeze_in_flight_tasks", None,
-                              "2026-12-02T10:00:00+08:00")
+                              "2026-12-02T10:00:00+08:00", holds_settlements=True)
         assert reg.hold_settlement(held, at, "agency:ag-1:payable") == "a"  # the agency's freeze is older
         reg.lift_restriction("a", "p1", "appeal upheld", at)
         assert reg.held_to_release("a", 10) == ([], 1)  # the creator's own freeze still holds it: passed to b

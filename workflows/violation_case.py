@@ -303,7 +303,8 @@ class ViolationCaseWorkflow(CaseEffects):
             PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
                           party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
                           amount_fen=penalty.amount_fen, deduct_when_final=penalty.deduct_when_final,
-                          points=penalty.points, at=at, task_id=penalty.task_id, reason=reason),
+                          points=penalty.points, at=at, task_id=penalty.task_id, reason=reason,
+                          acts_on_tasks=s.freezes_stand),
             result_type=PenaltyEffect, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             summary=f"{name.split('.')[1]} {penalty.penalty_id} {penalty.kind.value}")
         return effect
