@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.creator_pieces import CreatorPieces
 from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
-from workflows.contract.mount_task import CancelRequest, CreatorRemoved, RemovalWithdrawn
+from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
 from workflows.contract.mounted_content import CountingFrozen, CountingResumed, SettlementReleased
 from workflows.contract.names import mount_task_id
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PartyKind, PenaltyKind, deducts_when_final
@@ -231,6 +231,10 @@ class PenaltyActivities:
                 await handle.signal("removal_withdrawn", RemovalWithdrawn(case_id=request.case_id,
                                                                           creator_id=request.party_id))
                 return ActOnTaskResult(outcome="creator may join again")
+            state = await handle.query("state", result_type=MountTaskState)
+            if state.client_id != request.party_id:  # a case names the task; only the penalized client's is cancelled
+                return ActOnTaskResult(outcome=f"not cancelled: task {request.task_id} is not client "
+                                               f"{request.party_id}'s (client {state.client_id})")
             await handle.execute_update("cancel", CancelRequest(
                 reason=f"client {request.party_id} removed from the task by violation case {request.case_id}",
                 requested_by=request.case_id))

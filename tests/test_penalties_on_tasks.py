@@ -217,3 +217,17 @@ class TestR12ClientPenalties:
         assert result.refunded_fen == 110_000 - 1_100
         assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 1_000
         assert_conservation(ctx.a, task)
+
+    @pytest.mark.replace_activities.with_args(NINE_DAYS)
+    async def test_r12_a_removal_naming_another_clients_task_cancels_nothing(self, ctx: Ctx) -> None:
+        case, task = f"v-{ctx.uid}", f"t-{ctx.uid}"
+        publication = await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=30)
+        eligible_client(ctx.a, "client-2", 0)
+        state = await case_in_force(ctx, case, "client-2", await business_now(ctx),
+                                    vc.Penalty(kind=vc.PenaltyKind.REMOVE_FROM_TASK, task_id=task),
+                                    party_kind=vc.PartyKind.CLIENT)
+        assert state.penalties[0].status is vc.PenaltyStatus.IN_FORCE
+        task_state = await api.task_state(ctx.client, task)
+        assert (task_state.stage, task_state.end_reason) == (mt.TaskStage.PUBLISHED, None)
+        assert ctx.a.ledger.task_money(task)["frozen_fen"] == publication.frozen_fen == 110_000
+        ctx.a.ledger.check_conservation()
