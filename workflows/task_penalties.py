@@ -39,7 +39,9 @@ class TaskPenalties:
         """R-12: no new mount of a penalized creator, in any task; the refusal names each case."""
         if request.content_id in self.s.pieces or not workflow.patched(MOUNT_PENALTY_PATCH):
             return
-        facts = await workflow.execute_activity(
+        # A local activity: one marker event, not an activity's three and a workflow task's, on a path taken by
+        # every mount (a run's length is counted in mounts: mount_task.TASK_MESSAGES_PER_RUN).
+        facts = await workflow.execute_local_activity(
             "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
