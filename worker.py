@@ -43,6 +43,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.calendar import CalendarActivities
+from activities.creator_pieces import CreatorPieces
 from activities.db import Database, default_dsn
 from activities.directory import Directory, DirectoryActivities, PenaltyRegister
 from activities.fanout import FanoutActivities
@@ -209,7 +210,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
-    fanout = FanoutActivities(client, task_queue)
+    register = PenaltyRegister(adapters.db)
+    fanout = FanoutActivities(client, task_queue, CreatorPieces(adapters.db))
     activities: list[Callable[..., Any]] = [
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
@@ -217,7 +219,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
-        *PenaltyActivities(adapters.ledger, PenaltyRegister(adapters.db), client, task_queue).all(),
+        *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:

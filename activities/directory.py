@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.db import Database, Tx
-from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
+from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind, PenaltyFact
 
 DDL = """
 CREATE TABLE IF NOT EXISTS directory_clients (
@@ -50,6 +50,7 @@ class Directory:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(DDL, DDL)
+        db.ensure_schema(PENALTY_DDL, PENALTY_DDL)  # the facts name the violation cases in force (R-12)
 
     def put_client(self, facts: ClientFacts) -> None:
         values = [int(getattr(facts, f)) for f in CLIENT_FLAGS]
@@ -86,9 +87,11 @@ class Directory:
             row = tx.fetchone(
                 f"SELECT {', '.join(CLIENT_FLAGS)} FROM directory_clients WHERE client_id = ?", [client_id]
             )
+            penalties = _penalties_in_force(tx, "client", client_id)
         if row is None:
             return ClientFacts(client_id=client_id, known=False)
-        return ClientFacts(client_id=client_id, **{f: bool(v) for f, v in zip(CLIENT_FLAGS, row)})
+        return ClientFacts(client_id=client_id, penalties=penalties,
+                           **{f: bool(v) for f, v in zip(CLIENT_FLAGS, row)})
 
     def creator(self, creator_id: str) -> CreatorFacts:
         with self.db.transaction() as tx:
@@ -106,13 +109,23 @@ class Directory:
                     "SELECT deposit_ever_deducted FROM directory_agencies WHERE agency_id = ?", [agency_id]
                 )
                 deducted = bool(agency[0]) if agency else False
+            penalties = _penalties_in_force(tx, "creator", creator_id)
         return CreatorFacts(
+            penalties=penalties,
             creator_id=creator_id,
             kind=kind,
             agency_id=row[1],
             agency_deposit_ever_deducted=deducted,
             **{f: bool(v) for f, v in zip(CREATOR_FLAGS, row[2:])},
         )
+
+
+def _penalties_in_force(tx: Tx, party_kind: str, party_id: str) -> list[PenaltyFact]:
+    rows = tx.fetchall("SELECT r.case_id, r.penalty_id, r.restriction, t.task_id FROM penalty_restrictions r"
+                       " LEFT JOIN penalty_task_removals t ON t.case_id = r.case_id AND t.penalty_id = r.penalty_id"
+                       " WHERE r.party_kind = ? AND r.party_id = ? AND r.lifted_at IS NULL"
+                       " ORDER BY r.applied_at, r.case_id, r.penalty_id", [party_kind, party_id])
+    return [PenaltyFact(case_id=r[0], penalty_id=r[1], restriction=r[2], task_id=r[3]) for r in rows]
 
 
 class PartyRequest(BaseModel):
@@ -177,6 +190,21 @@ CREATE TABLE IF NOT EXISTS penalty_held_settlements (
     outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS penalty_held_by_case ON penalty_held_settlements (case_id, released_at);
+CREATE TABLE IF NOT EXISTS penalty_task_removals (
+    case_id TEXT NOT NULL,
+    penalty_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    PRIMARY KEY (case_id, penalty_id)
+);
+CREATE TABLE IF NOT EXISTS penalty_holding_freezes (
+    case_id TEXT NOT NULL,
+    penalty_id TEXT NOT NULL,
+    PRIMARY KEY (case_id, penalty_id)
+);
+CREATE TABLE IF NOT EXISTS penalty_held_payees (
+    workflow_id TEXT PRIMARY KEY,
+    payee_party TEXT NOT NULL
+);
 """
 
 # Restrictions that act through the eligibility flags above (AM-1, AM-4); the others are read by the systems they
@@ -189,6 +217,18 @@ CLIENT_FLAG_RESTRICTIONS = {
     "penalty_restricted": ("restrict_account", "ban_account", "bar_from_mount_tasks"),
 }
 FEE_FREEZES = ("freeze_fees", "deduct_fees")
+# R-12: a creator's own settlements are also held while their in-flight tasks are frozen, by cases that act on
+# tasks (listed in penalty_holding_freezes): a case started before that never releases what such a freeze holds.
+IN_FLIGHT_FREEZE = "freeze_in_flight_tasks"
+
+
+def payee_party(payee_account: str | None) -> str | None:
+    """R-13: the party a payee account belongs to (`agency:X:payable` -> X, `creator:C:payable` -> C): a freeze
+    of that party's fees holds what would pay it."""
+    if payee_account is None:
+        return None
+    parts = payee_account.split(":")
+    return parts[1] if len(parts) == 3 and parts[0] in ("agency", "creator") and parts[2] == "payable" else None
 
 
 class ActiveRestriction(BaseModel):
@@ -215,15 +255,23 @@ class PenaltyRegister:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        db.ensure_schema(DDL, DDL)  # payable_account reads the creator's kind
         db.ensure_schema(PENALTY_DDL, PENALTY_DDL)
 
     def apply_restriction(self, case_id: str, penalty_id: str, party_kind: str, party_id: str, restriction: str,
-                          until_at: str | None, applied_at: str) -> None:
+                          until_at: str | None, applied_at: str, task_id: str | None = None,
+                          holds_settlements: bool = False) -> None:
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO penalty_restrictions (case_id, penalty_id, party_kind, party_id, restriction, until_at,"
                 " applied_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, penalty_id) DO NOTHING",
                 [case_id, penalty_id, party_kind, party_id, restriction, until_at, applied_at])
+            if holds_settlements and restriction == IN_FLIGHT_FREEZE:
+                tx.execute("INSERT INTO penalty_holding_freezes (case_id, penalty_id) VALUES (?, ?)"
+                           " ON CONFLICT (case_id, penalty_id) DO NOTHING", [case_id, penalty_id])
+            if task_id is not None:
+                tx.execute("INSERT INTO penalty_task_removals (case_id, penalty_id, task_id) VALUES (?, ?, ?)"
+                           " ON CONFLICT (case_id, penalty_id) DO NOTHING", [case_id, penalty_id, task_id])
             self._sync_flags(tx, party_kind, party_id)
 
     def lift_restriction(self, case_id: str, penalty_id: str, reason: str, lifted_at: str) -> bool:
@@ -265,18 +313,23 @@ class PenaltyRegister:
                               " WHERE party_kind = ? AND party_id = ? AND restored_at IS NULL", [party_kind, party_id])
         return int(row[0]) if row else 0
 
-    def hold_settlement(self, held: HeldSettlement, held_at: str) -> str | None:
-        """AM-19: when the creator's fees are frozen, records the settlement as held by the oldest freezing case
-        and returns that case id; otherwise None. In one transaction with the freeze rows locked, so a case that
-        lifts its freeze either sees this row when it releases, or this call sees the freeze lifted."""
+    def hold_settlement(self, held: HeldSettlement, held_at: str, payee_account: str | None = None) -> str | None:
+        """AM-19: when the creator's fees are frozen (or, R-12, their in-flight tasks), or (R-13) the fees of the
+        party `payee_account` belongs to, records the settlement as held by the oldest freezing case and returns
+        that case id; otherwise None. In one transaction with the freeze rows locked, so a case that lifts its
+        freeze either sees this row when it releases, or this call sees the freeze lifted."""
+        payee = payee_party(payee_account)
         with self.db.transaction() as tx:
             first = tx.fetchone("SELECT case_id, released_at FROM penalty_held_settlements WHERE workflow_id = ?",
                                 [held.workflow_id], for_update=True)
             if first is not None:
                 return None if first[1] is not None else str(first[0])
-            case_id = self._freezing_case(tx, held.creator_id, exclude_case=None)
+            case_id = self._freezing_case(tx, held.creator_id, exclude_case=None, payee=payee)
             if case_id is None:
                 return None
+            if payee is not None and payee != held.creator_id:
+                tx.execute("INSERT INTO penalty_held_payees (workflow_id, payee_party) VALUES (?, ?)"
+                           " ON CONFLICT (workflow_id) DO NOTHING", [held.workflow_id, payee])
             tx.execute("INSERT INTO penalty_held_settlements (workflow_id, creator_id, case_id, task_id, content_id,"
                        " fee_fen, held_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        [held.workflow_id, held.creator_id, case_id, held.task_id, held.content_id, held.fee_fen,
@@ -293,7 +346,8 @@ class PenaltyRegister:
                                " ORDER BY held_at, workflow_id LIMIT ?", [case_id, limit], for_update=True)
             free: list[HeldSettlement] = []
             for row in rows:
-                other = self._freezing_case(tx, row[1], exclude_case=case_id)
+                payee = tx.fetchone("SELECT payee_party FROM penalty_held_payees WHERE workflow_id = ?", [row[0]])
+                other = self._freezing_case(tx, row[1], exclude_case=case_id, payee=payee[0] if payee else None)
                 if other is not None:
                     tx.execute("UPDATE penalty_held_settlements SET case_id = ? WHERE workflow_id = ?", [other, row[0]])
                     passed_on += 1
@@ -315,11 +369,28 @@ class PenaltyRegister:
                                " creator_id = ? ORDER BY held_at, workflow_id", [creator_id])
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def _freezing_case(self, tx: Tx, creator_id: str, exclude_case: str | None) -> str | None:
-        rows = tx.fetchall("SELECT case_id FROM penalty_restrictions WHERE party_kind = 'creator' AND party_id = ?"
-                           " AND restriction IN (?, ?) AND lifted_at IS NULL ORDER BY applied_at, case_id",
-                           [creator_id, *FEE_FREEZES], for_update=True)
-        return next((str(r[0]) for r in rows if r[0] != exclude_case), None)
+    def _freezing_case(self, tx: Tx, creator_id: str, exclude_case: str | None, payee: str | None = None
+                       ) -> str | None:
+        rows = tx.fetchall("SELECT case_id, applied_at FROM penalty_restrictions r WHERE party_kind = 'creator' AND"
+                           " party_id = ? AND lifted_at IS NULL AND (restriction IN (?, ?) OR (restriction = ? AND"
+                           " EXISTS (SELECT 1 FROM penalty_holding_freezes h WHERE h.case_id = r.case_id AND"
+                           " h.penalty_id = r.penalty_id)))",
+                           [creator_id, *FEE_FREEZES, IN_FLIGHT_FREEZE], for_update=True)
+        if payee is not None and payee != creator_id:  # R-13: the agency an MCN creator's fees are paid to
+            rows += tx.fetchall("SELECT case_id, applied_at FROM penalty_restrictions WHERE party_kind = 'creator'"
+                                " AND party_id = ? AND restriction IN (?, ?) AND lifted_at IS NULL",
+                                [payee, *FEE_FREEZES], for_update=True)
+        return next((str(r[0]) for r in sorted(rows, key=lambda r: (str(r[1]), str(r[0])))
+                     if r[0] != exclude_case), None)
+
+    def payable_account(self, party_kind: str, party_id: str) -> str:
+        """Where a party's unwithdrawn money is: an agency's payable (R-13), a creator's payable, a client's
+        available balance."""
+        if party_kind != "creator":
+            return f"client:{party_id}:available"
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT kind FROM directory_creators WHERE creator_id = ?", [party_id])
+        return f"agency:{party_id}:payable" if row and row[0] == "agency" else f"creator:{party_id}:payable"
 
     def _sync_flags(self, tx: Tx, party_kind: str, party_id: str) -> None:
         table, key, mapping = (("directory_creators", "creator_id", CREATOR_FLAG_RESTRICTIONS)

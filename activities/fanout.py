@@ -21,6 +21,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.creator_pieces import CreatorPieces
 from workflows.contract.mounted_content import MountedContentInput
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 
@@ -42,13 +43,17 @@ class SignalContentsResult(BaseModel):
 
 
 class FanoutActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, pieces: CreatorPieces | None = None) -> None:
         self.client = client
         self.task_queue = task_queue
+        self.pieces = pieces
 
     @activity.defn(name="fanout.start_content_workflow")
     async def start_content_workflow(self, request: MountedContentInput) -> StartContentResult:
         workflow_id = mounted_content_id(request.task_id, request.content_id)
+        if self.pieces is not None:
+            # recorded before the start, so a freeze of the creator's in-flight tasks finds every piece.
+            self.pieces.record(workflow_id, request.creator_id, request.task_id, request.content_id)
         try:
             await self.client.start_workflow(
                 MOUNTED_CONTENT_WORKFLOW,

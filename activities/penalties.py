@@ -15,22 +15,21 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.creator_pieces import CreatorPieces
 from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
-from workflows.contract.mounted_content import SettlementReleased
+from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
+from workflows.contract.mounted_content import CountingFrozen, CountingResumed, SettlementReleased
+from workflows.contract.names import mount_task_id
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PartyKind, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"
 RELEASE_BATCH = 100  # held settlements signalled per activity call (bounded fan-out)
-
-
-def party_account(party_kind: PartyKind, party_id: str) -> str:
-    """Where a party's unwithdrawn money is: a creator's payable fees, a client's available balance."""
-    return f"creator:{party_id}:payable" if party_kind is PartyKind.CREATOR else f"client:{party_id}:available"
+PIECES_BATCH = 200  # pieces told of a freeze of in-flight tasks per activity call (bounded fan-out)
 
 
 class _Model(BaseModel):
@@ -47,7 +46,11 @@ class PenaltyAction(_Model):
     amount_fen: int | None = None
     deduct_when_final: bool = False
     points: int | None = None
-    at: AwareDatetime  # the business instant of the action (notice, outcome, expiry)
+    at: AwareDatetime  # the business instant of the action (notice, outcome, expiry, lift)
+    task_id: str | None = None  # remove_from_task
+    reason: str | None = None  # lift: the operator's reason (AM-22)
+    # R-12: the case acts on tasks (FREEZES_STAND_PATCH): its freeze of in-flight tasks holds settlements.
+    acts_on_tasks: bool = False
 
 
 class PenaltyEffect(_Model):
@@ -64,6 +67,8 @@ class HoldSettlementRequest(_Model):
     content_id: str
     fee_fen: int = Field(ge=0)
     at: AwareDatetime
+    # R-13: the account the settlement would pay (an MCN creator's agency): a freeze of its party holds it too.
+    payee_account: str | None = None
 
 
 class HoldSettlementResult(_Model):
@@ -96,10 +101,44 @@ class DeductHeldResult(_Model):
     deducted_fen: int
 
 
+class SignalPiecesRequest(_Model):
+    """R-12: tell every piece the creator has had mounted (any task) that a freeze of their in-flight tasks
+    began or ended; one page of at most `limit` pieces after `after`."""
+
+    creator_id: str
+    signal: Literal["counting_frozen", "counting_resumed"]
+    frozen: CountingFrozen | None = None
+    resumed: CountingResumed | None = None
+    after: str = ""
+    limit: int = Field(PIECES_BATCH, ge=1, le=1000)
+
+
+class SignalPiecesResult(_Model):
+    signalled: int
+    last: str  # pass as `after` for the next page
+    more: bool
+
+
+class ActOnTaskRequest(_Model):
+    """R-12: what a removal from a task does to the task: `remove` (a creator's pieces unmounted), `reinstate`
+    (appeal upheld), `cancel` (a removed client's task, AM-7)."""
+
+    case_id: str
+    party_id: str
+    task_id: str
+    action: Literal["remove", "reinstate", "cancel"]
+    at: AwareDatetime
+
+
+class ActOnTaskResult(_Model):
+    outcome: str
+
+
 class PenaltyActivities:
     def __init__(self, ledger: Ledger, register: PenaltyRegister, client: Client | None = None,
                  task_queue: str = "") -> None:
         self.ledger, self.register, self.client, self.task_queue = ledger, register, client, task_queue
+        self.pieces = CreatorPieces(register.db)
 
     # ---- at notice (AM-19) and at the outcome (AM-20, AM-22) ------------------------------------------------
 
@@ -110,7 +149,8 @@ class PenaltyActivities:
             # A fee freeze is also a restriction row: it is what makes the creator's settlements held.
             until = action.until_at.isoformat() if action.until_at else None
             self.register.apply_restriction(action.case_id, action.penalty_id, action.party_kind.value,
-                                            action.party_id, action.kind.value, until, at)
+                                            action.party_id, action.kind.value, until, at, action.task_id,
+                                            holds_settlements=action.acts_on_tasks)
         if action.kind is PenaltyKind.DEDUCT_CREDIT_SCORE:
             assert action.points is not None
             self.register.deduct_credit(action.case_id, action.penalty_id, action.party_kind.value, action.party_id,
@@ -144,9 +184,73 @@ class PenaltyActivities:
 
     @activity.defn(name="penalties.expire")
     def expire(self, action: PenaltyAction) -> PenaltyEffect:
-        """A timed restriction reached its until_at."""
+        """A timed restriction reached its until_at; a timed freeze of fees is unfrozen (AM-22)."""
+        released = self._resolve_hold(action, deduct=False) if action.kind in MONEY else 0
         self.register.lift_restriction(action.case_id, action.penalty_id, "until_at reached", action.at.isoformat())
-        return PenaltyEffect(penalty_id=action.penalty_id)
+        return PenaltyEffect(penalty_id=action.penalty_id, released_fen=released)
+
+    @activity.defn(name="penalties.lift")
+    def lift(self, action: PenaltyAction) -> PenaltyEffect:
+        """AM-22: an operator lifts a standing freeze with a reason: the fees are unfrozen, the restriction lifted."""
+        released = self._resolve_hold(action, deduct=False) if action.kind in MONEY else 0
+        self.register.lift_restriction(action.case_id, action.penalty_id, f"lifted: {action.reason}",
+                                       action.at.isoformat())
+        return PenaltyEffect(penalty_id=action.penalty_id, released_fen=released)
+
+    # ---- acting on tasks (R-12) -------------------------------------------------------------------------------
+
+    @activity.defn(name="penalties.signal_pieces")
+    async def signal_pieces(self, request: SignalPiecesRequest) -> SignalPiecesResult:
+        """One page of the creator's pieces is signalled; a piece already closed is skipped (nothing to freeze).
+        Safe to repeat: a piece ignores a freeze or resumption it already has."""
+        client = self._client()
+        page = self.pieces.of(request.creator_id, request.after, request.limit)
+        payload = request.frozen if request.signal == "counting_frozen" else request.resumed
+        signalled = 0
+        for workflow_id in page:
+            try:
+                await client.get_workflow_handle(workflow_id).signal(request.signal, payload)
+                signalled += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            activity.heartbeat(workflow_id)
+        return SignalPiecesResult(signalled=signalled, last=page[-1] if page else request.after,
+                                  more=len(page) >= request.limit)
+
+    @activity.defn(name="penalties.act_on_task")
+    async def act_on_task(self, request: ActOnTaskRequest) -> ActOnTaskResult:
+        client = self._client()
+        handle = client.get_workflow_handle(mount_task_id(request.task_id))
+        try:
+            if request.action == "remove":
+                await handle.signal("remove_creator", CreatorRemoved(
+                    case_id=request.case_id, creator_id=request.party_id, removed_at=request.at))
+                return ActOnTaskResult(outcome="creator removed")
+            if request.action == "reinstate":
+                await handle.signal("removal_withdrawn", RemovalWithdrawn(case_id=request.case_id,
+                                                                          creator_id=request.party_id))
+                return ActOnTaskResult(outcome="creator may join again")
+            state = await handle.query("state", result_type=MountTaskState)
+            if state.client_id != request.party_id:  # a case names the task; only the penalized client's is cancelled
+                return ActOnTaskResult(outcome=f"not cancelled: task {request.task_id} is not client "
+                                               f"{request.party_id}'s (client {state.client_id})")
+            await handle.execute_update("cancel", CancelRequest(
+                reason=f"client {request.party_id} removed from the task by violation case {request.case_id}",
+                requested_by=request.case_id))
+            return ActOnTaskResult(outcome="task cancelled")
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return ActOnTaskResult(outcome=f"task {request.task_id} is not running")
+        except WorkflowUpdateFailedError as err:  # the validator refused: already ended or cancelled
+            return ActOnTaskResult(outcome=f"not cancelled: {err.cause}")
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise ApplicationError("penalty activities that signal workflows need a Temporal client",
+                                   non_retryable=True)
+        return self.client
 
     # ---- held settlements (AM-19, AM-22) ----------------------------------------------------------------------
 
@@ -155,7 +259,7 @@ class PenaltyActivities:
         case_id = self.register.hold_settlement(
             HeldSettlement(workflow_id=request.workflow_id, creator_id=request.creator_id, case_id="",
                            task_id=request.task_id, content_id=request.content_id, fee_fen=request.fee_fen),
-            request.at.isoformat())
+            request.at.isoformat(), request.payee_account)
         return HoldSettlementResult(held=case_id is not None, case_id=case_id)
 
     @activity.defn(name="penalties.release_held")
@@ -201,7 +305,7 @@ class PenaltyActivities:
         existing = self._existing_amount(key)
         if existing:
             return existing
-        account = party_account(action.party_kind, action.party_id)
+        account = self.register.payable_account(action.party_kind.value, action.party_id)
         available = self.ledger.balance(account).available_fen
         amount = available if action.amount_fen is None else min(action.amount_fen, available)
         if amount <= 0:
@@ -232,8 +336,8 @@ class PenaltyActivities:
         return found[0].amount_fen if found else 0
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.apply, self.withdraw, self.finalize, self.expire, self.hold_settlement, self.release_held,
-                self.deduct_held]
+        return [self.apply, self.withdraw, self.finalize, self.expire, self.lift, self.hold_settlement,
+                self.release_held, self.deduct_held, self.signal_pieces, self.act_on_task]
 
 
 def _key(action: PenaltyAction, step: str) -> str:

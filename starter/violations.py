@@ -36,7 +36,8 @@ async def issue_notice(client: Client, notice: vc.ViolationCaseInput, task_queue
     every problem named, before anything starts (the workflow checks the same and fails otherwise)."""
     problems = [f"penalties[{i}].{problem}" for i, p in enumerate(notice.penalties) for problem in penalty_problems(
         notice.party_kind, p.kind, until_at=p.until_at, amount_fen=p.amount_fen, points=p.points,
-        deduct_when_final=p.deduct_when_final, notice_at=notice.notice_at)]
+        deduct_when_final=p.deduct_when_final, notice_at=notice.notice_at,
+        task_id=p.task_id)]
     if problems:
         raise Refused("PenaltyNoticeRefused", problems)
     workflow_id = violation_case_id(notice.case_id)
@@ -62,6 +63,11 @@ async def decide_appeal(client: Client, case_id: str, request: vc.DecideAppealRe
 
 async def mark_complex(client: Client, case_id: str, request: vc.MarkComplexRequest) -> vc.ViolationCaseState:
     return await _update(client, violation_case_id(case_id), "mark_complex", request, vc.ViolationCaseState)
+
+
+async def lift_freeze(client: Client, case_id: str, request: vc.LiftFreezeRequest) -> vc.ViolationCaseState:
+    """AM-22: an operator lifts a standing freeze with a reason."""
+    return await _update(client, violation_case_id(case_id), "lift_freeze", request, vc.ViolationCaseState)
 
 
 async def case_state(client: Client, case_id: str) -> vc.ViolationCaseState:

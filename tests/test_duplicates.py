@@ -39,6 +39,7 @@ from starter.client import Refused
 from tests import helpers as h
 from tests import test_xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
+from tests.duplicates_penalties import TestR12AM22DuplicatePenaltyMessages  # noqa: F401 (collected here)
 from tests.privacy_helpers import PHONE, eventually, fixed_calendar, person, vault
 from tests.violation_helpers import case_when, earn, start_case
 from worker import WORKFLOWS
@@ -917,6 +918,10 @@ MountTaskWorkflow budget_exhausted test_am_10_budget_exhausted_signal_twice_ends
     ignored: the period has ended
 MountTaskWorkflow content_closed test_am_12_content_closed_reported_again_counts_the_piece_once
     ignored: the piece is already settled; totals and ledger unchanged
+MountTaskWorkflow remove_creator test_r_12_am_22_penalty_messages_twice_change_nothing
+    ignored: the creator is already removed by that case (tests/duplicates_penalties.py)
+MountTaskWorkflow removal_withdrawn test_r_12_am_22_penalty_messages_twice_change_nothing
+    ignored: no removal by that case left
 MountedContentWorkflow report_conversions test_r_1_report_conversions_twice_counts_the_batch_once
     ignored: the event id is known (R-1)
 MountedContentWorkflow void_conversions test_r_1_void_conversions_twice_gives_the_batch_back_once
@@ -931,6 +936,10 @@ MountedContentWorkflow task_period_ended test_am_14_am_7_content_revoked_and_tas
     ignored: not earlier than the end recorded
 MountedContentWorkflow settlement_released test_am_22_settlement_released_twice_releases_once
     ignored: released already
+MountedContentWorkflow counting_frozen test_r_12_am_22_penalty_messages_twice_change_nothing
+    ignored: the piece has that case's freeze already
+MountedContentWorkflow counting_resumed test_r_12_am_22_penalty_messages_twice_change_nothing
+    ignored: the freeze has ended (or was withdrawn) already
 MountedContentWorkflow raise_dispute test_am_11_am_17_raise_and_resolve_dispute_twice
     refused (ValueError): 'dispute d1 ... is open'
 MountedContentWorkflow resolve_dispute test_am_11_am_17_raise_and_resolve_dispute_twice
@@ -941,6 +950,8 @@ ViolationCaseWorkflow mark_complex test_am_20_21_22_appeal_mark_complex_and_deci
     refused (ValueError): 'already marked complex at ...' (message fixed)
 ViolationCaseWorkflow decide_appeal test_am_20_21_22_appeal_mark_complex_and_decide_twice
     refused (ValueError): 'already decided: rejected' (message fixed)
+ViolationCaseWorkflow lift_freeze test_r_12_am_22_penalty_messages_twice_change_nothing
+    refused (ValueError): 'p1 was lifted by op-3 at ...: reason'
 XingguangTaskWorkflow order test_xg_1_3_order_materials_and_provider_twice
     answers with the first answer (update-with-start); no second freeze
 XingguangTaskWorkflow review_materials test_xg_1_3_order_materials_and_provider_twice

@@ -149,7 +149,7 @@ class TestAM18AM19PenaltiesActAtNotice:
                              party_kind=vc.PartyKind.CLIENT)
         assert refused.value.kind == "PenaltyNoticeRefused"
         assert refused.value.reasons == [("penalties[1].kind: deduct_credit_score is not a penalty for a client "
-                                          "(allowed: ban_account, bar_from_mount_tasks, deduct_fees, freeze_fees, "
+                                          "(allowed: ban_account, bar_from_mount_tasks, deduct_fees, freeze_fees, remove_from_task, "
                                           "restrict_account)")]
 
     async def test_am_18_the_workflow_refuses_a_misfit_penalty_started_around_the_helper(self, ctx: Ctx) -> None:
@@ -232,7 +232,7 @@ class TestAM22AppealOutcome:
         assert (result.stage, result.deducted_fen) == (vc.CaseStage.WITHDRAWN, 0)
 
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
-    async def test_am_22_rejected_stands_and_deducts(self, ctx: Ctx) -> None:
+    async def test_am_22_rejected_deducts_the_marked_freeze_and_the_other_stands_until_lifted(self, ctx: Ctx) -> None:
         creator(ctx.a, "cr-1", mount_barred=False)
         earn(ctx.a, "cr-1", 5_000, f"seed-{ctx.uid}")
         case = f"v-{ctx.uid}"
@@ -242,10 +242,18 @@ class TestAM22AppealOutcome:
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
             decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
         assert [(p.status, p.deducted_fen) for p in decided.penalties] == [
-            (vc.PenaltyStatus.DEDUCTED, 3_000), (vc.PenaltyStatus.RELEASED, 0)]  # only the marked one deducts
+            (vc.PenaltyStatus.DEDUCTED, 3_000), (vc.PenaltyStatus.FINAL, 0)]  # only the marked one deducts
+        assert decided.stage is vc.CaseStage.FINAL  # the other freeze stands (AM-22): the case stays open
+        payable = ctx.a.ledger.balance("creator:cr-1:payable")
+        assert (payable.balance_fen, payable.available_fen) == (2_000, 1_000)
+        lifted = await case_update(ctx.client, case, "lift_freeze", vc.LiftFreezeRequest(
+            penalty_id="p2", operator_id="op-3", reason="cooperated with the review"), vc.ViolationCaseState)
+        assert (lifted.penalties[1].status, lifted.penalties[1].lifted_by) == (vc.PenaltyStatus.LIFTED, "op-3")
         payable = ctx.a.ledger.balance("creator:cr-1:payable")
         assert (payable.balance_fen, payable.available_fen) == (2_000, 2_000)
         assert ctx.a.ledger.balance("platform:penalties").balance_fen == 3_000
+        result = await finish(ctx, f"violation:{case}", vc.ViolationCaseResult)
+        assert (result.stage, result.deducted_fen) == (vc.CaseStage.CLOSED, 3_000)
         ctx.a.ledger.check_conservation()
 
     @pytest.mark.replace_activities.with_args(NINE_DAYS)

@@ -231,7 +231,8 @@ class DisputesAndHolds:
         result = await workflow.execute_activity(
             "penalties.hold_settlement",
             HoldSettlementRequest(creator_id=s.creator_id, workflow_id=self._workflow_id(), task_id=s.task_id,
-                                  content_id=s.content_id, fee_fen=fee_fen, at=workflow.now()),
+                                  content_id=s.content_id, fee_fen=fee_fen, at=workflow.now(),
+                                  payee_account=s.payee_account),
             result_type=HoldSettlementResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
         if not result.held or s.settlement_hold is not None:  # not held, or released already meanwhile
             return result.held and s.settlement_hold is not None and s.settlement_hold.released_at is None

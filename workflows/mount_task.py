@@ -51,6 +51,7 @@ from workflows.common import (
     stage_attributes,
     until,
 )
+from workflows.task_penalties import TaskPenalties
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
@@ -77,7 +78,7 @@ def refused(kind: str, reasons: list[str]) -> ApplicationError:
 
 
 @workflow.defn(name=MOUNT_TASK_WORKFLOW)
-class MountTaskWorkflow:
+class MountTaskWorkflow(TaskPenalties):
     @workflow.init
     def __init__(self, input: c.MountTaskInput) -> None:
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
@@ -231,7 +232,7 @@ class MountTaskWorkflow:
             "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
-        reasons = creator_join_refusals(facts)
+        reasons = creator_join_refusals(facts, s.task_id)
         if reasons:
             raise refused("JoinRefused", reasons)
         if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
@@ -263,6 +264,7 @@ class MountTaskWorkflow:
         s = self.s
         assert s.period_end_at is not None and s.client_id is not None and s.request is not None
         assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
+        await self._refuse_a_penalized_mount(request)  # R-12 (task_penalties.py)
         piece = s.pieces.get(request.content_id)
         if piece is None:
             piece = c.PieceEntry(content_id=request.content_id, creator_id=request.creator_id,
@@ -302,6 +304,9 @@ class MountTaskWorkflow:
         entry = s.creators.get(request.creator_id)
         if entry is None:
             raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
+        if entry.removed_by_case is not None:  # R-12 (task_penalties.py)
+            raise ValueError(f"creator_id: creator {request.creator_id} was removed from task {s.task_id} by "
+                             f"violation case {entry.removed_by_case}")
         if not entry.authorization_in_force:
             raise ValueError(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id}"
                              " and has not joined again")

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.content_disputes import DisputesAndHolds
+from workflows.content_freezes import CountingFreezes
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
 # Runs that record this marker leave their closure in the ledger only; older runs also send content_closed.
@@ -54,7 +55,7 @@ HOLD_IN_LEDGER = "am-13-hold-recorded-in-ledger"
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
-class MountedContentWorkflow(DisputesAndHolds):
+class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
     @workflow.init
     def __init__(self, input: c.MountedContentInput) -> None:
         if input.carried_state is not None:
@@ -192,10 +193,12 @@ class MountedContentWorkflow(DisputesAndHolds):
         return self.s
 
     # ---------------------------------------------------------------- internals
-    def _counts(self, record: c.BatchRecord) -> bool:
+    def _counts(self, record: c.BatchRecord, *, for_release: bool = False) -> bool:
+        """`for_release`: whether an accrued batch keeps its grant; one in a freeze still standing does (R-12,
+        content_freezes.py), one that is not accrued yet waits."""
         return self.s.disposed_at is None and conversion_counts(
             record.occurred_at, self.s.mounted_at, self.s.counting_stops_at, record.cheating,
-            self.s.budget_exhausted_at)
+            self.s.budget_exhausted_at) and not self._frozen(record.occurred_at, standing_too=not for_release)
 
     def _period_ended_at(self, ended_at: datetime) -> None:
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
@@ -215,7 +218,8 @@ class MountedContentWorkflow(DisputesAndHolds):
         self._interval_moved = True  # the loop looks again: the unmount may be due now
 
     def _to_release(self) -> list[str]:
-        return [eid for eid, b in self.s.batches.items() if b.counted > 0 and (b.voided or not self._counts(b))]
+        return [eid for eid, b in self.s.batches.items()
+                if b.counted > 0 and (b.voided or not self._counts(b, for_release=True))]
 
     def _unmount_due(self) -> bool:
         s = self.s

@@ -4,7 +4,9 @@ Every penalty takes effect when the notice is issued (AM-19) through the directo
 appeal within 7 days of the notice, half-open (AM-20); not appealed, the case becomes final (a freeze marked to be
 deducted is deducted). An appeal is answered within 7 working days (AM-21) or escalated; `mark_complex` lifts that
 deadline and the case stays listed as `appeal_complex`. Upheld: every penalty is withdrawn and the settlements held
-while the creator's fees were frozen are paid; rejected: final (AM-22). Timed restrictions end at their `until_at`.
+while the creator's fees were frozen are paid; rejected: final (AM-22). Timed restrictions end at their `until_at`;
+a freeze stands after finality until its `until_at` or an operator's `lift_freeze` (AM-22). What a case does to
+tasks (R-12) is in workflows/case_effects.py.
 All changes to the world happen in the run loop, one at a time; handlers record and wake it.
 """
 
@@ -27,21 +29,26 @@ with workflow.unsafe.imports_passed_through():
         appeal_refusal,
         appeal_window_closes_at,
         deducts_all_fees,
+        liftable,
         penalty_problems,
     )
     from workflows.rules.working_days import APPEAL_ANSWER_WORKING_DAYS
 
 from workflows import metrics
+from workflows.case_effects import CaseEffects
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.deadlines import working_days_deadline
 
-ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED)
+ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED,
+         c.PenaltyStatus.LIFTED)
 OPEN_APPEAL = (c.CaseStage.APPEALED, c.CaseStage.APPEAL_COMPLEX)
 RELEASE_TIMEOUT = timedelta(minutes=5)
+# Cases that record this marker act on tasks (R-12) and keep freezes standing after finality (AM-22).
+FREEZES_STAND_PATCH = "r-12-penalties-act-on-tasks-am-22-freezes-stand"
 
 
 @workflow.defn(name=VIOLATION_CASE_WORKFLOW)
-class ViolationCaseWorkflow:
+class ViolationCaseWorkflow(CaseEffects):
     @workflow.init
     def __init__(self, input: c.ViolationCaseInput) -> None:
         self.s = input.carried_state or c.ViolationCaseState(
@@ -49,7 +56,7 @@ class ViolationCaseWorkflow:
             issued_by=input.issued_by, notice_at=input.notice_at,
             appeal_window_closes_at=appeal_window_closes_at(input.notice_at),
             penalties=[c.PenaltyRecord(penalty_id=f"p{i}", kind=p.kind, until_at=p.until_at, amount_fen=p.amount_fen,
-                                       deduct_when_final=p.deduct_when_final, points=p.points)
+                                       deduct_when_final=p.deduct_when_final, points=p.points, task_id=p.task_id)
                        for i, p in enumerate(input.penalties, start=1)],
         )
         self._wake = False
@@ -61,10 +68,12 @@ class ViolationCaseWorkflow:
         self._run_length = RunLength()
         problems = [f"penalties[{i}].{p}" for i, pen in enumerate(input.penalties) for p in penalty_problems(
             input.party_kind, pen.kind, until_at=pen.until_at, amount_fen=pen.amount_fen, points=pen.points,
-            deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at)]
+            deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at, task_id=pen.task_id)]
         if problems:
             raise ApplicationError("; ".join(problems), {"reasons": problems}, type="PenaltyNoticeRefused",
                                    non_retryable=True)
+        if not s.freezes_stand and workflow.patched(FREEZES_STAND_PATCH):
+            s.freezes_stand = True
         key = SA.CREATOR_ID if s.party_kind is PartyKind.CREATOR else SA.CLIENT_ID
         workflow.upsert_search_attributes([key.value_set(s.party_id)])
         await self._apply_penalties()  # AM-19: at notice; an appeal does not suspend them
@@ -102,6 +111,7 @@ class ViolationCaseWorkflow:
     async def _act_on_what_is_due(self) -> None:
         s, now = self.s, workflow.now()
         await self._expire_timed_restrictions()
+        await self._apply_lifts()
         appeal = s.appeal
         if s.stage is c.CaseStage.IN_FORCE and appeal is None and now >= s.appeal_window_closes_at:
             await self._make_final(f"not appealed by {business_time(s.appeal_window_closes_at)}")
@@ -114,7 +124,7 @@ class ViolationCaseWorkflow:
                   and now >= appeal.answer_due_at):
                 self._escalate(f"appeal of {business_time(appeal.appealed_at)} unanswered past "
                                f"{business_time(appeal.answer_due_at)} (7 working days, AM-21)")
-        if s.stage is c.CaseStage.FINAL and not self._timed_restrictions_left():
+        if s.stage is c.CaseStage.FINAL and not self._timed_restrictions_left() and not self._standing_freezes():
             s.stage = c.CaseStage.CLOSED
         self._plan_next_deadline()
 
@@ -207,6 +217,8 @@ class ViolationCaseWorkflow:
         for penalty in self.s.penalties:
             if penalty.status is c.PenaltyStatus.PENDING:
                 effect = await self._penalty_activity("penalties.apply", penalty, self.s.notice_at)
+                if self.s.freezes_stand:
+                    await self._act_at_notice(penalty)
                 penalty.status, penalty.applied_at, penalty.frozen_fen = (
                     c.PenaltyStatus.IN_FORCE, self.s.notice_at, effect.frozen_fen)
 
@@ -215,6 +227,8 @@ class ViolationCaseWorkflow:
         s, now = self.s, workflow.now()
         for penalty in s.penalties:
             if penalty.status not in ENDED:
+                if s.freezes_stand:  # tasks and pieces first, while the register still holds their settlements
+                    await self._undo_at_withdrawal(penalty, now)
                 await self._penalty_activity("penalties.withdraw", penalty, now)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.WITHDRAWN, now
         metrics.escalation("violation", s.escalated, False)
@@ -223,12 +237,16 @@ class ViolationCaseWorkflow:
         s.stage, s.withdrawn_at = c.CaseStage.WITHDRAWN, now
 
     async def _make_final(self, why: str) -> None:
-        """AM-20/AM-22: penalties stand; a freeze marked to deduct is deducted, other freezes are unfrozen."""
+        """AM-20/AM-22: penalties stand; a freeze marked to deduct is deducted; other freezes stand until their
+        until_at or an operator's lift (cases before FREEZES_STAND_PATCH unfroze them here)."""
         s, now = self.s, workflow.now()
         workflow.logger.info("case %s final: %s", s.case_id, why)
         deduct_held = False
         for penalty in s.penalties:
             if penalty.status in ENDED:
+                continue
+            if s.freezes_stand and liftable(penalty.kind, penalty.deduct_when_final):
+                penalty.status = c.PenaltyStatus.FINAL
                 continue
             effect = await self._penalty_activity("penalties.finalize", penalty, now)
             if penalty.kind in (c.PenaltyKind.FREEZE_FEES, c.PenaltyKind.DEDUCT_FEES):
@@ -241,7 +259,8 @@ class ViolationCaseWorkflow:
                 penalty.status = c.PenaltyStatus.FINAL
         metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
-        await self._release_held_settlements("deducted" if deduct_held else "paid")
+        if deduct_held or not s.freezes_stand or not self._holds_standing():
+            await self._release_held_settlements("deducted" if deduct_held else "paid")
         s.stage, s.final_at = c.CaseStage.FINAL, now
 
     async def _expire_timed_restrictions(self) -> None:
@@ -249,8 +268,11 @@ class ViolationCaseWorkflow:
         for penalty in self.s.penalties:
             if (penalty.kind in TIMED and penalty.until_at is not None and penalty.until_at <= now
                     and penalty.status in (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)):
+                if self.s.freezes_stand:  # pieces first, while the register still holds their settlements
+                    await self._freeze_ended(penalty, penalty.until_at, withdrawn=False)
                 await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.EXPIRED, penalty.until_at
+                await self._release_if_nothing_holds()
 
     async def _release_held_settlements(self, outcome: Literal["paid", "deducted"]) -> None:
         """Bounded batches: each call signals at most a batch of held content workflows."""
@@ -273,14 +295,16 @@ class ViolationCaseWorkflow:
                 break
         s.held_settlements.done = True
 
-    async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime) -> PenaltyEffect:
+    async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime,
+                                reason: str | None = None) -> PenaltyEffect:
         s = self.s
         effect: PenaltyEffect = await workflow.execute_activity(
             name,
             PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
                           party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
                           amount_fen=penalty.amount_fen, deduct_when_final=penalty.deduct_when_final,
-                          points=penalty.points, at=at),
+                          points=penalty.points, at=at, task_id=penalty.task_id, reason=reason,
+                          acts_on_tasks=s.freezes_stand),
             result_type=PenaltyEffect, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             summary=f"{name.split('.')[1]} {penalty.penalty_id} {penalty.kind.value}")
         return effect
@@ -325,7 +349,7 @@ class ViolationCaseWorkflow:
                 f" by {business_time(appeal.answer_due_at)}" if appeal and appeal.answer_due_at else ""),
             c.CaseStage.APPEAL_COMPLEX: "appeal marked complex: no answer deadline" + (
                 f" (was {business_time(appeal.answer_due_at)})" if appeal and appeal.answer_due_at else ""),
-            c.CaseStage.FINAL: "final; timed restrictions still running",
+            c.CaseStage.FINAL: "final; timed restrictions or freezes still standing",
             c.CaseStage.WITHDRAWN: "appeal upheld: every penalty withdrawn",
             c.CaseStage.CLOSED: "final and closed",
         }[s.stage]

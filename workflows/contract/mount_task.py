@@ -133,6 +133,7 @@ class CreatorEntry(StateModel):
     joined_at: datetime
     authorization_in_force: bool = True
     revoked_all_at: datetime | None = None
+    removed_by_case: str | None = None  # R-12: removed from this task (清退) by that violation case
 
 
 class PieceEntry(StateModel):
@@ -213,6 +214,23 @@ class ContentClosedSignal(ContractModel):
 
 class BudgetExhaustedSignal(ContractModel):
     exhausted_at: Instant
+
+
+# Sent by a violation case (through an activity), not for outside callers.
+class CreatorRemoved(ContractModel):
+    """R-12 (清退): every piece of the creator in this task is unmounted at `removed_at`; rejoining is refused
+    while the case's penalty stands (the directory names the case)."""
+
+    case_id: Identifier
+    creator_id: Identifier
+    removed_at: Instant
+
+
+class RemovalWithdrawn(ContractModel):
+    """R-12: the appeal was upheld: the creator may join again."""
+
+    case_id: Identifier
+    creator_id: Identifier
 
 
 MountTaskInput.model_rebuild()

@@ -125,6 +125,26 @@ class SettlementReleased(ContractModel):
     released_at: Instant
 
 
+class CountingFrozen(ContractModel):
+    """R-12: sent by a violation case that freezes the creator's in-flight tasks: conversions from `frozen_at` do
+    not count while the freeze stands, and the piece's settlement is held (AM-19)."""
+
+    case_id: Identifier
+    penalty_id: Identifier
+    frozen_at: Instant
+
+
+class CountingResumed(ContractModel):
+    """R-12: the freeze ended. `withdrawn` (appeal upheld): as if it had never been, conversions during it count;
+    otherwise (its end reached, or lifted by an operator) counting resumes at `resumed_at` and those during it
+    never count."""
+
+    case_id: Identifier
+    penalty_id: Identifier
+    resumed_at: Instant
+    withdrawn: bool
+
+
 class ContentStage(StrEnum):
     MOUNTED = "mounted"  # billing period running, component mounted
     PUBLICITY = "publicity"  # billing period over, unmounted, window open for disputes
@@ -176,6 +196,14 @@ class SettlementHold(StateModel):
     deducted_fen: int = 0
 
 
+class CountingFreeze(StateModel):
+    case_id: str
+    penalty_id: str
+    frozen_at: datetime
+    resumed_at: datetime | None = None  # conversions in [frozen_at, resumed_at) never count
+    withdrawn: bool = False  # appeal upheld: the freeze no longer excludes anything
+
+
 class MountedContentState(StateModel):
     task_id: str
     content_id: str
@@ -215,6 +243,8 @@ class MountedContentState(StateModel):
     settlement_hold: SettlementHold | None = None
     # AM-13: when this piece told the ledger its settlement is held (its task keeps a reserve for it).
     hold_recorded_at: datetime | None = None
+    # R-12: freezes of the creator's in-flight tasks this piece was told of.
+    counting_freezes: list[CountingFreeze] = Field(default_factory=list)
     escalated: bool = False
     escalation_reason: str | None = None
 

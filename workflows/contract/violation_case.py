@@ -29,6 +29,7 @@ class Penalty(ContractModel):
     amount_fen: PositiveFen | None = None
     deduct_when_final: bool = False
     points: int | None = Field(None, strict=True, gt=0, le=1000)
+    task_id: Identifier | None = None  # remove_from_task: the task the party is removed from (R-12)
 
 
 class ViolationCaseInput(ContractModel):
@@ -66,11 +67,21 @@ class MarkComplexRequest(ContractModel):
     note: Text = Field(min_length=1)
 
 
+class LiftFreezeRequest(ContractModel):
+    """AM-22: an operator lifts a standing freeze (of fees, or of in-flight tasks) with a reason. A freeze marked
+    to be deducted cannot be lifted: it is deducted when the case is final."""
+
+    penalty_id: Identifier
+    operator_id: Identifier
+    reason: Text = Field(min_length=1)
+
+
 class CaseStage(StrEnum):
     IN_FORCE = "in_force"  # penalties act; the appeal window is open
     APPEALED = "appealed"  # waiting for the operator's answer (7 working days)
     APPEAL_COMPLEX = "appeal_complex"  # marked complex: no deadline, still listed
-    FINAL = "final"  # not appealed, or appeal rejected: penalties stand (timed ones run to their end)
+    FINAL = "final"  # not appealed, or appeal rejected: penalties stand (timed ones run to their end, freezes
+    # until their end or an operator's lift_freeze)
     WITHDRAWN = "withdrawn"  # appeal upheld: every penalty withdrawn
     CLOSED = "closed"  # final and every timed restriction has run out
 
@@ -83,6 +94,7 @@ class PenaltyStatus(StrEnum):
     RELEASED = "released"  # final: a freeze not marked to deduct was unfrozen
     EXPIRED = "expired"  # a timed restriction reached its until_at
     WITHDRAWN = "withdrawn"  # appeal upheld
+    LIFTED = "lifted"  # a freeze lifted by an operator with a reason (AM-22)
 
 
 class PenaltyRecord(StateModel):
@@ -96,7 +108,11 @@ class PenaltyRecord(StateModel):
     applied_at: datetime | None = None
     frozen_fen: int = 0  # held in the ledger at notice
     deducted_fen: int = 0
-    ended_at: datetime | None = None  # withdrawn, released, deducted or expired
+    ended_at: datetime | None = None  # withdrawn, released, deducted, expired or lifted
+    task_id: str | None = None  # remove_from_task
+    lift_requested_at: datetime | None = None
+    lifted_by: str | None = None
+    lift_reason: str | None = None
 
 
 class AppealRecord(StateModel):
@@ -135,6 +151,8 @@ class ViolationCaseState(StateModel):
     final_at: datetime | None = None
     withdrawn_at: datetime | None = None
     held_settlements: HeldSettlements = HeldSettlements()
+    # Cases started with R-12/AM-22 (patch): freezes stand after finality; penalties act on tasks.
+    freezes_stand: bool = False
     escalated: bool = False
     escalation_reason: str | None = None
     next_deadline_at: datetime | None = None

@@ -28,23 +28,33 @@ class PenaltyKind(StrEnum):
     BAR_FROM_MOUNT_TASKS = "bar_from_mount_tasks"  # for good
     RESTRICT_ACCOUNT = "restrict_account"  # for a time or for good
     BAN_ACCOUNT = "ban_account"
+    # R-12 (AM 四(一)3-4 清退): removed from the task named by `task_id`: a creator's pieces there are unmounted and
+    # rejoining is refused; a client's task is cancelled (AM-7).
+    REMOVE_FROM_TASK = "remove_from_task"
 
 
 RESTRICTIONS = frozenset({
     PenaltyKind.RESTRICT_EVENT_SIGNUPS, PenaltyKind.FREEZE_IN_FLIGHT_TASKS, PenaltyKind.CLOSE_ORDER_TAKING,
     PenaltyKind.BAR_FROM_MOUNT_TASKS, PenaltyKind.RESTRICT_ACCOUNT, PenaltyKind.BAN_ACCOUNT,
+    PenaltyKind.REMOVE_FROM_TASK,
 })
 MONEY = frozenset({PenaltyKind.FREEZE_FEES, PenaltyKind.DEDUCT_FEES})
-# A restriction that may end at a set instant; the others are for good once final.
+# A restriction that may end at a set instant; the others are for good once final. AM-22: a freeze of fees may
+# be set to end too (one marked to be deducted may not: it is deducted when final).
 TIMED = frozenset({PenaltyKind.CLOSE_ORDER_TAKING, PenaltyKind.RESTRICT_ACCOUNT,
-                   PenaltyKind.RESTRICT_EVENT_SIGNUPS, PenaltyKind.FREEZE_IN_FLIGHT_TASKS})
-# AM-18: "clients can be penalized likewise (restrict, bar, freeze, deduct)".
+                   PenaltyKind.RESTRICT_EVENT_SIGNUPS, PenaltyKind.FREEZE_IN_FLIGHT_TASKS, PenaltyKind.FREEZE_FEES})
+# AM-18: "clients can be penalized likewise (restrict, bar, freeze, deduct)"; R-12: and removed from a task.
 FOR_CLIENTS = frozenset({PenaltyKind.RESTRICT_ACCOUNT, PenaltyKind.BAN_ACCOUNT, PenaltyKind.BAR_FROM_MOUNT_TASKS,
-                         PenaltyKind.FREEZE_FEES, PenaltyKind.DEDUCT_FEES})
+                         PenaltyKind.FREEZE_FEES, PenaltyKind.DEDUCT_FEES, PenaltyKind.REMOVE_FROM_TASK})
+# AM-19, R-12: penalties under which the party's settlements are held (not paid) while they stand.
+HOLDS_SETTLEMENTS = frozenset({PenaltyKind.FREEZE_FEES, PenaltyKind.DEDUCT_FEES, PenaltyKind.FREEZE_IN_FLIGHT_TASKS})
+# AM-22: freezes that stand after a rejected appeal until their until_at or an operator's lift (with a reason).
+LIFTABLE = frozenset({PenaltyKind.FREEZE_FEES, PenaltyKind.FREEZE_IN_FLIGHT_TASKS})
 
 
 def penalty_problems(party: PartyKind, kind: PenaltyKind, *, until_at: datetime | None, amount_fen: int | None,
-                     points: int | None, deduct_when_final: bool, notice_at: datetime) -> list[str]:
+                     points: int | None, deduct_when_final: bool, notice_at: datetime,
+                     task_id: str | None = None) -> list[str]:
     """Why a penalty cannot be issued as asked (empty when it can). Each problem names its field."""
     problems: list[str] = []
     if party is PartyKind.CLIENT and kind not in FOR_CLIENTS:
@@ -63,7 +73,18 @@ def penalty_problems(party: PartyKind, kind: PenaltyKind, *, until_at: datetime 
         problems.append(f"points: only deduct_credit_score takes points; {kind.value} takes none")
     if deduct_when_final and kind is not PenaltyKind.FREEZE_FEES:
         problems.append("deduct_when_final: only a freeze_fees penalty can be marked to be deducted")
+    if deduct_when_final and until_at is not None:
+        problems.append("until_at: a freeze marked to be deducted has no end: it is deducted when the case is final")
+    if kind is PenaltyKind.REMOVE_FROM_TASK and not task_id:
+        problems.append("task_id: remove_from_task needs the task the party is removed from")
+    if task_id is not None and kind is not PenaltyKind.REMOVE_FROM_TASK:
+        problems.append(f"task_id: only remove_from_task names a task; {kind.value} takes none")
     return problems
+
+
+def liftable(kind: PenaltyKind, deduct_when_final: bool) -> bool:
+    """AM-22: an operator may lift a standing freeze with a reason; one to be deducted is deducted, not lifted."""
+    return kind in LIFTABLE and not deducts_when_final(kind, deduct_when_final)
 
 
 def deducts_when_final(kind: PenaltyKind, deduct_when_final: bool) -> bool:

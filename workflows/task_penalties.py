@@ -1,0 +1,79 @@
+"""Penalties acting on a mount task (R-12): a mixin of MountTaskWorkflow.
+
+- A new mount of a creator whom a violation case restricts, bars, closes for orders, freezes or removed from this
+  task is refused (`MountRefused`, each reason naming the case); joining is refused the same way (`JoinRefused`,
+  through the directory's facts, eligibility.creator_join_refusals).
+- `remove_creator` (sent by the case, 清退): every piece of the creator here is unmounted at the notice instant,
+  as a revocation of all (AM-15) that the creator did not ask for; `removal_withdrawn` (appeal upheld) clears the
+  mark, and the creator may join again (the register no longer refuses them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.directory import PartyRequest
+    from workflows.contract import mount_task as c
+    from workflows.contract.mounted_content import ContentRevoked, TaskPeriodEnded
+    from workflows.rules.eligibility import CreatorFacts, creator_penalty_refusals
+
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+
+# Runs that record this marker ask the directory about penalties before accepting a new mount.
+MOUNT_PENALTY_PATCH = "r-12-mount-refused-by-penalty"
+
+
+class TaskPenalties:
+    s: c.MountTaskState
+
+    def _signal_pieces(self, content_ids: list[str], signal: str, payload: ContentRevoked | TaskPeriodEnded
+                       ) -> Awaitable[None]:
+        raise NotImplementedError
+
+    async def _refuse_a_penalized_mount(self, request: c.ReportMountRequest) -> None:
+        """R-12: no new mount of a penalized creator, in any task; the refusal names each case."""
+        if request.content_id in self.s.pieces or not workflow.patched(MOUNT_PENALTY_PATCH):
+            return
+        # A local activity: one marker event, not an activity's three and a workflow task's, on a path taken by
+        # every mount (a run's length is counted in mounts: mount_task.TASK_MESSAGES_PER_RUN).
+        facts = await workflow.execute_local_activity(
+            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        reasons = creator_penalty_refusals(facts, self.s.task_id)
+        if reasons:
+            raise ApplicationError("; ".join(reasons), {"reasons": reasons}, type="MountRefused",
+                                   non_retryable=True)
+
+    @workflow.signal(name="remove_creator")
+    async def remove_creator(self, signal: c.CreatorRemoved) -> None:
+        """R-12 (清退): the creator's pieces in this task are unmounted at once; what they earned before the notice
+        settles as the case's fee penalties say (held, then paid, frozen or deducted)."""
+        s = self.s
+        s.messages_this_run += 1
+        entry = s.creators.get(signal.creator_id)
+        if entry is None or entry.removed_by_case == signal.case_id:
+            return  # never joined (the directory refuses their joining), or told twice
+        now = workflow.now()
+        at: datetime = min(signal.removed_at, now)
+        entry.removed_by_case = signal.case_id
+        if entry.authorization_in_force:
+            entry.authorization_in_force, entry.revoked_all_at = False, now
+        removed = [p for p in s.pieces.values()
+                   if p.creator_id == signal.creator_id and p.revoked_at is None and p.status == "mounted"]
+        for piece in removed:
+            piece.revoked_at, piece.status = at, "unmounted"
+        await self._signal_pieces([p.content_id for p in removed], "content_revoked",
+                                  ContentRevoked(revoked_at=at, scope="all"))
+
+    @workflow.signal(name="removal_withdrawn")
+    def removal_withdrawn(self, signal: c.RemovalWithdrawn) -> None:
+        self.s.messages_this_run += 1
+        entry = self.s.creators.get(signal.creator_id)
+        if entry is not None and entry.removed_by_case == signal.case_id:
+            entry.removed_by_case = None
