@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -27,10 +28,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter import config
 from starter.codec import KeyRing, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.names import (
     CONTINUE_AS_NEW_DUE,
     MOUNT_TASK_WORKFLOW,
@@ -56,13 +58,21 @@ class Refused(Exception):
 
 async def connect(address: str | None = None, namespace: str | None = None, keys: KeyRing | None = None,
                   **options: Any) -> Client:
-    """A client with the project's data converter and payload codec (PR-6). Defaults: TEMPORAL_ADDRESS
-    (127.0.0.1:7233), TEMPORAL_NAMESPACE, and the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else
-    .data/payload-keys). Without keys every plain payload works; sending or reading a personal one is refused."""
-    return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-                                namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-                                data_converter=codec_data_converter(keys if keys is not None else load_keys()),
-                                **options)
+    """A client with the project's data converter and payload codec (PR-6). Defaults (starter/config.py):
+    TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE, else the embedded run's server (its state file), else
+    127.0.0.1:7233; the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else PAYLOAD_KEYS_FILE, else the
+    embedded run's key file). Without keys every plain payload works; sending or reading a personal one is
+    refused."""
+    state = config.read_state()
+    if keys is None:
+        keys = load_keys(config.payload_key_env(os.environ, state))
+    return await Client.connect(address or temporal_address(os.environ, state),
+                                namespace=namespace or config.namespace(os.environ, state),
+                                data_converter=codec_data_converter(keys), **options)
+
+
+def temporal_address(env: Mapping[str, str], state: config.RunState | None) -> str:
+    return env.get("TEMPORAL_ADDRESS") or (state.temporal_address if state is not None else "127.0.0.1:7233")
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:
