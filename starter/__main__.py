@@ -2,8 +2,9 @@
 
 Talks to Temporal and reads or writes the directory and ledger database directly, the same ones the worker uses:
 from anywhere in the checkout it finds the running `scripts/run.sh` (its server, ledger, payload keys and task
-queue, from the state file .data/run.json); TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, LEDGER_DSN,
-PAYLOAD_KEYS and PAYLOAD_KEYS_FILE override it (starter/config.py). A ledger command refuses to create a new SQLite
+queue, from the state file .data/run.json); the Temporal CLI's connection configuration (a temporal.toml profile,
+TEMPORAL_PROFILE, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*; starter/connection.py),
+TEMPORAL_TASK_QUEUE, LEDGER_DSN, PAYLOAD_KEYS and PAYLOAD_KEYS_FILE override it (starter/config.py). A ledger command refuses to create a new SQLite
 ledger unless given --init. `codec-server` serves the payload codec to the Temporal UI.
 Every command has --help; --json prints machine-readable output; a refusal exits with code 2 and its reasons.
 """
@@ -26,7 +27,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import client as api
-from starter import codec, config
+from starter import codec, config, connection
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.rules.clock import BUSINESS_TZ
@@ -337,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"invalid input: {err}", file=sys.stderr)
         return 2
+    except connection.ConnectionConfigError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except connection.ConnectionFailed as err:
+        print(str(err), file=sys.stderr)
+        return 1
     except config.LedgerMissing as err:
         print(f"ledger: {err}", file=sys.stderr)
         return 2
@@ -349,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     except RPCError as err:
         hint = ""
         if err.status is RPCStatusCode.UNAVAILABLE:
-            hint = f" (is the server running at {api.temporal_address(os.environ, config.read_state())}?)"
+            hint = f" (is the server running at {connection.for_client().describe()}?)"
         print(f"Temporal: {err.message}{hint}", file=sys.stderr)
         return 1
     return 0

@@ -7,9 +7,9 @@ Every helper sends contract models (workflows/contract) and returns contract mod
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -28,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter import config
+from starter import config, connection
 from starter.codec import KeyRing, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
@@ -58,21 +58,18 @@ class Refused(Exception):
 
 async def connect(address: str | None = None, namespace: str | None = None, keys: KeyRing | None = None,
                   **options: Any) -> Client:
-    """A client with the project's data converter and payload codec (PR-6). Defaults (starter/config.py):
-    TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE, else the embedded run's server (its state file), else
-    127.0.0.1:7233; the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else PAYLOAD_KEYS_FILE, else the
-    embedded run's key file). Without keys every plain payload works; sending or reading a personal one is
-    refused."""
-    state = config.read_state()
+    """A client with the project's data converter and payload codec (PR-6), connected as starter/connection.py
+    says: the Temporal CLI's configuration (profile file, TEMPORAL_PROFILE, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY, TEMPORAL_TLS_*), else the embedded run's server (its state file, starter/config.py), else
+    127.0.0.1:7233; `address` and `namespace` override. Payload keys: starter.codec.load_keys (PAYLOAD_KEYS, else
+    PAYLOAD_KEYS_FILE, else the embedded run's key file). Without keys every plain payload works; sending or
+    reading a personal one is refused."""
+    target = connection.for_client()
+    target = dataclasses.replace(target, address=address or target.address,
+                                 namespace=namespace or target.namespace)
     if keys is None:
-        keys = load_keys(config.payload_key_env(os.environ, state))
-    return await Client.connect(address or temporal_address(os.environ, state),
-                                namespace=namespace or config.namespace(os.environ, state),
-                                data_converter=codec_data_converter(keys), **options)
-
-
-def temporal_address(env: Mapping[str, str], state: config.RunState | None) -> str:
-    return env.get("TEMPORAL_ADDRESS") or (state.temporal_address if state is not None else "127.0.0.1:7233")
+        keys = load_keys(config.payload_key_env(os.environ, config.read_state()))
+    return await connection.connect(target, data_converter=codec_data_converter(keys), **options)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 
 DATA_DIR_ENV = "XINGTU_DATA_DIR"
 STATE_FILE_NAME = "run.json"
@@ -141,10 +141,6 @@ def task_queue(env: Mapping[str, str] = os.environ, state: RunState | None = Non
     return env.get("TEMPORAL_TASK_QUEUE") or (state.task_queue if state is not None else DEFAULT_TASK_QUEUE)
 
 
-def namespace(env: Mapping[str, str] = os.environ, state: RunState | None = None) -> str:
-    return env.get("TEMPORAL_NAMESPACE") or (state.namespace if state is not None else DEFAULT_NAMESPACE)
-
-
 class LedgerMissing(Exception):
     """The SQLite ledger a command would use does not exist, and the command was not told to create one."""
 
@@ -179,3 +175,17 @@ def busy_ports(wanted: Mapping[str, int], host: str = "127.0.0.1") -> list[str]:
             except OSError as error:
                 taken.append(f"{role} port {port} ({error.strerror or error})")
     return taken
+
+
+def embedded_run_obstacles(data: Path, ports: Mapping[str, int]) -> list[str]:
+    """Why an embedded run with this data directory and these ports cannot start: another run alive on the same
+    data (its server database, ledger and keys), or ports taken; [] when it can."""
+    obstacles = []
+    state = read_state({DATA_DIR_ENV: str(data)})
+    if state is not None and state.running() and state.pid != os.getpid():
+        obstacles.append(f"an embedded run is already going with {data}: {state.describe()}; use it "
+                         f"(python -m starter finds it) or stop it first")
+    if taken := busy_ports(ports):
+        obstacles.append("taken: " + ", ".join(taken) + "; stop what listens there or choose other ports "
+                         "(TEMPORAL_PORT, TEMPORAL_UI_PORT, PAYLOAD_CODEC_PORT, METRICS_PORT)")
+    return obstacles
