@@ -301,7 +301,7 @@ def preflight_embedded(settings: Settings) -> None:
 def record_embedded_run(settings: Settings, codec_server: CodecServer) -> Path:
     return config.write_state(config.RunState(
         pid=os.getpid(), temporal_address=f"127.0.0.1:{settings.port}", namespace=settings.namespace,
-        task_queue=settings.task_queue, ledger_dsn=settings.ledger_dsn,
+        task_queue=settings.task_queue, ledger_dsn=config.absolute_dsn(settings.ledger_dsn),
         payload_keys_file=str(Path(settings.payload_keys_file).resolve()),
         ui_url=f"http://localhost:{settings.ui_port}", codec_url=codec_server.url, started_at=config.now_iso(),
     ), {config.DATA_DIR_ENV: settings.data_dir})

@@ -152,6 +152,12 @@ def sqlite_ledger_path(dsn: str) -> Path | None:
     return Path(dsn.removeprefix("sqlite:///"))
 
 
+def absolute_dsn(dsn: str) -> str:
+    """A SQLite path made absolute (what a state file must hold, for commands run from elsewhere); others as is."""
+    path = sqlite_ledger_path(dsn)
+    return str(path.resolve()) if path is not None else dsn
+
+
 def require_ledger(dsn: str, init: bool) -> None:
     """Refuses (LedgerMissing) to let a SQLite ledger be created where there is none unless `init`. A PostgreSQL
     database is made on purpose by whoever set LEDGER_DSN, so its tables may be created there."""

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from starter import config, connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,3 +166,32 @@ def test_data_directory_is_the_checkouts_wherever_a_command_runs(tmp_path: Path)
                                timeout=60, check=True).stdout.strip().split("|")
         data = ROOT / ".data"
         assert shown == [str(data / "run.json"), str(data / "ledger.db"), str(data / "payload-keys"), str(data)]
+
+
+def test_set_variables_win_over_the_run_state(tmp_path: Path) -> None:
+    """Issue 20 item 2: commands take the server, namespace, task queue, ledger and keys from the embedded run's
+    state file, and LEDGER_DSN, the Temporal variables, TEMPORAL_TASK_QUEUE and PAYLOAD_KEYS_FILE override it."""
+    env = {"XINGTU_DATA_DIR": str(tmp_path), "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")}
+    path = config.write_state(config.RunState(
+        pid=os.getpid(), temporal_address="127.0.0.1:7299", namespace="ns-run", task_queue="q-run",
+        ledger_dsn="/srv/run/ledger.db", payload_keys_file="/srv/run/payload-keys", ui_url="http://localhost:8299",
+        codec_url=None, started_at="2026-12-04T00:00:00+00:00"), env)
+    assert path == tmp_path / "run.json" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    state = config.read_state(env)
+    assert state is not None and state.running()
+    target = connection.for_client(env)
+    assert (target.address, target.namespace) == ("127.0.0.1:7299", "ns-run")
+    assert config.ledger_dsn(env, state) == "/srv/run/ledger.db" and config.task_queue(env, state) == "q-run"
+    assert config.payload_key_env(env, state)["PAYLOAD_KEYS_FILE"] == "/srv/run/payload-keys"
+    explicit = {**env, "TEMPORAL_ADDRESS": "temporal.internal:7233", "TEMPORAL_NAMESPACE": "prod",
+                "LEDGER_DSN": "postgresql://ledger@db/ledger", "TEMPORAL_TASK_QUEUE": "q-prod",
+                "PAYLOAD_KEYS_FILE": "/etc/keys"}
+    target = connection.for_client(explicit)
+    assert (target.address, target.namespace) == ("temporal.internal:7233", "prod")
+    assert config.ledger_dsn(explicit, state) == "postgresql://ledger@db/ledger"
+    assert config.task_queue(explicit, state) == "q-prod"
+    assert config.payload_key_env(explicit, state)["PAYLOAD_KEYS_FILE"] == "/etc/keys"
+    # No run recorded and nothing set: the data directory's ledger, and the default local server.
+    empty = {"XINGTU_DATA_DIR": str(tmp_path / "none"), "TEMPORAL_CONFIG_FILE": str(tmp_path / "none.toml")}
+    assert config.ledger_dsn(empty, config.read_state(empty)) == str(tmp_path / "none" / "ledger.db")
+    assert connection.for_client(empty).address == "127.0.0.1:7233"
