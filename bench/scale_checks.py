@@ -7,12 +7,11 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from temporalio.client import Client
-
 from activities.db import Database
 from activities.ledger import Ledger
 from bench.harness import BENCH_CONVERTER, gather_limited
 from bench.scale import HISTORY_WARNING_EVENTS, history_of, make_plan
+from starter import connection
 from workflows.contract import mount_task as mt
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.rules.fees import platform_fee
@@ -33,7 +32,8 @@ async def main(port: str, db: str) -> None:
         settled_ops = tx.fetchone("SELECT COUNT(*) FROM operations WHERE key LIKE ?", (f"settle:{task_id}:%",))[0]
     closures = ledger.task_closures(task_id, 0, 100_000)
     fees = [c.fee_fen for c in closures]
-    client = await Client.connect(f"localhost:{port}", data_converter=BENCH_CONVERTER)
+    client = await connection.connect(connection.Connection(f"localhost:{port}", source="the scale run's test server"),
+                                      data_converter=BENCH_CONVERTER)
     result = None
     async for event in client.get_workflow_handle(mount_task_id(task_id)).fetch_history_events():
         if event.HasField("workflow_execution_completed_event_attributes"):

@@ -1,8 +1,11 @@
 """`python -m starter`: the operator's and integrator's command line.
 
-Talks to Temporal (TEMPORAL_ADDRESS, default 127.0.0.1:7233; TEMPORAL_NAMESPACE; TEMPORAL_TASK_QUEUE; payload keys
-from PAYLOAD_KEYS or .data/payload-keys) and reads or writes the directory and ledger database directly (LEDGER_DSN,
-default .data/ledger.db), the same one the worker uses; `codec-server` serves the payload codec to the Temporal UI.
+Talks to Temporal and reads or writes the directory and ledger database directly, the same ones the worker uses:
+from anywhere in the checkout it finds the running `scripts/run.sh` (its server, ledger, payload keys and task
+queue, from the state file .data/run.json); the Temporal CLI's connection configuration (a temporal.toml profile,
+TEMPORAL_PROFILE, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*; starter/connection.py),
+TEMPORAL_TASK_QUEUE, LEDGER_DSN, PAYLOAD_KEYS and PAYLOAD_KEYS_FILE override it (starter/config.py). A ledger command refuses to create a new SQLite
+ledger unless given --init. `codec-server` serves the payload codec to the Temporal UI.
 Every command has --help; --json prints machine-readable output; a refusal exits with code 2 and its reasons.
 """
 
@@ -24,10 +27,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import client as api
-from starter import codec
+from starter import codec, config, connection
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
 
@@ -76,10 +78,12 @@ def now() -> datetime:
     return datetime.now(BUSINESS_TZ).replace(microsecond=0)
 
 
-def adapters() -> Any:
-    from activities.db import default_dsn
+def adapters(args: argparse.Namespace) -> Any:
     from worker import Adapters  # the database layer is only needed by directory and ledger commands
-    return Adapters.open(default_dsn())
+
+    dsn = config.ledger_dsn(os.environ, config.read_state())
+    config.require_ledger(dsn, args.init)
+    return Adapters.open(dsn)
 
 
 async def connect() -> Client:
@@ -87,13 +91,13 @@ async def connect() -> Client:
 
 
 def task_queue() -> str:
-    return os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE)
+    return config.task_queue(os.environ, config.read_state())
 
 
 # ------------------------------------------------------------------ directory and ledger (database)
 def cmd_client(args: argparse.Namespace, out: Output) -> None:
     facts = {check: check not in (args.fail or []) for check in CLIENT_CHECKS}
-    a = adapters()
+    a = adapters(args)
     a.directory.put_client(ClientFacts(client_id=args.client_id, penalty_restricted=args.penalty_restricted,
                                        **facts))
     if args.deposit:
@@ -104,7 +108,7 @@ def cmd_client(args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_creator(args: argparse.Namespace, out: Output) -> None:
-    a = adapters()
+    a = adapters(args)
     if args.agency_id:
         a.directory.put_agency(args.agency_id, deposit_ever_deducted=args.agency_deposit_deducted)
     a.directory.put_creator(CreatorFacts(creator_id=args.creator_id, kind=CreatorKind(args.kind),
@@ -114,7 +118,7 @@ def cmd_creator(args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_ledger(args: argparse.Namespace, out: Output) -> None:
-    a = adapters()
+    a = adapters(args)
     postings = a.ledger.transfers(business_key_prefix=None, account_prefix=f"task:{args.task_id}:")
     rows = [{"id": t.id[:8], "key": t.business_key, "debit": t.debit_account, "credit": t.credit_account,
              "amount_fen": t.amount_fen, "kind": t.kind, "status": t.status} for t in postings]
@@ -128,7 +132,7 @@ def cmd_ledger(args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_balance(args: argparse.Namespace, out: Output) -> None:
-    a = adapters()
+    a = adapters(args)
     rows = [{"account": b.name, "balance_fen": b.balance_fen, "available_fen": b.available_fen}
             for b in a.ledger.accounts(args.prefix)]
     out.show(rows or f"no account starts with {args.prefix!r}")
@@ -196,7 +200,7 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
 def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
     from starter.codec_server import start_in_thread
 
-    keys = codec.load_keys(required=True)
+    keys = codec.load_keys(config.payload_key_env(os.environ, config.read_state()), required=True)
     server = start_in_thread(keys, args.port, args.host, args.origin or codec_server_origins())
     print(f"codec server on {server.url} (POST /encode, /decode) with key ids {', '.join(keys.keys)} from "
           f"{keys.source}; CORS for {', '.join(sorted(server.origins))}. Point the UI at it: "
@@ -228,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--init", action="store_true",
+                        help="create the SQLite ledger if there is none where the configuration points")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("client", help="register or update a client in the directory, optionally top up")
@@ -332,6 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"invalid input: {err}", file=sys.stderr)
         return 2
+    except connection.ConnectionConfigError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except connection.ConnectionFailed as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    except config.LedgerMissing as err:
+        print(f"ledger: {err}", file=sys.stderr)
+        return 2
     except codec.PayloadKeyError as err:
         print(f"payload keys: {err}", file=sys.stderr)
         return 2
@@ -341,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     except RPCError as err:
         hint = ""
         if err.status is RPCStatusCode.UNAVAILABLE:
-            hint = f" (is the server running at {os.environ.get('TEMPORAL_ADDRESS', '127.0.0.1:7233')}?)"
+            hint = f" (is the server running at {connection.for_client().describe()}?)"
         print(f"Temporal: {err.message}{hint}", file=sys.stderr)
         return 1
     return 0

@@ -7,6 +7,7 @@ Every helper sends contract models (workflows/contract) and returns contract mod
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from typing import Any, TypeVar
@@ -27,10 +28,11 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter import config, connection
 from starter.codec import KeyRing, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
-from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.names import (
     CONTINUE_AS_NEW_DUE,
     MOUNT_TASK_WORKFLOW,
@@ -56,13 +58,18 @@ class Refused(Exception):
 
 async def connect(address: str | None = None, namespace: str | None = None, keys: KeyRing | None = None,
                   **options: Any) -> Client:
-    """A client with the project's data converter and payload codec (PR-6). Defaults: TEMPORAL_ADDRESS
-    (127.0.0.1:7233), TEMPORAL_NAMESPACE, and the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else
-    .data/payload-keys). Without keys every plain payload works; sending or reading a personal one is refused."""
-    return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-                                namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-                                data_converter=codec_data_converter(keys if keys is not None else load_keys()),
-                                **options)
+    """A client with the project's data converter and payload codec (PR-6), connected as starter/connection.py
+    says: the Temporal CLI's configuration (profile file, TEMPORAL_PROFILE, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY, TEMPORAL_TLS_*), else the embedded run's server (its state file, starter/config.py), else
+    127.0.0.1:7233; `address` and `namespace` override. Payload keys: starter.codec.load_keys (PAYLOAD_KEYS, else
+    PAYLOAD_KEYS_FILE, else the embedded run's key file). Without keys every plain payload works; sending or
+    reading a personal one is refused."""
+    target = connection.for_client()
+    target = dataclasses.replace(target, address=address or target.address,
+                                 namespace=namespace or target.namespace)
+    if keys is None:
+        keys = load_keys(config.payload_key_env(os.environ, config.read_state()))
+    return await connection.connect(target, data_converter=codec_data_converter(keys), **options)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:

@@ -139,9 +139,10 @@ async def incident_state(client: Client, incident_id: str) -> inc.SecurityIncide
 # ---- CLI ----------------------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from activities.db import Database, default_dsn
+    from activities.db import Database
     from activities.directory import Directory
     from activities.ledger import Ledger
+    from starter import config
 
     parser = argparse.ArgumentParser(prog="python -m starter.privacy")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     reveal = sub.add_parser("reveal", help="print the value behind a vault token")
     reveal.add_argument("token")
     args = parser.parse_args(argv)
-    db = Database(default_dsn())
+    dsn = config.ledger_dsn(state=config.read_state())  # the running embedded run's, wherever run from
+    try:
+        config.require_ledger(dsn, init=False)
+    except config.LedgerMissing as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 2
+    db = Database(dsn)
     try:
         vault = PersonalData(db, Ledger(db), Directory(db))
         if args.command == "put":

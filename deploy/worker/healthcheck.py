@@ -14,12 +14,15 @@ import sys
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+
+from starter import connection
 
 
 async def polling_here() -> bool:
-    namespace = os.environ.get("TEMPORAL_NAMESPACE", "default")
-    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], namespace=namespace)
+    # The worker's own connection configuration (TLS, API key, profile: starter/connection.py).
+    configured = connection.load()
+    namespace = configured.namespace
+    client = await connection.connect(configured)
     described = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
         namespace=namespace,
         task_queue=TaskQueue(name=os.environ.get("TEMPORAL_TASK_QUEUE", "xingtu")),
