@@ -74,10 +74,15 @@ class MountedContentWorkflow(DisputesAndHolds):
         s = self.s
         self._run_length = RunLength()
         while s.stage is c.ContentStage.MOUNTED:
-            self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}",
-                       s.billing_period_ends_at)
-            await self._wait_for_work_until(s.billing_period_ends_at, "billing period ends")
+            # A dispute may be raised from the mount on (AM-11 reading): wake when one escalates, too (AM-17).
+            due = self._dispute_due_at()
+            wake_at, what = ((due, "fee dispute escalates") if due is not None and due < s.billing_period_ends_at
+                             else (s.billing_period_ends_at, "billing period ends"))
+            self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}"
+                       f"{self._dispute_details()}", wake_at)
+            await self._wait_for_work_until(wake_at, what)
             await self._apply_pending_work()
+            self._escalate_dispute_if_due()
             if workflow.now() >= s.billing_period_ends_at:
                 await self._unmount("billing period over")
                 s.stage = c.ContentStage.PUBLICITY
@@ -157,7 +162,7 @@ class MountedContentWorkflow(DisputesAndHolds):
         """AM-16: deleted or made non-public by the creator: conversions stop counting from that instant."""
         s = self.s
         s.messages_this_run += 1
-        if self._fee_open() and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
+        if self._interval_open() and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
             s.visibility_lost_at, s.visibility_lost_kind = event.occurred_at, event.kind
             self._shrink_interval()
 
@@ -174,7 +179,7 @@ class MountedContentWorkflow(DisputesAndHolds):
     def content_revoked(self, event: c.ContentRevoked) -> None:
         s = self.s
         s.messages_this_run += 1
-        if self._fee_open() and (s.revoked_at is None or event.revoked_at < s.revoked_at):
+        if self._interval_open() and (s.revoked_at is None or event.revoked_at < s.revoked_at):
             s.revoked_at = event.revoked_at
             self._shrink_interval()
 
@@ -198,7 +203,7 @@ class MountedContentWorkflow(DisputesAndHolds):
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
         s = self.s
         s.messages_this_run += 1
-        if not self._fee_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
+        if not self._interval_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
             return
         s.task_period_ended_at = ended_at
         s.billing_period_ends_at = billing_period_end(s.mounted_at, ended_at)
@@ -211,7 +216,15 @@ class MountedContentWorkflow(DisputesAndHolds):
         s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
         self._interval_moved = True  # the loop looks again: the unmount may be due now
 
+    def _interval_open(self) -> bool:
+        """The counting interval may still shrink: the fee is open, or a resolution fixed it while the piece is
+        still mounted (a dispute raised during the billing period, AM-11): the component still comes down when
+        the period ends, the piece is revoked or made non-public (AM-7, AM-14, AM-16), the fee stays as agreed."""
+        return self._fee_open() or (self.s.settlement is None and self.s.stage is c.ContentStage.MOUNTED)
+
     def _to_release(self) -> list[str]:
+        if self.s.agreed_fee_fen is not None:
+            return []  # an operator's amount replaced the batches (content_disputes._move_budget_counter)
         return [eid for eid, b in self.s.batches.items() if b.counted > 0 and (b.voided or not self._counts(b))]
 
     def _unmount_due(self) -> bool:
@@ -379,14 +392,6 @@ class MountedContentWorkflow(DisputesAndHolds):
             payee_account=s.payee_account, price_fen=s.price_fen, mounted_at=s.mounted_at,
             task_period_end_at=s.task_period_end_at, carried_state=s,
         )
-
-    def _dispute_details(self) -> str:
-        dispute = self._open_dispute()
-        if dispute is None:
-            return ""
-        due = dispute.resolution_due_at
-        return (f"; fee dispute {dispute.dispute_id} open (raised by the {dispute.raised_by}"
-                + (f", escalates {business_time(due)})" if due is not None else ")"))
 
     def _waiting_details(self) -> str:
         s = self.s
