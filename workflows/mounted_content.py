@@ -116,6 +116,7 @@ class MountedContentWorkflow(DisputesAndHolds):
             task_id=s.task_id, content_id=s.content_id, stage=s.stage, counted_conversions=s.counted_conversions,
             fee_fen=s.settlement.fee_fen, platform_fee_fen=s.settlement.platform_fee_fen,
             payee_account=s.payee_account, settled_at=s.settlement.settled_at,
+            publicity_window_closes_at=s.publicity_window_closes_at,
         )
 
     # ---------------------------------------------------------------- messages
