@@ -4,7 +4,13 @@ told "late: settled at ..."; an id that never existed is still answered "not fou
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
+import subprocess
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +112,37 @@ class TestAnswersAfterSettlement:
             await api.join(ctx.client, f"no-such-task-{ctx.uid}", "cr-1")
         assert no_task.value.kind == "NotFound"
         assert log.of_task(task) == []
+
+
+TS_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (TS_DIR / "node_modules").exists(),
+                    reason="node or the TypeScript client's node_modules are missing (tests/test_typescript_client.py)")
+async def test_am_11_r_2_the_typescript_client_answers_the_same_after_settlement(ctx: Ctx) -> None:
+    """clients/typescript: the same answers as the Python client (it cannot write the late log: it returns it)."""
+    node = shutil.which("node")
+    assert node is not None
+    subprocess.run([node, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
+    task, mounted_at, result = await settled_piece(ctx)
+
+    async def ts(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            node, str(TS_DIR / "dist" / "cli.js"), *args, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "TEMPORAL_NAMESPACE": "default",
+                                                 "TEMPORAL_ADDRESS": ctx.env.client.service_client.config.target_host})
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        return process.returncode or 0, out.decode(), err.decode()
+
+    batch = {"event_id": "e-ts", "content_id": "c1", "count": 2, "occurred_at": (mounted_at + SECOND).isoformat()}
+    code, out, err = await ts("report-conversions", task, json.dumps(batch))
+    assert code == 0, err
+    assert json.loads(out)["note"] == f"late: settled at {business_time(result.settled_at)}"
+    code, _, err = await ts("raise-dispute", task, "c1", json.dumps(
+        {"raised_by": "creator", "party_id": "cr-1", "reason": "too low"}))
+    refusal = json.loads(err)
+    assert (code, refusal["kind"]) == (2, "DisputeRefused"), err
+    assert f"closed at {business_time(mounted_at + 17 * DAY)}" in refusal["reasons"][0]
+    code, _, err = await ts("report-conversions", task, json.dumps({**batch, "content_id": "never-mounted"}))
+    assert (code, json.loads(err)["kind"]) == (2, "NotFound"), err
+    assert money_after_settlement(ctx, task) == (1_000, 1_000)
