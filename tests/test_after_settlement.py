@@ -117,18 +117,25 @@ class TestAnswersAfterSettlement:
 TS_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"
 
 
-@pytest.mark.skipif(shutil.which("node") is None or not (TS_DIR / "node_modules").exists(),
-                    reason="node or the TypeScript client's node_modules are missing (tests/test_typescript_client.py)")
-async def test_am_11_r_2_the_typescript_client_answers_the_same_after_settlement(ctx: Ctx) -> None:
-    """clients/typescript: the same answers as the Python client (it cannot write the late log: it returns it)."""
+@pytest.fixture(scope="module")
+def ts_cli() -> tuple[str, Path]:
+    """clients/typescript compiled (node_modules as tests/test_typescript_client.py installs them)."""
     node = shutil.which("node")
-    assert node is not None
+    if node is None or not (TS_DIR / "node_modules").exists():
+        pytest.skip("node or the TypeScript client's node_modules are missing (tests/test_typescript_client.py)")
     subprocess.run([node, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
+    return node, TS_DIR / "dist" / "cli.js"
+
+
+async def test_am_11_r_2_the_typescript_client_answers_the_same_after_settlement(ctx: Ctx, ts_cli: tuple[str, Path]
+                                                                                  ) -> None:
+    """clients/typescript: the same answers as the Python client (it cannot write the late log: it returns it)."""
+    node, cli = ts_cli
     task, mounted_at, result = await settled_piece(ctx)
 
     async def ts(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            node, str(TS_DIR / "dist" / "cli.js"), *args, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE,
+            node, str(cli), *args, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, "TEMPORAL_NAMESPACE": "default",
                                                  "TEMPORAL_ADDRESS": ctx.env.client.service_client.config.target_host})
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
