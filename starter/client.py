@@ -177,7 +177,7 @@ async def _not_running(client: Client, workflow_id: str) -> Refused:
     return Refused("NotRunning", [f"{workflow_id} is not running: it has {_CLOSED.get(status, 'closed')}"])
 
 
-_CLOSED = {WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: "completed",
+_CLOSED: dict[int, str] = {WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: "completed",
            WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: "failed",
            WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: "been terminated",
            WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "been cancelled",
