@@ -51,7 +51,9 @@ def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: date
                    clock_skew: timedelta) -> list[str]:
     """Every reason a new mount is refused (AM-6), empty when it is accepted. `late_reports`: the run accepts
     reports after the end of the period (LATE_MOUNTS_PATCH)."""
-    if s.stage is not c.TaskStage.PUBLISHED and not (late_reports and s.stage is c.TaskStage.ENDED):
+    # Compared by value: without the worker's sandbox pass-through (a bare Replayer) this module may see another
+    # copy of the contract module than the workflow's (closure_looks imports it outside the pass-through).
+    if s.stage != c.TaskStage.PUBLISHED and not (late_reports and s.stage == c.TaskStage.ENDED):
         return [f"cannot mount: task {s.task_id} is {s.stage.value}"]
     assert s.period_start_at is not None and s.period_end_at is not None
     if now < s.period_start_at:
