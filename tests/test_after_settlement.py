@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from activities.late_reports import LateReports
+from starter import __main__ as cli
 from starter import client as api
 from starter.client import Refused
 from tests.conftest import Ctx
@@ -80,7 +81,9 @@ class TestAnswersAfterSettlement:
         assert (task_result.paid_to_creators_fen, task_result.refunded_fen) == (1_000, 110_000 - 1_100)
         assert_conservation(ctx.a, task)
 
-    async def test_r_2_a_batch_for_a_settled_piece_is_recorded_late_and_the_caller_told(self, ctx: Ctx) -> None:
+    async def test_r_2_a_batch_for_a_settled_piece_is_recorded_late_and_the_caller_told(
+            self, ctx: Ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         task, mounted_at, result = await settled_piece(ctx)
         log = LateReports(ctx.a.db)
         batch = mc.ConversionBatch(event_id="e-late", content_id="c1", count=4, occurred_at=mounted_at + 2 * SECOND)
@@ -93,6 +96,12 @@ class TestAnswersAfterSettlement:
         assert [(r["content_id"], r["event_id"], r["count"]) for r in rows] == [("c1", "e-late", 4)]
         assert rows[0]["settled_at"] == result.settled_at.isoformat()
         assert money_after_settlement(ctx, task) == (1_000, 1_000)  # a late batch changes nothing
+        monkeypatch.setenv("LEDGER_DSN", str(tmp_path / "ledger.db"))  # the test's ledger (conftest.adapters)
+        capsys.readouterr()
+        assert cli.main(["--json", "late", task]) == 0  # what an operator reads
+        listed = json.loads(capsys.readouterr().out)
+        assert [(r["event_id"], r["count"], r["settled_at"]) for r in listed] == [
+            ("e-late", 4, result.settled_at.isoformat())]
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
         assert (task_result.paid_to_creators_fen, task_result.platform_fees_fen) == (1_000, 100)
         assert task_result.refunded_fen == 110_000 - 1_100

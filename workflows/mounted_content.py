@@ -218,9 +218,8 @@ class MountedContentWorkflow(DisputesAndHolds):
         self._interval_moved = True  # the loop looks again: the unmount may be due now
 
     def _interval_open(self) -> bool:
-        """The counting interval may still shrink: the fee is open, or a resolution fixed it while the piece is
-        still mounted (a dispute raised during the billing period, AM-11): the component still comes down when
-        the period ends, the piece is revoked or made non-public (AM-7, AM-14, AM-16), the fee stays as agreed."""
+        """The interval may still shrink: the fee is open, or a resolution fixed it while mounted (AM-11): the
+        component still comes down at the end, a revocation or lost visibility (AM-7, AM-14, AM-16)."""
         return self._fee_open() or (self.s.settlement is None and self.s.stage is c.ContentStage.MOUNTED)
 
     def _to_release(self) -> list[str]:
