@@ -114,3 +114,11 @@ class TestAM6LateMountReports:
         state = await api.task_state(ctx.client, task)
         assert list(state.pieces) == ["c1"] and state.pieces_open == 1
         assert (await api.content_state(ctx.client, task, "c1")).unmounted_at is None
+        # The creator joins and the same content is mounted again, accepted: its own take-down is recorded.
+        await api.join(ctx.client, task, "cr-2")
+        await mount(ctx, task, "not-joined", "cr-2", now)
+        await api.revoke_content(ctx.client, task, "cr-2", "not-joined")
+        state_again = await content_when(ctx, task, "not-joined", lambda s: s.unmounted_at is not None)
+        assert state_again.revoked_at is not None and state_again.unmounted_at is not None
+        assert state_again.unmounted_at >= state_again.revoked_at  # not the instant of the earlier refusal
+        assert ctx.a.main_site.unmounted(task)["not-joined"].startswith("authorization revoked")

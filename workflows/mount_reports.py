@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.main_site import UnmountRequest, UnmountResult
+    from activities.main_site import REFUSED_MOUNT, UnmountRequest, UnmountResult
     from workflows.contract import mount_task as c
     from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
 
@@ -92,7 +92,7 @@ async def unmount_refused(task_id: str, request: c.ReportMountRequest, reasons: 
     await workflow.execute_activity(
         "main_site.unmount",
         UnmountRequest(task_id=task_id, content_id=request.content_id, unmounted_at=workflow.now(),
-                       reason=f"mount refused: {reasons[0]}"),
+                       reason=f"{REFUSED_MOUNT}{reasons[0]}"),
         result_type=UnmountResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
     )
 
