@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
     from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
 
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, until
+from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 
 # How long after the end of the task period a mount inside it may still be reported (AM-6 reading).
 LATE_MOUNT_REPORTS = timedelta(hours=24)
@@ -103,6 +103,7 @@ async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bo
     closes_at = late_reports_close_at(s)
     if s.pieces_open > 0 or workflow.now() >= closes_at:
         return s.pieces_open > 0
+    stage_attributes(s.stage.value, closes_at)  # an operator's filter on the next deadline finds it
     workflow.set_current_details(with_deadline(
         f"task {s.task_id}: ended ({s.end_reason}): every piece settled or closed; mounts inside the period may "
         f"still be reported until {business_time(closes_at)} (AM-6), then the rest is refunded",
