@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS main_site_unmounts (
 """
 
 
+# The reason given when a refused mount report is taken down (workflows/mount_reports.py).
+REFUSED_MOUNT = "mount refused: "
+
+
 class UnmountRequest(BaseModel):
     task_id: str
     content_id: str
@@ -48,10 +52,16 @@ class MainSite:
                 "SELECT unmounted_at, reason FROM main_site_unmounts WHERE task_id = ? AND content_id = ?",
                 [request.task_id, request.content_id],
             )
-            if row is not None:
+            if row is not None and not (row[1].startswith(REFUSED_MOUNT) and not request.reason.startswith(
+                    REFUSED_MOUNT)):
                 return UnmountResult(
                     unmounted_at=datetime.fromisoformat(row[0]), reason=row[1], already_unmounted=True
                 )
+            if row is not None:
+                # The content was taken down when a report of it was refused (AM-6), then mounted again by an
+                # accepted report: this is that mount's own take-down.
+                tx.execute("DELETE FROM main_site_unmounts WHERE task_id = ? AND content_id = ?",
+                           [request.task_id, request.content_id])
             tx.execute(
                 "INSERT INTO main_site_unmounts (task_id, content_id, unmounted_at, reason) VALUES (?, ?, ?, ?)",
                 [request.task_id, request.content_id, request.unmounted_at.isoformat(), request.reason],

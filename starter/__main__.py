@@ -164,8 +164,10 @@ async def cmd_mount(args: argparse.Namespace, out: Output) -> None:
 async def cmd_conversions(args: argparse.Namespace, out: Output) -> None:
     batch = mc.ConversionBatch(event_id=args.event_id, content_id=args.content_id, count=args.count,
                                occurred_at=args.at or now(), cheating=args.cheating)
-    await api.report_conversions(await connect(), args.task_id, batch)
-    out.show({"sent": batch.model_dump(mode="json")})
+    from starter.dispute_commands import late_log
+
+    late = await api.report_conversions(await connect(), args.task_id, batch, late_log())
+    out.show({"late": late.note, **late.model_dump(mode="json")} if late else {"sent": batch.model_dump(mode="json")})
 
 
 async def cmd_revoke(args: argparse.Namespace, out: Output) -> None:
@@ -306,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("balances", help="balances of accounts whose name starts with PREFIX")
     p.add_argument("prefix", nargs="?", default="")
     p.set_defaults(run=cmd_balance)
+
+    from starter.dispute_commands import add_commands
+    add_commands(sub)
 
     p = sub.add_parser("codec-server", help="serve the payload codec to the Temporal UI (PR-6; needs the keys)")
     p.add_argument("--port", type=int, default=8081)

@@ -10,9 +10,13 @@ import asyncio
 import dataclasses
 import os
 import time
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -40,6 +44,8 @@ from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
 )
+from workflows.rules.clock import BUSINESS_TZ, business_time
+from workflows.rules.disputes import DISPUTE_REFUSED, window_closed
 
 R = TypeVar("R", bound=BaseModel)
 # A task about to continue as new refuses new joins and mounts for a moment (CONTINUE_AS_NEW_DUE) so that its run
@@ -123,7 +129,7 @@ async def _update(client: Client, workflow_id: str, update: str, arg: BaseModel,
                 raise refusal from err
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
-                raise Refused("NotRunning", [f"{workflow_id} is not running (closed or never started)"]) from err
+                raise await _not_running(client, workflow_id) from err
             raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
@@ -169,9 +175,105 @@ async def task_result(client: Client, task_id: str) -> mt.TaskResult:
         raise Refused("TaskFailed", [str(err.cause)]) from err
 
 
-async def report_conversions(client: Client, task_id: str, batch: mc.ConversionBatch) -> None:
-    await client.get_workflow_handle(mounted_content_id(task_id, batch.content_id)).signal(
-        "report_conversions", batch)
+async def _not_running(client: Client, workflow_id: str) -> Refused:
+    """Temporal answers "not found" both for a workflow that has closed and for one that never existed; this tells
+    them apart: `NotRunning` (closed, with how) or `NotFound`."""
+    status = await workflow_status(client, workflow_id)
+    if status is None:
+        return Refused("NotFound", [f"{workflow_id} not found: it was never started"])
+    return Refused("NotRunning", [f"{workflow_id} is not running: it has {_CLOSED.get(status, 'closed')}"])
+
+
+_CLOSED: dict[int, str] = {WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED: "completed",
+           WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED: "failed",
+           WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED: "been terminated",
+           WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED: "been cancelled",
+           WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT: "timed out"}
+
+
+async def workflow_status(client: Client, workflow_id: str) -> int | None:
+    """The status of the workflow's latest run, None when no workflow with this id exists. (Read raw: the typed
+    describe() cannot decode the time-skipping test server's datetime search attributes.)"""
+    try:
+        response = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)))
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return int(response.workflow_execution_info.status)
+
+
+async def settled_piece(client: Client, task_id: str, content_id: str) -> mc.ContentResult:
+    """The result of a piece whose workflow has closed. Refused `NotFound` when it never existed (content never
+    mounted in this task), `NotRunning` when it closed otherwise than by settling (terminated by an operator)."""
+    workflow_id = mounted_content_id(task_id, content_id)
+    if await workflow_status(client, workflow_id) != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+        raise await _not_running(client, workflow_id)
+    result = await content_result(client, task_id, content_id)
+    if result.publicity_window_closes_at is None:  # settled before its result carried the instant
+        state = await content_state(client, task_id, content_id)
+        result.publicity_window_closes_at = state.publicity_window_closes_at
+    return result
+
+
+class LateLog(Protocol):
+    """Where late batches are recorded (activities.late_reports.LateReports in the ledger's database)."""
+
+    def record(self, late: mc.LateBatch, recorded_at: datetime) -> bool: ...
+
+
+async def report_conversions(client: Client, task_id: str, batch: mc.ConversionBatch,
+                             late_log: LateLog | None = None) -> mc.LateBatch | None:
+    """R-1: sends the batch to its piece. R-2: when the piece has settled (its workflow completed) the batch changes
+    nothing: the answer is a LateBatch ("late: settled at ..."), recorded in `late_log` when one is given. Content
+    never mounted in the task is refused `NotFound`."""
+    try:
+        await client.get_workflow_handle(mounted_content_id(task_id, batch.content_id)).signal(
+            "report_conversions", batch)
+        return None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        settled = await settled_piece(client, task_id, batch.content_id)
+    late = mc.LateBatch(task_id=task_id, content_id=batch.content_id, event_id=batch.event_id, count=batch.count,
+                        occurred_at=batch.occurred_at, cheating=batch.cheating, settled_at=settled.settled_at,
+                        note=f"late: settled at {business_time(settled.settled_at)}")
+    if late_log is not None:
+        late_log.record(late, datetime.now(BUSINESS_TZ))
+    return late
+
+
+async def raise_dispute(client: Client, task_id: str, content_id: str,
+                        request: mc.RaiseDisputeRequest) -> mc.DisputeReceipt:
+    """AM-11: a fee dispute of the client or the creator. After the piece settled it is refused `DisputeRefused`
+    with the window's closing instant, as while the piece runs."""
+    try:
+        return await _update(client, mounted_content_id(task_id, content_id), "raise_dispute", request,
+                             mc.DisputeReceipt)
+    except Refused as refusal:
+        if refusal.kind != "NotRunning":
+            raise
+        settled = await settled_piece(client, task_id, content_id)
+    assert settled.publicity_window_closes_at is not None
+    reason = (f"{window_closed(content_id, settled.publicity_window_closes_at)} (settled at "
+              f"{business_time(settled.settled_at)}: {settled.fee_fen} fen)")
+    raise Refused(DISPUTE_REFUSED, [reason])
+
+
+async def resolve_dispute(client: Client, task_id: str, content_id: str,
+                          request: mc.ResolveDisputeRequest) -> mc.DisputeResolution:
+    """AM-17: an operator resolves an open dispute. A settled piece has none open: refused `ResolutionRefused`."""
+    try:
+        return await _update(client, mounted_content_id(task_id, content_id), "resolve_dispute", request,
+                             mc.DisputeResolution)
+    except Refused as refusal:
+        if refusal.kind != "NotRunning":
+            raise
+        settled = await settled_piece(client, task_id, content_id)
+    reason = (f"dispute_id: {request.dispute_id} is not open: content {content_id} settled at "
+              f"{business_time(settled.settled_at)} ({settled.fee_fen} fen)")
+    raise Refused("ResolutionRefused", [reason])
 
 
 async def content_signal(client: Client, task_id: str, content_id: str, signal: str, payload: BaseModel) -> None:

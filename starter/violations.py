@@ -10,24 +10,16 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from starter import client as client_helpers
 from starter.client import Refused, _update
-from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract.common import DEFAULT_TASK_QUEUE
-from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, mounted_content_id, violation_case_id
+from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
 from workflows.rules.penalties import penalty_problems
 
-
-async def raise_dispute(client: Client, task_id: str, content_id: str,
-                        request: mc.RaiseDisputeRequest) -> mc.DisputeReceipt:
-    return await _update(client, mounted_content_id(task_id, content_id), "raise_dispute", request,
-                         mc.DisputeReceipt)
-
-
-async def resolve_dispute(client: Client, task_id: str, content_id: str,
-                          request: mc.ResolveDisputeRequest) -> mc.DisputeResolution:
-    return await _update(client, mounted_content_id(task_id, content_id), "resolve_dispute", request,
-                         mc.DisputeResolution)
+# Fee disputes: the helpers live in starter.client (they tell a settled piece from one that never existed).
+raise_dispute = client_helpers.raise_dispute
+resolve_dispute = client_helpers.resolve_dispute
 
 
 async def issue_notice(client: Client, notice: vc.ViolationCaseInput, task_queue: str = DEFAULT_TASK_QUEUE) -> str:

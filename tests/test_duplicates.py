@@ -314,7 +314,7 @@ class TestR1DuplicateContentMessages:
         assert hold is not None and (hold.released_at, hold.outcome) == (t0 + SECOND, "paid")
 
     async def test_am_11_am_17_raise_and_resolve_dispute_twice(self, ctx: Ctx) -> None:
-        """A second `raise_dispute` is refused while the first is open (it names it); a second `resolve_dispute`
+        """A second `raise_dispute` of the same party is refused while its first is open (it names it); a second `resolve_dispute`
         is refused (the dispute is no longer open); the budget counter moves once."""
         task, t0 = await joined_and_mounted(ctx, "dsp")
         await h.convert(ctx, task, "c1", "e1", 10, t0)
@@ -325,7 +325,7 @@ class TestR1DuplicateContentMessages:
         first, second = await twice(ctx, lambda: _content_update(ctx, task, "raise_dispute", raise_,
                                                                    mc.DisputeReceipt), content_w(task, "c1"))
         assert first.dispute_id == "d1"
-        refused_naming(second, "ValueError", "dispute d1", "is open")
+        refused_naming(second, "DisputeRefused", "dispute d1", "is open")
         resolve = mc.ResolveDisputeRequest(dispute_id="d1", operator_id="op-1", amount_fen=600, note="4 were fake")
         first, second = await twice(ctx, lambda: _content_update(ctx, task, "resolve_dispute", resolve,
                                                                    mc.DisputeResolution),

@@ -141,7 +141,7 @@ async def test_am_2_am_6_r_1_typescript_service_publishes_joins_mounts_and_repor
     assert code == 0, err
     assert (joined["creator_id"], joined["already_joined"]) == (creator_id, False)
 
-    # A mount by a creator who has not joined is refused by the validator, with the field named.
+    # A mount by a creator who has not joined is refused (MountRefused, its component taken down), the field named.
     mounted_at = datetime.now(BUSINESS_TZ).replace(microsecond=0).isoformat()
     stranger = json.dumps({"content_id": f"other-{uid}", "creator_id": f"nobody-{uid}", "mounted_at": mounted_at})
     code, _, err = await live.ts("report-mount", task_id, stranger)

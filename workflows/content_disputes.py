@@ -1,8 +1,10 @@
 """Fee disputes (AM-11, AM-17) and held settlements (AM-19, AM-22) of MountedContentWorkflow.
 
-A mixin of the workflow class (its handlers are inherited by the workflow definition). A dispute is raised during
-the publicity window and holds settlement until an operator resolves it with an amount; unresolved past 7 working
-days it is escalated (search attribute `escalated`, current details say why) and stays resolvable. When the window
+A mixin of the workflow class (its handlers are inherited by the workflow definition). A dispute may be raised
+from the mount until the publicity window closes (AM-11 reading), by the client and by the creator, each with at
+most one open at a time (one party's dispute never refuses the other's). Every open dispute holds settlement until
+an operator resolves it with an amount; each one unresolved past 7 working days from its raising is escalated
+(search attribute `escalated`, current details say why) and stays resolvable. When the window
 closes the piece asks the penalty register whether its creator's fees are frozen; if so it is held until the
 violation case's outcome sends `settlement_released`.
 
@@ -10,6 +12,12 @@ Budget counter (R-3, R-4): a resolution that changes the fee moves the task's co
 difference, through the public `ledger.accrue` / `ledger.release` activities: an increase accrues the difference
 as one adjustment entry (whole fen, never past the budget); a decrease gives back every entry of this piece and
 accrues the resolved amount as one entry. Settlement then pays the resolved amount, once.
+
+Two disputes of one piece (client and creator) are resolved one after the other (a resolution in flight refuses
+another): each resolution starts from the fee the previous one agreed and sets the piece's amount, so the latest
+resolution decides what is paid, and the counter moves from the previous amount to it. Settlement waits until no
+dispute is open. A resolution made while the billing period still runs fixes the fee there and then: conversions
+reported after it are logged as late (as after any resolution).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mounted_content as c
     from workflows.contract.names import mounted_content_id
     from workflows.rules.clock import business_time
-    from workflows.rules.disputes import dispute_refusal, resolution_refusal
+    from workflows.rules.disputes import DISPUTE_REFUSED, dispute_refusal, resolution_refusal
     from workflows.rules.working_days import DISPUTE_RESOLUTION_WORKING_DAYS
 
 from workflows import metrics
@@ -85,14 +93,14 @@ class DisputesAndHolds:
         s = self.s
         problem = dispute_refusal(
             request.raised_by, request.party_id, client_id=s.client_id, creator_id=s.creator_id,
-            content_id=s.content_id, now=workflow.now(), billing_period_ends_at=s.billing_period_ends_at,
-            publicity_window_closes_at=s.publicity_window_closes_at,
+            content_id=s.content_id, now=workflow.now(), publicity_window_closes_at=s.publicity_window_closes_at,
             settled=s.settlement is not None or s.stage in (c.ContentStage.DISPUTED, c.ContentStage.HELD))
-        if problem is None and (open_dispute := self._open_dispute()) is not None:
+        # AM-11 reading: each party has its own right; only a second dispute of the same party waits.
+        if problem is None and (open_dispute := self._open_dispute(request.raised_by)) is not None:
             problem = (f"dispute {open_dispute.dispute_id} raised by the {open_dispute.raised_by} at "
                        f"{business_time(open_dispute.raised_at)} is open: it will be resolved first")
         if problem is not None:
-            raise ValueError(problem)
+            raise ApplicationError(problem, {"reasons": [problem]}, type=DISPUTE_REFUSED, non_retryable=True)
 
     @workflow.update(name="resolve_dispute")
     async def resolve_dispute(self, request: c.ResolveDisputeRequest) -> c.DisputeResolution:
@@ -100,8 +108,8 @@ class DisputesAndHolds:
         self._resolving = True  # accrual pauses, so the fee being replaced stays put
         try:
             await workflow.wait_condition(lambda: not self._applying)
-            dispute = self._open_dispute()
-            if dispute is None or dispute.dispute_id != request.dispute_id:  # the validator makes this unreachable
+            dispute = self._open_dispute_by_id(request.dispute_id)
+            if dispute is None:  # the validator makes this unreachable
                 raise ApplicationError(f"dispute_id: {request.dispute_id} is not open", type="ResolutionRefused",
                                        non_retryable=True)
             fee_before = self._agreed_fee()
@@ -124,9 +132,12 @@ class DisputesAndHolds:
                 s.batches[event_id].late = True
                 s.late_batches += 1
             s.pending_accrual = []
-            if s.escalated and self._open_dispute() is None:
+            if s.escalated and not any(d.escalated_at is not None for d in self._open_disputes()):
                 metrics.escalation("mount", True, False)
                 s.escalated, s.escalation_reason = False, None
+            elif s.escalated and s.escalation_reason and f"dispute {dispute.dispute_id} " in s.escalation_reason:
+                still = next(d for d in self._open_disputes() if d.escalated_at is not None)
+                s.escalation_reason = self._escalation_reason(still, "still unresolved (AM-17)")
             metrics.dispute_resolved("mount", "fee")
             return c.DisputeResolution(dispute_id=dispute.dispute_id, resolved_at=now, fee_before_fen=fee_before,
                                        amount_fen=paid, budget_adjustment_fen=paid - fee_before)
@@ -136,16 +147,22 @@ class DisputesAndHolds:
 
     @resolve_dispute.validator
     def validate_resolve_dispute(self, request: c.ResolveDisputeRequest) -> None:
-        open_dispute = self._open_dispute()
-        if open_dispute is None or open_dispute.dispute_id != request.dispute_id:
-            listed = open_dispute.dispute_id if open_dispute else "none"
+        if self._open_dispute_by_id(request.dispute_id) is None:
+            listed = ", ".join(d.dispute_id for d in self._open_disputes()) or "none"
             raise ValueError(f"dispute_id: {request.dispute_id} is not an open dispute of content "
                              f"{self.s.content_id} (open: {listed})")
         if self._resolving:
             raise ValueError(f"dispute_id: {request.dispute_id} is being resolved by another request")
 
-    def _open_dispute(self) -> c.DisputeRecord | None:
-        return next((d for d in self.s.disputes if d.resolved_at is None), None)
+    def _open_disputes(self) -> list[c.DisputeRecord]:
+        return [d for d in self.s.disputes if d.resolved_at is None]
+
+    def _open_dispute(self, raised_by: str | None = None) -> c.DisputeRecord | None:
+        """An open dispute (of `raised_by`, when given)."""
+        return next((d for d in self._open_disputes() if raised_by is None or d.raised_by == raised_by), None)
+
+    def _open_dispute_by_id(self, dispute_id: str) -> c.DisputeRecord | None:
+        return next((d for d in self._open_disputes() if d.dispute_id == dispute_id), None)
 
     def _agreed_fee(self) -> int:
         return self.s.fee_fen if self.s.agreed_fee_fen is None else self.s.agreed_fee_fen
@@ -154,27 +171,36 @@ class DisputesAndHolds:
         """Conversions and corrections still change the fee: not settled, and no resolution has fixed it."""
         return self.s.settlement is None and self.s.agreed_fee_fen is None and not self._resolving
 
+    def _dispute_details(self) -> str:
+        shown = [f"fee dispute {d.dispute_id} open (raised by the {d.raised_by}"
+                 + (f", escalates {business_time(d.resolution_due_at)})" if d.resolution_due_at is not None else ")")
+                 for d in self._open_disputes()]
+        return "".join(f"; {text}" for text in shown)
+
     def _dispute_due_at(self) -> datetime | None:
-        """When the open dispute escalates, if it has not yet."""
-        dispute = self._open_dispute()
-        if dispute is None or dispute.escalated_at is not None:
-            return None
-        return dispute.resolution_due_at
+        """When the next open dispute escalates (AM-17: each one 7 working days after it was raised)."""
+        due = [d.resolution_due_at for d in self._open_disputes()
+               if d.escalated_at is None and d.resolution_due_at is not None]
+        return min(due, default=None)
 
     def _escalate_dispute_if_due(self) -> None:
-        dispute, due = self._open_dispute(), self._dispute_due_at()
-        if dispute is not None and due is not None and workflow.now() >= due:
-            self._escalate(dispute, f"unresolved past {business_time(due)} (7 working days from "
-                                    f"{business_time(dispute.raised_at)}, AM-17)")
+        for dispute in self._open_disputes():
+            due = dispute.resolution_due_at
+            if dispute.escalated_at is None and due is not None and workflow.now() >= due:
+                self._escalate(dispute, f"unresolved past {business_time(due)} (7 working days from "
+                                        f"{business_time(dispute.raised_at)}, AM-17)")
 
     def _escalate(self, dispute: c.DisputeRecord, why: str) -> None:
         s = self.s
         dispute.escalated_at = workflow.now()
         metrics.escalation("mount", s.escalated, True)
         s.escalated = True
-        s.escalation_reason = (f"ESCALATED: fee dispute {dispute.dispute_id} of content {s.content_id} raised by "
-                               f"the {dispute.raised_by} {dispute.party_id}: {why}")
+        s.escalation_reason = self._escalation_reason(dispute, why)
         workflow.logger.warning(s.escalation_reason)
+
+    def _escalation_reason(self, dispute: c.DisputeRecord, why: str) -> str:
+        return (f"ESCALATED: fee dispute {dispute.dispute_id} of content {self.s.content_id} raised by "
+                f"the {dispute.raised_by} {dispute.party_id}: {why}")
 
     async def _move_budget_counter(self, dispute_id: str, fee_before: int, amount: int) -> int:
         """Moves this piece's share of the task's budget counter from `fee_before` to `amount`; returns what the

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
     from workflows.rules.billing import billing_period_end
-    from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
+    from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import (
         ClientFacts,
         CreatorFacts,
@@ -51,7 +51,15 @@ from workflows.common import (
     stage_attributes,
     until,
 )
-from workflows.task_penalties import TaskPenalties
+from workflows.mount_reports import (
+    LATE_MOUNTS_PATCH,
+    MOUNT_REFUSED,
+    mount_refusals,
+    period_cut_at,
+    unmount_refused,
+    wait_for_late_mounts,
+)
+from workflows.task_penalties import PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
@@ -90,6 +98,8 @@ class MountTaskWorkflow(TaskPenalties):
         self._looks: ClosureLooks | None = None
         self._look_at: datetime | None = None
         self._look_moved = False
+        # Set in run (LATE_MOUNTS_PATCH): mounts reported up to 24 hours after the period are accepted (AM-6).
+        self._late_mounts = True
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -98,6 +108,7 @@ class MountTaskWorkflow(TaskPenalties):
         if workflow.patched(DRAIN_PATCH):
             self._messages_bound = TASK_MESSAGES_PER_RUN
         self._reads_ledger = workflow.patched(CLOSURES_FROM_LEDGER_PATCH)
+        self._late_mounts = workflow.patched(LATE_MOUNTS_PATCH)
         self._run_length = RunLength(self._messages_bound)
         if s.stage is c.TaskStage.DRAFT:
             expires = f"draft expires unpublished {business_time(workflow.now() + DRAFT_TTL)}"
@@ -145,6 +156,9 @@ class MountTaskWorkflow(TaskPenalties):
         await self._tell_pieces_the_period_ended()
         if self._reads_ledger:
             await self._wait_for_closures_in_the_ledger()
+            while self._late_mounts and await wait_for_late_mounts(s, self._run_length):
+                await self._continue_as_new_if_due()  # a late mount opened a piece (AM-6), or the run is long
+                await self._wait_for_closures_in_the_ledger()
         while s.pieces_open > 0:  # runs before the patch: every piece sends content_closed
             self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
             await workflow.wait_condition(lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run))
@@ -262,10 +276,21 @@ class MountTaskWorkflow(TaskPenalties):
     @workflow.update(name="report_mount")
     async def report_mount(self, request: c.ReportMountRequest) -> c.MountResult:
         s = self.s
+        piece = s.pieces.get(request.content_id)
+        late = piece is None and s.stage is c.TaskStage.ENDED
+        if piece is None and (reasons := mount_refusals(s, request, workflow.now(), late_reports=self._late_mounts,
+                                                        clock_skew=MOUNT_CLOCK_SKEW)):
+            s.messages_this_run += 1
+            await unmount_refused(s.task_id, request, reasons)  # AM-6 reading: the refused component comes down
+            raise refused(MOUNT_REFUSED, reasons)
         assert s.period_end_at is not None and s.client_id is not None and s.request is not None
         assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
-        await self._refuse_a_penalized_mount(request)  # R-12 (task_penalties.py)
-        piece = s.pieces.get(request.content_id)
+        if piece is None and (reasons := await self._penalty_refusals(request)):  # R-12 (task_penalties.py)
+            s.messages_this_run += 1
+            if workflow.patched(PENALIZED_MOUNT_UNMOUNTED_PATCH):
+                await unmount_refused(s.task_id, request, reasons)  # AM-6 reading, as for every refused mount
+            raise refused(MOUNT_REFUSED, reasons)
+        piece = s.pieces.get(request.content_id)  # the same report may have been accepted meanwhile
         if piece is None:
             piece = c.PieceEntry(content_id=request.content_id, creator_id=request.creator_id,
                                  mounted_at=request.mounted_at)
@@ -280,14 +305,17 @@ class MountTaskWorkflow(TaskPenalties):
         content_input = MountedContentInput(
             task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
             payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=s.period_end_at,
+            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
         started = await workflow.execute_activity(
             "fanout.start_content_workflow", content_input, result_type=StartContentResult,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
+        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
+            await self._signal_pieces([piece.content_id], "task_period_ended",
+                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
         return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, s.period_end_at))
+                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
 
     @report_mount.validator
     def validate_report_mount(self, request: c.ReportMountRequest) -> None:
@@ -298,29 +326,7 @@ class MountTaskWorkflow(TaskPenalties):
                 return  # the same report again: answered with the same result
             raise ValueError(f"content_id: {request.content_id} is already mounted in task {s.task_id} "
                              f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
-        if problem := self._period_closed_problem("mount"):
-            raise ValueError(problem)
-        assert s.period_start_at is not None and s.period_end_at is not None
-        entry = s.creators.get(request.creator_id)
-        if entry is None:
-            raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
-        if entry.removed_by_case is not None:  # R-12 (task_penalties.py)
-            raise ValueError(f"creator_id: creator {request.creator_id} was removed from task {s.task_id} by "
-                             f"violation case {entry.removed_by_case}")
-        if not entry.authorization_in_force:
-            raise ValueError(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id}"
-                             " and has not joined again")
-        if not within(request.mounted_at, s.period_start_at, s.period_end_at):
-            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is outside the task period "
-                             f"[{business_time(s.period_start_at)}, {business_time(s.period_end_at)})")
-        if request.mounted_at > workflow.now() + MOUNT_CLOCK_SKEW:
-            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is in the future")
-        earliest = start_of_business_day(entry.joined_at)
-        if entry.revoked_all_at is not None:
-            earliest = max(earliest, entry.revoked_all_at)
-        if request.mounted_at < earliest:
-            raise ValueError(f"mounted_at: {business_time(request.mounted_at)} is before creator "
-                             f"{request.creator_id} joined (content may be mounted from {business_time(earliest)})")
+        # Every other refusal is made by the handler, which takes the refused component down (mount_reports.py).
 
     # ---------------------------------------------------------------- revocation (AM-14, AM-15)
     @workflow.update(name="revoke_content")

@@ -78,10 +78,15 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         self._run_length = RunLength()
         while s.stage is c.ContentStage.MOUNTED:
-            self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}",
-                       s.billing_period_ends_at)
-            await self._wait_for_work_until(s.billing_period_ends_at, "billing period ends")
+            # A dispute may be raised from the mount on (AM-11 reading): wake when one escalates, too (AM-17).
+            due = self._dispute_due_at()
+            wake_at, what = ((due, "fee dispute escalates") if due is not None and due < s.billing_period_ends_at
+                             else (s.billing_period_ends_at, "billing period ends"))
+            self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}"
+                       f"{self._dispute_details()}", wake_at)
+            await self._wait_for_work_until(wake_at, what)
             await self._apply_pending_work()
+            self._escalate_dispute_if_due()
             if workflow.now() >= s.billing_period_ends_at:
                 await self._unmount("billing period over")
                 s.stage = c.ContentStage.PUBLICITY
@@ -115,6 +120,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
             task_id=s.task_id, content_id=s.content_id, stage=s.stage, counted_conversions=s.counted_conversions,
             fee_fen=s.settlement.fee_fen, platform_fee_fen=s.settlement.platform_fee_fen,
             payee_account=s.payee_account, settled_at=s.settlement.settled_at,
+            publicity_window_closes_at=s.publicity_window_closes_at,
         )
 
     # ---------------------------------------------------------------- messages
@@ -161,7 +167,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         """AM-16: deleted or made non-public by the creator: conversions stop counting from that instant."""
         s = self.s
         s.messages_this_run += 1
-        if self._fee_open() and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
+        if self._interval_open() and (s.visibility_lost_at is None or event.occurred_at < s.visibility_lost_at):
             s.visibility_lost_at, s.visibility_lost_kind = event.occurred_at, event.kind
             self._shrink_interval()
 
@@ -178,7 +184,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
     def content_revoked(self, event: c.ContentRevoked) -> None:
         s = self.s
         s.messages_this_run += 1
-        if self._fee_open() and (s.revoked_at is None or event.revoked_at < s.revoked_at):
+        if self._interval_open() and (s.revoked_at is None or event.revoked_at < s.revoked_at):
             s.revoked_at = event.revoked_at
             self._shrink_interval()
 
@@ -204,7 +210,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
         s = self.s
         s.messages_this_run += 1
-        if not self._fee_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
+        if not self._interval_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
             return
         s.task_period_ended_at = ended_at
         s.billing_period_ends_at = billing_period_end(s.mounted_at, ended_at)
@@ -217,7 +223,14 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
         self._interval_moved = True  # the loop looks again: the unmount may be due now
 
+    def _interval_open(self) -> bool:
+        """The interval may still shrink: the fee is open, or a resolution fixed it while mounted (AM-11): the
+        component still comes down at the end, a revocation or lost visibility (AM-7, AM-14, AM-16)."""
+        return self._fee_open() or (self.s.settlement is None and self.s.stage is c.ContentStage.MOUNTED)
+
     def _to_release(self) -> list[str]:
+        if self.s.agreed_fee_fen is not None:
+            return []  # an operator's amount replaced the batches (content_disputes._move_budget_counter)
         return [eid for eid, b in self.s.batches.items()
                 if b.counted > 0 and (b.voided or not self._counts(b, for_release=True))]
 
@@ -401,14 +414,6 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
             payee_account=s.payee_account, price_fen=s.price_fen, mounted_at=s.mounted_at,
             task_period_end_at=s.task_period_end_at, carried_state=s,
         )
-
-    def _dispute_details(self) -> str:
-        dispute = self._open_dispute()
-        if dispute is None:
-            return ""
-        due = dispute.resolution_due_at
-        return (f"; fee dispute {dispute.dispute_id} open (raised by the {dispute.raised_by}"
-                + (f", escalates {business_time(due)})" if due is not None else ")"))
 
     def _waiting_details(self) -> str:
         s = self.s

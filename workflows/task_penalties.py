@@ -14,7 +14,6 @@ from collections.abc import Awaitable
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.directory import PartyRequest
@@ -26,6 +25,9 @@ from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 # Runs that record this marker ask the directory about penalties before accepting a new mount.
 MOUNT_PENALTY_PATCH = "r-12-mount-refused-by-penalty"
+# Runs that record this marker take the component of a mount refused by a penalty down, as every refused mount
+# (AM-6 reading); runs recorded before only refused it.
+PENALIZED_MOUNT_UNMOUNTED_PATCH = "r-12-refused-mount-unmounted"
 
 
 class TaskPenalties:
@@ -35,20 +37,17 @@ class TaskPenalties:
                        ) -> Awaitable[None]:
         raise NotImplementedError
 
-    async def _refuse_a_penalized_mount(self, request: c.ReportMountRequest) -> None:
-        """R-12: no new mount of a penalized creator, in any task; the refusal names each case."""
+    async def _penalty_refusals(self, request: c.ReportMountRequest) -> list[str]:
+        """R-12: no new mount of a penalized creator, in any task; each reason names its case."""
         if request.content_id in self.s.pieces or not workflow.patched(MOUNT_PENALTY_PATCH):
-            return
+            return []
         # A local activity: one marker event, not an activity's three and a workflow task's, on a path taken by
         # every mount (a run's length is counted in mounts: mount_task.TASK_MESSAGES_PER_RUN).
         facts = await workflow.execute_local_activity(
             "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
-        reasons = creator_penalty_refusals(facts, self.s.task_id)
-        if reasons:
-            raise ApplicationError("; ".join(reasons), {"reasons": reasons}, type="MountRefused",
-                                   non_retryable=True)
+        return creator_penalty_refusals(facts, self.s.task_id)
 
     @workflow.signal(name="remove_creator")
     async def remove_creator(self, signal: c.CreatorRemoved) -> None:

@@ -83,7 +83,8 @@ class TaskPeriodEnded(ContractModel):
 
 
 class RaiseDisputeRequest(ContractModel):
-    """AM-11: the client of the task or the creator of this content disputes the fee, during the publicity window."""
+    """AM-11: the client of the task or the creator of this content disputes the fee, from the mount until the
+    publicity window closes; each party may have one dispute open at a time."""
 
     raised_by: Literal["client", "creator"]
     party_id: Identifier
@@ -258,6 +259,23 @@ class ContentResult(ContractModel):
     platform_fee_fen: Fen
     payee_account: str
     settled_at: Instant
+    # The instant a dispute is refused with once the piece has settled (AM-11); absent in results of pieces
+    # settled before it was added (the piece's `state` has it).
+    publicity_window_closes_at: Instant | None = None
+
+
+class LateBatch(ContractModel):
+    """R-2: the answer of the Python client to a conversion batch reported after its piece settled: the batch
+    changes nothing and is recorded as late (`python -m starter late`)."""
+
+    task_id: str
+    content_id: str
+    event_id: str
+    count: Count
+    occurred_at: Instant
+    cheating: bool
+    settled_at: Instant
+    note: str  # "late: settled at <instant +08:00>"
 
 
 MountedContentInput.model_rebuild()

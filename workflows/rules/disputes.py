@@ -8,27 +8,30 @@ from typing import Literal
 
 from workflows.rules.clock import business_time
 
+# The type of every refusal of a fee dispute (ApplicationError.type, details {"reasons": [...]}).
+DISPUTE_REFUSED = "DisputeRefused"
+
 Disputant = Literal["client", "creator"]
 
 
 def dispute_refusal(raised_by: Disputant, party_id: str, *, client_id: str, creator_id: str, content_id: str,
-                    now: datetime, billing_period_ends_at: datetime, publicity_window_closes_at: datetime,
-                    settled: bool) -> str | None:
-    """AM-11: the client of the task or the creator of this content, during the publicity window.
+                    now: datetime, publicity_window_closes_at: datetime, settled: bool) -> str | None:
+    """AM-11: the client of the task or the creator of this content, until the publicity window closes.
 
-    Reading: the window opens when the billing period ends (before, the fee is still accruing and there is no
-    fee to dispute) and closes 3 days later; from its closing instant on the fee is deemed accepted."""
+    Reading (AM-11, 2026-12): a dispute may be raised from the mount on (the seed sets only the end of the right);
+    from the window's closing instant on the fee is deemed accepted, also once the piece has settled."""
     owner = client_id if raised_by == "client" else creator_id
     if party_id != owner:
         return f"party_id: {party_id} is not the {raised_by} of content {content_id} (that is {owner})"
     if settled or now >= publicity_window_closes_at:
-        return (f"the publicity window of content {content_id} closed at {business_time(publicity_window_closes_at)}"
-                f": the fee is deemed accepted and can no longer be disputed")
-    if now < billing_period_ends_at:
-        return (f"the fee of content {content_id} is still accruing until its billing period ends at "
-                f"{business_time(billing_period_ends_at)}: a dispute can be raised from then until "
-                f"{business_time(publicity_window_closes_at)}")
+        return window_closed(content_id, publicity_window_closes_at)
     return None
+
+
+def window_closed(content_id: str, publicity_window_closes_at: datetime) -> str:
+    """The refusal of a dispute after the window closed (AM-11): it names the closing instant."""
+    return (f"the publicity window of content {content_id} closed at {business_time(publicity_window_closes_at)}"
+            f": the fee is deemed accepted and can no longer be disputed")
 
 
 def max_resolvable_fen(agreed_fee_fen: int, budget_remaining_fen: int) -> int:

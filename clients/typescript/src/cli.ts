@@ -10,6 +10,8 @@ const USAGE = `usage: xingtu-ts <command> [arguments]
   join <task_id> <creator_id>                      a creator joins the task
   report-mount <task_id> '<ReportMountRequest JSON>' the main site reports a mount
   report-conversions <task_id> '<ConversionBatch JSON>' a batch of conversions for one piece
+  raise-dispute <task_id> <content_id> '<RaiseDisputeRequest JSON>'   the client or the creator disputes a fee
+  resolve-dispute <task_id> <content_id> '<ResolveDisputeRequest JSON>' an operator resolves a dispute
   revoke-authorization <task_id> <creator_id> [content_id]
   task-state <task_id>                             the task's state
   content-state <task_id> <content_id>             one piece's state
@@ -42,6 +44,10 @@ const COMMANDS: Record<string, Command> = {
   'report-mount': (c, a) => (need(a, 1, '<task_id>'), c.reportMount(a[0], json(a[1], 'ReportMountRequest') as never)),
   'report-conversions': (c, a) =>
     (need(a, 1, '<task_id>'), c.reportConversions(a[0], json(a[1], 'ConversionBatch') as never)),
+  'raise-dispute': (c, a) =>
+    (need(a, 2, '<task_id> <content_id>'), c.raiseDispute(a[0], a[1], json(a[2], 'RaiseDisputeRequest') as never)),
+  'resolve-dispute': (c, a) =>
+    (need(a, 2, '<task_id> <content_id>'), c.resolveDispute(a[0], a[1], json(a[2], 'ResolveDisputeRequest') as never)),
   'revoke-authorization': (c, a) => (need(a, 2, '<task_id> <creator_id>'), c.revokeAuthorization(a[0], a[1], a[2])),
   'task-state': (c, a) => (need(a, 1, '<task_id>'), c.taskState(a[0])),
   'content-state': (c, a) => (need(a, 2, '<task_id> <content_id>'), c.contentState(a[0], a[1])),

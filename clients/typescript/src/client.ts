@@ -5,23 +5,33 @@ import {
   Connection,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { ApplicationFailure, defineSearchAttributeKey, type SearchAttributePair } from '@temporalio/common';
 import { Contract, type Json } from './contract';
 import type {
+  ContentResult,
   ConversionBatch,
+  DisputeReceipt,
+  DisputeResolution,
+  LateBatch,
   JoinResult,
   MountedContentState,
   MountResult,
   MountTaskState,
   PublicationResult,
   PublishTaskRequest,
+  RaiseDisputeRequest,
   ReportMountRequest,
+  ResolveDisputeRequest,
   RevocationResult,
 } from './types';
 
 export const MOUNT_TASK = 'MountTaskWorkflow';
+// temporal.api.enums.v1.WorkflowExecutionStatus COMPLETED, and the gRPC status NOT_FOUND.
+const WORKFLOW_COMPLETED = 2;
+const grpcStatus = { NOT_FOUND: 5 };
 export const MOUNTED_CONTENT = 'MountedContentWorkflow';
 export const XINGGUANG_TASK = 'XingguangTaskWorkflow';
 
@@ -48,6 +58,12 @@ function refusal(err: WorkflowUpdateFailedError): Refused {
     return new Refused(cause.type ?? 'Rejected', reasons);
   }
   return new Refused('Rejected', [cause?.message ?? err.message]);
+}
+
+/** An instant as people read it, in business time (UTC+08:00): 2026-12-09 10:00:00 +08:00 (rules/clock.py). */
+export function businessTime(instant: string): string {
+  const shifted = new Date(Date.parse(instant) + 8 * 3600_000).toISOString();
+  return `${shifted.slice(0, 10)} ${shifted.slice(11, 19)} +08:00`;
 }
 
 export interface StartOptions {
@@ -181,9 +197,70 @@ export class XingtuClient {
     return this.signal(MOUNT_TASK, this.taskWorkflowId(taskId), 'revoke_authorization', payload);
   }
 
-  /** R-1: one batch of conversions, sent to the piece of content it belongs to; a repeated event_id counts once. */
-  reportConversions(taskId: string, batch: ConversionBatch): Promise<void> {
-    return this.signal(MOUNTED_CONTENT, this.contentWorkflowId(taskId, batch.content_id), 'report_conversions', batch);
+  /** R-1: one batch of conversions, sent to the piece of content it belongs to; a repeated event_id counts once.
+   *  R-2: a batch for a piece that has settled changes nothing: the answer is a LateBatch ("late: settled at ...")
+   *  for the caller to log (the Python CLI records it in the ledger's database). Content never mounted: NotFound. */
+  async reportConversions(taskId: string, batch: ConversionBatch): Promise<LateBatch | undefined> {
+    try {
+      await this.signal(MOUNTED_CONTENT, this.contentWorkflowId(taskId, batch.content_id), 'report_conversions', batch);
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    const settled = await this.settledPiece(taskId, batch.content_id);
+    return { task_id: taskId, content_id: batch.content_id, event_id: batch.event_id, count: batch.count,
+      occurred_at: batch.occurred_at, cheating: batch.cheating ?? false, settled_at: settled.settled_at,
+      note: `late: settled at ${businessTime(settled.settled_at)}` };
+  }
+
+  /** AM-11: the client or the creator disputes a piece's fee. After the piece settled: DisputeRefused, with the
+   *  window's closing instant, as the workflow answers while it runs. */
+  async raiseDispute(taskId: string, contentId: string, request: RaiseDisputeRequest): Promise<DisputeReceipt> {
+    try {
+      return await this.update(MOUNTED_CONTENT, this.contentWorkflowId(taskId, contentId), 'raise_dispute', request);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    const settled = await this.settledPiece(taskId, contentId);
+    throw new Refused('DisputeRefused', [`the publicity window of content ${contentId} closed at `
+      + `${businessTime(settled.publicity_window_closes_at ?? settled.settled_at)}: the fee is deemed accepted and `
+      + `can no longer be disputed (settled at ${businessTime(settled.settled_at)}: ${settled.fee_fen} fen)`]);
+  }
+
+  /** AM-17: an operator resolves an open dispute; a settled piece has none open (ResolutionRefused). */
+  async resolveDispute(taskId: string, contentId: string, request: ResolveDisputeRequest): Promise<DisputeResolution> {
+    try {
+      return await this.update(MOUNTED_CONTENT, this.contentWorkflowId(taskId, contentId), 'resolve_dispute', request);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    const settled = await this.settledPiece(taskId, contentId);
+    throw new Refused('ResolutionRefused', [`dispute_id: ${request.dispute_id} is not open: content ${contentId} `
+      + `settled at ${businessTime(settled.settled_at)} (${settled.fee_fen} fen)`]);
+  }
+
+  /** The result of a piece whose workflow has completed; NotFound when it never existed, NotRunning when it
+   *  closed otherwise (terminated). Temporal answers "not found" for both a closed and a missing workflow. */
+  async settledPiece(taskId: string, contentId: string): Promise<ContentResult> {
+    const workflowId = this.contentWorkflowId(taskId, contentId);
+    const handle = this.client.workflow.getHandle(workflowId);
+    let status: number;
+    try {
+      // Read raw: describe() decodes the search attributes too, which fails on some servers' datetime values.
+      const described = await this.client.workflowService.describeWorkflowExecution(
+        { namespace: this.client.options.namespace, execution: { workflowId } });
+      status = Number(described.workflowExecutionInfo?.status ?? 0);
+    } catch (err) {
+      if ((err as { code?: number }).code === grpcStatus.NOT_FOUND) {
+        throw new Refused('NotFound', [`${workflowId} not found: it was never started`]);
+      }
+      throw err;
+    }
+    if (status !== WORKFLOW_COMPLETED) {
+      throw new Refused('NotRunning', [`${workflowId} is not running: its status is ${status} (2 is completed)`]);
+    }
+    const result = await handle.result();
+    return this.contract.result<ContentResult>(MOUNTED_CONTENT, undefined, MOUNTED_CONTENT, result);
   }
 
   taskState(taskId: string): Promise<MountTaskState> {

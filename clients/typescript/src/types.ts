@@ -89,3 +89,57 @@ export interface MountedContentState {
   billing_period_ends_at: string;
   [field: string]: unknown;
 }
+
+export interface RaiseDisputeRequest {
+  raised_by: 'client' | 'creator';
+  party_id: string;
+  reason: string;
+}
+
+export interface DisputeReceipt {
+  dispute_id: string;
+  raised_at: string;
+  fee_fen: number;
+  publicity_window_closes_at: string;
+  resolution_due_at: string | null;
+  escalated: boolean;
+}
+
+export interface ResolveDisputeRequest {
+  dispute_id: string;
+  operator_id: string;
+  amount_fen: number;
+  note: string;
+}
+
+export interface DisputeResolution {
+  dispute_id: string;
+  resolved_at: string;
+  fee_before_fen: number;
+  amount_fen: number;
+  budget_adjustment_fen: number;
+}
+
+export interface ContentResult {
+  task_id: string;
+  content_id: string;
+  stage: string;
+  counted_conversions: number;
+  fee_fen: number;
+  platform_fee_fen: number;
+  payee_account: string;
+  settled_at: string;
+  publicity_window_closes_at?: string | null;
+}
+
+/** the answer to a conversion batch reported after its piece settled (workflows/contract LateBatch). */
+export interface LateBatch {
+  task_id: string;
+  content_id: string;
+  event_id: string;
+  count: number;
+  occurred_at: string;
+  cheating: boolean;
+  settled_at: string;
+  note: string;
+}
