@@ -166,7 +166,7 @@ async def cmd_conversions(args: argparse.Namespace, out: Output) -> None:
                                occurred_at=args.at or now(), cheating=args.cheating)
     from starter.dispute_commands import late_log
 
-    late = await api.report_conversions(await connect(), args.task_id, batch, late_log())
+    late = await api.report_conversions(await connect(), args.task_id, batch, late_log(args))
     out.show({"late": late.note, **late.model_dump(mode="json")} if late else {"sent": batch.model_dump(mode="json")})
 
 

@@ -18,9 +18,9 @@ def _cli() -> Any:
     return cli
 
 
-def late_log() -> Any:
+def late_log(args: argparse.Namespace) -> Any:
     from activities.late_reports import LateReports
-    return LateReports(_cli().adapters().db)
+    return LateReports(_cli().adapters(args).db)
 
 
 async def cmd_dispute(args: argparse.Namespace, out: Any) -> None:
@@ -35,7 +35,7 @@ async def cmd_resolve(args: argparse.Namespace, out: Any) -> None:
 
 
 def cmd_late(args: argparse.Namespace, out: Any) -> None:
-    rows = late_log().of_task(args.task_id)
+    rows = late_log(args).of_task(args.task_id)
     out.show(rows or f"no late conversion batch recorded for task {args.task_id}",
              f"conversion batches reported after their piece settled (R-2), task {args.task_id}")
 
