@@ -51,8 +51,16 @@ from activities.main_site import MainSite, MainSiteActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
+from activities.subject_keys import SubjectKeys
 from activities.xg_ledger import XgLedgerActivities
-from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
+from starter.codec import (
+    KeyRing,
+    PayloadKeyError,
+    codec_data_converter,
+    load_keys,
+    ring_of,
+    with_subject_keys,
+)
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
@@ -206,6 +214,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     to inject faults around the real adapters; production code never passes it). `tuning`: WorkerTuning's defaults
     unless given (Settings.from_env reads the environment); `worker_options` override it."""
     tuning = tuning or WorkerTuning()
+    client, subject_keys = bind_subject_keys(client, adapters)
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
@@ -214,7 +223,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
-        *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
+        *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory,
+                                                        subject_keys)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
         *PenaltyActivities(adapters.ledger, PenaltyRegister(adapters.db), client, task_queue).all(),
@@ -233,6 +243,15 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         interceptors=[MessageArguments()],  # a signal or update with the wrong number of arguments
         **{"workflow_runner": workflow_runner(), **tuning.worker_options(), **worker_options},
     )
+
+
+def bind_subject_keys(client: Client, adapters: Adapters) -> tuple[Client, SubjectKeys]:
+    """PR-2, PR-6: the subject keys (activities/subject_keys.py) live in the worker's database, wrapped by the key
+    ring of the client's codec; the worker's payloads are sealed and opened with them, and the vault uses them."""
+    subject_keys = SubjectKeys(adapters.db, ring_of(client.data_converter))
+    config = client.config()
+    config["data_converter"] = with_subject_keys(client.data_converter, subject_keys)
+    return Client(**config), subject_keys
 
 
 def activity_name(fn: Callable[..., Any]) -> str:

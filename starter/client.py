@@ -27,7 +27,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.codec import KeyRing, codec_data_converter, load_keys
+from starter.codec import KeyRing, SubjectKeyStore, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
@@ -58,11 +58,22 @@ async def connect(address: str | None = None, namespace: str | None = None, keys
                   **options: Any) -> Client:
     """A client with the project's data converter and payload codec (PR-6). Defaults: TEMPORAL_ADDRESS
     (127.0.0.1:7233), TEMPORAL_NAMESPACE, and the payload keys of starter.codec.load_keys (PAYLOAD_KEYS, else
-    .data/payload-keys). Without keys every plain payload works; sending or reading a personal one is refused."""
+    .data/payload-keys). Without keys every plain payload works; sending or reading a personal one is refused.
+    The personal values of a data subject are sealed with its subject key, in the ledger database (LEDGER_DSN)."""
+    keys = keys if keys is not None else load_keys()
     return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
                                 namespace=namespace or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE),
-                                data_converter=codec_data_converter(keys if keys is not None else load_keys()),
+                                data_converter=codec_data_converter(keys, lambda: ledger_subject_keys(keys)),
                                 **options)
+
+
+def ledger_subject_keys(keys: KeyRing) -> SubjectKeyStore:
+    """The subject keys (crypto-shredding) in the ledger database of LEDGER_DSN, opened when a personal payload is
+    first sealed or opened: a client that sends none never touches the database."""
+    from activities.db import Database, default_dsn
+    from activities.subject_keys import SubjectKeys
+
+    return SubjectKeys(Database(default_dsn()), keys)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:

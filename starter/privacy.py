@@ -142,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from activities.db import Database, default_dsn
     from activities.directory import Directory
     from activities.ledger import Ledger
+    from activities.subject_keys import SubjectKeys
+    from starter.codec import load_keys
 
     parser = argparse.ArgumentParser(prog="python -m starter.privacy")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,10 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     put.add_argument("value")
     reveal = sub.add_parser("reveal", help="print the value behind a vault token")
     reveal.add_argument("token")
+    sub.add_parser("rewrap", help="after a key-ring rotation (a new payload key first in PAYLOAD_KEYS): wrap every "
+                   "subject key under the new key; no data is touched, the old key can then leave the vault")
     args = parser.parse_args(argv)
+    keys = load_keys(required=True)
     db = Database(default_dsn())
     try:
-        vault = PersonalData(db, Ledger(db), Directory(db))
+        subject_keys = SubjectKeys(db, keys)
+        if args.command == "rewrap":
+            print(f"re-wrapped {subject_keys.rewrap()} subject keys under payload key {keys.current}")
+            return 0
+        vault = PersonalData(db, Ledger(db), Directory(db), subject_keys)
         if args.command == "put":
             print(vault.put(args.account_id, PersonalField(args.field), args.value))
             return 0

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
 from activities.personal_data import PersonalData
-from tests.conftest import Ctx
+from tests.conftest import Ctx, subject_keys
 from worker import Adapters
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.privacy import PersonalField
@@ -56,7 +56,7 @@ def missing_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
 
 
 def vault(ctx: Ctx) -> PersonalData:
-    return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory)
+    return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory, subject_keys(ctx.a))
 
 
 @dataclass

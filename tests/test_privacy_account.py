@@ -11,7 +11,7 @@ import pytest
 from activities.personal_data import AccountClosure, PersonalData
 from starter import privacy as api
 from starter.client import Refused
-from tests.conftest import Ctx
+from tests.conftest import Ctx, subject_keys
 from tests.helpers import business_now, eligible_client, finish
 from tests.privacy_helpers import NAME, eventually, fixed_calendar, fixed_deadline, person, vault
 from worker import Adapters
@@ -209,7 +209,7 @@ def test_r_7_24_months_keeps_the_time_of_day_and_clamps_the_day() -> None:
 
 
 def test_r_7_open_obligations_include_xingguang_escrow_and_penalty_freezes(adapters: Adapters) -> None:
-    v = AccountClosure(PersonalData(adapters.db, adapters.ledger, adapters.directory))
+    v = AccountClosure(PersonalData(adapters.db, adapters.ledger, adapters.directory, subject_keys(adapters)))
     adapters.ledger.deposit("d1", "cl-x", 50_000)
     assert v.open_tasks("cl-x", AccountParty.CLIENT) == []
     adapters.ledger.transfer("xg:freeze:xg-1", "client:cl-x:available", "xg_task:xg-1:escrow", 20_000, "xg_freeze")

@@ -31,17 +31,26 @@ from temporalio.worker import Replayer
 import worker
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.personal_data_models import CorrectRequest, StageIntakeRequest
+from activities.subject_keys import SubjectKeys
 from starter import privacy as api
-from starter.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, PayloadKeyError, load_keys
+from starter.codec import (
+    KEY_ID_METADATA,
+    SEALED_ENCODING,
+    EncryptionCodec,
+    KeyRing,
+    PayloadKeyError,
+    load_keys,
+    with_subject_keys,
+)
 from starter.codec_server import start_in_thread
-from tests.conftest import TEST_PAYLOAD_KEYS, Ctx, data_converter
+from tests.conftest import TEST_PAYLOAD_KEYS, Ctx, data_converter, subject_keys
 from tests.helpers import business_now, creator, finish
 from tests.privacy_helpers import ID_NUMBER, NAME, PHONE, fixed_calendar, payload_dicts, person, vault
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mount_task as mt
 from workflows.contract.converter import data_converter as plain_converter
 from workflows.contract.names import data_subject_request_id
-from workflows.contract.privacy import PERSONAL_DATA_METADATA, PersonalField
+from workflows.contract.privacy import PERSONAL_DATA_METADATA, PERSONAL_SUBJECT_METADATA, PersonalField
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -94,14 +103,17 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
              "new e-mail": NEW_EMAIL}
     assert [what for what, value in plain.items() if value in readable] == []
 
-    # The intake travelled encrypted: the workflow input and the stage_intake activity input, under the test key.
-    encrypted = [p for p in payloads if encoding(p) == ENCODING]
-    assert len(encrypted) == 2
-    assert {base64.b64decode(p["metadata"][KEY_ID_METADATA]) for p in encrypted} == {b"test1"}
+    # The intake travelled sealed with the subject's own key (crypto-shredding): the workflow input and the
+    # stage_intake activity input; the rest of those payloads (ids, kinds) is plain JSON.
+    sealed = [p for p in payloads if encoding(p) == SEALED_ENCODING]
+    assert len(sealed) == 2
+    key_ids = {base64.b64decode(p["metadata"][KEY_ID_METADATA]).decode() for p in sealed}
+    assert len(key_ids) == 1 and next(iter(key_ids)).startswith("sk-")
+    assert {base64.b64decode(p["metadata"][PERSONAL_SUBJECT_METADATA]) for p in sealed} == {account.encode()}
 
-    # The holder of the key reads them all.
-    codec = EncryptionCodec(KeyRing.parse(TEST_PAYLOAD_KEYS))
-    decoded = codec.decode_sync([json_format.ParseDict(p, Payload()) for p in encrypted])
+    # The holder of the ring key and of the ledger (the subject keys) reads them all.
+    codec = EncryptionCodec(KeyRing.parse(TEST_PAYLOAD_KEYS), subject_keys(ctx.a))
+    decoded = codec.decode_sync([json_format.ParseDict(p, Payload()) for p in sealed])
     texts = [p.data.decode() for p in decoded]
     assert all(p.metadata[PERSONAL_DATA_METADATA] == b"1" for p in decoded)
     for value in (NAME, PHONE, ID_NUMBER, NEW_EMAIL):
@@ -109,14 +121,15 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
     started = dsr.DataSubjectRequestInput.model_validate_json(texts[0])
     assert started.intake == request.intake
     # Every payload after the intake's staging carries tokens only, and the history replays through the codec.
-    await Replayer(workflows=[DataSubjectRequestWorkflow], data_converter=data_converter).replay_workflow(
+    await Replayer(workflows=[DataSubjectRequestWorkflow],
+                   data_converter=with_subject_keys(data_converter, subject_keys(ctx.a))).replay_workflow(
         WorkflowHistory.from_json(workflow_id, raw))
 
 
 def test_pr_6_stage_intake_is_repeat_safe(adapters: worker.Adapters) -> None:
     """A retried stage_intake returns the same tokens and writes nothing more, also after the correction consumed
     its staged value; tokens derive from the workflow's random key and the slot, never from the values."""
-    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory)
+    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory, subject_keys(adapters))
     activities = PersonalDataActivities(vault)
     intake = intake_request_for("r1", "a1").intake
     assert intake is not None
@@ -133,10 +146,10 @@ def test_pr_6_stage_intake_is_repeat_safe(adapters: worker.Adapters) -> None:
     assert set(other.evidence_tokens).isdisjoint(first.evidence_tokens)
 
 
-async def test_pr_6_payloads_without_personal_data_stay_plain_json() -> None:
+async def test_pr_6_payloads_without_personal_data_stay_plain_json(adapters: worker.Adapters) -> None:
     """Mount-task messages, a request carrying tokens only, states: plain JSON, no flag, readable without a key.
-    A request with an intake (and an activity request nesting it) is flagged and encrypted."""
-    codec = EncryptionCodec(KeyRing.parse(KEY_1))
+    A request with an intake (and an activity request nesting it) is flagged and sealed with the subject's key."""
+    codec = EncryptionCodec(KeyRing.parse(KEY_1), SubjectKeys(adapters.db, KeyRing.parse(KEY_1)))
     tokens_only = dsr.DataSubjectRequestInput(
         request_id="r1", account_id="a1", kind=dsr.RequestKind.ACCESS, received_at="2026-01-05T10:00:00+08:00",
         requester_token="pdt_" + "0" * 32)
@@ -152,14 +165,17 @@ async def test_pr_6_payloads_without_personal_data_stay_plain_json() -> None:
         [with_intake, StageIntakeRequest(account_id="a1", staging_key="k" * 32, intake=with_intake.intake)])
     assert [p.metadata[PERSONAL_DATA_METADATA] for p in flagged] == [b"1", b"1"]
     sealed = codec.encode_sync(flagged)
-    assert [p.metadata["encoding"] for p in sealed] == [ENCODING, ENCODING]
+    assert [p.metadata["encoding"] for p in sealed] == [SEALED_ENCODING, SEALED_ENCODING]
     assert all(PHONE.encode() not in p.data for p in sealed)
     assert codec.decode_sync(sealed) == flagged
     # Without a key nothing personal leaves the process, and plain payloads still go through.
     empty = EncryptionCodec(KeyRing())
     assert empty.encode_sync(converted) == converted
-    with pytest.raises(PayloadKeyError, match="without a payload key"):
+    with pytest.raises(PayloadKeyError, match="no subject key store"):
         empty.encode_sync(flagged)
+    with pytest.raises(PayloadKeyError, match="without a payload key"):  # a personal value naming no subject
+        empty.encode_sync(plain_converter.payload_converter.to_payloads([dsr.GivenValue(field=PersonalField.NAME,
+                                                                                            value=NAME)]))
 
 
 def test_pr_6_key_rotation_by_key_id() -> None:
