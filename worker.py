@@ -61,6 +61,13 @@ from starter.codec import (
     ring_of,
     with_subject_keys,
 )
+from starter.codec_auth import (
+    DEFAULT_TOKEN_FILE,
+    PATH_TOKEN_PREFIX,
+    CodecAuth,
+    create_token_file,
+    read_token_file,
+)
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
@@ -273,15 +280,36 @@ def payload_keys(settings: Settings) -> KeyRing:
     return keys
 
 
+def codec_token_file() -> Path:
+    """The embedded run's static codec token (starter/codec_auth.py), made once (mode 0600): CODEC_TOKEN_FILE, else
+    .data/codec-token."""
+    path = Path(os.environ.get("CODEC_TOKEN_FILE") or DEFAULT_TOKEN_FILE)
+    create_token_file(path)
+    return path
+
+
+def ui_codec_endpoint(settings: Settings) -> str:
+    """What the embedded UI calls: the codec server with the static token in the path, since the dev server's UI
+    cannot send a header (starter/codec_auth.py); the UI's settings, which show it, are served on loopback only."""
+    return f"http://localhost:{settings.codec_port}/{PATH_TOKEN_PREFIX}/{read_token_file(codec_token_file())}"
+
+
 def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer | None:
-    """The embedded run's codec server, for its UI (--ui-codec-endpoint). A busy port only costs the decoded view."""
+    """The embedded run's codec server, for its UI (--ui-codec-endpoint). A busy port only costs the decoded view.
+    Callers: the static token (header, or path for the UI), and JWTs when CODEC_JWKS_URL... are set."""
     try:
-        server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port))
+        try:
+            auth = CodecAuth.from_env(token_file=str(codec_token_file()), token_in_path=True)
+        except CodecAuthError as error:
+            raise SystemExit(f"worker: {error}") from None
+        server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port), auth=auth,
+                                 subject_keys=lambda: SubjectKeys(Database(settings.ledger_dsn), keys))
     except OSError as error:
         log.warning("codec server not started: the UI shows personal payloads encrypted", port=settings.codec_port,
                     error=str(error))
         return None
-    log.info("codec server started", url=server.url)
+    log.info("codec server started", url=server.url, token_file=str(codec_token_file()),
+             jwt=auth.jwt_policy is not None)
     return server
 
 
@@ -303,7 +331,7 @@ async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEn
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_cli_path(),
         dev_server_database_filename=str(Path(".data/temporal.db").resolve()),
-        dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{settings.codec_port}"],
+        dev_server_extra_args=["--ui-codec-endpoint", ui_codec_endpoint(settings)],
     )
 
 

@@ -91,7 +91,7 @@ class PersonalDataActivities:
 
     @activity.defn(name="personal_data.erase")
     def erase(self, request: EraseRequest) -> EraseResult:
-        outcomes = self.vault.erase(request.account_id, request.request_id, request.fields)
+        outcomes = self.vault.erase(request.account_id, request.request_id, request.fields, request.keep_tokens)
         return EraseResult(fields=outcomes, kept_records=kept_records(self.vault, request.account_id))
 
     @activity.defn(name="personal_data.export")

@@ -308,7 +308,8 @@ class PersonalData(VaultExports):
                            " ORDER BY hold_id", (account_id,))
         return [Hold(str(r[0]), HoldReason(r[1])) for r in rows]
 
-    def erase(self, account_id: str, request_id: str, fields: Sequence[PersonalField] = ()) -> list[FieldOutcome]:
+    def erase(self, account_id: str, request_id: str, fields: Sequence[PersonalField] = (),
+              keep_tokens: Sequence[str] = ()) -> list[FieldOutcome]:
         """PR-2: deletes or anonymizes the account's personal data (all fields, or `fields`), except what an active
         hold needs: that is marked with the request and erased by a later call once the hold is released.
         Repeat-safe; returns the outcome of every field this request has touched so far.
@@ -344,7 +345,7 @@ class PersonalData(VaultExports):
                            (request_id, account_id, plan.field.value, plan.disposition.value,
                             ",".join(plan.held_by), now_iso()))
             if erased:
-                shredded = self._shred(tx, account_id, request_id, erased)
+                shredded = self._shred(tx, account_id, request_id, erased, set(keep_tokens))
             rows = tx.fetchall("SELECT field, disposition, held_by FROM pd_erasures WHERE request_id = ?"
                                " ORDER BY field", (request_id,))
         if shredded is not None:
@@ -354,9 +355,10 @@ class PersonalData(VaultExports):
         return [FieldOutcome(field=PersonalField(r[0]), disposition=Disposition(r[1]),
                              held_by=[h for h in str(r[2]).split(",") if h]) for r in rows]
 
-    def _shred(self, tx: Tx, account_id: str, request_id: str, erased: set[str]) -> list[str]:
+    def _shred(self, tx: Tx, account_id: str, request_id: str, erased: set[str], keep_tokens: set[str]) -> list[str]:
         """Destroys the account's subject key. First the values to keep (profile fields not erased now, held ones,
-        the anonymized name) are opened; staged copies of erased fields are dropped; then the key is destroyed and
+        the anonymized name, staged values of other fields or in `keep_tokens`) are opened; staged copies of
+        erased fields are dropped; then the key is destroyed and
         the kept values are sealed under a new key. Exports (copies of the whole profile) are left sealed under
         the destroyed key: unreadable. Returns the request ids of those exports."""
         keep: list[tuple[str, str]] = []
@@ -364,7 +366,7 @@ class PersonalData(VaultExports):
                 "SELECT token, field, status, value, key_id FROM pd_vault WHERE account_id = ? AND value IS NOT NULL",
                 (account_id,)):
             plain = self._open(tx, f"pd_vault|{token}", value, key_id)
-            if plain is not None and (status == "anonymized" or field not in erased):
+            if plain is not None and (status == "anonymized" or field not in erased or token in keep_tokens):
                 keep.append((token, plain))
             else:
                 tx.execute("UPDATE pd_vault SET value = NULL, key_id = NULL, status = 'deleted', erase_request = ?,"

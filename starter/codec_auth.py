@@ -155,6 +155,14 @@ class CodecAuth:
         tokens = [read_token_file(Path(path))] if path else []
         return cls(policy, tokens, token_in_path)
 
+    @property
+    def role_claim_name(self) -> str:
+        return self.jwt_policy.role_claim if self.jwt_policy else DEFAULT_ROLE_CLAIM
+
+    @property
+    def role_name(self) -> str:
+        return self.jwt_policy.role if self.jwt_policy else DEFAULT_ROLE
+
     def split_path(self, path: str) -> tuple[str | None, list[str]]:
         """(the token carried in the path, if this server takes one there; the remaining segments)."""
         segments = [s for s in path.split("?", 1)[0].split("/") if s]

@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.db import Database
 from activities.subject_keys import SubjectKeys
 from starter.codec import KeyRing, codec_data_converter, with_subject_keys
 from worker import Adapters, build_worker
@@ -37,7 +38,11 @@ from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 BIN = Path(sys.executable).parent
 # PR-6: every test client and worker encrypts personal payloads with this fixed test key (never a real one).
 TEST_PAYLOAD_KEYS = "test1:KjIv108yor1k+6a6WI9DBmAK4DNpkKUv3t3PSea+6fo="
-data_converter = codec_data_converter(KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"))
+# Its subject keys (crypto-shredding) are in a scratch database: a Replayer encodes the payloads of the commands it
+# replays, and a personal one needs a subject key to be sealed with (never read back). A test reading sealed
+# payloads back binds its ledger's keys (`subject_keys`, as the ctx fixture's client does).
+data_converter = codec_data_converter(KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"),
+                                      lambda: SubjectKeys(Database(":memory:"), KeyRing.parse(TEST_PAYLOAD_KEYS)))
 
 
 def subject_keys(adapters: Adapters) -> SubjectKeys:
