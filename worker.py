@@ -65,6 +65,7 @@ from starter.codec_auth import (
     DEFAULT_TOKEN_FILE,
     PATH_TOKEN_PREFIX,
     CodecAuth,
+    CodecAuthError,
     create_token_file,
     read_token_file,
 )
