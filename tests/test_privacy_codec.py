@@ -42,10 +42,22 @@ from starter.codec import (
     load_keys,
     with_subject_keys,
 )
+from starter.codec_auth import CodecAuth
 from starter.codec_server import start_in_thread
 from tests.conftest import TEST_PAYLOAD_KEYS, Ctx, data_converter, subject_keys
 from tests.helpers import business_now, creator, finish
-from tests.privacy_helpers import ID_NUMBER, NAME, PHONE, fixed_calendar, payload_dicts, person, vault
+from tests.privacy_helpers import (
+    ID_NUMBER,
+    KEY_1,
+    KEY_2,
+    NAME,
+    PHONE,
+    fixed_calendar,
+    payload_dicts,
+    person,
+    post,
+    vault,
+)
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mount_task as mt
 from workflows.contract.converter import data_converter as plain_converter
@@ -57,8 +69,6 @@ pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 ROOT = Path(__file__).resolve().parent.parent
 NEW_EMAIL = "zhang.xm@example.org"
 UI = "http://localhost:8233"
-KEY_1 = "k1:" + base64.b64encode(bytes(range(32))).decode()
-KEY_2 = "k2:" + base64.b64encode(bytes(range(32, 64))).decode()
 
 
 def encoding(payload: dict[str, Any]) -> bytes:
@@ -222,19 +232,13 @@ def test_pr_6_keys_from_the_environment_or_the_key_file(tmp_path: Path) -> None:
         worker.payload_keys(settings)
 
 
-def post(url: str, body: bytes | None = None, method: str = "POST",
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+TOKEN = "local-test-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
     keys = KeyRing.parse(f"{KEY_2},{KEY_1}")
-    server = start_in_thread(keys, 0, origins=[UI])
+    server = start_in_thread(keys, 0, origins=[UI], auth=CodecAuth(static_tokens=[TOKEN]))
     try:
         flagged = plain_converter.payload_converter.to_payloads(
             [dsr.GivenValue(field=PersonalField.ID_NUMBER, value=ID_NUMBER), mt.JoinRequest(creator_id="c1")])
@@ -250,13 +254,14 @@ def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
         assert "x-namespace" in headers["Access-Control-Allow-Headers"].lower()
         for path in ("/decode", "/default/decode"):  # also under a namespace segment (CLI templating)
             status, headers, answer = post(f"{server.url}{path}", body, headers={
-                "Origin": UI, "Content-Type": "application/json", "X-Namespace": "default"})
+                "Origin": UI, "Content-Type": "application/json", "X-Namespace": "default", **BEARER})
             assert status == 200 and headers["Access-Control-Allow-Origin"] == UI
             decoded = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
             assert decoded == flagged and ID_NUMBER in decoded[0].data.decode()
         # /encode seals what is flagged, under the current key; the rest passes.
         plain_body = json.dumps({"payloads": [json_format.MessageToDict(p) for p in flagged]}).encode()
-        status, _, answer = post(f"{server.url}/encode", plain_body, headers={"Content-Type": "application/json"})
+        status, _, answer = post(f"{server.url}/encode", plain_body,
+                                 headers={"Content-Type": "application/json", **BEARER})
         encoded = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
         assert status == 200 and encoded[0].metadata[KEY_ID_METADATA] == b"k2" and encoded[1] == flagged[1]
         # Another web page cannot use the operator's codec server.
@@ -267,10 +272,12 @@ def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
         # A payload under a key the server lacks: an error naming the key id.
         unknown = EncryptionCodec(KeyRing.parse("k0:" + base64.b64encode(bytes(32)).decode())).encode_sync(flagged)
         status, _, answer = post(f"{server.url}/decode", json.dumps(
-            {"payloads": [json_format.MessageToDict(p) for p in unknown]}).encode())
+            {"payloads": [json_format.MessageToDict(p) for p in unknown]}).encode(), headers=BEARER)
         assert status == 422 and "key id 'k0'" in json.loads(answer)["error"]
         assert post(f"{server.url}/nothing", b"{}")[0] == 404
-        assert post(f"{server.url}/decode", b"not json")[0] == 400
+        assert post(f"{server.url}/decode", b"not json", headers=BEARER)[0] == 400
+        # A program that sends no Origin is not a browser: it still needs the token.
+        assert post(f"{server.url}/decode", body)[0] == 401
     finally:
         server.shutdown()
 
@@ -279,8 +286,10 @@ def test_pr_6_python_m_starter_codec_server(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PAYLOAD_KEYS": KEY_1}
-    process = subprocess.Popen([sys.executable, "-m", "starter", "codec-server", "--port", str(port), "--origin", UI],
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PAYLOAD_KEYS": KEY_1, "LEDGER_DSN": str(tmp_path / "ledger.db")}
+    token_file = tmp_path / "codec-token"
+    process = subprocess.Popen([sys.executable, "-m", "starter", "codec-server", "--port", str(port), "--origin", UI,
+                                "--token-file", str(token_file), "--create-token-file"],
                                env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -294,6 +303,10 @@ def test_pr_6_python_m_starter_codec_server(tmp_path: Path) -> None:
             except urllib.error.URLError:
                 time.sleep(0.1)
         assert status == 204 and headers["Access-Control-Allow-Origin"] == UI
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert post(f"http://127.0.0.1:{port}/decode", b"{}")[0] == 401
+        token = token_file.read_text().strip()
+        assert post(f"http://127.0.0.1:{port}/decode", b"{}", headers={"Authorization": f"Bearer {token}"})[0] == 200
     finally:
         process.terminate()
         process.wait(timeout=10)
