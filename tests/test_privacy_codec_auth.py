@@ -8,14 +8,19 @@ Every call writes one audit line (caller, namespace, workflow id, counts, key id
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import socket
+import stat
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,6 +31,7 @@ from google.protobuf import json_format
 from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 
+import worker
 from starter.codec import EncryptionCodec, KeyRing
 from starter.codec_auth import CodecAuth, CodecAuthError, JwtPolicy
 from starter.codec_server import CodecServer, start_in_thread
@@ -183,3 +189,46 @@ def test_pr_6_codec_static_token_in_the_header_or_for_the_embedded_ui_in_the_pat
         CodecAuth.from_env({})
     with pytest.raises(CodecAuthError, match="CODEC_JWT_ISSUER and CODEC_JWT_AUDIENCE"):
         CodecAuth.from_env({"CODEC_JWKS_URL": "https://id.example.test/certs"})
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_pr_6_the_embedded_run_s_ui_decodes_with_its_static_token_and_nobody_else_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """worker.py's embedded run: it writes .data/codec-token (0600) and points its UI at the codec server with
+    that token in the path; what the UI's settings tell the browser decodes, from the UI's origin; a program
+    without the token gets 401."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CODEC_TOKEN_FILE", raising=False)
+    settings = worker.Settings(address=None, namespace="default", task_queue="q", ledger_dsn=str(tmp_path / "l.db"),
+                               port=free_port(), ui_port=free_port(), codec_port=free_port())
+    keys = KeyRing.parse(KEY_1)
+    env = await worker.start_embedded_server(settings, keys)
+    server = worker.start_codec_server(settings, keys)
+    try:
+        assert server is not None
+        token_file = tmp_path / ".data" / "codec-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        ui = f"http://localhost:{settings.ui_port}"
+        ui_settings = await asyncio.to_thread(get_json, f"http://127.0.0.1:{settings.ui_port}/api/v1/settings")
+        endpoint = ui_settings["Codec"]["Endpoint"]
+        assert endpoint == f"http://localhost:{settings.codec_port}/local/{token_file.read_text().strip()}"
+        personal, _, flagged = bodies()
+        status, headers, answer = post(f"{endpoint}/decode", personal, headers={"Origin": ui, "X-Namespace": "default"})
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == ui
+        assert [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]] == flagged
+        assert post(f"{server.url}/decode", personal)[0] == 401
+        assert post(f"{server.url}/local/not-the-token-000000/decode", personal)[0] == 401
+    finally:
+        if server is not None:
+            server.shutdown()
+        await env.shutdown()
