@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflows.contract.privacy import AccountParty
+from workflows.rules.privacy import PersonalField
 
 if TYPE_CHECKING:
-    from activities.personal_data_store import PersonalData
+    from activities.db import Database, Tx
+    from activities.directory import Directory
+    from activities.ledger import Ledger
 
 
 def now_iso() -> str:
@@ -22,9 +25,23 @@ def now_iso() -> str:
 
 
 class VaultExports:
-    """The export methods of PersonalData."""
+    """The export methods of PersonalData (which provides what is declared here)."""
 
-    def export(self: PersonalData, request_id: str, account_id: str) -> tuple[Path, str, int, dict[str, int]]:
+    db: Database
+    ledger: Ledger
+    directory: Directory
+    export_dir: Path
+
+    def _seal(self, tx: Tx, account_id: str, where: str, value: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _open(self, tx: Tx, where: str, value: str | None, key_id: str | None) -> str | None:
+        raise NotImplementedError
+
+    def profile(self, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
+        raise NotImplementedError
+
+    def export(self, request_id: str, account_id: str) -> tuple[Path, str, int, dict[str, int]]:
         """Writes what the vault, the directory and the ledger hold about the account to one JSON file an
         operator can hand over. The first document of a request is kept: a repeat rewrites the same bytes."""
         text = self.stored_export(request_id)
@@ -49,13 +66,13 @@ class VaultExports:
                     "directory_entries": len(parsed["directory"])}
         return path, _sha(text), len(text.encode()), sections
 
-    def stored_export(self: PersonalData, request_id: str) -> str | None:
+    def stored_export(self, request_id: str) -> str | None:
         """The export document; None when there is none or its subject was erased since."""
         with self.db.transaction() as tx:
             row = tx.fetchone("SELECT document, key_id FROM pd_exports WHERE request_id = ?", (request_id,))
             return None if row is None else self._open(tx, f"pd_exports|{request_id}", row[0], row[1])
 
-    def _document(self: PersonalData, request_id: str, account_id: str) -> dict[str, Any]:
+    def _document(self, request_id: str, account_id: str) -> dict[str, Any]:
         profile = self.profile(account_id)
         directory: dict[str, Any] = {}
         client, creator = self.directory.client(account_id), self.directory.creator(account_id)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -216,9 +216,9 @@ class EncryptionCodec(PayloadCodec):
             raise PayloadKeyError(f"a payload with personal data of account {subject!r} is encrypted with that "
                                   "subject's key, kept in the ledger database: this process has no subject key "
                                   "store (starter.client.connect and the codec server open LEDGER_DSN)")
-        if callable(store) and not hasattr(store, "key_by_id"):
+        if not hasattr(store, "key_by_id"):  # a factory: the database is opened on first use
             store = self._subject_keys = store()
-        return store
+        return cast(SubjectKeyStore, store)
 
     def seal(self, payload: Payload) -> Payload:
         subject = payload.metadata[PERSONAL_SUBJECT_METADATA].decode()

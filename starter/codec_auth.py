@@ -118,7 +118,7 @@ class JwtPolicy:
             return Refusal(401, "token expired")
         except (jwt.PyJWTError, ValueError) as error:
             return Refusal(401, f"invalid token: {error}")
-        roles = claims
+        roles: Any = claims
         for part in self.role_claim.split("."):
             roles = roles.get(part) if isinstance(roles, dict) else None
         granted = roles.split() if isinstance(roles, str) else roles if isinstance(roles, list) else []

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -100,7 +101,7 @@ class CodecHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY_BYTES} bytes"})
             return
         body = self.rfile.read(length)
-        seen = {"action": action, "namespace": self.headers.get("X-Namespace") or
+        seen: dict[str, Any] = {"action": action, "namespace": self.headers.get("X-Namespace") or
                 (segments[-2] if len(segments) >= 2 else None),
                 "workflow_id": self.headers.get("X-Workflow-Id"), "remote": self.client_address[0]}
         caller = self.server.auth.authenticate(self.headers.get("Authorization"), path_token)
@@ -135,10 +136,10 @@ class CodecHandler(BaseHTTPRequestHandler):
         self._audit(caller, seen, "served")
         self._reply(HTTPStatus.OK, json_format.MessageToDict(Payloads(payloads=done)))
 
-    def _audit(self, caller: Caller, seen: dict[str, object], outcome: str, reason: str | None = None) -> None:
+    def _audit(self, caller: Caller, seen: dict[str, Any], outcome: str, reason: str | None = None) -> None:
         audit.info("codec call", outcome=outcome, subject=caller.subject, auth=caller.method, reason=reason, **seen)
 
-    def _refuse(self, refusal: Refusal, seen: dict[str, object]) -> None:
+    def _refuse(self, refusal: Refusal, seen: dict[str, Any]) -> None:
         audit.warning("codec call", outcome="refused", status=refusal.status, subject=refusal.subject,
                       reason=refusal.reason, **seen)
         description = refusal.reason.replace('"', "'")
