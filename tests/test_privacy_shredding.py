@@ -118,6 +118,11 @@ async def test_pr_2_pr_6_values_sealed_at_rest_and_a_deleted_subject_is_erased_i
     deleted = await finish(ctx, data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestState)
     assert deleted.erasure is not None and deleted.erasure.completed_at is not None and deleted.replied_at
     assert deleted.erasure.anonymized == [PersonalField.NAME]
+    # The deletion's history (patch dsr-erasure-keeps-reply-contact) replays; RECORD_SHREDDING_HISTORY=1 records it.
+    await rh.replay_and_maybe_record(
+        rh.replayer(DataSubjectRequestWorkflow, converter=ctx.client.data_converter),
+        {"privacy-dsr-deletion-keeps-reply-contact": await rh.history_json(
+            ctx.client, data_subject_request_id(deletion.request_id))}, "RECORD_SHREDDING_HISTORY")
 
     # The vault: nothing readable but the anonymized name and the reply contact, under a new key.
     assert {f: value for f, (_, value, _) in v.profile(account).items()} == {
