@@ -23,13 +23,15 @@ from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
+from temporalio.exceptions import ApplicationError
 
 import activities.personal_data_models
 import workflows.contract
 from activities.db import Database
 from activities.directory import Directory
 from activities.ledger import Ledger
-from activities.personal_data import ANONYMIZED, PersonalData
+from activities.personal_data import ANONYMIZED, PersonalData, PersonalDataActivities
+from activities.personal_data_models import StageIntakeRequest
 from activities.subject_keys import SubjectKeys
 from starter import privacy as api
 from starter.codec import (
@@ -58,6 +60,7 @@ from tests.privacy_helpers import (
     post,
     vault,
 )
+from worker import Adapters
 from workflows.contract import data_subject_request as dsr
 from workflows.contract.names import data_subject_request_id
 from workflows.contract.privacy import PersonalField, _may_carry
@@ -235,3 +238,16 @@ def test_pr_6_every_model_that_can_carry_personal_values_names_its_subject() -> 
     assert carriers >= {"DataSubjectRequestInput", "StageIntakeRequest"}
     assert sorted(name for name in carriers if "account_id" not in next(
         cls for cls in models if cls.__name__ == name).model_fields) == []
+
+
+def test_pr_2_an_intake_erased_before_it_was_staged_is_refused_not_stored(adapters: Adapters) -> None:
+    """A request sent before its subject's erasure and staged after it: its values decode `[erased]`, which must
+    never become evidence or a corrected value."""
+    activities = PersonalDataActivities(PersonalData(adapters.db, adapters.ledger, adapters.directory,
+                                                     subject_keys(adapters)))
+    intake = dsr.RequesterIntake(changes=[dsr.GivenValue(field=PersonalField.EMAIL, value=ERASED_VALUE)])
+    with pytest.raises(ApplicationError) as refused:
+        activities.stage_intake(StageIntakeRequest(account_id="a1", staging_key="e" * 32, intake=intake))
+    assert refused.value.type == "IntakeErased" and refused.value.non_retryable
+    with adapters.db.transaction() as tx:
+        assert tx.fetchone("SELECT COUNT(*) FROM pd_vault", ()) == (0,)
