@@ -26,7 +26,6 @@ import base64
 import secrets
 from datetime import UTC, datetime
 
-import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -56,7 +55,6 @@ CREATE TABLE IF NOT EXISTS pd_subject_keys (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS pd_subject_keys_live ON pd_subject_keys (subject_id) WHERE destroyed_at IS NULL;
 """
-log = structlog.get_logger()
 
 
 def _now() -> str:
