@@ -199,6 +199,9 @@ def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
     from starter.codec_auth import CodecAuth, create_token_file
     from starter.codec_server import start_in_thread
 
+    from telemetry import configure_logging
+
+    configure_logging()  # the audit lines (logger codec.audit): JSON on stderr unless it is a terminal
     keys = codec.load_keys(required=True)
     if args.create_token_file:
         create_token_file(Path(args.token_file or os.environ.get("CODEC_TOKEN_FILE") or ""))

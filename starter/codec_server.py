@@ -101,8 +101,10 @@ class CodecHandler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY_BYTES} bytes"})
             return
         body = self.rfile.read(length)
+        # The namespace: the X-Namespace header, else /{namespace}/decode (CLI templating); never a deeper path,
+        # whose segments the audit line must not repeat (a token in the path).
         seen: dict[str, Any] = {"action": action, "namespace": self.headers.get("X-Namespace") or
-                (segments[-2] if len(segments) >= 2 else None),
+                                (segments[0] if len(segments) == 2 else None),
                 "workflow_id": self.headers.get("X-Workflow-Id"), "remote": self.client_address[0]}
         caller = self.server.auth.authenticate(self.headers.get("Authorization"), path_token)
         if isinstance(caller, Refusal):
