@@ -198,7 +198,6 @@ def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
     from starter.client import ledger_subject_keys
     from starter.codec_auth import CodecAuth, create_token_file
     from starter.codec_server import start_in_thread
-
     from telemetry import configure_logging
 
     configure_logging()  # the audit lines (logger codec.audit): JSON on stderr unless it is a terminal
