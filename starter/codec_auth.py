@@ -20,7 +20,8 @@ bearer token, one of
 A refusal is 401 (no token, a bad one: signature, expiry, issuer, audience) or 403 (no role), with the reason in
 the body and in `WWW-Authenticate`. Every decode, served or refused, writes one structured line to the logger
 `codec.audit`: caller (JWT `sub`, or `static-token`), how it authenticated, namespace, workflow id (when the
-caller sends X-Workflow-Id), payload counts, the key ids used, the outcome; never a payload value or a token.
+caller sends X-Workflow-Id), payload counts, the key ids used and the accounts whose data it was, the outcome;
+never a payload value or a token.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from starter.codec import (
 )
 from starter.codec_auth import Caller, CodecAuth, Refusal, audit
 from workflows.contract.converter import COMPRESSED_ENCODING, inflate
+from workflows.contract.privacy import PERSONAL_SUBJECT_METADATA
 
 DEFAULT_PORT = 8081
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -114,7 +115,10 @@ class CodecHandler(BaseHTTPRequestHandler):
             payloads = json_format.Parse(body or b"{}", Payloads(), ignore_unknown_fields=True)
             personal = [p for p in payloads.payloads if p.metadata.get("encoding") in (ENCODING, SEALED_ENCODING)]
             seen |= {"payloads": len(payloads.payloads), "personal": len(personal),
-                     "key_ids": sorted({p.metadata.get(KEY_ID_METADATA, b"").decode() for p in personal})}
+                     "key_ids": sorted({p.metadata.get(KEY_ID_METADATA, b"").decode() for p in personal}),
+                     # whose data it is (account ids, not personal data), for "who read whose data"
+                     "data_subjects": sorted({p.metadata[PERSONAL_SUBJECT_METADATA].decode() for p in personal
+                                              if PERSONAL_SUBJECT_METADATA in p.metadata})}
             if action == "decode" and personal and not caller.may_read_personal:
                 self._refuse(Refusal(403, f"no role to read personal payloads: the token's "
                                      f"{self.server.auth.role_claim_name} claim lacks "

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.exceptions import ApplicationError
@@ -156,13 +157,17 @@ async def test_pr_2_pr_6_values_sealed_at_rest_and_a_deleted_subject_is_erased_i
     server = start_in_thread(KeyRing.parse(TEST_PAYLOAD_KEYS), 0, auth=CodecAuth(static_tokens=["t" * 24]),
                              subject_keys=subject_keys(ctx.a))
     try:
-        status, _, answer = post(f"{server.url}/decode", json.dumps(
-            {"payloads": [json_format.MessageToDict(p) for p in sealed]}).encode(),
-            headers={"Authorization": f"Bearer {'t' * 24}"})
+        with capture_logs() as logs:
+            status, _, answer = post(f"{server.url}/decode", json.dumps(
+                {"payloads": [json_format.MessageToDict(p) for p in sealed]}).encode(),
+                headers={"Authorization": f"Bearer {'t' * 24}"})
     finally:
         server.shutdown()
     served = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
     assert status == 200 and served == decoded
+    [line] = logs
+    assert (line["outcome"], line["data_subjects"], line["key_ids"], line["erased"]) == (
+        "served", [account], [old_key], 2)
 
 
 def test_pr_2_a_destroyed_subject_key_leaves_the_database_file(tmp_path: Path) -> None:
