@@ -182,6 +182,11 @@ class TestPR5Cancellation:
         assert [p.amount_fen for p in result.payouts] == [2_500]
         assert not ctx.a.directory.client(account).known
         assert vault(ctx).profile(account)[PersonalField.PHONE][1:] == (None, "deleted")
+        # PR-5 crypto-shredding: the key the account's data was sealed with is destroyed by the cancellation.
+        with ctx.a.db.transaction() as tx:
+            keys = tx.fetchall("SELECT wrapped_key IS NULL, destroyed_by FROM pd_subject_keys WHERE subject_id = ?"
+                               " ORDER BY created_at", (account,))
+        assert keys[0][0] == 1 and str(keys[0][1]).startswith("erasure:")
 
 
 class TestBoundedHistory:
