@@ -14,6 +14,8 @@ Environment (read here and only here):
                       (default .data/payload-keys), which the embedded run creates once; with TEMPORAL_ADDRESS
                       set and no keys the worker refuses to start
   PAYLOAD_CODEC_PORT  port of the codec server the embedded run starts for its UI (default 8081)
+  CODEC_TOKEN_FILE    its static bearer token (default .data/codec-token, made once, mode 0600); CODEC_JWKS_URL or
+                      CODEC_JWT_PUBLIC_KEY_FILE, CODEC_JWT_ISSUER, CODEC_JWT_AUDIENCE...: JWT callers (starter/codec_auth.py)
   METRICS_PORT        serve Prometheus metrics on http://METRICS_HOST:METRICS_PORT/metrics (unset: off)
   METRICS_HOST        address the metrics endpoint binds (default 0.0.0.0)
   LOG_FORMAT          json | console (default: console on a terminal, JSON lines otherwise); LOG_LEVEL (INFO)
