@@ -19,6 +19,8 @@ Environment (read here and only here):
                       (default .data/payload-keys), which the embedded run creates once; with TEMPORAL_ADDRESS
                       set and no keys the worker refuses to start
   PAYLOAD_CODEC_PORT  port of the codec server the embedded run starts for its UI (default 8081)
+  CODEC_TOKEN_FILE    its static bearer token (default .data/codec-token, made once, mode 0600); CODEC_JWKS_URL or
+                      CODEC_JWT_PUBLIC_KEY_FILE, CODEC_JWT_ISSUER, CODEC_JWT_AUDIENCE...: JWT callers (starter/codec_auth.py)
   METRICS_PORT        serve Prometheus metrics on http://METRICS_HOST:METRICS_PORT/metrics (unset: off)
   METRICS_HOST        address the metrics endpoint binds (default 0.0.0.0)
   LOG_FORMAT          json | console (default: console on a terminal, JSON lines otherwise); LOG_LEVEL (INFO)
@@ -58,9 +60,25 @@ from activities.main_site import MainSite, MainSiteActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
+from activities.subject_keys import SubjectKeys
 from activities.xg_ledger import XgLedgerActivities
 from starter import config, connection
-from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys
+from starter.codec import (
+    KeyRing,
+    PayloadKeyError,
+    codec_data_converter,
+    load_keys,
+    ring_of,
+    with_subject_keys,
+)
+from starter.codec_auth import (
+    DEFAULT_TOKEN_FILE,
+    PATH_TOKEN_PREFIX,
+    CodecAuth,
+    CodecAuthError,
+    create_token_file,
+    read_token_file,
+)
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
 from workflows.account import AccountWorkflow
@@ -229,6 +247,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     to inject faults around the real adapters; production code never passes it). `tuning`: WorkerTuning's defaults
     unless given (Settings.from_env reads the environment); `worker_options` override it."""
     tuning = tuning or WorkerTuning()
+    client, subject_keys = bind_subject_keys(client, adapters)
     ledger = LedgerActivities(adapters.ledger)
     directory = DirectoryActivities(adapters.directory)
     main_site = MainSiteActivities(adapters.main_site)
@@ -238,7 +257,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
         *XgLedgerActivities(adapters.ledger).all(),
-        *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory)).all(),
+        *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory,
+                                                        subject_keys)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
         *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
@@ -257,6 +277,15 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         interceptors=[MessageArguments()],  # a signal or update with the wrong number of arguments
         **{"workflow_runner": workflow_runner(), **tuning.worker_options(), **worker_options},
     )
+
+
+def bind_subject_keys(client: Client, adapters: Adapters) -> tuple[Client, SubjectKeys]:
+    """PR-2, PR-6: the subject keys (activities/subject_keys.py) live in the worker's database, wrapped by the key
+    ring of the client's codec; the worker's payloads are sealed and opened with them, and the vault uses them."""
+    subject_keys = SubjectKeys(adapters.db, ring_of(client.data_converter))
+    config = client.config()
+    config["data_converter"] = with_subject_keys(client.data_converter, subject_keys)
+    return Client(**config), subject_keys
 
 
 def activity_name(fn: Callable[..., Any]) -> str:
@@ -278,13 +307,34 @@ def payload_keys(settings: Settings) -> KeyRing:
     return keys
 
 
+def codec_token_file() -> Path:
+    """The embedded run's static codec token (starter/codec_auth.py), made once (mode 0600): CODEC_TOKEN_FILE, else
+    codec-token in the checkout's data directory (starter/config.py), wherever the run is started from."""
+    path = Path(os.environ.get("CODEC_TOKEN_FILE") or config.data_dir() / Path(DEFAULT_TOKEN_FILE).name)
+    create_token_file(path)
+    return path
+
+
+def ui_codec_endpoint(settings: Settings) -> str:
+    """What the embedded UI calls: the codec server with the static token in the path, since the dev server's UI
+    cannot send a header (starter/codec_auth.py); the UI's settings, which show it, are served on loopback only."""
+    return f"http://localhost:{settings.codec_port}/{PATH_TOKEN_PREFIX}/{read_token_file(codec_token_file())}"
+
+
 def start_codec_server(settings: Settings, keys: KeyRing) -> CodecServer:
-    """The embedded run's codec server, for its UI (--ui-codec-endpoint); its port was found free by preflight."""
+    """The embedded run's codec server, for its UI (--ui-codec-endpoint); its port was found free by preflight.
+    Callers: the static token (header, or path for the UI), and JWTs when CODEC_JWKS_URL... are set."""
     try:
-        server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port))
+        try:
+            auth = CodecAuth.from_env(token_file=str(codec_token_file()), token_in_path=True)
+        except CodecAuthError as error:
+            raise SystemExit(f"worker: {error}") from None
+        server = start_in_thread(keys, settings.codec_port, origins=ui_origins(settings.ui_port), auth=auth,
+                                 subject_keys=lambda: SubjectKeys(Database(settings.ledger_dsn), keys))
     except OSError as error:
         raise SystemExit(f"worker: codec server port {settings.codec_port}: {error}") from None
-    log.info("codec server started", url=server.url)
+    log.info("codec server started", url=server.url, token_file=str(codec_token_file()),
+             jwt=auth.jwt_policy is not None)
     return server
 
 
@@ -332,7 +382,7 @@ async def start_embedded_server(settings: Settings, keys: KeyRing) -> WorkflowEn
         search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_existing_path=temporal_cli_path(),
         dev_server_database_filename=str(Path(settings.data_dir, "temporal.db").resolve()),
-        dev_server_extra_args=["--ui-codec-endpoint", f"http://localhost:{settings.codec_port}"],
+        dev_server_extra_args=["--ui-codec-endpoint", ui_codec_endpoint(settings)],
     )
 
 

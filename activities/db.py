@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import psycopg
 import psycopg.errors
+import structlog
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -102,6 +103,9 @@ class Database:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
+        # Freed row space is overwritten with zeros: a destroyed subject key (activities/subject_keys.py) must not
+        # stay readable in the file's free space.
+        connection.execute("PRAGMA secure_delete=ON")
         connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         return connection
 
@@ -187,6 +191,19 @@ class Database:
                 cursor.execute(ddl_postgresql.encode())  # bytes: no placeholder parsing, several statements
         finally:
             self._give_back(connection, not connection.broken)
+
+    def checkpoint(self) -> None:
+        """SQLite: copies the write-ahead log into the database file and truncates it, so that page images of
+        overwritten rows (a destroyed subject key) leave the log as well. A reader in another process can keep the
+        log from being emptied: logged, and the next checkpoint finishes it. PostgreSQL: nothing to do here."""
+        if self.dialect != "sqlite":
+            return
+        with self._lock:
+            if self._sqlite is None:
+                return
+            busy, _, _ = self._sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            structlog.get_logger().warning("write-ahead log not emptied: a reader holds it", database=self.dsn)
 
     def close(self) -> None:
         with self._lock:

@@ -44,6 +44,7 @@ from activities.personal_data_models import (
     StageIntakeResult,
 )
 from activities.personal_data_store import ANONYMIZED, PersonalData, export_dir_for, new_token
+from starter.codec import ERASED_VALUE
 from workflows.contract.privacy import AccountParty
 from workflows.rules.privacy import PersonalField
 
@@ -61,6 +62,13 @@ class PersonalDataActivities:
     def stage_intake(self, request: StageIntakeRequest) -> StageIntakeResult:
         """Puts what a requester submitted in clear into the vault (staged) and returns its tokens. Repeat-safe."""
         intake = request.intake
+        given = [intake.contact, *intake.evidence, *intake.changes]
+        if any(v is not None and v.value == ERASED_VALUE for v in given):
+            # The subject was erased after the request was sent: its values are gone, and "[erased]" must never
+            # become evidence or a corrected value.
+            raise ApplicationError("the request's intake was erased (the account's personal data was deleted after "
+                                   "the request was sent): submit it again", {"reasons": ["intake erased"]},
+                                   type="IntakeErased", non_retryable=True)
         slots = [("contact", intake.contact)] if intake.contact else []
         slots += [(f"evidence:{i}", v) for i, v in enumerate(intake.evidence)]
         slots += [(f"change:{i}", v) for i, v in enumerate(intake.changes)]
@@ -91,7 +99,7 @@ class PersonalDataActivities:
 
     @activity.defn(name="personal_data.erase")
     def erase(self, request: EraseRequest) -> EraseResult:
-        outcomes = self.vault.erase(request.account_id, request.request_id, request.fields)
+        outcomes = self.vault.erase(request.account_id, request.request_id, request.fields, request.keep_tokens)
         return EraseResult(fields=outcomes, kept_records=kept_records(self.vault, request.account_id))
 
     @activity.defn(name="personal_data.export")

@@ -73,6 +73,9 @@ class EraseRequest(_Model):
     account_id: str
     request_id: str
     fields: list[PersonalField] = []  # empty: every field on file
+    # Staged values the request still needs (its requester's contact, for the reply PR-1 owes): kept through the
+    # erasure, re-sealed under the subject's new key; every other staged copy of an erased field is dropped.
+    keep_tokens: list[VaultToken] = []
 
 
 class EraseResult(_Model):

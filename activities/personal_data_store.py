@@ -14,8 +14,14 @@ values) travels in a payload encrypted by the payload codec (starter/codec.py), 
 here (`stage`). An operator reads a value behind a token with `python -m starter.privacy reveal TOKEN`, and an
 encrypted payload in the UI through the codec server (`python -m starter codec-server`).
 
+Encrypted at rest, erasable everywhere (activities/subject_keys.py): every value and export document is sealed
+(AES-256-GCM) with its account's own subject key, whose id is in `key_id` (NULL only for a value written before
+subject keys: sealed when the vault next opens). Erasure destroys the subject's key after re-sealing what is kept
+under a new one, so every other copy (staged values, exports, the intake in histories, backups) is unreadable.
+
 Tables (all `pd_*`, separate from the directory's and the ledger's):
   pd_vault      one value per token: the account's profile fields, and values staged by requests
+  pd_subject_keys  each account's data keys, wrapped by the payload key ring (activities/subject_keys.py)
   pd_holds      needs that keep fields from erasure (open dispute, unsettled settlement, legal retention)
   pd_erasures   what each erasure request did to each field (deleted, anonymized, retained by which holds)
   pd_exports    the export document of each access/copy/portability request
@@ -26,18 +32,18 @@ Tables (all `pd_*`, separate from the directory's and the ledger's):
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from activities.db import Database, Tx
 from activities.directory import Directory
 from activities.ledger import Ledger
+from activities.personal_data_export import VaultExports
 from activities.personal_data_models import FieldOutcome
-from workflows.contract.privacy import AccountParty
+from activities.subject_keys import SubjectKeys, open_text, seal_text
+from starter.codec import SubjectKeyErased
 from workflows.rules.privacy import Disposition, Hold, HoldReason, PersonalField, erasure_plan
 
 DDL = """
@@ -47,6 +53,7 @@ CREATE TABLE IF NOT EXISTS pd_vault (
     field TEXT NOT NULL,
     purpose TEXT NOT NULL CHECK (purpose IN ('profile', 'staged')),
     value TEXT,
+    key_id TEXT,
     status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted', 'anonymized', 'consumed')),
     erase_request TEXT,
     updated_at TEXT NOT NULL
@@ -73,7 +80,8 @@ CREATE TABLE IF NOT EXISTS pd_exports (
     account_id TEXT NOT NULL,
     document TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    key_id TEXT
 );
 CREATE TABLE IF NOT EXISTS pd_archive (
     account_id TEXT NOT NULL,
@@ -109,11 +117,58 @@ def export_dir_for(db: Database) -> Path:
     return Path(".data/exports").resolve()
 
 
-class PersonalData:
-    def __init__(self, db: Database, ledger: Ledger, directory: Directory, export_dir: Path | None = None) -> None:
-        self.db, self.ledger, self.directory = db, ledger, directory
+class PersonalData(VaultExports):
+    def __init__(self, db: Database, ledger: Ledger, directory: Directory, keys: SubjectKeys,
+                 export_dir: Path | None = None) -> None:
+        self.db, self.ledger, self.directory, self.keys = db, ledger, directory, keys
         self.export_dir = export_dir or export_dir_for(db)
         db.ensure_schema(DDL, DDL)
+        self._add_key_columns()
+        self.seal_legacy()
+
+    # ---- encryption at rest ------------------------------------------------------------------------------------
+
+    def _seal(self, tx: Tx, account_id: str, where: str, value: str) -> tuple[str, str]:
+        """(ciphertext, key id) of a value under the account's live key; `where` (table|row) is bound to it."""
+        key_id, key = self.keys.current(tx, account_id)
+        return seal_text(key, value, f"{key_id}|{where}"), key_id
+
+    def _open(self, tx: Tx, where: str, value: str | None, key_id: str | None) -> str | None:
+        """The value in clear; None when there is none or its subject key was destroyed (erased)."""
+        if value is None or key_id is None:
+            return value  # key_id None: written before subject keys, sealed by seal_legacy
+        try:
+            key = self.keys.by_id(tx, key_id)
+        except SubjectKeyErased:
+            return None
+        return open_text(key, value, f"{key_id}|{where}")
+
+    def _add_key_columns(self) -> None:
+        """Databases made before subject keys get the key_id columns (NULL: a value in clear, sealed below)."""
+        with self.db.transaction() as tx:
+            for table in ("pd_vault", "pd_exports"):
+                if self.db.dialect == "postgresql":
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS key_id TEXT")
+                elif not tx.fetchone("SELECT 1 FROM pragma_table_info(?) WHERE name = 'key_id'", (table,)):
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN key_id TEXT")
+
+    def seal_legacy(self) -> int:
+        """Seals the values and exports still in clear (written before subject keys). Needs the payload keys."""
+        if self.keys.ring.current is None:
+            return 0
+        with self.db.transaction() as tx:
+            values = tx.fetchall("SELECT token, account_id, value FROM pd_vault WHERE key_id IS NULL AND value IS"
+                                 " NOT NULL")
+            for token, account_id, value in values:
+                tx.execute("UPDATE pd_vault SET value = ?, key_id = ? WHERE token = ?",
+                           (*self._seal(tx, account_id, f"pd_vault|{token}", value), token))
+            exports = tx.fetchall("SELECT request_id, account_id, document FROM pd_exports WHERE key_id IS NULL")
+            for request_id, account_id, document in exports:
+                tx.execute("UPDATE pd_exports SET document = ?, key_id = ? WHERE request_id = ?",
+                           (*self._seal(tx, account_id, f"pd_exports|{request_id}", document), request_id))
+        if values or exports:
+            self.db.checkpoint()  # the clear values leave the write-ahead log too (secure_delete zeroed the rows)
+        return len(values) + len(exports)
 
     # ---- the vault, for services and operators (outside Temporal) ---------------------------------------------
 
@@ -124,13 +179,14 @@ class PersonalData:
                 row = tx.fetchone("SELECT token FROM pd_vault WHERE account_id = ? AND field = ? AND purpose ="
                                   " 'profile' AND status = 'active'", (account_id, field.value))
                 if row is not None:
-                    tx.execute("UPDATE pd_vault SET value = ?, updated_at = ? WHERE token = ?",
-                               (value, now_iso(), row[0]))
+                    tx.execute("UPDATE pd_vault SET value = ?, key_id = ?, updated_at = ? WHERE token = ?",
+                               (*self._seal(tx, account_id, f"pd_vault|{row[0]}", value), now_iso(), row[0]))
                     return str(row[0])
             token = new_token()
-            tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)",
-                       (token, account_id, field.value, "staged" if staged else "profile", value, now_iso()))
+            tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, key_id, updated_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (token, account_id, field.value, "staged" if staged else "profile",
+                        *self._seal(tx, account_id, f"pd_vault|{token}", value), now_iso()))
             return token
 
     def stage(self, account_id: str, staging_key: str,
@@ -142,27 +198,28 @@ class PersonalData:
         with self.db.transaction() as tx:
             for slot, field, value in values:
                 token = f"pdt_{hashlib.sha256(f'{staging_key}:{slot}'.encode()).hexdigest()[:32]}"
-                tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
-                           " VALUES (?, ?, ?, 'staged', ?, ?) ON CONFLICT (token) DO NOTHING",
-                           (token, account_id, field.value, value, now_iso()))
+                tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, key_id, updated_at)"
+                           " VALUES (?, ?, ?, 'staged', ?, ?, ?) ON CONFLICT (token) DO NOTHING",
+                           (token, account_id, field.value, *self._seal(tx, account_id, f"pd_vault|{token}", value),
+                            now_iso()))
                 tokens.append(token)
         return tokens
 
     def reveal(self, token: str) -> str | None:
+        """The value behind a token; None when there is none: never stored, deleted, or its subject erased."""
         with self.db.transaction() as tx:
-            row = tx.fetchone("SELECT value FROM pd_vault WHERE token = ?", (token,))
-        return None if row is None else row[0]
+            row = tx.fetchone("SELECT value, key_id FROM pd_vault WHERE token = ?", (token,))
+            return None if row is None else self._open(tx, f"pd_vault|{token}", row[0], row[1])
 
     def profile(self, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
         """field -> (token, value, status) of the account's profile."""
         with self.db.transaction() as tx:
             return self._profile(tx, account_id)
 
-    @staticmethod
-    def _profile(tx: Tx, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
-        rows = tx.fetchall("SELECT field, token, value, status FROM pd_vault WHERE account_id = ? AND purpose ="
-                           " 'profile' ORDER BY updated_at", (account_id,))
-        return {PersonalField(r[0]): (r[1], r[2], r[3]) for r in rows}
+    def _profile(self, tx: Tx, account_id: str) -> dict[PersonalField, tuple[str, str | None, str]]:
+        rows = tx.fetchall("SELECT field, token, value, key_id, status FROM pd_vault WHERE account_id = ? AND"
+                           " purpose = 'profile' ORDER BY updated_at", (account_id,))
+        return {PersonalField(r[0]): (r[1], self._open(tx, f"pd_vault|{r[1]}", r[2], r[3]), r[4]) for r in rows}
 
     def contact_token(self, account_id: str) -> str | None:
         """The account's phone (else email) on file, if any is still held."""
@@ -181,8 +238,10 @@ class PersonalData:
             # A name is not unique: only a phone, e-mail or ID number on file proves who asks.
             on_file = {value for field, (_, value, status) in self._profile(tx, account_id).items()
                        if value is not None and status == "active" and field is not PersonalField.NAME}
-            given = [tx.fetchone("SELECT value FROM pd_vault WHERE token = ?", (t,)) for t in evidence_tokens]
-        return any(row is not None and row[0] in on_file for row in given)
+            rows = [(t, tx.fetchone("SELECT value, key_id FROM pd_vault WHERE token = ?", (t,)))
+                    for t in evidence_tokens]
+            given = [self._open(tx, f"pd_vault|{t}", row[0], row[1]) for t, row in rows if row is not None]
+        return any(value is not None and value in on_file for value in given)
 
     def correct(self, account_id: str, request_id: str, changes: Sequence[tuple[PersonalField, str]]) -> list[str]:
         """Copies each staged value into the profile and drops the staged copy. Repeat-safe: a consumed token
@@ -190,24 +249,29 @@ class PersonalData:
         applied: list[str] = []
         with self.db.transaction() as tx:
             for field, value_token in changes:
-                staged = tx.fetchone("SELECT value, status, account_id FROM pd_vault WHERE token = ?",
+                staged = tx.fetchone("SELECT value, status, account_id, key_id FROM pd_vault WHERE token = ?",
                                      (value_token,))
                 if staged is None or staged[2] != account_id:
                     raise ValueError(f"{field.value}: no staged value {value_token} for account {account_id}")
                 if staged[1] == "consumed":
                     applied.append(field.value)
                     continue
+                value = self._open(tx, f"pd_vault|{value_token}", staged[0], staged[3])
+                if value is None:
+                    raise ValueError(f"{field.value}: the staged value {value_token} was erased")
                 current = tx.fetchone("SELECT token FROM pd_vault WHERE account_id = ? AND field = ? AND purpose ="
                                       " 'profile' AND status = 'active'", (account_id, field.value))
                 if current is None:
-                    tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, updated_at)"
-                               " VALUES (?, ?, ?, 'profile', ?, ?)",
-                               (new_token(), account_id, field.value, staged[0], now_iso()))
+                    token = new_token()
+                    tx.execute("INSERT INTO pd_vault (token, account_id, field, purpose, value, key_id, updated_at)"
+                               " VALUES (?, ?, ?, 'profile', ?, ?, ?)", (token, account_id, field.value, *self._seal(
+                                   tx, account_id, f"pd_vault|{token}", value), now_iso()))
                 else:
-                    tx.execute("UPDATE pd_vault SET value = ?, updated_at = ? WHERE token = ?",
-                               (staged[0], now_iso(), current[0]))
-                tx.execute("UPDATE pd_vault SET value = NULL, status = 'consumed', erase_request = ?, updated_at = ?"
-                           " WHERE token = ?", (request_id, now_iso(), value_token))
+                    tx.execute("UPDATE pd_vault SET value = ?, key_id = ?, updated_at = ? WHERE token = ?",
+                               (*self._seal(tx, account_id, f"pd_vault|{current[0]}", value), now_iso(),
+                                current[0]))
+                tx.execute("UPDATE pd_vault SET value = NULL, key_id = NULL, status = 'consumed', erase_request = ?,"
+                           " updated_at = ? WHERE token = ?", (request_id, now_iso(), value_token))
                 applied.append(field.value)
         return applied
 
@@ -244,22 +308,33 @@ class PersonalData:
                            " ORDER BY hold_id", (account_id,))
         return [Hold(str(r[0]), HoldReason(r[1])) for r in rows]
 
-    def erase(self, account_id: str, request_id: str, fields: Sequence[PersonalField] = ()) -> list[FieldOutcome]:
+    def erase(self, account_id: str, request_id: str, fields: Sequence[PersonalField] = (),
+              keep_tokens: Sequence[str] = ()) -> list[FieldOutcome]:
         """PR-2: deletes or anonymizes the account's personal data (all fields, or `fields`), except what an active
         hold needs: that is marked with the request and erased by a later call once the hold is released.
-        Repeat-safe; returns the outcome of every field this request has touched so far."""
+        Repeat-safe; returns the outcome of every field this request has touched so far.
+
+        Whenever a field is deleted or anonymized, the account's subject key is destroyed (crypto-shredding, see
+        `_shred`): every other copy of its values (staged, in exports, in histories, in backups) becomes
+        unreadable, and what is kept is sealed again under a new key."""
+        shredded: list[str] | None = None
         with self.db.transaction() as tx:
             profile = self._profile(tx, account_id)
             wanted = set(fields) or set(profile)
             live = {f for f in wanted if f in profile and profile[f][2] == "active"}
+            erased: set[str] = set()
             for plan in erasure_plan(live, self.active_holds(tx, account_id)):
                 token = profile[plan.field][0]
+                if plan.disposition is not Disposition.RETAIN:
+                    erased.add(plan.field.value)
                 if plan.disposition is Disposition.DELETE:
-                    tx.execute("UPDATE pd_vault SET value = NULL, status = 'deleted', erase_request = ?,"
-                               " updated_at = ? WHERE token = ?", (request_id, now_iso(), token))
+                    tx.execute("UPDATE pd_vault SET value = NULL, key_id = NULL, status = 'deleted',"
+                               " erase_request = ?, updated_at = ? WHERE token = ?", (request_id, now_iso(), token))
                 elif plan.disposition is Disposition.ANONYMIZE:
-                    tx.execute("UPDATE pd_vault SET value = ?, status = 'anonymized', erase_request = ?,"
-                               " updated_at = ? WHERE token = ?", (ANONYMIZED, request_id, now_iso(), token))
+                    tx.execute("UPDATE pd_vault SET value = ?, key_id = ?, status = 'anonymized', erase_request = ?,"
+                               " updated_at = ? WHERE token = ?",
+                               (*self._seal(tx, account_id, f"pd_vault|{token}", ANONYMIZED), request_id, now_iso(),
+                                token))
                 else:
                     tx.execute("UPDATE pd_vault SET erase_request = ?, updated_at = ? WHERE token = ?",
                                (request_id, now_iso(), token))
@@ -269,72 +344,35 @@ class PersonalData:
                            " updated_at = excluded.updated_at",
                            (request_id, account_id, plan.field.value, plan.disposition.value,
                             ",".join(plan.held_by), now_iso()))
+            if erased:
+                shredded = self._shred(tx, account_id, request_id, erased, set(keep_tokens))
             rows = tx.fetchall("SELECT field, disposition, held_by FROM pd_erasures WHERE request_id = ?"
                                " ORDER BY field", (request_id,))
+        if shredded is not None:
+            self.db.checkpoint()  # the destroyed key leaves the write-ahead log as well (activities/subject_keys.py)
+            for export_request in shredded:  # the hand-over files of earlier exports: copies of what is erased
+                (self.export_dir / f"{export_request}.json").unlink(missing_ok=True)
         return [FieldOutcome(field=PersonalField(r[0]), disposition=Disposition(r[1]),
                              held_by=[h for h in str(r[2]).split(",") if h]) for r in rows]
 
-    # ---- PR-1: export ------------------------------------------------------------------------------------------
-
-    def export(self, request_id: str, account_id: str) -> tuple[Path, str, int, dict[str, int]]:
-        """Writes what the vault, the directory and the ledger hold about the account to one JSON file an
-        operator can hand over. The first document of a request is kept: a repeat rewrites the same bytes."""
-        with self.db.transaction() as tx:
-            row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
-        if row is None:
-            document = json.dumps(self._document(request_id, account_id), ensure_ascii=False, indent=2,
-                                  sort_keys=True)
-            with self.db.transaction() as tx:
-                tx.execute("INSERT INTO pd_exports (request_id, account_id, document, sha256, created_at)"
-                           " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           (request_id, account_id, document, _sha(document), now_iso()))
-                row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
-        assert row is not None
-        text = str(row[0])
-        path = self.export_dir / f"{request_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        parsed = json.loads(text)
-        sections = {"personal_data": len(parsed["personal_data"]), "ledger_accounts": len(parsed["ledger"]["accounts"]),
-                    "ledger_transfers": len(parsed["ledger"]["transfers"]),
-                    "directory_entries": len(parsed["directory"])}
-        return path, _sha(text), len(text.encode()), sections
-
-    def stored_export(self, request_id: str) -> str | None:
-        with self.db.transaction() as tx:
-            row = tx.fetchone("SELECT document FROM pd_exports WHERE request_id = ?", (request_id,))
-        return None if row is None else str(row[0])
-
-    def _document(self, request_id: str, account_id: str) -> dict[str, Any]:
-        profile = self.profile(account_id)
-        directory: dict[str, Any] = {}
-        client, creator = self.directory.client(account_id), self.directory.creator(account_id)
-        if client.known:
-            directory["client"] = client.model_dump(mode="json")
-        if creator.known:
-            directory["creator"] = creator.model_dump(mode="json")
-        with self.db.transaction() as tx:
-            for source, row_json in tx.fetchall("SELECT source, row_json FROM pd_archive WHERE account_id = ?",
-                                                (account_id,)):
-                directory[f"archived_{source}"] = json.loads(row_json)
-            consents = [{"purpose": r[0], "withdrawn_at": r[1]} for r in tx.fetchall(
-                "SELECT purpose, withdrawn_at FROM pd_consents WHERE account_id = ?", (account_id,))]
-        accounts, transfers = [], {}
-        for party in AccountParty:
-            prefix = f"{party.value}:{account_id}:"
-            accounts += [{"name": a.name, "balance_fen": a.balance_fen, "available_fen": a.available_fen}
-                         for a in self.ledger.accounts(prefix)]
-            for t in self.ledger.transfers(account_prefix=prefix):
-                transfers[t.id] = {"business_key": t.business_key, "debit_account": t.debit_account,
-                                   "credit_account": t.credit_account, "amount_fen": t.amount_fen, "kind": t.kind,
-                                   "created_at": t.created_at, "status": t.status}
-        return {
-            "request_id": request_id, "account_id": account_id, "generated_at": now_iso(),
-            "personal_data": {f.value: {"value": v, "status": s} for f, (_, v, s) in sorted(profile.items())},
-            "directory": directory, "consents_withdrawn": consents,
-            "ledger": {"accounts": accounts, "transfers": sorted(transfers.values(), key=lambda t: t["created_at"])},
-        }
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    def _shred(self, tx: Tx, account_id: str, request_id: str, erased: set[str], keep_tokens: set[str]) -> list[str]:
+        """Destroys the account's subject key. First the values to keep (profile fields not erased now, held ones,
+        the anonymized name, staged values of other fields or in `keep_tokens`) are opened; staged copies of
+        erased fields are dropped; then the key is destroyed and
+        the kept values are sealed under a new key. Exports (copies of the whole profile) are left sealed under
+        the destroyed key: unreadable. Returns the request ids of those exports."""
+        keep: list[tuple[str, str]] = []
+        for token, field, status, value, key_id in tx.fetchall(
+                "SELECT token, field, status, value, key_id FROM pd_vault WHERE account_id = ? AND value IS NOT NULL",
+                (account_id,)):
+            plain = self._open(tx, f"pd_vault|{token}", value, key_id)
+            if plain is not None and (status == "anonymized" or field not in erased or token in keep_tokens):
+                keep.append((token, plain))
+            else:
+                tx.execute("UPDATE pd_vault SET value = NULL, key_id = NULL, status = 'deleted', erase_request = ?,"
+                           " updated_at = ? WHERE token = ?", (request_id, now_iso(), token))
+        self.keys.destroy(tx, account_id, f"erasure:{request_id}")
+        for token, plain in keep:
+            tx.execute("UPDATE pd_vault SET value = ?, key_id = ? WHERE token = ?",
+                       (*self._seal(tx, account_id, f"pd_vault|{token}", plain), token))
+        return [str(r[0]) for r in tx.fetchall("SELECT request_id FROM pd_exports WHERE account_id = ?", (account_id,))]

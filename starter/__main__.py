@@ -28,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter import client as api
 from starter import codec, config, connection
+from starter.codec_auth import CodecAuthError
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.rules.clock import BUSINESS_TZ
@@ -200,14 +201,25 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
 
 # ------------------------------------------------------------------ payload codec (PR-6)
 def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
+    from starter.client import ledger_subject_keys
+    from starter.codec_auth import CodecAuth, create_token_file
     from starter.codec_server import start_in_thread
+    from telemetry import configure_logging
 
+    configure_logging()  # the audit lines (logger codec.audit): JSON on stderr unless it is a terminal
     keys = codec.load_keys(config.payload_key_env(os.environ, config.read_state()), required=True)
-    server = start_in_thread(keys, args.port, args.host, args.origin or codec_server_origins())
-    print(f"codec server on {server.url} (POST /encode, /decode) with key ids {', '.join(keys.keys)} from "
-          f"{keys.source}; CORS for {', '.join(sorted(server.origins))}. Point the UI at it: "
-          f"temporal server start-dev --ui-codec-endpoint {server.url}, or TEMPORAL_CODEC_ENDPOINT. Ctrl-C stops.",
-          flush=True)
+    if args.create_token_file:
+        create_token_file(Path(args.token_file or os.environ.get("CODEC_TOKEN_FILE") or ""))
+    auth = CodecAuth.from_env(token_file=args.token_file, token_in_path=args.token_in_path)
+    server = start_in_thread(keys, args.port, args.host, args.origin or codec_server_origins(), auth=auth,
+                             subject_keys=lambda: ledger_subject_keys(keys))
+    callers = [f"JWTs of {auth.jwt_policy.issuer} for {auth.jwt_policy.audience}"] if auth.jwt_policy else []
+    callers += ["the static token" + (" (also in the path /local/<token>)" if auth.token_in_path else "")
+                ] if auth.static_tokens else []
+    print(f"codec server on {server.url} (POST /encode, /decode; bearer token: {' or '.join(callers)}) with key "
+          f"ids {', '.join(keys.keys)} from {keys.source}; CORS for {', '.join(sorted(server.origins))}. Point the "
+          f"UI at it: temporal server start-dev --ui-codec-endpoint {server.url}, or TEMPORAL_CODEC_ENDPOINT. "
+          "Ctrl-C stops.", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -317,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     p.add_argument("--origin", action="append", help="a UI origin allowed by CORS (repeatable; default: "
                    "PAYLOAD_CODEC_ORIGINS, else http://localhost:8233 and :8080 and their 127.0.0.1 forms)")
+    p.add_argument("--token-file", help="a file holding the static bearer token (default: CODEC_TOKEN_FILE); JWTs: "
+                   "CODEC_JWKS_URL or CODEC_JWT_PUBLIC_KEY_FILE, CODEC_JWT_ISSUER, CODEC_JWT_AUDIENCE")
+    p.add_argument("--create-token-file", action="store_true", help="write a random token there first unless the "
+                   "file exists (mode 0600)")
+    p.add_argument("--token-in-path", action="store_true", help="also take the static token as /local/<token>/... "
+                   "in the URL, for a UI that cannot send a header; loopback only (README)")
     p.set_defaults(run=cmd_codec_server)
 
     p = sub.add_parser("payload-key", help="print a new payload key entry ID:BASE64 for PAYLOAD_KEYS (rotation: "
@@ -354,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except codec.PayloadKeyError as err:
         print(f"payload keys: {err}", file=sys.stderr)
+        return 2
+    except CodecAuthError as err:
+        print(f"codec server: {err}", file=sys.stderr)
         return 2
     except (OSError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)

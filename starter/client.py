@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import config, connection
-from starter.codec import KeyRing, codec_data_converter, load_keys
+from starter.codec import KeyRing, SubjectKeyStore, codec_data_converter, load_keys
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.common import DEFAULT_TASK_QUEUE
@@ -69,13 +69,24 @@ async def connect(address: str | None = None, namespace: str | None = None, keys
     TEMPORAL_API_KEY, TEMPORAL_TLS_*), else the embedded run's server (its state file, starter/config.py), else
     127.0.0.1:7233; `address` and `namespace` override. Payload keys: starter.codec.load_keys (PAYLOAD_KEYS, else
     PAYLOAD_KEYS_FILE, else the embedded run's key file). Without keys every plain payload works; sending or
-    reading a personal one is refused."""
+    reading a personal one is refused. The personal values of a data subject are sealed with its subject key, in
+    the ledger database (starter/config.py finds it)."""
     target = connection.for_client()
     target = dataclasses.replace(target, address=address or target.address,
                                  namespace=namespace or target.namespace)
     if keys is None:
         keys = load_keys(config.payload_key_env(os.environ, config.read_state()))
-    return await connection.connect(target, data_converter=codec_data_converter(keys), **options)
+    converter = codec_data_converter(keys, lambda: ledger_subject_keys(keys))
+    return await connection.connect(target, data_converter=converter, **options)
+
+
+def ledger_subject_keys(keys: KeyRing) -> SubjectKeyStore:
+    """The subject keys (crypto-shredding) in the ledger database of LEDGER_DSN, opened when a personal payload is
+    first sealed or opened: a client that sends none never touches the database."""
+    from activities.db import Database
+    from activities.subject_keys import SubjectKeys
+
+    return SubjectKeys(Database(config.ledger_dsn(os.environ, config.read_state())), keys)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> Refused:

@@ -9,8 +9,14 @@ as the CLI's endpoint templating sends them) with a JSON body {"payloads": [...]
 (metadata values and data in base64), answered in the same shape. The UI calls it from the operator's browser, so
 the answers carry CORS headers for the UI origins only (preflight OPTIONS included, the X-Namespace header
 allowed): a decrypting endpoint open to every origin would let any web page the operator visits read personal data
-through it. A request from a browser origin not in the list is refused with 403; tools that send no Origin (the
-CLI, curl) are served. Standard library only (http.server in a thread).
+through it. A request from a browser origin not in the list is refused with 403. CORS does not stop other programs,
+so every /encode and /decode also needs a bearer token, and every call is audited (starter/codec_auth.py: JWTs
+with a role for personal payloads, or the local static token; 401/403 with the reason). The preflight needs no
+token (browsers send none). Standard library only (http.server in a thread).
+
+Payloads sealed with a subject key (starter/codec.py) are opened with the subject keys in the ledger database
+(LEDGER_DSN); those of an erased subject come back with every personal value `[erased]` and the metadata
+`personal-data-erased`.
 
 /decode also inflates the `json/zlib` payloads (a carried state, workflows/contract/converter.py) into the JSON they
 hold, so that an operator reads the input of a run that continued as new, not compressed bytes.
@@ -20,16 +26,28 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.exceptions import ApplicationError
 
-from starter.codec import EncryptionCodec, KeyRing, PayloadKeyError
+from starter.codec import (
+    ENCODING,
+    ERASED_METADATA,
+    KEY_ID_METADATA,
+    SEALED_ENCODING,
+    EncryptionCodec,
+    KeyRing,
+    PayloadKeyError,
+    SubjectKeyStore,
+)
+from starter.codec_auth import Caller, CodecAuth, Refusal, audit
 from workflows.contract.converter import COMPRESSED_ENCODING, inflate
+from workflows.contract.privacy import PERSONAL_SUBJECT_METADATA
 
 DEFAULT_PORT = 8081
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -46,8 +64,10 @@ ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 class CodecServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], keys: KeyRing, origins: Iterable[str]) -> None:
-        self.codec = EncryptionCodec(keys)
+    def __init__(self, address: tuple[str, int], keys: KeyRing, origins: Iterable[str], auth: CodecAuth,
+                 subject_keys: SubjectKeyStore | Callable[[], SubjectKeyStore] | None = None) -> None:
+        self.codec = EncryptionCodec(keys, subject_keys)
+        self.auth = auth
         self.origins = frozenset(o.rstrip("/") for o in origins)
         super().__init__(address, CodecHandler)
 
@@ -69,9 +89,10 @@ class CodecHandler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.NO_CONTENT, None, {"Access-Control-Max-Age": "600"})
 
     def do_POST(self) -> None:
-        action = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        path_token, segments = self.server.auth.split_path(self.path)
+        action = segments[-1] if segments else ""
         if action not in ("encode", "decode"):
-            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}: POST /encode or /decode"})
+            self._reply(HTTPStatus.NOT_FOUND, {"error": "no such route: POST /encode or /decode"})
             return
         if not self._origin_allowed():
             self._reply(HTTPStatus.FORBIDDEN, {"error": "origin not allowed"})
@@ -80,8 +101,29 @@ class CodecHandler(BaseHTTPRequestHandler):
         if length > MAX_BODY_BYTES:
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY_BYTES} bytes"})
             return
+        body = self.rfile.read(length)
+        # The namespace: the X-Namespace header, else /{namespace}/decode (CLI templating); never a deeper path,
+        # whose segments the audit line must not repeat (a token in the path).
+        seen: dict[str, Any] = {"action": action, "namespace": self.headers.get("X-Namespace") or
+                                (segments[0] if len(segments) == 2 else None),
+                "workflow_id": self.headers.get("X-Workflow-Id"), "remote": self.client_address[0]}
+        caller = self.server.auth.authenticate(self.headers.get("Authorization"), path_token)
+        if isinstance(caller, Refusal):
+            self._refuse(caller, seen)
+            return
         try:
-            payloads = json_format.Parse(self.rfile.read(length) or b"{}", Payloads(), ignore_unknown_fields=True)
+            payloads = json_format.Parse(body or b"{}", Payloads(), ignore_unknown_fields=True)
+            personal = [p for p in payloads.payloads if p.metadata.get("encoding") in (ENCODING, SEALED_ENCODING)]
+            seen |= {"payloads": len(payloads.payloads), "personal": len(personal),
+                     "key_ids": sorted({p.metadata.get(KEY_ID_METADATA, b"").decode() for p in personal}),
+                     # whose data it is (account ids, not personal data), for "who read whose data"
+                     "data_subjects": sorted({p.metadata[PERSONAL_SUBJECT_METADATA].decode() for p in personal
+                                              if PERSONAL_SUBJECT_METADATA in p.metadata})}
+            if action == "decode" and personal and not caller.may_read_personal:
+                self._refuse(Refusal(403, f"no role to read personal payloads: the token's "
+                                     f"{self.server.auth.role_claim_name} claim lacks "
+                                     f"{self.server.auth.role_name!r}", caller.subject), seen)
+                return
             codec = self.server.codec
             if action == "encode":
                 done = codec.encode_sync(payloads.payloads)
@@ -89,12 +131,29 @@ class CodecHandler(BaseHTTPRequestHandler):
                 done = [inflate(p) if p.metadata.get("encoding") == COMPRESSED_ENCODING.encode() else p
                         for p in codec.decode_sync(payloads.payloads)]
         except json_format.ParseError as error:
+            self._audit(caller, seen, "failed", "body is not Payloads JSON")
             self._reply(HTTPStatus.BAD_REQUEST, {"error": f"body is not {{\"payloads\": [...]}}: {error}"})
             return
         except (PayloadKeyError, ApplicationError) as error:
+            self._audit(caller, seen, "failed", str(error))
             self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(error)})
             return
+        seen["erased"] = sum(1 for p in done if ERASED_METADATA in p.metadata)
+        self._audit(caller, seen, "served")
         self._reply(HTTPStatus.OK, json_format.MessageToDict(Payloads(payloads=done)))
+
+    def _audit(self, caller: Caller, seen: dict[str, Any], outcome: str, reason: str | None = None) -> None:
+        audit.info("codec call", outcome=outcome, subject=caller.subject, auth=caller.method, reason=reason, **seen)
+
+    def _refuse(self, refusal: Refusal, seen: dict[str, Any]) -> None:
+        audit.warning("codec call", outcome="refused", status=refusal.status, subject=refusal.subject,
+                      reason=refusal.reason, **seen)
+        description = refusal.reason.replace('"', "'")
+        challenge = ('Bearer realm="codec-server"' if refusal.status == 403 else
+                     f'Bearer realm="codec-server", error="invalid_token", error_description="{description}"')
+        if refusal.status == 403:
+            challenge += ', error="insufficient_scope"'
+        self._reply(HTTPStatus(refusal.status), {"error": refusal.reason}, {"WWW-Authenticate": challenge})
 
     def do_GET(self) -> None:
         self._reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "POST /encode or /decode"}, {"Allow": "POST, OPTIONS"})
@@ -126,8 +185,9 @@ class CodecHandler(BaseHTTPRequestHandler):
 
 
 def start_in_thread(keys: KeyRing, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
-                    origins: Iterable[str] = DEFAULT_ORIGINS) -> CodecServer:
+                    origins: Iterable[str] = DEFAULT_ORIGINS, *, auth: CodecAuth,
+                    subject_keys: SubjectKeyStore | Callable[[], SubjectKeyStore] | None = None) -> CodecServer:
     """Starts the server on a daemon thread (port 0: any free port); `.shutdown()` stops it."""
-    server = CodecServer((host, port), keys, origins)
+    server = CodecServer((host, port), keys, origins, auth, subject_keys)
     threading.Thread(target=server.serve_forever, name="codec-server", daemon=True).start()
     return server

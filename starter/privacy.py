@@ -15,6 +15,7 @@ Operators (LEDGER_DSN selects the database, as for the worker):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from activities.db import Database
     from activities.directory import Directory
     from activities.ledger import Ledger
+    from activities.subject_keys import SubjectKeys
     from starter import config
+    from starter.codec import load_keys
 
     parser = argparse.ArgumentParser(prog="python -m starter.privacy")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     put.add_argument("value")
     reveal = sub.add_parser("reveal", help="print the value behind a vault token")
     reveal.add_argument("token")
+    sub.add_parser("rewrap", help="after a key-ring rotation (a new payload key first in PAYLOAD_KEYS): wrap every "
+                   "subject key under the new key; no data is touched, the old key can then leave the vault")
     args = parser.parse_args(argv)
+    keys = load_keys(config.payload_key_env(os.environ, config.read_state()), required=True)
     dsn = config.ledger_dsn(state=config.read_state())  # the running embedded run's, wherever run from
     try:
         config.require_ledger(dsn, init=False)
@@ -164,7 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     db = Database(dsn)
     try:
-        vault = PersonalData(db, Ledger(db), Directory(db))
+        subject_keys = SubjectKeys(db, keys)
+        if args.command == "rewrap":
+            print(f"re-wrapped {subject_keys.rewrap()} subject keys under payload key {keys.current}")
+            return 0
+        vault = PersonalData(db, Ledger(db), Directory(db), subject_keys)
         if args.command == "put":
             print(vault.put(args.account_id, PersonalField(args.field), args.value))
             return 0

@@ -29,7 +29,9 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from starter.codec import KeyRing, codec_data_converter
+from activities.db import Database
+from activities.subject_keys import SubjectKeys
+from starter.codec import KeyRing, codec_data_converter, with_subject_keys
 from tests.ledger_fixtures import postgresql_server_dsn_fixture  # noqa: F401  (one PostgreSQL server per session)
 from worker import Adapters, build_worker
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -37,7 +39,16 @@ from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 BIN = Path(sys.executable).parent
 # PR-6: every test client and worker encrypts personal payloads with this fixed test key (never a real one).
 TEST_PAYLOAD_KEYS = "test1:KjIv108yor1k+6a6WI9DBmAK4DNpkKUv3t3PSea+6fo="
-data_converter = codec_data_converter(KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"))
+# Its subject keys (crypto-shredding) are in a scratch database: a Replayer encodes the payloads of the commands it
+# replays, and a personal one needs a subject key to be sealed with (never read back). A test reading sealed
+# payloads back binds its ledger's keys (`subject_keys`, as the ctx fixture's client does).
+data_converter = codec_data_converter(KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"),
+                                      lambda: SubjectKeys(Database(":memory:"), KeyRing.parse(TEST_PAYLOAD_KEYS)))
+
+
+def subject_keys(adapters: Adapters) -> SubjectKeys:
+    """The subject keys (crypto-shredding) of a test's ledger, wrapped by the test key."""
+    return SubjectKeys(adapters.db, KeyRing.parse(TEST_PAYLOAD_KEYS, "tests/conftest.py"))
 
 
 def time_skipping_server_path() -> str:
@@ -164,6 +175,8 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     started = StartedWorkflows()
     config = env.client.config()
     config["interceptors"] = [*config["interceptors"], started]
+    # The test's client seals personal payloads with the subject keys of the test's ledger, as a service does.
+    config["data_converter"] = with_subject_keys(data_converter, subject_keys(adapters))
     client = Client(**config)
     async with build_worker(client, task_queue, adapters, replace_activities=replacements):
         context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -14,7 +17,7 @@ from temporalio.service import RPCError
 
 from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
 from activities.personal_data import PersonalData
-from tests.conftest import Ctx
+from tests.conftest import Ctx, subject_keys
 from worker import Adapters
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.privacy import PersonalField
@@ -23,6 +26,8 @@ from workflows.rules.working_days import end_of_business_day
 T = TypeVar("T")
 
 NAME, PHONE, ID_NUMBER, EMAIL = "张晓明", "13912345678", "110101199003074514", "xiaoming.zhang@example.cn"
+KEY_1 = "k1:" + base64.b64encode(bytes(range(32))).decode()  # payload keys of the codec tests (never real ones)
+KEY_2 = "k2:" + base64.b64encode(bytes(range(32, 64))).decode()
 
 
 def fixed_last_working_day(start_at: datetime, working_days: int) -> date:
@@ -56,7 +61,7 @@ def missing_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
 
 
 def vault(ctx: Ctx) -> PersonalData:
-    return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory)
+    return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory, subject_keys(ctx.a))
 
 
 @dataclass
@@ -105,3 +110,13 @@ async def eventually(read: Callable[[], Awaitable[T]], predicate: Callable[[T], 
             return value
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what} never held: {value}")
+
+
+def post(url: str, body: bytes | None = None, method: str = "POST",
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from tests.conftest import data_converter
@@ -25,9 +26,10 @@ from worker import workflow_runner
 HISTORIES = Path(__file__).parent / "histories"
 
 
-def replayer(*workflows: type) -> Replayer:
+def replayer(*workflows: type, converter: DataConverter = data_converter) -> Replayer:
     # The worker's sandbox settings (passed-through modules), so that replay checks the code as the worker runs it.
-    return Replayer(workflows=list(workflows), data_converter=data_converter, workflow_runner=workflow_runner())
+    # `converter`: one bound to a test's subject keys (tests/conftest.py) replays payloads sealed with them.
+    return Replayer(workflows=list(workflows), data_converter=converter, workflow_runner=workflow_runner())
 
 
 async def history_json(client: Client, workflow_id: str, run_id: str | None = None) -> str:

@@ -21,11 +21,12 @@ from temporalio.exceptions import ApplicationError
 
 from starter import client as api
 from starter.codec import KeyRing
+from starter.codec_auth import CodecAuth
 from starter.codec_server import start_in_thread
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import business_now, creator, mount, published_task, task_when
-from tests.test_privacy_codec import post
+from tests.privacy_helpers import post
 from workflows import mount_task
 from workflows.contract import converter
 from workflows.contract import mount_task as mt
@@ -101,16 +102,18 @@ def test_a_compressed_payload_that_inflates_too_far_or_is_cut_short_is_refused(m
 def test_the_codec_server_shows_a_compressed_carried_state_as_json() -> None:
     carried = mt.MountTaskInput(task_id="t1", carried_state=large_task(500, 10, uuids=False))
     [payload] = data_converter.payload_converter.to_payloads([carried])
-    server = start_in_thread(KeyRing(), 0, origins=[])
+    token = "carried-state-test-token"  # PR-6: the codec server serves bearers of a token only
+    server = start_in_thread(KeyRing(), 0, origins=[], auth=CodecAuth(static_tokens=[token]))
+    bearer = {"Authorization": f"Bearer {token}"}
     try:
         body = json.dumps({"payloads": [json_format.MessageToDict(payload)]}).encode()
-        status, _, answer = post(f"{server.url}/decode", body, headers={"Content-Type": "application/json"})
+        status, _, answer = post(f"{server.url}/decode", body, headers={"Content-Type": "application/json", **bearer})
         [shown] = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
         assert status == 200 and shown.metadata["encoding"] == b"json/plain"
         assert json.loads(shown.data) == json.loads(carried.model_dump_json())
         bomb = Payload(metadata={"encoding": ZLIB}, data=zlib.compress(b"[" * 1000)[:5])
         status, _, answer = post(f"{server.url}/decode", json.dumps(
-            {"payloads": [json_format.MessageToDict(bomb)]}).encode())
+            {"payloads": [json_format.MessageToDict(bomb)]}).encode(), headers=bearer)
         assert status == 422 and "cut short" in json.loads(answer)["error"]
     finally:
         server.shutdown()

@@ -11,7 +11,7 @@ import pytest
 from activities.personal_data import AccountClosure, PersonalData
 from starter import privacy as api
 from starter.client import Refused
-from tests.conftest import Ctx
+from tests.conftest import Ctx, subject_keys
 from tests.helpers import business_now, eligible_client, finish
 from tests.privacy_helpers import NAME, eventually, fixed_calendar, fixed_deadline, person, vault
 from worker import Adapters
@@ -182,6 +182,11 @@ class TestPR5Cancellation:
         assert [p.amount_fen for p in result.payouts] == [2_500]
         assert not ctx.a.directory.client(account).known
         assert vault(ctx).profile(account)[PersonalField.PHONE][1:] == (None, "deleted")
+        # PR-5 crypto-shredding: the key the account's data was sealed with is destroyed by the cancellation.
+        with ctx.a.db.transaction() as tx:
+            keys = tx.fetchall("SELECT wrapped_key IS NULL, destroyed_by FROM pd_subject_keys WHERE subject_id = ?"
+                               " ORDER BY created_at", (account,))
+        assert keys[0][0] == 1 and str(keys[0][1]).startswith("erasure:")
 
 
 class TestBoundedHistory:
@@ -209,7 +214,7 @@ def test_r_7_24_months_keeps_the_time_of_day_and_clamps_the_day() -> None:
 
 
 def test_r_7_open_obligations_include_xingguang_escrow_and_penalty_freezes(adapters: Adapters) -> None:
-    v = AccountClosure(PersonalData(adapters.db, adapters.ledger, adapters.directory))
+    v = AccountClosure(PersonalData(adapters.db, adapters.ledger, adapters.directory, subject_keys(adapters)))
     adapters.ledger.deposit("d1", "cl-x", 50_000)
     assert v.open_tasks("cl-x", AccountParty.CLIENT) == []
     adapters.ledger.transfer("xg:freeze:xg-1", "client:cl-x:available", "xg_task:xg-1:escrow", 20_000, "xg_freeze")

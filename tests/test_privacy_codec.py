@@ -31,25 +31,44 @@ from temporalio.worker import Replayer
 import worker
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.personal_data_models import CorrectRequest, StageIntakeRequest
+from activities.subject_keys import SubjectKeys
 from starter import privacy as api
-from starter.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, KeyRing, PayloadKeyError, load_keys
+from starter.codec import (
+    KEY_ID_METADATA,
+    SEALED_ENCODING,
+    EncryptionCodec,
+    KeyRing,
+    PayloadKeyError,
+    load_keys,
+    with_subject_keys,
+)
+from starter.codec_auth import CodecAuth
 from starter.codec_server import start_in_thread
-from tests.conftest import TEST_PAYLOAD_KEYS, Ctx, data_converter
+from tests.conftest import TEST_PAYLOAD_KEYS, Ctx, data_converter, subject_keys
 from tests.helpers import business_now, creator, finish
-from tests.privacy_helpers import ID_NUMBER, NAME, PHONE, fixed_calendar, payload_dicts, person, vault
+from tests.privacy_helpers import (
+    ID_NUMBER,
+    KEY_1,
+    KEY_2,
+    NAME,
+    PHONE,
+    fixed_calendar,
+    payload_dicts,
+    person,
+    post,
+    vault,
+)
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mount_task as mt
 from workflows.contract.converter import data_converter as plain_converter
 from workflows.contract.names import data_subject_request_id
-from workflows.contract.privacy import PERSONAL_DATA_METADATA, PersonalField
+from workflows.contract.privacy import PERSONAL_DATA_METADATA, PERSONAL_SUBJECT_METADATA, PersonalField
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 ROOT = Path(__file__).resolve().parent.parent
 NEW_EMAIL = "zhang.xm@example.org"
 UI = "http://localhost:8233"
-KEY_1 = "k1:" + base64.b64encode(bytes(range(32))).decode()
-KEY_2 = "k2:" + base64.b64encode(bytes(range(32, 64))).decode()
 
 
 def encoding(payload: dict[str, Any]) -> bytes:
@@ -94,14 +113,17 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
              "new e-mail": NEW_EMAIL}
     assert [what for what, value in plain.items() if value in readable] == []
 
-    # The intake travelled encrypted: the workflow input and the stage_intake activity input, under the test key.
-    encrypted = [p for p in payloads if encoding(p) == ENCODING]
-    assert len(encrypted) == 2
-    assert {base64.b64decode(p["metadata"][KEY_ID_METADATA]) for p in encrypted} == {b"test1"}
+    # The intake travelled sealed with the subject's own key (crypto-shredding): the workflow input and the
+    # stage_intake activity input; the rest of those payloads (ids, kinds) is plain JSON.
+    sealed = [p for p in payloads if encoding(p) == SEALED_ENCODING]
+    assert len(sealed) == 2
+    key_ids = {base64.b64decode(p["metadata"][KEY_ID_METADATA]).decode() for p in sealed}
+    assert len(key_ids) == 1 and next(iter(key_ids)).startswith("sk-")
+    assert {base64.b64decode(p["metadata"][PERSONAL_SUBJECT_METADATA]) for p in sealed} == {account.encode()}
 
-    # The holder of the key reads them all.
-    codec = EncryptionCodec(KeyRing.parse(TEST_PAYLOAD_KEYS))
-    decoded = codec.decode_sync([json_format.ParseDict(p, Payload()) for p in encrypted])
+    # The holder of the ring key and of the ledger (the subject keys) reads them all.
+    codec = EncryptionCodec(KeyRing.parse(TEST_PAYLOAD_KEYS), subject_keys(ctx.a))
+    decoded = codec.decode_sync([json_format.ParseDict(p, Payload()) for p in sealed])
     texts = [p.data.decode() for p in decoded]
     assert all(p.metadata[PERSONAL_DATA_METADATA] == b"1" for p in decoded)
     for value in (NAME, PHONE, ID_NUMBER, NEW_EMAIL):
@@ -109,14 +131,15 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
     started = dsr.DataSubjectRequestInput.model_validate_json(texts[0])
     assert started.intake == request.intake
     # Every payload after the intake's staging carries tokens only, and the history replays through the codec.
-    await Replayer(workflows=[DataSubjectRequestWorkflow], data_converter=data_converter).replay_workflow(
+    await Replayer(workflows=[DataSubjectRequestWorkflow],
+                   data_converter=with_subject_keys(data_converter, subject_keys(ctx.a))).replay_workflow(
         WorkflowHistory.from_json(workflow_id, raw))
 
 
 def test_pr_6_stage_intake_is_repeat_safe(adapters: worker.Adapters) -> None:
     """A retried stage_intake returns the same tokens and writes nothing more, also after the correction consumed
     its staged value; tokens derive from the workflow's random key and the slot, never from the values."""
-    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory)
+    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory, subject_keys(adapters))
     activities = PersonalDataActivities(vault)
     intake = intake_request_for("r1", "a1").intake
     assert intake is not None
@@ -133,10 +156,10 @@ def test_pr_6_stage_intake_is_repeat_safe(adapters: worker.Adapters) -> None:
     assert set(other.evidence_tokens).isdisjoint(first.evidence_tokens)
 
 
-async def test_pr_6_payloads_without_personal_data_stay_plain_json() -> None:
+async def test_pr_6_payloads_without_personal_data_stay_plain_json(adapters: worker.Adapters) -> None:
     """Mount-task messages, a request carrying tokens only, states: plain JSON, no flag, readable without a key.
-    A request with an intake (and an activity request nesting it) is flagged and encrypted."""
-    codec = EncryptionCodec(KeyRing.parse(KEY_1))
+    A request with an intake (and an activity request nesting it) is flagged and sealed with the subject's key."""
+    codec = EncryptionCodec(KeyRing.parse(KEY_1), SubjectKeys(adapters.db, KeyRing.parse(KEY_1)))
     tokens_only = dsr.DataSubjectRequestInput(
         request_id="r1", account_id="a1", kind=dsr.RequestKind.ACCESS, received_at="2026-01-05T10:00:00+08:00",
         requester_token="pdt_" + "0" * 32)
@@ -152,14 +175,17 @@ async def test_pr_6_payloads_without_personal_data_stay_plain_json() -> None:
         [with_intake, StageIntakeRequest(account_id="a1", staging_key="k" * 32, intake=with_intake.intake)])
     assert [p.metadata[PERSONAL_DATA_METADATA] for p in flagged] == [b"1", b"1"]
     sealed = codec.encode_sync(flagged)
-    assert [p.metadata["encoding"] for p in sealed] == [ENCODING, ENCODING]
+    assert [p.metadata["encoding"] for p in sealed] == [SEALED_ENCODING, SEALED_ENCODING]
     assert all(PHONE.encode() not in p.data for p in sealed)
     assert codec.decode_sync(sealed) == flagged
     # Without a key nothing personal leaves the process, and plain payloads still go through.
     empty = EncryptionCodec(KeyRing())
     assert empty.encode_sync(converted) == converted
-    with pytest.raises(PayloadKeyError, match="without a payload key"):
+    with pytest.raises(PayloadKeyError, match="no subject key store"):
         empty.encode_sync(flagged)
+    with pytest.raises(PayloadKeyError, match="without a payload key"):  # a personal value naming no subject
+        empty.encode_sync(plain_converter.payload_converter.to_payloads([dsr.GivenValue(field=PersonalField.NAME,
+                                                                                            value=NAME)]))
 
 
 def test_pr_6_key_rotation_by_key_id() -> None:
@@ -206,19 +232,13 @@ def test_pr_6_keys_from_the_environment_or_the_key_file(tmp_path: Path) -> None:
         worker.payload_keys(settings)
 
 
-def post(url: str, body: bytes | None = None, method: str = "POST",
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+TOKEN = "local-test-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
     keys = KeyRing.parse(f"{KEY_2},{KEY_1}")
-    server = start_in_thread(keys, 0, origins=[UI])
+    server = start_in_thread(keys, 0, origins=[UI], auth=CodecAuth(static_tokens=[TOKEN]))
     try:
         flagged = plain_converter.payload_converter.to_payloads(
             [dsr.GivenValue(field=PersonalField.ID_NUMBER, value=ID_NUMBER), mt.JoinRequest(creator_id="c1")])
@@ -234,13 +254,14 @@ def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
         assert "x-namespace" in headers["Access-Control-Allow-Headers"].lower()
         for path in ("/decode", "/default/decode"):  # also under a namespace segment (CLI templating)
             status, headers, answer = post(f"{server.url}{path}", body, headers={
-                "Origin": UI, "Content-Type": "application/json", "X-Namespace": "default"})
+                "Origin": UI, "Content-Type": "application/json", "X-Namespace": "default", **BEARER})
             assert status == 200 and headers["Access-Control-Allow-Origin"] == UI
             decoded = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
             assert decoded == flagged and ID_NUMBER in decoded[0].data.decode()
         # /encode seals what is flagged, under the current key; the rest passes.
         plain_body = json.dumps({"payloads": [json_format.MessageToDict(p) for p in flagged]}).encode()
-        status, _, answer = post(f"{server.url}/encode", plain_body, headers={"Content-Type": "application/json"})
+        status, _, answer = post(f"{server.url}/encode", plain_body,
+                                 headers={"Content-Type": "application/json", **BEARER})
         encoded = [json_format.ParseDict(p, Payload()) for p in json.loads(answer)["payloads"]]
         assert status == 200 and encoded[0].metadata[KEY_ID_METADATA] == b"k2" and encoded[1] == flagged[1]
         # Another web page cannot use the operator's codec server.
@@ -251,10 +272,12 @@ def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
         # A payload under a key the server lacks: an error naming the key id.
         unknown = EncryptionCodec(KeyRing.parse("k0:" + base64.b64encode(bytes(32)).decode())).encode_sync(flagged)
         status, _, answer = post(f"{server.url}/decode", json.dumps(
-            {"payloads": [json_format.MessageToDict(p) for p in unknown]}).encode())
+            {"payloads": [json_format.MessageToDict(p) for p in unknown]}).encode(), headers=BEARER)
         assert status == 422 and "key id 'k0'" in json.loads(answer)["error"]
         assert post(f"{server.url}/nothing", b"{}")[0] == 404
-        assert post(f"{server.url}/decode", b"not json")[0] == 400
+        assert post(f"{server.url}/decode", b"not json", headers=BEARER)[0] == 400
+        # A program that sends no Origin is not a browser: it still needs the token.
+        assert post(f"{server.url}/decode", body)[0] == 401
     finally:
         server.shutdown()
 
@@ -263,8 +286,10 @@ def test_pr_6_python_m_starter_codec_server(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PAYLOAD_KEYS": KEY_1}
-    process = subprocess.Popen([sys.executable, "-m", "starter", "codec-server", "--port", str(port), "--origin", UI],
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PAYLOAD_KEYS": KEY_1, "LEDGER_DSN": str(tmp_path / "ledger.db")}
+    token_file = tmp_path / "codec-token"
+    process = subprocess.Popen([sys.executable, "-m", "starter", "codec-server", "--port", str(port), "--origin", UI,
+                                "--token-file", str(token_file), "--create-token-file"],
                                env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -278,6 +303,10 @@ def test_pr_6_python_m_starter_codec_server(tmp_path: Path) -> None:
             except urllib.error.URLError:
                 time.sleep(0.1)
         assert status == 204 and headers["Access-Control-Allow-Origin"] == UI
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert post(f"http://127.0.0.1:{port}/decode", b"{}")[0] == 401
+        token = token_file.read_text().strip()
+        assert post(f"http://127.0.0.1:{port}/decode", b"{}", headers={"Authorization": f"Bearer {token}"})[0] == 200
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -11,7 +11,7 @@ import pytest
 from activities.calendar import AddWorkingDaysRequest, CalendarActivities
 from starter import privacy as api
 from starter.client import Refused
-from tests.conftest import Ctx
+from tests.conftest import TEST_PAYLOAD_KEYS, Ctx
 from tests.helpers import business_now, creator, finish
 from tests.privacy_helpers import (
     EMAIL,
@@ -144,6 +144,7 @@ class TestPR1Export:
         assert reply["contact_token"] == contact and "export ready" in reply["body"]["summary"]
         # An operator writes the same file again from the database, e.g. on another machine.
         monkeypatch.setenv("LEDGER_DSN", ctx.a.db.dsn)
+        monkeypatch.setenv("PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)  # the vault's subject keys are wrapped by it
         assert api.main(["export-file", r.request_id, str(tmp_path / "handover.json")]) == 0
         assert (tmp_path / "handover.json").read_bytes() == Path(result.export.path).read_bytes()
 

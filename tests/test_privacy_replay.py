@@ -14,9 +14,10 @@ import base64
 from pathlib import Path
 
 import pytest
+from temporalio.worker import Replayer
 
 from starter import privacy as api
-from starter.codec import ENCODING as ENCRYPTED
+from starter.codec import SEALED_ENCODING
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import business_now, finish
@@ -76,10 +77,10 @@ async def scenario(ctx: Ctx) -> dict[str, str]:
     return {name: (await ctx.client.get_workflow_handle(wid).fetch_history()).to_json() for name, wid in ids.items()}
 
 
-async def replay_and_maybe_record(histories: dict[str, str]) -> None:
+async def replay_and_maybe_record(histories: dict[str, str], replaying: Replayer = REPLAYER) -> None:
     # An account starts by signal-with-start, whose static summary the test server drops (the dev server keeps it:
     # tests/test_ui_screenshots.py); every timer is checked all the same.
-    await rh.replay_and_maybe_record(REPLAYER, histories, "RECORD_PRIVACY_HISTORIES",
+    await rh.replay_and_maybe_record(replaying, histories, "RECORD_PRIVACY_HISTORIES",
                                      no_static_summary=[n for n in histories if n.startswith("privacy-account")])
 
 
@@ -127,8 +128,10 @@ async def test_pr_1_replay_an_access_export_and_a_requested_cancellation(ctx: Ct
                  "privacy-dsr-account-cancellation": data_subject_request_id(cancellation.request_id),
                  "privacy-account-cancelled-on-request": account_id(account)}
     texts = {name: await rh.history_json(ctx.client, wid) for name, wid in histories.items()}
-    assert base64.b64encode(ENCRYPTED).decode() in texts["privacy-dsr-access-export"]  # replayed through the codec
-    await replay_and_maybe_record(texts)
+    # The intake is sealed with the subject's key, and replays through the codec bound to the test's subject keys.
+    assert base64.b64encode(SEALED_ENCODING).decode() in texts["privacy-dsr-access-export"]
+    await replay_and_maybe_record(texts, rh.replayer(DataSubjectRequestWorkflow, AccountWorkflow,
+                                                     SecurityIncidentWorkflow, converter=ctx.client.data_converter))
 
 
 async def test_r_10_replay_an_incident_notified_in_time_and_closed(ctx: Ctx) -> None:

@@ -13,6 +13,9 @@ from activities.directory import Directory
 from activities.ledger import Ledger
 from activities.notifications import Notifications
 from activities.personal_data import ANONYMIZED, AccountClosure, PersonalData
+from activities.subject_keys import SubjectKeys
+from starter.codec import KeyRing
+from tests.conftest import TEST_PAYLOAD_KEYS
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_db_fixture,
     ledger_dsn_fixture,
@@ -27,7 +30,7 @@ from workflows.rules.privacy import Disposition, HoldReason, PersonalField
 @pytest.fixture
 def vault(ledger_db: Database) -> Iterator[PersonalData]:
     ledger = Ledger(ledger_db)
-    yield PersonalData(ledger_db, ledger, Directory(ledger_db))
+    yield PersonalData(ledger_db, ledger, Directory(ledger_db), SubjectKeys(ledger_db, KeyRing.parse(TEST_PAYLOAD_KEYS)))
     ledger.check_conservation()
 
 

@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from activities.personal_data import PersonalData
 from starter import privacy as api
-from tests.conftest import scratch_adapters
+from tests.conftest import scratch_adapters, subject_keys
 from tests.dev_server import dev_server_with_worker
 from tests.privacy_helpers import NAME, PHONE, missing_calendar
 from worker import Adapters
@@ -54,7 +54,7 @@ async def found(client: Client, query: str, expected: int, timeout: float = 20.0
 async def test_pr_1_pr_4_escalations_are_found_by_escalated_and_leave_when_handled(
         dev: Client, adapters: Adapters, uid: str) -> None:
     account = f"vis-{uid}"
-    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory)
+    vault = PersonalData(adapters.db, adapters.ledger, adapters.directory, subject_keys(adapters))
     vault.put(account, PersonalField.NAME, NAME)
     vault.put(account, PersonalField.PHONE, PHONE)
     now = datetime.now(BUSINESS_TZ).replace(microsecond=0)

@@ -49,6 +49,9 @@ from workflows.common import stage_attributes, until
 from workflows.privacy_common import call, working_days_after
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
+# Erasure destroys the subject's key and drops staged copies of erased fields: the requester's contact is kept
+# through it, so that the reply PR-1 owes still reaches the requester.
+ERASURE_KEEPS_REPLY_CONTACT = "dsr-erasure-keeps-reply-contact"
 
 
 def refused(kind: str, message: str) -> ApplicationError:
@@ -185,8 +188,10 @@ class DataSubjectRequestWorkflow:
 
     async def _erase(self) -> None:
         s = self.s
+        keep = [self.requester_token] if self.requester_token and workflow.patched(ERASURE_KEEPS_REPLY_CONTACT) else []
         result = await call("personal_data.erase", EraseRequest(
-            account_id=s.account_id, request_id=s.request_id, fields=self.input.fields), EraseResult)
+            account_id=s.account_id, request_id=s.request_id, fields=self.input.fields, keep_tokens=keep),
+            EraseResult)
         by = {d: [o.field for o in result.fields if o.disposition is d] for d in Disposition}
         s.erasure = c.ErasureSummary(
             deleted=by[Disposition.DELETE], anonymized=by[Disposition.ANONYMIZE],

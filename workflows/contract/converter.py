@@ -15,7 +15,10 @@ and drops such a signal, logged, like a payload that does not fit.
 
 PR-6: a payload whose value holds a `PersonalModel` (workflows/contract/privacy.py) gets the metadata
 `personal-data: 1`; the payload codec (starter/codec.py, outside the workflow sandbox, where the keys are) encrypts
-exactly those. The flag depends on the value alone: deterministic, no environment read, safe in the sandbox.
+exactly those. When the value names its data subject (`account_id`), the payload also says whose values they are
+and where in the JSON (`personal-data-subject`, `personal-data-paths`): the codec encrypts those values with the
+subject's own key, which erasure destroys (crypto-shredding). All of it depends on the value alone: deterministic,
+no environment read, safe in the sandbox.
 
 Carried state (DESIGN "Limits that shape the design"; docs/bench.md "Limits found" 2): the input of a run that
 continued as new (`carried_state` set) holds the workflow's whole state, which for a task grows with its pieces:
@@ -28,6 +31,7 @@ fixed level gives the same bytes for the same input, and a continue-as-new input
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -52,7 +56,14 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from workflows.contract.privacy import PERSONAL_DATA_METADATA, carries_personal_data
+from workflows.contract.privacy import (
+    PERSONAL_DATA_METADATA,
+    PERSONAL_PATHS_METADATA,
+    PERSONAL_SUBJECT_METADATA,
+    carries_personal_data,
+    personal_paths,
+    personal_subject,
+)
 
 MAX_LISTED_ERRORS = 20
 COMPRESSED_ENCODING = "json/zlib"
@@ -77,6 +88,10 @@ class ContractJSONConverter(PydanticJSONPlainPayloadConverter):
             payload = compress(payload)
         if carries_personal_data(value):
             payload.metadata[PERSONAL_DATA_METADATA] = b"1"
+            subject, paths = personal_subject(value), personal_paths(value)
+            if subject is not None and paths and payload.metadata.get("encoding") == b"json/plain":
+                payload.metadata[PERSONAL_SUBJECT_METADATA] = subject.encode()
+                payload.metadata[PERSONAL_PATHS_METADATA] = json.dumps(paths, separators=(",", ":")).encode()
         return payload
 
     def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, StringConstraints
 from workflows.contract.common import ContractModel
 from workflows.rules.privacy import PersonalField
 
-__all__ = ["PERSONAL_DATA_METADATA", "TOKEN_PATTERN", "AccountParty", "PersonalField", "PersonalModel", "VaultToken",
+__all__ = ["PERSONAL_DATA_METADATA", "PERSONAL_PATHS_METADATA", "PERSONAL_SUBJECT_METADATA", "TOKEN_PATTERN", "AccountParty", "PersonalField", "PersonalModel", "VaultToken",
            "carries_personal_data"]
 
 TOKEN_PATTERN = r"^pdt_[0-9a-f]{32}$"
@@ -30,7 +30,18 @@ VaultToken = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]
 
 
 PERSONAL_DATA_METADATA = "personal-data"  # payload metadata key; value b"1" on a payload the codec must encrypt
-PersonalText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# The account the personal values of a flagged payload belong to, and where they are in its JSON: the codec encrypts
+# those values with that subject's own key (crypto-shredding, activities/subject_keys.py).
+PERSONAL_SUBJECT_METADATA = "personal-data-subject"
+PERSONAL_PATHS_METADATA = "personal-data-paths"
+
+
+class _PersonalValue:
+    """Marks a string field whose value is personal (in a PersonalModel): the codec seals exactly these."""
+
+
+PERSONAL_VALUE = _PersonalValue()
+PersonalText = Annotated[str, StringConstraints(min_length=1, max_length=256), PERSONAL_VALUE]
 
 
 class PersonalModel(ContractModel):
@@ -53,6 +64,40 @@ def carries_personal_data(value: object) -> bool:
     if isinstance(value, dict):
         return any(carries_personal_data(item) for item in value.values())
     return False
+
+
+def personal_subject(value: object) -> str | None:
+    """The data subject of a payload: the `account_id` of its top-level model (every contract model that can hold a
+    PersonalModel has one; tests/test_privacy_shredding.py checks it)."""
+    subject = getattr(value, "account_id", None) if isinstance(value, BaseModel) else None
+    return subject if isinstance(subject, str) and subject else None
+
+
+JsonPath = list[str | int]
+
+
+def personal_paths(value: object, at: JsonPath | None = None) -> list[JsonPath]:
+    """Where the personal values (PersonalText fields of PersonalModels) are in the value's JSON, in order."""
+    at = at or []
+    found: list[JsonPath] = []
+    if isinstance(value, BaseModel):
+        model = type(value)
+        personal = getattr(model, "carries_personal_data", False)
+        if not personal and not _may_carry(model):
+            return []
+        for name, info in model.model_fields.items():
+            item = getattr(value, name)
+            if personal and isinstance(item, str) and PERSONAL_VALUE in info.metadata:
+                found.append([*at, name])
+            else:
+                found += personal_paths(item, [*at, name])
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found += personal_paths(item, [*at, index])
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += personal_paths(item, [*at, str(key)])
+    return found
 
 
 _MAY_CARRY: dict[type, bool] = {}
