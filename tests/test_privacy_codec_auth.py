@@ -208,6 +208,7 @@ async def test_pr_6_the_embedded_run_s_ui_decodes_with_its_static_token_and_nobo
     that token in the path; what the UI's settings tell the browser decodes, from the UI's origin; a program
     without the token gets 401."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XINGTU_DATA_DIR", str(tmp_path / ".data"))  # the run's data directory (starter/config.py)
     monkeypatch.delenv("CODEC_TOKEN_FILE", raising=False)
     settings = worker.Settings(address=None, namespace="default", task_queue="q", ledger_dsn=str(tmp_path / "l.db"),
                                port=free_port(), ui_port=free_port(), codec_port=free_port())

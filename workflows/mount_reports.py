@@ -35,6 +35,9 @@ LATE_MOUNT_REPORTS = timedelta(hours=24)
 # every mount after the period, and refund as soon as their pieces have closed.
 LATE_MOUNTS_PATCH = "am-6-late-mount-reports"
 MOUNT_REFUSED = "MountRefused"
+# Runs that record this marker do not wait for late reports when no creator of the task could still have a mount
+# accepted (none joined, or every one revoked or was removed): a cancelled task nobody joined refunds at once.
+NO_WAIT_WITHOUT_CREATORS_PATCH = "am-6-no-late-wait-without-creators"
 
 
 def period_cut_at(s: c.MountTaskState) -> datetime:
@@ -106,6 +109,9 @@ async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bo
     closes_at = late_reports_close_at(s)
     if s.pieces_open > 0 or workflow.now() >= closes_at:
         return s.pieces_open > 0
+    if not any(e.authorization_in_force and e.removed_by_case is None for e in s.creators.values()) and (
+            workflow.patched(NO_WAIT_WITHOUT_CREATORS_PATCH)):
+        return False  # mount_refusals would refuse every report: nobody may mount
     stage_attributes(s.stage.value, closes_at)  # an operator's filter on the next deadline finds it
     workflow.set_current_details(with_deadline(
         f"task {s.task_id}: ended ({s.end_reason}): every piece settled or closed; mounts inside the period may "
