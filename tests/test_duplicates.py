@@ -519,7 +519,6 @@ class TestXGDuplicateCommands:
     async def test_xg_10_xg_8_compensate_and_penalize_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "cmp")
         await xgf.ordered_task(ctx, task, client_id, balance_fen=400_000)
-        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
         compensate = xg.CompensateRequest(operator_id=xgf.OPERATOR, compensation_id="k1",
                                           kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=2_000,
                                           policy="delivery anomaly policy 2026-03", note="ads served late")

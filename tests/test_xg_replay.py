@@ -81,7 +81,6 @@ async def every_message(ctx: Ctx) -> str:
                                                                               reason="too many"))
     await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
-    ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 10_000, "capital")
     await api.compensate(ctx.client, task, xg.CompensateRequest(
         operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="wrong region"))
@@ -184,7 +183,6 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
         operator_id=OPERATOR, piece_id="p1", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=0,
         note="logo visible for 3 s"))
     await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
-    ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 10_000, "capital")
     paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
         operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="shown in the wrong region"))
