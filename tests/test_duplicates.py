@@ -472,7 +472,7 @@ class TestXGDuplicateCommands:
         await xgf.select(ctx, task, "p1", "cr-1", 10_000)
         await xgf.submit(ctx, task, "p1", "cr-1", "content-p1")  # submitted: owed in full if cancelled
         pause = xg.PauseRequest(operator_id=xgf.OPERATOR, pause_id="pa1", reason="health claim in the voice-over",
-                                changes_due_at=t0 + 3 * h.DAY)
+                                **await xgf.notice(ctx, t0 + 3 * h.DAY))
         first, second = await twice(ctx, lambda: xg_api.pause(ctx.client, task, pause), xg_w(task))
         assert second == first
         answer = xg.RespondToPauseRequest(client_id=client_id, pause_id="pa1", changes_made=True)
@@ -519,7 +519,7 @@ class TestXGDuplicateCommands:
     async def test_xg_10_xg_8_compensate_and_penalize_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "cmp")
         await xgf.ordered_task(ctx, task, client_id, balance_fen=400_000)
-        compensate = xg.CompensateRequest(operator_id=xgf.OPERATOR, compensation_id="k1",
+        compensate = xg.CompensateRequest(**xgf.PLATFORM_FAULT, operator_id=xgf.OPERATOR, compensation_id="k1",
                                           kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=2_000,
                                           policy="delivery anomaly policy 2026-03", note="ads served late")
         first, second = await twice(ctx, lambda: xg_api.compensate(ctx.client, task, compensate), xg_w(task))

@@ -25,9 +25,11 @@ from tests.helpers import DAY, business_now, eligible_client, finish
 from tests.test_xg_fixtures import (
     HOUR,
     OPERATOR,
+    PLATFORM_FAULT,
     client_says,
     events,
     ids,
+    notice,
     order_request,
     ordered_task,
     piece_when,
@@ -72,7 +74,7 @@ async def every_message(ctx: Ctx) -> str:
     await events(ctx, task, "r2", "p2", 50, t0 + DAY + HOUR)
     await api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id="r2", reason="bots"))
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claim",
-                                                      changes_due_at=t0 + 2 * DAY))
+                                                      **await notice(ctx, t0 + 2 * DAY)))
     await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(client_id=client_id, pause_id="z",
                                                                           changes_made=True))
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
@@ -81,7 +83,7 @@ async def every_message(ctx: Ctx) -> str:
                                                                               reason="too many"))
     await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
-    await api.compensate(ctx.client, task, xg.CompensateRequest(
+    await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
         operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="wrong region"))
     await api.penalize(ctx.client, task, xg.PenalizeRequest(operator_id=OPERATOR, penalty_id="d1",
@@ -122,7 +124,7 @@ async def test_replay_xg_7_a_pause_that_resumes_then_settlement(ctx: Ctx) -> Non
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "e1", "p1", 100, t0 + DAY + HOUR)
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="health claim",
-                                                      changes_due_at=t0 + 3 * DAY))
+                                                      **await notice(ctx, t0 + 3 * DAY)))
     await sleep_until(ctx, t0 + 2 * DAY)
     resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
         client_id=client_id, pause_id="z", changes_made=True, note="claim removed"))
@@ -141,7 +143,7 @@ async def test_replay_r_9_a_pause_with_a_missed_deadline_then_cancellation(ctx: 
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "f1", "q1", 100, t0 + DAY + HOUR)
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="pz", reason="no licence",
-                                                      changes_due_at=t0 + 2 * DAY))
+                                                      **await notice(ctx, t0 + 2 * DAY)))
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
     await task_when(ctx, task, lambda s: s.escalated)
     await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
@@ -183,7 +185,7 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
         operator_id=OPERATOR, piece_id="p1", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=0,
         note="logo visible for 3 s"))
     await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
-    paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+    paid = await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
         operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="shown in the wrong region"))
     assert paid.paid_fen == 500

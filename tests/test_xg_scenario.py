@@ -19,6 +19,7 @@ from tests.test_xg_fixtures import (
     OPERATOR,
     client_says,
     events,
+    notice,
     ordered_task,
     piece_when,
     provider_says,
@@ -111,7 +112,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     await sleep_until(ctx, t0 + 3 * DAY)
     pause = await api.pause(ctx.client, task, xg.PauseRequest(
         operator_id=OPERATOR, pause_id="pz1", reason="landing page claims 'best in China'",
-        changes_due_at=t0 + 5 * DAY))
+        **await notice(ctx, t0 + 5 * DAY)))
     await events(ctx, task, "e5-paused", "p1", 30, pause.paused_at + 6 * HOUR)  # inside the pause: not billed
     await sleep_until(ctx, t0 + 4 * DAY)
     paused_state = await api.state(ctx.client, task)
@@ -197,7 +198,7 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     await events(ctx, task, "f1", "q1", 100, t0 + DAY + HOUR)
     await sleep_until(ctx, t0 + 2 * DAY)
     await api.pause(ctx.client, task, xg.PauseRequest(
-        operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", changes_due_at=t0 + 4 * DAY))
+        operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", **await notice(ctx, t0 + 4 * DAY)))
     await client_says(ctx, task, client_id, "q5", True)
     held = await piece_when(ctx, task, "q5", lambda p: p.stage is xg.PieceStage.APPROVED)
     assert held.published_at is None  # nothing publishes while paused
