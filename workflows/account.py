@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import RunLength, stage_attributes, until
+from workflows.escalation import Stalls
 from workflows.privacy_common import call, working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
@@ -77,6 +78,7 @@ class AccountWorkflow:
         self.s.messages_this_run = 0
         self._wake = False
         self._closing = False  # payout and archive under way: a late sign-in no longer reactivates
+        self._stalls = Stalls("privacy")
 
     @workflow.run
     async def run(self, input: c.AccountInput) -> c.AccountState:
@@ -253,11 +255,11 @@ class AccountWorkflow:
         """R-7 then PR-5: pay out the balance, then leave the active directory and erase personal data."""
         s = self.s
         self._closing = True
-        payout = await call("personal_data.payout", PayoutRequest(account_id=s.account_id, party=s.party),
-                            PayoutResult)
+        payout = await self._stalls.run("payout of the balance", "personal_data.payout",
+                                         PayoutRequest(account_id=s.account_id, party=s.party), PayoutResult)
         if payout.amount_fen and not s.payouts:
             s.payouts.append(c.Payout(**payout.model_dump()))
-        await call("personal_data.archive_account", ArchiveRequest(
+        await self._stalls.run("archive", "personal_data.archive_account", ArchiveRequest(
             account_id=s.account_id, erasure_request_id=f"cancel-{s.account_id}"), ArchiveResult)
         s.stage, s.cancelled_at = c.AccountStage.CANCELLED, workflow.now()
         self._show(f"cancelled ({s.cancellation_reason}); paid out {payout.amount_fen} fen")
@@ -272,5 +274,6 @@ class AccountWorkflow:
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"
-        workflow.set_current_details(with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline))
-        stage_attributes(s.stage.value, deadline, escalated)
+        shown = self._stalls.show(with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline),
+                                  escalated)
+        stage_attributes(s.stage.value, deadline, shown)

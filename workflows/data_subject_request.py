@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
+from workflows.escalation import Stalls
 from workflows.privacy_common import call, working_days_after
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
@@ -63,6 +64,7 @@ class DataSubjectRequestWorkflow:
         self.s = c.DataSubjectRequestState(request_id=input.request_id, account_id=input.account_id,
                                            kind=input.kind, received_at=input.received_at)
         self._released = 0
+        self._stalls = Stalls("privacy")
         self.requester_token = input.requester_token
         self.evidence_tokens = list(input.evidence_tokens)
         self.changes = [Change(field=ch.field, value_token=ch.value_token) for ch in input.changes]
@@ -185,7 +187,7 @@ class DataSubjectRequestWorkflow:
 
     async def _erase(self) -> None:
         s = self.s
-        result = await call("personal_data.erase", EraseRequest(
+        result = await self._stalls.run("erasure", "personal_data.erase", EraseRequest(
             account_id=s.account_id, request_id=s.request_id, fields=self.input.fields), EraseResult)
         by = {d: [o.field for o in result.fields if o.disposition is d] for d in Disposition}
         s.erasure = c.ErasureSummary(
@@ -282,6 +284,7 @@ class DataSubjectRequestWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.reply_due_at if s.replied_at is None else None
-        workflow.set_current_details(with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of "
-                                                   f"account {s.account_id}: {details}", "reply due", deadline))
-        stage_attributes(s.stage.value, deadline, s.escalated)
+        shown = self._stalls.show(with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of "
+                                                f"account {s.account_id}: {details}", "reply due", deadline),
+                                  s.escalated)
+        stage_attributes(s.stage.value, deadline, shown)

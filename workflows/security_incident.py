@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
-from workflows.privacy_common import call
+from workflows.escalation import Stalls
 
 NOTICE_BATCH = 100  # accounts per activity call: bounded payloads and history
 
@@ -39,6 +39,7 @@ def refused(kind: str, message: str) -> ApplicationError:
 class SecurityIncidentWorkflow:
     @workflow.init
     def __init__(self, input: c.SecurityIncidentInput) -> None:
+        self._stalls = Stalls("privacy")
         self.s = c.SecurityIncidentState(incident_id=input.incident_id, opened_by=input.opened_by,
                                          summary=input.summary, notice=input.notice,
                                          affected=list(dict.fromkeys(input.affected_account_ids)))
@@ -152,9 +153,9 @@ class SecurityIncidentWorkflow:
     async def _send(self, account_ids: list[str]) -> None:
         s = self.s
         body = {"incident_id": s.incident_id, **{k: v for k, v in s.notice.model_dump().items() if v}}
-        result = await call("notifications.send_incident_notices",
-                            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body),
-                            IncidentNoticesResult)
+        result = await self._stalls.run(
+            "incident notices", "notifications.send_incident_notices",
+            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body), IncidentNoticesResult)
         s.notified += result.notified
         s.undeliverable += result.undeliverable
 
@@ -174,5 +175,6 @@ class SecurityIncidentWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.notices_due_at if s.notices_completed_at is None else None
-        workflow.set_current_details(with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline))
-        stage_attributes(s.stage.value, deadline, s.escalated)
+        shown = self._stalls.show(with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline),
+                                  s.escalated)
+        stage_attributes(s.stage.value, deadline, shown)
