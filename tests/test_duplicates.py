@@ -625,7 +625,7 @@ class TestPRDuplicateMessages:
         person(ctx, unreachable, phone=False, email=False)  # no contact on file: an announcement only
         incident = f"i-{ctx.uid}"
         notice = inc.NoticeParts(what_happened="an API key leaked; phone numbers may have been read",
-                                 actions_taken="the key was revoked", user_advice="never share verification codes")
+                                 actions_taken="the key was revoked", user_advice="never share verification codes", remedy="none")
         await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
             incident_id=incident, opened_by="sec-1", summary="API key leak", notice=notice,
             affected_account_ids=[reachable, unreachable]), ctx.task_queue)

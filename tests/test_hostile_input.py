@@ -323,7 +323,7 @@ async def security_incident(ctx: Ctx) -> dict[str, str]:
     await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
         incident_id=incident, opened_by="sec-1", summary="API key leak", affected_account_ids=affected,
         notice=inc.NoticeParts(what_happened="an API key leaked", actions_taken="the key was revoked",
-                               user_advice="never share verification codes")), ctx.task_queue)
+                               user_advice="never share verification codes", remedy="none")), ctx.task_queue)
     return {"SecurityIncidentWorkflow": names.security_incident_id(incident)}
 
 

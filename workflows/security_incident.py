@@ -22,11 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import security_incident as c
     from workflows.contract.names import SECURITY_INCIDENT_WORKFLOW
     from workflows.rules.clock import business_time, with_deadline
-    from workflows.rules.privacy import incident_notices_due_at
+    from workflows.rules.privacy import incident_notices_due_at, notice_refusals
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.escalation import Stalls
+
+# workflow.patched id: R-10 (revised): a notice without its remedy ("none" must be said) is refused.
+REMEDY_REQUIRED_PATCH = "incident-remedy-required"
 
 NOTICE_BATCH = 100  # accounts per activity call: bounded payloads and history
 
@@ -49,6 +52,13 @@ class SecurityIncidentWorkflow:
     @workflow.run
     async def run(self, input: c.SecurityIncidentInput) -> c.SecurityIncidentState:
         s = self.s
+        n = s.notice
+        if (problems := notice_refusals(n.what_happened, n.actions_taken, n.user_advice, n.remedy)) and \
+                workflow.patched(REMEDY_REQUIRED_PATCH):
+            # nothing is sent; the incident is opened again with a complete notice.
+            self._show("refused: " + "; ".join(problems))
+            raise ApplicationError("; ".join(problems), {"reasons": problems}, type="IncidentNoticeRefused",
+                                   non_retryable=True)
         self._show("waiting for confirmation")
         await workflow.wait_condition(lambda: s.confirmed_at is not None)
         watcher = asyncio.ensure_future(self._escalate_when_late())

@@ -62,10 +62,19 @@ def incident_notices_due_at(confirmed_at: datetime) -> datetime:
     return confirmed_at + INCIDENT_NOTICE_WINDOW
 
 
-def missing_notice_parts(what_happened: str, actions_taken: str, user_advice: str) -> list[str]:
-    """PR-7: the parts every notice must have (the remedy only where one is offered)."""
-    parts = {"what_happened": what_happened, "actions_taken": actions_taken, "user_advice": user_advice}
+def missing_notice_parts(what_happened: str, actions_taken: str, user_advice: str, remedy: str | None) -> list[str]:
+    """PR-7 / R-10 (revised): the parts every notice must have; the remedy too ("none" must be said, not left
+    out)."""
+    parts = {"what_happened": what_happened, "actions_taken": actions_taken, "user_advice": user_advice,
+             "remedy": remedy or ""}
     return [name for name, text in parts.items() if not text.strip()]
+
+
+def notice_refusals(what_happened: str, actions_taken: str, user_advice: str, remedy: str | None) -> list[str]:
+    """The reasons an incident notice is refused (IncidentNoticeRefused), one per missing part."""
+    none = ': say "none" when no remedy is offered'
+    return [f"notice.{part}: required (PR-7, R-10{none if part == 'remedy' else ''})"
+            for part in missing_notice_parts(what_happened, actions_taken, user_advice, remedy)]
 
 
 # ---- PR-2: what deletion removes, anonymizes and retains ----------------------------------------------------
