@@ -274,6 +274,6 @@ class AccountWorkflow:
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"
-        shown = self._stalls.show(with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline),
-                                  escalated)
-        stage_attributes(s.stage.value, deadline, shown)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline), escalated))
+        stage_attributes(s.stage.value, deadline, escalated or self._stalls.escalated)

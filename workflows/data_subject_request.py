@@ -284,7 +284,7 @@ class DataSubjectRequestWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.reply_due_at if s.replied_at is None else None
-        shown = self._stalls.show(with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of "
-                                                f"account {s.account_id}: {details}", "reply due", deadline),
-                                  s.escalated)
-        stage_attributes(s.stage.value, deadline, shown)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of account {s.account_id}: "
+                          f"{details}", "reply due", deadline), s.escalated))
+        stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

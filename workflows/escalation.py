@@ -9,8 +9,8 @@ request (its idempotency keys come from the business event, so nothing is paid t
 the project's unbounded policy, behind the escalation; when it completes the escalation is cleared. A failure the
 activity marks non-retryable cannot be retried by the server: it is tried again every REFUSED_RECHECK.
 
-`Stalls` also owns what the workflow shows: workflows give it their details and their own `escalated` flag
-(`show`), so that neither hides the other.
+Workflows pass their details through `Stalls.details` and publish `escalated or stalls.escalated`, so that
+neither hides the other.
 """
 
 from __future__ import annotations
@@ -62,19 +62,19 @@ class Stalls:
     def escalated(self) -> bool:
         return bool(self.stalled)
 
-    def show(self, details: str, escalated: bool) -> bool:
-        """Sets the workflow's details (the stalls first); returns the `escalated` value to publish."""
+    def details(self, details: str, escalated: bool) -> str:
+        """The workflow's details with its stalls first, for workflow.set_current_details; `escalated` is the
+        workflow's own flag (what the search attribute shows once no call is stalled)."""
         self._details, self._escalated = details, escalated
-        self._render()
-        return escalated or self.escalated
+        return self._rendered()
 
-    def _render(self) -> None:
+    def _rendered(self) -> str:
         stalls = "".join(f"ESCALATED: {what} cannot complete (since {business_time(at)}; retrying): {cause} | "
                          for what, (at, cause) in self.stalled.items())
-        workflow.set_current_details(stalls + self._details)
+        return stalls + self._details
 
     def _publish(self) -> None:
-        self._render()
+        workflow.set_current_details(self._rendered())
         workflow.upsert_search_attributes([SA.ESCALATED.value_set(self._escalated or self.escalated)])
 
     def _stall(self, what: str, cause: str) -> None:

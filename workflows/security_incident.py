@@ -185,6 +185,6 @@ class SecurityIncidentWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.notices_due_at if s.notices_completed_at is None else None
-        shown = self._stalls.show(with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline),
-                                  s.escalated)
-        stage_attributes(s.stage.value, deadline, shown)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline), s.escalated))
+        stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

@@ -133,9 +133,9 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages):
         paused = " (paused)" if s.paused else ""
         waiting = f"; next: {what} {business_time(next_at)}" if next_at else ""
         escalated = f"; ESCALATED: {s.escalation_reasons[0]}" if s.escalated else ""
-        shown = self._stalls.show(f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}",
-                                  s.escalated)
-        stage_attributes(("paused" if s.paused else s.stage.value), next_at, shown)
+        workflow.set_current_details(self._stalls.details(
+            f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}", s.escalated))
+        stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated or self._stalls.escalated)
 
     # ---------------------------------------------------------------- order (XG-1, XG-2, R-8)
     @workflow.update(name="order")
@@ -440,8 +440,9 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages):
         metrics.task_refunded("xingguang", refund.refunded_fen)
         metrics.escalation("xingguang", s.escalated, False)
         s.escalated, s.escalation_reasons, s.next_deadline_at = False, [], None
-        shown = self._stalls.show(f"xg task {s.task_id}: closed; refunded {s.refunded_fen} fen", False)
-        stage_attributes(s.stage.value, None, shown)
+        workflow.set_current_details(self._stalls.details(f"xg task {s.task_id}: closed; refunded {s.refunded_fen} "
+                                                          "fen", False))
+        stage_attributes(s.stage.value, None, self._stalls.escalated)
 
     async def _charge_delay_fee(self) -> None:
         s = self.s
