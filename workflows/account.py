@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NoticeRequest, NoticeResult
     from activities.personal_data_models import (
         AdjustRequest,
         AdjustResult,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.privacy import (
         DISPUTE_ESCALATION_WORKING_DAYS,
         HoldReason,
+        dormancy_cancels_at,
         dormant_at,
         statement_dispute_closes_at,
     )
@@ -55,6 +57,8 @@ from workflows.privacy_common import call, working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
 WAITING = (c.AccountStage.DORMANT, c.AccountStage.CANCELLING)
+# workflow.patched id: R-7 (revised): a notice at 24 months, cancellation only after 30 more days unused.
+DORMANCY_NOTICE_PATCH = "dormancy-notice-first"
 
 
 def refused(kind: str, message: str) -> ApplicationError:
@@ -90,11 +94,23 @@ class AccountWorkflow:
             self._escalate_due_disputes()
             if s.stage is c.AccountStage.ACTIVE:
                 if workflow.now() >= s.dormant_at:
+                    if workflow.patched(DORMANCY_NOTICE_PATCH):
+                        await self._send_dormancy_notice()
+                        continue
                     s.stage, s.flagged_dormant_at, s.cancellation_reason = (
                         c.AccountStage.DORMANT, workflow.now(), "dormancy")
                     continue
                 self._show(f"active; dormant at {business_time(s.dormant_at)} unless used before")
                 await self._sleep_until(s.dormant_at, "24 months unused")
+            elif s.stage is c.AccountStage.DORMANCY_NOTICE:
+                assert s.dormancy_cancels_at is not None and s.dormancy_notice_at is not None
+                if workflow.now() >= s.dormancy_cancels_at:
+                    s.stage, s.flagged_dormant_at, s.cancellation_reason = (
+                        c.AccountStage.DORMANT, workflow.now(), "dormancy")
+                    continue
+                self._show(f"dormancy notice sent {business_time(s.dormancy_notice_at)}; cancelled from "
+                           f"{business_time(s.dormancy_cancels_at)} unless signed in or used before")
+                await self._sleep_until(s.dormancy_cancels_at, "cancelled if still unused")
             else:
                 if await self._obligations_done():
                     await self._cancel()
@@ -122,8 +138,11 @@ class AccountWorkflow:
         occurred_at = min(event.occurred_at, workflow.now())  # a clock ahead of ours cannot push dormancy out
         if occurred_at > s.last_activity_at:
             s.last_activity_at, s.dormant_at = occurred_at, dormant_at(occurred_at)
-        if s.stage is c.AccountStage.DORMANT and workflow.now() < s.dormant_at and not self._closing:
+        if (s.stage in (c.AccountStage.DORMANT, c.AccountStage.DORMANCY_NOTICE) and workflow.now() < s.dormant_at
+                and not self._closing):
+            # R-7: a use after the notice keeps the account (the next notice comes 24 months after this use).
             s.stage, s.flagged_dormant_at, s.cancellation_reason = c.AccountStage.ACTIVE, None, None
+            s.dormancy_notice_at = s.dormancy_cancels_at = None
         self._wake = True
 
     @workflow.signal(name="obligations_changed")
@@ -135,7 +154,7 @@ class AccountWorkflow:
     def request_cancellation(self, event: c.CancellationRequested) -> None:
         s = self.s
         s.messages_this_run += 1
-        if s.stage in (c.AccountStage.ACTIVE, c.AccountStage.DORMANT):
+        if s.stage in (c.AccountStage.ACTIVE, c.AccountStage.DORMANCY_NOTICE, c.AccountStage.DORMANT):
             s.stage, s.cancellation_reason, s.cancellation_request_id = (
                 c.AccountStage.CANCELLING, "requested", event.request_id)
         self._wake = True
@@ -243,6 +262,18 @@ class AccountWorkflow:
         except TimeoutError:
             pass
 
+    async def _send_dormancy_notice(self) -> None:
+        """R-7 (revised): at 24 months unused the user is told; cancellation only after 30 more days unused."""
+        s, now = self.s, workflow.now()
+        cancels_at = dormancy_cancels_at(now)
+        await self._stalls.run("dormancy notice", "notifications.send", NoticeRequest(
+            key=f"dormancy:{s.account_id}:{s.dormant_at.isoformat()}", account_id=s.account_id,
+            kind="dormancy_notice", body={"unused_since": s.last_activity_at.isoformat(),
+                                          "cancelled_from": cancels_at.isoformat(),
+                                          "keep_it": "sign in or use the account before then"}), NoticeResult)
+        s.stage, s.dormancy_notice_at, s.dormancy_cancels_at = c.AccountStage.DORMANCY_NOTICE, now, cancels_at
+        s.dormancy_notices += 1
+
     async def _obligations_done(self) -> bool:
         """R-7: open tasks ended (the ledger's and the holds' view) and no statement dispute open."""
         s = self.s
@@ -271,6 +302,8 @@ class AccountWorkflow:
         prefix = f"ESCALATED: statement dispute(s) {', '.join(overdue)} need an operator | " if overdue else ""
         deadline = s.dormant_at if s.stage is c.AccountStage.ACTIVE else None
         what = "dormant at"
+        if s.stage is c.AccountStage.DORMANCY_NOTICE:
+            deadline, what = s.dormancy_cancels_at, "cancelled if still unused"
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"

@@ -14,6 +14,7 @@ from enum import StrEnum
 from workflows.rules.clock import BUSINESS_TZ, require_aware
 
 DORMANCY_MONTHS = 24  # PR-3
+DORMANCY_NOTICE_DAYS = 30  # R-7 (revised): after the notice, 30 days without use before cancellation
 STATEMENT_DISPUTE_LAST_DAY = 10  # PR-4: "until the 10th of the month after the transaction"
 INCIDENT_NOTICE_WINDOW = timedelta(hours=72)  # R-10
 DSR_REPLY_WORKING_DAYS = 15  # PR-1
@@ -52,6 +53,13 @@ def dormant_at(last_activity_at: datetime) -> datetime:
     """PR-3 / R-7: the instant an account unused since `last_activity_at` has been unused for 24 consecutive
     months. At that instant (not a second before) it is dormant."""
     return add_months(last_activity_at, DORMANCY_MONTHS)
+
+
+def dormancy_cancels_at(notice_at: datetime) -> datetime:
+    """R-7 (revised): the exclusive end of the 30 days after the dormancy notice: unused through them, the account
+    is cancelled from this instant (its obligations first)."""
+    require_aware(notice_at, "notice_at")
+    return notice_at + timedelta(days=DORMANCY_NOTICE_DAYS)
 
 
 # ---- R-10: incidents ----------------------------------------------------------------------------------------
