@@ -5,7 +5,6 @@ class of XingguangTaskWorkflow. A rule refuses with the same type whether the va
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -13,25 +12,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.xg_ledger import XgCompensateRequest, XgFreezeBalanceRequest, XgMoveResult
     from workflows.contract import xingguang as c
-    from workflows.rules.clock import business_time
-    from workflows.rules.xingguang_money import damages_cap, damages_payable
+    from workflows.rules.xingguang_claims import claim_problems, pause_spans
+    from workflows.rules.xingguang_money import damages_cap
 
 from workflows.escalation import Stalls
 from workflows.xingguang_piece import WorkflowBase, refused
 
 # workflow.patched id: a claim is judged by the task's record of pauses, in the handler as in the validator (XG-7).
 CLAIMS_PATCH = "xg-claims-judged-by-record"
-
-
-def pause_overlaps(pauses: list[c.PauseRecord], start: datetime, end: datetime) -> c.PauseRecord | None:
-    """XG-7: the first compliance pause (of the task or one of its pieces) that overlaps [start, end)."""
-    for pause in pauses:
-        if pause.kind != "compliance":
-            continue
-        until = pause.resumed_at or pause.cancelled_at
-        if pause.paused_at < end and (until is None or start < until):
-            return pause
-    return None
 
 
 class ClaimMessages(WorkflowBase):
@@ -86,39 +74,8 @@ class ClaimMessages(WorkflowBase):
         s = self.s
         if s.result is None or s.stage is c.TaskStage.CLOSED:
             return [f"task {s.task_id} is {s.stage.value}: no order to compensate"]
-        start, end = request.period_start_at, request.period_end_at
-        if by_record and (start is None or end is None or not start < end):
-            return [("period_start_at, period_end_at: required, start before end: the period of the anomaly or "
-                    "breach the claim is about (a pause delay earns nothing: XG-7)")]
-        if by_record and start is not None and end is not None and (
-                pause := pause_overlaps(s.pauses, start, end)) is not None:
-            until = pause.resumed_at or pause.cancelled_at
-            return [(f"the claim's period {business_time(start)} to {business_time(end)} overlaps compliance pause "
-                    f"{pause.pause_id} (from {business_time(pause.paused_at)}"
-                    f"{f' to {business_time(until)}' if until else ', still open'}): a pause delay is not the "
-                    "platform's fault and earns no compensation, whatever the cause named (XG-7, XG-10)")]
-        if request.cause is not c.AnomalyCause.PLATFORM_FAULT:
-            return [(f"cause: {request.cause.value} is not a delivery anomaly the platform caused: no compensation "
-                    "(XG-7, XG-10)")]
-        if request.kind is c.CompensationKind.DELIVERY_ANOMALY:
-            if not request.policy.strip():
-                return ["policy: required for a delivery anomaly (XG-10)"]
-            if request.amount_fen is None:
-                return [f"amount_fen: required: the equal value under policy {request.policy} (XG-10)"]
-            return []
         paid = sum(r.amount_fen for r in s.compensations if r.kind == c.CompensationKind.DAMAGES.value)
-        cap = damages_cap(s.frozen_fen)
-        basis = (f"damages are capped at {cap} fen (20% of the order amount {s.frozen_fen} fen, rounded down), "
-                 f"{paid} fen already paid")
-        if request.loss_fen is None:
-            return [f"loss_fen: required for damages (XG-10); at most {max(cap - paid, 0)} fen may be paid: {basis}"]
-        limit = damages_payable(request.loss_fen, s.frozen_fen, paid)
-        if request.amount_fen is None:
-            return [f"amount_fen: required; at most {limit} fen may be paid: {basis}, loss {request.loss_fen} fen"]
-        if request.amount_fen > limit:
-            return [(f"amount_fen: {request.amount_fen} is above what may be paid ({limit} fen): {basis}, loss "
-                    f"{request.loss_fen} fen")]
-        return []
+        return claim_problems(request, pause_spans(s.pauses) if by_record else None, s.frozen_fen, paid)
 
     def _compensation(self, compensation_id: str) -> c.CompensationResult | None:
         for record in self.s.compensations:
