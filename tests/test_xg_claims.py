@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
-from tests.helpers import DAY
+from tests.helpers import DAY, finish
 from tests.test_xg_fixtures import HOUR, OPERATOR, PLATFORM_FAULT, ids, notice, ordered_task, sleep_until
 from workflows.contract import xingguang as xg
 
@@ -71,3 +71,53 @@ async def test_xg_10_r_14_a_claim_without_an_amount_is_told_the_most_that_may_be
     assert (paid.paid_fen, paid.cap_fen) == (30_000, 39_600)
     assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_600
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 39_600
+
+
+async def test_r_14_xg_10_damages_claimed_after_close_against_the_same_cap(ctx: Ctx) -> None:
+    task, client_id = ids(ctx, "late")
+    t0, _ = await ordered_task(ctx, task, client_id, days=3)  # order 198,000: cap 39,600
+    await sleep_until(ctx, t0 + HOUR)
+    await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="unlicensed goods",
+                                                      **await notice(ctx, t0 + 2 * DAY)))
+    await sleep_until(ctx, t0 + 3 * HOUR)
+    await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(client_id=client_id, pause_id="z",
+                                                                          changes_made=True))
+    await api.compensate(ctx.client, task, xg.CompensateRequest(
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES,
+        amount_fen=9_600, loss_fen=9_600, note="late launch"))
+    await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
+        operator_id=OPERATOR, violation_id="end", cause=xg.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED,
+        note="client cancelled"))
+    closed = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    assert closed.stage is xg.TaskStage.CLOSED and closed.refunded_fen == 198_000
+    assert [p.pause_id for p in closed.pauses] == ["z"]
+
+    def claim(compensation_id: str, **fields: object) -> xg.CompensateRequest:
+        base: dict[str, object] = {**PLATFORM_FAULT, "operator_id": OPERATOR, "compensation_id": compensation_id,
+                                   "kind": xg.CompensationKind.DAMAGES, "note": "report data lost"}
+        return xg.CompensateRequest(**{**base, **fields})
+
+    with pytest.raises(Refused) as refusal:  # the cap is offered: what was paid during the task counts
+        await api.compensate(ctx.client, task, claim("d2", loss_fen=50_000), ctx.task_queue)
+    assert refusal.value.kind == "CompensationRefused"
+    assert refusal.value.reasons[0].startswith("amount_fen: required; at most 30000 fen may be paid: damages are "
+                                               "capped at 39600 fen (20% of the order amount 198000 fen, rounded "
+                                               "down), 9600 fen already paid")
+    with pytest.raises(Refused) as refusal:  # judged by the closed task's pauses, whatever the cause
+        await api.compensate(ctx.client, task, claim(
+            "d2", loss_fen=50_000, amount_fen=1_000, period_start_at=t0 + 2 * HOUR, period_end_at=t0 + 4 * HOUR),
+            ctx.task_queue)
+    assert "overlaps compliance pause z" in refusal.value.reasons[0]
+    paid = await api.compensate(ctx.client, task, claim("d2", loss_fen=50_000, amount_fen=30_000), ctx.task_queue)
+    assert (paid.paid_fen, paid.cap_fen) == (30_000, 39_600)
+    again = await api.compensate(ctx.client, task, claim("d2", loss_fen=50_000, amount_fen=30_000), ctx.task_queue)
+    assert again == paid
+    first = await api.compensate(ctx.client, task, claim("d1", loss_fen=9_600, amount_fen=9_600), ctx.task_queue)
+    assert (first.paid_fen, first.cap_fen) == (9_600, 39_600)  # paid during the task: answered, not paid again
+    with pytest.raises(Refused) as refusal:
+        await api.compensate(ctx.client, task, claim("d3", loss_fen=50_000, amount_fen=1), ctx.task_queue)
+    assert "39600 fen already paid" in refusal.value.reasons[0]
+    # the full cap paid from an unfunded platform; the client has its whole order back plus the damages.
+    assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_600
+    assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 + 39_600
+    assert ctx.a.ledger.conservation_total() == 0

@@ -477,4 +477,5 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages):
             paid_to_creators_fen=s.paid_to_creators_fen, promotion_spend_fen=s.promotion_spend_fen,
             platform_fees_fen=s.platform_fees_fen, provider_fees_fen=s.provider_fees_fen,
             delay_fee_fen=s.delay_fee_fen, deducted_fen=s.deducted_fen, refunded_fen=s.refunded_fen, order=s.result,
+            pauses=s.pauses,
             pieces={pid: p.settlement for pid, p in s.pieces.items() if p.settlement is not None})

@@ -10,6 +10,9 @@ Messages (all on `xg-task:{task_id}`):
   signals  report_billable_events (R-1 batches from the platform's statistics), void_billable_events
   query    state
 
+After the task closed, `compensate` goes to XingguangClaimsWorkflow (`xg-claims:{task_id}`, update-with-start):
+the same request and result, the same cap, counting what was already paid (R-14).
+
 Field names are snake_case; amounts are integer fen ending `_fen`; instants end `_at` (ISO-8601 with offset);
 rates are basis points ending `_bp` (1 bp = 0.01%).
 """
@@ -535,6 +538,8 @@ class TaskResult(ContractModel):
     refunded_fen: Fen
     pieces: dict[str, PieceMoney]
     order: OrderResult | None = None  # the first answer to `order`, returned again to a repeated order
+    # XG-10 / R-14: what a claim after close is judged by (XingguangClaimsWorkflow), besides the ledger.
+    pauses: list[PauseRecord] = Field(default_factory=list)
 
 
 XingguangTaskInput.model_rebuild()
