@@ -25,7 +25,13 @@ from temporalio.service import RPCError
 
 from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
 from activities.personal_data_models import EraseRequest, EraseResult, PayoutRequest, PayoutResult
-from activities.xg_ledger import XgLedgerActivities, XgRefundRequest, XgRefundResult
+from activities.xg_ledger import (
+    XgCompensateRequest,
+    XgLedgerActivities,
+    XgMoveResult,
+    XgRefundRequest,
+    XgRefundResult,
+)
 from starter import privacy as privacy_api
 from starter import xingguang as xg_api
 from tests.conftest import scratch_adapters
@@ -41,6 +47,7 @@ from workflows.contract.names import (
     account_id,
     data_subject_request_id,
     security_incident_id,
+    xingguang_claims_id,
     xingguang_task_id,
 )
 from workflows.contract.privacy import AccountParty
@@ -48,15 +55,17 @@ from workflows.rules.clock import BUSINESS_TZ
 
 TASK_QUEUE = "money-stalls"
 FAULT = "CHECK constraint failed: available_not_negative (test fault)"
-REPAIRED: dict[str, Callable[[Any], Any]] = {}  # activity name -> the real activity, once the fault is repaired
+REAL: dict[str, Callable[[Any], Any]] = {}  # activity name -> the real activity (the dev fixture fills it)
+REPAIRED: set[str] = set()  # activities whose fault is repaired
 
 
 def broken(name: str, request_type: type, result_type: type) -> Callable[..., Any]:
-    """An activity registered as `name` that fails at every attempt, as a constraint or a bug would."""
+    """An activity registered as `name` that fails at every attempt for the requests of this test's stalled runs
+    (their ids say "stall"), as a constraint or a bug would; others, and all once repaired, go to the real one."""
 
     def fail(request: Any) -> Any:
-        if name in REPAIRED:
-            return REPAIRED[name](request)
+        if name in REPAIRED or "stall" not in str(request):
+            return REAL[name](request)
         raise RuntimeError(f"{FAULT} in {name}")
 
     fail.__annotations__ = {"request": request_type, "return": result_type}
@@ -110,6 +119,27 @@ async def dsr_erasure(client: Client, a: Adapters, uid: str) -> str:
     return data_subject_request_id(request)
 
 
+async def claim_after_close(client: Client, a: Adapters, uid: str) -> str:
+    """XingguangClaimsWorkflow: a task closes (materials refused, refunded); the damages claimed after it stall."""
+    task, client_id = f"xg-late-{uid}", f"cl-late-{uid}"
+    eligible_client(a, client_id, 300_000)
+    start = now() + timedelta(days=1)
+    await xg_api.order(client, order_request(task, client_id, start, start + timedelta(days=5)), TASK_QUEUE)
+    await xg_api.review_materials(client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=False,
+                           reason="licence expired")]))
+    await client.get_workflow_handle(xingguang_task_id(task), result_type=xg.TaskResult).result()
+    claim = xg.CompensateRequest(
+        operator_id=OPERATOR, compensation_id="d-stall", kind=xg.CompensationKind.DAMAGES,
+        cause=xg.AnomalyCause.PLATFORM_FAULT, amount_fen=1_000, loss_fen=1_000, note="materials lost",
+        period_start_at=start - timedelta(days=1), period_end_at=start)
+    CLAIMS.append(asyncio.ensure_future(xg_api.compensate(client, task, claim, TASK_QUEUE)))  # waits behind the stall
+    return xingguang_claims_id(task)
+
+
+CLAIMS: list[asyncio.Future[Any]] = []
+
+
 @dataclass(frozen=True)
 class Case:
     workflow_type: str
@@ -127,6 +157,9 @@ CASES = {
     "SecurityIncidentWorkflow": Case("SecurityIncidentWorkflow",
                                      broken("notifications.send_incident_notices", IncidentNoticesRequest,
                                             IncidentNoticesResult), incident_notices, "incident notices"),
+    "XingguangClaimsWorkflow": Case("XingguangClaimsWorkflow",
+                                    broken("xg_ledger.compensate", XgCompensateRequest, XgMoveResult),
+                                    claim_after_close, "compensation d-stall"),
     "DataSubjectRequestWorkflow": Case("DataSubjectRequestWorkflow",
                                        broken("personal_data.erase", EraseRequest, EraseResult), dsr_erasure,
                                        "erasure"),
@@ -141,6 +174,8 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
+    xg_ledger = XgLedgerActivities(adapters.ledger)
+    REAL.update({"xg_ledger.refund": xg_ledger.refund, "xg_ledger.compensate": xg_ledger.compensate})
     async with dev_server_with_worker(adapters, TASK_QUEUE,
                                       replace_activities=[case.activity for case in CASES.values()]) as client:
         yield client
@@ -170,6 +205,8 @@ async def test_r_14_a_stalled_money_call_is_escalated_and_found_by_search_attrib
     finally:
         with contextlib.suppress(RPCError):
             await dev.get_workflow_handle(workflow_id).terminate("test over")
+        for waiting in CLAIMS:
+            waiting.cancel()
 
 
 async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(dev: Client, adapters: Adapters,
@@ -183,7 +220,7 @@ async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(de
                 break
             await asyncio.sleep(0.5)
         assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000
-        REPAIRED["xg_ledger.refund"] = XgLedgerActivities(adapters.ledger).refund
+        REPAIRED.add("xg_ledger.refund")
         result = await dev.get_workflow_handle(workflow_id, result_type=xg.TaskResult).result()
         assert (result.stage, result.refunded_fen) == (xg.TaskStage.CLOSED, 198_000)
         assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000  # refunded once
@@ -195,4 +232,4 @@ async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(de
             await asyncio.sleep(0.3)
         assert workflow_id not in {w.id async for w in dev.list_workflows(query)}
     finally:
-        REPAIRED.pop("xg_ledger.refund", None)
+        REPAIRED.discard("xg_ledger.refund")
