@@ -68,6 +68,8 @@ class TestXG3Provider:
             await select(ctx, task, "p2", f"c2-{ctx.uid}", 10_001)
         assert refusal.value.reasons == [("creator_earnings_fen: 10001 passes what is left of the creator earnings "
                                          "budget (10000 of 80000 fen)")]
+        # One type per rule: the budget refused by the validator is the handler's SelectionRefused too.
+        assert refusal.value.kind == "SelectionRefused"
         with pytest.raises(Refused) as refusal:
             await api.select_creator(ctx.client, task, xg.SelectCreatorRequest(
                 provider_id=PROVIDER, piece_id="p3", creator_id=f"ghost-{ctx.uid}", creator_earnings_fen=1_000))
