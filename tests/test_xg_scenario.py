@@ -174,7 +174,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
 
     await replays(ctx, xg.xg_task_workflow_id(task))
 
-async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
+async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
     """Scenario 2 (XG-7, R-9): a task-wide pause whose deadline passes; the operator cancels; every piece submitted
     and not rejected, or published, is paid its full earnings; promotion billed so far is charged; a delay fee."""
     task, client_id = f"xg-s2-{ctx.uid}", f"cl-{ctx.uid}"
@@ -252,6 +252,10 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     assert (money["creators"], money["promotion"], money["platform_fee"], money["delay_fee"], money["refund"],
             money["escrow"]) == (37_000, 5_000, 4_200, 3_000, 148_800, 0)
     assert ctx.a.ledger.balance("platform:revenue").balance_fen == 4_200 + 3_000 - 1_850
+    # R-14 / R-9: the task's own delay fee is charged before its pieces settle.
+    keys = [t.business_key for t in ctx.a.ledger.transfers(business_key_prefix="xg:")
+            if f":{task}:" in f"{t.business_key}:"]
+    assert keys.index(f"xg:charge:{task}:delay_fee") < min(i for i, k in enumerate(keys) if k.startswith("xg:settle:"))
     assert final.end_reason == "cancelled after pause pz: deadline for changes missed"
     assert not final.escalated and final.stage is xg.TaskStage.CLOSED
     ctx.a.ledger.check_conservation()
