@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contract.names import SA
@@ -46,7 +46,9 @@ def cause_of(error: ActivityError) -> str:
         return f"{cause.type or 'error'}: {cause.message}"
     if isinstance(cause, TimeoutError):
         return f"timed out ({cause.type.name if cause.type else 'timeout'}): {cause.message}"
-    return f"{type(cause).__name__ if cause else 'error'}: {cause.message if cause else error.message}"
+    if isinstance(cause, FailureError):
+        return f"{type(cause).__name__}: {cause.message}"
+    return f"error: {error.message}"
 
 
 class Stalls:
