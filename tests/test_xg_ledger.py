@@ -3,6 +3,12 @@ is idempotent by its business keys; a retry moves nothing twice and answers as t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from activities.ledger import InsufficientFunds, Ledger
@@ -25,6 +31,8 @@ from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_fixture,
     postgresql_schema_dsn_fixture,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def funded(book: Ledger, task: str = "t1", frozen: int = 198_000) -> XgLedger:
@@ -117,3 +125,20 @@ def test_r_14_an_existing_database_lets_platform_accounts_go_negative_at_open(le
     assert not reopened.balance("client:c1:available").may_go_negative
     reopened.transfer("provider", "platform:revenue", "provider:p:payable", 250, "xg_provider_fee")
     assert reopened.balance("platform:revenue").balance_fen == -150
+
+
+def test_r_14_the_operator_cli_shows_the_platform_net_position(tmp_path: Path) -> None:
+    dsn = str(tmp_path / "ledger.db")
+    book = Ledger.open(dsn)
+    xg = funded(book)
+    xg.settle_piece(XgSettleRequest(task_id="t1", piece_id="p1", payee_account="creator:a:payable",
+                                    creator_earnings_fen=20_000, promotion_spend_fen=5_000, platform_fee_fen=2_500,
+                                    provider_id="prov", provider_fee_fen=4_000))
+    assert book.conservation_total() == 0
+    book.db.close()
+    env = {**os.environ, "LEDGER_DSN": dsn, "PYTHONPATH": str(ROOT)}
+    shown = subprocess.run([sys.executable, "-m", "starter", "--json", "platform"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, check=True, timeout=60)
+    position = json.loads(shown.stdout)
+    assert position["accounts"] == {"platform:promotion": 5_000, "platform:revenue": 2_500 - 4_000}
+    assert (position["net_fen"], position["revenue_in_fen"], position["provider_fees_fen"]) == (3_500, 2_500, 4_000)
