@@ -34,6 +34,7 @@ from activities.xg_ledger import (
 )
 from starter import privacy as privacy_api
 from starter import xingguang as xg_api
+from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.dev_server import dev_server_with_worker
 from tests.helpers import eligible_client
@@ -52,6 +53,7 @@ from workflows.contract.names import (
 )
 from workflows.contract.privacy import AccountParty
 from workflows.rules.clock import BUSINESS_TZ
+from workflows.xingguang_task import XingguangTaskWorkflow
 
 TASK_QUEUE = "money-stalls"
 FAULT = "CHECK constraint failed: available_not_negative (test fault)"
@@ -231,5 +233,8 @@ async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(de
                 break
             await asyncio.sleep(0.3)
         assert workflow_id not in {w.id async for w in dev.list_workflows(query)}
+        # The escalation and its clearing replay (no non-determinism on a worker restart mid-stall).
+        history = await dev.get_workflow_handle(workflow_id).fetch_history()
+        await rh.replayer(XingguangTaskWorkflow).replay_workflow(history)
     finally:
         REPAIRED.discard("xg_ledger.refund")
