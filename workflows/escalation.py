@@ -107,6 +107,7 @@ class Stalls:
             except ActivityError as error:
                 final = isinstance(error.cause, ApplicationError) and error.cause.non_retryable
                 if refusals and final:
+                    self._clear(what)  # answered: a refusal is the caller's to give, not a stall
                     raise
                 self._stall(what, cause_of(error))
                 if final or policy is ACTIVITY_RETRY:
