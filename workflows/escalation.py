@@ -111,7 +111,8 @@ class Stalls:
                     raise
                 self._stall(what, cause_of(error))
                 if final or policy is ACTIVITY_RETRY:
-                    await workflow.sleep(REFUSED_RECHECK, summary=f"try {what} again")
+                    again = business_time(workflow.now() + REFUSED_RECHECK)
+                    await workflow.sleep(REFUSED_RECHECK, summary=f"try {what} again {again}")
                 policy = ACTIVITY_RETRY
                 continue
             self._clear(what)
