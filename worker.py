@@ -61,6 +61,7 @@ from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.subject_keys import SubjectKeys
+from activities.xg_claims import XgClaimsActivities
 from activities.xg_ledger import XgLedgerActivities
 from starter import config, connection
 from starter.codec import (
@@ -90,11 +91,13 @@ from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 from workflows.security_incident import SecurityIncidentWorkflow
 from workflows.violation_case import ViolationCaseWorkflow
+from workflows.xingguang_late_claims import XingguangClaimsWorkflow
 from workflows.xingguang_task import XingguangTaskWorkflow
 
 WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow,
                               ViolationCaseWorkflow,
-                              DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow)
+                              DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow,
+                              XingguangClaimsWorkflow)
 log = structlog.get_logger()
 
 # Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance
@@ -256,7 +259,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     activities: list[Callable[..., Any]] = [
         *ledger.all(), directory.client_facts, directory.creator_facts, main_site.unmount,
         fanout.start_content_workflow, fanout.signal_contents,
-        *XgLedgerActivities(adapters.ledger).all(),
+        *XgLedgerActivities(adapters.ledger).all(), XgClaimsActivities(client, adapters.ledger).basis,
         *PersonalDataActivities(vault := PersonalData(adapters.db, adapters.ledger, adapters.directory,
                                                         subject_keys)).all(),
         *NotificationActivities(Notifications(adapters.db, vault)).all(),

@@ -3,7 +3,7 @@
 Guarantees, each held by the database and not only by this code:
 - Every transfer is an immutable row (triggers refuse UPDATE and DELETE) whose id is a UUID5 of its business key:
   posting a key again returns the first transfer and moves nothing, whatever amount is asked the second time.
-- An account that is not flagged `may_go_negative` (only `world:*` accounts are) never has
+- An account that is not flagged `may_go_negative` (only `world:*` and `platform:*` accounts are) never has
   credits_posted - debits_posted - debits_pending < 0: a CHECK constraint refuses the write.
 - A pending transfer (a hold) is resolved at most once: resolution rows carry a UNIQUE `pending_id`.
 - Conservation: every transfer debits one account and credits another by the same amount, in one transaction, so
@@ -47,6 +47,13 @@ from workflows.rules.fees import platform_fee_of_piece
 LEDGER_NAMESPACE = uuid.UUID("5d0c6f4e-8a3b-5b7e-9c1d-2f4a6b8c0e13")
 WORLD_DEPOSITS = "world:deposits"
 PLATFORM_REVENUE = "platform:revenue"
+# the platform's own accounts pay its obligations (provider fees, damages) when due, whatever they hold; the
+# `world:*` accounts stand for money outside the system. Every other account is kept from going negative.
+OWN_ACCOUNT_PREFIXES = ("world:", "platform:")
+
+
+def may_go_negative(account: str) -> bool:
+    return account.startswith(OWN_ACCOUNT_PREFIXES)
 
 Status = Literal["posted", "pending", "posted_pending", "voided_pending"]
 # How a piece of content closed (AM-12, AM-13): settled (paid what it earned) or closed (disposed of, AM-16).
@@ -308,6 +315,9 @@ class Ledger(HeldContent):
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(_SCHEMA + HOLDS_SCHEMA + _SQLITE_IMMUTABLE, _SCHEMA + HOLDS_SCHEMA + _POSTGRESQL_IMMUTABLE)
+        with db.transaction() as tx:  # R-14 for database files made before it: idempotent, touches 0 rows after
+            tx.execute("UPDATE accounts SET may_go_negative = 1 WHERE may_go_negative = 0"
+                       " AND substr(name, 1, ?) = ?", (len("platform:"), "platform:"))
 
     @classmethod
     def open(cls, dsn: str | None = None) -> Ledger:
@@ -704,11 +714,11 @@ class Ledger(HeldContent):
             ordered, now = sorted(set(names)), _utc_now()
             tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES "
                        + ", ".join(["(?, ?, ?)"] * len(ordered)) + " ON CONFLICT DO NOTHING",
-                       [v for name in ordered for v in (name, int(name.startswith("world:")), now)])
+                       [v for name in ordered for v in (name, int(may_go_negative(name)), now)])
             return
         for name in sorted(set(names)):
             tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES (?, ?, ?)"
-                       " ON CONFLICT DO NOTHING", (name, int(name.startswith("world:")), _utc_now()))
+                       " ON CONFLICT DO NOTHING", (name, int(may_go_negative(name)), _utc_now()))
             tx.fetchone("SELECT name FROM accounts WHERE name = ?", (name,), for_update=True)
 
     def _require_available(self, tx: Tx, account: str, needed_fen: int) -> None:
@@ -720,7 +730,7 @@ class Ledger(HeldContent):
         row = tx.fetchone("SELECT may_go_negative, debits_posted, credits_posted, debits_pending, credits_pending"
                           " FROM accounts WHERE name = ?", (name,))
         if row is None:
-            return AccountBalance(name, name.startswith("world:"), 0, 0, 0, 0)
+            return AccountBalance(name, may_go_negative(name), 0, 0, 0, 0)
         return AccountBalance(name, bool(row[0]), *(int(v) for v in row[1:]))
 
     def _find(self, tx: Tx, id_: str) -> Transfer | None:

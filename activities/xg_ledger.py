@@ -4,7 +4,8 @@ Built only on activities/ledger.py's public methods (`transfer`, `hold`, `balanc
 a short sequence of transfers whose business keys come from the business event (`xg:settle:{task}:{piece}:...`), so
 a retried activity posts nothing twice and a crash between two transfers is completed by the retry. The amounts are
 computed by the workflow (workflows/rules/xingguang_money.py) and recorded in its history, so a retry asks for the
-same amounts. The ledger's own CHECKs keep every account but `world:*` from going negative.
+same amounts. The ledger's own CHECKs keep every account but `world:*` and `platform:*` from going negative (R-14:
+provider fees and damages are the platform's expenses, paid when due whatever its revenue account holds).
 
 Accounts:
   client:{id}:available     the client's balance           xg_task:{task}:escrow   what the order froze
@@ -316,6 +317,25 @@ class XgLedger:
                                 client_frozen(r.client_id), r.amount_fen, r.reason)
 
 
+def platform_position(ledger: Ledger) -> dict[str, Any]:
+    """R-14 for operators: the platform's net position (the sum of its `platform:*` balances, which may be
+    negative) and what went in and out of its revenue account, by kind."""
+    accounts = {a.name: a.balance_fen for a in ledger.accounts("platform:")}
+    with ledger.db.transaction() as tx:
+        flows = tx.fetchall(
+            "SELECT kind, CAST(SUM(CASE WHEN credit_account = ? THEN amount_fen ELSE 0 END) AS BIGINT),"
+            " CAST(SUM(CASE WHEN debit_account = ? THEN amount_fen ELSE 0 END) AS BIGINT) FROM transfers"
+            " WHERE (credit_account = ? OR debit_account = ?) AND status IN ('posted', 'posted_pending')"
+            " GROUP BY kind ORDER BY kind", (PLATFORM_REVENUE,) * 4)
+    into = {kind: int(i) for kind, i, _ in flows if int(i)}
+    out = {kind: int(o) for kind, _, o in flows if int(o)}
+    provider = out.pop("xg_provider_fee", 0)
+    damages = out.pop("xg_compensation", 0)
+    return {"net_fen": sum(accounts.values()), "accounts": accounts, "revenue_in_fen": sum(into.values()),
+            "revenue_in_by_kind": into, "provider_fees_fen": provider, "damages_and_compensation_fen": damages,
+            "other_out_by_kind": out}
+
+
 def _moved(t: Transfer) -> XgMoveResult:
     return XgMoveResult(transfer_id=t.id, amount_fen=t.amount_fen, duplicate=t.duplicate)
 
@@ -333,8 +353,8 @@ class XgLedgerActivities:
 
     @activity.defn(name="xg_ledger.settle_piece")
     def settle_piece(self, request: XgSettleRequest) -> XgSettleResult:
-        # Not wrapped in _refusals: platform revenue short of a provider fee is retried (visible as a failing
-        # activity) until the platform funds it, rather than failing the settlement.
+        # Not wrapped in _refusals: nothing here is a business refusal (R-14: platform revenue pays a provider fee
+        # whatever it holds), so any failure is a fault, retried behind the workflow's escalation.
         moved = self.xg.settle_piece(request)
         return XgSettleResult(task_id=request.task_id, piece_id=request.piece_id,
                               creator_earnings_fen=request.creator_earnings_fen,

@@ -132,6 +132,11 @@ def cmd_ledger(args: argparse.Namespace, out: Output) -> None:
     print(f"ledger conservation total (must be 0): {a.ledger.conservation_total()}")
 
 
+def cmd_platform(args: argparse.Namespace, out: Output) -> None:
+    from activities.xg_ledger import platform_position
+    out.show(platform_position(adapters().ledger), "the platform's net position (R-14: may be negative)")
+
+
 def cmd_balance(args: argparse.Namespace, out: Output) -> None:
     a = adapters(args)
     rows = [{"account": b.name, "balance_fen": b.balance_fen, "available_fen": b.available_fen}
@@ -316,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ledger", help="a task's postings, money summary and the conservation check")
     p.add_argument("task_id")
     p.set_defaults(run=cmd_ledger)
+
+    p = sub.add_parser("platform", help="the platform's net position: revenue in, provider fees, damages (R-14)")
+    p.set_defaults(run=cmd_platform)
 
     p = sub.add_parser("balances", help="balances of accounts whose name starts with PREFIX")
     p.add_argument("prefix", nargs="?", default="")

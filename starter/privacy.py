@@ -40,6 +40,7 @@ from workflows.contract.names import (
     security_incident_id,
 )
 from workflows.contract.privacy import AccountParty, PersonalField
+from workflows.rules.privacy import notice_refusals
 
 
 def stage_value(vault: PersonalData, account: str, field: PersonalField, value: str) -> str:
@@ -118,6 +119,9 @@ async def request_state(client: Client, request_id: str) -> dsr.DataSubjectReque
 
 async def open_incident(client: Client, request: inc.SecurityIncidentInput,
                         task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, inc.SecurityIncidentState]:
+    n = request.notice
+    if problems := notice_refusals(n.what_happened, n.actions_taken, n.user_advice, n.remedy):
+        raise Refused("IncidentNoticeRefused", problems)  # refused before anything starts
     return await client.start_workflow(
         SECURITY_INCIDENT_WORKFLOW, request, id=security_incident_id(request.incident_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -20,8 +20,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.client import Refused, _refusal
 from workflows.contract import xingguang as xg
 from workflows.contract.common import DEFAULT_TASK_QUEUE
-from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
+from workflows.contract.names import (
+    SA,
+    XINGGUANG_CLAIMS_WORKFLOW,
+    XINGGUANG_TASK_WORKFLOW,
+    xingguang_claims_id,
+)
 from workflows.contract.xingguang import xg_task_workflow_id
+from workflows.contract.xingguang_claims import XingguangClaimsInput
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -133,8 +139,26 @@ async def decide_piece(client: Client, task_id: str, request: xg.DecidePieceRequ
     return await update(client, task_id, "decide_piece", request, xg.Piece)
 
 
-async def compensate(client: Client, task_id: str, request: xg.CompensateRequest) -> xg.CompensationResult:
-    return await update(client, task_id, "compensate", request, xg.CompensationResult)
+async def compensate(client: Client, task_id: str, request: xg.CompensateRequest,
+                     task_queue: str = DEFAULT_TASK_QUEUE) -> xg.CompensationResult:
+    """XG-10. While the task runs, on its workflow; after it closed (R-14), on `xg-claims:{task_id}`
+    (update-with-start), against the same cap."""
+    try:
+        return await update(client, task_id, "compensate", request, xg.CompensationResult)
+    except Refused as refusal:
+        if refusal.kind != "NotRunning":
+            raise
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        XINGGUANG_CLAIMS_WORKFLOW, XingguangClaimsInput(task_id=task_id), id=xingguang_claims_id(task_id),
+        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SA.TASK_ID, task_id)]),
+        static_summary=f"claims after close of Xingguang task {task_id}")
+    try:
+        return cast(xg.CompensationResult, await client.execute_update_with_start_workflow(
+            "compensate", request, start_workflow_operation=start, result_type=xg.CompensationResult))
+    except WorkflowUpdateFailedError as err:
+        raise _refusal(err) from err
 
 
 async def penalize(client: Client, task_id: str, request: xg.PenalizeRequest) -> xg.PenaltyResult:

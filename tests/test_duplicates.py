@@ -57,8 +57,10 @@ from workflows.contract.names import (
     mounted_content_id,
     security_incident_id,
     violation_case_id,
+    xingguang_claims_id,
 )
 from workflows.contract.privacy import AccountParty, PersonalField
+from workflows.contract.xingguang_claims import XingguangClaimsState
 
 # Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -77,6 +79,7 @@ RECEIPT_FIELDS: dict[type[BaseModel], set[str]] = {
     ac.AccountState: {"messages_this_run", "activities_recorded", "obligations_checked_at"},
     dsr.DataSubjectRequestState: set(),
     inc.SecurityIncidentState: set(),
+    XingguangClaimsState: set(),
 }
 
 
@@ -473,7 +476,7 @@ class TestXGDuplicateCommands:
         await xgf.select(ctx, task, "p1", "cr-1", 10_000)
         await xgf.submit(ctx, task, "p1", "cr-1", "content-p1")  # submitted: owed in full if cancelled
         pause = xg.PauseRequest(operator_id=xgf.OPERATOR, pause_id="pa1", reason="health claim in the voice-over",
-                                changes_due_at=t0 + 3 * h.DAY)
+                                **await xgf.notice(ctx, t0 + 3 * h.DAY))
         first, second = await twice(ctx, lambda: xg_api.pause(ctx.client, task, pause), xg_w(task))
         assert second == first
         answer = xg.RespondToPauseRequest(client_id=client_id, pause_id="pa1", changes_made=True)
@@ -520,8 +523,7 @@ class TestXGDuplicateCommands:
     async def test_xg_10_xg_8_compensate_and_penalize_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "cmp")
         await xgf.ordered_task(ctx, task, client_id, balance_fen=400_000)
-        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
-        compensate = xg.CompensateRequest(operator_id=xgf.OPERATOR, compensation_id="k1",
+        compensate = xg.CompensateRequest(**xgf.PLATFORM_FAULT, operator_id=xgf.OPERATOR, compensation_id="k1",
                                           kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=2_000,
                                           policy="delivery anomaly policy 2026-03", note="ads served late")
         first, second = await twice(ctx, lambda: xg_api.compensate(ctx.client, task, compensate), xg_w(task))
@@ -533,6 +535,23 @@ class TestXGDuplicateCommands:
             assert second == first and first.amount_fen == 3_000
         state = await xg_api.state(ctx.client, task)
         assert (len(state.compensations), len(state.penalties), state.deduction_requested_fen) == (1, 2, 3_000)
+
+    async def test_r_14_a_claim_after_close_twice(self, ctx: Ctx) -> None:
+        task, client_id = xgf.ids(ctx, "late2")
+        await xgf.ordered_task(ctx, task, client_id, balance_fen=300_000)  # order 198,000: cap 39,600
+        await xg_api.record_violation(ctx.client, task, xg.RecordViolationRequest(
+            operator_id=xgf.OPERATOR, violation_id="end", note="client cancelled",
+            cause=xg.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED))
+        await h.finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        claim = xg.CompensateRequest(**xgf.PLATFORM_FAULT, operator_id=xgf.OPERATOR, compensation_id="d1",
+                                     kind=xg.CompensationKind.DAMAGES, amount_fen=39_600, loss_fen=50_000,
+                                     note="report data lost")
+        first, second = await twice(ctx, lambda: xg_api.compensate(ctx.client, task, claim, ctx.task_queue),
+                                    Watched(xingguang_claims_id(task), XingguangClaimsState))
+        assert second == first and first.paid_fen == 39_600
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 + 39_600
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_600
+        assert ctx.a.ledger.conservation_total() == 0
 
 
 # ---------------------------------------------------------------------------------------------------- PR
@@ -627,7 +646,7 @@ class TestPRDuplicateMessages:
         person(ctx, unreachable, phone=False, email=False)  # no contact on file: an announcement only
         incident = f"i-{ctx.uid}"
         notice = inc.NoticeParts(what_happened="an API key leaked; phone numbers may have been read",
-                                 actions_taken="the key was revoked", user_advice="never share verification codes")
+                                 actions_taken="the key was revoked", user_advice="never share verification codes", remedy="none")
         await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
             incident_id=incident, opened_by="sec-1", summary="API key leak", notice=notice,
             affected_account_ids=[reachable, unreachable]), ctx.task_queue)
@@ -994,6 +1013,8 @@ XingguangTaskWorkflow compensate test_xg_10_xg_8_compensate_and_penalize_twice
     answers with the first answer (the same compensation_id); paid once
 XingguangTaskWorkflow penalize test_xg_10_xg_8_compensate_and_penalize_twice
     answers with the first answer (the same penalty_id); frozen / deducted once
+XingguangClaimsWorkflow compensate test_r_14_a_claim_after_close_twice
+    answers with the first answer (the same compensation_id, judged again by the ledger); paid once
 AccountWorkflow record_activity test_pr_3_pr_4_account_signals_and_statement_disputes_twice
     the latest instant wins: nothing moves (counted as received)
 AccountWorkflow obligations_changed test_pr_3_pr_4_account_signals_and_statement_disputes_twice

@@ -62,6 +62,7 @@ from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 from workflows.contract.converter import data_converter
 from workflows.contract.privacy import AccountParty, PersonalField
+from workflows.contract.xingguang_claims import XingguangClaimsInput
 
 # The PR and violation workflows count working days: a fixed calendar (the test server's clock runs far ahead).
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -323,14 +324,23 @@ async def security_incident(ctx: Ctx) -> dict[str, str]:
     await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
         incident_id=incident, opened_by="sec-1", summary="API key leak", affected_account_ids=affected,
         notice=inc.NoticeParts(what_happened="an API key leaked", actions_taken="the key was revoked",
-                               user_advice="never share verification codes")), ctx.task_queue)
+                               user_advice="never share verification codes", remedy="none")), ctx.task_queue)
     return {"SecurityIncidentWorkflow": names.security_incident_id(incident)}
+
+
+async def xingguang_claims(ctx: Ctx) -> dict[str, str]:
+    """XG-10 / R-14: the claims workflow of a task, waiting for a claim."""
+    task = f"xg-hostile-claims-{ctx.uid}"
+    await ctx.client.start_workflow("XingguangClaimsWorkflow", XingguangClaimsInput(task_id=task),
+                                    id=names.xingguang_claims_id(task), task_queue=ctx.task_queue)
+    return {"XingguangClaimsWorkflow": names.xingguang_claims_id(task)}
 
 
 SETUPS: dict[str, tuple[Setup, tuple[str, ...]]] = {
     "mount": (mount_task_and_piece, ("MountTaskWorkflow", "MountedContentWorkflow")),
     "violation": (violation_case, ("ViolationCaseWorkflow",)),
     "xingguang": (xingguang_task, ("XingguangTaskWorkflow",)),
+    "xingguang_claims": (xingguang_claims, ("XingguangClaimsWorkflow",)),
     "data_subject_request": (data_subject_request, ("DataSubjectRequestWorkflow",)),
     "account": (account, ("AccountWorkflow",)),
     "security_incident": (security_incident, ("SecurityIncidentWorkflow",)),

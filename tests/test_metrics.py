@@ -169,7 +169,8 @@ async def test_metrics_after_a_mount_task_with_a_dispute(mctx: Ctx, metrics_url:
     assert payouts == 1_900 and money["platform_fees_fen"] == 190 and money["refunded_fen"] == 107_910
     got = {key: total(samples, key[0], **mine, **dict(key[1])) for key in expected}
     assert got == expected
-    assert {name for name, _ in expected} == set(metrics.NAMES)  # every counter of the list was exercised
+    # Every counter of the list was exercised, but the stall counter (tests/test_money_stalls.py provokes stalls).
+    assert {name for name, _ in expected} == set(metrics.NAMES) - {metrics.MONEY_STALLS.name}
     # Labels are the few named ones (plus the SDK's), never an id.
     ours = [labels for name, labels, _ in samples if name in metrics.NAMES]
     assert all(set(labels) <= {"kind", "outcome", "to", "dispute", "namespace", "task_queue", "workflow_type",

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from activities.notifications import Notifications
 from activities.personal_data import AccountClosure, PersonalData
 from starter import privacy as api
 from starter.client import Refused
@@ -55,11 +56,15 @@ class TestPR3R7Dormancy:
 
         await sleep_until(ctx, state.dormant_at - SECOND)
         assert (await api.account_state(ctx.client, account)).stage is ac.AccountStage.ACTIVE
-        await sleep_until(ctx, state.dormant_at + SECOND)
+        await sleep_until(ctx, state.dormant_at + SECOND)  # a notice first, cancellation 30 days later
+        noticed = await state_when(ctx, account, lambda s: s.stage is ac.AccountStage.DORMANCY_NOTICE)
+        assert noticed.dormancy_notice_at is not None and noticed.dormancy_cancels_at is not None
+        assert state.dormant_at <= noticed.dormancy_notice_at < state.dormant_at + 2 * SECOND
+        await sleep_until(ctx, noticed.dormancy_cancels_at + SECOND)
         dormant = await state_when(ctx, account, lambda s: s.open_task_ids)
         assert dormant.stage is ac.AccountStage.DORMANT and dormant.cancellation_reason == "dormancy"
         assert dormant.flagged_dormant_at is not None
-        assert state.dormant_at <= dormant.flagged_dormant_at < state.dormant_at + 2 * SECOND
+        assert noticed.dormancy_cancels_at <= dormant.flagged_dormant_at < noticed.dormancy_cancels_at + 2 * SECOND
         assert dormant.open_task_ids == [f"task-{ctx.uid}"]
         assert ctx.a.ledger.balance(f"client:{account}:available").available_fen == 67_000
 
@@ -93,13 +98,37 @@ class TestPR3R7Dormancy:
         await sleep_until(ctx, add_months(first, 24) + SECOND)  # the old deadline passes: still active
         assert (await api.account_state(ctx.client, account)).stage is ac.AccountStage.ACTIVE
 
-    async def test_r_7_a_creator_with_no_obligations_is_paid_out_and_cancelled_at_24_months(self, ctx: Ctx) -> None:
+    async def test_r_7_notice_at_24_months_then_a_use_within_30_days_keeps_the_account(self, ctx: Ctx) -> None:
+        account = f"cr-{ctx.uid}"
+        person(ctx, account)
+        ctx.a.ledger.transfer(f"fee-{ctx.uid}", "world:deposits", f"creator:{account}:payable", 1_234, "test")
+        await used(ctx, account, await business_now(ctx), "use-1", AccountParty.CREATOR)
+        state = await api.account_state(ctx.client, account)
+        await sleep_until(ctx, state.dormant_at + SECOND)
+        noticed = await state_when(ctx, account, lambda s: s.stage is ac.AccountStage.DORMANCY_NOTICE)
+        assert noticed.dormancy_cancels_at is not None and noticed.dormancy_notice_at is not None
+        assert noticed.dormancy_cancels_at == noticed.dormancy_notice_at + timedelta(days=30)
+        [notice] = Notifications(ctx.a.db, vault(ctx)).sent(f"dormancy:{account}:")
+        assert notice["kind"] == "dormancy_notice"
+        assert notice["body"]["cancelled_from"] == noticed.dormancy_cancels_at.isoformat()
+        await sleep_until(ctx, noticed.dormancy_cancels_at - SECOND)  # the last second of the 30 days
+        use = await business_now(ctx)
+        await used(ctx, account, use, "use-2", AccountParty.CREATOR)
+        kept = await state_when(ctx, account, lambda s: s.stage is ac.AccountStage.ACTIVE)
+        assert (kept.dormancy_notice_at, kept.dormant_at, kept.dormancy_notices) == (None, add_months(use, 24), 1)
+        await sleep_until(ctx, noticed.dormancy_cancels_at + 2 * SECOND)
+        assert (await api.account_state(ctx.client, account)).stage is ac.AccountStage.ACTIVE
+        assert ctx.a.ledger.balance(f"creator:{account}:payable").balance_fen == 1_234  # nothing paid out
+
+    async def test_r_7_notice_then_no_use_for_30_days_cancels_the_account(self, ctx: Ctx) -> None:
         account = f"cr-{ctx.uid}"
         ctx.a.ledger.transfer(f"fee-{ctx.uid}", "world:deposits", f"creator:{account}:payable", 4_321, "test")
         await used(ctx, account, await business_now(ctx), "use-1", AccountParty.CREATOR)
         result = await finish(ctx, account_id(account), ac.AccountState)
-        assert result.stage is ac.AccountStage.CANCELLED
-        assert result.cancelled_at is not None and result.cancelled_at >= result.dormant_at
+        assert result.stage is ac.AccountStage.CANCELLED and result.dormancy_notices == 1
+        assert result.dormancy_cancels_at is not None and result.cancelled_at is not None
+        assert timedelta(0) <= result.dormancy_cancels_at - (result.dormant_at + timedelta(days=30)) < SECOND
+        assert result.cancelled_at >= result.dormancy_cancels_at
         assert ctx.a.ledger.balance(f"creator:{account}:payable").balance_fen == 0
         assert [p.amount_fen for p in result.payouts] == [4_321]
 

@@ -82,7 +82,7 @@ async def test_pr_6_no_personal_data_in_any_history_and_the_vault_resolves_the_t
     await api.open_incident(ctx.client, inc.SecurityIncidentInput(
         incident_id=incident, opened_by="sec-1", summary="leak", affected_account_ids=[account], confirmed_at=now,
         notice=inc.NoticeParts(what_happened="phone numbers exposed", actions_taken="key revoked",
-                               user_advice="ignore calls asking for codes")), ctx.task_queue)
+                               user_advice="ignore calls asking for codes", remedy="none")), ctx.task_queue)
     await eventually(lambda: api.incident_state(ctx.client, incident), lambda s: s.notified == [account],
                      "notice sent")
     # The work was real: the export file holds the plain values, the vault has the corrected phone.

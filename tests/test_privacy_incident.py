@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from activities.notifications import Notifications, incident_notice_key
 from starter import privacy as api
@@ -122,3 +124,37 @@ class TestPR7R10Incidents:
                                  lambda s: s.stage is inc.IncidentStage.NOTIFIED, "told by announcement")
         assert state.notices_completed_at is not None and not state.escalated
         assert len(state.notified) == len(outbox(ctx, incident)) <= len(accounts)
+
+
+class TestR10RemedyRequired:
+    async def test_r_10_a_notice_without_its_remedy_is_refused_and_nothing_is_sent(self, ctx: Ctx) -> None:
+        account, incident = f"a-{ctx.uid}", f"i-{ctx.uid}"
+        person(ctx, account)
+        now = await business_now(ctx)
+        for remedy in (None, "  "):
+            with pytest.raises(Refused) as refusal:
+                await api.open_incident(ctx.client, inc.SecurityIncidentInput(
+                    incident_id=incident, opened_by="sec-1", summary="API key leak",
+                    notice=NOTICE.model_copy(update={"remedy": remedy}), affected_account_ids=[account],
+                    confirmed_at=now), ctx.task_queue)
+            assert refusal.value.kind == "IncidentNoticeRefused"
+            assert refusal.value.reasons == [('notice.remedy: required (PR-7, R-10: say "none" when no remedy is '
+                                             'offered)')]
+        # The workflow refuses it too, for a caller that starts it directly.
+        handle = await ctx.client.start_workflow(
+            "SecurityIncidentWorkflow", inc.SecurityIncidentInput(
+                incident_id=incident, opened_by="sec-1", summary="API key leak",
+                notice=NOTICE.model_copy(update={"remedy": None}), affected_account_ids=[account],
+                confirmed_at=now), id=security_incident_id(incident), task_queue=ctx.task_queue)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+        assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == "IncidentNoticeRefused"
+        assert outbox(ctx, incident) == []
+        state = await api.open_incident(ctx.client, inc.SecurityIncidentInput(
+            incident_id=f"{incident}-2", opened_by="sec-1", summary="API key leak",
+            notice=NOTICE.model_copy(update={"remedy": "none"}), affected_account_ids=[account], confirmed_at=now),
+            ctx.task_queue)
+        done = await eventually(lambda: api.incident_state(ctx.client, f"{incident}-2"),
+                                lambda s: s.stage is inc.IncidentStage.NOTIFIED, "notices out")
+        assert state is not None and done.notified == [account]
+        assert [n["body"]["remedy"] for n in outbox(ctx, f"{incident}-2")] == ["none"]  # type: ignore[index]

@@ -61,7 +61,7 @@ async def scenario(ctx: Ctx) -> dict[str, str]:
     incident = f"inc-{ctx.uid}"
     await api.open_incident(ctx.client, inc.SecurityIncidentInput(
         incident_id=incident, opened_by="sec-1", summary="leak", affected_account_ids=[account, unreachable],
-        confirmed_at=now, notice=inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="z")),
+        confirmed_at=now, notice=inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="z", remedy="none")),
         ctx.task_queue)
     await ctx.env.sleep(73 * 3600)
     await eventually(lambda: api.incident_state(ctx.client, incident), lambda s: s.escalated, "escalated")
@@ -141,7 +141,7 @@ async def test_r_10_replay_an_incident_notified_in_time_and_closed(ctx: Ctx) -> 
     now, incident = await business_now(ctx), f"inc-ok-{ctx.uid}"
     await api.open_incident(ctx.client, inc.SecurityIncidentInput(
         incident_id=incident, opened_by="sec-1", summary="key leak", affected_account_ids=accounts, confirmed_at=now,
-        notice=inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="z")), ctx.task_queue)
+        notice=inc.NoticeParts(what_happened="x", actions_taken="y", user_advice="z", remedy="none")), ctx.task_queue)
     await eventually(lambda: api.incident_state(ctx.client, incident),
                      lambda s: s.stage is inc.IncidentStage.NOTIFIED, "every user told")
     await api.incident_update(ctx.client, incident, "report_to_regulator", inc.ReportToRegulator(

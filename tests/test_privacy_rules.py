@@ -76,9 +76,10 @@ class TestR10Incidents:
     def test_r_10_72_hours_from_confirmation(self) -> None:
         assert incident_notices_due_at(cst(2026, 9, 30, 22, 15)) == cst(2026, 10, 3, 22, 15)
 
-    def test_pr_7_every_part_but_the_remedy_is_required(self) -> None:
-        assert missing_notice_parts("leak", " ", "") == ["actions_taken", "user_advice"]
-        assert missing_notice_parts("leak", "revoked", "change password") == []
+    def test_r_10_every_part_and_the_remedy_is_required(self) -> None:
+        assert missing_notice_parts("leak", " ", "", None) == ["actions_taken", "user_advice", "remedy"]
+        assert missing_notice_parts("leak", "revoked", "change password", " ") == ["remedy"]
+        assert missing_notice_parts("leak", "revoked", "change password", "none") == []
 
 
 class TestPR2ErasurePlan:

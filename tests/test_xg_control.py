@@ -12,10 +12,13 @@ from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
 from tests.test_xg_fixtures import (
+    CLAIM_PERIOD,
     HOUR,
     OPERATOR,
+    PLATFORM_FAULT,
     events,
     ids,
+    notice,
     ordered_task,
     published_piece,
     sleep_until,
@@ -33,7 +36,7 @@ class TestXG7OnePiecePause:
         await sleep_until(ctx, t0 + 2 * DAY)
         pause = await api.pause(ctx.client, task, xg.PauseRequest(
             operator_id=OPERATOR, pause_id="pp1", piece_id="p1", reason="health claim in the voice-over",
-            changes_due_at=t0 + 4 * DAY))
+            **await notice(ctx, t0 + 4 * DAY)))
         await events(ctx, task, "x1", "p1", 10, t0 + 2 * DAY + HOUR)  # paused piece: not billed
         await events(ctx, task, "x2", "p2", 10, t0 + 2 * DAY + HOUR)  # the other piece bills
         await sleep_until(ctx, t0 + 3 * DAY)
@@ -48,21 +51,34 @@ class TestXG7OnePiecePause:
         assert (p1.billable_events, p2.billable_events) == (0, 10)
         assert result.pieces["p2"].promotion_spend_fen == 500 and result.pieces["p1"].promotion_spend_fen == 0
 
-    async def test_xg_7_pause_is_refused_without_a_future_deadline(self, ctx: Ctx) -> None:
+    async def test_xg_7_the_deadline_runs_from_receipt_and_must_lie_ahead(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "ppbad")
         t0, _ = await ordered_task(ctx, task, client_id)
+        now = await ctx.env.get_current_time()
         with pytest.raises(Refused) as refusal:
             await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="r",
-                                                              changes_due_at=t0 - DAY))
-        assert refusal.value.reasons[0].startswith("changes_due_at: ")
-        assert refusal.value.reasons[0].endswith("is not in the future")
+                                                              changes_due_at=t0 + DAY))
+        assert refusal.value.kind == "PauseRefused"
+        assert [r.split(":")[0] for r in refusal.value.reasons] == [
+            "changes_due_at", "notice_sent_at", "changes_within_days"]
+        with pytest.raises(Refused) as refusal:  # sent 3 days ago with 2 days for changes: already passed
+            await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="r",
+                                                              notice_sent_at=now - 3 * DAY, changes_within_days=2))
+        assert refusal.value.reasons[0].startswith("the deadline for changes, ")
+        assert refusal.value.reasons[0].endswith("has passed")
+        # JG 十二: received when sent, unless the client proves a later receipt: the deadline runs from that.
+        pause = await api.pause(ctx.client, task, xg.PauseRequest(
+            operator_id=OPERATOR, pause_id="z", reason="r", notice_sent_at=now - 3 * DAY,
+            notice_received_at=now - HOUR, changes_within_days=2))
+        assert pause.notice_received_at == now - HOUR
+        assert pause.changes_due_at == now - HOUR + 2 * DAY
 
 
     async def test_xg_7_an_operator_may_accept_late_changes_instead_of_cancelling(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "late")
         t0, _ = await ordered_task(ctx, task, client_id)
         await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claims",
-                                                          changes_due_at=t0 + DAY))
+                                                          **await notice(ctx, t0 + DAY)))
         await sleep_until(ctx, t0 + DAY + HOUR)
         await task_when(ctx, task, lambda s: s.escalated)
         with pytest.raises(Refused) as refusal:
@@ -151,14 +167,13 @@ class TestXG10Compensation:
     async def test_xg_10_anomaly_compensation_is_paid_to_the_client_from_platform_revenue(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "comp")
         await ordered_task(ctx, task, client_id, balance_fen=300_000)
-        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
-        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
             operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=3_000,
             policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
         assert (paid.paid_fen, paid.cap_fen) == (3_000, None)
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 3_000
-        assert ctx.a.ledger.balance("platform:revenue").balance_fen == 97_000
-        again = await api.compensate(ctx.client, task, xg.CompensateRequest(
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == -3_000  # unfunded, paid anyway
+        again = await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
             operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=3_000,
             policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
         assert again == paid
@@ -170,33 +185,33 @@ class TestXG10Compensation:
         for cause in (xg.AnomalyCause.COMPLIANCE_PAUSE, xg.AnomalyCause.ANNOUNCED_SERVICE_CHANGE):
             with pytest.raises(Refused) as refusal:
                 await api.compensate(ctx.client, task, xg.CompensateRequest(
-                    operator_id=OPERATOR, compensation_id=f"k-{cause.value}", kind=xg.CompensationKind.DELIVERY_ANOMALY,
+                    **CLAIM_PERIOD, operator_id=OPERATOR, compensation_id=f"k-{cause.value}", kind=xg.CompensationKind.DELIVERY_ANOMALY,
                     cause=cause, amount_fen=100, policy="policy", note="delay"))
             assert refusal.value.reasons == [(f"cause: {cause.value} is not a delivery anomaly the platform caused: "
                                              "no compensation (XG-7, XG-10)")]
         assert (await api.state(ctx.client, task)).compensations == []
 
-    async def test_xg_10_damages_are_capped_at_twenty_percent_of_the_order_amount(self, ctx: Ctx) -> None:
+    async def test_xg_10_r_14_damages_capped_at_twenty_percent_are_paid_in_full_on_a_fresh_ledger(
+            self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "cap")
         await ordered_task(ctx, task, client_id, balance_fen=300_000, placement_budget_fen=100_005)
-        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
         # Order amount frozen: 198,006; cap floor(39,601.2) = 39,601.
         with pytest.raises(Refused) as refusal:
-            await api.compensate(ctx.client, task, xg.CompensateRequest(
+            await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
                 operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=39_602,
                 loss_fen=60_000, note="campaign launched a day late by platform error"))
         assert "damages are capped at 39601 fen (20% of the order amount 198006 fen, rounded down)" in \
             refusal.value.reasons[0]
         with pytest.raises(Refused):
-            await api.compensate(ctx.client, task, xg.CompensateRequest(
+            await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
                 operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=1_001,
                 loss_fen=1_000, note="above the loss"))
-        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+        paid = await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
             operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=39_601,
             loss_fen=60_000, note="campaign launched a day late by platform error"))
         assert (paid.paid_fen, paid.cap_fen) == (39_601, 39_601)
         with pytest.raises(Refused) as refusal:
-            await api.compensate(ctx.client, task, xg.CompensateRequest(
+            await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
                 operator_id=OPERATOR, compensation_id="d2", kind=xg.CompensationKind.DAMAGES, amount_fen=1,
                 loss_fen=60_000, note="more"))
         assert "39601 fen already paid" in refusal.value.reasons[0]
@@ -207,8 +222,7 @@ class TestXG10ConcurrentDamages:
     async def test_xg_10_concurrent_damages_never_pass_the_cap_together(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "race")
         await ordered_task(ctx, task, client_id, balance_fen=300_000)  # order 198,000: cap 39,600
-        ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 100_000, "capital")
-        requests = [xg.CompensateRequest(operator_id=OPERATOR, compensation_id=f"d{i}",
+        requests = [xg.CompensateRequest(**PLATFORM_FAULT, operator_id=OPERATOR, compensation_id=f"d{i}",
                                          kind=xg.CompensationKind.DAMAGES, amount_fen=30_000, loss_fen=30_000,
                                          note="late launch") for i in (1, 2)]
         outcomes = await asyncio.gather(*(api.compensate(ctx.client, task, r) for r in requests),

@@ -14,6 +14,7 @@ from starter import xingguang as api
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, creator, eligible_client
 from workflows.contract import xingguang as xg
+from workflows.rules.clock import BUSINESS_TZ
 from workflows.xingguang_task import XingguangTaskWorkflow
 
 HOUR = timedelta(hours=1)
@@ -137,3 +138,17 @@ async def replays(ctx: Ctx, workflow_id: str, run_id: str | None = None) -> None
     """The run's history replays against the current workflow code (no non-determinism)."""
     history = await ctx.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     await Replayer(workflows=[XingguangTaskWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def notice(ctx: Ctx, due_at: datetime) -> dict[str, object]:
+    """XG-7 pause fields whose computed deadline is exactly `due_at`: a notice sent (and received, JG 十二) whole
+    days before it, no later than now."""
+    now = await ctx.env.get_current_time()
+    days = max(1, -(-(due_at - now) // DAY))
+    return {"notice_sent_at": due_at - days * DAY, "changes_within_days": days}
+
+
+# XG-10 claims: a period that overlaps no pause of the tests' tasks, and the platform's fault (no default: R-14).
+CLAIM_PERIOD: dict[str, object] = {"period_start_at": datetime(2026, 3, 2, 10, tzinfo=BUSINESS_TZ),
+                                   "period_end_at": datetime(2026, 3, 2, 12, tzinfo=BUSINESS_TZ)}
+PLATFORM_FAULT: dict[str, object] = {"cause": xg.AnomalyCause.PLATFORM_FAULT, **CLAIM_PERIOD}

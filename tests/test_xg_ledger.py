@@ -3,6 +3,12 @@ is idempotent by its business keys; a retry moves nothing twice and answers as t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from activities.ledger import InsufficientFunds, Ledger
@@ -13,9 +19,11 @@ from activities.xg_ledger import (
     RecordGrantsRequest,
     VoidEventsRequest,
     XgChargeRequest,
+    XgCompensateRequest,
     XgLedger,
     XgRefundRequest,
     XgSettleRequest,
+    platform_position,
 )
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_db_fixture,
@@ -23,6 +31,8 @@ from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_fixture,
     postgresql_schema_dsn_fixture,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def funded(book: Ledger, task: str = "t1", frozen: int = 198_000) -> XgLedger:
@@ -85,3 +95,50 @@ def test_r_1_event_register_claims_once_and_a_retry_gets_the_first_answer(ledger
     assert later.events[0].billed_events == 0  # voided once only
     arrives = ClaimEventsRequest(task_id="t1", op_key="t1:data:5", events=[EventRef(event_id="e9", piece_id="p2")])
     assert [e.status for e in xg.claim_events(arrives).events] == ["voided"]  # voided before it arrived
+
+
+def test_r_14_provider_fee_and_damages_are_paid_from_an_unfunded_platform(ledger: Ledger) -> None:
+    xg = funded(ledger)
+    xg.settle_piece(XgSettleRequest(task_id="t1", piece_id="p1", payee_account="creator:a:payable",
+                                    creator_earnings_fen=20_000, promotion_spend_fen=0, platform_fee_fen=0,
+                                    provider_id="prov", provider_fee_fen=1_000))
+    xg.compensate(XgCompensateRequest(task_id="t1", compensation_id="d1", client_id="c1", amount_fen=39_600,
+                                      memo="damages: late launch"))
+    assert ledger.balance("platform:revenue").balance_fen == -40_600
+    assert ledger.balance("provider:prov:payable").balance_fen == 1_000
+    assert ledger.balance("client:c1:available").balance_fen == 102_000 + 39_600
+    position = platform_position(ledger)
+    assert (position["net_fen"], position["provider_fees_fen"], position["damages_and_compensation_fen"]) == (
+        -40_600, 1_000, 39_600)
+    with pytest.raises(InsufficientFunds):  # everyone else's accounts are still kept from going negative
+        ledger.transfer("over", "client:c1:available", "platform:revenue", 141_601, "correction")
+
+
+def test_r_14_an_existing_database_lets_platform_accounts_go_negative_at_open(ledger: Ledger) -> None:
+    ledger.deposit("dep-1", "c1", 100)
+    ledger.transfer("fee", "client:c1:available", "platform:revenue", 100, "fee")
+    with ledger.db.transaction() as tx:  # as a database made before R-14 has it
+        tx.execute("UPDATE accounts SET may_go_negative = 0 WHERE name = ?", ("platform:revenue",))
+    assert not ledger.balance("platform:revenue").may_go_negative
+    reopened = Ledger(ledger.db)
+    assert reopened.balance("platform:revenue").may_go_negative
+    assert not reopened.balance("client:c1:available").may_go_negative
+    reopened.transfer("provider", "platform:revenue", "provider:p:payable", 250, "xg_provider_fee")
+    assert reopened.balance("platform:revenue").balance_fen == -150
+
+
+def test_r_14_the_operator_cli_shows_the_platform_net_position(tmp_path: Path) -> None:
+    dsn = str(tmp_path / "ledger.db")
+    book = Ledger.open(dsn)
+    xg = funded(book)
+    xg.settle_piece(XgSettleRequest(task_id="t1", piece_id="p1", payee_account="creator:a:payable",
+                                    creator_earnings_fen=20_000, promotion_spend_fen=5_000, platform_fee_fen=2_500,
+                                    provider_id="prov", provider_fee_fen=4_000))
+    assert book.conservation_total() == 0
+    book.db.close()
+    env = {**os.environ, "LEDGER_DSN": dsn, "PYTHONPATH": str(ROOT)}
+    shown = subprocess.run([sys.executable, "-m", "starter", "--json", "platform"], env=env, cwd=ROOT,
+                           capture_output=True, text=True, check=True, timeout=60)
+    position = json.loads(shown.stdout)
+    assert position["accounts"] == {"platform:promotion": 5_000, "platform:revenue": 2_500 - 4_000}
+    assert (position["net_fen"], position["revenue_in_fen"], position["provider_fees_fen"]) == (3_500, 2_500, 4_000)

@@ -25,9 +25,11 @@ from tests.helpers import DAY, business_now, eligible_client, finish
 from tests.test_xg_fixtures import (
     HOUR,
     OPERATOR,
+    PLATFORM_FAULT,
     client_says,
     events,
     ids,
+    notice,
     order_request,
     ordered_task,
     piece_when,
@@ -40,9 +42,12 @@ from tests.test_xg_fixtures import (
 )
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import xingguang as xg
+from workflows.contract.names import xingguang_claims_id
+from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.xingguang_late_claims import XingguangClaimsWorkflow
 from workflows.xingguang_task import XingguangTaskWorkflow
 
-REPLAYER = rh.replayer(XingguangTaskWorkflow)
+REPLAYER = rh.replayer(XingguangTaskWorkflow, XingguangClaimsWorkflow)
 EVERY_YEAR = ChinaWorkingDays(covered=frozenset(range(2001, 2200)))
 pytestmark = pytest.mark.replace_activities.with_args(lambda a: [CalendarActivities(EVERY_YEAR).add_working_days])
 
@@ -72,7 +77,7 @@ async def every_message(ctx: Ctx) -> str:
     await events(ctx, task, "r2", "p2", 50, t0 + DAY + HOUR)
     await api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id="r2", reason="bots"))
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claim",
-                                                      changes_due_at=t0 + 2 * DAY))
+                                                      **await notice(ctx, t0 + 2 * DAY)))
     await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(client_id=client_id, pause_id="z",
                                                                           changes_made=True))
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
@@ -81,9 +86,8 @@ async def every_message(ctx: Ctx) -> str:
                                                                               reason="too many"))
     await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
-    ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 10_000, "capital")
     await api.compensate(ctx.client, task, xg.CompensateRequest(
-        operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="wrong region"))
     await api.penalize(ctx.client, task, xg.PenalizeRequest(operator_id=OPERATOR, penalty_id="d1",
                                                             action=xg.PenaltyAction.DEDUCT, amount_fen=300,
@@ -123,7 +127,7 @@ async def test_replay_xg_7_a_pause_that_resumes_then_settlement(ctx: Ctx) -> Non
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "e1", "p1", 100, t0 + DAY + HOUR)
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="health claim",
-                                                      changes_due_at=t0 + 3 * DAY))
+                                                      **await notice(ctx, t0 + 3 * DAY)))
     await sleep_until(ctx, t0 + 2 * DAY)
     resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
         client_id=client_id, pause_id="z", changes_made=True, note="claim removed"))
@@ -142,7 +146,7 @@ async def test_replay_r_9_a_pause_with_a_missed_deadline_then_cancellation(ctx: 
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "f1", "q1", 100, t0 + DAY + HOUR)
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="pz", reason="no licence",
-                                                      changes_due_at=t0 + 2 * DAY))
+                                                      **await notice(ctx, t0 + 2 * DAY)))
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
     await task_when(ctx, task, lambda s: s.escalated)
     await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
@@ -184,9 +188,8 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
         operator_id=OPERATOR, piece_id="p1", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=0,
         note="logo visible for 3 s"))
     await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
-    ctx.a.ledger.transfer(f"capital-{ctx.uid}", "world:platform_capital", "platform:revenue", 10_000, "capital")
     paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
-        operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
         policy="policy-2026", note="shown in the wrong region"))
     assert paid.paid_fen == 500
     await sleep_until(ctx, t0 + 3 * DAY)
@@ -243,3 +246,29 @@ async def test_replay_a_task_that_continued_as_new(ctx: Ctx) -> None:
 @pytest.mark.parametrize("path", rh.checked_in("xingguang-"), ids=lambda p: p.name)
 async def test_xingguang_task_replays_its_checked_in_histories(path: Path) -> None:
     await rh.replay_checked_in(REPLAYER, path)
+
+
+async def test_replay_r_14_damages_claimed_after_the_task_closed(ctx: Ctx) -> None:
+    """XingguangClaimsWorkflow: a claim after close, refused over the cap, then paid; idle a week, it completes."""
+    task, client_id = ids(ctx, "rp-late")
+    eligible_client(ctx.a, client_id, 300_000)
+    t0 = await business_now(ctx)
+    await api.order(ctx.client, order_request(task, client_id, t0 + DAY, t0 + 3 * DAY), ctx.task_queue)
+    await api.review_materials(ctx.client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.COMPONENT, item_id="app-card-1", approved=False,
+                           reason="the download link is broken")]))
+    await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    with pytest.raises(Refused):
+        await api.compensate(ctx.client, task, xg.CompensateRequest(
+            **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES,
+            amount_fen=39_601, loss_fen=50_000, note="review lost the client's materials"), ctx.task_queue)
+    paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES,
+        amount_fen=39_600, loss_fen=50_000, note="review lost the client's materials"), ctx.task_queue)
+    assert (paid.paid_fen, paid.cap_fen) == (39_600, 39_600)
+    await ctx.env.sleep(8 * 86_400)
+    claims = await finish(ctx, xingguang_claims_id(task), XingguangClaimsState)
+    assert [c.amount_fen for c in claims.claims] == [39_600]
+    assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 + 39_600
+    claims_history = await rh.history_json(ctx.client, xingguang_claims_id(task))
+    await replay_and_maybe_record({"xingguang-claims-after-close": claims_history})

@@ -19,6 +19,7 @@ from tests.test_xg_fixtures import (
     OPERATOR,
     client_says,
     events,
+    notice,
     ordered_task,
     piece_when,
     provider_says,
@@ -111,7 +112,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     await sleep_until(ctx, t0 + 3 * DAY)
     pause = await api.pause(ctx.client, task, xg.PauseRequest(
         operator_id=OPERATOR, pause_id="pz1", reason="landing page claims 'best in China'",
-        changes_due_at=t0 + 5 * DAY))
+        **await notice(ctx, t0 + 5 * DAY)))
     await events(ctx, task, "e5-paused", "p1", 30, pause.paused_at + 6 * HOUR)  # inside the pause: not billed
     await sleep_until(ctx, t0 + 4 * DAY)
     paused_state = await api.state(ctx.client, task)
@@ -173,7 +174,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
 
     await replays(ctx, xg.xg_task_workflow_id(task))
 
-async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
+async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the_fees_of_the_delay(ctx: Ctx) -> None:
     """Scenario 2 (XG-7, R-9): a task-wide pause whose deadline passes; the operator cancels; every piece submitted
     and not rejected, or published, is paid its full earnings; promotion billed so far is charged; a delay fee."""
     task, client_id = f"xg-s2-{ctx.uid}", f"cl-{ctx.uid}"
@@ -197,7 +198,7 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     await events(ctx, task, "f1", "q1", 100, t0 + DAY + HOUR)
     await sleep_until(ctx, t0 + 2 * DAY)
     await api.pause(ctx.client, task, xg.PauseRequest(
-        operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", changes_due_at=t0 + 4 * DAY))
+        operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", **await notice(ctx, t0 + 4 * DAY)))
     await client_says(ctx, task, client_id, "q5", True)
     held = await piece_when(ctx, task, "q5", lambda p: p.stage is xg.PieceStage.APPROVED)
     assert held.published_at is None  # nothing publishes while paused (R-9)
@@ -251,6 +252,10 @@ async def test_r_9_pause_with_missed_deadline_then_cancellation_charges_the_fees
     assert (money["creators"], money["promotion"], money["platform_fee"], money["delay_fee"], money["refund"],
             money["escrow"]) == (37_000, 5_000, 4_200, 3_000, 148_800, 0)
     assert ctx.a.ledger.balance("platform:revenue").balance_fen == 4_200 + 3_000 - 1_850
+    # R-14 / R-9: the task's own delay fee is charged before its pieces settle.
+    keys = [t.business_key for t in ctx.a.ledger.transfers(business_key_prefix="xg:")
+            if f":{task}:" in f"{t.business_key}:"]
+    assert keys.index(f"xg:charge:{task}:delay_fee") < min(i for i, k in enumerate(keys) if k.startswith("xg:settle:"))
     assert final.end_reason == "cancelled after pause pz: deadline for changes missed"
     assert not final.escalated and final.stage is xg.TaskStage.CLOSED
     ctx.a.ledger.check_conservation()

@@ -22,6 +22,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NoticeRequest, NoticeResult
     from activities.personal_data_models import (
         AdjustRequest,
         AdjustResult,
@@ -44,16 +45,20 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.privacy import (
         DISPUTE_ESCALATION_WORKING_DAYS,
         HoldReason,
+        dormancy_cancels_at,
         dormant_at,
         statement_dispute_closes_at,
     )
 
 from workflows import metrics
 from workflows.common import RunLength, stage_attributes, until
+from workflows.escalation import Stalls
 from workflows.privacy_common import call, working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
 WAITING = (c.AccountStage.DORMANT, c.AccountStage.CANCELLING)
+# workflow.patched id: R-7 (revised): a notice at 24 months, cancellation only after 30 more days unused.
+DORMANCY_NOTICE_PATCH = "dormancy-notice-first"
 
 
 def refused(kind: str, message: str) -> ApplicationError:
@@ -77,6 +82,7 @@ class AccountWorkflow:
         self.s.messages_this_run = 0
         self._wake = False
         self._closing = False  # payout and archive under way: a late sign-in no longer reactivates
+        self._stalls = Stalls("privacy")
 
     @workflow.run
     async def run(self, input: c.AccountInput) -> c.AccountState:
@@ -88,11 +94,23 @@ class AccountWorkflow:
             self._escalate_due_disputes()
             if s.stage is c.AccountStage.ACTIVE:
                 if workflow.now() >= s.dormant_at:
+                    if workflow.patched(DORMANCY_NOTICE_PATCH):
+                        await self._send_dormancy_notice()
+                        continue
                     s.stage, s.flagged_dormant_at, s.cancellation_reason = (
                         c.AccountStage.DORMANT, workflow.now(), "dormancy")
                     continue
                 self._show(f"active; dormant at {business_time(s.dormant_at)} unless used before")
                 await self._sleep_until(s.dormant_at, "24 months unused")
+            elif s.stage is c.AccountStage.DORMANCY_NOTICE:
+                assert s.dormancy_cancels_at is not None and s.dormancy_notice_at is not None
+                if workflow.now() >= s.dormancy_cancels_at:
+                    s.stage, s.flagged_dormant_at, s.cancellation_reason = (
+                        c.AccountStage.DORMANT, workflow.now(), "dormancy")
+                    continue
+                self._show(f"dormancy notice sent {business_time(s.dormancy_notice_at)}; cancelled from "
+                           f"{business_time(s.dormancy_cancels_at)} unless signed in or used before")
+                await self._sleep_until(s.dormancy_cancels_at, "cancelled if still unused")
             else:
                 if await self._obligations_done():
                     await self._cancel()
@@ -120,8 +138,11 @@ class AccountWorkflow:
         occurred_at = min(event.occurred_at, workflow.now())  # a clock ahead of ours cannot push dormancy out
         if occurred_at > s.last_activity_at:
             s.last_activity_at, s.dormant_at = occurred_at, dormant_at(occurred_at)
-        if s.stage is c.AccountStage.DORMANT and workflow.now() < s.dormant_at and not self._closing:
+        if (s.stage in (c.AccountStage.DORMANT, c.AccountStage.DORMANCY_NOTICE) and workflow.now() < s.dormant_at
+                and not self._closing):
+            # R-7: a use after the notice keeps the account (the next notice comes 24 months after this use).
             s.stage, s.flagged_dormant_at, s.cancellation_reason = c.AccountStage.ACTIVE, None, None
+            s.dormancy_notice_at = s.dormancy_cancels_at = None
         self._wake = True
 
     @workflow.signal(name="obligations_changed")
@@ -133,7 +154,7 @@ class AccountWorkflow:
     def request_cancellation(self, event: c.CancellationRequested) -> None:
         s = self.s
         s.messages_this_run += 1
-        if s.stage in (c.AccountStage.ACTIVE, c.AccountStage.DORMANT):
+        if s.stage in (c.AccountStage.ACTIVE, c.AccountStage.DORMANCY_NOTICE, c.AccountStage.DORMANT):
             s.stage, s.cancellation_reason, s.cancellation_request_id = (
                 c.AccountStage.CANCELLING, "requested", event.request_id)
         self._wake = True
@@ -241,6 +262,18 @@ class AccountWorkflow:
         except TimeoutError:
             pass
 
+    async def _send_dormancy_notice(self) -> None:
+        """R-7 (revised): at 24 months unused the user is told; cancellation only after 30 more days unused."""
+        s, now = self.s, workflow.now()
+        cancels_at = dormancy_cancels_at(now)
+        await self._stalls.run("dormancy notice", "notifications.send", NoticeRequest(
+            key=f"dormancy:{s.account_id}:{s.dormant_at.isoformat()}", account_id=s.account_id,
+            kind="dormancy_notice", body={"unused_since": s.last_activity_at.isoformat(),
+                                          "cancelled_from": cancels_at.isoformat(),
+                                          "keep_it": "sign in or use the account before then"}), NoticeResult)
+        s.stage, s.dormancy_notice_at, s.dormancy_cancels_at = c.AccountStage.DORMANCY_NOTICE, now, cancels_at
+        s.dormancy_notices += 1
+
     async def _obligations_done(self) -> bool:
         """R-7: open tasks ended (the ledger's and the holds' view) and no statement dispute open."""
         s = self.s
@@ -253,11 +286,11 @@ class AccountWorkflow:
         """R-7 then PR-5: pay out the balance, then leave the active directory and erase personal data."""
         s = self.s
         self._closing = True
-        payout = await call("personal_data.payout", PayoutRequest(account_id=s.account_id, party=s.party),
-                            PayoutResult)
+        payout = await self._stalls.run("payout of the balance", "personal_data.payout",
+                                         PayoutRequest(account_id=s.account_id, party=s.party), PayoutResult)
         if payout.amount_fen and not s.payouts:
             s.payouts.append(c.Payout(**payout.model_dump()))
-        await call("personal_data.archive_account", ArchiveRequest(
+        await self._stalls.run("archive", "personal_data.archive_account", ArchiveRequest(
             account_id=s.account_id, erasure_request_id=f"cancel-{s.account_id}"), ArchiveResult)
         s.stage, s.cancelled_at = c.AccountStage.CANCELLED, workflow.now()
         self._show(f"cancelled ({s.cancellation_reason}); paid out {payout.amount_fen} fen")
@@ -269,8 +302,11 @@ class AccountWorkflow:
         prefix = f"ESCALATED: statement dispute(s) {', '.join(overdue)} need an operator | " if overdue else ""
         deadline = s.dormant_at if s.stage is c.AccountStage.ACTIVE else None
         what = "dormant at"
+        if s.stage is c.AccountStage.DORMANCY_NOTICE:
+            deadline, what = s.dormancy_cancels_at, "cancelled if still unused"
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"
-        workflow.set_current_details(with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline))
-        stage_attributes(s.stage.value, deadline, escalated)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline), escalated))
+        stage_attributes(s.stage.value, deadline, escalated or self._stalls.escalated)

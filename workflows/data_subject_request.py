@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
+from workflows.escalation import Stalls
 from workflows.privacy_common import call, working_days_after
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
@@ -66,6 +67,7 @@ class DataSubjectRequestWorkflow:
         self.s = c.DataSubjectRequestState(request_id=input.request_id, account_id=input.account_id,
                                            kind=input.kind, received_at=input.received_at)
         self._released = 0
+        self._stalls = Stalls("privacy")
         self.requester_token = input.requester_token
         self.evidence_tokens = list(input.evidence_tokens)
         self.changes = [Change(field=ch.field, value_token=ch.value_token) for ch in input.changes]
@@ -189,7 +191,7 @@ class DataSubjectRequestWorkflow:
     async def _erase(self) -> None:
         s = self.s
         keep = [self.requester_token] if self.requester_token and workflow.patched(ERASURE_KEEPS_REPLY_CONTACT) else []
-        result = await call("personal_data.erase", EraseRequest(
+        result = await self._stalls.run("erasure", "personal_data.erase", EraseRequest(
             account_id=s.account_id, request_id=s.request_id, fields=self.input.fields, keep_tokens=keep),
             EraseResult)
         by = {d: [o.field for o in result.fields if o.disposition is d] for d in Disposition}
@@ -287,6 +289,7 @@ class DataSubjectRequestWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.reply_due_at if s.replied_at is None else None
-        workflow.set_current_details(with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of "
-                                                   f"account {s.account_id}: {details}", "reply due", deadline))
-        stage_attributes(s.stage.value, deadline, s.escalated)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of account {s.account_id}: "
+                          f"{details}", "reply due", deadline), s.escalated))
+        stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

@@ -61,10 +61,14 @@ DISPUTES_RESOLVED = Counter(f"{PREFIX}disputes_resolved_total", "disputes resolv
 ESCALATIONS_OPENED = Counter(f"{PREFIX}escalations_opened_total",
                              "workflows that became escalated (search attribute escalated = true)")
 ESCALATIONS_CLOSED = Counter(f"{PREFIX}escalations_closed_total", "escalated workflows no longer escalated")
+# R-14: a settlement, refund or payment that could not complete and was escalated (workflows/escalation.py).
+MONEY_STALLS = Counter(f"{PREFIX}money_stalls_total",
+                       "money activities escalated because they could not complete (they keep retrying)")
 
 COUNTERS: tuple[Counter, ...] = (
     TASKS_PUBLISHED, FROZEN_FEN, PIECES_MOUNTED, CONVERSIONS_COUNTED, CONVERSIONS_RELEASED, PIECES_SETTLED,
     SETTLED_FEN, REFUNDED_FEN, DISPUTES_RAISED, DISPUTES_RESOLVED, ESCALATIONS_OPENED, ESCALATIONS_CLOSED,
+    MONEY_STALLS,
 )
 NAMES: tuple[str, ...] = tuple(c.name for c in COUNTERS)
 
@@ -124,3 +128,12 @@ def escalation(kind: Kind, was: bool, now: bool) -> None:
         return
     add(ESCALATIONS_OPENED if now else ESCALATIONS_CLOSED, 1, kind=kind)
     wlog().warning("escalation opened" if now else "escalation closed", kind=kind)
+
+
+def money_stalled(kind: Kind, what: str, cause: str) -> None:
+    add(MONEY_STALLS, 1, kind=kind)
+    wlog().warning("money stalled: escalated", kind=kind, what=what, cause=cause)
+
+
+def money_unstalled(kind: Kind, what: str) -> None:
+    wlog().info("money stall cleared", kind=kind, what=what)

@@ -22,11 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import security_incident as c
     from workflows.contract.names import SECURITY_INCIDENT_WORKFLOW
     from workflows.rules.clock import business_time, with_deadline
-    from workflows.rules.privacy import incident_notices_due_at
+    from workflows.rules.privacy import incident_notices_due_at, notice_refusals
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
-from workflows.privacy_common import call
+from workflows.escalation import Stalls
+
+# workflow.patched id: R-10 (revised): a notice without its remedy ("none" must be said) is refused.
+REMEDY_REQUIRED_PATCH = "incident-remedy-required"
 
 NOTICE_BATCH = 100  # accounts per activity call: bounded payloads and history
 
@@ -39,6 +42,7 @@ def refused(kind: str, message: str) -> ApplicationError:
 class SecurityIncidentWorkflow:
     @workflow.init
     def __init__(self, input: c.SecurityIncidentInput) -> None:
+        self._stalls = Stalls("privacy")
         self.s = c.SecurityIncidentState(incident_id=input.incident_id, opened_by=input.opened_by,
                                          summary=input.summary, notice=input.notice,
                                          affected=list(dict.fromkeys(input.affected_account_ids)))
@@ -48,6 +52,13 @@ class SecurityIncidentWorkflow:
     @workflow.run
     async def run(self, input: c.SecurityIncidentInput) -> c.SecurityIncidentState:
         s = self.s
+        n = s.notice
+        if (problems := notice_refusals(n.what_happened, n.actions_taken, n.user_advice, n.remedy)) and \
+                workflow.patched(REMEDY_REQUIRED_PATCH):
+            # nothing is sent; the incident is opened again with a complete notice.
+            self._show("refused: " + "; ".join(problems))
+            raise ApplicationError("; ".join(problems), {"reasons": problems}, type="IncidentNoticeRefused",
+                                   non_retryable=True)
         self._show("waiting for confirmation")
         await workflow.wait_condition(lambda: s.confirmed_at is not None)
         watcher = asyncio.ensure_future(self._escalate_when_late())
@@ -152,9 +163,9 @@ class SecurityIncidentWorkflow:
     async def _send(self, account_ids: list[str]) -> None:
         s = self.s
         body = {"incident_id": s.incident_id, **{k: v for k, v in s.notice.model_dump().items() if v}}
-        result = await call("notifications.send_incident_notices",
-                            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body),
-                            IncidentNoticesResult)
+        result = await self._stalls.run(
+            "incident notices", "notifications.send_incident_notices",
+            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body), IncidentNoticesResult)
         s.notified += result.notified
         s.undeliverable += result.undeliverable
 
@@ -174,5 +185,6 @@ class SecurityIncidentWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.notices_due_at if s.notices_completed_at is None else None
-        workflow.set_current_details(with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline))
-        stage_attributes(s.stage.value, deadline, s.escalated)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline), s.escalated))
+        stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

@@ -118,19 +118,23 @@ class PieceMessages(WorkflowBase):
 
     @select_creator.validator
     def validate_select_creator(self, request: c.SelectCreatorRequest) -> None:
+        # The rules the handler checks again (stage, earnings budget) refuse with its type: SelectionRefused.
         s = self.s
         if (existing := s.pieces.get(request.piece_id)) is not None:
             if (existing.creator_id, existing.agreed_earnings_fen) != (request.creator_id,
                                                                         request.creator_earnings_fen):
-                raise ValueError(f"piece_id: {request.piece_id} is already selected for creator "
-                                 f"{existing.creator_id} at {existing.agreed_earnings_fen} fen")
+                raise refused("SelectionRefused", [(f"piece_id: {request.piece_id} is already selected for creator "
+                                                   f"{existing.creator_id} at {existing.agreed_earnings_fen} fen")])
             return
-        self._require(s.stage is c.TaskStage.IN_PROGRESS and s.promotion_stopped_at is None,
-                      f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
-        self._require(request.provider_id == s.provider_id,
-                      f"provider_id: {request.provider_id} is not the provider assigned to task {s.task_id}")
-        if problem := self._earnings_problem(request.creator_earnings_fen):
-            raise ValueError(problem)
+        reasons: list[str] = []
+        if s.stage is not c.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
+            reasons.append(f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
+        if request.provider_id != s.provider_id:
+            reasons.append(f"provider_id: {request.provider_id} is not the provider assigned to task {s.task_id}")
+        elif problem := self._earnings_problem(request.creator_earnings_fen):
+            reasons.append(problem)
+        if reasons:
+            raise refused("SelectionRefused", reasons)
 
     def _earnings_problem(self, earnings_fen: int) -> str | None:
         s = self.s

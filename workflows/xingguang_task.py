@@ -20,27 +20,22 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.xg_ledger import (
-        XgChargeRequest,
-        XgChargeResult,
-        XgCompensateRequest,
-        XgFreezeBalanceRequest,
         XgFreezeRequest,
         XgFreezeResult,
-        XgMoveResult,
-        XgRefundRequest,
-        XgRefundResult,
-        XgSettleRequest,
-        XgSettleResult,
     )
     from workflows.contract import xingguang as c
     from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
-    from workflows.rules.xingguang_money import damages_cap, damages_payable, delay_fee_limit, frozen_at_order
+    from workflows.rules.xingguang_money import delay_fee_limit, frozen_at_order
     from workflows.rules.xingguang_order import order_problems
+    from workflows.rules.xingguang_windows import changes_due_at, pause_notice_problems
 
 from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
+from workflows.escalation import Stalls
+from workflows.xingguang_claims import ClaimMessages
+from workflows.xingguang_money_steps import MoneySteps
 from workflows.xingguang_piece import PieceMessages, refused
 
 DRAFT_TTL = timedelta(hours=1)
@@ -49,13 +44,14 @@ ONE_TIMER_PATCH = "xg-one-timer-per-deadline"
 
 
 @workflow.defn(name=XINGGUANG_TASK_WORKFLOW)
-class XingguangTaskWorkflow(PieceMessages):
+class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
     @workflow.init
     def __init__(self, input: c.XingguangTaskInput) -> None:
         self.s = input.carried_state or c.XingguangTaskState(task_id=input.task_id)
         self._ordering = False
         self._wake = False
         self._compensating = asyncio.Lock()
+        self._stalls = Stalls("xingguang")
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
 
@@ -130,8 +126,9 @@ class XingguangTaskWorkflow(PieceMessages):
         paused = " (paused)" if s.paused else ""
         waiting = f"; next: {what} {business_time(next_at)}" if next_at else ""
         escalated = f"; ESCALATED: {s.escalation_reasons[0]}" if s.escalated else ""
-        workflow.set_current_details(f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}")
-        stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated)
+        workflow.set_current_details(self._stalls.details(
+            f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}", s.escalated))
+        stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated or self._stalls.escalated)
 
     # ---------------------------------------------------------------- order (XG-1, XG-2, R-8)
     @workflow.update(name="order")
@@ -232,8 +229,13 @@ class XingguangTaskWorkflow(PieceMessages):
     def pause(self, request: c.PauseRequest) -> c.PauseRecord:
         if (existing := self._pause(request.pause_id)) is not None:
             return existing
+        received = request.notice_received_at or request.notice_sent_at
+        due = request.changes_due_at  # as recorded by pauses before the workflow computed it
+        if received is not None and request.changes_within_days is not None:
+            due = changes_due_at(received, request.changes_within_days)
         record = c.PauseRecord(pause_id=request.pause_id, piece_id=request.piece_id, reason=request.reason,
-                               paused_at=workflow.now(), changes_due_at=request.changes_due_at)
+                               paused_at=workflow.now(), changes_due_at=due, notice_sent_at=request.notice_sent_at,
+                               notice_received_at=received, changes_within_days=request.changes_within_days)
         self.s.pauses.append(record)
         self._changed()
         return record
@@ -246,8 +248,9 @@ class XingguangTaskWorkflow(PieceMessages):
                       f"task {self.s.task_id} is {self.s.stage.value}: only a task in progress is paused")
         if request.piece_id is not None:
             self._piece(request.piece_id, *life.BEFORE_PUBLICATION, c.PieceStage.PUBLISHED)
-        self._require(request.changes_due_at > workflow.now(),
-                      f"changes_due_at: {business_time(request.changes_due_at)} is not in the future")
+        problems = pause_notice_problems(request, workflow.now())
+        if problems:
+            raise refused("PauseRefused", problems)
 
     @workflow.update(name="respond_to_pause")
     def respond_to_pause(self, request: c.RespondToPauseRequest) -> c.PauseRecord:
@@ -369,175 +372,9 @@ class XingguangTaskWorkflow(PieceMessages):
                       and violation.resumed_at is None,
                       f"violation_id: {request.violation_id} is not waiting for proof of a fix")
 
-    # ---------------------------------------------------------------- compensation, penalties (XG-8, XG-10)
-    @workflow.update(name="compensate")
-    async def compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
-        # One compensation at a time: two damages that each fit the cap must not pass it together.
-        async with self._compensating:
-            return await self._compensate(request)
-
-    async def _compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
-        s = self.s
-        assert s.client_id is not None
-        if (done := self._compensation(request.compensation_id)) is not None:
-            return done
-        try:
-            self.validate_compensate(request)  # again, now that no other compensation is running
-        except ValueError as err:
-            raise refused("CompensationRefused", [str(err)]) from None
-        try:
-            await workflow.execute_activity(
-                "xg_ledger.compensate",
-                XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=s.client_id,
-                                    amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"),
-                result_type=XgMoveResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        except ActivityError as err:
-            if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
-                raise refused("CompensationRefused", [err.cause.message]) from None
-            raise
-        policy = f" under policy {request.policy}" if request.policy else ""
-        s.compensations.append(c.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                             amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                             at=workflow.now()))
-        self._changed()
-        result = self._compensation(request.compensation_id)
-        assert result is not None
-        return result
-
-    @compensate.validator
-    def validate_compensate(self, request: c.CompensateRequest) -> None:
-        if self._compensation(request.compensation_id) is not None:
-            return
-        self._require(self.s.result is not None and self.s.stage is not c.TaskStage.CLOSED,
-                      f"task {self.s.task_id} is {self.s.stage.value}: no order to compensate")
-        self._require(request.cause is c.AnomalyCause.PLATFORM_FAULT,
-                      f"cause: {request.cause.value} is not a delivery anomaly the platform caused: no compensation "
-                      "(XG-7, XG-10)")
-        if request.kind is c.CompensationKind.DELIVERY_ANOMALY:
-            self._require(bool(request.policy.strip()), "policy: required for a delivery anomaly (XG-10)")
-            return
-        self._require(request.loss_fen is not None, "loss_fen: required for damages (XG-10)")
-        assert request.loss_fen is not None
-        paid = sum(r.amount_fen for r in self.s.compensations if r.kind == c.CompensationKind.DAMAGES.value)
-        cap = damages_cap(self.s.frozen_fen)
-        limit = damages_payable(request.loss_fen, self.s.frozen_fen, paid)
-        self._require(request.amount_fen <= limit,
-                      f"amount_fen: {request.amount_fen} is above what may be paid ({limit} fen): damages are capped "
-                      f"at {cap} fen (20% of the order amount {self.s.frozen_fen} fen, rounded down), {paid} fen "
-                      f"already paid, loss {request.loss_fen} fen")
-
-    def _compensation(self, compensation_id: str) -> c.CompensationResult | None:
-        for record in self.s.compensations:
-            if record.ref_id == compensation_id:
-                kind = c.CompensationKind(record.kind)
-                return c.CompensationResult(
-                    compensation_id=record.ref_id, kind=kind, paid_fen=record.amount_fen, paid_at=record.at,
-                    cap_fen=damages_cap(self.s.frozen_fen) if kind is c.CompensationKind.DAMAGES else None)
-        return None
-
-    @workflow.update(name="penalize")
-    async def penalize(self, request: c.PenalizeRequest) -> c.PenaltyResult:
-        s = self.s
-        assert s.client_id is not None
-        if (done := self._penalty(request.penalty_id)) is not None:
-            return done
-        if request.action is c.PenaltyAction.FREEZE:
-            try:
-                await workflow.execute_activity(
-                    "xg_ledger.freeze_balance",
-                    XgFreezeBalanceRequest(task_id=s.task_id, penalty_id=request.penalty_id, client_id=s.client_id,
-                                           amount_fen=request.amount_fen, reason=request.reason),
-                    result_type=XgMoveResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-            except ActivityError as err:
-                if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
-                    raise refused("PenaltyRefused", [err.cause.message]) from None
-                raise
-            if (done := self._penalty(request.penalty_id)) is not None:
-                return done  # a concurrent call with this id recorded it (the hold itself is idempotent)
-        else:
-            s.deduction_requested_fen += request.amount_fen
-        s.penalties.append(c.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
-                                         amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
-        self._changed()
-        result = self._penalty(request.penalty_id)
-        assert result is not None
-        return result
-
-    @penalize.validator
-    def validate_penalize(self, request: c.PenalizeRequest) -> None:
-        if self._penalty(request.penalty_id) is None:
-            self._require(self.s.result is not None and self.s.stage is not c.TaskStage.CLOSED,
-                          f"task {self.s.task_id} is {self.s.stage.value}: nothing to deduct or freeze against")
-
-    def _penalty(self, penalty_id: str) -> c.PenaltyResult | None:
-        return next((c.PenaltyResult(penalty_id=r.ref_id, action=c.PenaltyAction(r.kind), amount_fen=r.amount_fen,
-                                     recorded_at=r.at) for r in self.s.penalties if r.ref_id == penalty_id), None)
-
     @workflow.query(name="state")
     def state(self) -> c.XingguangTaskState:
         return self.s
-
-    # ---------------------------------------------------------------- money that fell due
-    async def _run_due_money(self) -> bool:
-        """Settle the pieces that fell due; close the task when nothing is left. True once closed."""
-        s = self.s
-        for piece in list(s.pieces.values()):
-            if piece.settlement_due and piece.stage not in life.DONE:
-                await self._settle(piece)
-        was_escalated = s.escalated
-        life.advance(s, workflow.now())
-        metrics.escalation("xingguang", was_escalated, s.escalated)
-        if life.ready_to_close(s):
-            await self._close()
-            return True
-        return False
-
-    async def _settle(self, piece: c.Piece) -> None:
-        """R-8: once, after the publicity window (or at an operator's decision)."""
-        s = self.s
-        money = life.settlement_amounts(s, piece)
-        await workflow.execute_activity(
-            "xg_ledger.settle_piece",
-            XgSettleRequest(task_id=s.task_id, piece_id=piece.piece_id, payee_account=money.payee_account,
-                            creator_earnings_fen=money.creator_earnings_fen,
-                            promotion_spend_fen=money.promotion_spend_fen, platform_fee_fen=money.platform_fee_fen,
-                            provider_id=s.provider_id, provider_fee_fen=money.provider_fee_fen),
-            result_type=XgSettleResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        piece.settlement, piece.settled_at, piece.settlement_due = money, workflow.now(), False
-        piece.stage = c.PieceStage.CLOSED if piece.stop_decision == "decline" else c.PieceStage.SETTLED
-        if piece.stop_decision == "decline":
-            piece.close_reason = "declined by an operator: creator earnings withheld (XG-8)"
-        s.paid_to_creators_fen += money.creator_earnings_fen
-        s.promotion_spend_fen += money.promotion_spend_fen
-        s.platform_fees_fen += money.platform_fee_fen
-        s.provider_fees_fen += money.provider_fee_fen
-        metrics.piece_settled("xingguang", piece.piece_id, piece.stage is c.PieceStage.SETTLED,
-                              payee=money.creator_earnings_fen, promotion=money.promotion_spend_fen,
-                              platform=money.platform_fee_fen, provider=money.provider_fee_fen)
-
-    async def _close(self) -> None:
-        """R-8 / R-9: the delay fee (if any), then the remainder less deductions back to the client."""
-        s = self.s
-        assert s.client_id is not None
-        if s.delay_fee_fen:
-            charged = await workflow.execute_activity(
-                "xg_ledger.charge", XgChargeRequest(task_id=s.task_id, charge_id="delay_fee",
-                                                    amount_fen=s.delay_fee_fen,
-                                                    reason=s.delay_fee_reason or "delay-period task service fee"),
-                result_type=XgChargeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-            s.delay_fee_fen = charged.amount_fen
-        reasons = "; ".join(r.reason for r in s.penalties if r.kind == c.PenaltyAction.DEDUCT.value)
-        refund = await workflow.execute_activity(
-            "xg_ledger.refund", XgRefundRequest(task_id=s.task_id, client_id=s.client_id,
-                                                deduction_fen=s.deduction_requested_fen, deduction_reason=reasons),
-            result_type=XgRefundResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen
-        s.stage, s.closed_at = c.TaskStage.CLOSED, workflow.now()
-        metrics.task_refunded("xingguang", refund.refunded_fen)
-        metrics.escalation("xingguang", s.escalated, False)
-        s.escalated, s.escalation_reasons, s.next_deadline_at = False, [], None
-        workflow.set_current_details(f"xg task {s.task_id}: closed; refunded {s.refunded_fen} fen")
-        stage_attributes(s.stage.value, None, False)
 
     # ---------------------------------------------------------------- internals
     async def _continue_as_new_if_due(self) -> None:
@@ -562,4 +399,5 @@ class XingguangTaskWorkflow(PieceMessages):
             paid_to_creators_fen=s.paid_to_creators_fen, promotion_spend_fen=s.promotion_spend_fen,
             platform_fees_fen=s.platform_fees_fen, provider_fees_fen=s.provider_fees_fen,
             delay_fee_fen=s.delay_fee_fen, deducted_fen=s.deducted_fen, refunded_fen=s.refunded_fen, order=s.result,
+            pauses=s.pauses,
             pieces={pid: p.settlement for pid, p in s.pieces.items() if p.settlement is not None})

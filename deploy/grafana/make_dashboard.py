@@ -85,7 +85,8 @@ def business_panels() -> list[dict[str, Any]]:
                            (q(m.DISPUTES_RESOLVED, "kind, dispute"), "resolved {{dispute}}")],
               description=m.DISPUTES_RAISED.description),
         panel("Escalations", [(q(m.ESCALATIONS_OPENED), "opened {{kind}}"),
-                              (q(m.ESCALATIONS_CLOSED), "closed {{kind}}")],
+                              (q(m.ESCALATIONS_CLOSED), "closed {{kind}}"),
+                              (q(m.MONEY_STALLS), "money stalled {{kind}}")],
               description=m.ESCALATIONS_OPENED.description),
     ]
 

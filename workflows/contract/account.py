@@ -71,7 +71,8 @@ class ResolveStatementDispute(ContractModel):
 
 class AccountStage(StrEnum):
     ACTIVE = "active"
-    DORMANT = "dormant"  # 24 months unused: flagged; cancelled once its obligations are done
+    DORMANCY_NOTICE = "dormancy_notice"  # 24 months unused: notice sent; kept if used in the next 30 days
+    DORMANT = "dormant"  # and 30 more days unused: flagged; cancelled once its obligations are done
     CANCELLING = "cancelling"  # the user asked: cancelled once its obligations are done
     CANCELLED = "cancelled"
 
@@ -108,6 +109,9 @@ class AccountState(StateModel):
     last_activity_at: datetime
     dormant_at: datetime  # last_activity_at + 24 months (PR-3)
     flagged_dormant_at: datetime | None = None
+    dormancy_notice_at: datetime | None = None  # the notice at 24 months (None once a use keeps the account)
+    dormancy_cancels_at: datetime | None = None  # the notice + 30 days: cancelled from then if still unused
+    dormancy_notices: int = 0  # notices sent over the account's life
     cancellation_reason: Literal["dormancy", "requested"] | None = None
     cancellation_request_id: str | None = None
     open_task_ids: list[str] = Field(default_factory=list)  # what cancellation waits for, as last checked

@@ -7,6 +7,7 @@ from temporalio.common import SearchAttributeKey
 MOUNT_TASK_WORKFLOW = "MountTaskWorkflow"
 MOUNTED_CONTENT_WORKFLOW = "MountedContentWorkflow"
 XINGGUANG_TASK_WORKFLOW = "XingguangTaskWorkflow"
+XINGGUANG_CLAIMS_WORKFLOW = "XingguangClaimsWorkflow"  # XG-10 / R-14: claims after the task closed
 VIOLATION_CASE_WORKFLOW = "ViolationCaseWorkflow"
 DATA_SUBJECT_REQUEST_WORKFLOW = "DataSubjectRequestWorkflow"
 ACCOUNT_WORKFLOW = "AccountWorkflow"
@@ -25,6 +26,10 @@ def mounted_content_id(task_id: str, content_id: str) -> str:
 
 def xingguang_task_id(task_id: str) -> str:
     return f"xg-task:{task_id}"
+
+
+def xingguang_claims_id(task_id: str) -> str:
+    return f"xg-claims:{task_id}"
 
 
 def violation_case_id(case_id: str) -> str:

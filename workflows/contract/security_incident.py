@@ -21,12 +21,14 @@ MAX_AFFECTED = 20_000  # above this, notices are not "feasible one by one": anno
 
 
 class NoticeParts(ContractModel):
-    """PR-7: the parts every notice carries; `remedy` where one is offered."""
+    """PR-7 / R-10: the parts every notice carries. `remedy` is required ("none" must be said): a notice without it
+    is refused (IncidentNoticeRefused); the field stays optional here only so that incidents opened before read
+    back."""
 
     what_happened: Part = Field(description="what happened and its likely impact")
     actions_taken: Part = Field(description="what was done or will be done")
     user_advice: Part = Field(description="what the user can do to lower the risk")
-    remedy: Part | None = None
+    remedy: Part | None = Field(None, description='required: the remedy offered, or "none"')
 
 
 class SecurityIncidentInput(ContractModel):

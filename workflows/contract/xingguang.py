@@ -10,6 +10,9 @@ Messages (all on `xg-task:{task_id}`):
   signals  report_billable_events (R-1 batches from the platform's statistics), void_billable_events
   query    state
 
+After the task closed, `compensate` goes to XingguangClaimsWorkflow (`xg-claims:{task_id}`, update-with-start):
+the same request and result, the same cap, counting what was already paid (R-14).
+
 Field names are snake_case; amounts are integer fen ending `_fen`; instants end `_at` (ISO-8601 with offset);
 rates are basis points ending `_bp` (1 bp = 0.01%).
 """
@@ -186,11 +189,22 @@ class ResolveDataDisputeRequest(ContractModel):
 
 # ---------------------------------------------------------------- pause (XG-7, R-9)
 class PauseRequest(ContractModel):
+    """XG-7. The deadline for changes runs from the client's receipt of the notice: the workflow computes it as
+    receipt + `changes_within_days` x 24 h (the last valid instant one second before)."""
+
     operator_id: Identifier
     pause_id: Identifier
     piece_id: Identifier | None = Field(None, description="one piece (its content) or, if absent, the whole task")
     reason: Reason
-    changes_due_at: Instant = Field(description="deadline for changes, counted from the client's receipt")
+    notice_sent_at: Instant | None = Field(None, description="when the notice was sent (required)")
+    notice_received_at: Instant | None = Field(
+        None, description="when the client received it, if the client proves a later receipt; absent: received "
+                          "when sent (JG 十二: a notice is delivered on the day it is sent)")
+    changes_within_days: int | None = Field(None, strict=True, ge=1, le=90,
+                                            description="days for changes from the receipt (required)")
+    changes_due_at: Instant | None = Field(
+        None, description="not accepted any more (the workflow computes the deadline); kept so that pauses "
+                          "recorded before read back")
 
 
 class RespondToPauseRequest(ContractModel):
@@ -271,11 +285,16 @@ class AnomalyCause(StrEnum):
 
 
 class CompensateRequest(ContractModel):
+    """XG-10, R-14. A claim whose period overlaps a compliance pause of the task is refused as a pause delay,
+    whatever `cause` says. Without `amount_fen` the refusal names the most that may be paid."""
+
     operator_id: Identifier
     compensation_id: Identifier
     kind: CompensationKind
-    cause: AnomalyCause = AnomalyCause.PLATFORM_FAULT
-    amount_fen: PositiveFen
+    cause: AnomalyCause
+    period_start_at: Instant | None = Field(None, description="when the anomaly or breach began (required)")
+    period_end_at: Instant | None = Field(None, description="when it ended (exclusive; required)")
+    amount_fen: PositiveFen | None = None
     loss_fen: Fen | None = Field(None, description="damages: the client's direct, calculable loss")
     policy: Text = Field("", description="delivery anomaly: the platform policy applied")
     note: Reason
@@ -410,6 +429,9 @@ class PauseRecord(StateModel):
     reason: str
     paused_at: datetime
     changes_due_at: datetime | None  # None for a hold waiting for proof of a fix (XG-8 "continue instead")
+    notice_sent_at: datetime | None = None  # XG-7: the deadline runs from the receipt (None: recorded before)
+    notice_received_at: datetime | None = None
+    changes_within_days: int | None = None
     resumed_at: datetime | None = None
     refused_at: datetime | None = None
     deadline_missed: bool = False
@@ -468,6 +490,7 @@ class XingguangTaskState(StateModel):
     penalties: list[MoneyRecord] = Field(default_factory=list)
     delay_fee_fen: int = 0
     delay_fee_reason: str | None = None
+    delay_fee_charged: bool = False
     deduction_requested_fen: int = 0
     paused: bool = False
     escalated: bool = False
@@ -515,6 +538,8 @@ class TaskResult(ContractModel):
     refunded_fen: Fen
     pieces: dict[str, PieceMoney]
     order: OrderResult | None = None  # the first answer to `order`, returned again to a repeated order
+    # XG-10 / R-14: what a claim after close is judged by (XingguangClaimsWorkflow), besides the ledger.
+    pauses: list[PauseRecord] = Field(default_factory=list)
 
 
 XingguangTaskInput.model_rebuild()

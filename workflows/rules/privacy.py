@@ -14,6 +14,7 @@ from enum import StrEnum
 from workflows.rules.clock import BUSINESS_TZ, require_aware
 
 DORMANCY_MONTHS = 24  # PR-3
+DORMANCY_NOTICE_DAYS = 30  # R-7 (revised): after the notice, 30 days without use before cancellation
 STATEMENT_DISPUTE_LAST_DAY = 10  # PR-4: "until the 10th of the month after the transaction"
 INCIDENT_NOTICE_WINDOW = timedelta(hours=72)  # R-10
 DSR_REPLY_WORKING_DAYS = 15  # PR-1
@@ -54,6 +55,13 @@ def dormant_at(last_activity_at: datetime) -> datetime:
     return add_months(last_activity_at, DORMANCY_MONTHS)
 
 
+def dormancy_cancels_at(notice_at: datetime) -> datetime:
+    """R-7 (revised): the exclusive end of the 30 days after the dormancy notice: unused through them, the account
+    is cancelled from this instant (its obligations first)."""
+    require_aware(notice_at, "notice_at")
+    return notice_at + timedelta(days=DORMANCY_NOTICE_DAYS)
+
+
 # ---- R-10: incidents ----------------------------------------------------------------------------------------
 
 def incident_notices_due_at(confirmed_at: datetime) -> datetime:
@@ -62,10 +70,19 @@ def incident_notices_due_at(confirmed_at: datetime) -> datetime:
     return confirmed_at + INCIDENT_NOTICE_WINDOW
 
 
-def missing_notice_parts(what_happened: str, actions_taken: str, user_advice: str) -> list[str]:
-    """PR-7: the parts every notice must have (the remedy only where one is offered)."""
-    parts = {"what_happened": what_happened, "actions_taken": actions_taken, "user_advice": user_advice}
+def missing_notice_parts(what_happened: str, actions_taken: str, user_advice: str, remedy: str | None) -> list[str]:
+    """PR-7 / R-10 (revised): the parts every notice must have; the remedy too ("none" must be said, not left
+    out)."""
+    parts = {"what_happened": what_happened, "actions_taken": actions_taken, "user_advice": user_advice,
+             "remedy": remedy or ""}
     return [name for name, text in parts.items() if not text.strip()]
+
+
+def notice_refusals(what_happened: str, actions_taken: str, user_advice: str, remedy: str | None) -> list[str]:
+    """The reasons an incident notice is refused (IncidentNoticeRefused), one per missing part."""
+    none = ': say "none" when no remedy is offered'
+    return [f"notice.{part}: required (PR-7, R-10{none if part == 'remedy' else ''})"
+            for part in missing_notice_parts(what_happened, actions_taken, user_advice, remedy)]
 
 
 # ---- PR-2: what deletion removes, anonymizes and retains ----------------------------------------------------

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from workflows.rules.clock import window_closes_at
+from workflows.rules.clock import business_time, window_closes_at
+
+if TYPE_CHECKING:
+    from workflows.contract.xingguang import PauseRequest
 
 OBJECTION_WINDOW_DAYS = 3
 PUBLICITY_WINDOW_DAYS = 3
@@ -63,3 +67,35 @@ def billable(occurred_at: datetime, promotion_start_at: datetime, promotion_end_
     if promotion_end_at is not None and occurred_at >= promotion_end_at:
         return False
     return not paused_at_instant(occurred_at, pauses)
+
+
+def changes_due_at(notice_received_at: datetime, days: int) -> datetime:
+    """XG-7: the deadline for changes runs from the client's receipt of the notice: N days, half-open (the exclusive
+    end; the last valid instant is just before it)."""
+    return window_closes_at(notice_received_at, days)
+
+
+def pause_notice_problems(request: PauseRequest, now: datetime) -> list[str]:
+    """XG-7: the operator gives when the notice was sent (received then, JG 十二, unless the client proves a later
+    receipt) and the days for changes; the workflow computes the deadline, which must lie ahead."""
+    problems: list[str] = []
+    if request.changes_due_at is not None:
+        problems.append("changes_due_at: not accepted: give notice_sent_at (and notice_received_at if the client "
+                        "proves a later receipt) and changes_within_days; the deadline runs from the receipt (XG-7)")
+    if request.notice_sent_at is None:
+        problems.append("notice_sent_at: required: the deadline for changes runs from the notice's receipt (XG-7)")
+    elif request.notice_sent_at > now:
+        problems.append(f"notice_sent_at: {business_time(request.notice_sent_at)} is in the future")
+    received = request.notice_received_at or request.notice_sent_at
+    if request.notice_sent_at is not None and received is not None and received < request.notice_sent_at:
+        problems.append("notice_received_at: before notice_sent_at")
+    if request.changes_within_days is None:
+        problems.append("changes_within_days: required (XG-7)")
+    if problems:
+        return problems
+    assert received is not None and request.changes_within_days is not None
+    due = changes_due_at(received, request.changes_within_days)
+    if due <= now:
+        problems.append(f"the deadline for changes, {business_time(due)} ({request.changes_within_days} days from "
+                        f"the receipt {business_time(received)}), has passed")
+    return problems

@@ -1,0 +1,240 @@
+"""R-14 "no silent stalls": a settlement, refund, payment (or the notices and erasures the privacy workflows owe)
+that cannot complete is escalated within minutes, for every workflow type: the `escalated` search attribute is set
+(an operator finds the run with one visibility query), the cause is first in the workflow's current details, and
+the run keeps retrying behind the escalation. Runs on the dev server (the time-skipping server has no visibility).
+
+Each case breaks one activity of the worker (it fails as a database constraint would) and drives one workflow to
+it. A new workflow type is covered by adding an entry to CASES (the mount workflows: MountTaskWorkflow's refund,
+MountedContentWorkflow's settlement, ViolationCaseWorkflow's deduction)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
+from activities.personal_data_models import EraseRequest, EraseResult, PayoutRequest, PayoutResult
+from activities.xg_ledger import (
+    XgCompensateRequest,
+    XgLedgerActivities,
+    XgMoveResult,
+    XgRefundRequest,
+    XgRefundResult,
+)
+from starter import privacy as privacy_api
+from starter import xingguang as xg_api
+from tests import replay_helpers as rh
+from tests.conftest import scratch_adapters
+from tests.dev_server import dev_server_with_worker
+from tests.helpers import eligible_client
+from tests.test_xg_fixtures import OPERATOR, order_request
+from worker import Adapters
+from workflows.contract import account as ac
+from workflows.contract import data_subject_request as dsr
+from workflows.contract import security_incident as inc
+from workflows.contract import xingguang as xg
+from workflows.contract.names import (
+    account_id,
+    data_subject_request_id,
+    security_incident_id,
+    xingguang_claims_id,
+    xingguang_task_id,
+)
+from workflows.contract.privacy import AccountParty
+from workflows.rules.clock import BUSINESS_TZ
+from workflows.xingguang_task import XingguangTaskWorkflow
+
+TASK_QUEUE = "money-stalls"
+FAULT = "CHECK constraint failed: available_not_negative (test fault)"
+REAL: dict[str, Callable[[Any], Any]] = {}  # activity name -> the real activity (the dev fixture fills it)
+REPAIRED: set[str] = set()  # activities whose fault is repaired
+
+
+def broken(name: str, request_type: type, result_type: type) -> Callable[..., Any]:
+    """An activity registered as `name` that fails at every attempt for the requests of this test's stalled runs
+    (their ids say "stall"), as a constraint or a bug would; others, and all once repaired, go to the real one."""
+
+    def fail(request: Any) -> Any:
+        if name in REPAIRED or "stall" not in str(request):
+            return REAL[name](request)
+        raise RuntimeError(f"{FAULT} in {name}")
+
+    fail.__annotations__ = {"request": request_type, "return": result_type}
+    return activity.defn(name=name)(fail)
+
+
+def now() -> datetime:
+    return datetime.now(BUSINESS_TZ).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------- one driver per workflow type
+async def xingguang_refund(client: Client, a: Adapters, uid: str) -> str:
+    """XingguangTaskWorkflow: materials refused, so the whole freeze goes back at once (the refund stalls)."""
+    task, client_id = f"xg-stall-{uid}", f"cl-stall-{uid}"
+    eligible_client(a, client_id, 300_000)
+    start = now() + timedelta(days=1)
+    await xg_api.order(client, order_request(task, client_id, start, start + timedelta(days=5)), TASK_QUEUE)
+    await xg_api.review_materials(client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=False,
+                           reason="licence expired")]))
+    return xingguang_task_id(task)
+
+
+async def account_payout(client: Client, a: Adapters, uid: str) -> str:
+    """AccountWorkflow: the user asks for cancellation; the payout of the balance stalls."""
+    account = f"acct-stall-{uid}"
+    await privacy_api.record_activity(client, account, AccountParty.CREATOR,
+                                      ac.AccountActivity(event_id="e1", occurred_at=now()), TASK_QUEUE)
+    await client.get_workflow_handle(account_id(account)).signal(
+        "request_cancellation", ac.CancellationRequested(request_id=f"dsr-{uid}", requested_at=now()))
+    return account_id(account)
+
+
+async def incident_notices(client: Client, a: Adapters, uid: str) -> str:
+    """SecurityIncidentWorkflow: confirmed at once; sending the notices stalls."""
+    incident = f"inc-stall-{uid}"
+    await privacy_api.open_incident(client, inc.SecurityIncidentInput(
+        incident_id=incident, opened_by="sec-1", summary="API key leak", affected_account_ids=[f"a-{uid}"],
+        confirmed_at=now(), notice=inc.NoticeParts(what_happened="an API key leaked", actions_taken="revoked",
+                                                   user_advice="never share codes", remedy="none")), TASK_QUEUE)
+    return security_incident_id(incident)
+
+
+async def dsr_erasure(client: Client, a: Adapters, uid: str) -> str:
+    """DataSubjectRequestWorkflow: a verified deletion request; the erasure stalls."""
+    request = f"dsr-stall-{uid}"
+    await privacy_api.submit_request(client, dsr.DataSubjectRequestInput(
+        request_id=request, account_id=f"a-{uid}", kind=dsr.RequestKind.DELETION, received_at=now()), TASK_QUEUE)
+    await privacy_api.verify_identity(client, request, dsr.VerifyIdentity(verified=True, verified_by="op-1",
+                                                                          method="video call"))
+    return data_subject_request_id(request)
+
+
+async def claim_after_close(client: Client, a: Adapters, uid: str) -> str:
+    """XingguangClaimsWorkflow: a task closes (materials refused, refunded); the damages claimed after it stall."""
+    task, client_id = f"xg-late-{uid}", f"cl-late-{uid}"
+    eligible_client(a, client_id, 300_000)
+    start = now() + timedelta(days=1)
+    await xg_api.order(client, order_request(task, client_id, start, start + timedelta(days=5)), TASK_QUEUE)
+    await xg_api.review_materials(client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
+        xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=False,
+                           reason="licence expired")]))
+    await client.get_workflow_handle(xingguang_task_id(task), result_type=xg.TaskResult).result()
+    claim = xg.CompensateRequest(
+        operator_id=OPERATOR, compensation_id="d-stall", kind=xg.CompensationKind.DAMAGES,
+        cause=xg.AnomalyCause.PLATFORM_FAULT, amount_fen=1_000, loss_fen=1_000, note="materials lost",
+        period_start_at=start - timedelta(days=1), period_end_at=start)
+    CLAIMS.append(asyncio.ensure_future(xg_api.compensate(client, task, claim, TASK_QUEUE)))  # waits behind the stall
+    return xingguang_claims_id(task)
+
+
+CLAIMS: list[asyncio.Future[Any]] = []
+
+
+@dataclass(frozen=True)
+class Case:
+    workflow_type: str
+    activity: Callable[..., Any]  # the broken replacement
+    drive: Callable[[Client, Adapters, str], Awaitable[str]]  # returns the workflow id
+    what: str  # how the details name the stalled call
+
+
+CASES = {
+    "XingguangTaskWorkflow": Case("XingguangTaskWorkflow",
+                                  broken("xg_ledger.refund", XgRefundRequest, XgRefundResult), xingguang_refund,
+                                  "refund"),
+    "AccountWorkflow": Case("AccountWorkflow", broken("personal_data.payout", PayoutRequest, PayoutResult),
+                            account_payout, "payout of the balance"),
+    "SecurityIncidentWorkflow": Case("SecurityIncidentWorkflow",
+                                     broken("notifications.send_incident_notices", IncidentNoticesRequest,
+                                            IncidentNoticesResult), incident_notices, "incident notices"),
+    "XingguangClaimsWorkflow": Case("XingguangClaimsWorkflow",
+                                    broken("xg_ledger.compensate", XgCompensateRequest, XgMoveResult),
+                                    claim_after_close, "compensation d-stall"),
+    "DataSubjectRequestWorkflow": Case("DataSubjectRequestWorkflow",
+                                       broken("personal_data.erase", EraseRequest, EraseResult), dsr_erasure,
+                                       "erasure"),
+}
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
+    with scratch_adapters(tmp_path_factory.mktemp("stalls")) as opened:
+        yield opened
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def dev(adapters: Adapters) -> AsyncIterator[Client]:
+    xg_ledger = XgLedgerActivities(adapters.ledger)
+    REAL.update({"xg_ledger.refund": xg_ledger.refund, "xg_ledger.compensate": xg_ledger.compensate})
+    async with dev_server_with_worker(adapters, TASK_QUEUE,
+                                      replace_activities=[case.activity for case in CASES.values()]) as client:
+        yield client
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_r_14_a_stalled_money_call_is_escalated_and_found_by_search_attribute(
+        dev: Client, adapters: Adapters, uid: str, name: str) -> None:
+    case = CASES[name]
+    workflow_id = await case.drive(dev, adapters, uid)
+    try:
+        query = f"escalated = true AND WorkflowType = '{case.workflow_type}'"
+        found: set[str] = set()
+        for _ in range(200):  # the first phase gives up after ~15 s of failed attempts
+            found = {w.id async for w in dev.list_workflows(query)} & {workflow_id}
+            if found:
+                break
+            await asyncio.sleep(0.5)
+        assert found == {workflow_id}
+        metadata = await dev.get_workflow_handle(workflow_id).query("__temporal_workflow_metadata",
+                                                                     result_type=WorkflowMetadata)
+        shown = metadata.current_details
+        assert shown.startswith(f"ESCALATED: {case.what} cannot complete"), shown
+        assert FAULT in shown and "retrying" in shown
+        description = await dev.get_workflow_handle(workflow_id).describe()
+        assert description.status == WorkflowExecutionStatus.RUNNING  # still retrying behind the escalation
+    finally:
+        with contextlib.suppress(RPCError):
+            await dev.get_workflow_handle(workflow_id).terminate("test over")
+        for waiting in CLAIMS:
+            waiting.cancel()
+
+
+async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(dev: Client, adapters: Adapters,
+                                                                             uid: str) -> None:
+    workflow_id = await xingguang_refund(dev, adapters, f"fix-{uid}")
+    client_id = f"cl-stall-fix-{uid}"
+    try:
+        query = "escalated = true AND WorkflowType = 'XingguangTaskWorkflow'"
+        for _ in range(200):
+            if workflow_id in {w.id async for w in dev.list_workflows(query)}:
+                break
+            await asyncio.sleep(0.5)
+        assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000
+        REPAIRED.add("xg_ledger.refund")
+        result = await dev.get_workflow_handle(workflow_id, result_type=xg.TaskResult).result()
+        assert (result.stage, result.refunded_fen) == (xg.TaskStage.CLOSED, 198_000)
+        assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000  # refunded once
+        assert adapters.ledger.balance(f"xg_task:xg-stall-fix-{uid}:escrow").balance_fen == 0
+        assert adapters.ledger.conservation_total() == 0
+        for _ in range(100):
+            if workflow_id not in {w.id async for w in dev.list_workflows(query)}:
+                break
+            await asyncio.sleep(0.3)
+        assert workflow_id not in {w.id async for w in dev.list_workflows(query)}
+        # The escalation and its clearing replay (no non-determinism on a worker restart mid-stall).
+        history = await dev.get_workflow_handle(workflow_id).fetch_history()
+        await rh.replayer(XingguangTaskWorkflow).replay_workflow(history)
+    finally:
+        REPAIRED.discard("xg_ledger.refund")
