@@ -4,8 +4,7 @@ that cannot complete is escalated within minutes, for every workflow type: the `
 the run keeps retrying behind the escalation. Runs on the dev server (the time-skipping server has no visibility).
 
 Each case breaks one activity of the worker (it fails as a database constraint would) and drives one workflow to
-it. A new workflow type is covered by adding an entry to CASES (the mount workflows: MountTaskWorkflow's refund,
-MountedContentWorkflow's settlement, ViolationCaseWorkflow's deduction)."""
+it. A new workflow type is covered by adding an entry to CASES."""
 
 from __future__ import annotations
 
@@ -23,7 +22,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from activities.ledger import LedgerActivities, RefundRequest, RefundResult, SettleRequest, SettleResult
 from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
+from activities.penalties import PenaltyAction, PenaltyEffect
 from activities.personal_data_models import EraseRequest, EraseResult, PayoutRequest, PayoutResult
 from activities.xg_ledger import (
     XgCompensateRequest,
@@ -32,22 +33,30 @@ from activities.xg_ledger import (
     XgRefundRequest,
     XgRefundResult,
 )
+from starter import client as mount_api
 from starter import privacy as privacy_api
 from starter import xingguang as xg_api
 from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.dev_server import dev_server_with_worker
-from tests.helpers import eligible_client
+from tests.helpers import eligible_client, publish_request
 from tests.test_xg_fixtures import OPERATOR, order_request
+from tests.violation_helpers import start_case
 from worker import Adapters
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
+from workflows.contract import mounted_content as mc
 from workflows.contract import security_incident as inc
+from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 from workflows.contract.names import (
+    MOUNTED_CONTENT_WORKFLOW,
     account_id,
     data_subject_request_id,
+    mount_task_id,
+    mounted_content_id,
     security_incident_id,
+    violation_case_id,
     xingguang_claims_id,
     xingguang_task_id,
 )
@@ -139,6 +148,37 @@ async def claim_after_close(client: Client, a: Adapters, uid: str) -> str:
     return xingguang_claims_id(task)
 
 
+async def mount_task_refund(client: Client, a: Adapters, uid: str) -> str:
+    """MountTaskWorkflow: published, then cancelled with nobody joined (no late mount can come): the refund stalls."""
+    task, client_id = f"mt-stall-{uid}", f"cl-mt-stall-{uid}"
+    eligible_client(a, client_id, 300_000)
+    start = now()
+    await mount_api.publish_task(client, publish_request(task, client_id, start, start + timedelta(days=5),
+                                                         100_000), TASK_QUEUE)
+    await mount_api.cancel(client, task, "stall test", "ops-1")
+    return mount_task_id(task)
+
+
+async def content_settlement(client: Client, a: Adapters, uid: str) -> str:
+    """MountedContentWorkflow: a piece mounted 18 days ago, so its billing period and publicity window have
+    closed: its settlement stalls at once."""
+    task, content, creator = f"mt-stall-{uid}", f"c-stall-{uid}", f"cr-stall-{uid}"
+    mounted_at = now() - timedelta(days=18)
+    await client.start_workflow(MOUNTED_CONTENT_WORKFLOW, mc.MountedContentInput(
+        task_id=task, content_id=content, creator_id=creator, client_id=f"cl-{uid}",
+        payee_account=f"creator:{creator}:payable", price_fen=100, mounted_at=mounted_at,
+        task_period_end_at=mounted_at + timedelta(days=30)), id=mounted_content_id(task, content),
+        task_queue=TASK_QUEUE)
+    return mounted_content_id(task, content)
+
+
+async def case_penalty(client: Client, a: Adapters, uid: str) -> str:
+    """ViolationCaseWorkflow: a fee freeze whose application stalls at the notice."""
+    case = f"v-stall-{uid}"
+    await start_case(client, TASK_QUEUE, case, f"cr-stall-{uid}", now(), vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES))
+    return violation_case_id(case)
+
+
 CLAIMS: list[asyncio.Future[Any]] = []
 
 
@@ -165,6 +205,12 @@ CASES = {
     "DataSubjectRequestWorkflow": Case("DataSubjectRequestWorkflow",
                                        broken("personal_data.erase", EraseRequest, EraseResult), dsr_erasure,
                                        "erasure"),
+    "MountTaskWorkflow": Case("MountTaskWorkflow", broken("ledger.refund", RefundRequest, RefundResult),
+                              mount_task_refund, "refund"),
+    "MountedContentWorkflow": Case("MountedContentWorkflow", broken("ledger.settle", SettleRequest, SettleResult),
+                                   content_settlement, "settlement"),
+    "ViolationCaseWorkflow": Case("ViolationCaseWorkflow", broken("penalties.apply", PenaltyAction, PenaltyEffect),
+                                  case_penalty, "apply of penalty p1 (freeze_fees)"),
 }
 
 
@@ -177,7 +223,9 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def dev(adapters: Adapters) -> AsyncIterator[Client]:
     xg_ledger = XgLedgerActivities(adapters.ledger)
-    REAL.update({"xg_ledger.refund": xg_ledger.refund, "xg_ledger.compensate": xg_ledger.compensate})
+    ledger = LedgerActivities(adapters.ledger)
+    REAL.update({"xg_ledger.refund": xg_ledger.refund, "xg_ledger.compensate": xg_ledger.compensate,
+                 "ledger.refund": ledger.refund, "ledger.settle": ledger.settle})
     async with dev_server_with_worker(adapters, TASK_QUEUE,
                                       replace_activities=[case.activity for case in CASES.values()]) as client:
         yield client

@@ -51,6 +51,7 @@ from workflows.common import (
     stage_attributes,
     until,
 )
+from workflows.escalation import Stalls
 from workflows.mount_reports import (
     LATE_MOUNTS_PATCH,
     MOUNT_REFUSED,
@@ -100,6 +101,7 @@ class MountTaskWorkflow(TaskPenalties):
         self._look_moved = False
         # Set in run (LATE_MOUNTS_PATCH): mounts reported up to 24 hours after the period are accepted (AM-6).
         self._late_mounts = True
+        self._stalls = Stalls("mount")  # a refund that cannot complete is escalated (R-14)
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -543,10 +545,8 @@ class MountTaskWorkflow(TaskPenalties):
         """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""
         s = self.s
         assert s.client_id is not None
-        refund = await workflow.execute_activity(
-            "ledger.refund", RefundRequest(task_id=s.task_id, client_id=s.client_id), result_type=RefundResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        refund = await self._stalls.run("refund", "ledger.refund", RefundRequest(task_id=s.task_id,
+                                                                                 client_id=s.client_id), RefundResult)
         partial_refunds.record_final_refund(s, refund.refunded_fen)
         s.spent_fen = s.paid_to_creators_fen
         metrics.task_refunded("mount", refund.refunded_fen)
@@ -576,8 +576,9 @@ class MountTaskWorkflow(TaskPenalties):
             workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))
 
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
-        workflow.set_current_details(with_deadline(f"task {self.s.task_id}: {details}", "deadline", next_deadline_at))
-        stage_attributes(self.s.stage.value, next_deadline_at)
+        workflow.set_current_details(self._stalls.details(
+            with_deadline(f"task {self.s.task_id}: {details}", "deadline", next_deadline_at), False))
+        stage_attributes(self.s.stage.value, next_deadline_at, self._stalls.escalated)
 
     def _result(self) -> c.TaskResult:
         s = self.s

@@ -46,6 +46,7 @@ from workflows import metrics
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.content_disputes import DisputesAndHolds
 from workflows.content_freezes import CountingFreezes
+from workflows.escalation import Stalls
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
 # Runs that record this marker leave their closure in the ledger only; older runs also send content_closed.
@@ -77,6 +78,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
     async def run(self, input: c.MountedContentInput) -> c.ContentResult:
         s = self.s
         self._run_length = RunLength()
+        self._stalls = Stalls("mount")  # a settlement that cannot complete is escalated
         while s.stage is c.ContentStage.MOUNTED:
             # A dispute may be raised from the mount on (AM-11 reading): wake when one escalates, too (AM-17).
             due = self._dispute_due_at()
@@ -374,12 +376,12 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         await self._unmount("settled")
         fee = self._payable_fee()
-        result = await workflow.execute_activity(
-            "ledger.settle",
+        result = await self._stalls.run(
+            "settlement", "ledger.settle",
             SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
                           fee_fen=fee, platform_fee_fen=platform_fee(fee),
                           outcome="closed" if s.disposed_at is not None else "settled"),
-            result_type=SettleResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+            SettleResult,
         )
         s.settlement = c.SettlementRecord(
             settled_at=workflow.now(), fee_fen=result.fee_fen, platform_fee_fen=result.platform_fee_fen,
@@ -426,6 +428,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
         s = self.s
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(with_deadline(f"{prefix}content {s.content_id} of task {s.task_id}: {details}",
-                                                   "deadline", next_deadline_at))
-        stage_attributes(s.stage.value, next_deadline_at, s.escalated)
+        workflow.set_current_details(self._stalls.details(with_deadline(
+            f"{prefix}content {s.content_id} of task {s.task_id}: {details}", "deadline", next_deadline_at),
+            s.escalated))
+        stage_attributes(s.stage.value, next_deadline_at, s.escalated or self._stalls.escalated)

@@ -38,6 +38,7 @@ from workflows import metrics
 from workflows.case_effects import CaseEffects
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
 from workflows.deadlines import working_days_deadline
+from workflows.escalation import Stalls
 
 ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED,
          c.PenaltyStatus.LIFTED)
@@ -66,6 +67,7 @@ class ViolationCaseWorkflow(CaseEffects):
     async def run(self, input: c.ViolationCaseInput) -> c.ViolationCaseResult:
         s = self.s
         self._run_length = RunLength()
+        self._stalls = Stalls("violation")  # penalty money that cannot move is escalated
         problems = [f"penalties[{i}].{p}" for i, pen in enumerate(input.penalties) for p in penalty_problems(
             input.party_kind, pen.kind, until_at=pen.until_at, amount_fen=pen.amount_fen, points=pen.points,
             deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at, task_id=pen.task_id)]
@@ -298,15 +300,14 @@ class ViolationCaseWorkflow(CaseEffects):
     async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime,
                                 reason: str | None = None) -> PenaltyEffect:
         s = self.s
-        effect: PenaltyEffect = await workflow.execute_activity(
-            name,
+        effect: PenaltyEffect = await self._stalls.run(
+            f"{name.split('.')[1]} of penalty {penalty.penalty_id} ({penalty.kind.value})", name,
             PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
                           party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
                           amount_fen=penalty.amount_fen, deduct_when_final=penalty.deduct_when_final,
                           points=penalty.points, at=at, task_id=penalty.task_id, reason=reason,
                           acts_on_tasks=s.freezes_stand),
-            result_type=PenaltyEffect, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            summary=f"{name.split('.')[1]} {penalty.penalty_id} {penalty.kind.value}")
+            PenaltyEffect)
         return effect
 
     # ---------------------------------------------------------------- deadlines and visibility
@@ -354,6 +355,7 @@ class ViolationCaseWorkflow(CaseEffects):
             c.CaseStage.CLOSED: "final and closed",
         }[s.stage]
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(with_deadline(f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): "
-                                                   f"{where}", s.next_deadline or "deadline", s.next_deadline_at))
-        stage_attributes(s.stage.value, s.next_deadline_at, s.escalated)
+        workflow.set_current_details(self._stalls.details(with_deadline(
+            f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): {where}", s.next_deadline or "deadline",
+            s.next_deadline_at), s.escalated))
+        stage_attributes(s.stage.value, s.next_deadline_at, s.escalated or self._stalls.escalated)
