@@ -496,7 +496,7 @@ class MountTaskWorkflow(TaskPenalties):
                 await self._look_at_closures()
                 if s.pieces_open == 0:
                     break
-                await partial_refunds.refund_part_if_due(s)  # AM-13: held pieces do not keep the rest frozen
+                await partial_refunds.refund_part_if_due(s, self._stalls)  # AM-13: held pieces do not keep the rest frozen
             assert self._look_at is not None
             next_window = self._looks.next_window(workflow.now())
             if next_window != shown_deadline:

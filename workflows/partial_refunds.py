@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+from workflows.escalation import Stalls
 
 # Runs that record this marker refund in parts while pieces are held; older ones refund once, at the very end.
 PARTIAL_REFUNDS_PATCH = "am-13-refund-in-parts"
@@ -47,16 +47,14 @@ def part_due(s: c.MountTaskState) -> bool:
     return not s.refund_parts or s.pieces_open < len(s.refund_parts[-1].held_content_ids)
 
 
-async def refund_part_if_due(s: c.MountTaskState) -> None:
+async def refund_part_if_due(s: c.MountTaskState, stalls: Stalls) -> None:
     """AM-13: posts the next refund part when one is due (after a look at the ledger's closures and holds)."""
     if not part_due(s) or not workflow.patched(PARTIAL_REFUNDS_PATCH):
         return
     assert s.client_id is not None
     part = len(s.refund_parts) + 1
-    result = await workflow.execute_activity(
-        "ledger.refund_part", RefundPartRequest(task_id=s.task_id, client_id=s.client_id, part=part),
-        result_type=RefundPartResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-    )
+    result = await stalls.run(f"refund part {part}", "ledger.refund_part",
+                              RefundPartRequest(task_id=s.task_id, client_id=s.client_id, part=part), RefundPartResult)
     s.refund_parts.append(c.RefundPart(
         part=part, key=f"refund:{s.task_id}:part:{part}", refunded_fen=result.refunded_fen,
         refunded_at=workflow.now(), reserve_fen=result.reserve_fen, held_content_ids=result.held_content_ids))
