@@ -134,7 +134,7 @@ def cmd_ledger(args: argparse.Namespace, out: Output) -> None:
 
 def cmd_platform(args: argparse.Namespace, out: Output) -> None:
     from activities.xg_ledger import platform_position
-    out.show(platform_position(adapters().ledger), "the platform's net position (R-14: may be negative)")
+    out.show(platform_position(adapters(args).ledger), "the platform's net position (R-14: may be negative)")
 
 
 def cmd_balance(args: argparse.Namespace, out: Output) -> None:
