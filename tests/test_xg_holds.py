@@ -9,6 +9,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from starter import violations
+from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, creator, finish
 from tests.penalty_task_helpers import case_in_force, decide, lift
@@ -26,10 +27,12 @@ from tests.violation_helpers import case_when, earn, fixed_calendar, register
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 from workflows.rules.eligibility import CreatorKind
+from workflows.xingguang_task import XingguangTaskWorkflow
 
 THIRTY_DAYS = fixed_calendar(30 * DAY)
 FREEZE_ALL = vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES)
 SECOND = timedelta(seconds=1)
+REPLAYER = rh.replayer(XingguangTaskWorkflow)
 
 
 async def details(ctx: Ctx, task: str) -> str:
@@ -62,8 +65,8 @@ async def held_while_the_other_settles(ctx: Ctx, task: str, t0: datetime, case: 
     assert ctx.a.ledger.transfers(business_key_prefix=f"xg:settle:{task}:p1") == []
     assert ctx.a.ledger.transfers(business_key_prefix=f"xg:refund:{task}") == []
     assert f"piece p1 held by case {case}" in await details(ctx, task)
-    # Still held a day later: the task waits, nothing more is paid.
-    await ctx.env.sleep(DAY.total_seconds())
+    # Still held half a day later (before any appeal window closes): the task waits, nothing more is paid.
+    await ctx.env.sleep(12 * HOUR.total_seconds())
     later = await task_when(ctx, task, lambda s: True)
     assert later.pieces["p1"].settlement is None and later.stage is xg.TaskStage.SETTLING
     return p1
@@ -116,6 +119,10 @@ class TestR13HoldsReachXingguang:
         creator = ctx.a.ledger.balance(f"creator:{a}:payable")
         assert (creator.balance_fen, creator.available_fen) == (10_700, 10_700)
         assert register(ctx.a).held_settlements(a) == [(xg.piece_hold_key(task, "p1"), case, "paid")]
+        # The held-then-released path as a history (tests/test_xg_replay.py replays the checked-in file).
+        history = await rh.history_json(ctx.client, xg.xg_task_workflow_id(task))
+        await rh.replay_and_maybe_record(REPLAYER, {"xingguang-r13-piece-held-then-released": history},
+                                         "RECORD_XG_HISTORIES")
 
     @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
     async def test_r_13_xg_agency_freeze_holds_its_mcn_creators_piece_until_lifted(self, ctx: Ctx) -> None:
@@ -142,3 +149,32 @@ class TestR13HoldsReachXingguang:
         paid = ctx.a.ledger.balance(payee)
         assert (paid.balance_fen, paid.available_fen) == (10_000, 10_000)
         assert register(ctx.a).held_settlements(m) == [(xg.piece_hold_key(task, "p1"), case, "paid")]
+
+    @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
+    async def test_r_13_xg_unappealed_deduction_of_all_fees_pays_the_held_piece_then_deducts_it(self, ctx: Ctx
+                                                                                               ) -> None:
+        """AM-20 / AM-22: a penalty deducting all unwithdrawn fees, final with no appeal, reaches the held piece:
+        its earnings are paid into the creator's account once, then go to the platform as the penalty."""
+        task, client_id = ids(ctx, "r13d")
+        case, a, b = f"v-{ctx.uid}", f"a-{ctx.uid}", f"b-{ctx.uid}"
+        t0 = await two_pieces(ctx, task, client_id, a, b)
+        earn(ctx.a, a, 700, f"seed-{ctx.uid}")
+        in_force = await case_in_force(ctx, case, a, await business_now(ctx),
+                                       vc.Penalty(kind=vc.PenaltyKind.DEDUCT_FEES))
+        await held_while_the_other_settles(ctx, task, t0, case)
+        assert in_force.appeal_window_closes_at is not None
+        await sleep_until(ctx, in_force.appeal_window_closes_at + SECOND)  # no appeal: final (AM-20)
+        final = await case_when(ctx.client, case, lambda s: s.held_settlements.done)
+        assert (final.stage, final.held_settlements.deducted, final.penalties[0].deducted_fen) == (
+            vc.CaseStage.CLOSED, 1, 700)  # final, nothing left standing: closed
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        state = await task_when(ctx, task, lambda s: True)
+        hold = state.pieces["p1"].settlement_hold
+        assert hold is not None and (hold.outcome, hold.deducted_fen) == ("deducted", 10_000)
+        assert_settled_once(ctx, task, client_id, result)
+        creator_account = ctx.a.ledger.balance(f"creator:{a}:payable")
+        assert (creator_account.balance_fen, creator_account.available_fen) == (0, 0)
+        deducted = ctx.a.ledger.transfers(business_key_prefix=f"penalty:{case}:held:")
+        assert [(t.amount_fen, t.debit_account, t.credit_account) for t in deducted] == [
+            (10_000, f"creator:{a}:payable", "platform:penalties")]
+        assert ctx.a.ledger.balance("platform:penalties").balance_fen == 700 + 10_000
