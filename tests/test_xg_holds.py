@@ -115,3 +115,12 @@ class TestR13HoldsReachXingguang:
         assert [(t.amount_fen, t.debit_account, t.credit_account) for t in deducted] == [
             (10_000, f"creator:{a}:payable", "platform:penalties")]
         assert ctx.a.ledger.balance("platform:penalties").balance_fen == 700 + 10_000
+
+
+def test_r_13_xg_hold_key_names_the_task_workflow_and_the_piece() -> None:
+    """The register's key of a held piece routes the release to the task's workflow, naming the piece; a mounted
+    content workflow id is not read as one."""
+    assert xg.piece_hold_key("t-1", "p1") == "xg-task:t-1#p1"
+    assert xg.piece_of_hold_key(xg.piece_hold_key("t-1", "p1")) == ("xg-task:t-1", "p1")
+    assert xg.piece_of_hold_key("mount-content:t-1:c1") is None
+    assert xg.piece_of_hold_key("mount-content:t-1:c#1") is None

@@ -30,7 +30,7 @@ SECOND = timedelta(seconds=1)
 async def details(ctx: Ctx, task: str) -> str:
     metadata = await ctx.client.get_workflow_handle(xg.xg_task_workflow_id(task)).query(
         "__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
+    return str(metadata.current_details)
 
 
 async def two_pieces(ctx: Ctx, task: str, client_id: str, held: str, other: str, **kind: object) -> datetime:
