@@ -25,6 +25,7 @@ from activities.ledger import Ledger, LedgerError
 from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
 from workflows.contract.mounted_content import CountingFrozen, CountingResumed, SettlementReleased
 from workflows.contract.names import mount_task_id
+from workflows.contract.xingguang import PieceSettlementReleased, piece_of_hold_key
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PartyKind, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"
@@ -271,8 +272,9 @@ class PenaltyActivities:
         free, passed_on = self.register.held_to_release(request.case_id, request.limit)
         payload = SettlementReleased(case_id=request.case_id, outcome=request.outcome, released_at=request.at)
         for held in free:
+            workflow_id, message = _release_route(held.workflow_id, payload)
             try:
-                await self.client.get_workflow_handle(held.workflow_id).signal("settlement_released", payload)
+                await self.client.get_workflow_handle(workflow_id).signal("settlement_released", message)
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
@@ -338,6 +340,16 @@ class PenaltyActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.apply, self.withdraw, self.finalize, self.expire, self.lift, self.hold_settlement,
                 self.release_held, self.deduct_held, self.signal_pieces, self.act_on_task]
+
+
+def _release_route(key: str, payload: SettlementReleased) -> tuple[str, BaseModel]:
+    """R-13: where a held settlement's release goes: a Xingguang piece (key `xg-task:{task}#{piece}`) to its task's
+    workflow, naming the piece; any other key is a mounted content workflow's id."""
+    piece = piece_of_hold_key(key)
+    if piece is None:
+        return key, payload
+    return piece[0], PieceSettlementReleased(piece_id=piece[1], case_id=payload.case_id, outcome=payload.outcome,
+                                             released_at=payload.released_at)
 
 
 def _key(action: PenaltyAction, step: str) -> str:

@@ -40,6 +40,7 @@ from tests import helpers as h
 from tests import test_xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
 from tests.duplicates_penalties import TestR12AM22DuplicatePenaltyMessages  # noqa: F401 (collected here)
+from tests.duplicates_xg_holds import TestR13DuplicateXgRelease  # noqa: F401 (collected here)
 from tests.privacy_helpers import PHONE, eventually, fixed_calendar, person, vault
 from tests.violation_helpers import case_when, earn, start_case
 from worker import WORKFLOWS
@@ -1013,6 +1014,8 @@ XingguangTaskWorkflow compensate test_xg_10_xg_8_compensate_and_penalize_twice
     answers with the first answer (the same compensation_id); paid once
 XingguangTaskWorkflow penalize test_xg_10_xg_8_compensate_and_penalize_twice
     answers with the first answer (the same penalty_id); frozen / deducted once
+XingguangTaskWorkflow settlement_released test_r_13_xg_settlement_released_twice_pays_once
+    ignored: the piece's hold is released already, or it settled (tests/duplicates_xg_holds.py)
 XingguangClaimsWorkflow compensate test_r_14_a_claim_after_close_twice
     answers with the first answer (the same compensation_id, judged again by the ledger); paid once
 AccountWorkflow record_activity test_pr_3_pr_4_account_signals_and_statement_disputes_twice

@@ -22,13 +22,13 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.common import stage_attributes
 from workflows.escalation import Stalls
-from workflows.xingguang_piece import WorkflowBase
+from workflows.xingguang_holds import PieceHolds
 
 # workflow.patched id: R-9's delay-period fee is charged before the task's pieces settle (they came after it before).
 DELAY_FEE_FIRST_PATCH = "xg-delay-fee-before-settlements"
 
 
-class MoneySteps(WorkflowBase):
+class MoneySteps(PieceHolds):
     _stalls: Stalls
 
     # ---------------------------------------------------------------- money that fell due
@@ -50,9 +50,12 @@ class MoneySteps(WorkflowBase):
         return False
 
     async def _settle(self, piece: c.Piece) -> None:
-        """R-8: once, after the publicity window (or at an operator's decision)."""
+        """R-8: once, after the publicity window (or at an operator's decision); R-13: not while a freeze of the
+        payee's fees holds it (then once released)."""
         s = self.s
         money = life.settlement_amounts(s, piece)
+        if await self._held(piece, money):
+            return
         await self._stalls.run(
             f"settlement of piece {piece.piece_id}", "xg_ledger.settle_piece",
             XgSettleRequest(task_id=s.task_id, piece_id=piece.piece_id, payee_account=money.payee_account,
@@ -71,6 +74,7 @@ class MoneySteps(WorkflowBase):
         metrics.piece_settled("xingguang", piece.piece_id, piece.stage is c.PieceStage.SETTLED,
                               payee=money.creator_earnings_fen, promotion=money.promotion_spend_fen,
                               platform=money.platform_fee_fen, provider=money.provider_fee_fen)
+        await self._deduct_if_the_case_says_so(piece, money.creator_earnings_fen)
 
     async def _close(self) -> None:
         """R-8 / R-9: the delay fee (if any), then the remainder less deductions back to the client."""

@@ -127,7 +127,8 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
         waiting = f"; next: {what} {business_time(next_at)}" if next_at else ""
         escalated = f"; ESCALATED: {s.escalation_reasons[0]}" if s.escalated else ""
         workflow.set_current_details(self._stalls.details(
-            f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{waiting}{escalated}", s.escalated))
+            f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{self._holds_details()}{waiting}{escalated}",
+            s.escalated))
         stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated or self._stalls.escalated)
 
     # ---------------------------------------------------------------- order (XG-1, XG-2, R-8)

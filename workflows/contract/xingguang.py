@@ -7,7 +7,8 @@ Messages (all on `xg-task:{task_id}`):
            provider_review, client_review, raise_objection, decide_objection, raise_data_dispute,
            resolve_data_dispute, pause, respond_to_pause, cancel_after_pause, record_violation, submit_fix_proof,
            decide_piece, compensate, penalize
-  signals  report_billable_events (R-1 batches from the platform's statistics), void_billable_events
+  signals  report_billable_events (R-1 batches from the platform's statistics), void_billable_events,
+           settlement_released (R-13: a violation case releases a piece's settlement it held)
   query    state
 
 After the task closed, `compensate` goes to XingguangClaimsWorkflow (`xg-claims:{task_id}`, update-with-start):
@@ -380,6 +381,28 @@ class Licence(StateModel):
     granted_at: datetime
 
 
+class PieceSettlementReleased(ContractModel):
+    """R-13 / AM-22: sent by a violation case (through `penalties.release_held`) when its outcome releases the
+    settlement of piece `piece_id` it held: `paid` pays it; `deducted` pays it and deducts the creator earnings as a
+    penalty (the case deducted all of the party's unwithdrawn fees)."""
+
+    piece_id: Identifier
+    case_id: Identifier
+    outcome: Literal["paid", "deducted"]
+    released_at: Instant
+
+
+class PieceSettlementHold(StateModel):
+    """R-13 / AM-19: the piece's settlement is held by violation case `case_id` (the creator's fees, or those of
+    the agency it pays, are frozen) until the case releases it."""
+
+    case_id: str
+    held_at: datetime
+    released_at: datetime | None = None
+    outcome: Literal["paid", "deducted"] | None = None
+    deducted_fen: int = 0
+
+
 class PieceMoney(StateModel):
     creator_earnings_fen: int = 0
     promotion_spend_fen: int = 0
@@ -421,6 +444,7 @@ class Piece(StateModel):
     settlement: PieceMoney | None = None
     settled_at: datetime | None = None
     close_reason: str | None = None
+    settlement_hold: PieceSettlementHold | None = None  # R-13: held by a freeze of the payee's fees
 
 
 class PauseRecord(StateModel):
@@ -547,3 +571,17 @@ XingguangTaskInput.model_rebuild()
 
 # The workflow id of a Xingguang task, `xg-task:{task_id}` (one definition, in names.py).
 xg_task_workflow_id = xingguang_task_id
+
+
+def piece_hold_key(task_id: str, piece_id: str) -> str:
+    """R-13: the penalty register keys held settlements by workflow id; a task's pieces share one workflow, so a
+    held piece is `xg-task:{task_id}#{piece_id}` ('#' is in no Identifier, so the key splits back unambiguously)."""
+    return f"{xingguang_task_id(task_id)}#{piece_id}"
+
+
+def piece_of_hold_key(key: str) -> tuple[str, str] | None:
+    """(the task's workflow id, the piece id) of a key made by `piece_hold_key`; None for any other key."""
+    workflow_id, sep, piece_id = key.rpartition("#")
+    if not sep or not workflow_id.startswith(xingguang_task_id("")):
+        return None
+    return workflow_id, piece_id
