@@ -77,8 +77,12 @@ def create_token_file(path: Path) -> bool:
 
 def read_token_file(path: Path) -> str:
     token = next((line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()), "")
+    return check_token(token, f"codec token file {path}")
+
+
+def check_token(token: str, where: str) -> str:
     if len(token) < 16:
-        raise CodecAuthError(f"codec token file {path}: no token of at least 16 characters in it")
+        raise CodecAuthError(f"{where}: no token of at least 16 characters in it")
     return token
 
 
@@ -154,6 +158,8 @@ class CodecAuth:
                                role=env.get("CODEC_JWT_ROLE") or DEFAULT_ROLE)
         path = token_file or env.get("CODEC_TOKEN_FILE")
         tokens = [read_token_file(Path(path))] if path else []
+        if env.get("CODEC_TOKEN"):  # a deployment's secret in the environment (docker-compose.yml)
+            tokens.append(check_token(env["CODEC_TOKEN"].strip(), "CODEC_TOKEN"))
         return cls(policy, tokens, token_in_path)
 
     @property

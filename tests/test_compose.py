@@ -174,7 +174,10 @@ def test_pr_6_payload_keys_and_the_ui_codec_server(services: dict[str, Any]) -> 
     assert command[:4] == ["python", "-m", "starter", "codec-server"]
     port = command[command.index("--port") + 1]
     assert services["codec-server"]["ports"] == [f"127.0.0.1:{port}:{port}"]
-    assert env_of(services["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{port}"
+    # Only callers with the static token may decode; the UI carries it in its endpoint's path (starter/codec_auth.py).
+    assert "--token-in-path" in command and codec_env["CODEC_TOKEN"].startswith("${CODEC_TOKEN:?")
+    assert env_of(services["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] == (
+        f"http://localhost:{port}/local/{codec_env['CODEC_TOKEN']}")
     ui_port = services["temporal-ui"]["ports"][0].split(":")[0]
     assert f"http://localhost:{ui_port}" in codec_env["PAYLOAD_CODEC_ORIGINS"].split(",")
 
