@@ -25,7 +25,7 @@ from workflows.contract.names import mount_task_id, mounted_content_id
 if TYPE_CHECKING:
     from bench.faults import Kill, Run
 
-SETTLE_TIMEOUT_S = 300
+SETTLE_TIMEOUT_S = 120
 FEE_FEN = 3 * PRICE_FEN  # CONVERSIONS_PER_PIECE conversions at the bench's price
 
 
@@ -33,6 +33,7 @@ FEE_FEN = 3 * PRICE_FEN  # CONVERSIONS_PER_PIECE conversions at the bench's pric
 class Verdict:
     pieces: int
     settled: int = 0
+    lost_replies: int = 0  # worker kills aimed between a settlement's commit and its reply
     double_payments: int = 0
     lost_settlements: int = 0
     wrong_fees: int = 0
@@ -155,7 +156,7 @@ async def check_replay(run: Run, verdict: Verdict) -> None:
 
 
 async def check_run(run: Run, workers: Workers) -> Verdict:
-    verdict = Verdict(pieces=len(run.pieces), kills=run.kills)
+    verdict = Verdict(pieces=len(run.pieces), kills=run.kills, lost_replies=run.lost_replies)
     await wait_settled(run, verdict)
     check_money(run, verdict)
     await check_workflows(run, verdict)

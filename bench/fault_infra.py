@@ -17,6 +17,8 @@ from typing import IO
 from urllib.parse import parse_qs, quote, urlsplit
 
 import psycopg
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from worker import temporal_cli_path
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
@@ -73,7 +75,18 @@ class DevServer:
         self.starts += 1
         self.process = await asyncio.to_thread(subprocess.Popen, self.command(), stdout=self.log,
                                                stderr=subprocess.STDOUT, start_new_session=True)
-        return await wait_for(lambda: self._alive() and port_open(self.port), timeout, "Temporal dev server")
+        began = time.monotonic()
+        await wait_for(lambda: self._alive() and port_open(self.port), timeout, "Temporal dev server")
+        while True:  # the port opens before the frontend answers ("Frontend is not healthy yet")
+            try:
+                client = await Client.connect(self.address)
+                if await client.service_client.check_health():
+                    return time.monotonic() - began
+            except (RuntimeError, RPCError):
+                pass
+            if time.monotonic() - began > timeout:
+                raise TimeoutError(f"Temporal dev server: not healthy after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
 
     def _alive(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -133,15 +146,17 @@ class Postgres:
 
 class Workers:
     """`count` worker processes (bench/fault_worker.py) on one task queue; any one killed with SIGKILL and started
-    again. `broken_settle_key` runs them with the broken build (a settlement key unique per call)."""
+    again. `broken_settle_key` (key, closure) runs them with a broken build (bench/fault_worker.py)."""
 
     def __init__(self, count: int, address: str, task_queue: str, dsn: str, log: IO[str],
-                 broken_settle_key: bool = False) -> None:
+                 broken_settle_key: str = "") -> None:
         self.args = [sys.executable, "-m", "bench.fault_worker", address, task_queue, dsn]
         self.log = log
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"}
+        self.lost_reply = Path(log.name).parent / "lost-reply"
+        self.env["FAULTS_LOST_REPLY"] = str(self.lost_reply)
         if broken_settle_key:
-            self.env["FAULTS_BROKEN_SETTLE_KEY"] = "1"
+            self.env["FAULTS_BROKEN_SETTLE_KEY"] = broken_settle_key
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
 
     def start(self, index: int) -> None:
@@ -157,6 +172,10 @@ class Workers:
         assert process is not None
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+    def arm_lost_reply(self) -> None:
+        """The next settlement's worker kills itself after its commit (bench/fault_worker.py)."""
+        self.lost_reply.write_text("1")
 
     def dead(self) -> list[int]:
         return [i for i, p in enumerate(self.processes) if p is not None and p.poll() is not None]

@@ -8,7 +8,8 @@ settle the run kills, K times each, in a seeded order: a worker (SIGKILL, starte
 (SIGKILL, started again on the same file and port), PostgreSQL (`pg_ctl stop -m immediate`, started again). After
 each kill a probe piece is started once the component is back; the time from the kill to the probe's settlement in
 the ledger is that kill's recovery time. Then it checks what must hold (bench/fault_checks.py) and fails on any
-breach. --broken-settle-key runs the workers with a settlement key unique per call: the run must fail.
+breach. --broken-settle-key key|closure runs the workers with a settlement key unique per call: the run must
+fail. Half the worker kills are aimed between a settlement's commit and its reply (bench/fault_worker.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.fault_checks import Verdict, check_run
-from bench.fault_infra import DevServer, Postgres, Workers
+from bench.fault_infra import DevServer, Postgres, Workers, wait_for
 from bench.harness import BENCH_CONVERTER, gather_limited, scratch_dir
 from bench.phases import PRICE_FEN, SETTLE_BACKDATE, eligible_client, publish_request
 from starter import client as api
@@ -42,6 +43,7 @@ KINDS = ("worker", "temporal", "postgresql")
 PIECES_PER_TASK = 50
 CONVERSIONS_PER_PIECE = 3
 RECOVERY_TIMEOUT_S = 180
+LOST_REPLY_SHARE = 0.5  # of the worker kills, those aimed between a settlement's commit and its reply
 
 
 @dataclass
@@ -50,7 +52,7 @@ class Plan:
     kills: int = 10  # of each kind
     workers: int = 3
     seed: int = 24
-    broken_settle_key: bool = False
+    broken_settle_key: str = ""  # "", key or closure (bench/fault_worker.py)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Run:
     tasks: dict[str, Any] = field(default_factory=dict)  # task id -> period_end_at
     pieces: list[Piece] = field(default_factory=list)
     kills: list[Kill] = field(default_factory=list)
+    lost_replies: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def log(self, line: str) -> None:
@@ -172,7 +175,18 @@ async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer
                     workers: Workers, probe_no: int) -> Kill:
     killed_at = time.monotonic()
     down = rng.uniform(0.2, 2.0)
-    if kind == "worker":
+    if kind == "worker" and rng.random() < LOST_REPLY_SHARE:
+        # Aimed: the worker dies between a settlement's commit and its reply (a piece is started to be sure
+        # one settles); the settlement runs again elsewhere.
+        workers.arm_lost_reply()
+        await start_pieces(run, [new_piece(run, f"trigger-{probe_no}")])
+        await wait_for(workers.dead, RECOVERY_TIMEOUT_S, "a worker killing itself after a settlement")
+        killed_at = time.monotonic()
+        run.lost_replies += 1
+        await asyncio.sleep(down)
+        for index in workers.dead():
+            workers.start(index)
+    elif kind == "worker":
         index = rng.randrange(len(workers.processes))
         workers.kill(index)
         await asyncio.sleep(down)
@@ -228,7 +242,7 @@ async def run_faults(plan: Plan, workdir: Path) -> Verdict:
                           broken_settle_key=plan.broken_settle_key)
         workers.start_all()
         run.log(f"dev server {temporal.address} on {temporal.database}, PostgreSQL {postgres.pgdata}, "
-                f"{plan.workers} workers; seed {plan.seed}{' BROKEN settle key' if plan.broken_settle_key else ''}")
+                f"{plan.workers} workers; seed {plan.seed}{f' BROKEN settle {plan.broken_settle_key}' if plan.broken_settle_key else ''}")
         await publish_tasks(run)
         run.log(f"{len(run.tasks)} tasks published; {plan.pieces} pieces, {plan.kills} kills of each kind")
         await drive(run, temporal, postgres, workers)
@@ -245,6 +259,7 @@ async def run_faults(plan: Plan, workdir: Path) -> Verdict:
 
 
 def summary(verdict: Verdict, kills: list[Kill]) -> dict[str, Any]:
+    """Kills by kind with their recovery times (kill to the probe's settlement), then the verdict."""
     by_kind: dict[str, Any] = {}
     for kind in KINDS:
         times = [k.recovery_s for k in kills if k.kind == kind]
@@ -260,8 +275,9 @@ def parse(argv: list[str]) -> Plan:
     parser.add_argument("--kills", type=int, default=10, help="kills of each kind")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--seed", type=int, default=24)
-    parser.add_argument("--broken-settle-key", action="store_true",
-                        help="workers whose settlement key is unique per call: the run must fail")
+    parser.add_argument("--broken-settle-key", choices=("key", "closure"), default="",
+                        help="workers whose settlement keys are unique per call (key), and its closure row too"
+                             " (closure): the run must fail")
     args = parser.parse_args(argv)
     return Plan(args.pieces, args.kills, args.workers, args.seed, args.broken_settle_key)
 

