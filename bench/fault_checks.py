@@ -35,6 +35,7 @@ class Verdict:
     settled: int = 0
     lost_replies: int = 0  # worker kills aimed between a settlement's commit and its reply
     double_payments: int = 0
+    double_platform_fees: int = 0
     lost_settlements: int = 0
     wrong_fees: int = 0
     duplicate_business_keys: int = 0
@@ -91,8 +92,8 @@ def check_money(run: Run, verdict: Verdict) -> None:
     paid = Counter(memo for memo, _, _ in fees)
     wanted = {p.content_id for p in run.pieces}
     verdict.settled = len(set(paid) & wanted)
-    verdict.double_payments = sum(n - 1 for n in paid.values()) + sum(
-        n - 1 for n in Counter(memo for (memo,) in platform).values())
+    verdict.double_payments = sum(n - 1 for n in paid.values())  # pieces' fees paid again
+    verdict.double_platform_fees = sum(n - 1 for n in Counter(memo for (memo,) in platform).values())
     verdict.lost_settlements = len(wanted - set(paid))
     verdict.wrong_fees = sum(1 for _, _, amount in fees if int(amount) != FEE_FEN)
     verdict.duplicate_business_keys = len(keys)
@@ -113,7 +114,8 @@ def check_money(run: Run, verdict: Verdict) -> None:
             conserved = False
             verdict.problems.append(f"task {task_id}: frozen {money['frozen_fen']} fen is not accounted for")
     verdict.conserved = conserved
-    for name, value in (("double payments", verdict.double_payments), ("lost settlements", verdict.lost_settlements),
+    for name, value in (("double payments", verdict.double_payments),
+                        ("platform fees charged twice", verdict.double_platform_fees), ("lost settlements", verdict.lost_settlements),
                         ("fees not at the price", verdict.wrong_fees), ("double refunds", verdict.double_refunds),
                         ("business keys posted twice", verdict.duplicate_business_keys),
                         ("pieces closed twice", sum(n - 1 for n in closed.values()))):

@@ -43,7 +43,6 @@ KINDS = ("worker", "temporal", "postgresql")
 PIECES_PER_TASK = 50
 CONVERSIONS_PER_PIECE = 3
 RECOVERY_TIMEOUT_S = 180
-LOST_REPLY_SHARE = 0.5  # of the worker kills, those aimed between a settlement's commit and its reply
 
 
 @dataclass
@@ -52,6 +51,7 @@ class Plan:
     kills: int = 10  # of each kind
     workers: int = 3
     seed: int = 24
+    lost_reply_share: float = 0.5  # of the worker kills, those aimed between a settlement's commit and its reply
     broken_settle_key: str = ""  # "", key or closure (bench/fault_worker.py)
 
 
@@ -88,14 +88,16 @@ class Run:
 
 
 def settled_count(run: Run, content_ids: list[str] | None = None) -> int:
-    """Settlements in the ledger (operations of the `settle:` keys), of all pieces or of `content_ids`."""
+    """Pieces paid in the ledger (a settlement fee posted for them, counted once however often), of all pieces or
+    of `content_ids`. Read from the postings, whose memo names the piece, not from the piece's closure row, so a
+    broken build that writes its rows under other names is still counted."""
     with run.adapters.db.transaction() as tx:
         if content_ids is None:
-            row = tx.fetchone("SELECT COUNT(*) FROM content_closures WHERE outcome = 'settled'")
+            row = tx.fetchone("SELECT COUNT(DISTINCT memo) FROM transfers WHERE kind = 'settle_fee'")
         else:
             marks = ",".join("?" * len(content_ids))
-            row = tx.fetchone(f"SELECT COUNT(*) FROM content_closures WHERE content_id IN ({marks})",
-                              tuple(content_ids))
+            row = tx.fetchone(f"SELECT COUNT(DISTINCT memo) FROM transfers WHERE kind = 'settle_fee'"
+                              f" AND memo IN ({marks})", tuple(content_ids))
     return int(row[0]) if row else 0
 
 
@@ -175,7 +177,7 @@ async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer
                     workers: Workers, probe_no: int) -> Kill:
     killed_at = time.monotonic()
     down = rng.uniform(0.2, 2.0)
-    if kind == "worker" and rng.random() < LOST_REPLY_SHARE:
+    if kind == "worker" and rng.random() < run.plan.lost_reply_share:
         # Aimed: the worker dies between a settlement's commit and its reply (a piece is started to be sure
         # one settles); the settlement runs again elsewhere.
         workers.arm_lost_reply()
@@ -279,7 +281,7 @@ def parse(argv: list[str]) -> Plan:
                         help="workers whose settlement keys are unique per call (key), and its closure row too"
                              " (closure): the run must fail")
     args = parser.parse_args(argv)
-    return Plan(args.pieces, args.kills, args.workers, args.seed, args.broken_settle_key)
+    return Plan(args.pieces, args.kills, args.workers, args.seed, broken_settle_key=args.broken_settle_key)
 
 
 async def main_async(plan: Plan) -> dict[str, Any]:

@@ -44,6 +44,18 @@ async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_pie
     assert verdict.conserved and verdict.stuck == [] and verdict.replay_failures == []
 
 
+@pytest.mark.timeout(300)
+async def test_am_12_broken_build_with_a_settlement_key_per_call_fails_the_fault_run(tmp_path: Path) -> None:
+    """The run must catch the bug it exists for: with the settlement's keys (and its closure row) unique per call
+    (bench/fault_worker.py, FAULTS_BROKEN_SETTLE_KEY=closure), the settlement retried after a lost reply pays the
+    piece again, and the run reports it and fails."""
+    plan = Plan(pieces=30, kills=1, workers=2, seed=SEED, lost_reply_share=1.0, broken_settle_key="closure")
+    verdict = await run_faults(plan, tmp_path)
+    assert verdict.lost_replies == 1
+    assert verdict.double_payments >= 1 and verdict.lost_settlements == 0
+    assert f"double payments: {verdict.double_payments}" in verdict.problems
+
+
 @pytest.fixture(name="postgres", scope="module")
 def postgres_fixture() -> Iterator[Postgres]:
     server = Postgres()
