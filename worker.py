@@ -393,6 +393,8 @@ async def serve(settings: Settings) -> None:
     env: WorkflowEnvironment | None = None
     codec_server: CodecServer | None = None
     if settings.address is None:
+        if stopped := config.reap_orphaned_dev_server(Path(settings.data_dir)):
+            log.warning("stopped the dev server a killed run left behind", pids=stopped)
         preflight_embedded(settings)
     else:
         try:

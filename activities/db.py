@@ -21,6 +21,12 @@ import structlog
 Dialect = Literal["sqlite", "postgresql"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL pool (README "Restarts and recovery"): idle connections kept per process (the worker's activity
+# threads borrow one per transaction), how long a new connection may take, and how many fresh connections a
+# transaction tries when BEGIN fails on the ones it gets (the server restarted under them).
+MAX_IDLE_CONNECTIONS = 32
+CONNECT_TIMEOUT_S = 5
+CONNECT_ATTEMPTS = 3
 
 
 class IntegrityError(Exception):
@@ -85,7 +91,8 @@ class Database:
         self.dsn = dsn
         self.dialect: Dialect = "postgresql" if _is_postgresql(dsn) else "sqlite"
         # SQLite: one connection shared by the threads of this process, one transaction at a time.
-        # PostgreSQL: a small pool; each transaction borrows a connection, so threads run in parallel.
+        # PostgreSQL: a small pool; each transaction borrows a connection, so threads run in parallel. Connections
+        # are health-checked when borrowed (BEGIN) and the pool is emptied when one is found dead.
         self._lock = threading.Lock()
         self._in_transaction = threading.local()
         self._idle: list[psycopg.Connection[Any]] = []
@@ -150,16 +157,54 @@ class Database:
 
     @contextmanager
     def _postgresql_transaction(self) -> Iterator[Tx]:
-        connection = self._borrow()
-        healthy = False
         try:
-            with connection.transaction(), connection.cursor() as cursor:
+            with self._pg_cursor() as cursor:
                 yield Tx(cursor, "postgresql")
-            healthy = True
         except psycopg.errors.IntegrityError as error:  # raised at COMMIT
             raise IntegrityError(str(error)) from error
+
+    @contextmanager
+    def _pg_cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor in one transaction on a pooled connection: committed on normal exit, rolled back on an error."""
+        connection, transaction = self._begin()
+        healthy = False
+        try:
+            try:
+                with connection.cursor() as cursor:
+                    yield cursor
+            except BaseException as error:
+                if not transaction.__exit__(type(error), error, error.__traceback__):
+                    raise
+            else:
+                transaction.__exit__(None, None, None)
+            healthy = True
+        except psycopg.OperationalError:
+            # The server went away (restart, failover, a killed backend): every idle connection of the pool is as
+            # dead as this one. The error propagates: an activity fails retryably and its retry, idempotent by its
+            # business key, runs on a fresh connection (whether this COMMIT landed or not).
+            self._discard_idle()
+            raise
         finally:
             self._give_back(connection, healthy or connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+
+    def _begin(self) -> tuple[psycopg.Connection[Any], psycopg.Transaction]:
+        """A pooled connection with a transaction begun on it. BEGIN is the health check: a connection that fails
+        it (its server restarted since it was last used) is dropped with the rest of the idle pool and a fresh one
+        is tried; nothing of the caller's has run yet, so this retry is safe. A server that refuses new connections
+        raises psycopg.OperationalError (retryable) after CONNECT_ATTEMPTS."""
+        for attempt in range(CONNECT_ATTEMPTS):
+            connection = self._borrow()
+            transaction = connection.transaction()
+            try:
+                transaction.__enter__()
+            except psycopg.OperationalError:
+                connection.close()
+                self._discard_idle()
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                continue
+            return connection, transaction
+        raise AssertionError("unreachable")
 
     def _borrow(self) -> psycopg.Connection[Any]:
         with self._lock:
@@ -167,13 +212,21 @@ class Database:
                 connection = self._idle.pop()
                 if not connection.closed and not connection.broken:
                     return connection
-        return psycopg.connect(self.dsn, autocommit=True)
+                connection.close()
+        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
 
     def _give_back(self, connection: psycopg.Connection[Any], reusable: bool) -> None:
         if reusable and not connection.closed and not connection.broken:
             with self._lock:
-                self._idle.append(connection)
-        else:
+                if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                    self._idle.append(connection)
+                    return
+        connection.close()
+
+    def _discard_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
             connection.close()
 
     def ensure_schema(self, ddl_sqlite: str, ddl_postgresql: str) -> None:
@@ -183,14 +236,10 @@ class Database:
                 for statement in _split_sql(ddl_sqlite):
                     tx.execute(statement)
             return
-        connection = self._borrow()
-        try:
-            with connection.transaction(), connection.cursor() as cursor:
-                # Two workers starting at once would race on the catalog; one schema change at a time.
-                cursor.execute("SELECT pg_advisory_xact_lock(7316001)")
-                cursor.execute(ddl_postgresql.encode())  # bytes: no placeholder parsing, several statements
-        finally:
-            self._give_back(connection, not connection.broken)
+        with self._pg_cursor() as cursor:
+            # Two workers starting at once would race on the catalog; one schema change at a time.
+            cursor.execute("SELECT pg_advisory_xact_lock(7316001)")
+            cursor.execute(ddl_postgresql.encode())  # bytes: no placeholder parsing, several statements
 
     def checkpoint(self) -> None:
         """SQLite: copies the write-ahead log into the database file and truncates it, so that page images of

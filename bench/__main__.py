@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [phase ...]`, `python -m bench scale [--pieces N --conversions M]` and
-`python -m bench drain [--mounts N]`.
+`python -m bench drain [--mounts N]`,
+`python -m bench faults [--pieces N --kills K --workers W --seed S --broken-settle-key]` (bench/faults.py).
 
 Phases: publish, mount, ingest, settle, xingguang (Temporal, project vs bare on the same server), ledger (SQLite and
 PostgreSQL postings vs plain inserts). Results: bench/results/<date>-<phase>.json (quick runs: <date>-<phase>-quick).
@@ -100,7 +101,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["faults"]:  # its own options (bench/faults.py)
+        from bench.faults import main as run_faults
+
+        started = time.monotonic()
+        code = run_faults(arguments[1:])
+        print(f"wall time {time.monotonic() - started:.0f} s", flush=True)
+        raise SystemExit(code)
+    args = parse(arguments)
     started = time.monotonic()
     if "scale" in args.phases:
         from bench.scale import run_scale

@@ -13,10 +13,13 @@ a ledger made by mistake in the wrong place looks like a working one and silentl
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import signal
 import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -195,3 +198,43 @@ def embedded_run_obstacles(data: Path, ports: Mapping[str, int]) -> list[str]:
         obstacles.append("taken: " + ", ".join(taken) + "; stop what listens there or choose other ports "
                          "(TEMPORAL_PORT, TEMPORAL_UI_PORT, PAYLOAD_CODEC_PORT, METRICS_PORT)")
     return obstacles
+
+
+def reap_orphaned_dev_server(data: Path) -> list[int]:
+    """The embedded dev server outlives a worker killed with SIGKILL (a child process the SDK starts, not told of
+    its parent's death) and keeps the ports and the file database: the next `python worker.py` would refuse to
+    start. When the run recorded in `data`'s state file is dead, its dev server (the `temporal server start-dev`
+    on `data`'s temporal.db) is killed here, so the run restarts on its own file and its workflows continue from
+    there. Linux (/proc) only; returns the pids killed."""
+    state = read_state({DATA_DIR_ENV: str(data)})
+    if state is None or state.running():
+        return []
+    database = str((data / "temporal.db").resolve())
+    killed = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = entry.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "start-dev" in args and (f"--db-filename={database}" in args or any(
+                a == "--db-filename" and b == database for a, b in itertools.pairwise(args))):
+            try:
+                os.kill(int(entry.parent.name), signal.SIGKILL)
+                killed.append(int(entry.parent.name))
+            except ProcessLookupError:
+                continue
+    deadline = time.monotonic() + 10
+    while killed and time.monotonic() < deadline and any(_alive(pid) for pid in killed):
+        time.sleep(0.05)  # gone before the ports are checked
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    """Not yet fully exited: a killed multi-threaded process closes its sockets only when its last thread has
+    gone, which may be after its main thread shows as a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        threads = sum(1 for _ in Path(f"/proc/{pid}/task").iterdir())
+    except (OSError, IndexError):
+        return Path(f"/proc/{pid}").exists()
+    return not (state in ("Z", "X") and threads <= 1)
