@@ -51,8 +51,9 @@ class RunLength:
     Construct it in the workflow's run method: runs started before SUGGESTION_OUTSIDE_PREDICATES_PATCH keep reading
     the suggestion in their predicates (`legacy`), so that their histories replay as they were made."""
 
-    def __init__(self, bound: int = MAX_MESSAGES_PER_RUN) -> None:
-        self.bound = bound
+    def __init__(self, bound: int | None = None) -> None:
+        # The module's bound is read here, not at import: tests lower it to reach it with a few messages.
+        self.bound = MAX_MESSAGES_PER_RUN if bound is None else bound
         self.legacy = not workflow.patched(SUGGESTION_OUTSIDE_PREDICATES_PATCH)
 
     def reached(self, messages_this_run: int) -> bool:
