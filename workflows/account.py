@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows import metrics
-from workflows.common import RunLength, stage_attributes, until
+from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
 from workflows.escalation import Stalls
 from workflows.privacy_common import call, working_days_after
 
@@ -120,9 +120,8 @@ class AccountWorkflow:
                            f"{business_time(workflow.now() + OBLIGATIONS_RECHECK)}")
                 await self._sleep_until(workflow.now() + OBLIGATIONS_RECHECK, "re-check open tasks")
             if self._run_length.due(s.messages_this_run):
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(c.AccountInput(account_id=s.account_id, party=s.party,
-                                                        opened_at=s.opened_at, carried_state=s))
+                await continue_as_new_when_handlers_done(lambda: c.AccountInput(
+                    account_id=s.account_id, party=s.party, opened_at=s.opened_at, carried_state=s))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair
@@ -51,8 +53,9 @@ class RunLength:
     Construct it in the workflow's run method: runs started before SUGGESTION_OUTSIDE_PREDICATES_PATCH keep reading
     the suggestion in their predicates (`legacy`), so that their histories replay as they were made."""
 
-    def __init__(self, bound: int = MAX_MESSAGES_PER_RUN) -> None:
-        self.bound = bound
+    def __init__(self, bound: int | None = None) -> None:
+        # The module's bound is read here, not at import: tests lower it to reach it with a few messages.
+        self.bound = MAX_MESSAGES_PER_RUN if bound is None else bound
         self.legacy = not workflow.patched(SUGGESTION_OUTSIDE_PREDICATES_PATCH)
 
     def reached(self, messages_this_run: int) -> bool:
@@ -65,6 +68,25 @@ class RunLength:
         """For straight-line code (e.g. right after a wait returned): the count, or the server's suggestion."""
         return messages_this_run >= self.bound or workflow.info().is_continue_as_new_suggested()
 
+
+# Runs that record this marker do their pending work before waiting for handlers, and continue as new right after
+# the wait; older runs ran it between the two (and replay so).
+HANDLERS_THEN_CONTINUE_PATCH = "continue-as-new-right-after-handlers-finish"
+
+
+async def continue_as_new_when_handlers_done(
+        carry: Callable[[], object], pending_work: Callable[[], Awaitable[None]] | None = None) -> NoReturn:
+    """Continue as new once every signal and update handler has finished, with no await in between: an await
+    there would let a new update in, and the run would close under it (its caller gets "workflow execution
+    already completed", its change is lost). `pending_work` (activities) runs before the wait; what arrives
+    during it or during the wait stays in the state that `carry()` (called after the wait) hands to the next run."""
+    legacy = pending_work is not None and not workflow.patched(HANDLERS_THEN_CONTINUE_PATCH)
+    if pending_work is not None and not legacy:
+        await pending_work()
+    await workflow.wait_condition(workflow.all_handlers_finished)
+    if pending_work is not None and legacy:
+        await pending_work()
+    workflow.continue_as_new(carry())
 
 
 def until(instant: datetime) -> timedelta:

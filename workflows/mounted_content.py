@@ -43,7 +43,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.fees import platform_fee
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
+from workflows.common import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    RunLength,
+    continue_as_new_when_handlers_done,
+    stage_attributes,
+    until,
+)
 from workflows.content_disputes import DisputesAndHolds
 from workflows.content_freezes import CountingFreezes
 from workflows.escalation import Stalls
@@ -404,10 +411,11 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
     async def _continue_as_new_if_due(self) -> None:
         if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and (
                 self._run_length.due(self.s.messages_this_run)):
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._apply_pending_work()
-            self.s.messages_this_run = 0
-            workflow.continue_as_new(self._carry())
+            def carry() -> c.MountedContentInput:
+                self.s.messages_this_run = 0
+                return self._carry()  # pending_accrual and the batches travel in the state
+
+            await continue_as_new_when_handlers_done(carry, self._apply_pending_work)
 
     def _carry(self) -> c.MountedContentInput:
         s = self.s

@@ -36,7 +36,14 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.case_effects import CaseEffects
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
+from workflows.common import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    RunLength,
+    continue_as_new_when_handlers_done,
+    stage_attributes,
+    until,
+)
 from workflows.deadlines import working_days_deadline
 from workflows.escalation import Stalls
 
@@ -86,15 +93,18 @@ class ViolationCaseWorkflow(CaseEffects):
             self._show()
             await self._wait_for_change_or(s.next_deadline_at)
             if self._run_length.due(s.messages_this_run):
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                s.messages_this_run = 0
-                workflow.continue_as_new(c.ViolationCaseInput(
-                    case_id=s.case_id, party_kind=s.party_kind, party_id=s.party_id, notice_at=s.notice_at,
-                    violation=s.violation, penalties=input.penalties, issued_by=s.issued_by, carried_state=s))
+                await continue_as_new_when_handlers_done(lambda: self._carry(input))
         self._show()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return c.ViolationCaseResult(case_id=s.case_id, stage=s.stage, penalties=s.penalties, appeal=s.appeal,
                                      deducted_fen=sum(p.deducted_fen for p in s.penalties), closed_at=workflow.now())
+
+    def _carry(self, input: c.ViolationCaseInput) -> c.ViolationCaseInput:
+        s = self.s
+        s.messages_this_run = 0
+        return c.ViolationCaseInput(
+            case_id=s.case_id, party_kind=s.party_kind, party_id=s.party_id, notice_at=s.notice_at,
+            violation=s.violation, penalties=input.penalties, issued_by=s.issued_by, carried_state=s)
 
     async def _wait_for_change_or(self, deadline: datetime | None) -> None:
         s = self.s

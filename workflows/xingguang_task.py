@@ -32,7 +32,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_windows import changes_due_at, pause_notice_problems
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
+from workflows.common import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    RunLength,
+    continue_as_new_when_handlers_done,
+    stage_attributes,
+    until,
+)
 from workflows.escalation import Stalls
 from workflows.xingguang_claims import ClaimMessages
 from workflows.xingguang_money_steps import MoneySteps
@@ -380,10 +387,11 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
     # ---------------------------------------------------------------- internals
     async def _continue_as_new_if_due(self) -> None:
         if self._run_length.due(self.s.messages_this_run):
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._apply_data()
-            self.s.messages_this_run = 0
-            workflow.continue_as_new(c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s))
+            def carry() -> c.XingguangTaskInput:
+                self.s.messages_this_run = 0
+                return c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s)  # with pending batches
+
+            await continue_as_new_when_handlers_done(carry, self._apply_data)
 
     def _status(self) -> c.TaskStatus:
         s = self.s
