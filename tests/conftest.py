@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from starter import client as starter_client
 from starter.codec import KeyRing, codec_data_converter
 from tests.ledger_fixtures import postgresql_server_dsn_fixture  # noqa: F401  (one PostgreSQL server per session)
 from worker import Adapters, build_worker
@@ -165,6 +166,8 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     config = env.client.config()
     config["interceptors"] = [*config["interceptors"], started]
     client = Client(**config)
+    # Tasks keep their register of pieces and creators in this test's ledger database: task_state reads it there.
+    starter_client.fill_register_from(adapters.db)
     async with build_worker(client, task_queue, adapters, replace_activities=replacements):
         context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
         yield context
