@@ -1,0 +1,47 @@
+"""What `python -m bench scale` measures besides money (issue 21): the task's `state` answer in bytes, the slowest
+workflow task of a run, and the worker shape (one worker with both roles, or one per role on the same queue)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.common import RawValue
+
+from worker import Adapters, WorkerTuning, build_worker
+from workflows.contract.names import mount_task_id
+
+_TASK_ENDS = (EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+              EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+
+
+async def state_answer_bytes(client: Client, task_id: str) -> int:
+    """The size of the task's `state` answer as the server returns it (the payload, before decoding)."""
+    raw = await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=RawValue)
+    return int(raw.payload.ByteSize())
+
+
+def slowest_workflow_task_ms(events: Sequence[Any]) -> int:
+    """The longest from a workflow task's start to its end (completed, failed or timed out), by the server's clock."""
+    slowest, started = 0.0, None
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            started = event.event_time.ToDatetime()
+        elif event.event_type in _TASK_ENDS and started is not None:
+            slowest = max(slowest, (event.event_time.ToDatetime() - started).total_seconds() * 1000)
+            started = None
+    return round(slowest)
+
+
+@asynccontextmanager
+async def workers(client: Client, queue: str, adapters: Adapters, tuning: WorkerTuning, shape: str
+                  ) -> AsyncIterator[None]:
+    """`one`: the project's worker with both roles; `split`: a workflows-only and an activities-only worker."""
+    roles = ["both"] if shape == "one" else ["workflows", "activities"]
+    async with AsyncExitStack() as stack:
+        for role in roles:
+            await stack.enter_async_context(build_worker(client, queue, adapters, tuning=tuning, role=role))
+        yield
