@@ -5,13 +5,15 @@ a workflows-only and an activities-only worker on one queue take a task to its r
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 
 from activities.task_register import TaskRegister
 from starter import client as api
 from starter.client import Refused
+from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import (
     DAY,
@@ -26,8 +28,11 @@ from tests.helpers import (
 from worker import build_worker
 from workflows.contract import mount_task as mt
 from workflows.contract.names import mount_task_id
+from workflows.mount_task import MountTaskWorkflow
+from workflows.mounted_content import MountedContentWorkflow
 
 STATE_LIMIT = 64 * 1024
+REPLAYER = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
 
 
 async def state_bytes(client: Client, task: str) -> tuple[mt.MountTaskState, int]:
@@ -123,3 +128,37 @@ class TestWorkerRoles:
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 60_000 - 3_300
         money = assert_conservation(ctx.a, task)
         assert money["paid_to_creators_fen"] == 3_000
+
+
+class TestAM13RegisterHistoryReplays:
+    """The register path's own history (patch task-register-in-database): joins, a repeated and a conflicting
+    report, a revocation of one piece and of all, a piece settled and the rest refunded. Recorded with
+    RECORD_REGISTER_HISTORIES=1 to tests/histories/mount-task-register-in-database.json; the checked-in file
+    replays against the current code."""
+
+    async def test_am_13_register_in_the_database_history_replays(self, ctx: Ctx) -> None:
+        task = f"t-reg-{ctx.uid}"
+        await published_task(ctx, task, budget_fen=50_000, balance_fen=60_000, days=2)
+        for who in ("cr-1", "cr-2"):
+            creator(ctx.a, who)
+            await api.join(ctx.client, task, who)
+        now = await business_now(ctx)
+        await mount(ctx, task, "kept", "cr-1", now)
+        await mount(ctx, task, "kept", "cr-1", now)
+        await mount(ctx, task, "gone", "cr-1", now)
+        await mount(ctx, task, "other", "cr-2", now)
+        with pytest.raises(Refused):
+            await mount(ctx, task, "kept", "cr-2", now)
+        await convert(ctx, task, "kept", "e1", 10, now + DAY / 4)
+        await api.revoke_content(ctx.client, task, "cr-1", "gone")
+        await api.revoke_all(ctx.client, task, "cr-2")
+        result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+        assert result.paid_to_creators_fen == 1_000 and result.refunded_fen == 55_000 - 1_100
+        assert_conservation(ctx.a, task)
+        await rh.replay_and_maybe_record(REPLAYER, {
+            "mount-task-register-in-database": await rh.history_json(ctx.client, mount_task_id(task))},
+            "RECORD_REGISTER_HISTORIES")
+
+    @pytest.mark.parametrize("path", rh.checked_in("mount-task-register"), ids=lambda p: p.stem)
+    async def test_am_13_checked_in_register_history_replays(self, path: Path) -> None:
+        await REPLAYER.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8")))
