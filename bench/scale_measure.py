@@ -3,13 +3,16 @@ workflow task of a run, and the worker shape (one worker with both roles, or one
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.common import RawValue
+from temporalio.service import RPCError
 
 from worker import Adapters, WorkerTuning, build_worker
 from workflows.contract.names import mount_task_id
@@ -18,10 +21,18 @@ _TASK_ENDS = (EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE
               EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
 
 
-async def state_answer_bytes(client: Client, task_id: str) -> int:
-    """The size of the task's `state` answer as the server returns it (the payload, before decoding)."""
-    raw = await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=RawValue)
-    return int(raw.payload.ByteSize())
+async def state_answer_bytes(client: Client, task_id: str) -> int | None:
+    """The size of the task's `state` answer as the server returns it (the payload, before decoding). None when it
+    was not answered in three tries: a query waits in the task queue behind the pieces' workflow tasks, and under
+    a wave of conversions on 2 shared cores that took longer than the RPC's deadline."""
+    for _ in range(3):
+        try:
+            raw = await client.get_workflow_handle(mount_task_id(task_id)).query(
+                "state", result_type=RawValue, rpc_timeout=timedelta(seconds=60))
+            return int(raw.payload.ByteSize())
+        except RPCError:
+            await asyncio.sleep(5)
+    return None
 
 
 def slowest_workflow_task_ms(events: Sequence[Any]) -> int:
