@@ -254,7 +254,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
         *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
-        *TaskRegisterActivities(task_register := TaskRegister(adapters.db)).all(),
+        *TaskRegisterActivities(task_register := TaskRegister(adapters.db), adapters.directory).all(),
         RegisterFanout(task_register, fanout).signal_open_pieces,
     ]
     by_name = {activity_name(fn): fn for fn in activities}

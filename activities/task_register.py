@@ -82,14 +82,20 @@ class CreatorFound(BaseModel):
     entry: c.CreatorEntry | None
 
 
-class JoinRecord(BaseModel):
-    task_id: str
-    entry: c.CreatorEntry
-
-
 class Joined(BaseModel):
-    entry: c.CreatorEntry
-    already_joined: bool
+    entry: c.CreatorEntry | None  # None: refused
+    already_joined: bool = False
+    refusal_kind: str | None = None  # "ValueError" (the period is closed, as the validator said) or "JoinRefused"
+    reasons: list[str] = []
+
+
+class JoinCreator(BaseModel):
+    """AM-4, AM-5 in one local activity: `period_closed`, the task's refusal of a new join at `now` (None: open)."""
+
+    task_id: str
+    creator_id: str
+    now: datetime
+    period_closed: str | None
 
 
 class PieceLookup(BaseModel):
@@ -108,6 +114,25 @@ class MountRecord(BaseModel):
     content_id: str
     creator_id: str
     mounted_at: datetime
+
+
+class AcceptMount(BaseModel):
+    """AM-6 in one local activity: the task as it is (a summary: its register is here), the report, and what the
+    run decided (the workflow clock, late reports accepted, R-12 penalties checked)."""
+
+    state: c.MountTaskState
+    request: c.ReportMountRequest
+    now: datetime
+    late_reports: bool
+    clock_skew_seconds: float
+    check_penalties: bool
+
+
+class MountAnswer(BaseModel):
+    piece: RegisteredPiece | None = None  # the piece recorded under this content id (before, or by this call)
+    existed: bool = False  # recorded before this call
+    creator: c.CreatorEntry | None = None  # the reporting creator's entry
+    refusals: list[str] = []
 
 
 class RevokeOne(BaseModel):
@@ -260,6 +285,48 @@ class TaskRegister:
         assert found is not None
         return found
 
+    def accept_mount(self, asked: AcceptMount, directory: Any) -> MountAnswer:
+        """AM-6 and R-12 as MountTaskWorkflow decided them with the register in its state (mount_reports.
+        mount_refusals, task_penalties), asked here in one call: a mount costs the task one marker event, as the
+        penalty look-up alone did before. A content id already recorded is answered with its piece (the handler
+        answers a repeat, or refuses a conflicting report); refusals record nothing."""
+        from workflows.mount_reports import mount_refusals
+        from workflows.rules.eligibility import creator_penalty_refusals
+
+        task_id, request = asked.state.task_id, asked.request
+        with self.db.transaction() as tx:
+            found = self.piece(tx, task_id, request.content_id)
+            entry = self.creator(tx, task_id, request.creator_id)
+        if found is not None:
+            return MountAnswer(piece=found, existed=True, creator=entry)
+        reasons = mount_refusals(asked.state, request, asked.now, late_reports=asked.late_reports,
+                                 clock_skew=timedelta(seconds=asked.clock_skew_seconds), entry=entry)
+        if not reasons and asked.check_penalties:
+            reasons = creator_penalty_refusals(directory.creator(request.creator_id), task_id)
+        if reasons:
+            return MountAnswer(creator=entry, refusals=reasons)
+        piece = self.mount(MountRecord(task_id=task_id, content_id=request.content_id, creator_id=request.creator_id,
+                                       mounted_at=request.mounted_at))
+        return MountAnswer(piece=piece, creator=entry)
+
+    def join_creator(self, asked: JoinCreator, directory: Any) -> Joined:
+        """A creator who joined and has not revoked is answered as joined (AM-5); otherwise the period must be open
+        and the directory's facts allow it (AM-4, eligibility.creator_join_refusals), and the creator joins with
+        the payee account the facts name."""
+        from workflows.rules.eligibility import creator_join_refusals, payee_account
+
+        with self.db.transaction() as tx:
+            entry = self.creator(tx, asked.task_id, asked.creator_id)
+        if entry is not None and entry.authorization_in_force:
+            return Joined(entry=entry, already_joined=True)
+        if asked.period_closed is not None:
+            return Joined(entry=None, refusal_kind="ValueError", reasons=[asked.period_closed])
+        facts = directory.creator(asked.creator_id)
+        if reasons := creator_join_refusals(facts, asked.task_id):
+            return Joined(entry=None, refusal_kind="JoinRefused", reasons=reasons)
+        return self.join(asked.task_id, c.CreatorEntry(creator_id=asked.creator_id, payee_account=payee_account(facts),
+                                                       joined_at=asked.now))
+
     def revoke_content(self, request: RevokeOne) -> RegisteredPiece | None:
         """AM-14: the piece is unmounted at `revoked_at` unless it was already (then its first instant stands)."""
         with self.db.transaction() as tx:
@@ -331,8 +398,9 @@ class TaskRegister:
 class TaskRegisterActivities:
     """Called by MountTaskWorkflow as local activities (one marker event each, no round trip to the server)."""
 
-    def __init__(self, register: TaskRegister) -> None:
+    def __init__(self, register: TaskRegister, directory: Any) -> None:
         self.register = register
+        self.directory = directory  # activities.directory.Directory: R-12 penalties of a reporting creator
 
     @activity.defn(name="task_register.creator")
     def creator(self, request: CreatorLookup) -> CreatorFound:
@@ -347,13 +415,13 @@ class TaskRegisterActivities:
                        if request.creator_id is not None else None)
         return PieceFound(piece=piece, creator=creator)
 
-    @activity.defn(name="task_register.join")
-    def join(self, request: JoinRecord) -> Joined:
-        return self.register.join(request.task_id, request.entry)
+    @activity.defn(name="task_register.join_creator")
+    def join_creator(self, request: JoinCreator) -> Joined:
+        return self.register.join_creator(request, self.directory)
 
-    @activity.defn(name="task_register.mount")
-    def mount(self, request: MountRecord) -> RegisteredPiece:
-        return self.register.mount(request)
+    @activity.defn(name="task_register.accept_mount")
+    def accept_mount(self, request: AcceptMount) -> MountAnswer:
+        return self.register.accept_mount(request, self.directory)
 
     @activity.defn(name="task_register.revoke_content")
     def revoke_content(self, request: RevokeOne) -> PieceFound:
@@ -372,7 +440,7 @@ class TaskRegisterActivities:
         return self.register.windows(request)
 
     def all(self) -> list[Any]:
-        return [self.creator, self.piece, self.join, self.mount, self.revoke_content, self.revoke_creator,
+        return [self.creator, self.piece, self.join_creator, self.accept_mount, self.revoke_content, self.revoke_creator,
                 self.withdraw_removal, self.windows]
 
 

@@ -60,7 +60,7 @@ from workflows.mount_reports import (
     unmount_refused,
     wait_for_late_mounts,
 )
-from workflows.task_penalties import PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
+from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
@@ -269,31 +269,18 @@ class MountTaskWorkflow(TaskPenalties):
                             payee_account=entry.payee_account)
 
     async def _join_in_register(self, request: c.JoinRequest) -> c.JoinResult:
-        """AM-4, AM-5 with the register in the database: the validator's refusal is made here, after the register
-        said whether the creator already joined (joining twice is answered, even after the period)."""
+        """AM-4, AM-5 with the register in the database, in one local activity: a creator who joined is answered
+        (even after the period); otherwise the validator's refusal (period closed) and JoinRefused are made there."""
         s = self.s
-        entry = await reg.creator(s, request.creator_id)
-        if entry is None or not entry.authorization_in_force:
-            if problem := self._period_closed_problem("join"):
-                raise reg.unchanged_refusal(problem)
-            facts = await workflow.execute_activity(
-                "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
-            if reasons := creator_join_refusals(facts, s.task_id):
-                raise refused("JoinRefused", reasons)
-            if problem := self._period_closed_problem("join"):
-                raise refused("JoinRefused", [problem])
-            joined = await reg.join(s, c.CreatorEntry(creator_id=request.creator_id,
-                                                      payee_account=payee_account(facts), joined_at=workflow.now()))
-            entry = joined.entry
-            if not joined.already_joined:
-                s.messages_this_run += 1
-            already = joined.already_joined
-        else:
-            already = True
-        return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=already,
-                            payee_account=entry.payee_account)
+        joined = await reg.join(s, request.creator_id, self._period_closed_problem("join"))
+        if joined.entry is None:
+            if joined.refusal_kind == "ValueError":
+                raise reg.unchanged_refusal(joined.reasons[0])
+            raise refused("JoinRefused", joined.reasons)
+        if not joined.already_joined:
+            s.messages_this_run += 1
+        return c.JoinResult(creator_id=joined.entry.creator_id, joined_at=joined.entry.joined_at,
+                            already_joined=joined.already_joined, payee_account=joined.entry.payee_account)
 
     @join.validator
     def validate_join(self, request: c.JoinRequest) -> None:
@@ -357,28 +344,23 @@ class MountTaskWorkflow(TaskPenalties):
     async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
         """AM-6 with the register in the database (workflows/task_register.py)."""
         s = self.s
-        found = await reg.piece(s, request.content_id, request.creator_id)
-        registered = found.piece
-        late = registered is None and s.stage is c.TaskStage.ENDED
-        if registered is None:
-            if reasons := mount_refusals(s, request, workflow.now(), late_reports=self._late_mounts,
-                                         clock_skew=MOUNT_CLOCK_SKEW, entry=found.creator):
-                s.messages_this_run += 1
-                await unmount_refused(s.task_id, request, reasons)  # AM-6 reading: the refused component comes down
-                raise refused(MOUNT_REFUSED, reasons)
-            if reasons := await self._penalty_refusals(request):  # R-12 (task_penalties.py)
-                s.messages_this_run += 1
-                await unmount_refused(s.task_id, request, reasons)
-                raise refused(MOUNT_REFUSED, reasons)
-            registered, new = await reg.mount(s, request)
-            if new:
-                s.messages_this_run += 1
-                metrics.piece_mounted("mount", request.content_id)
+        answer, new = await reg.accept_mount(s, request, late_reports=self._late_mounts, clock_skew=MOUNT_CLOCK_SKEW,
+                                             check_penalties=workflow.patched(MOUNT_PENALTY_PATCH))
+        if answer.refusals:  # AM-6 (mount_reports.py) or R-12 (task_penalties.py), as the register answered them
+            s.messages_this_run += 1
+            await unmount_refused(s.task_id, request, answer.refusals)  # AM-6 reading: the component comes down
+            raise refused(MOUNT_REFUSED, answer.refusals)
+        registered = answer.piece
+        assert registered is not None
+        late = not answer.existed and s.stage is c.TaskStage.ENDED
+        if new:
+            s.messages_this_run += 1
+            metrics.piece_mounted("mount", request.content_id)
         if problem := reg.conflict(s, request, registered.piece):
             raise problem  # mounted meanwhile for another creator or instant: the accepted one stays up
         assert s.period_end_at is not None and s.client_id is not None and s.request is not None
         assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
-        assert found.creator is not None
+        assert answer.creator is not None
         piece = registered.piece
         if isinstance(self._looks, reg.RegisterLooks):  # the run's loop looks once this piece's window closes
             look_at = self._looks.add(piece.mounted_at) + LOOK_AFTER
@@ -386,7 +368,7 @@ class MountTaskWorkflow(TaskPenalties):
                 self._look_at, self._look_moved = look_at, True
         content_input = MountedContentInput(
             task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
-            payee_account=found.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
+            payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
             mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
         started = await workflow.execute_activity(

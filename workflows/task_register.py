@@ -18,12 +18,13 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.task_register import (
+        AcceptMount,
         CreatorFound,
         CreatorLookup,
         CreatorRevoked,
+        JoinCreator,
         Joined,
-        JoinRecord,
-        MountRecord,
+        MountAnswer,
         PieceFound,
         PieceLookup,
         RegisteredPiece,
@@ -63,9 +64,11 @@ async def creator(s: c.MountTaskState, creator_id: str) -> c.CreatorEntry | None
     return found.entry
 
 
-async def join(s: c.MountTaskState, entry: c.CreatorEntry) -> Joined:
-    joined: Joined = await _local("task_register.join", JoinRecord(task_id=s.task_id, entry=entry), Joined)
-    if not joined.already_joined:
+async def join(s: c.MountTaskState, creator_id: str, period_closed: str | None) -> Joined:
+    """AM-4, AM-5: the register's answer (joined, joined before, or refused with its kind and reasons)."""
+    joined: Joined = await _local("task_register.join_creator", JoinCreator(
+        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), period_closed=period_closed), Joined)
+    if joined.entry is not None and not joined.already_joined:
         s.creators_joined += 1
     return joined
 
@@ -78,12 +81,14 @@ async def piece(s: c.MountTaskState, content_id: str, creator_id: str | None = N
     return found
 
 
-async def mount(s: c.MountTaskState, request: c.ReportMountRequest) -> tuple[RegisteredPiece, bool]:
-    """The piece as the register has it (this mount, or one recorded first), and whether it is new to the task."""
-    registered: RegisteredPiece = await _local("task_register.mount", MountRecord(
-        task_id=s.task_id, content_id=request.content_id, creator_id=request.creator_id,
-        mounted_at=request.mounted_at), RegisteredPiece)
-    return registered, count(s, registered)
+async def accept_mount(s: c.MountTaskState, request: c.ReportMountRequest, *, late_reports: bool,
+                       clock_skew: timedelta, check_penalties: bool) -> tuple[MountAnswer, bool]:
+    """The register's answer to a report (the piece recorded, or every refusal), and whether the piece is new to
+    the task (counted now)."""
+    answer: MountAnswer = await _local("task_register.accept_mount", AcceptMount(
+        state=s, request=request, now=workflow.now(), late_reports=late_reports,
+        clock_skew_seconds=clock_skew.total_seconds(), check_penalties=check_penalties), MountAnswer)
+    return answer, answer.piece is not None and count(s, answer.piece)
 
 
 def count(s: c.MountTaskState, registered: RegisteredPiece) -> bool:
