@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -52,6 +52,9 @@ R = TypeVar("R", bound=BaseModel)
 # can drain; the call is sent again with backoff (from 50 ms, doubling, at most 1 s apart) and reaches the new run.
 # After this long the refusal is raised as Refused(CONTINUE_AS_NEW_DUE).
 DRAIN_RETRY_SECONDS = 60.0
+
+
+TASK_WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
 class Refused(Exception):
@@ -105,6 +108,10 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
         search_attributes=TypedSearchAttributes([SearchAttributePair(SA.TASK_ID, request.task_id),
                                                  SearchAttributePair(SA.CLIENT_ID, request.client_id)]),
         static_summary=f"authorized-mount task {request.task_id}",
+        # A task's run holds up to ~7,500 events (mount_task.TASK_MESSAGES_PER_RUN): when its cached copy is lost (a
+        # workflow task failed, e.g. a signal arrived as it continued as new) the worker replays it whole, which
+        # took over the default 10 s on 2 loaded cores, again at every attempt (issue 21 scale run, 2026-12-04).
+        task_timeout=TASK_WORKFLOW_TASK_TIMEOUT,
     )
     try:
         return await client.execute_update_with_start_workflow(

@@ -164,6 +164,7 @@ export class XingtuClient {
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       typedSearchAttributes: options.searchAttributes,
       staticSummary: options.staticSummary,
+      workflowTaskTimeout: '60s', // as starter/client.py TASK_WORKFLOW_TASK_TIMEOUT: a long run replayed whole
     });
     try {
       const answer = await this.client.workflow.executeUpdateWithStart(update, { args: [checked], startWorkflowOperation });
