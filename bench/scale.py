@@ -216,7 +216,7 @@ async def history_of(client: Client, workflow_id: str) -> list[dict[str, Any]]:
         first = events[0].workflow_execution_started_event_attributes
         start_bytes = sum(p.ByteSize() for p in first.input.payloads)
         runs.append({"run_id": run_id, "events": len(events), "bytes": sum(e.ByteSize() for e in events),
-                     "start_input_bytes": start_bytes, "slowest_workflow_task_ms": slowest_workflow_task_ms(events)})
+                     "start_input_bytes": start_bytes, "slowest_workflow_task": slowest_workflow_task_ms(events)})
         if not first.continued_execution_run_id:
             return runs
         run_id = first.continued_execution_run_id
@@ -247,7 +247,11 @@ async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     report["seconds_per_piece"] = round(report["wall_seconds"] / args.pieces, 4)
     task_runs = report.get("task_runs", [])
     report["task_largest_carried_state_bytes"] = max((r["start_input_bytes"] for r in task_runs), default=0)
-    report["task_slowest_workflow_task_ms"] = max((r["slowest_workflow_task_ms"] for r in task_runs), default=0)
+    report["task_slowest_workflow_task_ms"] = max((r["slowest_workflow_task"]["ms"] for r in task_runs), default=0)
+    report["task_slowest_workflow_task_ms_not_after_a_failure"] = max(
+        (r["slowest_workflow_task"]["ms_not_after_a_failure"] for r in task_runs), default=0)
+    report["task_workflow_tasks_failed_or_timed_out"] = sum(
+        r["slowest_workflow_task"]["failed_or_timed_out"] for r in task_runs)
     name = "scale" if args.pieces == 10_000 and args.conversions == 1_000_000 else (
         f"scale-{args.pieces}p-{args.conversions}c")
     path = write_result(args.out, name, report)
@@ -387,7 +391,8 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     for key in ("plan", "money", "counted_conversions", "money_check_exact", "largest_history_events",
                 "largest_history_bytes", "largest_start_input_bytes", "continue_as_new", "runs_over_10240_events",
                 "wall_seconds", "seconds_per_piece", "task_largest_carried_state_bytes", "task_state_answer_bytes_max",
-                "task_slowest_workflow_task_ms", "peak_rss_mib_bench_process", "workers"):
+                "task_slowest_workflow_task_ms", "task_slowest_workflow_task_ms_not_after_a_failure",
+                "task_workflow_tasks_failed_or_timed_out", "peak_rss_mib_bench_process", "workers"):
         print(f"  {key}: {report.get(key)}")
     for name, ok in report.get("checks", {}).items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")

@@ -35,16 +35,24 @@ async def state_answer_bytes(client: Client, task_id: str) -> int | None:
     return None
 
 
-def slowest_workflow_task_ms(events: Sequence[Any]) -> int:
-    """The longest from a workflow task's start to its end (completed, failed or timed out), by the server's clock."""
-    slowest, started = 0.0, None
+def slowest_workflow_task_ms(events: Sequence[Any]) -> dict[str, int]:
+    """The longest from a workflow task's start to its end (completed, failed or timed out), by the server's clock:
+    of all, and of those not right after a failed or timed-out one (a failed task's next attempt replays the whole
+    run: no cached copy); and how many failed or timed out."""
+    slowest = steady = 0.0
+    started, after_failure, failures = None, False, 0
     for event in events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
             started = event.event_time.ToDatetime()
         elif event.event_type in _TASK_ENDS and started is not None:
-            slowest = max(slowest, (event.event_time.ToDatetime() - started).total_seconds() * 1000)
+            took = (event.event_time.ToDatetime() - started).total_seconds() * 1000
+            slowest = max(slowest, took)
+            if not after_failure:
+                steady = max(steady, took)
+            after_failure = event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+            failures += after_failure
             started = None
-    return round(slowest)
+    return {"ms": round(slowest), "ms_not_after_a_failure": round(steady), "failed_or_timed_out": failures}
 
 
 @asynccontextmanager
