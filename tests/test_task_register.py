@@ -4,6 +4,11 @@ a workflows-only and an activities-only worker on one queue take a task to its r
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
 
 STATE_LIMIT = 64 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 REPLAYER = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
 
 
@@ -70,6 +76,15 @@ class TestAM6RegisterInTheDatabase:
         page = TaskRegister(ctx.a.db).pieces_page(task, after_seq=9_998, limit=10)
         assert [(r.seq, r.piece.content_id, r.piece.status) for r in page] == [
             (9_999, "bulk-9999", "mounted"), (10_000, "c-last", "mounted")]
+        listed = await asyncio.to_thread(  # the CLI's page, from the same database
+            subprocess.run,
+            [sys.executable, "-m", "starter", "--json", "pieces", task, "--after", "9997", "--limit", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "LEDGER_DSN": ctx.a.db.dsn, "PYTHONPATH": str(ROOT)})
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        answer = json.loads(listed.stdout)
+        assert [p["content_id"] for p in answer["pieces"]] == ["bulk-9998", "bulk-9999"]
+        assert answer["next_after"] == 9_999
 
     async def test_am_6_refusals_are_unchanged_with_the_register_in_the_database(self, ctx: Ctx) -> None:
         task = f"t-{ctx.uid}"
