@@ -60,7 +60,8 @@ from activities.main_site import MainSite, MainSiteActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
-from activities.task_register import RegisterFanout, TaskRegister, TaskRegisterActivities
+from activities.task_register import TaskRegister
+from activities.task_register_activities import RegisterFanout, TaskRegisterActivities
 from activities.xg_ledger import XgLedgerActivities
 from starter import config, connection
 from starter.codec import KeyRing, PayloadKeyError, codec_data_converter, load_keys

@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio import activity
 
+from activities.creator_pieces import DDL as CREATOR_PIECES_DDL
 from activities.db import Database, Tx
 from workflows.contract import mount_task as c
+from workflows.contract.names import mounted_content_id
 
 DDL = """
 CREATE TABLE IF NOT EXISTS task_creators (
@@ -186,7 +187,7 @@ class Windows(BaseModel):
 class TaskRegister:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(DDL, DDL)
+        db.ensure_schema(CREATOR_PIECES_DDL + DDL, CREATOR_PIECES_DDL + DDL)
 
     # ------------------------------------------------------------ reads
     def creator(self, tx: Tx, task_id: str, creator_id: str) -> c.CreatorEntry | None:
@@ -273,40 +274,50 @@ class TaskRegister:
     def mount(self, record: MountRecord) -> RegisteredPiece:
         """AM-6: records the mount, or returns the piece already recorded under this content id."""
         with self.db.transaction() as tx:
-            if (found := self.piece(tx, record.task_id, record.content_id)) is not None:
-                return found
-            row = tx.fetchone("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM task_pieces WHERE task_id = ?",
-                              (record.task_id,))
-            seq = (int(row[0]) if row else 0) + 1
-            tx.execute("INSERT INTO task_pieces (task_id, content_id, creator_id, mounted_at, seq)"
-                       " VALUES (?, ?, ?, ?, ?)",
-                       (record.task_id, record.content_id, record.creator_id, _text(record.mounted_at), seq))
-            found = self.piece(tx, record.task_id, record.content_id)
+            return self._mount(tx, record)
+
+    def _mount(self, tx: Tx, record: MountRecord) -> RegisteredPiece:
+        if (found := self.piece(tx, record.task_id, record.content_id)) is not None:
+            return found
+        row = tx.fetchone("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM task_pieces WHERE task_id = ?",
+                          (record.task_id,))
+        seq = (int(row[0]) if row else 0) + 1
+        tx.execute("INSERT INTO task_pieces (task_id, content_id, creator_id, mounted_at, seq) VALUES (?, ?, ?, ?, ?)",
+                   (record.task_id, record.content_id, record.creator_id, _text(record.mounted_at), seq))
+        # R-12: the creator's pieces in any task (activities/creator_pieces.py), in the same commit: the start of
+        # the piece's workflow records it again, changing nothing (one fsync a mount, as before the register).
+        tx.execute("INSERT INTO creator_pieces (workflow_id, creator_id, task_id, content_id) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (workflow_id) DO NOTHING",
+                   (mounted_content_id(record.task_id, record.content_id), record.creator_id, record.task_id,
+                    record.content_id))
+        found = self.piece(tx, record.task_id, record.content_id)
         assert found is not None
         return found
 
     def accept_mount(self, asked: AcceptMount, directory: Any) -> MountAnswer:
         """AM-6 and R-12 as MountTaskWorkflow decided them with the register in its state (mount_reports.
         mount_refusals, task_penalties), asked here in one call: a mount costs the task one marker event, as the
-        penalty look-up alone did before. A content id already recorded is answered with its piece (the handler
-        answers a repeat, or refuses a conflicting report); refusals record nothing."""
+        penalty look-up alone did before, and two transactions (the directory's, the register's). A content id
+        already recorded is answered with its piece (the handler answers a repeat, or refuses a conflicting report);
+        refusals record nothing."""
         from workflows.mount_reports import mount_refusals
         from workflows.rules.eligibility import creator_penalty_refusals
 
         task_id, request = asked.state.task_id, asked.request
+        facts = directory.creator(request.creator_id) if asked.check_penalties else None
         with self.db.transaction() as tx:
             found = self.piece(tx, task_id, request.content_id)
             entry = self.creator(tx, task_id, request.creator_id)
-        if found is not None:
-            return MountAnswer(piece=found, existed=True, creator=entry)
-        reasons = mount_refusals(asked.state, request, asked.now, late_reports=asked.late_reports,
-                                 clock_skew=timedelta(seconds=asked.clock_skew_seconds), entry=entry)
-        if not reasons and asked.check_penalties:
-            reasons = creator_penalty_refusals(directory.creator(request.creator_id), task_id)
-        if reasons:
-            return MountAnswer(creator=entry, refusals=reasons)
-        piece = self.mount(MountRecord(task_id=task_id, content_id=request.content_id, creator_id=request.creator_id,
-                                       mounted_at=request.mounted_at))
+            if found is not None:
+                return MountAnswer(piece=found, existed=True, creator=entry)
+            reasons = mount_refusals(asked.state, request, asked.now, late_reports=asked.late_reports,
+                                     clock_skew=timedelta(seconds=asked.clock_skew_seconds), entry=entry)
+            if not reasons and facts is not None:
+                reasons = creator_penalty_refusals(facts, task_id)
+            if reasons:
+                return MountAnswer(creator=entry, refusals=reasons)
+            piece = self._mount(tx, MountRecord(task_id=task_id, content_id=request.content_id,
+                                                creator_id=request.creator_id, mounted_at=request.mounted_at))
         return MountAnswer(piece=piece, creator=entry)
 
     def join_creator(self, asked: JoinCreator, directory: Any) -> Joined:
@@ -395,87 +406,8 @@ class TaskRegister:
             platform_fee_fen=None if row[7] is None else int(row[7])))
 
 
-class TaskRegisterActivities:
-    """Called by MountTaskWorkflow as local activities (one marker event each, no round trip to the server)."""
-
-    def __init__(self, register: TaskRegister, directory: Any) -> None:
-        self.register = register
-        self.directory = directory  # activities.directory.Directory: R-12 penalties of a reporting creator
-
-    @activity.defn(name="task_register.creator")
-    def creator(self, request: CreatorLookup) -> CreatorFound:
-        with self.register.db.transaction() as tx:
-            return CreatorFound(entry=self.register.creator(tx, request.task_id, request.creator_id))
-
-    @activity.defn(name="task_register.piece")
-    def piece(self, request: PieceLookup) -> PieceFound:
-        with self.register.db.transaction() as tx:
-            piece = self.register.piece(tx, request.task_id, request.content_id)
-            creator = (self.register.creator(tx, request.task_id, request.creator_id)
-                       if request.creator_id is not None else None)
-        return PieceFound(piece=piece, creator=creator)
-
-    @activity.defn(name="task_register.join_creator")
-    def join_creator(self, request: JoinCreator) -> Joined:
-        return self.register.join_creator(request, self.directory)
-
-    @activity.defn(name="task_register.accept_mount")
-    def accept_mount(self, request: AcceptMount) -> MountAnswer:
-        return self.register.accept_mount(request, self.directory)
-
-    @activity.defn(name="task_register.revoke_content")
-    def revoke_content(self, request: RevokeOne) -> PieceFound:
-        return PieceFound(piece=self.register.revoke_content(request))
-
-    @activity.defn(name="task_register.revoke_creator")
-    def revoke_creator(self, request: RevokeCreator) -> CreatorRevoked:
-        return self.register.revoke_creator(request)
-
-    @activity.defn(name="task_register.withdraw_removal")
-    def withdraw_removal(self, request: WithdrawRemoval) -> bool:
-        return self.register.withdraw_removal(request)
-
-    @activity.defn(name="task_register.windows")
-    def windows(self, request: WindowsRequest) -> Windows:
-        return self.register.windows(request)
-
-    def all(self) -> list[Any]:
-        return [self.creator, self.piece, self.join_creator, self.accept_mount, self.revoke_content, self.revoke_creator,
-                self.withdraw_removal, self.windows]
-
-
 class SignalOpenPieces(BaseModel):
     task_id: str
     up_to_seq: int  # pieces the task has counted: a row whose workflow was never started is not waited for
     signal: str
     payload: dict[str, Any]
-
-
-class RegisterFanout:
-    """Tells every open piece of a task (AM-7: the period ended), reading the register page by page: the task's
-    history holds one activity, whatever the number of pieces. Resumes after the last page it heartbeated."""
-
-    PAGE = 500
-
-    def __init__(self, register: TaskRegister, fanout: Any) -> None:
-        self.register = register
-        self.fanout = fanout  # activities.fanout.FanoutActivities
-
-    @activity.defn(name="task_register.signal_open_pieces")
-    async def signal_open_pieces(self, request: SignalOpenPieces) -> int:
-        from activities.fanout import SignalContentsRequest
-
-        # Resumes after the last page heartbeated; signal_contents heartbeats its own counts within a page, and a
-        # retry that finds one of those starts over (a signal told twice changes nothing).
-        details = activity.info().heartbeat_details
-        after = int(details[1]) if len(details) == 2 and details[0] == "after" else 0
-        told = 0
-        while True:
-            page = self.register.open_pieces_after(request.task_id, after, request.up_to_seq, self.PAGE)
-            if not page:
-                return told
-            await self.fanout.signal_contents(SignalContentsRequest(
-                task_id=request.task_id, content_ids=[cid for _, cid in page], signal=request.signal,
-                payload=request.payload))
-            after, told = page[-1][0], told + len(page)
-            activity.heartbeat("after", after)
