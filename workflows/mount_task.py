@@ -275,7 +275,7 @@ class MountTaskWorkflow(TaskPenalties):
         joined = await reg.join(s, request.creator_id, self._period_closed_problem("join"))
         if joined.entry is None:
             if joined.refusal_kind == "ValueError":
-                raise reg.unchanged_refusal(joined.reasons[0])
+                raise reg.unchanged_refusal(s, joined.reasons[0])
             raise refused("JoinRefused", joined.reasons)
         if not joined.already_joined:
             s.messages_this_run += 1
@@ -433,7 +433,7 @@ class MountTaskWorkflow(TaskPenalties):
         if self.s.register_in_db:
             revoked = await reg.revoke_creator(self.s, request.creator_id)
             if revoked.entry is None:
-                raise reg.unchanged_refusal(
+                raise reg.unchanged_refusal(self.s,
                     f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
             assert revoked.revoked_at is not None
             if revoked.changed:

@@ -48,8 +48,11 @@ LOOK_AFTER = timedelta(seconds=2)
 LOOK_AT_LEAST_EVERY = timedelta(hours=1)
 
 
-def unchanged_refusal(message: str) -> ApplicationError:
-    """The refusal a validator made before the register moved: its callers saw type ValueError and this message."""
+def unchanged_refusal(s: c.MountTaskState, message: str) -> ApplicationError:
+    """The refusal a validator made before the register moved: its callers saw type ValueError and this message.
+    Made by a handler, it is written to the history (a validator's is not): it counts as a message of the run, so
+    that a stream of refused calls still makes the run continue as new."""
+    s.messages_this_run += 1
     return ApplicationError(message, {"reasons": [message]}, type="ValueError", non_retryable=True)
 
 
@@ -106,7 +109,7 @@ def conflict(s: c.MountTaskState, request: c.ReportMountRequest, found: c.PieceE
     """AM-6: a content id is mounted once in a task; the same report again is answered as the first."""
     if found.creator_id == request.creator_id and found.mounted_at == request.mounted_at:
         return None
-    return unchanged_refusal(f"content_id: {request.content_id} is already mounted in task {s.task_id} "
+    return unchanged_refusal(s, f"content_id: {request.content_id} is already mounted in task {s.task_id} "
                              f"(at {_business(found.mounted_at)} for creator {found.creator_id})")
 
 
@@ -114,11 +117,11 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
     """AM-14, with the validator's refusals (asked of the register first). True when this call unmounted it."""
     found = (await piece(s, request.content_id)).piece
     if found is None:
-        raise unchanged_refusal(f"content_id: {request.content_id} is not mounted in task {s.task_id}")
+        raise unchanged_refusal(s, f"content_id: {request.content_id} is not mounted in task {s.task_id}")
     if found.piece.creator_id != request.creator_id:
-        raise unchanged_refusal(f"creator_id: only the creator who owns content {request.content_id} may revoke it")
+        raise unchanged_refusal(s, f"creator_id: only the creator who owns content {request.content_id} may revoke it")
     if found.piece.status in ("settled", "closed"):
-        raise unchanged_refusal(f"content_id: {request.content_id} is already {found.piece.status}")
+        raise unchanged_refusal(s, f"content_id: {request.content_id} is already {found.piece.status}")
     if found.piece.revoked_at is not None:
         return found.piece, False
     revoked: PieceFound = await _local("task_register.revoke_content", RevokeOne(
