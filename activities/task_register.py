@@ -74,15 +74,6 @@ class RegisteredPiece(BaseModel):
     seq: int
 
 
-class CreatorLookup(BaseModel):
-    task_id: str
-    creator_id: str
-
-
-class CreatorFound(BaseModel):
-    entry: c.CreatorEntry | None
-
-
 class Joined(BaseModel):
     entry: c.CreatorEntry | None  # None: refused
     already_joined: bool = False

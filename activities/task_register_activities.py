@@ -9,8 +9,6 @@ from temporalio import activity
 
 from activities.task_register import (
     AcceptMount,
-    CreatorFound,
-    CreatorLookup,
     CreatorRevoked,
     JoinCreator,
     Joined,
@@ -33,11 +31,6 @@ class TaskRegisterActivities:
     def __init__(self, register: TaskRegister, directory: Any) -> None:
         self.register = register
         self.directory = directory  # activities.directory.Directory: R-12 penalties of a reporting creator
-
-    @activity.defn(name="task_register.creator")
-    def creator(self, request: CreatorLookup) -> CreatorFound:
-        with self.register.db.transaction() as tx:
-            return CreatorFound(entry=self.register.creator(tx, request.task_id, request.creator_id))
 
     @activity.defn(name="task_register.piece")
     def piece(self, request: PieceLookup) -> PieceFound:
@@ -72,7 +65,7 @@ class TaskRegisterActivities:
         return self.register.windows(request)
 
     def all(self) -> list[Any]:
-        return [self.creator, self.piece, self.join_creator, self.accept_mount, self.revoke_content, self.revoke_creator,
+        return [self.piece, self.join_creator, self.accept_mount, self.revoke_content, self.revoke_creator,
                 self.withdraw_removal, self.windows]
 
 

@@ -19,8 +19,6 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.task_register import (
         AcceptMount,
-        CreatorFound,
-        CreatorLookup,
         CreatorRevoked,
         JoinCreator,
         Joined,
@@ -59,12 +57,6 @@ def unchanged_refusal(s: c.MountTaskState, message: str) -> ApplicationError:
 async def _local(name: str, arg: Any, result_type: type) -> Any:
     return await workflow.execute_local_activity(name, arg, result_type=result_type,
                                                  start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-
-
-async def creator(s: c.MountTaskState, creator_id: str) -> c.CreatorEntry | None:
-    found: CreatorFound = await _local("task_register.creator", CreatorLookup(task_id=s.task_id,
-                                                                              creator_id=creator_id), CreatorFound)
-    return found.entry
 
 
 async def join(s: c.MountTaskState, creator_id: str, period_closed: str | None) -> Joined:
