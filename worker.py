@@ -10,6 +10,8 @@ Environment (read here and only here):
                       TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (starter/connection.py)
   TEMPORAL_NAMESPACE  namespace (default "default")
   TEMPORAL_TASK_QUEUE task queue (default "xingtu")
+  WORKER_ROLE         both (default), workflows or activities: which tasks this process polls (or --role);
+                      README "Worker roles"
   LEDGER_DSN          postgresql://... or a SQLite file path (default .data/ledger.db); a worker against a configured
                       server refuses to create a SQLite ledger that does not exist unless run with --init
   XINGTU_DATA_DIR     the embedded run's data: server database, ledger, keys, state file run.json (default: the
@@ -61,6 +63,8 @@ from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.subject_keys import SubjectKeys
+from activities.task_register import TaskRegister
+from activities.task_register_activities import RegisterFanout, TaskRegisterActivities
 from activities.xg_claims import XgClaimsActivities
 from activities.xg_ledger import XgLedgerActivities
 from starter import config, connection
@@ -189,6 +193,8 @@ class Settings:
     data_dir: str = ".data"
     # `python worker.py --init`: a worker against a configured server may create a new SQLite ledger.
     init_ledger: bool = False
+    # `python worker.py --role workflows|activities|both` (WORKER_ROLE): README "Worker roles".
+    role: str = "both"
     # Client.connect's tls, api_key and rpc_metadata, and where the connection was configured (connection.load).
     connection_options: Mapping[str, Any] = field(default_factory=dict)
     connection_source: str = "default"
@@ -242,13 +248,20 @@ class Adapters:
         return cls(db=db, ledger=Ledger(db), directory=Directory(db), main_site=MainSite(db))
 
 
+ROLES = ("both", "workflows", "activities")
+
+
 def build_worker(client: Client, task_queue: str, adapters: Adapters,
                  activity_executor: concurrent.futures.Executor | None = None,
                  replace_activities: Sequence[Callable[..., Any]] = (), tuning: WorkerTuning | None = None,
-                 **worker_options: Any) -> Worker:
+                 role: str = "both", **worker_options: Any) -> Worker:
     """The worker of this project. `replace_activities` swaps activities by their registered name (tests use it
     to inject faults around the real adapters; production code never passes it). `tuning`: WorkerTuning's defaults
-    unless given (Settings.from_env reads the environment); `worker_options` override it."""
+    unless given (Settings.from_env reads the environment); `worker_options` override it. `role` (README "Worker
+    roles"): both (default); workflows (workflow tasks, and the local activities they run in-process, such as the
+    task register's: it still opens the ledger's database); activities (activity tasks only)."""
+    if role not in ROLES:
+        raise ValueError(f"worker role must be one of {', '.join(ROLES)}, got {role!r}")
     tuning = tuning or WorkerTuning()
     client, subject_keys = bind_subject_keys(client, adapters)
     ledger = LedgerActivities(adapters.ledger)
@@ -265,6 +278,8 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *NotificationActivities(Notifications(adapters.db, vault)).all(),
         *CalendarActivities().all(),
         *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
+        *TaskRegisterActivities(task_register := TaskRegister(adapters.db), adapters.directory).all(),
+        RegisterFanout(task_register, fanout).signal_open_pieces,
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:
@@ -274,8 +289,10 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
+        workflows=[] if role == "activities" else list(WORKFLOWS),
         activities=list(by_name.values()),
+        # A workflows-only worker registers the activities too: its workflows run some as local activities.
+        no_remote_activities=role == "workflows",
         activity_executor=activity_executor or tuning.executor(),
         interceptors=[MessageArguments()],  # a signal or update with the wrong number of arguments
         **{"workflow_runner": workflow_runner(), **tuning.worker_options(), **worker_options},
@@ -416,10 +433,10 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with build_worker(client, settings.task_queue, adapters, tuning=settings.tuning):
+        async with build_worker(client, settings.task_queue, adapters, tuning=settings.tuning, role=settings.role):
             if codec_server is not None:
                 log.info("embedded run recorded", state=str(record_embedded_run(settings, codec_server)))
-            log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace,
+            log.info("worker running", task_queue=settings.task_queue, namespace=settings.namespace, role=settings.role,
                      ledger=adapters.db.dialect, ledger_dsn=config.redact(settings.ledger_dsn),
                      metrics=f"http://{settings.metrics_bind}/metrics" if settings.metrics_bind else "off")
             await stop.wait()
@@ -434,11 +451,18 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if arguments not in ([], ["--init"]):
-        raise SystemExit("usage: python worker.py [--init]   (--init: create the SQLite ledger LEDGER_DSN names "
-                         "if it does not exist; configuration comes from the environment, see the module's doc)")
+    role = os.environ.get("WORKER_ROLE", "both")
+    if "--role" in arguments and arguments.index("--role") + 1 < len(arguments):
+        at = arguments.index("--role")
+        role = arguments[at + 1]
+        del arguments[at:at + 2]
+    if arguments not in ([], ["--init"]) or role not in ROLES:
+        raise SystemExit("usage: python worker.py [--init] [--role both|workflows|activities]   (--init: create the "
+                         "SQLite ledger LEDGER_DSN names if it does not exist; --role, or WORKER_ROLE: which tasks "
+                         "this process polls, README \"Worker roles\"; configuration comes from the environment, see "
+                         "the module's doc)")
     configure_logging()
-    settings = dataclasses.replace(Settings.from_env(), init_ledger=arguments == ["--init"])
+    settings = dataclasses.replace(Settings.from_env(), init_ledger=arguments == ["--init"], role=role)
     asyncio.run(serve(settings))
     # Everything is shut down; skip interpreter finalization, where the Temporal client's native runtime can
     # abort the process (PyGILState_Release, exit 134) after a clean stop.

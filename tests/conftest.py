@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
 from activities.subject_keys import SubjectKeys
+from starter import client as starter_client
 from starter.codec import KeyRing, codec_data_converter, with_subject_keys
 from tests.ledger_fixtures import postgresql_server_dsn_fixture  # noqa: F401  (one PostgreSQL server per session)
 from worker import Adapters, build_worker
@@ -178,6 +179,8 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     # The test's client seals personal payloads with the subject keys of the test's ledger, as a service does.
     config["data_converter"] = with_subject_keys(data_converter, subject_keys(adapters))
     client = Client(**config)
+    # Tasks keep their register of pieces and creators in this test's ledger database: task_state reads it there.
+    starter_client.fill_register_from(adapters.db)
     async with build_worker(client, task_queue, adapters, replace_activities=replacements):
         context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
         yield context

@@ -258,6 +258,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         await register_search_attributes(env.client)
         ledger_path = tmp_path / "ledger.db"
         adapters = Adapters.open(str(ledger_path))
+        api.fill_register_from(adapters.db)  # the task's pieces are in its register there (task_state)
         adapters.directory.put_client(ClientFacts(client_id="crash-client", active=True, qualification_passed=True,
                                                   corporate_verified=True, brand_certified=True,
                                                   mount_allow_listed=True))

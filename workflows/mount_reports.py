@@ -50,10 +50,14 @@ def late_reports_close_at(s: c.MountTaskState) -> datetime:
     return period_cut_at(s) + LATE_MOUNT_REPORTS
 
 
+_IN_STATE = c.CreatorEntry(creator_id="", payee_account="", joined_at=datetime.min)
+
+
 def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: datetime, *, late_reports: bool,
-                   clock_skew: timedelta) -> list[str]:
+                   clock_skew: timedelta, entry: c.CreatorEntry | None = _IN_STATE) -> list[str]:
     """Every reason a new mount is refused (AM-6), empty when it is accepted. `late_reports`: the run accepts
-    reports after the end of the period (LATE_MOUNTS_PATCH)."""
+    reports after the end of the period (LATE_MOUNTS_PATCH). `entry`: the creator as the register in the database
+    has them (workflows/task_register.py); left out, as the task's state has them."""
     # Compared by value: without the worker's sandbox pass-through (a bare Replayer) this module may see another
     # copy of the contract module than the workflow's (closure_looks imports it outside the pass-through).
     if s.stage != c.TaskStage.PUBLISHED and not (late_reports and s.stage == c.TaskStage.ENDED):
@@ -69,7 +73,8 @@ def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: date
         hours = int(LATE_MOUNT_REPORTS.total_seconds() // 3600)
         reasons.append(f"reported at {business_time(now)}: more than {hours} hours after the task period ended at "
                        f"{business_time(end)}, mounts are no longer accepted (AM-6)")
-    entry = s.creators.get(request.creator_id)
+    if entry is _IN_STATE:
+        entry = s.creators.get(request.creator_id)
     if entry is None:
         reasons.append(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
     elif entry.removed_by_case is not None:  # R-12 (task_penalties.py)
@@ -109,8 +114,10 @@ async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bo
     closes_at = late_reports_close_at(s)
     if s.pieces_open > 0 or workflow.now() >= closes_at:
         return s.pieces_open > 0
-    if not any(e.authorization_in_force and e.removed_by_case is None for e in s.creators.values()) and (
-            workflow.patched(NO_WAIT_WITHOUT_CREATORS_PATCH)):
+    # With the register in the database (task_register.py) the task knows only how many joined.
+    nobody = s.creators_joined == 0 and not any(
+        e.authorization_in_force and e.removed_by_case is None for e in s.creators.values())
+    if nobody and workflow.patched(NO_WAIT_WITHOUT_CREATORS_PATCH):
         return False  # mount_refusals would refuse every report: nobody may mount
     stage_attributes(s.stage.value, closes_at)  # an operator's filter on the next deadline finds it
     workflow.set_current_details(with_deadline(

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.task_form import task_form_problems
 
 from workflows import metrics, partial_refunds
+from workflows import task_register as reg
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
 from workflows.common import (
     ACTIVITY_RETRY,
@@ -60,7 +61,7 @@ from workflows.mount_reports import (
     unmount_refused,
     wait_for_late_mounts,
 )
-from workflows.task_penalties import PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
+from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
@@ -96,7 +97,7 @@ class MountTaskWorkflow(TaskPenalties):
         self._messages_bound = MAX_MESSAGES_PER_RUN
         # Set in run (CLOSURES_FROM_LEDGER_PATCH): when to look at the ledger for closed pieces next.
         self._reads_ledger = False
-        self._looks: ClosureLooks | None = None
+        self._looks: ClosureLooks | reg.RegisterLooks | None = None
         self._look_at: datetime | None = None
         self._look_moved = False
         # Set in run (LATE_MOUNTS_PATCH): mounts reported up to 24 hours after the period are accepted (AM-6).
@@ -107,6 +108,8 @@ class MountTaskWorkflow(TaskPenalties):
     @workflow.run
     async def run(self, input: c.MountTaskInput) -> c.TaskResult:
         s = self.s
+        if input.carried_state is None and workflow.patched(reg.REGISTER_PATCH):
+            s.register_in_db = True  # its runs continued as new keep it (MountTaskState.register_in_db)
         if workflow.patched(DRAIN_PATCH):
             self._messages_bound = TASK_MESSAGES_PER_RUN
         self._reads_ledger = workflow.patched(CLOSURES_FROM_LEDGER_PATCH)
@@ -129,8 +132,8 @@ class MountTaskWorkflow(TaskPenalties):
                 raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
                                                    *s.last_refusal])
         if self._reads_ledger and s.stage is c.TaskStage.PUBLISHED:
-            self._looks = ClosureLooks(s)  # pieces that settle while the period is still open
-            self._look_at = self._looks.next_look(workflow.now(), found=0)
+            self._looks = self._new_looks()  # pieces that settle while the period is still open
+            self._look_at = await self._next_look(found=0)
         shown = False
         while s.stage is c.TaskStage.PUBLISHED:
             assert s.period_end_at is not None
@@ -241,6 +244,8 @@ class MountTaskWorkflow(TaskPenalties):
     @workflow.update(name="join")
     async def join(self, request: c.JoinRequest) -> c.JoinResult:
         s = self.s
+        if s.register_in_db:
+            return await self._join_in_register(request)
         if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
             return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
                                 payee_account=entry.payee_account)
@@ -265,8 +270,25 @@ class MountTaskWorkflow(TaskPenalties):
         return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=False,
                             payee_account=entry.payee_account)
 
+    async def _join_in_register(self, request: c.JoinRequest) -> c.JoinResult:
+        """AM-4, AM-5 with the register in the database, in one local activity: a creator who joined is answered
+        (even after the period); otherwise the validator's refusal (period closed) and JoinRefused are made there."""
+        s = self.s
+        joined = await reg.join(s, request.creator_id, self._period_closed_problem("join"))
+        if joined.entry is None:
+            if joined.refusal_kind == "ValueError":
+                raise reg.unchanged_refusal(s, joined.reasons[0])
+            raise refused("JoinRefused", joined.reasons)
+        if not joined.already_joined:
+            s.messages_this_run += 1
+        return c.JoinResult(creator_id=joined.entry.creator_id, joined_at=joined.entry.joined_at,
+                            already_joined=joined.already_joined, payee_account=joined.entry.payee_account)
+
     @join.validator
     def validate_join(self, request: c.JoinRequest) -> None:
+        if self.s.register_in_db:
+            self._refuse_while_draining("join")  # the rest is asked of the register by the handler
+            return
         entry = self.s.creators.get(request.creator_id)
         if entry and entry.authorization_in_force:
             return  # joining twice changes nothing (AM-5), and the answer needs no activity
@@ -278,6 +300,8 @@ class MountTaskWorkflow(TaskPenalties):
     @workflow.update(name="report_mount")
     async def report_mount(self, request: c.ReportMountRequest) -> c.MountResult:
         s = self.s
+        if s.register_in_db:
+            return await self._report_mount_in_register(request)
         piece = s.pieces.get(request.content_id)
         late = piece is None and s.stage is c.TaskStage.ENDED
         if piece is None and (reasons := mount_refusals(s, request, workflow.now(), late_reports=self._late_mounts,
@@ -300,7 +324,7 @@ class MountTaskWorkflow(TaskPenalties):
             s.pieces_open += 1
             s.messages_this_run += 1
             metrics.piece_mounted("mount", piece.content_id)
-            if self._looks is not None:  # the run's loop looks at the ledger once this piece's window closes
+            if isinstance(self._looks, ClosureLooks):  # the run's loop looks at the ledger once its window closes
                 look_at = self._looks.add(piece) + LOOK_AFTER
                 if self._look_at is None or look_at < self._look_at:
                     self._look_at, self._look_moved = look_at, True
@@ -319,10 +343,52 @@ class MountTaskWorkflow(TaskPenalties):
         return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
                              billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
 
+    async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
+        """AM-6 with the register in the database (workflows/task_register.py)."""
+        s = self.s
+        answer, new = await reg.accept_mount(s, request, late_reports=self._late_mounts, clock_skew=MOUNT_CLOCK_SKEW,
+                                             check_penalties=workflow.patched(MOUNT_PENALTY_PATCH))
+        if answer.refusals:  # AM-6 (mount_reports.py) or R-12 (task_penalties.py), as the register answered them
+            s.messages_this_run += 1
+            await unmount_refused(s.task_id, request, answer.refusals)  # AM-6 reading: the component comes down
+            raise refused(MOUNT_REFUSED, answer.refusals)
+        registered = answer.piece
+        assert registered is not None
+        late = not answer.existed and s.stage is c.TaskStage.ENDED
+        if new:
+            s.messages_this_run += 1
+            metrics.piece_mounted("mount", request.content_id)
+        if problem := reg.conflict(s, request, registered.piece):
+            raise problem  # mounted meanwhile for another creator or instant: the accepted one stays up
+        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
+        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
+        assert answer.creator is not None
+        piece = registered.piece
+        if isinstance(self._looks, reg.RegisterLooks):  # the run's loop looks once this piece's window closes
+            look_at = self._looks.add(piece.mounted_at) + LOOK_AFTER
+            if self._look_at is None or look_at < self._look_at:
+                self._look_at, self._look_moved = look_at, True
+        content_input = MountedContentInput(
+            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
+            payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
+            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
+        )
+        started = await workflow.execute_activity(
+            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
+        )
+        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
+            await self._signal_pieces([piece.content_id], "task_period_ended",
+                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
+        return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
+                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
+
     @report_mount.validator
     def validate_report_mount(self, request: c.ReportMountRequest) -> None:
         s = self.s
         self._refuse_while_draining("report_mount")
+        if s.register_in_db:
+            return  # the register answers in the handler (a repeated report, or content already mounted)
         if (piece := s.pieces.get(request.content_id)) is not None:
             if piece.creator_id == request.creator_id and piece.mounted_at == request.mounted_at:
                 return  # the same report again: answered with the same result
@@ -333,6 +399,15 @@ class MountTaskWorkflow(TaskPenalties):
     # ---------------------------------------------------------------- revocation (AM-14, AM-15)
     @workflow.update(name="revoke_content")
     async def revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
+        if self.s.register_in_db:
+            piece, changed = await reg.revoke_content(self.s, request)  # the validator's refusals, from the register
+            if changed and piece.revoked_at is not None:
+                self.s.messages_this_run += 1
+                await self._signal_pieces([piece.content_id], "content_revoked",
+                                          ContentRevoked(revoked_at=piece.revoked_at, scope="content"))
+            assert piece.revoked_at is not None
+            return c.RevocationResult(creator_id=request.creator_id, revoked_at=piece.revoked_at,
+                                      content_ids=[piece.content_id])
         piece = self.s.pieces[request.content_id]
         if piece.revoked_at is None:
             piece.revoked_at = workflow.now()
@@ -345,6 +420,8 @@ class MountTaskWorkflow(TaskPenalties):
 
     @revoke_content.validator
     def validate_revoke_content(self, request: c.RevokeContentRequest) -> None:
+        if self.s.register_in_db:
+            return  # asked of the register by the handler (task_register.revoke_content)
         piece = self.s.pieces.get(request.content_id)
         if piece is None:
             raise ValueError(f"content_id: {request.content_id} is not mounted in task {self.s.task_id}")
@@ -355,6 +432,18 @@ class MountTaskWorkflow(TaskPenalties):
 
     @workflow.update(name="revoke_all")
     async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
+        if self.s.register_in_db:
+            revoked = await reg.revoke_creator(self.s, request.creator_id)
+            if revoked.entry is None:
+                raise reg.unchanged_refusal(self.s,
+                    f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
+            assert revoked.revoked_at is not None
+            if revoked.changed:
+                self.s.messages_this_run += 1
+                await self._signal_pieces(revoked.content_ids, "content_revoked",
+                                          ContentRevoked(revoked_at=revoked.revoked_at, scope="all"))
+            return c.RevocationResult(creator_id=request.creator_id, revoked_at=revoked.revoked_at,
+                                      content_ids=revoked.content_ids)
         entry = self.s.creators[request.creator_id]
         if not entry.authorization_in_force:
             # A repeat: answered like the first call (the pieces that revocation unmounted).
@@ -376,7 +465,7 @@ class MountTaskWorkflow(TaskPenalties):
 
     @revoke_all.validator
     def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
-        if request.creator_id not in self.s.creators:
+        if not self.s.register_in_db and request.creator_id not in self.s.creators:
             raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
 
     @workflow.signal(name="revoke_authorization")
@@ -392,6 +481,10 @@ class MountTaskWorkflow(TaskPenalties):
                 self.validate_revoke_content(request_one)
                 await self.revoke_content(request_one)
         except ValueError as err:
+            workflow.logger.warning("revocation ignored: %s", err)
+        except ApplicationError as err:  # the same refusals, made by the handler when the register is in the database
+            if err.type != "ValueError":
+                raise
             workflow.logger.warning("revocation ignored: %s", err)
 
     # ---------------------------------------------------------------- cancel (AM-7)
@@ -423,6 +516,9 @@ class MountTaskWorkflow(TaskPenalties):
         """Sent by pieces that started before CLOSURE_IN_LEDGER (mounted_content.py); newer ones only write it to
         the ledger. The same closure read both ways counts once."""
         self.s.messages_this_run += 1
+        if self.s.register_in_db:  # its pieces write their closures to the ledger only, and are read from there
+            workflow.logger.warning("content_closed from %s ignored: read from the ledger", signal.content_id)
+            return
         self._piece_closed(signal.content_id, signal.settled, signal.fee_fen, signal.platform_fee_fen)
 
     @workflow.query(name="state")
@@ -451,6 +547,11 @@ class MountTaskWorkflow(TaskPenalties):
     async def _tell_pieces_the_period_ended(self) -> None:
         s = self.s
         assert s.ended_at is not None and s.end_reason is not None
+        if s.register_in_db:
+            if s.end_notified_count < s.pieces_count:
+                await reg.tell_open_pieces(s, "task_period_ended", TaskPeriodEnded(
+                    ended_at=s.ended_at, reason=s.end_reason.value).model_dump(mode="json"))
+            return
         content_ids = list(s.pieces)
         while s.end_notified_count < len(content_ids):
             batch = [cid for cid in content_ids[s.end_notified_count:s.end_notified_count + FANOUT_BATCH]
@@ -488,7 +589,7 @@ class MountTaskWorkflow(TaskPenalties):
     async def _wait_for_closures_in_the_ledger(self) -> None:
         """AM-13 waits for every piece to settle or close: the task reads that from the ledger (ClosureLooks)."""
         s = self.s
-        self._looks = ClosureLooks(s)  # the windows as the end of the task cut them
+        self._looks = self._new_looks()  # the windows as the end of the task cut them
         self._look_at = workflow.now()
         shown_deadline: datetime | None = None
         while s.pieces_open > 0:
@@ -496,14 +597,16 @@ class MountTaskWorkflow(TaskPenalties):
                 await self._look_at_closures()
                 if s.pieces_open == 0:
                     break
-                await partial_refunds.refund_part_if_due(s, self._stalls)  # AM-13: held pieces do not keep the rest frozen
+                open_not_held = self._looks.open_not_held if isinstance(self._looks, reg.RegisterLooks) else None
+                # AM-13: held pieces do not keep the rest frozen
+                await partial_refunds.refund_part_if_due(s, self._stalls, open_not_held)
             assert self._look_at is not None
             next_window = self._looks.next_window(workflow.now())
             if next_window != shown_deadline:
                 stage_attributes(s.stage.value, next_window)
                 shown_deadline = next_window
             workflow.set_current_details(with_deadline(
-                f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {len(s.pieces)} "
+                f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {self._pieces()} "
                 f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger"
                 f"{partial_refunds.describe(s)}); next look at the ledger {business_time(self._look_at)}",
                 "publicity window closes", next_window))
@@ -519,7 +622,19 @@ class MountTaskWorkflow(TaskPenalties):
     async def _look_at_closures(self) -> None:
         assert self._looks is not None
         found = await self._read_closures()
-        self._look_at = self._looks.next_look(workflow.now(), found)
+        self._look_at = await self._next_look(found)
+
+    def _new_looks(self) -> ClosureLooks | reg.RegisterLooks:
+        return reg.RegisterLooks(self.s) if self.s.register_in_db else ClosureLooks(self.s)
+
+    async def _next_look(self, found: int) -> datetime | None:
+        if isinstance(self._looks, reg.RegisterLooks):
+            return await self._looks.next_look(workflow.now(), found)
+        assert self._looks is not None
+        return self._looks.next_look(workflow.now(), found)
+
+    def _pieces(self) -> int:
+        return self.s.pieces_count if self.s.register_in_db else len(self.s.pieces)
 
     async def _read_closures(self) -> int:
         """Reads the closures written since the last one read; returns how many there were."""
@@ -532,6 +647,9 @@ class MountTaskWorkflow(TaskPenalties):
                 result_type=TaskClosuresResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             )
             for closure in page.closures:
+                if s.register_in_db:
+                    reg.closed(s, closure.outcome == "settled", closure.fee_fen, closure.platform_fee_fen)
+                    continue
                 self._piece_closed(closure.content_id, closure.outcome == "settled", closure.fee_fen,
                                    closure.platform_fee_fen)
             s.closures_read_seq, s.closures_read_at = page.last_seq, workflow.now()

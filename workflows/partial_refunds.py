@@ -32,7 +32,7 @@ LATE_MOUNT_GRACE = timedelta(hours=24)
 CLOSED = ("settled", "closed")
 
 
-def part_due(s: c.MountTaskState) -> bool:
+def part_due(s: c.MountTaskState, open_not_held: int | None = None) -> bool:
     """The period has ended (and its late mounts are in), every open piece is held, and fewer are held than
     when the last part was refunded (or none was)."""
     if s.stage is not c.TaskStage.ENDED or s.ended_at is None or s.client_id is None:
@@ -41,15 +41,19 @@ def part_due(s: c.MountTaskState) -> bool:
         return False
     if not 0 < s.pieces_open <= len(s.held_content_ids):
         return False
-    held = set(s.held_content_ids)
-    if any(p.status not in CLOSED and cid not in held for cid, p in s.pieces.items()):
-        return False
+    if open_not_held is not None:  # the register is in the database: it counted them (task_register.RegisterLooks)
+        if open_not_held > 0:
+            return False
+    else:
+        held = set(s.held_content_ids)
+        if any(p.status not in CLOSED and cid not in held for cid, p in s.pieces.items()):
+            return False
     return not s.refund_parts or s.pieces_open < len(s.refund_parts[-1].held_content_ids)
 
 
-async def refund_part_if_due(s: c.MountTaskState, stalls: Stalls) -> None:
+async def refund_part_if_due(s: c.MountTaskState, stalls: Stalls, open_not_held: int | None = None) -> None:
     """AM-13: posts the next refund part when one is due (after a look at the ledger's closures and holds)."""
-    if not part_due(s) or not workflow.patched(PARTIAL_REFUNDS_PATCH):
+    if not part_due(s, open_not_held) or not workflow.patched(PARTIAL_REFUNDS_PATCH):
         return
     assert s.client_id is not None
     part = len(s.refund_parts) + 1

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.mounted_content import ContentRevoked, TaskPeriodEnded
     from workflows.rules.eligibility import CreatorFacts, creator_penalty_refusals
 
+from workflows import task_register as reg
 from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 # Runs that record this marker ask the directory about penalties before accepting a new mount.
@@ -55,6 +56,13 @@ class TaskPenalties:
         settles as the case's fee penalties say (held, then paid, frozen or deducted)."""
         s = self.s
         s.messages_this_run += 1
+        if s.register_in_db:
+            revoked = await reg.revoke_creator(s, signal.creator_id, case_id=signal.case_id,
+                                               pieces_at=min(signal.removed_at, workflow.now()))
+            if revoked.changed and revoked.revoked_at is not None:
+                await self._signal_pieces(revoked.content_ids, "content_revoked",
+                                          ContentRevoked(revoked_at=revoked.revoked_at, scope="all"))
+            return
         entry = s.creators.get(signal.creator_id)
         if entry is None or entry.removed_by_case == signal.case_id:
             return  # never joined (the directory refuses their joining), or told twice
@@ -71,8 +79,11 @@ class TaskPenalties:
                                   ContentRevoked(revoked_at=at, scope="all"))
 
     @workflow.signal(name="removal_withdrawn")
-    def removal_withdrawn(self, signal: c.RemovalWithdrawn) -> None:
+    async def removal_withdrawn(self, signal: c.RemovalWithdrawn) -> None:
         self.s.messages_this_run += 1
+        if self.s.register_in_db:
+            await reg.withdraw_removal(self.s, signal)
+            return
         entry = self.s.creators.get(signal.creator_id)
         if entry is not None and entry.removed_by_case == signal.case_id:
             entry.removed_by_case = None

@@ -179,6 +179,14 @@ class MountTaskState(StateModel):
     creators: dict[str, CreatorEntry] = Field(default_factory=dict)
     pieces: dict[str, PieceEntry] = Field(default_factory=dict)
     pieces_open: int = 0
+    # Runs that keep the register of creators and pieces in the database (workflows/task_register.py) leave
+    # `creators` and `pieces` empty and count: pieces mounted (the register's highest number seen), closed (of
+    # which settled), and creators who joined.
+    register_in_db: bool = False
+    pieces_count: int = 0
+    pieces_closed: int = 0
+    pieces_settled: int = 0
+    creators_joined: int = 0
     end_notified_count: int = 0
     messages_this_run: int = 0
     # Pieces report their closure to the ledger, and the task reads it from there (not one message a piece):

@@ -50,6 +50,11 @@ const COMMANDS: Record<string, Command> = {
     (need(a, 2, '<task_id> <content_id>'), c.resolveDispute(a[0], a[1], json(a[2], 'ResolveDisputeRequest') as never)),
   'revoke-authorization': (c, a) => (need(a, 2, '<task_id> <creator_id>'), c.revokeAuthorization(a[0], a[1], a[2])),
   'task-state': (c, a) => (need(a, 1, '<task_id>'), c.taskState(a[0])),
+  // task-pieces <task_id> [page_size] [next_page_token]: one page of the task's pieces (visibility store).
+  'task-pieces': (c, a) => (need(a, 1, '<task_id>'),
+    c.taskPieces(a[0], a[1] ? Number(a[1]) : 100, a[2] ? Buffer.from(a[2], 'base64') : undefined).then((page) => ({
+      pieces: page.pieces,
+      nextPageToken: page.nextPageToken ? Buffer.from(page.nextPageToken).toString('base64') : null }))),
   'content-state': (c, a) => (need(a, 2, '<task_id> <content_id>'), c.contentState(a[0], a[1])),
   'xg-order': (c, a) => c.orderXingguangTask(json(a[0], 'OrderRequest') as never),
   update: (c, a) => generic(c, a, (type, id, name, args) => c.update(type, id, name, ...args)),

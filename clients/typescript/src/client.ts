@@ -164,6 +164,7 @@ export class XingtuClient {
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       typedSearchAttributes: options.searchAttributes,
       staticSummary: options.staticSummary,
+      workflowTaskTimeout: '60s', // as starter/client.py TASK_WORKFLOW_TASK_TIMEOUT: a long run replayed whole
     });
     try {
       const answer = await this.client.workflow.executeUpdateWithStart(update, { args: [checked], startWorkflowOperation });
@@ -265,6 +266,24 @@ export class XingtuClient {
 
   taskState(taskId: string): Promise<MountTaskState> {
     return this.query(MOUNT_TASK, this.taskWorkflowId(taskId), 'state');
+  }
+
+  /** A task's pieces page by page, from the visibility store (a task's `state` answer keeps only counts: its
+   * register is in the ledger's database, which `python -m starter pieces` reads). Pass the returned
+   * nextPageToken to get the next page; none when this was the last. */
+  async taskPieces(taskId: string, pageSize = 100, nextPageToken?: Uint8Array
+  ): Promise<{ pieces: { contentId: string; workflowId: string; running: boolean }[]; nextPageToken?: Uint8Array }> {
+    const query = `WorkflowType = '${MOUNTED_CONTENT}' AND task_id = '${taskId.replace(/'/g, "\\'")}'`;
+    const page = await this.client.workflowService.listWorkflowExecutions(
+      { namespace: this.client.options.namespace, query, pageSize, nextPageToken });
+    const pieces = (page.executions ?? []).map((e) => {
+      const workflowId = e.execution?.workflowId ?? '';
+      const prefix = `mount-content:${taskId}:`;
+      const contentId = workflowId.startsWith(prefix) ? workflowId.slice(prefix.length) : workflowId;
+      return { workflowId, contentId, running: Number(e.status ?? 0) === 1 };
+    });
+    const token = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+    return { pieces, nextPageToken: token };
   }
 
   contentState(taskId: string, contentId: string): Promise<MountedContentState> {
