@@ -248,7 +248,8 @@ async def drive_xingguang_task(ctx: Ctx, now: datetime) -> None:
                 ctx, XG_TASK, e, p, n, now + DAY + HOUR, cheating=ch))
 
 
-@pytest.mark.timeout(300)
+# 26 kills, each a restart of the worker and a replay of what it had cached: 150-300 s here on 2 cores.
+@pytest.mark.timeout(900)
 async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) -> None:
     env = await WorkflowEnvironment.start_time_skipping(data_converter=data_converter,
                                                         test_server_existing_path=time_skipping_server_path())

@@ -49,7 +49,7 @@ async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_pie
     assert verdict.conserved and verdict.stuck == [] and verdict.replay_failures == []
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_am_12_broken_build_with_a_settlement_key_per_call_fails_the_fault_run(tmp_path: Path) -> None:
     """The run must catch the bug it exists for: with the settlement's keys (and its closure row) unique per call
     (bench/fault_worker.py, FAULTS_BROKEN_SETTLE_KEY=closure), the settlement retried after a lost reply pays the
