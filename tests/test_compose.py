@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -255,8 +256,13 @@ def test_compose_file_is_valid() -> None:
     assert compose_schema.problems(document, ROOT) == []
     binary = shutil.which("docker-compose")
     if binary is not None:
+        without_token = {k: v for k, v in os.environ.items() if k != "CODEC_TOKEN"}
+        refused = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
+                                 capture_output=True, text=True, cwd=ROOT, timeout=60, env=without_token)
+        assert refused.returncode != 0 and "set CODEC_TOKEN" in refused.stderr  # the codec's secret is required
         result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "--services"], check=False,
-                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+                                capture_output=True, text=True, cwd=ROOT, timeout=60,
+                                env={**without_token, "CODEC_TOKEN": "compose-test-token-0123456789"})
         assert result.returncode == 0, result.stderr
         assert LONG_RUNNING | ONE_SHOT <= set(result.stdout.split())
 
