@@ -10,6 +10,8 @@ import asyncio
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -187,10 +189,16 @@ async def cancel(client: Client, task_id: str, reason: str, requested_by: str) -
 _register_db: Any = None
 
 
-def fill_register_from(db: Any) -> None:
-    """`db`: an activities.db.Database holding the register, or None to stop filling it in."""
+@contextmanager
+def register_read_from(db: Any) -> Iterator[None]:
+    """Within the block, task_state fills in registers from `db` (an activities.db.Database); the previous source
+    comes back after it, so a database closed after its block is never read."""
     global _register_db
-    _register_db = db
+    previous, _register_db = _register_db, db
+    try:
+        yield
+    finally:
+        _register_db = previous
 
 
 async def task_state(client: Client, task_id: str) -> mt.MountTaskState:

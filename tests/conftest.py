@@ -180,19 +180,19 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     config["data_converter"] = with_subject_keys(data_converter, subject_keys(adapters))
     client = Client(**config)
     # Tasks keep their register of pieces and creators in this test's ledger database: task_state reads it there.
-    starter_client.fill_register_from(adapters.db)
-    async with build_worker(client, task_queue, adapters, replace_activities=replacements):
-        context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
-        yield context
-        # On the time-skipping server a workflow terminated while one of its workflow tasks is in flight keeps
-        # time skipping locked for the rest of that server's life: wait until the test's workflows are idle,
-        # then terminate the leftovers while the worker still runs.
-        await wait_until_quiet(context, started.ids)
-        for workflow_id in set(started.ids):
-            try:
-                await client.get_workflow_handle(workflow_id).terminate("test over")
-            except RPCError:
-                pass  # already closed
+    with starter_client.register_read_from(adapters.db):
+        async with build_worker(client, task_queue, adapters, replace_activities=replacements):
+            context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
+            yield context
+            # On the time-skipping server a workflow terminated while one of its workflow tasks is in flight keeps
+            # time skipping locked for the rest of that server's life: wait until the test's workflows are idle,
+            # then terminate the leftovers while the worker still runs.
+            await wait_until_quiet(context, started.ids)
+            for workflow_id in set(started.ids):
+                try:
+                    await client.get_workflow_handle(workflow_id).terminate("test over")
+                except RPCError:
+                    pass  # already closed
 
 
 @pytest.fixture

@@ -111,8 +111,8 @@ async def test_a_task_crossing_the_suggestion_under_mounts_and_refusals_replays(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", BOUND)  # the worker runs in this process
     started = time.monotonic()
-    with scratch_adapters(tmp_path) as adapters:
-        api.fill_register_from(adapters.db)  # the task's pieces are in its register there (task_state)
+    # The task's pieces are in its register in the ledger's database (task_state reads them there).
+    with scratch_adapters(tmp_path) as adapters, api.register_read_from(adapters.db):
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
             data_converter=data_converter,

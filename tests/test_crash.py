@@ -16,6 +16,7 @@ server stalls on instead of skipping it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -255,11 +256,12 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
                                                         test_server_existing_path=time_skipping_server_path())
     crashing: CrashingWorker | None = None
     restarter: asyncio.Task[None] | None = None
+    reading = contextlib.ExitStack()
     try:
         await register_search_attributes(env.client)
         ledger_path = tmp_path / "ledger.db"
         adapters = Adapters.open(str(ledger_path))
-        api.fill_register_from(adapters.db)  # the task's pieces are in its register there (task_state)
+        reading.enter_context(api.register_read_from(adapters.db))  # task_state reads the task's register there
         adapters.directory.put_client(ClientFacts(client_id="crash-client", active=True, qualification_passed=True,
                                                   corporate_verified=True, brand_certified=True,
                                                   mount_allow_listed=True))
@@ -369,6 +371,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         assert adapters.ledger.balance(f"client:{XG_CLIENT}:available").balance_fen == 300_000 - XG_FROZEN + refund
         adapters.ledger.check_conservation()
     finally:
+        reading.close()
         if restarter is not None:
             restarter.cancel()
         if crashing is not None:

@@ -39,8 +39,9 @@ async def one_day_task(ctx: Ctx) -> tuple[str, datetime]:
     await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=1)
     creator(ctx.a, "cr-1")
     await api.join(ctx.client, task, "cr-1")
-    start = await business_now(ctx)
-    return task, start + DAY
+    end = (await api.task_state(ctx.client, task)).period_end_at
+    assert end is not None
+    return task, end
 
 
 class TestAM6LateMountReports:

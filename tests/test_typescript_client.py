@@ -90,9 +90,10 @@ async def live(built_client: Path, ledger: Adapters) -> AsyncIterator[Live]:
     try:
         address = env.client.service_client.config.target_host
         task_queue = "ts-client"
-        api.fill_register_from(ledger.db)  # the task's pieces are in its register there (task_state)
-        async with build_worker(env.client, task_queue, ledger):
-            yield Live(env=env, address=address, task_queue=task_queue, adapters=ledger, cli=built_client)
+        # The task's pieces are in its register in the ledger's database (task_state reads them there).
+        with api.register_read_from(ledger.db):
+            async with build_worker(env.client, task_queue, ledger):
+                yield Live(env=env, address=address, task_queue=task_queue, adapters=ledger, cli=built_client)
     finally:
         await env.shutdown()
 
