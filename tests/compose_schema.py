@@ -73,7 +73,7 @@ def published_port(port: Any) -> tuple[str, str, str] | None:
     if len(parts) > 3:
         return None
     ip, host, container = ["", "", *parts][-3:]
-    if ip and not IPV4.match(ip) or host and not PORT_RANGE.match(host) or not PORT_RANGE.match(container):
+    if (ip and not IPV4.match(ip)) or (host and not PORT_RANGE.match(host)) or not PORT_RANGE.match(container):
         return None
     if not all(0 < int(n) < 65536 for n in re.findall(r"\d+", f"{host}-{container}")):
         return None
@@ -159,7 +159,7 @@ def _service_problems(service: dict[str, Any], services: dict[str, Any], volumes
     for key in ("command", "entrypoint"):
         value = service.get(key)
         if value is not None and not (isinstance(value, str)
-                                      or isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                                      or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
             found.append(f"{key} is neither a string nor a list of strings")
     return found
 

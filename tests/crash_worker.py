@@ -55,8 +55,8 @@ class SelfKills:
             left_line, *done = (self.path.read_text() or "0").splitlines()
             left, reserved = int(left_line), len(set(self.always) - set(done))
             due = name in self.always and name not in done
-            if left <= 0 or not due and (not first_attempt or left <= reserved
-                                         or self.rng.random() >= SELF_KILL_PROBABILITY):
+            if left <= 0 or (not due and (not first_attempt or left <= reserved
+                                          or self.rng.random() >= SELF_KILL_PROBABILITY)):
                 return False
             self.path.write_text("\n".join([str(left - 1), *done, name]))
             return True

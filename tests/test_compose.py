@@ -64,7 +64,7 @@ def cli_type(key: Any) -> str:
 
 def test_services_are_the_deployment(services: dict[str, Any]) -> None:
     """The deployment's services (optional ones, such as monitoring, may come beside them)."""
-    assert LONG_RUNNING | ONE_SHOT <= set(services)
+    assert set(services) >= LONG_RUNNING | ONE_SHOT
 
 
 def test_images_are_pinned(services: dict[str, Any]) -> None:
@@ -264,7 +264,7 @@ def test_compose_file_is_valid() -> None:
                                 capture_output=True, text=True, cwd=ROOT, timeout=60,
                                 env={**without_token, "CODEC_TOKEN": "compose-test-token-0123456789"})
         assert result.returncode == 0, result.stderr
-        assert LONG_RUNNING | ONE_SHOT <= set(result.stdout.split())
+        assert set(result.stdout.split()) >= LONG_RUNNING | ONE_SHOT
 
 
 def test_compose_validation_finds_what_docker_compose_refuses(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ PER_TASK_VALUES = {"now", "is_continue_as_new_suggested", "get_current_history_l
 
 
 def mentions_legacy(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Attribute) and n.attr == "legacy" or isinstance(n, ast.Name) and n.id == "legacy"
+    return any((isinstance(n, ast.Attribute) and n.attr == "legacy") or (isinstance(n, ast.Name) and n.id == "legacy")
                for n in ast.walk(node))
 
 
@@ -72,8 +72,8 @@ def all_methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str
 
 
 def takes_updates(cls: ast.ClassDef, classes: dict[str, ast.ClassDef] | None = None) -> bool:
-    return any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "update"
-               or isinstance(d, ast.Attribute) and d.attr == "update"
+    return any((isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "update")
+               or (isinstance(d, ast.Attribute) and d.attr == "update")
                for f in all_methods(cls, classes or {}).values() for d in f.decorator_list)
 
 
