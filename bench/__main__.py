@@ -33,7 +33,8 @@ SIZES: dict[str, dict[str, int]] = {
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phases", nargs="*", help=f"any of {', '.join(ALL_PHASES)} (default all), or `scale`, or `drain`")
+    parser.add_argument("phases", nargs="*",
+                        help=f"any of {', '.join(ALL_PHASES)} (default all), or `scale`, or `drain`")
     parser.add_argument("--quick", action="store_true", help="small rounds: finishes in under 3 minutes")
     parser.add_argument("--tiny", action="store_true", help="a few items, one round (the smoke test)")
     parser.add_argument("--rounds", type=int, help="override the number of rounds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -32,11 +33,9 @@ class BareTaskWorkflow:
     async def run(self, input: BareTaskInput) -> int:
         await workflow.wait_condition(lambda: self.period_end_at is not None, timeout=timedelta(hours=1))
         assert self.period_end_at is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: False, timeout=max(self.period_end_at - workflow.now(),
                                                                      timedelta(seconds=1)))
-        except TimeoutError:
-            pass
         return 0
 
     @workflow.update(name="publish")
@@ -76,11 +75,9 @@ class BareContentWorkflow:
     async def run(self, input: BareContentInput) -> int:
         items = BareItems(task_id=input.task_id, content_id=input.content_id)
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: bool(self.pending) or workflow.now() >= input.window_closes_at,
                                               timeout=max(input.window_closes_at - workflow.now(), timedelta(0)))
-            except TimeoutError:
-                pass
             if self.pending:
                 batch, self.pending = self.pending, []
                 await workflow.execute_activity("bare.accrue", items.model_copy(update={"event_ids": batch}),

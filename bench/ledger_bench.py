@@ -85,8 +85,9 @@ async def postgresql_phase(size: int, rounds: int) -> PhaseResult:
         db.ensure_schema(PLAIN_DDL, PLAIN_DDL)
         return await interleaved("ledger_postgresql", "postings", size, rounds, _postings(ledger, "p"),
                                  _plain(db, "p"),
-                                 [(f"PostgreSQL {server_version} at {PG_DSN.split('@')[-1]}, scratch schema dropped afterwards; one"
-                                  " transaction per posting; bare: one INSERT per transaction, same server")])
+                                 [(f"PostgreSQL {server_version} at {PG_DSN.split('@')[-1]}, scratch schema dropped"
+                                  " afterwards; one transaction per posting; bare: one INSERT per transaction, same"
+                                  " server")])
     finally:
         db.close()
         with psycopg.connect(PG_DSN, autocommit=True) as admin:

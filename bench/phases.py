@@ -102,7 +102,7 @@ async def mounted_pieces(b: Bench, pieces: int) -> list[tuple[str, str, datetime
     """Tasks with joined creators and `pieces` mounted pieces: (task_id, content_id, mounted_at)."""
     _, task_ids = await published_tasks(b, max(1, -(-pieces // PIECES_PER_TASK)))
     creators = [b.next_id("creator") for _ in task_ids]
-    for task_id, creator_id in zip(task_ids, creators):
+    for task_id, creator_id in zip(task_ids, creators, strict=True):
         onboarded_creator(b.adapters, creator_id)
         await api.join(b.client, task_id, creator_id)
     plan = [(task_ids[i % len(task_ids)], creators[i % len(task_ids)], b.next_id("content")) for i in range(pieces)]
@@ -191,7 +191,7 @@ def mount_phase(b: Bench) -> tuple[Callable[[int], object], Callable[[int], obje
     async def project(n: int) -> tuple[int, float]:
         _, task_ids = await published_tasks(b, max(1, -(-n // PIECES_PER_TASK)))
         creators = [b.next_id("creator") for _ in task_ids]
-        for task_id, creator_id in zip(task_ids, creators):
+        for task_id, creator_id in zip(task_ids, creators, strict=True):
             onboarded_creator(b.adapters, creator_id)
             await api.join(b.client, task_id, creator_id)
         at = mount_instant()

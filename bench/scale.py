@@ -303,8 +303,9 @@ async def _scenario(env: WorkflowEnvironment, adapters: Adapters, args: argparse
         late["voids_to_closed_pieces"] += await send_voids(client, task_id, voids, concurrency)
         rows = await drain(adapters, task_id)
         money = adapters.ledger.task_money(task_id)
-        clock.mark(f"day {day}: {len(wave)} batches, {len(voids)} voids sent ({dict(late)} to closed pieces so far); {rows} accrual rows, spent"
-                   f" {money['spent_fen']} / {money['budget_fen']} fen, exhausted at {money['exhausted_at']}")
+        clock.mark(f"day {day}: {len(wave)} batches, {len(voids)} voids sent ({dict(late)} to closed pieces so far);"
+                   f" {rows} accrual rows, spent {money['spent_fen']} / {money['budget_fen']} fen, exhausted at"
+                   f" {money['exhausted_at']}")
 
     state_bytes.append(await state_answer_bytes(client, task_id))  # the waves counted (and the budget used up)
     await skip(env, 20 * DAY)  # every billing period and publicity window closes

@@ -25,10 +25,11 @@ async def main(port: str, db: str) -> None:
     with ledger.db.transaction() as tx:
         granted_fen, granted_count = tx.fetchone("SELECT COALESCE(SUM(granted_fen), 0), COALESCE(SUM(granted_count), 0)"
                                                  " FROM budget_accruals WHERE task_id = ? AND released = 0", (task_id,))
-        counted_ids = {r[0] for r in tx.fetchall("SELECT event_id FROM budget_accruals WHERE task_id = ? AND released = 0"
-                                                 " AND granted_count > 0", (task_id,))}
-        settle_keys = tx.fetchall("SELECT business_key FROM transfers WHERE kind = 'settle_fee' AND business_key LIKE ?",
-                                  (f"settle:{task_id}:%",))
+        counted_ids = {r[0] for r in tx.fetchall("SELECT event_id FROM budget_accruals"
+                                                 " WHERE task_id = ? AND released = 0 AND granted_count > 0",
+                                                 (task_id,))}
+        settle_keys = tx.fetchall("SELECT business_key FROM transfers"
+                                  " WHERE kind = 'settle_fee' AND business_key LIKE ?", (f"settle:{task_id}:%",))
         settled_ops = tx.fetchone("SELECT COUNT(*) FROM operations WHERE key LIKE ?", (f"settle:{task_id}:%",))[0]
     closures = ledger.task_closures(task_id, 0, 100_000)
     fees = [c.fee_fen for c in closures]
@@ -42,19 +43,22 @@ async def main(port: str, db: str) -> None:
     cheating = {b.event_id for b in plan.batches if b.cheating}
     voided = {b.event_id for b in plan.batches if b.voided}
     checks = {
-        "frozen = paid + platform fees + refund": money["frozen_fen"] == money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"],
+        "frozen = paid + platform fees + refund":
+            money["frozen_fen"] == money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"],
         "escrow empty": money["escrow_balance_fen"] == 0,
         "ledger sums to zero": ledger.conservation_total() == 0,
         "paid <= budget": money["paid_to_creators_fen"] <= plan.budget_fen,
         "paid = counted accruals (each counted conversion paid once)": money["paid_to_creators_fen"] == granted_fen,
         "paid = sum of piece fees (closures in the ledger)": money["paid_to_creators_fen"] == sum(fees),
         "platform fees = 10% half-up of the total (R-4)": money["platform_fees_fen"] == platform_fee(sum(fees)),
-        "one settlement per piece": settled_ops == len(plan.pieces) and len(settle_keys) == len({k for (k,) in settle_keys}),
+        "one settlement per piece":
+            settled_ops == len(plan.pieces) and len(settle_keys) == len({k for (k,) in settle_keys}),
         "every piece closed once in the ledger": sorted(c.content_id for c in closures) == sorted(plan.pieces),
         "no cheating batch counted": not counted_ids & cheating,
         "no voided batch counted": not counted_ids & voided,
         "task result agrees with ledger": result is not None and result.stage is mt.TaskStage.REFUNDED
-        and result.paid_to_creators_fen == money["paid_to_creators_fen"] and result.refunded_fen == money["refunded_fen"]
+        and result.paid_to_creators_fen == money["paid_to_creators_fen"]
+        and result.refunded_fen == money["refunded_fen"]
         and result.platform_fees_fen == money["platform_fees_fen"],
     }
     ids = [mount_task_id(task_id)] + [mounted_content_id(task_id, c) for c in plan.pieces]
@@ -64,13 +68,15 @@ async def main(port: str, db: str) -> None:
     largest_bytes = max(every, key=lambda x: x[1]["bytes"])
     largest_start = max(every, key=lambda x: x[1]["start_input_bytes"])
     report = {
-        "money": money, "counted_conversions": int(granted_count), "checks": checks, "money_check_exact": all(checks.values()),
+        "money": money, "counted_conversions": int(granted_count), "checks": checks,
+        "money_check_exact": all(checks.values()),
         "result": result.model_dump(mode="json") if result else None,
         "largest_history_events": {"workflow_id": largest[0], **largest[1]},
         "largest_history_bytes": {"workflow_id": largest_bytes[0], **largest_bytes[1]},
         "largest_start_input_bytes": {"workflow_id": largest_start[0], **largest_start[1]},
         "task_runs": runs[0],
-        "continue_as_new": {"MountTaskWorkflow": len(runs[0]) - 1, "MountedContentWorkflow": sum(len(r) - 1 for r in runs[1:])},
+        "continue_as_new": {"MountTaskWorkflow": len(runs[0]) - 1,
+                            "MountedContentWorkflow": sum(len(r) - 1 for r in runs[1:])},
         "pieces_that_continued_as_new": sum(len(r) > 1 for r in runs[1:]),
         "runs_over_10240_events": [(w, r["events"]) for w, r in every if r["events"] > HISTORY_WARNING_EVENTS],
         "runs_total": len(every),

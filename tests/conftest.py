@@ -6,7 +6,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -170,7 +170,8 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
               uid: str) -> AsyncIterator[Ctx]:
     """A worker on a fresh task queue and ledger for this test; workflows it leaves running are terminated.
 
-    `@pytest.mark.replace_activities.with_args(factory)` swaps activities by name: factory(adapters) -> [activity, ...]."""
+    `@pytest.mark.replace_activities.with_args(factory)` swaps activities by name:
+    factory(adapters) -> [activity, ...]."""
     marker = request.node.get_closest_marker("replace_activities")
     replacements = marker.args[0](adapters) if marker else []
     started = StartedWorkflows()
@@ -189,10 +190,8 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
             # then terminate the leftovers while the worker still runs.
             await wait_until_quiet(context, started.ids)
             for workflow_id in set(started.ids):
-                try:
+                with suppress(RPCError):  # already closed
                     await client.get_workflow_handle(workflow_id).terminate("test over")
-                except RPCError:
-                    pass  # already closed
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Chromium reads commands on fd 3 and writes answers on fd 4, each a JSON object e
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -70,7 +71,8 @@ class Chromium:
         # bash puts the pipe ends on fds 3 and 4, where Chromium expects them, then becomes Chromium.
         self.proc = subprocess.Popen(
             ["bash", "-c", f'exec "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', "chromium", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None if os.environ.get("CHROMIUM_LOG") else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=None if os.environ.get("CHROMIUM_LOG") else subprocess.DEVNULL,
             pass_fds=(to_chrome_r, from_chrome_w))
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -162,10 +164,8 @@ class Chromium:
         return str(result.get("result", {}).get("value", ""))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close", timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

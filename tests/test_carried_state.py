@@ -51,8 +51,8 @@ def large_task(pieces: int, creators: int, *, uuids: bool, seed: int = 8) -> mt.
     state = mt.MountTaskState(task_id="t-large", stage=mt.TaskStage.ENDED, client_id="client-1")
     creator_ids = [new_id("cr", i) for i in range(creators)]
     for creator_id in creator_ids:
-        state.creators[creator_id] = mt.CreatorEntry(creator_id=creator_id, payee_account=f"creator:{creator_id}:payable",
-                                                     joined_at=start)
+        state.creators[creator_id] = mt.CreatorEntry(creator_id=creator_id,
+                                                     payee_account=f"creator:{creator_id}:payable", joined_at=start)
     for i in range(pieces):
         content_id = new_id("c", i)
         state.pieces[content_id] = mt.PieceEntry(
@@ -91,7 +91,7 @@ def test_a_compressed_payload_that_inflates_too_far_or_is_cut_short_is_refused(m
     [payload] = data_converter.payload_converter.to_payloads([carried])
     assert payload.metadata["encoding"] == ZLIB
     cut = Payload(metadata=payload.metadata, data=payload.data[: len(payload.data) // 2])
-    with pytest.raises(ApplicationError, match="json/zlib payload .* cut short") as refused:
+    with pytest.raises(ApplicationError, match=r"json/zlib payload .* cut short") as refused:
         data_converter.payload_converter.from_payloads([cut], [mt.MountTaskInput])
     assert refused.value.type == "InvalidPayload" and refused.value.non_retryable
     monkeypatch.setattr(converter, "MAX_INFLATED_BYTES", 10_000)

@@ -86,7 +86,8 @@ def test_api_key_profile_builds_the_connect_config(tmp_path: Path, monkeypatch: 
 def test_mtls_variables_build_a_tls_config_and_a_bad_profile_is_refused(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     env = clean_env(tmp_path, TEMPORAL_ADDRESS="temporal.internal:7233", TEMPORAL_NAMESPACE="ops",
-                    TEMPORAL_TLS_CLIENT_CERT_PATH=str(pki.client_cert), TEMPORAL_TLS_CLIENT_KEY_PATH=str(pki.client_key),
+                    TEMPORAL_TLS_CLIENT_CERT_PATH=str(pki.client_cert),
+                    TEMPORAL_TLS_CLIENT_KEY_PATH=str(pki.client_key),
                     TEMPORAL_TLS_SERVER_CA_CERT_PATH=str(pki.ca_cert), TEMPORAL_TLS_SERVER_NAME=SERVER_NAME)
     loaded = connection.load(env)
     tls = loaded.options["tls"]

@@ -131,7 +131,7 @@ def differences(once: Any, again: Any, path: str = "") -> list[str]:
         return [d for k in sorted(set(once) | set(again), key=str)
                 for d in differences(once.get(k), again.get(k), f"{path}.{k}")]
     if isinstance(once, list) and isinstance(again, list) and once != again and len(once) == len(again):
-        return [d for i, (a, b) in enumerate(zip(once, again)) for d in differences(a, b, f"{path}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(once, again, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
     return [] if once == again else [f"{path}: {once!r} -> {again!r}"]
 
 
@@ -318,8 +318,8 @@ class TestR1DuplicateContentMessages:
         assert hold is not None and (hold.released_at, hold.outcome) == (t0 + SECOND, "paid")
 
     async def test_am_11_am_17_raise_and_resolve_dispute_twice(self, ctx: Ctx) -> None:
-        """A second `raise_dispute` of the same party is refused while its first is open (it names it); a second `resolve_dispute`
-        is refused (the dispute is no longer open); the budget counter moves once."""
+        """A second `raise_dispute` of the same party is refused while its first is open (it names it); a second
+        `resolve_dispute` is refused (the dispute is no longer open); the budget counter moves once."""
         task, t0 = await joined_and_mounted(ctx, "dsp")
         await h.convert(ctx, task, "c1", "e1", 10, t0)
         await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 10)
@@ -647,7 +647,8 @@ class TestPRDuplicateMessages:
         person(ctx, unreachable, phone=False, email=False)  # no contact on file: an announcement only
         incident = f"i-{ctx.uid}"
         notice = inc.NoticeParts(what_happened="an API key leaked; phone numbers may have been read",
-                                 actions_taken="the key was revoked", user_advice="never share verification codes", remedy="none")
+                                 actions_taken="the key was revoked", user_advice="never share verification codes",
+                                 remedy="none")
         await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
             incident_id=incident, opened_by="sec-1", summary="API key leak", notice=notice,
             affected_account_ids=[reachable, unreachable]), ctx.task_queue)
@@ -912,7 +913,8 @@ class TestR1R8BillableEventsOutOfOrder:
             assert spend == 50 * sum(billed.values()) == 50 * sum(p.billable_events for p in state.pieces.values())
             assert [m.creator_earnings_fen for m in result.pieces.values()] == [10_000, 10_000], label
             if label == "in order":
-                assert stop_minute == 5 and {e: n for e, n in billed.items() if n} == {"e1": 5, "f1": 6, "e2": 3, "e4": 1}
+                assert stop_minute == 5
+                assert {e: n for e, n in billed.items() if n} == {"e1": 5, "f1": 6, "e2": 3, "e4": 1}
                 assert {p: piece.billable_events for p, piece in state.pieces.items()} == {"p1": 9, "p2": 6}
 
 

@@ -162,6 +162,8 @@ def refusal(model: type[BaseModel], payload: Any) -> ApplicationError | None:
     return None
 
 
+# A key in full-width letters (Unicode normalisation would fold it to "TASK"): refused as unknown, never folded.
+FULL_WIDTH_KEY = "ＴＡＳＫ"  # noqa: RUF001  full-width letters are the hostile input
 hostile_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([-1, -(10**15), 10**15 + 1, 2**63, 2**64 + 1, -(2**63) - 1, 0]),
@@ -188,14 +190,14 @@ def hostile(model: type[BaseModel]) -> st.SearchStrategy[Hostile]:
     required = [f for f, info in model.model_fields.items() if info.is_required()]
     replaced = st.tuples(st.sampled_from(fields), hostile_values).map(
         lambda fv: Hostile({**base, fv[0]: fv[1]}, fv[0], "wrong value"))
-    unknown = st.tuples(st.one_of(st.sampled_from(["unknown_field", "ＴＡＳＫ", "__class__", "$ref", "task id"]),
+    unknown = st.tuples(st.one_of(st.sampled_from(["unknown_field", FULL_WIDTH_KEY, "__class__", "$ref", "task id"]),
                                   st.text(min_size=1, max_size=12)), hostile_values).filter(
         lambda kv: kv[0] not in model.model_fields).map(lambda kv: Hostile({**base, kv[0]: kv[1]}, kv[0], "unknown"))
     # Breaking one field of a valid payload is what names a field: drawn most often.
     strategies = [replaced, replaced, replaced, unknown,
                   st.one_of(hostile_scalars, st.lists(hostile_scalars, max_size=3)).map(
                       lambda v: Hostile(v, PAYLOAD, "not an object")),
-                  st.dictionaries(st.sampled_from([*fields, "unknown_field", "ＴＡＳＫ"]), hostile_values,
+                  st.dictionaries(st.sampled_from([*fields, "unknown_field", FULL_WIDTH_KEY]), hostile_values,
                                   max_size=len(fields) + 2).map(lambda d: Hostile(d, None, "random object"))]
     if required:
         strategies.append(st.sampled_from(required).map(

@@ -108,10 +108,12 @@ def test_r4_a_ledger_file_made_before_the_partial_indexes_opens_and_still_resolv
     path = str(tmp_path / "old.db")
     old_schema = ledger_module._SCHEMA.replace(
         "pending_id TEXT REFERENCES transfers (id),", "pending_id TEXT UNIQUE REFERENCES transfers (id),")
-    old_schema = old_schema.replace("ON transfers (corrects_id) WHERE corrects_id IS NOT NULL", "ON transfers (corrects_id)")
+    old_schema = old_schema.replace("ON transfers (corrects_id) WHERE corrects_id IS NOT NULL",
+                                    "ON transfers (corrects_id)")
     old_schema = re.sub(r"CREATE UNIQUE INDEX IF NOT EXISTS transfers_resolve_once[^;]*;", "", old_schema)
     old_schema = re.sub(r"CREATE TABLE IF NOT EXISTS content_closures \([^;]*;", "", old_schema)
-    assert "INDEX IF NOT EXISTS transfers_resolve_once" not in old_schema and "CREATE TABLE IF NOT EXISTS content_closures" not in old_schema
+    assert "INDEX IF NOT EXISTS transfers_resolve_once" not in old_schema
+    assert "CREATE TABLE IF NOT EXISTS content_closures" not in old_schema
     with sqlite3.connect(path) as raw:
         raw.executescript(old_schema)
     book = Ledger(Database(path))

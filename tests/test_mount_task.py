@@ -34,7 +34,8 @@ class TestAM1ClientEligibility:
         ctx.a.ledger.deposit("dep-bad", "c-bad", 500_000)
         now = await business_now(ctx)
         with pytest.raises(Refused) as refusal:
-            await api.publish_task(ctx.client, publish_request(f"t-am1-{ctx.uid}", "c-bad", now, now + 10 * DAY, 100_000),
+            await api.publish_task(ctx.client,
+                                   publish_request(f"t-am1-{ctx.uid}", "c-bad", now, now + 10 * DAY, 100_000),
                                    ctx.task_queue)
         assert refusal.value.kind == "PublicationRefused"
         assert refusal.value.reasons == [
@@ -50,7 +51,8 @@ class TestAM1ClientEligibility:
     async def test_am_1_unknown_client_is_refused(self, ctx: Ctx) -> None:
         now = await business_now(ctx)
         with pytest.raises(Refused) as refusal:
-            await api.publish_task(ctx.client, publish_request(f"t-am1u-{ctx.uid}", "nobody", now, now + DAY, 100), ctx.task_queue)
+            await api.publish_task(ctx.client, publish_request(f"t-am1u-{ctx.uid}", "nobody", now, now + DAY, 100),
+                                   ctx.task_queue)
         assert refusal.value.reasons == ["client nobody is not registered"]
 
 
@@ -82,7 +84,8 @@ class TestAM3FeesHeld:
         assert (first.budget_fen, first.platform_fee_fen, first.frozen_fen) == (123_455, 12_346, 135_801)
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 200_000 - 135_801
         assert ctx.a.ledger.balance(f"task:t-am3-{ctx.uid}:escrow").balance_fen == 135_801
-        again = await api.publish_task(ctx.client, (await api.task_state(ctx.client, f"t-am3-{ctx.uid}")).request, ctx.task_queue)
+        again = await api.publish_task(ctx.client, (await api.task_state(ctx.client, f"t-am3-{ctx.uid}")).request,
+                                       ctx.task_queue)
         assert again == first
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 200_000 - 135_801
 
@@ -173,7 +176,8 @@ class TestAM7AndAM13EndAndRefund:
         published = await api.publish_task(ctx.client, request, ctx.task_queue)
         creator(ctx.a, "cr-7")
         await api.join(ctx.client, f"t-am7-{ctx.uid}", "cr-7")
-        result = await finish(ctx, mount_task_id(f"t-am7-{ctx.uid}"), mt.TaskResult)  # time skips through the 10-day period
+        # Time skips through the 10-day period.
+        result = await finish(ctx, mount_task_id(f"t-am7-{ctx.uid}"), mt.TaskResult)
         assert result.stage is mt.TaskStage.REFUNDED
         assert result.end_reason is mt.EndReason.PERIOD_OVER
         assert result.ended_at == now + 10 * DAY

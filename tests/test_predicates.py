@@ -61,7 +61,8 @@ def self_calls(node: ast.AST) -> set[str]:
             and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"}
 
 
-def all_methods(cls: ast.ClassDef, classes: dict[str, ast.ClassDef]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+def all_methods(cls: ast.ClassDef,
+                classes: dict[str, ast.ClassDef]) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
     """The class's methods and those of its bases defined in workflows/ (the class's own win)."""
     methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for base in cls.bases:

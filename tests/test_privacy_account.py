@@ -183,7 +183,7 @@ class TestPR4R6StatementDisputes:
         account = f"cl-{ctx.uid}"
         now = await business_now(ctx)
         await used(ctx, account, now, "login-1")
-        with pytest.raises(Refused, match="transaction_at: .* is in the future"):
+        with pytest.raises(Refused, match=r"transaction_at: .* is in the future"):
             await api.raise_statement_dispute(ctx.client, account, ac.RaiseStatementDispute(
                 dispute_id="d1", subject=ac.StatementSubject.BALANCE, transaction_at=now + timedelta(days=2),
                 reason="x"))

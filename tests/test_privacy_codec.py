@@ -197,7 +197,7 @@ def test_pr_6_key_rotation_by_key_id() -> None:
     new = rotated.encode_sync(flagged)
     assert new[0].metadata[KEY_ID_METADATA] == b"k2" and rotated.decode_sync(new) == flagged
     assert new[0].data[:12] != rotated.encode_sync(flagged)[0].data[:12]  # a fresh nonce per payload
-    with pytest.raises(PayloadKeyError, match="key id 'k1'.*known: k2"):
+    with pytest.raises(PayloadKeyError, match=r"key id 'k1'.*known: k2"):
         EncryptionCodec(KeyRing.parse(KEY_2)).decode_sync(old)
     tampered = Payload()
     tampered.CopyFrom(new[0])
@@ -228,7 +228,7 @@ def test_pr_6_keys_from_the_environment_or_the_key_file(tmp_path: Path) -> None:
     # A worker against a real server refuses to start without keys; the embedded run makes its file.
     settings = worker.Settings(address="temporal:7233", namespace="default", task_queue="q", ledger_dsn=":memory:",
                                port=7233, ui_port=8233, payload_keys_file=str(tmp_path / "none"))
-    with pytest.raises(SystemExit, match="no payload keys.*PAYLOAD_KEYS"):
+    with pytest.raises(SystemExit, match=r"no payload keys.*PAYLOAD_KEYS"):
         worker.payload_keys(settings)
 
 

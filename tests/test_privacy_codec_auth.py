@@ -73,7 +73,10 @@ def bodies() -> tuple[bytes, bytes, list[Payload]]:
     flagged = plain_converter.payload_converter.to_payloads(
         [dsr.GivenValue(field=PersonalField.ID_NUMBER, value=ID_NUMBER), mt.JoinRequest(creator_id="c1")])
     sealed = EncryptionCodec(KeyRing.parse(KEY_1)).encode_sync(flagged)
-    encode = lambda payloads: json.dumps({"payloads": [json_format.MessageToDict(p) for p in payloads]}).encode()
+
+    def encode(payloads: list[Payload]) -> bytes:
+        return json.dumps({"payloads": [json_format.MessageToDict(p) for p in payloads]}).encode()
+
     return encode(sealed), encode(sealed[1:]), flagged
 
 

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 DAY = timedelta(days=1)
 
 
-def request(ctx: Ctx, account: str, kind: dsr.RequestKind, now: datetime, **fields: object) -> dsr.DataSubjectRequestInput:
+def request(ctx: Ctx, account: str, kind: dsr.RequestKind, now: datetime,
+            **fields: object) -> dsr.DataSubjectRequestInput:
     return dsr.DataSubjectRequestInput(request_id=f"r-{kind.value}-{ctx.uid}", account_id=account, kind=kind,
                                        received_at=now, **fields)  # type: ignore[arg-type]
 

@@ -116,7 +116,8 @@ class TestPR7R10Incidents:
             await api.incident_update(ctx.client, incident, "publish_announcement", inc.PublishAnnouncement(
                 published_by="sec-1", reason="too many to reach", channel="press release", published_at=now))
         await ctx.client.get_workflow_handle(security_incident_id(incident)).execute_update(
-            "confirm", inc.ConfirmIncident(confirmed_by="sec-2", confirmed_at=now), result_type=inc.SecurityIncidentState)
+            "confirm", inc.ConfirmIncident(confirmed_by="sec-2", confirmed_at=now),
+            result_type=inc.SecurityIncidentState)
         announced = await api.incident_update(ctx.client, incident, "publish_announcement", inc.PublishAnnouncement(
             published_by="sec-1", reason="too many to reach one by one", channel="press release", published_at=now))
         assert announced.announcement is not None

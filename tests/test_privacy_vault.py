@@ -30,7 +30,8 @@ from workflows.rules.privacy import Disposition, HoldReason, PersonalField
 @pytest.fixture
 def vault(ledger_db: Database) -> Iterator[PersonalData]:
     ledger = Ledger(ledger_db)
-    yield PersonalData(ledger_db, ledger, Directory(ledger_db), SubjectKeys(ledger_db, KeyRing.parse(TEST_PAYLOAD_KEYS)))
+    yield PersonalData(ledger_db, ledger, Directory(ledger_db),
+                       SubjectKeys(ledger_db, KeyRing.parse(TEST_PAYLOAD_KEYS)))
     ledger.check_conservation()
 
 

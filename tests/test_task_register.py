@@ -53,7 +53,8 @@ def fill_register(ctx: Ctx, task: str, creator_id: str, first_seq: int, count: i
     stamp = mounted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
     with ctx.a.db.transaction() as tx:
         for seq in range(first_seq, first_seq + count):
-            tx.execute("INSERT INTO task_pieces (task_id, content_id, creator_id, mounted_at, seq) VALUES (?, ?, ?, ?, ?)",
+            tx.execute("INSERT INTO task_pieces (task_id, content_id, creator_id, mounted_at, seq)"
+                       " VALUES (?, ?, ?, ?, ?)",
                        (task, f"bulk-{seq}", creator_id, stamp, seq))
 
 

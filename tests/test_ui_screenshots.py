@@ -227,7 +227,8 @@ async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: Desk, 
         handle = dev.get_workflow_handle(s.disputed)
         run_id = (await handle.describe()).run_id
         closes = (await api.content_state(dev, s.task, "c1")).publicity_window_closes_at
-        timer = [e.event_id async for e in handle.fetch_history_events() if e.HasField("timer_started_event_attributes")][-1]
+        timer = [e.event_id async for e in handle.fetch_history_events()
+                 if e.HasField("timer_started_event_attributes")][-1]
         page = await asyncio.to_thread(
             chromium.capture, desk.url(f"workflows/{s.disputed}/{run_id}/history") + "?category=timer",
             ["Timer Started", f"publicity window closes {business_time(closes)}"], script=expand_event(timer))

@@ -149,8 +149,8 @@ class TestAM18AM19PenaltiesActAtNotice:
                              party_kind=vc.PartyKind.CLIENT)
         assert refused.value.kind == "PenaltyNoticeRefused"
         assert refused.value.reasons == [("penalties[1].kind: deduct_credit_score is not a penalty for a client "
-                                          "(allowed: ban_account, bar_from_mount_tasks, deduct_fees, freeze_fees, remove_from_task, "
-                                          "restrict_account)")]
+                                          "(allowed: ban_account, bar_from_mount_tasks, deduct_fees, freeze_fees, "
+                                          "remove_from_task, restrict_account)")]
 
     async def test_am_18_the_workflow_refuses_a_misfit_penalty_started_around_the_helper(self, ctx: Ctx) -> None:
         case_id = violation_case_id(f"v-{ctx.uid}")

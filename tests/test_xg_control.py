@@ -185,8 +185,9 @@ class TestXG10Compensation:
         for cause in (xg.AnomalyCause.COMPLIANCE_PAUSE, xg.AnomalyCause.ANNOUNCED_SERVICE_CHANGE):
             with pytest.raises(Refused) as refusal:
                 await api.compensate(ctx.client, task, xg.CompensateRequest(
-                    **CLAIM_PERIOD, operator_id=OPERATOR, compensation_id=f"k-{cause.value}", kind=xg.CompensationKind.DELIVERY_ANOMALY,
-                    cause=cause, amount_fen=100, policy="policy", note="delay"))
+                    **CLAIM_PERIOD, operator_id=OPERATOR, compensation_id=f"k-{cause.value}",
+                    kind=xg.CompensationKind.DELIVERY_ANOMALY, cause=cause, amount_fen=100, policy="policy",
+                    note="delay"))
             assert refusal.value.reasons == [(f"cause: {cause.value} is not a delivery anomaly the platform caused: "
                                              "no compensation (XG-7, XG-10)")]
         assert (await api.state(ctx.client, task)).compensations == []

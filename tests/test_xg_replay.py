@@ -87,8 +87,8 @@ async def every_message(ctx: Ctx) -> str:
     await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
     await api.compensate(ctx.client, task, xg.CompensateRequest(
-        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
-        policy="policy-2026", note="wrong region"))
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY,
+        amount_fen=500, policy="policy-2026", note="wrong region"))
     await api.penalize(ctx.client, task, xg.PenalizeRequest(operator_id=OPERATOR, penalty_id="d1",
                                                             action=xg.PenaltyAction.DEDUCT, amount_fen=300,
                                                             reason="late materials"))
@@ -189,8 +189,8 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
         note="logo visible for 3 s"))
     await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
     paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
-        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY, amount_fen=500,
-        policy="policy-2026", note="shown in the wrong region"))
+        **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY,
+        amount_fen=500, policy="policy-2026", note="shown in the wrong region"))
     assert paid.paid_fen == 500
     await sleep_until(ctx, t0 + 3 * DAY)
     result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
