@@ -15,7 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from workflows import metrics
+from workflows import metrics  # noqa: E402  (importable from a checkout only once ROOT is on the path)
 
 OUT = ROOT / "deploy/grafana/dashboards/xingtu.json"
 UID = "xingtu-worker"
