@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -110,3 +113,22 @@ def ledger_fixture(ledger_db: Database) -> Iterator[Ledger]:
     yield book
     assert book.conservation_total() == 0
     book.check_conservation()
+
+
+CREATOR = "creator:u1:payable"
+
+def frozen_task(book: Ledger, task: str = "t1", budget: int = 10_000, fee: int = 1_000) -> None:
+    book.deposit(f"dep-{task}", "c1", budget + fee)
+    book.freeze(task, "c1", budget, fee)
+
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    start = threading.Barrier(count)
+
+    def run(i: int) -> Any:
+        start.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))

@@ -22,14 +22,33 @@ from temporalio.worker import Replayer
 from tests.conftest import data_converter
 from tests.ui_metadata import assert_operator_metadata
 from worker import workflow_runner
+from workflows.account import AccountWorkflow
+from workflows.data_subject_request import DataSubjectRequestWorkflow
+from workflows.mount_task import MountTaskWorkflow
+from workflows.mounted_content import MountedContentWorkflow
+from workflows.security_incident import SecurityIncidentWorkflow
+from workflows.violation_case import ViolationCaseWorkflow
+from workflows.xingguang_late_claims import XingguangClaimsWorkflow
+from workflows.xingguang_task import XingguangTaskWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+# File name prefix -> the workflows its family's replay test (tests/test_<family>_replay.py) replays those files with.
+FAMILIES: dict[str, tuple[type, ...]] = {
+    "mount-": (MountTaskWorkflow, MountedContentWorkflow),
+    "violation-": (ViolationCaseWorkflow, MountedContentWorkflow),
+    "xingguang-": (XingguangTaskWorkflow, XingguangClaimsWorkflow),
+    "privacy-": (DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow),
+}
 
 
 def replayer(*workflows: type, converter: DataConverter = data_converter) -> Replayer:
     # The worker's sandbox settings (passed-through modules), so that replay checks the code as the worker runs it.
     # `converter`: one bound to a test's subject keys (tests/conftest.py) replays payloads sealed with them.
     return Replayer(workflows=list(workflows), data_converter=converter, workflow_runner=workflow_runner())
+
+
+def family_replayer(prefix: str) -> Replayer:
+    return replayer(*FAMILIES[prefix])
 
 
 async def history_json(client: Client, workflow_id: str, run_id: str | None = None) -> str:

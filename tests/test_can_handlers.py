@@ -43,7 +43,7 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from tests.test_xg_fixtures import HOUR, ids, ordered_task, published_piece, sleep_until, task_when
+from tests.xg_fixtures import HOUR, ids, ordered_task, published_piece, sleep_until, task_when
 from worker import Adapters
 from workflows import common
 from workflows.contract import mounted_content as mc

@@ -41,7 +41,7 @@ from starter import xingguang as xg_api
 from starter.client import Refused
 from tests.conftest import Ctx, register_search_attributes, time_skipping_server_path
 from tests.helpers import DAY, WORKFLOW_EXECUTION_STATUS_RUNNING, eligible_client, workflow_status
-from tests.test_xg_fixtures import (
+from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
     PROVIDER,

@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
-from temporalio.worker import Replayer
 
-from tests import test_mount_replay, test_privacy_replay, test_violation_replay, test_xg_replay
-from tests.replay_helpers import HISTORIES
+from tests.replay_helpers import FAMILIES, HISTORIES
 from worker import WORKFLOWS
-
-# File name prefix -> the replayer of the test that replays those files (tests/test_*_replay.py, checked_in(prefix)).
-FAMILIES: dict[str, Replayer] = {
-    "mount-": test_mount_replay.REPLAYER,
-    "violation-": test_violation_replay.REPLAYER,
-    "xingguang-": test_xg_replay.REPLAYER,
-    "privacy-": test_privacy_replay.REPLAYER,
-}
 
 
 def started_type(path: Path) -> tuple[str, bool, bool]:
@@ -80,5 +70,5 @@ def test_workflow_types_that_continue_as_new_have_both_runs_on_file() -> None:
 def test_every_checked_in_history_is_replayed_by_its_family(path: Path) -> None:
     prefix = next((p for p in FAMILIES if path.name.startswith(p)), None)
     assert prefix is not None, f"{path.name}: no replay test reads it; name it {sorted(FAMILIES)}<shape>.json"
-    replays = type_names(FAMILIES[prefix].config().get("workflows", ()))
+    replays = type_names(FAMILIES[prefix])
     assert RECORDED[path.name][0] in replays, f"{path.name}: the {prefix}* replay test does not register its type"

@@ -19,7 +19,7 @@ For each payload sent:
 - an update is rejected with `InvalidPayload` whose message and details name the field that was broken (the very
   problems the converter reports locally) and do not echo the value sent;
 - a signal is dropped (the converter's refusal, naming the field, is logged by the SDK);
-- afterwards the workflows' `state` (whole) and every table of the database (tests/test_duplicates.py's `world`) are
+- afterwards the workflows' `state` (whole) and every table of the database (tests/duplicates_helpers.py's `world`) are
   what they were before, and no workflow task failed (no WorkflowTaskFailed event in the history).
 
 The PR workflows run with personal data through the payload codec (tests/conftest.py's test key): the data subject
@@ -48,10 +48,10 @@ from temporalio.exceptions import ApplicationError
 from starter import client as api
 from starter import privacy as pr_api
 from tests import helpers as h
-from tests import test_xg_fixtures as xgf
+from tests import xg_fixtures as xgf
 from tests.conftest import Ctx, wait_until_quiet
+from tests.duplicates_helpers import differences, world
 from tests.privacy_helpers import PHONE, fixed_calendar, person
-from tests.test_duplicates import differences, world
 from tests.violation_helpers import case_when, earn, start_case
 from worker import WORKFLOWS
 from workflows.contract import account as ac

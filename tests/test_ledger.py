@@ -5,9 +5,6 @@ Every test runs on both backends; the `ledger` fixture checks conservation after
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,9 @@ from activities.ledger import (
     transfer_id,
 )
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
+    CREATOR,
+    frozen_task,
+    in_threads,
     ledger_db_fixture,
     ledger_dsn_fixture,
     ledger_fixture,
@@ -43,12 +43,6 @@ from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=CST)
-CREATOR = "creator:u1:payable"
-
-
-def frozen_task(book: Ledger, task: str = "t1", budget: int = 10_000, fee: int = 1_000) -> None:
-    book.deposit(f"dep-{task}", "c1", budget + fee)
-    book.freeze(task, "c1", budget, fee)
 
 
 def row_counts(db: Database) -> dict[str, int]:
@@ -56,16 +50,6 @@ def row_counts(db: Database) -> dict[str, int]:
     with db.transaction() as tx:
         return {t: int(tx.fetchone(f"SELECT COUNT(*) FROM {t}")[0]) for t in tables}  # type: ignore[index]
 
-
-def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
-    start = threading.Barrier(count)
-
-    def run(i: int) -> Any:
-        start.wait()
-        return work(i)
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 # ---- postings are idempotent, immutable, and never overdraw ---------------------------------------------

@@ -22,12 +22,14 @@ from activities.ledger import (
     TaskClosuresRequest,
 )
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
+    CREATOR,
+    frozen_task,
+    in_threads,
     ledger_db_fixture,
     ledger_dsn_fixture,
     ledger_fixture,
     postgresql_schema_dsn_fixture,
 )
-from tests.test_ledger import CREATOR, frozen_task, in_threads
 
 
 def closures(ledger: Ledger, task: str, after: int = 0, limit: int = 1000) -> list[tuple[int, str, str, int, int]]:

@@ -41,7 +41,8 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from tests.test_xg_fixtures import (
+from tests.violation_helpers import case_update, case_when, fixed_calendar, start_case
+from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
     events,
@@ -51,8 +52,7 @@ from tests.test_xg_fixtures import (
     sleep_until,
     xg_money,
 )
-from tests.test_xg_fixtures import task_when as xg_task_when
-from tests.violation_helpers import case_update, case_when, fixed_calendar, start_case
+from tests.xg_fixtures import task_when as xg_task_when
 from worker import WORKFLOWS, Adapters, build_worker
 from workflows import metrics
 from workflows.contract import mount_task as mt

@@ -40,8 +40,8 @@ from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.dev_server import dev_server_with_worker
 from tests.helpers import eligible_client, publish_request
-from tests.test_xg_fixtures import OPERATOR, order_request
 from tests.violation_helpers import start_case
+from tests.xg_fixtures import OPERATOR, order_request
 from worker import Adapters
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr

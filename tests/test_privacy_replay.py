@@ -34,7 +34,7 @@ from workflows.security_incident import SecurityIncidentWorkflow
 
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 # With the codec (tests/conftest.py data_converter): encrypted payloads replay too (PR-6).
-REPLAYER = rh.replayer(DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow)
+REPLAYER = rh.family_replayer("privacy-")
 
 
 async def scenario(ctx: Ctx) -> dict[str, str]:

@@ -24,10 +24,8 @@ from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
-from workflows.mounted_content import MountedContentWorkflow
-from workflows.violation_case import ViolationCaseWorkflow
 
-REPLAYER = rh.replayer(ViolationCaseWorkflow, MountedContentWorkflow)
+REPLAYER = rh.family_replayer("violation-")
 SECOND = timedelta(seconds=1)
 
 

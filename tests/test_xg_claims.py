@@ -10,7 +10,7 @@ from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
-from tests.test_xg_fixtures import HOUR, OPERATOR, PLATFORM_FAULT, ids, notice, ordered_task, sleep_until
+from tests.xg_fixtures import HOUR, OPERATOR, PLATFORM_FAULT, ids, notice, ordered_task, sleep_until
 from workflows.contract import xingguang as xg
 
 

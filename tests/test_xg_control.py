@@ -11,7 +11,7 @@ from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
-from tests.test_xg_fixtures import (
+from tests.xg_fixtures import (
     CLAIM_PERIOD,
     HOUR,
     OPERATOR,

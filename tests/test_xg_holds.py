@@ -10,8 +10,8 @@ from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import business_now, creator, finish
 from tests.penalty_task_helpers import case_in_force, decide, lift
-from tests.test_xg_fixtures import ids, sleep_until, task_when
 from tests.violation_helpers import case_when, earn, register
+from tests.xg_fixtures import ids, sleep_until, task_when
 from tests.xg_hold_helpers import (
     FREEZE_ALL,
     SECOND,

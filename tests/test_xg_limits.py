@@ -24,7 +24,7 @@ from starter import xingguang as api
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import DAY, finish
-from tests.test_xg_fixtures import (
+from tests.xg_fixtures import (
     HOUR,
     events,
     ordered_task,

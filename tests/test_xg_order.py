@@ -8,7 +8,7 @@ from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, eligible_client
-from tests.test_xg_fixtures import order_request
+from tests.xg_fixtures import order_request
 from workflows.contract import xingguang as xg
 
 

@@ -22,7 +22,7 @@ from starter.client import Refused
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, eligible_client, finish
-from tests.test_xg_fixtures import (
+from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
     PLATFORM_FAULT,
@@ -44,10 +44,8 @@ from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import xingguang as xg
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsState
-from workflows.xingguang_late_claims import XingguangClaimsWorkflow
-from workflows.xingguang_task import XingguangTaskWorkflow
 
-REPLAYER = rh.replayer(XingguangTaskWorkflow, XingguangClaimsWorkflow)
+REPLAYER = rh.family_replayer("xingguang-")
 EVERY_YEAR = ChinaWorkingDays(covered=frozenset(range(2001, 2200)))
 pytestmark = pytest.mark.replace_activities.with_args(lambda a: [CalendarActivities(EVERY_YEAR).add_working_days])
 

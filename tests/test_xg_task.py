@@ -9,7 +9,7 @@ from starter import xingguang as api
 from starter.client import Refused
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, eligible_client, finish
-from tests.test_xg_fixtures import (
+from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
     PROVIDER,

@@ -16,7 +16,7 @@ from starter import xingguang as api
 from tests.conftest import scratch_adapters
 from tests.dev_server import dev_server_with_worker
 from tests.helpers import creator, eligible_client
-from tests.test_xg_fixtures import OPERATOR, PROVIDER, order_request
+from tests.xg_fixtures import OPERATOR, PROVIDER, order_request
 from worker import Adapters
 from workflows.contract import xingguang as xg
 from workflows.rules.clock import BUSINESS_TZ

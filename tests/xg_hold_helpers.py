@@ -1,4 +1,4 @@
-"""Helpers for R-13 on Xingguang (tests/test_xg_holds.py, tests/duplicates_xg_holds.py): a task with a piece whose
+"""Helpers for R-13 on Xingguang (tests/test_xg_holds.py, tests/test_duplicates_xg_holds.py): a task with a piece whose
 settlement a freeze holds while another settles, and the money checks. No tests."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.conftest import Ctx
 from tests.helpers import DAY
-from tests.test_xg_fixtures import (
+from tests.violation_helpers import fixed_calendar
+from tests.xg_fixtures import (
     HOUR,
     events,
     ordered_task,
@@ -18,7 +19,6 @@ from tests.test_xg_fixtures import (
     task_when,
     xg_money,
 )
-from tests.violation_helpers import fixed_calendar
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 

@@ -1,6 +1,6 @@
-"""Duplicate delivery of `settlement_released` to a Xingguang task (R-13; listed in tests/test_duplicates.py
-DUPLICATE_TABLE, which collects this class): the release sent again (an activity retried after a crash) pays the
-held piece once. Kept here to keep test_duplicates.py short."""
+"""Duplicate delivery of `settlement_released` to a Xingguang task (R-13; listed in
+tests/duplicate_cases.py): the release sent again (an activity retried after a crash) pays the
+held piece once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import Ctx
 from tests.helpers import business_now, finish
 from tests.penalty_task_helpers import case_in_force
-from tests.test_xg_fixtures import ids, task_when
+from tests.violation_helpers import fixed_calendar
+from tests.xg_fixtures import ids, task_when
 from tests.xg_hold_helpers import (
     FREEZE_ALL,
     THIRTY_DAYS,
@@ -18,6 +19,9 @@ from tests.xg_hold_helpers import (
     two_pieces,
 )
 from workflows.contract import xingguang as xg
+
+# Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
+pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 
 
 class TestR13DuplicateXgRelease:

@@ -1,6 +1,6 @@
-"""Duplicate deliveries of the R-12 / AM-22 messages (listed in tests/test_duplicates.py DUPLICATE_TABLE, which
-collects this class): `counting_frozen`, `counting_resumed`, `remove_creator`, `removal_withdrawn` sent again
-change nothing; `lift_freeze` again is refused naming the first lift. Kept here to keep test_duplicates.py short."""
+"""Duplicate deliveries of the R-12 / AM-22 messages (listed in tests/duplicate_cases.py):
+`counting_frozen`, `counting_resumed`, `remove_creator`, `removal_withdrawn` sent again
+change nothing; `lift_freeze` again is refused naming the first lift."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract.names import mount_task_id, mounted_content_id
+
+# Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
+pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
 
 
 class TestR12AM22DuplicatePenaltyMessages:
