@@ -77,6 +77,7 @@ class Kill:
     down_s: float
     recovery_s: float
     refunds_in_flight: int = 0  # tasks cancelled whose refund was not yet in the ledger when this kill landed
+    aim: str = ""  # a worker kill aimed after a settlement's or a refund's commit
 
 
 @dataclass
@@ -241,8 +242,9 @@ async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer
             raise TimeoutError(f"no recovery within {RECOVERY_TIMEOUT_S} s after killing {kind}")
         await asyncio.sleep(0.05)
     kill = Kill(kind, round(killed_at - run.started, 1), round(down, 2), round(time.monotonic() - killed_at, 2),
-                refunds_in_flight)
-    run.log(f"killed {kind} (down {kill.down_s} s, {refunds_in_flight} refund(s) in flight): recovered in "
+                refunds_in_flight, aim)
+    aimed = f", aimed after a {aim}'s commit" if aim else ""
+    run.log(f"killed {kind} (down {kill.down_s} s{aimed}, {refunds_in_flight} refund(s) in flight): recovered in "
             f"{kill.recovery_s} s")
     return kill
 
