@@ -243,7 +243,7 @@ async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer
         await asyncio.sleep(0.05)
     kill = Kill(kind, round(killed_at - run.started, 1), round(down, 2), round(time.monotonic() - killed_at, 2),
                 refunds_in_flight, aim)
-    aimed = f", aimed after a {aim}'s commit" if aim else ""
+    aimed = f", aimed after a {'settlement' if aim == 'settle' else aim}'s commit" if aim else ""
     run.log(f"killed {kind} (down {kill.down_s} s{aimed}, {refunds_in_flight} refund(s) in flight): recovered in "
             f"{kill.recovery_s} s")
     return kill
