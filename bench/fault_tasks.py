@@ -74,17 +74,20 @@ async def a_task_waits(run: Run) -> bool:
 def worker_aims(plan: Plan, schedule: list[str], waves: int, rng: random.Random) -> list[str]:
     """For each kill of the schedule: "settle" or "refund" for a worker kill aimed between such a call's commit and
     its reply, else "" (drawn up front, so that the seed alone decides them)."""
+    # A refund can be aimed at while tasks are still to be ended: from the second kill (the first wave's task may
+    # have ended) to the one before the last wave's (after it, the last tasks may all have ended).
+    refunds_until = max(1, waves - 1)
     aims = []
     for number, kind in enumerate(schedule):
         draw = rng.random()
-        refund_share = plan.lost_refund_reply_share if 0 < number <= waves else 0.0
+        refund_share = plan.lost_refund_reply_share if 0 < number <= refunds_until else 0.0
         aims.append("" if kind != "worker" else "refund" if draw < refund_share
                     else "settle" if draw < refund_share + plan.lost_reply_share else "")
     for aim, share, last_at in (("settle", plan.lost_reply_share, len(schedule)),
-                                ("refund", plan.lost_refund_reply_share, waves)):
-        # A kill taken from the other aim only where that aim has more than one.
+                                ("refund", plan.lost_refund_reply_share, refunds_until)):
+        # A kill taken from the other aim only where that aim has more than one; a refund's in the middle.
         free = [n for n, kind in enumerate(schedule) if kind == "worker" and 0 < n <= last_at
                 and (not aims[n] or aims.count(aims[n]) > 1)]
         if share > 0 and aim not in aims and free:
-            aims[free[-1]] = aim
+            aims[free[-1] if aim == "settle" else free[len(free) // 2]] = aim
     return aims
