@@ -159,7 +159,8 @@ async def check_refunds(run: Run, verdict: Verdict) -> None:
                 f"{task_id}: frozen {money['frozen_fen']} - paid {money['paid_to_creators_fen']} - platform fees "
                 f"{money['platform_fees_fen']} = {owed} fen owed; refunded {[t.amount_fen for t in postings]} fen, "
                 f"escrow left {money['escrow_balance_fen']} fen; the task says {said}")
-    for name, value in (("tasks not refunded", verdict.unrefunded_tasks), ("refunds not as owed", verdict.wrong_refunds)):
+    for name, value in (("tasks not refunded", verdict.unrefunded_tasks),
+                        ("refunds not as owed", verdict.wrong_refunds)):
         if value:
             verdict.problems.append(f"{name}: {value[:10]}")
     if verdict.double_refunds:

