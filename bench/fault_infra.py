@@ -186,7 +186,7 @@ class Workers:
         process.wait()
 
     def arm_lost_reply(self) -> None:
-        """The next settlement's worker kills itself after its commit (bench/fault_worker.py)."""
+        """The next settlement's worker kills itself after its commit (bench/fault_worker.py: it removes the file)."""
         self.lost_reply.write_text("1")
 
     def arm_lost_refund_reply(self) -> None:

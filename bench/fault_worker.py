@@ -7,8 +7,8 @@ The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettl
 such switch) the ledger's settlement makes its idempotency keys unique per call, the bug the fault run must
 catch: a settlement retried after its commit pays the piece again.
 
-Lost replies: while the file FAULTS_LOST_REPLY names holds a positive number, the worker kills itself (SIGKILL)
-right after a settlement's commit, before its reply reaches the server (one kill takes one off the number): the
+Lost replies: while the file FAULTS_LOST_REPLY names exists, the worker kills itself (SIGKILL) right after a
+settlement's commit, before its reply reaches the server, and the kill removes the file (one kill per arming): the
 settlement runs again on another worker, the case its idempotency key is for. An outside SIGKILL rarely lands
 exactly there. FAULTS_LOST_REFUND_REPLY does the same after a task's refund (AM-13: refunded once)."""
 
@@ -86,19 +86,19 @@ class UniqueSettleKeyLedger(Ledger):
 
 
 def dying_after(call: Callable[[Any], Any], budget: Path, what: Callable[[Any], str]) -> Callable[..., Any]:
-    """The activity `call` (a settlement or a refund), after whose commit the worker kills itself while `budget`
-    holds a positive number."""
-    lock = threading.Lock()
+    """The activity `call` (a settlement or a refund), after whose commit the worker kills itself if it takes the
+    file `budget` away. Removing a file is atomic: of the workers finishing such a call at once, only one dies (a
+    count read and written back let two die, and the second was not started again)."""
 
     def call_then_maybe_die(request: Any) -> Any:
         result = call(request)  # committed
-        with lock:
-            left = int(budget.read_text() or "0") if budget.exists() else 0
-            if left > 0:
-                budget.write_text(str(left - 1))
-                print(f"{time.strftime('%H:%M:%S')} fault-worker {os.getpid()}: killing itself after "
-                      f"{what(request)}", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            budget.unlink()
+        except FileNotFoundError:
+            return result
+        print(f"{time.strftime('%H:%M:%S')} fault-worker {os.getpid()}: killing itself after {what(request)}",
+              flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
         return result
 
     call_then_maybe_die.__annotations__ = typing.get_type_hints(call)  # the activity's request and result models
