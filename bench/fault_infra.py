@@ -165,6 +165,8 @@ class Workers:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"}
         self.lost_reply = Path(log.name).parent / "lost-reply"
         self.env["FAULTS_LOST_REPLY"] = str(self.lost_reply)
+        self.lost_refund_reply = Path(log.name).parent / "lost-refund-reply"
+        self.env["FAULTS_LOST_REFUND_REPLY"] = str(self.lost_refund_reply)
         if broken_settle_key:
             self.env["FAULTS_BROKEN_SETTLE_KEY"] = broken_settle_key
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
@@ -184,8 +186,12 @@ class Workers:
         process.wait()
 
     def arm_lost_reply(self) -> None:
-        """The next settlement's worker kills itself after its commit (bench/fault_worker.py)."""
+        """The next settlement's worker kills itself after its commit (bench/fault_worker.py: it removes the file)."""
         self.lost_reply.write_text("1")
+
+    def arm_lost_refund_reply(self) -> None:
+        """The next refund's worker kills itself after its commit."""
+        self.lost_refund_reply.write_text("1")
 
     def dead(self) -> list[int]:
         return [i for i, p in enumerate(self.processes) if p is not None and p.poll() is not None]

@@ -7,10 +7,10 @@ The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettl
 such switch) the ledger's settlement makes its idempotency keys unique per call, the bug the fault run must
 catch: a settlement retried after its commit pays the piece again.
 
-Lost replies: while the file FAULTS_LOST_REPLY names holds a positive number, the worker kills itself (SIGKILL)
-right after a settlement's commit, before its reply reaches the server (one kill takes one off the number): the
+Lost replies: while the file FAULTS_LOST_REPLY names exists, the worker kills itself (SIGKILL) right after a
+settlement's commit, before its reply reaches the server, and the kill removes the file (one kill per arming): the
 settlement runs again on another worker, the case its idempotency key is for. An outside SIGKILL rarely lands
-exactly there."""
+exactly there. FAULTS_LOST_REFUND_REPLY does the same after a task's refund (AM-13: refunded once)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from temporalio.client import Client
 
 from activities.db import Database, Tx
 from activities.directory import Directory
-from activities.ledger import Ledger, LedgerActivities, SettleRequest, SettleResult, Status, Transfer
+from activities.ledger import Ledger, LedgerActivities, Status, Transfer
 from activities.main_site import MainSite
 from bench.harness import BENCH_CONVERTER
 from worker import Adapters, activity_name, build_worker
@@ -84,22 +85,24 @@ class UniqueSettleKeyLedger(Ledger):
                             corrects_id)
 
 
-def dying_after_settle(settle: Callable[[SettleRequest], SettleResult], budget: Path) -> Callable[..., Any]:
-    lock = threading.Lock()
+def dying_after(call: Callable[[Any], Any], budget: Path, what: Callable[[Any], str]) -> Callable[..., Any]:
+    """The activity `call` (a settlement or a refund), after whose commit the worker kills itself if it takes the
+    file `budget` away. Removing a file is atomic: of the workers finishing such a call at once, only one dies (a
+    count read and written back let two die, and the second was not started again)."""
 
-    @activity.defn(name=activity_name(settle))
-    def settle_then_maybe_die(request: SettleRequest) -> SettleResult:
-        result = settle(request)  # committed
-        with lock:
-            left = int(budget.read_text() or "0") if budget.exists() else 0
-            if left > 0:
-                budget.write_text(str(left - 1))
-                print(f"{time.strftime('%H:%M:%S')} fault-worker {os.getpid()}: killing itself after settling "
-                      f"{request.content_id}", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
+    def call_then_maybe_die(request: Any) -> Any:
+        result = call(request)  # committed
+        try:
+            budget.unlink()
+        except FileNotFoundError:
+            return result
+        print(f"{time.strftime('%H:%M:%S')} fault-worker {os.getpid()}: killing itself after {what(request)}",
+              flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    return settle_then_maybe_die
+    call_then_maybe_die.__annotations__ = typing.get_type_hints(call)  # the activity's request and result models
+    return activity.defn(name=activity_name(call))(call_then_maybe_die)
 
 
 def adapters(dsn: str) -> Adapters:
@@ -130,8 +133,11 @@ async def main(address: str, task_queue: str, dsn: str) -> None:
             await asyncio.sleep(0.2)
     try:
         replace = []
+        ledger = LedgerActivities(opened.ledger)
         if lost_reply := os.environ.get("FAULTS_LOST_REPLY"):
-            replace.append(dying_after_settle(LedgerActivities(opened.ledger).settle, Path(lost_reply)))
+            replace.append(dying_after(ledger.settle, Path(lost_reply), lambda r: f"settling {r.content_id}"))
+        if lost_refund := os.environ.get("FAULTS_LOST_REFUND_REPLY"):
+            replace.append(dying_after(ledger.refund, Path(lost_refund), lambda r: f"refunding task {r.task_id}"))
         async with build_worker(client, task_queue, opened, replace_activities=replace):
             print(f"{time.strftime('%H:%M:%S')} fault-worker {os.getpid()} ready", flush=True)
             await asyncio.Event().wait()

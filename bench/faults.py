@@ -7,9 +7,19 @@ have already closed (mounted 18 days back, as the settle phase does) settle at o
 settle the run kills, K times each, in a seeded order: a worker (SIGKILL, started again), the Temporal dev server
 (SIGKILL, started again on the same file and port), PostgreSQL (`pg_ctl stop -m immediate`, started again). After
 each kill a probe piece is started once the component is back; the time from the kill to the probe's settlement in
-the ledger is that kill's recovery time. Then it checks what must hold (bench/fault_checks.py) and fails on any
-breach. --broken-settle-key key|closure runs the workers with a settlement key unique per call: the run must
-fail. Half the worker kills are aimed between a settlement's commit and its reply (bench/fault_worker.py).
+the ledger is that kill's recovery time.
+
+Every task is refunded during the run, kills still landing: the pieces start directly as piece workflows (their
+mounts back-dated past every window, which report_mount would refuse), so a task does not know them and must not end
+before they are paid (its refund closes its money: a settlement after it is refused). So the run ends each task
+itself, by the `cancel` update (AM-7), once every piece of the task is paid in the ledger, just before a kill; nobody
+joined the task, so it refunds at once (AM-6, patch am-6-no-late-wait-without-creators) instead of waiting 24 hours
+for late mount reports. The regular pieces are started before the first two thirds of the kills, so the last third
+lands among the refunds; probes and aimed-kill triggers have a task of their own, ended after the kills. Of the
+worker kills, some are aimed between a settlement's commit and its reply, some between a refund's
+(bench/fault_worker.py, Plan), so that each runs again after it committed. Then it checks what must hold
+(bench/fault_checks.py) and fails on any breach. --broken-settle-key key|closure runs the workers with a settlement
+key unique per call: the run must fail.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from bench.fault_checks import Verdict, check_run
 from bench.fault_infra import DevServer, Postgres, Workers, wait_for
+from bench.fault_tasks import RECOVERY_TIMEOUT_S, a_task_waits, end_task_when_settled, worker_aims
 from bench.harness import BENCH_CONVERTER, gather_limited, scratch_dir
 from bench.phases import PRICE_FEN, SETTLE_BACKDATE, eligible_client, publish_request
 from starter import client as api
@@ -40,9 +51,10 @@ from workflows.contract import mounted_content as mc
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
 
 KINDS = ("worker", "temporal", "postgresql")
-PIECES_PER_TASK = 50
+PIECES_PER_TASK = 25  # the regular pieces' tasks: 12 refunds in a run of 300 pieces
+PROBE_TASK = "fault-task-probes"  # the probes' and the aimed worker kills' pieces, ended after the kills
+STARTS_SHARE_OF_KILLS = 2 / 3  # regular pieces start before this share of the kills; the rest land among refunds
 CONVERSIONS_PER_PIECE = 3
-RECOVERY_TIMEOUT_S = 180
 
 
 @dataclass
@@ -51,7 +63,11 @@ class Plan:
     kills: int = 10  # of each kind
     workers: int = 3
     seed: int = 24
-    lost_reply_share: float = 0.5  # of the worker kills, those aimed between a settlement's commit and its reply
+    # Of the worker kills, those aimed between a settlement's commit and its reply, and those aimed between a
+    # refund's (only kills among the first waves: later every regular task has ended). With a share above 0 and
+    # enough worker kills, at least one of each.
+    lost_reply_share: float = 0.4
+    lost_refund_reply_share: float = 0.3
     broken_settle_key: str = ""  # "", key or closure (bench/fault_worker.py)
 
 
@@ -61,6 +77,8 @@ class Kill:
     at_s: float
     down_s: float
     recovery_s: float
+    refunds_in_flight: int = 0  # tasks cancelled whose refund was not yet in the ledger when this kill landed
+    aim: str = ""  # a worker kill aimed after a settlement's or a refund's commit
 
 
 @dataclass
@@ -81,6 +99,13 @@ class Run:
     pieces: list[Piece] = field(default_factory=list)
     kills: list[Kill] = field(default_factory=list)
     lost_replies: int = 0
+    lost_refund_replies: int = 0  # worker kills aimed between a refund's commit and its reply
+    awaiting_end: set[str] = field(default_factory=set)  # tasks whose pieces all started, not yet ended
+    waiting: set[str] = field(default_factory=set)  # tasks whose pieces all settled, to be ended before a kill
+    ending: set[str] = field(default_factory=set)  # tasks cancelled, their refund not yet seen in the ledger
+    unended: list[str] = field(default_factory=list)  # tasks whose pieces did not all settle: not cancelled
+    kill_gate: asyncio.Event = field(default_factory=asyncio.Event)  # opened just before each kill
+    kills_over: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def log(self, line: str) -> None:
@@ -126,9 +151,8 @@ async def retrying(what: str, call: Callable[[], Any], timeout: float = RECOVERY
 
 async def publish_tasks(run: Run) -> None:
     count = -(-run.plan.pieces // PIECES_PER_TASK)
-    eligible_client(run.adapters, run.client_id, count * 10**9)
-    for i in range(count):
-        task_id = f"fault-task-{i}"
+    eligible_client(run.adapters, run.client_id, (count + 1) * 10**9)
+    for task_id in [*(f"fault-task-{i}" for i in range(count)), PROBE_TASK]:
         await retrying("publish", lambda t=task_id: api.publish_task(
             run.client, publish_request(t, run.client_id, 10**7), run.task_queue))
         state = await api.task_state(run.client, task_id)
@@ -165,25 +189,35 @@ async def start_pieces(run: Run, pieces: list[Piece]) -> None:
     await gather_limited(len(pieces), 20, one)
 
 
-def new_piece(run: Run, name: str) -> Piece:
+def new_piece(run: Run, name: str, task_id: str = PROBE_TASK) -> Piece:
     index = len(run.pieces)
-    task_ids = list(run.tasks)
-    piece = Piece(task_ids[index % len(task_ids)], name, f"fault-creator-{index % 40}")
+    piece = Piece(task_id, name, f"fault-creator-{index % 40}")
     run.pieces.append(piece)
     return piece
 
 
 async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer, postgres: Postgres,
-                    workers: Workers, probe_no: int) -> Kill:
+                    workers: Workers, probe_no: int, aim: str = "") -> Kill:
     killed_at = time.monotonic()
+    refunds_in_flight = len(run.ending)
     down = rng.uniform(0.2, 2.0)
-    if kind == "worker" and rng.random() < run.plan.lost_reply_share:
+    if aim == "refund":
+        # Aimed (armed by drive before the tasks waiting for a kill were ended): the worker dies between a refund's
+        # commit and its reply; the refund runs again elsewhere and must find the first one.
+        await wait_for(workers.dead, RECOVERY_TIMEOUT_S, "a worker killing itself after a refund")
+        # The refund is in the ledger (its task may have left run.ending) but its reply is lost: in flight.
+        killed_at, refunds_in_flight = time.monotonic(), max(1, len(run.ending))
+        run.lost_refund_replies += 1
+        await asyncio.sleep(down)
+        for index in workers.dead():
+            workers.start(index)
+    elif aim == "settle":
         # Aimed: the worker dies between a settlement's commit and its reply (a piece is started to be sure
         # one settles); the settlement runs again elsewhere.
         workers.arm_lost_reply()
         await start_pieces(run, [new_piece(run, f"trigger-{probe_no}")])
         await wait_for(workers.dead, RECOVERY_TIMEOUT_S, "a worker killing itself after a settlement")
-        killed_at = time.monotonic()
+        killed_at, refunds_in_flight = time.monotonic(), len(run.ending)
         run.lost_replies += 1
         await asyncio.sleep(down)
         for index in workers.dead():
@@ -208,8 +242,11 @@ async def kill_once(run: Run, kind: str, rng: random.Random, temporal: DevServer
         if time.monotonic() > deadline:
             raise TimeoutError(f"no recovery within {RECOVERY_TIMEOUT_S} s after killing {kind}")
         await asyncio.sleep(0.05)
-    kill = Kill(kind, round(killed_at - run.started, 1), round(down, 2), round(time.monotonic() - killed_at, 2))
-    run.log(f"killed {kind} (down {kill.down_s} s): recovered in {kill.recovery_s} s")
+    kill = Kill(kind, round(killed_at - run.started, 1), round(down, 2), round(time.monotonic() - killed_at, 2),
+                refunds_in_flight, aim)
+    aimed = f", aimed after a {'settlement' if aim == 'settle' else aim}'s commit" if aim else ""
+    run.log(f"killed {kind} (down {kill.down_s} s{aimed}, {refunds_in_flight} refund(s) in flight): recovered in "
+            f"{kill.recovery_s} s")
     return kill
 
 
@@ -217,16 +254,40 @@ async def drive(run: Run, temporal: DevServer, postgres: Postgres, workers: Work
     rng = random.Random(run.plan.seed)
     schedule = [kind for kind in KINDS for _ in range(run.plan.kills)]
     rng.shuffle(schedule)
-    regular = [new_piece(run, f"p{i:05d}") for i in range(run.plan.pieces)]
-    # The pieces are started in as many waves as there are kills, one wave just before each kill, so that every
-    # kill lands while settlements are in flight.
-    waves = [regular[i::len(schedule)] for i in range(len(schedule))]
+    regular_tasks = [t for t in run.tasks if t != PROBE_TASK]
+    regular = [new_piece(run, f"p{i:05d}", regular_tasks[i // PIECES_PER_TASK]) for i in range(run.plan.pieces)]
+    # The pieces are started in waves, task after task, one wave just before each of the first kills, so that
+    # those kills land while settlements are in flight; a task is ended (and refunded) once its last wave has
+    # settled, just before a kill, so that the later kills land among refunds too.
+    count = max(1, round(len(schedule) * STARTS_SHARE_OF_KILLS))
+    waves = [regular[len(regular) * k // count:len(regular) * (k + 1) // count] for k in range(count)]
+    aims = worker_aims(run.plan, schedule, count, rng)
     starting: list[asyncio.Task[None]] = []
-    for number, (kind, wave) in enumerate(zip(schedule, waves)):
-        starting.append(asyncio.create_task(start_pieces(run, wave)))
+    ending: list[asyncio.Task[None]] = []
+    for number, kind in enumerate(schedule):
+        wave = waves[number] if number < len(waves) else []
+        if wave:
+            starting.append(asyncio.create_task(start_pieces(run, wave)))
+        later = {p.task_id for w in waves[number + 1:] for p in w}
+        for task_id in dict.fromkeys(p.task_id for p in wave):
+            if task_id not in later:
+                run.awaiting_end.add(task_id)
+                ending.append(asyncio.create_task(end_task_when_settled(run, task_id)))
+        aim = aims[number]
+        if aim == "refund" and not await a_task_waits(run):
+            run.log(f"kill {number}: no task left to end: a plain worker kill instead of one aimed at a refund")
+            aim = ""
+        if aim == "refund":
+            workers.arm_lost_refund_reply()
+        gate, run.kill_gate = run.kill_gate, asyncio.Event()
+        gate.set()  # the tasks waiting for a kill are ended now
         await asyncio.sleep(rng.uniform(0.1, 1.0))
-        run.kills.append(await kill_once(run, kind, rng, temporal, postgres, workers, number))
+        run.kills.append(await kill_once(run, kind, rng, temporal, postgres, workers, number, aim))
+    run.kills_over = True
+    run.kill_gate.set()
     await asyncio.gather(*starting)
+    ending.append(asyncio.create_task(end_task_when_settled(run, PROBE_TASK)))
+    await asyncio.gather(*ending)
 
 
 async def run_faults(plan: Plan, workdir: Path) -> Verdict:
@@ -248,7 +309,7 @@ async def run_faults(plan: Plan, workdir: Path) -> Verdict:
         await publish_tasks(run)
         run.log(f"{len(run.tasks)} tasks published; {plan.pieces} pieces, {plan.kills} kills of each kind")
         await drive(run, temporal, postgres, workers)
-        run.log("kills over; waiting for every piece to settle")
+        run.log("kills over, every task ended; checking")
         return await check_run(run, workers)
     finally:
         if workers is not None:
@@ -267,7 +328,8 @@ def summary(verdict: Verdict, kills: list[Kill]) -> dict[str, Any]:
         times = [k.recovery_s for k in kills if k.kind == kind]
         by_kind[kind] = {"kills": len(times), "recovery_s_median": round(statistics.median(times), 2) if times else None,
                          "recovery_s_max": max(times, default=None), "recovery_s": times}
-    return {"kills": by_kind, **verdict.as_json()}
+    amid_refunds = sum(1 for k in kills if k.refunds_in_flight)
+    return {"kills": by_kind, "kills_amid_refunds": amid_refunds, **verdict.as_json()}
 
 
 def parse(argv: list[str]) -> Plan:

