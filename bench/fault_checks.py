@@ -120,7 +120,8 @@ def check_money(run: Run, verdict: Verdict) -> None:
             verdict.problems.append(f"task {task_id}: frozen {money['frozen_fen']} fen is not accounted for")
     verdict.conserved = conserved
     for name, value in (("double payments", verdict.double_payments),
-                        ("platform fees charged twice", verdict.double_platform_fees), ("lost settlements", verdict.lost_settlements),
+                        ("platform fees charged twice", verdict.double_platform_fees),
+                        ("lost settlements", verdict.lost_settlements),
                         ("fees not at the price", verdict.wrong_fees),
                         ("business keys posted twice", verdict.duplicate_business_keys),
                         ("pieces closed twice", sum(n - 1 for n in closed.values()))):

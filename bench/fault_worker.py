@@ -3,8 +3,8 @@
 It is the production worker (worker.build_worker on worker.Adapters). It connects again until the server answers
 (the fault run starts it again while the Temporal server or PostgreSQL may be down).
 
-The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettleKeyLedger) (read here only, by this bench module; production code has no
-such switch) the ledger's settlement makes its idempotency keys unique per call, the bug the fault run must
+The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettleKeyLedger) (read here only, by
+this bench module; production code has no such switch) the ledger's settlement makes its idempotency keys unique per call, the bug the fault run must
 catch: a settlement retried after its commit pays the piece again.
 
 Lost replies: while the file FAULTS_LOST_REPLY names exists, the worker kills itself (SIGKILL) right after a
@@ -76,7 +76,9 @@ class UniqueSettleKeyLedger(Ledger):
     def _once(self, key: str, apply: Callable[..., dict[str, Any]]) -> dict[str, Any]:
         if os.environ.get("FAULTS_BROKEN_SETTLE_KEY") == "closure":
             unsalted = apply
-            apply = lambda tx: unsalted(SaltedClosures(tx, self._salted))
+
+            def apply(tx: Any) -> dict[str, Any]:
+                return unsalted(SaltedClosures(tx, self._salted))
         return super()._once(self._salted(key), apply)
 
     def _new(self, business_key: str, debit: str, credit: str, amount_fen: int, kind: str, memo: str,

@@ -172,8 +172,9 @@ async def start_piece(run: Run, piece: Piece) -> None:
             SearchAttributePair(SA.TASK_ID, piece.task_id), SearchAttributePair(SA.CONTENT_ID, piece.content_id),
             SearchAttributePair(SA.CREATOR_ID, piece.creator_id), SearchAttributePair(SA.CLIENT_ID, run.client_id)]),
         start_signal="report_conversions",
-        start_signal_args=[mc.ConversionBatch(event_id=f"e-{piece.content_id}", content_id=piece.content_id,
-                                              count=CONVERSIONS_PER_PIECE, occurred_at=mounted_at + timedelta(hours=1))])
+        start_signal_args=[mc.ConversionBatch(
+            event_id=f"e-{piece.content_id}", content_id=piece.content_id, count=CONVERSIONS_PER_PIECE,
+            occurred_at=mounted_at + timedelta(hours=1))])
 
 
 async def start_pieces(run: Run, pieces: list[Piece]) -> None:
@@ -305,7 +306,8 @@ async def run_faults(plan: Plan, workdir: Path) -> Verdict:
                           broken_settle_key=plan.broken_settle_key)
         workers.start_all()
         run.log(f"dev server {temporal.address} on {temporal.database}, PostgreSQL {postgres.pgdata}, "
-                f"{plan.workers} workers; seed {plan.seed}{f' BROKEN settle {plan.broken_settle_key}' if plan.broken_settle_key else ''}")
+                f"{plan.workers} workers; seed {plan.seed}"
+                f"{f' BROKEN settle {plan.broken_settle_key}' if plan.broken_settle_key else ''}")
         await publish_tasks(run)
         run.log(f"{len(run.tasks)} tasks published; {plan.pieces} pieces, {plan.kills} kills of each kind")
         await drive(run, temporal, postgres, workers)
@@ -326,7 +328,8 @@ def summary(verdict: Verdict, kills: list[Kill]) -> dict[str, Any]:
     by_kind: dict[str, Any] = {}
     for kind in KINDS:
         times = [k.recovery_s for k in kills if k.kind == kind]
-        by_kind[kind] = {"kills": len(times), "recovery_s_median": round(statistics.median(times), 2) if times else None,
+        by_kind[kind] = {"kills": len(times),
+                         "recovery_s_median": round(statistics.median(times), 2) if times else None,
                          "recovery_s_max": max(times, default=None), "recovery_s": times}
     amid_refunds = sum(1 for k in kills if k.refunds_in_flight)
     return {"kills": by_kind, "kills_amid_refunds": amid_refunds, **verdict.as_json()}
