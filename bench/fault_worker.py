@@ -3,9 +3,9 @@
 It is the production worker (worker.build_worker on worker.Adapters). It connects again until the server answers
 (the fault run starts it again while the Temporal server or PostgreSQL may be down).
 
-The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettleKeyLedger) (read here only, by
-this bench module; production code has no such switch) the ledger's settlement makes its idempotency keys unique per call, the bug the fault run must
-catch: a settlement retried after its commit pays the piece again.
+The broken build: with FAULTS_BROKEN_SETTLE_KEY=key (or closure, see UniqueSettleKeyLedger; read here only, by
+this bench module: production code has no such switch) the ledger's settlement makes its idempotency keys unique per
+call, the bug the fault run must catch: a settlement retried after its commit pays the piece again.
 
 Lost replies: while the file FAULTS_LOST_REPLY names exists, the worker kills itself (SIGKILL) right after a
 settlement's commit, before its reply reaches the server, and the kill removes the file (one kill per arming): the
