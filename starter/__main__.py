@@ -20,7 +20,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         as_json = bool(getattr(args, "json", False))
-        run: Callable[[argparse.Namespace, Output], Awaitable[None] | None] = args.run
+        run: Callable[[argparse.Namespace, Output], Coroutine[Any, Any, None] | None] = args.run
         pending = run(args, Output(as_json))
         if pending is not None:
             asyncio.run(pending)

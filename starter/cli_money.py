@@ -37,8 +37,14 @@ def not_found(what: str, field: str = "id") -> CliError:
                     [Reason(f"{what} not found", field)], exit_code=1)
 
 
+def workflow_of(kind: str, ident: str, second: str | None) -> str:
+    if kind == "content":
+        return names.mounted_content_id(ident, second or "")
+    return names.xingguang_task_id(ident) if kind == "xg-piece" else SINGLE[kind](ident)
+
+
 async def resolve(client: Client, args: argparse.Namespace) -> tuple[str, str, str | None]:
-    """(kind, id, second id) of the command's arguments."""
+    """(kind, id, second id) of the command's arguments; NotFound when no such workflow exists."""
     ident, second = args.id, args.sub_id
     if ":" in ident and args.kind is None:
         prefix, _, rest = ident.partition(":")
@@ -50,20 +56,12 @@ async def resolve(client: Client, args: argparse.Namespace) -> tuple[str, str, s
             ident, _, second = rest.partition(":")
         else:
             ident = rest
-        return kind, ident, second
-    if args.kind is not None:
-        return args.kind, ident, second
-    kinds = ["content", "xg-piece"] if second else list(SINGLE)
-    found = []
-    for kind in kinds:
-        if kind == "content":
-            exists = await api.workflow_status(client, names.mounted_content_id(ident, second or "")) is not None
-        elif kind == "xg-piece":
-            exists = await api.workflow_status(client, names.xingguang_task_id(ident)) is not None
-        else:
-            exists = await api.workflow_status(client, SINGLE[kind](ident)) is not None
-        if exists:
-            found.append(kind)
+        kinds = [kind]
+    elif args.kind is not None:
+        kinds = [args.kind]
+    else:
+        kinds = ["content", "xg-piece"] if second else list(SINGLE)
+    found = [k for k in kinds if await api.workflow_status(client, workflow_of(k, ident, second)) is not None]
     if not found:
         raise not_found(f"{ident} {second}" if second else ident)
     if len(found) > 1 and not second:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,10 +26,10 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         yield run
 
 
-def conserved(cli: Cli, ident: str) -> dict[str, object]:
+def conserved(cli: Cli, ident: str) -> Any:
     shown = cli.json("ledger", ident)
     assert shown["conservation_total"] == 0
-    return shown  # type: ignore[no-any-return]
+    return shown
 
 
 def test_issue_23_r_4_am_3_a_top_up_takes_the_callers_key_and_says_when_it_was_used(cli: Cli) -> None:
@@ -169,3 +170,40 @@ def test_xg_7_r_9_xg_10_a_pause_ends_in_cancellation_and_compensation_from_comma
     assert cli.json("balances", "client:cl-x:")[0]["available_fen"] == 102_000 + 197_000 + 3_000
     money = conserved(cli, "xg-c")["money"]
     assert money["escrow_balance_fen"] == 0
+
+
+# Commands that answer for any id: registering a party, listing what a task has (nothing, for an unknown one).
+ANSWER_ANY_ID = {"client", "creator", "late", "pieces", "balances", "platform", "payload-key"}
+
+
+def test_issue_23_unknown_ids_on_the_live_server_are_refused_in_one_shape(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command (from the parser) with unknown ids, in-process against the live run: exit 1 or 2, one JSON
+    object, never the InternalError guard; the id-only ones say NotFound (exit 1)."""
+    import argparse
+
+    from starter import __main__ as main
+
+    for name, value in cli.env.items():
+        monkeypatch.setenv(name, value)
+    sub = next(a for a in main.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        if name in ANSWER_ANY_ID or name == "codec-server":
+            continue
+        ids = [f"nobody-{i}" if a.type is None else "1" for i, a in enumerate(parser._actions)
+               if not a.option_strings and a.nargs != "?"]
+        code = main.main([name, *ids, "--json"])
+        out, err = capsys.readouterr()
+        assert code in (1, 2) and "Traceback" not in out + err, (name, code, out, err)
+        assert json.loads(out)["error"]["type"] != "InternalError", (name, out)
+    for argv in (["state", "nobody"], ["ledger", "nobody"], ["state", "cli-d", "nobody"],
+                 ["state", "xg-c", "nobody", "--kind", "xg-piece"], ["ledger", "violation:nobody"],
+                 ["penalty-appeal", "nobody", "--party-id", "cr-p", "--reason", "r"],
+                 ["dsr-verify", "nobody", "--verified", "--verified-by", "op", "--method", "m"],
+                 ["incident-confirm", "nobody", "--confirmed-by", "op", "--confirmed-at", "now"],
+                 ["account-close", "nobody", "--request-id", "r-1", "--requested-at", "now"],
+                 ["xg-assign-provider", "nobody", "--operator-id", "op", "--provider-id", "p"],
+                 ["void", "cli-d", "nobody", "--event-id", "e", "--reason", "r"]):
+        assert main.main([*argv, "--json"]) == 1, argv
+        out, _ = capsys.readouterr()
+        assert json.loads(out)["error"]["type"] in ("NotFound", "NotRunning"), (argv, out)

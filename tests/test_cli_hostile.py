@@ -1,0 +1,180 @@
+"""Issue 23: every `python -m starter` command, found from the parser (a new command is covered without editing this
+file), given bad arguments: missing, wrong types, negative money, malformed instants, unknown enum values, garbage
+JSON, unknown ids. No input reaches a traceback or the InternalError guard; the exit code is 1 (unknown id / not
+reachable) or 2 (refused); with --json stdout holds exactly one JSON object `{"error": {...}}`.
+
+Run in-process against no server (a closed port) and no ledger: the live server's answers to unknown ids are in
+tests/test_cli_operations.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from starter import __main__ as cli
+from starter.cli_common import count, fen, instant
+from tests.cli_helpers import free_port
+
+# Commands that take no argument and act at once (a key printed; a server started): not run without arguments.
+NO_ARGUMENT_RUNS = {"payload-key", "codec-server"}
+
+
+@pytest.fixture(autouse=True)
+def nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No server (a closed port), no ledger, no payload keys, no run state file."""
+    for name in ("TEMPORAL_PROFILE", "TEMPORAL_API_KEY", "TEMPORAL_NAMESPACE", "PAYLOAD_KEYS", "LEDGER_DSN",
+                 "PYTHONDEVMODE", "CODEC_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("XINGTU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LEDGER_DSN", str(tmp_path / "no-ledger" / "ledger.db"))
+    monkeypatch.setenv("PAYLOAD_KEYS_FILE", str(tmp_path / "no-keys"))
+    yield
+
+
+def commands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in parser._actions if not a.option_strings]
+
+
+def value_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    globals_ = {"--address", "--namespace", "--task-queue", "--help"}
+    return [a for a in parser._actions if a.option_strings and a.nargs != 0
+            and not set(a.option_strings) & globals_]
+
+
+def hostile_values(action: argparse.Action) -> list[str]:
+    if action.choices:
+        return ["bogus"]
+    if action.type in (fen, count):
+        return ["-1", "ten"]
+    if action.type is instant:
+        return ["2026-13-45T99:00", "2026-12-01T10:00:00"]  # malformed; no offset
+    if action.type is int:
+        return ["ten"]
+    return ["-1", "{not json"]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err, (argv, out, err)
+    return code, out, err
+
+
+def refused_in_one_shape(argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    code, out, err = run([*argv, "--json"], capsys)
+    assert code in (1, 2), (argv, code, out, err)
+    shown = json.loads(out)  # exactly one JSON object: json.loads refuses anything after it
+    assert set(shown) == {"error"}, (argv, shown)
+    error = shown["error"]
+    assert error["type"] != "InternalError", (argv, error)
+    assert isinstance(error["message"], str) and isinstance(error["reasons"], list), (argv, error)
+    return error
+
+
+def test_issue_23_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in commands():
+        code, out, _ = run([name, "--help"], capsys)
+        assert code == 0 and "example" in out and "usage: python -m starter " + name in out, name
+
+
+def test_issue_23_every_command_without_its_arguments_is_refused_in_one_shape(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name, parser in commands().items():
+        if name in NO_ARGUMENT_RUNS and not positionals(parser):
+            continue
+        refused_in_one_shape([name], capsys)
+
+
+def test_issue_23_every_flag_of_every_command_given_garbage_is_refused_in_one_shape(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tried = 0
+    for name, parser in commands().items():
+        if name in NO_ARGUMENT_RUNS:  # act at once on good arguments: their bad ones are below
+            continue
+        ids = ["no-such-id" if a.type is None else "1" for a in positionals(parser) if a.nargs != "?"]
+        for action in value_flags(parser):
+            for value in hostile_values(action):
+                refused_in_one_shape([name, *ids, action.option_strings[0], value], capsys)
+                tried += 1
+    assert tried > 300  # every flag of ~60 commands
+
+
+def test_issue_23_the_codec_and_key_commands_refuse_in_one_shape(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    error = refused_in_one_shape(["payload-key", "--init", str(tmp_path / "a-file" / "keys")], capsys)
+    assert error["type"] == "InvalidArguments"
+    error = refused_in_one_shape(["codec-server", "--port", "ten"], capsys)
+    assert error["reasons"][0]["field"] == "--port"
+    assert refused_in_one_shape(["codec-server"], capsys)["type"] == "PayloadKeysInvalid"  # no keys: nothing served
+
+
+def test_issue_23_r_4_negative_or_fractional_money_and_bad_instants_are_refused_naming_the_field(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    error = refused_in_one_shape(["deposit", "cl-1", "-500", "dep-1"], capsys)
+    assert error["reasons"] == [{"field": "amount_fen", "message": "-500 is negative: an amount is 0 fen or more"}]
+    error = refused_in_one_shape(["xg-penalize", "xg-1", "--operator-id", "op-1", "--penalty-id", "f-1",
+                                  "--action", "freeze", "--amount-fen", "-5", "--reason", "r"], capsys)
+    assert [r["field"] for r in error["reasons"]] == ["amount_fen"]
+    error = refused_in_one_shape(["resolve", "t-1", "c-1", "d-1", "--amount-fen", "12.5", "--operator-id", "op",
+                                  "--note", "n"], capsys)
+    assert [r["field"] for r in error["reasons"]] == ["amount_fen"]
+    error = refused_in_one_shape(["visibility-lost", "t-1", "c-1", "--kind", "deleted", "--occurred-at",
+                                  "2026-12-01T10:00:00"], capsys)
+    assert error["type"] == "InvalidRequest"
+    assert [r["field"] for r in error["reasons"]] == ["occurred_at"]
+    error = refused_in_one_shape(["xg-pause", "xg-1", "--operator-id", "op", "--pause-id", "p", "--reason", "r",
+                                  "--notice-sent-at", "now", "--changes-within-days", "3", "--piece-id", "a:b"],
+                                 capsys)
+    assert [r["field"] for r in error["reasons"]] == ["piece_id"]
+
+
+def test_issue_23_unknown_enum_values_garbage_json_and_missing_files_are_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    error = refused_in_one_shape(["xg-compensate", "xg-1", "--kind", "gift", "--cause", "whim"], capsys)
+    fields = {r["field"] for r in error["reasons"]}
+    assert {"kind", "cause", "operator_id", "compensation_id", "note"} <= fields
+    assert not any("https://" in r["message"] for r in error["reasons"])
+    error = refused_in_one_shape(["xg-order", "xg-1", "--body", "{not json"], capsys)
+    assert error["type"] == "InvalidArguments" and error["reasons"][0]["field"] == "--body"
+    error = refused_in_one_shape(["xg-order", "xg-1", "--body", "[1, 2]"], capsys)
+    assert error["type"] == "InvalidArguments"
+    error = refused_in_one_shape(["publish", str(tmp_path / "missing.json")], capsys)
+    assert error["reasons"][0]["field"] == "file"
+    (tmp_path / "bad.json").write_text("{\"task_id\": ")
+    assert refused_in_one_shape(["publish", str(tmp_path / "bad.json")], capsys)["type"] == "InvalidArguments"
+    error = refused_in_one_shape(["penalty-issue", "c-1", "--penalty", "hang_them"], capsys)
+    assert error["reasons"][0]["field"] == "--penalty"
+    error = refused_in_one_shape(["xg-review-materials", "x", "--approve", "nocolon"], capsys)
+    assert error["reasons"][0]["field"] == "--approve"
+    assert refused_in_one_shape(["no-such-command"], capsys)["type"] == "InvalidArguments"
+
+
+def test_issue_23_global_flags_work_before_or_after_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    before = refused_in_one_shape(["--json", "state"], capsys)
+    code, out, _ = run(["state", "--json"], capsys)
+    assert code == 2 and json.loads(out)["error"] == before
+    port = free_port()
+    after = refused_in_one_shape(["state", "t-1", "--address", f"127.0.0.1:{port}"], capsys)
+    assert after["type"] == "Unreachable" and f"127.0.0.1:{port}" in str(after["message"])
+
+
+def test_issue_23_text_errors_are_type_message_and_a_line_per_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["xg-assign-provider", "xg-1", "--operator-id", "a:b"], capsys)
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == "InvalidRequest: the request has 2 problems"
+    assert lines[1].startswith("  - operator_id: String should match pattern")
+    assert lines[2] == "  - provider_id: Field required"
