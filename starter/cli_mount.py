@@ -211,7 +211,7 @@ ACTIONS = [
            f"{EXAMPLE} visibility-lost demo-task-1 v-001 --kind deleted --occurred-at 2026-12-05T09:00:00+08:00",
            PIECE, mc.VisibilityLost, lambda c, a, r: _content_signal(c, a, "report_visibility_lost", r)),
     Action("disposal", "the platform disposed of a piece for the creator's own violation (AM-16): no fee",
-           f"{EXAMPLE} disposal demo-task-1 v-001 --reason violation --occurred-at now --note 'ticket 88'", PIECE,
+           f"{EXAMPLE} disposal demo-task-1 v-001 --reason taken_down --occurred-at now --note 'ticket 88'", PIECE,
            mc.PlatformDisposal, lambda c, a, r: _content_signal(c, a, "report_disposal", r)),
     Action("dispute", "the client or the creator disputes a piece's fee (AM-11), until its publicity window closes",
            f"{EXAMPLE} dispute demo-task-1 v-001 --raised-by client --party-id demo-client --reason 'bot traffic'",

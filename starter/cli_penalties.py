@@ -71,7 +71,7 @@ ACTIONS = [
            f"{EXAMPLE} penalty-decide case-7 --decision upheld --operator-id op-2 --note 'logs show real users'",
            CASE, vc.DecideAppealRequest, lambda c, a, r: violations.decide_appeal(c, a.case_id, r)),
     Action("penalty-mark-complex", "an operator marks an appealed case complex: the answer may take longer (AM-21)",
-           f"{EXAMPLE} penalty-mark-complex case-7 --operator-id op-2 --note 'needs the platform's risk team'",
+           f"{EXAMPLE} penalty-mark-complex case-7 --operator-id op-2 --note 'needs the risk team'",
            CASE, vc.MarkComplexRequest, lambda c, a, r: violations.mark_complex(c, a.case_id, r)),
     Action("penalty-lift-freeze", "an operator lifts a standing freeze of a case with a reason (AM-22)",
            f"{EXAMPLE} penalty-lift-freeze case-7 --penalty-id p1 --operator-id op-2 --reason 'settled offline'",

@@ -178,3 +178,41 @@ def test_issue_23_text_errors_are_type_message_and_a_line_per_reason(capsys: pyt
     assert lines[0] == "InvalidRequest: the request has 2 problems"
     assert lines[1].startswith("  - operator_id: String should match pattern")
     assert lines[2] == "  - provider_id: Field required"
+
+
+def examples() -> list[tuple[str, str]]:
+    """(where, command line) of every example: each command's --help epilog, the README's "Try it" and table."""
+    found = [(name, line.strip()) for name, parser in commands().items()
+             for line in (parser.epilog or "").splitlines() if "python -m starter" in line]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    try_it = readme.split("## Try it", 1)[1].split("## ", 1)[0]
+    found += [("README Try it", line.split("#")[0].replace("$py -m starter", "python -m starter"))
+              for line in try_it.splitlines() if line.startswith("$py -m starter")]
+    table = readme.split("## Operating it", 1)[1].split("\n## ", 1)[0]
+    for row in table.splitlines():
+        cells = row.split(" | ")
+        if row.startswith("| `") and len(cells) == 3:
+            found += [("README table", "python -m starter " + example)
+                      for example in cells[2].strip(" |").strip("`").split("`, `") if "..." not in example]
+    return found
+
+
+def test_issue_23_every_example_in_the_help_and_the_readme_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """...and an example of an operator action makes a request its contract model accepts."""
+    import shlex
+
+    from starter.cli_common import Action, build
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # examples/ is where the examples say
+    parser = cli.build_parser()
+    listed = examples()
+    assert len(listed) > 80
+    for where, line in listed:
+        words = shlex.split(line)
+        argv = words[words.index("starter") + 1:]
+        args = parser.parse_args(argv)  # a bad example raises CliError here
+        assert args.command == argv[0], (where, line)
+        action = getattr(args.run, "__self__", None)
+        if isinstance(action, Action):
+            fixed = {n: getattr(args, n) for n in action.ids if n in action.model.model_fields}
+            build(action.model, args, {**fixed, **(action.extra_body(args) if action.extra_body else {})})
