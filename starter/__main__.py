@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import (
@@ -38,7 +39,7 @@ from starter import (
 )
 from starter import client as api
 from starter.cli_common import Output, Parser, global_flags
-from starter.cli_errors import CliError, Reason, refusal, report
+from starter.cli_errors import CliError, Reason, invalid, refusal, report
 from starter.codec_auth import CodecAuthError
 
 
@@ -61,6 +62,8 @@ def _expected(err: Exception) -> CliError | None:
         return err
     if isinstance(err, api.Refused):
         return refusal(err.kind, err.reasons)
+    if isinstance(err, ValidationError):  # a request a helper builds from the command's arguments
+        return invalid(err)
     if isinstance(err, connection.ConnectionConfigError):
         return CliError("ConnectionConfigInvalid", str(err), [Reason(str(err))])
     if isinstance(err, connection.ConnectionFailed):

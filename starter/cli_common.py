@@ -115,14 +115,26 @@ def instant(text: str) -> datetime:
     return value
 
 
+MAX_FEN = 10**15  # the contract's bound on an amount (workflows/contract/common.py Fen)
+
+
 def fen(text: str) -> int:
-    """An argparse type: an amount in integer fen, 0 or more."""
+    """An argparse type: an amount in integer fen, 0 or more (at most the contract's bound)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount in integer fen") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative: an amount is 0 fen or more")
+    if value > MAX_FEN:
+        raise argparse.ArgumentTypeError(f"{text} is above the largest amount, {MAX_FEN} fen")
+    return value
+
+
+def positive_fen(text: str) -> int:
+    value = fen(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 moves nothing: an amount of 1 fen or more")
     return value
 
 
@@ -133,6 +145,8 @@ def count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
+    if value > 10**12:
+        raise argparse.ArgumentTypeError(f"{text} is above the largest count, 10^12")
     return value
 
 

@@ -146,8 +146,9 @@ def ledger_view(ledger: Any, kind: str, ident: str, second: str | None) -> dict[
             return None
         escrow = ledger.balance(f"xg_task:{ident}:escrow")
         by_kind: dict[str, int] = {}
-        for t in rows:
-            by_kind[f"{t.kind}_fen"] = by_kind.get(f"{t.kind}_fen", 0) + t.amount_fen
+        for t in rows:  # e.g. freeze_fen, settle_fen, refund_fen, compensation_fen (the postings' kinds)
+            name = f"{t.kind.removeprefix('xg_')}_fen"
+            by_kind[name] = by_kind.get(name, 0) + t.amount_fen
         return {"postings": rows, "money": {"escrow_balance_fen": escrow.balance_fen, **by_kind}}
     if kind == "case":
         rows = _keyed(ledger, "penalty:", ident, 1)
@@ -213,15 +214,33 @@ def cmd_ledger(args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_pieces(args: argparse.Namespace, out: Output) -> None:
-    """A task's pieces, one page, from the register in the ledger's database (a task keeps only counts)."""
+    """A task's pieces, one page: a mount task's from the register in the ledger's database (a task keeps only
+    counts); a Xingguang task's from its state. An id that is neither task is refused NotFound."""
     from activities.task_register import TaskRegister
 
     page = TaskRegister(store(args).db).pieces_page(args.task_id, args.after, args.limit)
-    rows = [{"seq": r.seq, "content_id": r.piece.content_id, "creator_id": r.piece.creator_id,
-             "mounted_at": r.piece.mounted_at.isoformat(), "status": r.piece.status, "fee_fen": r.piece.fee_fen}
-            for r in page]
-    out.show({"task_id": args.task_id, "pieces": rows,
-              "next_after": page[-1].seq if len(page) == args.limit else None}, f"pieces of task {args.task_id}")
+    rows: list[dict[str, Any]] = [
+        {"seq": r.seq, "content_id": r.piece.content_id, "creator_id": r.piece.creator_id,
+         "mounted_at": r.piece.mounted_at.isoformat(), "status": r.piece.status, "fee_fen": r.piece.fee_fen}
+        for r in page]
+    next_after = page[-1].seq if len(page) == args.limit else None
+    if not rows and args.after == 0:
+        import asyncio
+        rows, next_after = asyncio.run(_xg_or_empty(args))
+    out.show({"task_id": args.task_id, "pieces": rows, "next_after": next_after}, f"pieces of task {args.task_id}")
+
+
+async def _xg_or_empty(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int | None]:
+    client = await connect(args)
+    if await api.workflow_status(client, names.xingguang_task_id(args.task_id)) is not None:
+        state = await xgapi.state(client, args.task_id)
+        pieces = list(state.pieces.values())[: args.limit]
+        return [{"piece_id": p.piece_id, "creator_id": p.creator_id, "content_id": p.content_id,
+                 "stage": p.stage.value, "agreed_earnings_fen": p.agreed_earnings_fen,
+                 "billable_events": p.billable_events, "billed_spend_fen": p.billed_spend_fen} for p in pieces], None
+    if await api.workflow_status(client, names.mount_task_id(args.task_id)) is None:
+        raise not_found(f"task {args.task_id}", "task_id")
+    return [], None
 
 
 def cmd_platform(args: argparse.Namespace, out: Output) -> None:
@@ -238,8 +257,7 @@ def cmd_balance(args: argparse.Namespace, out: Output) -> None:
 def _positive(text: str) -> int:
     value = count(text)
     if value == 0:
-        import argparse as ap
-        raise ap.ArgumentTypeError("0 is not a page size: 1 or more")
+        raise argparse.ArgumentTypeError("0 is not a page size: 1 or more")
     return value
 
 
@@ -256,7 +274,8 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--kind", choices=KINDS, help="which kind the id is, when it names more than one")
         p.set_defaults(run=run)
 
-    p = sub.add_parser("pieces", help="a task's pieces page by page, from the register in the ledger's database",
+    p = sub.add_parser("pieces", help="a task's pieces page by page (a mount task's from the register in the "
+                       "ledger's database; a Xingguang task's from its state)",
                        parents=[global_flags(suppress=True)],
                        epilog=f"example:\n  {EXAMPLE} pieces demo-task-1 --after 100 --limit 50")
     p.add_argument("task_id")

@@ -18,10 +18,10 @@ from starter.cli_common import (
     build,
     connect,
     count,
-    fen,
     global_flags,
     instant,
     now,
+    positive_fen,
     read_json,
     store,
     task_queue,
@@ -44,10 +44,10 @@ def _parser(sub: Any, name: str, help: str, example: str) -> argparse.ArgumentPa
 
 
 # ------------------------------------------------------------------ directory and top-ups (the database)
-def deposit(args: argparse.Namespace, client_id: str, amount_fen: int, deposit_id: str) -> tuple[dict[str, Any], bool]:
+def deposit(ledger: Any, client_id: str, amount_fen: int, deposit_id: str) -> tuple[dict[str, Any], bool]:
     """A top-up under the caller's key: (the answer, whether the key was used before). The same key again moves
     nothing and answers with the first top-up; the same key for another top-up is refused."""
-    moved = store(args).ledger.deposit(deposit_id, client_id, amount_fen)
+    moved = ledger.deposit(deposit_id, client_id, amount_fen)
     if moved.mismatch:
         raise CliError("DepositRefused", f"deposit_id: {deposit_id} was used for another top-up",
                        [Reason(f"{deposit_id} was used for {moved.amount_fen} fen to {moved.credit_account}; this "
@@ -66,7 +66,7 @@ def cmd_client(args: argparse.Namespace, out: Output) -> None:
                                        **facts))
     shown: dict[str, Any] = {}
     if args.deposit:
-        answer, again = deposit(args, args.client_id, args.deposit, args.deposit_id)
+        answer, again = deposit(s.ledger, args.client_id, args.deposit, args.deposit_id)
         shown["deposit"] = {**answer, "already_done": again}
         if again and not out.as_json:
             print("top-up already done (same key), first answer:", answer)
@@ -76,10 +76,11 @@ def cmd_client(args: argparse.Namespace, out: Output) -> None:
 
 
 def cmd_deposit(args: argparse.Namespace, out: Output) -> None:
-    if not store(args).directory.client(args.client_id).known:
+    s = store(args)
+    if not s.directory.client(args.client_id).known:
         raise CliError("NotFound", f"client {args.client_id} is not registered (python -m starter client)",
                        [Reason(f"{args.client_id} is not registered", "client_id")], exit_code=1)
-    answer, again = deposit(args, args.client_id, args.amount_fen, args.deposit_id)
+    answer, again = deposit(s.ledger, args.client_id, args.amount_fen, args.deposit_id)
     (out.replayed if again else out.show)(answer)
 
 
@@ -132,7 +133,8 @@ async def cmd_publish(args: argparse.Namespace, out: Output) -> None:
 
 # ------------------------------------------------------------------ the main site's reports
 async def cmd_join(args: argparse.Namespace, out: Output) -> None:
-    out.show(await api.join(await connect(args), args.task_id, args.creator_id))
+    request = build(mt.JoinRequest, argparse.Namespace(), {"creator_id": args.creator_id})  # checked before sending
+    out.show(await api.join(await connect(args), args.task_id, request.creator_id))
 
 
 async def cmd_mount(args: argparse.Namespace, out: Output) -> None:
@@ -152,14 +154,17 @@ async def cmd_conversions(args: argparse.Namespace, out: Output) -> None:
 
 
 async def cmd_revoke(args: argparse.Namespace, out: Output) -> None:
-    client = await connect(args)
+    none = argparse.Namespace()
     if args.content_id:
-        out.show(await api.revoke_content(client, args.task_id, args.creator_id, args.content_id))
+        build(mt.RevokeContentRequest, none, {"creator_id": args.creator_id, "content_id": args.content_id})
+        out.show(await api.revoke_content(await connect(args), args.task_id, args.creator_id, args.content_id))
     else:
-        out.show(await api.revoke_all(client, args.task_id, args.creator_id))
+        build(mt.RevokeAllRequest, none, {"creator_id": args.creator_id})
+        out.show(await api.revoke_all(await connect(args), args.task_id, args.creator_id))
 
 
 async def cmd_cancel(args: argparse.Namespace, out: Output) -> None:
+    build(mt.CancelRequest, argparse.Namespace(), {"reason": args.reason, "requested_by": args.by})
     out.show(await api.cancel(await connect(args), args.task_id, args.reason, args.by))
 
 
@@ -230,7 +235,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--fail", action="append", choices=CLIENT_CHECKS,
                    help="mark an eligibility check as failed (repeatable); all pass by default")
     p.add_argument("--penalty-restricted", action="store_true", help="restricted by a violation penalty")
-    p.add_argument("--deposit", type=fen, default=0, metavar="FEN", help="top up the balance by FEN")
+    p.add_argument("--deposit", type=positive_fen, default=0, metavar="FEN", help="top up the balance by FEN")
     p.add_argument("--deposit-id", "--key", dest="deposit_id",
                    help="the top-up's idempotency key (required with --deposit)")
     p.set_defaults(run=cmd_client)
@@ -238,7 +243,7 @@ def add_commands(sub: Any) -> None:
     p = _parser(sub, "deposit", "top up a registered client's balance under the caller's deposit id (the key)",
                 "deposit demo-client 500000 dep-2026-12-02")
     p.add_argument("client_id")
-    p.add_argument("amount_fen", type=fen)
+    p.add_argument("amount_fen", type=positive_fen)
     p.add_argument("deposit_id", help="the idempotency key (--key): the same id again moves nothing")
     p.set_defaults(run=cmd_deposit)
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from starter import __main__ as cli
-from starter.cli_common import count, fen, instant
+from starter.cli_common import count, fen, instant, positive_fen
 from tests.cli_helpers import free_port
 
 # Commands that take no argument and act at once (a key printed; a server started): not run without arguments.
@@ -56,7 +56,7 @@ def value_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 def hostile_values(action: argparse.Action) -> list[str]:
     if action.choices:
         return ["bogus"]
-    if action.type in (fen, count):
+    if action.type in (fen, positive_fen, count):
         return ["-1", "ten"]
     if action.type is instant:
         return ["2026-13-45T99:00", "2026-12-01T10:00:00"]  # malformed; no offset
@@ -216,3 +216,48 @@ def test_issue_23_every_example_in_the_help_and_the_readme_parses(monkeypatch: p
         if isinstance(action, Action):
             fixed = {n: getattr(args, n) for n in action.ids if n in action.model.model_fields}
             build(action.model, args, {**fixed, **(action.extra_body(args) if action.extra_body else {})})
+
+
+def hostile_variants(parser: argparse.ArgumentParser, argv: list[str]) -> Iterator[list[str]]:
+    """`argv` (a working example) with one value at a time made hostile: a negative or oversized number, a date
+    that does not exist, an unknown choice, an id with a colon, an empty or 3,000-character text."""
+    flags = parser._option_string_actions
+    positional = iter(positionals(parser))
+    index = 1
+    while index < len(argv):
+        token = argv[index]
+        action = flags.get(token) if token.startswith("--") else next(positional, None)
+        if action is None or action.nargs == 0:
+            index += 1
+            continue
+        at = index + 1 if token.startswith("--") else index
+        if action.choices:
+            values = ["bogus"]
+        elif action.type in (fen, positive_fen, count, int):
+            values = ["-1", str(10**20)]
+        elif action.type is instant or token.endswith("-at"):
+            values = ["2026-02-30T10:00:00+08:00", "9999-12-31T23:59:59-12:00"]
+        else:
+            values = ["a:b", "", "x" * 3000]
+        for value in values:
+            yield [*argv[:at], value, *argv[at + 1:]]
+        index = at + 1
+
+
+def test_issue_23_each_value_of_each_example_made_hostile_is_refused_in_one_shape(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the parser: the other arguments are good (the command's own example), so the bad one reaches the
+    contract model, the helpers and the connection (no server here: a good request is refused Unreachable)."""
+    import shlex
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    tried = 0
+    for name, parser in commands().items():
+        if name in NO_ARGUMENT_RUNS:
+            continue
+        line = next(line for line in (parser.epilog or "").splitlines() if "python -m starter" in line)
+        words = shlex.split(line)
+        for argv in hostile_variants(parser, words[words.index("starter") + 1:]):
+            refused_in_one_shape(argv, capsys)
+            tried += 1
+    assert tried > 400
