@@ -58,7 +58,7 @@ class Output:
     def show(self, value: Any, title: str = "") -> None:
         data = dump(value)
         if self.as_json:
-            print(json.dumps(data, ensure_ascii=False, indent=2))
+            print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
             return
         if title:
             print(title)
@@ -67,7 +67,7 @@ class Output:
         elif isinstance(data, dict):
             width = max((len(k) for k in data), default=0)
             for key, item in data.items():
-                shown = json.dumps(item, ensure_ascii=False) if isinstance(item, (dict, list)) else item
+                shown = json.dumps(item, ensure_ascii=False, default=str) if isinstance(item, (dict, list)) else item
                 print(f"  {key:<{width}}  {shown}")
         else:
             print(data)
@@ -75,7 +75,8 @@ class Output:
     def replayed(self, value: Any) -> None:
         """The key was used before: the first answer, said so (exit 0)."""
         if self.as_json:
-            print(json.dumps({"already_done": True, "first_answer": dump(value)}, ensure_ascii=False, indent=2))
+            print(json.dumps({"already_done": True, "first_answer": dump(value)}, ensure_ascii=False, indent=2,
+                             default=str))
             return
         self.show(value, "already done (same key), first answer:")
 
@@ -90,9 +91,16 @@ class Output:
 
 
 def dump(value: Any) -> Any:
+    """Plain JSON values; every instant in business time (+08:00) to the second, whatever the workflow kept."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
+        return dump(value.model_dump(mode="python"))
+    if isinstance(value, datetime):
+        return value.astimezone(BUSINESS_TZ).isoformat(timespec="seconds") if value.tzinfo else value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
         return [dump(v) for v in value]
     return value
 

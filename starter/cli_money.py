@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter import client as api
 from starter import privacy, violations
 from starter import xingguang as xgapi
-from starter.cli_common import Output, connect, count, global_flags, store
+from starter.cli_common import Output, connect, count, dump, global_flags, store
 from starter.cli_errors import CliError, Reason
 from workflows.contract import names
 from workflows.contract.xingguang_claims import XingguangClaimsState
@@ -109,10 +109,10 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
     if out.as_json or kind != "task":
         out.show(state, f"{kind} {ident}" + (f" {second}" if second else ""))
         return
-    summary = state.model_dump(mode="json", exclude={"creators", "pieces", "request", "publication"})
+    summary = dump(state.model_dump(exclude={"creators", "pieces", "request", "publication"}))
     out.show(summary, f"task {state.task_id}")
     if state.pieces:
-        out.show([{"content_id": p.content_id, "creator_id": p.creator_id, "mounted_at": p.mounted_at.isoformat(),
+        out.show([{"content_id": p.content_id, "creator_id": p.creator_id, "mounted_at": dump(p.mounted_at),
                    "status": p.status, "fee_fen": p.fee_fen} for p in state.pieces.values()], "pieces")
 
 
@@ -221,7 +221,7 @@ def cmd_pieces(args: argparse.Namespace, out: Output) -> None:
     page = TaskRegister(store(args).db).pieces_page(args.task_id, args.after, args.limit)
     rows: list[dict[str, Any]] = [
         {"seq": r.seq, "content_id": r.piece.content_id, "creator_id": r.piece.creator_id,
-         "mounted_at": r.piece.mounted_at.isoformat(), "status": r.piece.status, "fee_fen": r.piece.fee_fen}
+         "mounted_at": dump(r.piece.mounted_at), "status": r.piece.status, "fee_fen": r.piece.fee_fen}
         for r in page]
     next_after = page[-1].seq if len(page) == args.limit else None
     if not rows and args.after == 0:

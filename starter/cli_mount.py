@@ -18,6 +18,7 @@ from starter.cli_common import (
     build,
     connect,
     count,
+    dump,
     global_flags,
     instant,
     now,
@@ -150,7 +151,7 @@ async def cmd_conversions(args: argparse.Namespace, out: Output) -> None:
     from activities.late_reports import LateReports
 
     late = await api.report_conversions(await connect(args), args.task_id, batch, LateReports(store(args).db))
-    out.show({"late": late.note, **late.model_dump(mode="json")} if late else {"sent": batch.model_dump(mode="json")})
+    out.show({"late": late.note, **dump(late)} if late else {"sent": dump(batch)})
 
 
 async def cmd_revoke(args: argparse.Namespace, out: Output) -> None:
@@ -180,7 +181,7 @@ def cmd_late(args: argparse.Namespace, out: Output) -> None:
 async def _content_signal(client: Client, args: argparse.Namespace, name: str, payload: Any) -> dict[str, Any]:
     await api.content_state(client, args.task_id, args.content_id)  # NotFound / closed: refused before sending
     await api.content_signal(client, args.task_id, args.content_id, name, payload)
-    return {"sent": name, "to": mounted_content_id(args.task_id, args.content_id), **payload.model_dump(mode="json")}
+    return {"sent": name, "to": mounted_content_id(args.task_id, args.content_id), **dump(payload)}
 
 
 async def _resolved_before(client: Client, args: argparse.Namespace, request: mc.ResolveDisputeRequest) -> bool:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from starter import client as api
 from starter import privacy
-from starter.cli_common import Action, task_queue
+from starter.cli_common import Action, dump, global_flags, store, task_queue
 from starter.cli_errors import CliError, Reason
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
@@ -61,7 +61,7 @@ async def _close(client: Client, args: argparse.Namespace, event: ac.Cancellatio
     if state.cancellation_request_id == event.request_id:
         return state
     await client.get_workflow_handle(account_id(args.account_id)).signal("request_cancellation", event)
-    return {"sent": "request_cancellation", "to": account_id(args.account_id), **event.model_dump(mode="json"),
+    return {"sent": "request_cancellation", "to": account_id(args.account_id), **dump(event),
             "waits_for_tasks": state.open_task_ids}
 
 
@@ -147,6 +147,33 @@ ACTIONS = [
 ]
 
 
+def cmd_export(args: argparse.Namespace, out: Any) -> None:
+    """The file handed to the requester of an access, copy or portability request (PR-1, PR-2)."""
+    import os
+    from pathlib import Path
+
+    from activities.personal_data import PersonalData
+    from activities.subject_keys import SubjectKeys
+    from starter import config
+    from starter.codec import load_keys
+
+    keys = load_keys(config.payload_key_env(os.environ, config.read_state()), required=True)
+    s = store(args)
+    document = PersonalData(s.db, s.ledger, s.directory, SubjectKeys(s.db, keys)).stored_export(args.request_id)
+    if document is None:
+        raise CliError("NotFound", f"no export for request {args.request_id}",
+                       [Reason("not an access, copy or portability request, or not processed yet", "request_id")],
+                       exit_code=1)
+    Path(args.out).write_text(document, encoding="utf-8")
+    out.show({"request_id": args.request_id, "written": str(args.out), "characters": len(document)})
+
+
 def add_commands(sub: Any) -> None:
     for action in ACTIONS:
         action.add(sub)
+    p = sub.add_parser("dsr-export", help="write the export of an access, copy or portability request to a file, "
+                       "to hand over (PR-1, PR-2)", parents=[global_flags(suppress=True)],
+                       epilog=f"example:\n  {EXAMPLE} dsr-export r-1 export-r-1.json")
+    p.add_argument("request_id")
+    p.add_argument("out", help="the file to write")
+    p.set_defaults(run=cmd_export)

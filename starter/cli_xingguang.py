@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from starter import xingguang as xgapi
-from starter.cli_common import Action, task_queue
+from starter.cli_common import Action, dump, task_queue
 from starter.cli_errors import CliError, Reason
 from workflows.contract import xingguang as xg
 from workflows.contract.names import xingguang_claims_id
@@ -42,7 +42,7 @@ def _signal(name: str) -> Any:
             raise CliError("NotFound", f"xg task {args.task_id} is not running",
                            [Reason(f"{args.task_id} is not running", "task_id")], exit_code=1)
         await client.get_workflow_handle(xg.xg_task_workflow_id(args.task_id)).signal(name, request)
-        return {"sent": name, "to": xg.xg_task_workflow_id(args.task_id), **request.model_dump(mode="json")}
+        return {"sent": name, "to": xg.xg_task_workflow_id(args.task_id), **dump(request)}
     return call
 
 
@@ -81,7 +81,7 @@ async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAf
     state = await _state(client, args.task_id)
     pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
     if state is not None and pause is not None and pause.cancelled_at is not None:
-        return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": pause.cancelled_at.isoformat(),
+        return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": dump(pause.cancelled_at),
                 "delay_fee_fen": state.delay_fee_fen, "end_reason": state.end_reason}
     return await xgapi.cancel_after_pause(client, args.task_id, request)
 

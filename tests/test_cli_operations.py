@@ -7,6 +7,7 @@ the caller's key and answer "already done (same key)" with the first answer when
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,12 +117,27 @@ def test_am_18_am_20_am_21_a_penalty_issued_appealed_and_upheld_from_commands(cl
     assert (shown["kind"], shown["postings"]) == ("case", [])  # these penalties move no money
 
 
+def test_pr_1_an_access_request_verified_and_its_export_written_from_commands(cli: Cli, tmp_path: Path) -> None:
+    cli.json("dsr-submit", "r-a", "--account-id", "cr-d", "--kind", "access", "--received-at", "now")
+    cli.json("dsr-verify", "r-a", "--verified", "--verified-by", "op-1", "--method", "video call")
+    waiting = cli.until(("state", "r-a"), lambda s: s["stage"] == "awaiting_reply")  # no contact on file
+    assert waiting["export"]["size_bytes"] > 0
+    shown = cli.json("dsr-export", "r-a", str(tmp_path / "export.json"))
+    assert shown["written"] == str(tmp_path / "export.json")
+    assert "cr-d" in (tmp_path / "export.json").read_text(encoding="utf-8")
+    assert cli.json("dsr-export", "r-nobody", str(tmp_path / "none.json"), code=1)["error"]["type"] == "NotFound"
+    cli.json("dsr-reply", "r-a", "--replied-by", "op-1", "--summary", "export handed over at the counter")
+    assert cli.until(("state", "r-a"), lambda s: s["stage"] == "completed")["replied_by"] == "op-1"
+
+
 def test_pr_1_a_complaint_verified_and_answered_from_commands(cli: Cli) -> None:
     submitted = cli.json("dsr-submit", "r-c", "--account-id", "cr-d", "--kind", "complaint", "--received-at",
                          "now", "--intake-contact-field", "email", "--intake-contact-value", "a@example.com")
     assert submitted["stage"] == "awaiting_verification"
     verified = cli.json("dsr-verify", "r-c", "--verified", "--verified-by", "op-1", "--method", "video call")
     assert verified["verified_by"] == "op-1"
+    # Every instant the CLI shows is in business time to the second (the workflow keeps microseconds, UTC).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00", verified["verified_at"]), verified
     waiting = cli.until(("state", "r-c"), lambda s: s["stage"] == "awaiting_reply")
     assert waiting["reply_due_at"] is not None
     cli.json("dsr-reply", "r-c", "--replied-by", "op-1", "--summary", "the fee was recomputed")
