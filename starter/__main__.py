@@ -24,6 +24,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import ValidationError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import (
@@ -82,6 +89,13 @@ def _expected(err: Exception) -> CliError | None:
         if err.status is RPCStatusCode.NOT_FOUND:
             return CliError("NotFound", f"Temporal: {err.message}", [Reason(err.message)], exit_code=1)
         return CliError("TemporalError", f"Temporal: {err.message}", [Reason(err.message)], exit_code=1)
+    if isinstance(err, (WorkflowQueryFailedError, WorkflowQueryRejectedError)):
+        return CliError("QueryFailed", f"the workflow did not answer: {err}", [Reason(str(err))], exit_code=1)
+    if isinstance(err, (RPCTimeoutOrCancelledError, WorkflowUpdateRPCTimeoutOrCancelledError)):
+        return CliError("TimedOut", f"no answer in time ({err}): is a worker running on the task queue?",
+                        [Reason(str(err))], exit_code=1)
+    if isinstance(err, WorkflowFailureError):
+        return CliError("WorkflowFailed", f"the workflow failed: {err.cause}", [Reason(str(err.cause))], exit_code=1)
     if isinstance(err, OSError):
         return CliError("InvalidArguments", f"error: {err}", [Reason(str(err))])
     return None
