@@ -117,6 +117,44 @@ def test_am_18_am_20_am_21_a_penalty_issued_appealed_and_upheld_from_commands(cl
     assert (shown["kind"], shown["postings"]) == ("case", [])  # these penalties move no money
 
 
+def test_r_1_am_16_a_batch_voided_and_a_piece_gone_from_commands(cli: Cli) -> None:
+    """Runs after the dispute test: its task cli-d gets a second piece."""
+    cli.json("creator", "cr-e")
+    cli.json("join", "cli-d", "cr-e")
+    cli.json("mount", "cli-d", "v-e", "cr-e")
+    cli.json("conversions", "cli-d", "v-e", "b-e1", "4")
+    cli.until(("state", "cli-d", "v-e"), lambda s: s["fee_fen"] == 600)
+    sent = cli.json("void", "cli-d", "v-e", "--event-id", "b-e1", "--reason", "cheating found by risk control")
+    assert sent["sent"] == "void_conversions"
+    voided = cli.until(("state", "cli-d", "v-e"), lambda s: s["batches"]["b-e1"]["voided"])
+    assert (voided["fee_fen"], voided["counted_conversions"]) == (0, 0)
+    cli.json("visibility-lost", "cli-d", "v-e", "--kind", "deleted", "--occurred-at", "now")
+    gone = cli.until(("state", "cli-d", "v-e"), lambda s: s["visibility_lost_at"] is not None)
+    assert gone["visibility_lost_kind"] == "deleted"
+    money = conserved(cli, "cli-d")["money"]
+    assert money["spent_fen"] == 500  # the first piece's resolved fee; the voided 600 went back to the budget
+
+
+def test_am_21_am_22_a_complex_appeal_and_a_lifted_freeze_from_commands(cli: Cli) -> None:
+    cli.json("creator", "cr-q")
+    issued = cli.json("penalty-issue", "case-q", "--party-kind", "creator", "--party-id", "cr-q", "--notice-at",
+                      "now", "--violation", "bought followers", "--issued-by", "op-1",
+                      "--penalty", "freeze_in_flight_tasks")
+    assert [p["penalty_id"] for p in issued["penalties"]] == ["p1"]
+    cli.json("penalty-appeal", "case-q", "--party-id", "cr-q", "--reason", "an agency did it")
+    complex_ = cli.json("penalty-mark-complex", "case-q", "--operator-id", "op-2", "--note", "needs the agency")
+    assert complex_["stage"] == "appeal_complex"
+    lifted = cli.json("penalty-lift-freeze", "case-q", "--penalty-id", "p1", "--operator-id", "op-2",
+                      "--reason", "the agency confessed")
+    assert (lifted["penalties"][0]["status"], lifted["penalties"][0]["lifted_by"]) == ("lifted", "op-2")
+    again = cli.json("penalty-lift-freeze", "case-q", "--penalty-id", "p1", "--operator-id", "op-2",
+                     "--reason", "twice", code=2)["error"]
+    assert again["reasons"][0]["field"] == "penalty_id" and "was lifted by op-2" in again["reasons"][0]["message"]
+    final = cli.json("penalty-decide", "case-q", "--decision", "rejected", "--operator-id", "op-2",
+                     "--note", "the creator profited")
+    assert final["stage"] in ("final", "closed")
+
+
 def test_pr_1_an_access_request_verified_and_its_export_written_from_commands(cli: Cli, tmp_path: Path) -> None:
     cli.json("dsr-submit", "r-a", "--account-id", "cr-d", "--kind", "access", "--received-at", "now")
     cli.json("dsr-verify", "r-a", "--verified", "--verified-by", "op-1", "--method", "video call")
