@@ -5,7 +5,7 @@ conversions, revocations, cancel, and an operator's actions on a piece: voids (R
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -54,7 +54,8 @@ def deposit(ledger: Any, client_id: str, amount_fen: int, deposit_id: str) -> tu
                        [Reason(f"{deposit_id} was used for {moved.amount_fen} fen to {moved.credit_account}; this "
                                f"asks {amount_fen} fen to client {client_id}: use a new deposit id", "deposit_id")])
     return {"deposit_id": deposit_id, "client_id": client_id, "amount_fen": moved.amount_fen,
-            "transfer_id": moved.id, "at": moved.created_at}, moved.duplicate
+            "transfer_id": moved.id, "at": dump(moved.created_at if isinstance(moved.created_at, datetime)
+                                                else datetime.fromisoformat(moved.created_at))}, moved.duplicate
 
 
 def cmd_client(args: argparse.Namespace, out: Output) -> None:

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 from starter import xingguang as xgapi
 from starter.cli_common import Action, dump, task_queue
 from starter.cli_errors import CliError, Reason
+from starter.client import Refused, workflow_status
 from workflows.contract import xingguang as xg
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsState
@@ -32,7 +33,14 @@ async def _state(client: Client, task_id: str) -> xg.XingguangTaskState | None:
 
 def _update(name: str, result: type[BaseModel]) -> Any:
     async def call(client: Client, args: argparse.Namespace, request: BaseModel) -> Any:
-        return await xgapi.update(client, args.task_id, name, request, result)
+        try:
+            return await xgapi.update(client, args.task_id, name, request, result)
+        except Refused as refusal:  # closed, or never started: say which
+            if refusal.kind == "NotRunning" and await workflow_status(
+                    client, xg.xg_task_workflow_id(args.task_id)) is None:
+                raise CliError("NotFound", f"xg task {args.task_id} not found: it was never ordered",
+                               [Reason(f"{args.task_id} not found", "task_id")], exit_code=1) from None
+            raise
     return call
 
 
