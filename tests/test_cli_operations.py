@@ -200,6 +200,9 @@ def test_xg_7_r_9_xg_10_a_pause_ends_in_cancellation_and_compensation_from_comma
     ordered = cli.json("xg-order", "xg-c", "--body", f"@{tmp_path / 'order.json'}")
     assert ordered["terms"]["frozen_fen"] == 198_000  # 100,000 + 80,000 + 10% platform fee
     assert cli.json("xg-order", "xg-c", "--body", f"@{tmp_path / 'order.json'}")["already_done"] is True
+    other = cli.json("xg-order", "xg-c", "--body", f"@{tmp_path / 'order.json'}", "--unit-price-fen", "60",
+                     code=2)["error"]
+    assert other["type"] == "OrderRefused" and [r["field"] for r in other["reasons"]] == ["unit_price_fen"]
     cli.json("xg-review-materials", "xg-c", "--operator-id", "op-1", "--approve", "qualification:licence-1",
              "--approve", "component:app-card-1")
     cli.json("xg-assign-provider", "xg-c", "--operator-id", "op-1", "--provider-id", "prov-1")
