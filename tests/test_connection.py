@@ -177,7 +177,8 @@ client_key_path = "{pki.stranger_key}"
                     stranger = await asyncio.to_thread(cli, {**cli_env, "TEMPORAL_PROFILE": profile},
                                                        "state", "demo-task-1")
                     assert stranger.returncode == 1, stranger.stderr
-                    assert stranger.stderr.startswith(f"cannot connect to Temporal at {address}"), stranger.stderr
+                    assert stranger.stderr.startswith(f"Unreachable: cannot connect to Temporal at {address}"), \
+                        stranger.stderr
                     assert len(proxy_log.refused) > refused, profile
                     assert "certificate" in proxy_log.refused[-1].lower(), proxy_log.refused
                 assert len(proxy_log.accepted) == accepted
@@ -197,7 +198,7 @@ async def drive_to_refund(env: dict[str, str]) -> None:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else result.stdout
 
-    assert (await run("client", "demo-client", "--deposit", "1000000"))["available_fen"] == 1_000_000
+    assert (await run("client", "demo-client", "--deposit", "1000000", "--deposit-id", "dep-1"))["available_fen"] == 1_000_000
     await run("creator", "cr-demo")
     published = await run("publish", str(ROOT / "examples" / "task.json"))
     assert published["frozen_fen"] == 550_000

@@ -85,7 +85,8 @@ def test_run_command_starts_server_ui_and_worker_and_the_readme_example_works(tm
         # The CLI from elsewhere in the checkout: the state file, not the working directory, decides.
         client_env = {k: v for k, v in env.items() if k not in ("TEMPORAL_PORT", "TEMPORAL_UI_PORT")}
         subdirectory = ROOT / "docs"
-        assert cli(client_env, subdirectory, "client", "demo-client", "--deposit", "1000000").returncode == 0
+        assert cli(client_env, subdirectory, "client", "demo-client", "--deposit", "1000000",
+                   "--deposit-id", "dep-1").returncode == 0
         assert cli(client_env, subdirectory, "creator", "cr-demo").returncode == 0
         published = cli(client_env, subdirectory, "--json", "publish", str(ROOT / "examples" / "task.json"))
         assert published.returncode == 0, published.stderr
@@ -140,10 +141,10 @@ def test_cli_refuses_to_create_a_ledger_unless_init(tmp_path: Path) -> None:
     """Issue 20 item 2: with no run and no ledger where the configuration points, a ledger command refuses and
     creates nothing; with --init it makes the ledger."""
     env = embedded_run_env(tmp_path / "data")
-    refused = cli(env, tmp_path, "client", "c-1", "--deposit", "100")
+    refused = cli(env, tmp_path, "client", "c-1", "--deposit", "100", "--deposit-id", "dep-1")
     assert refused.returncode == 2 and f"no ledger at {tmp_path / 'data' / 'ledger.db'}" in refused.stderr
     assert "--init" in refused.stderr and not (tmp_path / "data").exists()
-    created = cli(env, tmp_path, "--init", "--json", "client", "c-1", "--deposit", "100")
+    created = cli(env, tmp_path, "--init", "--json", "client", "c-1", "--deposit", "100", "--deposit-id", "dep-1")
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["available_fen"] == 100
     assert cli(env, ROOT / "docs", "--json", "balances", "client:c-1:").returncode == 0  # now it exists
