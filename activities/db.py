@@ -191,7 +191,8 @@ class Database:
             self._discard_idle()
             raise
         finally:
-            self._give_back(connection, healthy or connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+            idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            self._give_back(connection, healthy or idle)
 
     def _begin(self) -> tuple[psycopg.Connection[Any], psycopg.Transaction]:
         """A pooled connection with a transaction begun on it. BEGIN is the health check: a connection that fails

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 NOT_FOUND_TYPES = {"NotFound", "NotRunning", "Unreachable"}
 # A workflow's reason names its field first ("amount_fen: ..."; "penalties[0].until_at: ..."); a prose reason
 # ("creator nobody is not registered") has none.
-_FIELD = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])?)*|--[a-z0-9-]+): (.+)$", re.DOTALL)
+_FIELD = re.compile(r"^([a-z_][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z_][a-z0-9_]*(?:\[\d+\])?)*|--[a-z0-9-]+): (.+)$",
+                    re.DOTALL)
 
 
 @dataclass

@@ -6,6 +6,8 @@ dispute or appeal, the closing instant in business time)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -34,14 +36,12 @@ async def issue_notice(client: Client, notice: vc.ViolationCaseInput, task_queue
         raise Refused("PenaltyNoticeRefused", problems)
     workflow_id = violation_case_id(notice.case_id)
     party = SA.CREATOR_ID if notice.party_kind is vc.PartyKind.CREATOR else SA.CLIENT_ID
-    try:
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # a case with this id exists: its notice came before
         await client.start_workflow(
             VIOLATION_CASE_WORKFLOW, notice, id=workflow_id, task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([SearchAttributePair(party, notice.party_id)]),
             static_summary=f"violation case {notice.case_id} against {notice.party_kind.value} {notice.party_id}")
-    except WorkflowAlreadyStartedError:
-        pass
     return workflow_id
 
 

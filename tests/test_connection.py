@@ -198,7 +198,8 @@ async def drive_to_refund(env: dict[str, str]) -> None:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else result.stdout
 
-    assert (await run("client", "demo-client", "--deposit", "1000000", "--deposit-id", "dep-1"))["available_fen"] == 1_000_000
+    topped_up = await run("client", "demo-client", "--deposit", "1000000", "--deposit-id", "dep-1")
+    assert topped_up["available_fen"] == 1_000_000
     await run("creator", "cr-demo")
     published = await run("publish", str(ROOT / "examples" / "task.json"))
     assert published["frozen_fen"] == 550_000
