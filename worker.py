@@ -115,9 +115,9 @@ log = structlog.get_logger()
 # imports) do not reach code in these modules (tried: a passed-through datetime.now() runs). The project's rules
 # (workflow.now(), timers, activities only) and the replay tests guard that, as they already did for the rules and
 # contract modules imported through `imports_passed_through`. (pydantic and temporalio are passed through by the
-# SDK's defaults; what the workflow modules import, activity models included, is imported once, outside the
-# sandbox.) Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
-SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows",)
+# SDK's defaults; what the workflow modules import, the ports' activity models included, is imported once, outside
+# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.) Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
+SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows", "ports")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.db import Database, Tx
+from ports import directory as port
+from ports.directory import PartyRequest
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind, PenaltyFact
 
 DDL = """
@@ -128,19 +130,15 @@ def _penalties_in_force(tx: Tx, party_kind: str, party_id: str) -> list[PenaltyF
     return [PenaltyFact(case_id=r[0], penalty_id=r[1], restriction=r[2], task_id=r[3]) for r in rows]
 
 
-class PartyRequest(BaseModel):
-    party_id: str
-
-
 class DirectoryActivities:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
-    @activity.defn(name="directory.client_facts")
+    @activity.defn(name=port.CLIENT_FACTS.name)
     def client_facts(self, request: PartyRequest) -> ClientFacts:
         return self.directory.client(request.party_id)
 
-    @activity.defn(name="directory.creator_facts")
+    @activity.defn(name=port.CREATOR_FACTS.name)
     def creator_facts(self, request: PartyRequest) -> CreatorFacts:
         return self.directory.creator(request.party_id)
 

@@ -26,22 +26,43 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.db import Database, IntegrityError, Tx, default_dsn
-from activities.ledger_holds import (
-    HOLDS_SCHEMA,
-    HeldContent,
+from activities.ledger_holds import HOLDS_SCHEMA, HeldContent
+from ports import ledger as port
+from ports.ledger import (
+    INSUFFICIENT_FUNDS,
+    AccrualGrant,
+    AccrualItem,
+    AccrueRequest,
+    AccrueResult,
+    ClosureOutcome,
+    ContentClosure,
+    DepositRequest,
+    DepositResult,
+    FreezeRequest,
+    FreezeResult,
     HoldContentRequest,
     HoldContentResult,
     RefundPartRequest,
     RefundPartResult,
+    RefundRequest,
+    RefundResult,
+    ReleasedEvent,
+    ReleaseRequest,
+    ReleaseResult,
+    SettleRequest,
+    SettleResult,
+    TaskClosuresRequest,
+    TaskClosuresResult,
+    TaskMoney,
+    TaskMoneyRequest,
 )
-from workflows.logs import BoundLog
+from ports.logs import BoundLog
 from workflows.rules.fees import platform_fee_of_piece
 
 LEDGER_NAMESPACE = uuid.UUID("5d0c6f4e-8a3b-5b7e-9c1d-2f4a6b8c0e13")
@@ -56,8 +77,6 @@ def may_go_negative(account: str) -> bool:
     return account.startswith(OWN_ACCOUNT_PREFIXES)
 
 Status = Literal["posted", "pending", "posted_pending", "voided_pending"]
-# How a piece of content closed (AM-12, AM-13): settled (paid what it earned) or closed (disposed of, AM-16).
-ClosureOutcome = Literal["settled", "closed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -777,160 +796,6 @@ class Ledger(HeldContent):
         return {**result, "duplicate": False}
 
 
-# ---- the activities: one pydantic model in, one out ----------------------------------------------------------
-
-Fen = Annotated[int, Field(strict=True, ge=0)]
-PositiveFen = Annotated[int, Field(strict=True, gt=0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FreezeRequest(_Model):
-    task_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    budget_fen: PositiveFen
-    platform_fee_fen: Fen  # 10% of the budget, half-up, computed by workflows/rules
-
-
-class FreezeResult(_Model):
-    task_id: str
-    client_id: str
-    transfer_id: str
-    frozen_fen: int
-    budget_fen: int
-    platform_fee_cap_fen: int
-    duplicate: bool
-    mismatch: bool  # a repeat asked for other amounts; the first freeze stands
-
-
-class DepositRequest(_Model):
-    deposit_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    amount_fen: PositiveFen
-
-
-class DepositResult(_Model):
-    transfer_id: str
-    amount_fen: int
-    duplicate: bool
-    mismatch: bool
-
-
-class AccrualItem(_Model):
-    event_id: str = Field(min_length=1)
-    count: Annotated[int, Field(strict=True, ge=0)]
-    price_fen: PositiveFen
-    occurred_at: AwareDatetime
-
-
-class AccrueRequest(_Model):
-    task_id: str = Field(min_length=1)
-    content_id: str = Field(min_length=1)
-    items: list[AccrualItem] = Field(min_length=1)
-
-
-class AccrualGrant(_Model):
-    event_id: str
-    granted_count: int
-    granted_fen: int
-    released: bool
-    duplicate: bool
-
-
-class AccrueResult(_Model):
-    results: list[AccrualGrant]
-    spent_fen: int
-    remaining_fen: int
-    exhausted_at: AwareDatetime | None  # AM-10, R-3: the latest occurred_at granted when the budget was used up
-
-
-class ReleaseRequest(_Model):
-    task_id: str = Field(min_length=1)
-    event_ids: list[str] = Field(min_length=1)
-
-
-class ReleasedEvent(_Model):
-    event_id: str
-    released_fen: int
-    accrued: bool
-
-
-class ReleaseResult(_Model):
-    results: list[ReleasedEvent]
-    released_fen: int
-
-
-class SettleRequest(_Model):
-    task_id: str = Field(min_length=1)
-    content_id: str = Field(min_length=1)
-    payee_account: str  # creator:{id}:payable, or agency:{id}:payable for an MCN creator
-    fee_fen: Fen
-    platform_fee_fen: Fen
-    outcome: ClosureOutcome = "settled"
-
-
-class SettleResult(_Model):
-    task_id: str
-    content_id: str
-    payee_account: str
-    fee_fen: int
-    platform_fee_fen: int  # actually charged: never past the platform fee frozen for the task
-    platform_fee_requested_fen: int
-    duplicate: bool
-    outcome: ClosureOutcome = "settled"
-    closure_seq: int | None = None  # the closure's number in the task (None: settled before closures were kept)
-
-
-class TaskClosuresRequest(_Model):
-    task_id: str = Field(min_length=1)
-    after_seq: Annotated[int, Field(strict=True, ge=0)] = 0
-    limit: Annotated[int, Field(strict=True, ge=1, le=5_000)] = 1_000
-
-
-class ContentClosure(_Model):
-    seq: int
-    content_id: str
-    outcome: ClosureOutcome
-    fee_fen: int
-    platform_fee_fen: int
-
-
-class TaskClosuresResult(_Model):
-    closures: list[ContentClosure]
-    last_seq: int  # the number to read after next time (after_seq when nothing new closed)
-    held_content_ids: list[str] = []  # AM-13: pieces whose settlement is held and that have not closed
-
-
-class RefundRequest(_Model):
-    task_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-
-
-class RefundResult(_Model):
-    task_id: str
-    client_id: str
-    refunded_fen: int
-    duplicate: bool
-
-
-class TaskMoneyRequest(_Model):
-    task_id: str = Field(min_length=1)
-
-
-class TaskMoney(_Model):
-    task_id: str
-    budget_fen: int
-    spent_fen: int
-    remaining_fen: int
-    exhausted_at: AwareDatetime | None
-    refunded_at: AwareDatetime | None
-    frozen_fen: int
-    paid_to_creators_fen: int
-    platform_fees_fen: int
-    refunded_fen: int
-    escrow_balance_fen: int
 
 
 @contextmanager
@@ -940,7 +805,7 @@ def _as_application_errors() -> Iterator[None]:
         yield
     except InsufficientFunds as error:
         details = {"account": error.account, "available_fen": error.available_fen, "needed_fen": error.needed_fen}
-        raise ApplicationError(str(error), details, type="InsufficientFunds", non_retryable=True) from error
+        raise ApplicationError(str(error), details, type=INSUFFICIENT_FUNDS, non_retryable=True) from error
     except (LedgerError, ValueError) as error:
         raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from error
 
@@ -953,7 +818,7 @@ class LedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    @activity.defn(name="ledger.freeze")
+    @activity.defn(name=port.FREEZE.name)
     def freeze(self, request: FreezeRequest) -> FreezeResult:
         with _as_application_errors():
             result = FreezeResult(**self.ledger.freeze(request.task_id, request.client_id, request.budget_fen,
@@ -961,14 +826,14 @@ class LedgerActivities:
         log.info("ledger frozen", client_id=request.client_id, frozen_fen=result.frozen_fen)
         return result
 
-    @activity.defn(name="ledger.deposit")
+    @activity.defn(name=port.DEPOSIT.name)
     def deposit(self, request: DepositRequest) -> DepositResult:
         with _as_application_errors():
             moved = self.ledger.deposit(request.deposit_id, request.client_id, request.amount_fen)
         return DepositResult(transfer_id=moved.id, amount_fen=moved.amount_fen, duplicate=moved.duplicate,
                              mismatch=moved.mismatch)
 
-    @activity.defn(name="ledger.accrue")
+    @activity.defn(name=port.ACCRUE.name)
     def accrue(self, request: AccrueRequest) -> AccrueResult:
         with _as_application_errors():
             accruals = self.ledger.accrue_many(request.task_id, request.content_id, request.items)
@@ -979,14 +844,14 @@ class LedgerActivities:
             spent_fen=last.spent_fen, remaining_fen=last.remaining_fen,
             exhausted_at=None if last.exhausted_at is None else datetime.fromisoformat(last.exhausted_at))
 
-    @activity.defn(name="ledger.release")
+    @activity.defn(name=port.RELEASE.name)
     def release(self, request: ReleaseRequest) -> ReleaseResult:
         with _as_application_errors():
             released = self.ledger.release_many(request.task_id, request.event_ids)
         return ReleaseResult(results=[ReleasedEvent(**dataclasses.asdict(r)) for r in released],
                              released_fen=sum(r.released_fen for r in released))
 
-    @activity.defn(name="ledger.settle")
+    @activity.defn(name=port.SETTLE.name)
     def settle(self, request: SettleRequest) -> SettleResult:
         with _as_application_errors():
             result = SettleResult(**self.ledger.settle(request.task_id, request.content_id, request.payee_account,
@@ -996,14 +861,14 @@ class LedgerActivities:
                  platform_fee_fen=result.platform_fee_fen)
         return result
 
-    @activity.defn(name="ledger.refund")
+    @activity.defn(name=port.REFUND.name)
     def refund(self, request: RefundRequest) -> RefundResult:
         with _as_application_errors():
             result = RefundResult(**self.ledger.refund(request.task_id, request.client_id))
         log.info("ledger refunded", client_id=request.client_id, refunded_fen=result.refunded_fen)
         return result
 
-    @activity.defn(name="ledger.task_closures")
+    @activity.defn(name=port.TASK_CLOSURES.name)
     def task_closures(self, request: TaskClosuresRequest) -> TaskClosuresResult:
         """Read-only: the task's pieces that closed after `after_seq` (MountTaskWorkflow reads them on a timer)."""
         with _as_application_errors():
@@ -1015,7 +880,7 @@ class LedgerActivities:
                                      platform_fee_fen=c.platform_fee_fen) for c in closures],
             last_seq=closures[-1].seq if closures else request.after_seq, held_content_ids=held)
 
-    @activity.defn(name="ledger.hold_content")
+    @activity.defn(name=port.HOLD_CONTENT.name)
     def hold_content(self, request: HoldContentRequest) -> HoldContentResult:
         """AM-13: a piece's settlement is held (dispute or penalty); its task keeps a reserve for it."""
         with _as_application_errors():
@@ -1023,7 +888,7 @@ class LedgerActivities:
                                                 request.held_at)
         return HoldContentResult(task_id=request.task_id, content_id=request.content_id, recorded=recorded)
 
-    @activity.defn(name="ledger.refund_part")
+    @activity.defn(name=port.REFUND_PART.name)
     def refund_part(self, request: RefundPartRequest) -> RefundPartResult:
         with _as_application_errors():
             result = RefundPartResult(**self.ledger.refund_part(request.task_id, request.client_id, request.part))
@@ -1031,7 +896,7 @@ class LedgerActivities:
                  refunded_fen=result.refunded_fen, reserve_fen=result.reserve_fen)
         return result
 
-    @activity.defn(name="ledger.task_money")
+    @activity.defn(name=port.TASK_MONEY.name)
     def task_money(self, request: TaskMoneyRequest) -> TaskMoney:
         with _as_application_errors():
             return TaskMoney(**self.ledger.task_money(request.task_id))

@@ -16,24 +16,16 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.directory import PartyRequest
-    from activities.fanout import SignalContentsRequest, StartContentResult
-    from activities.ledger import (
-        FreezeRequest,
-        FreezeResult,
-        RefundRequest,
-        RefundResult,
-        TaskClosuresRequest,
-        TaskClosuresResult,
-    )
+    from ports import directory, fanout, ledger
+    from ports.directory import PartyRequest
+    from ports.fanout import SignalContentsRequest
+    from ports.ledger import INSUFFICIENT_FUNDS, FreezeRequest, RefundRequest, TaskClosuresRequest
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
     from workflows.rules.billing import billing_period_end
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import (
-        ClientFacts,
-        CreatorFacts,
         client_publication_refusals,
         creator_join_refusals,
         payee_account,
@@ -45,8 +37,6 @@ from workflows import metrics, partial_refunds
 from workflows import task_register as reg
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
 from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
     MAX_MESSAGES_PER_RUN,
     RunLength,
     stage_attributes,
@@ -185,10 +175,7 @@ class MountTaskWorkflow(TaskPenalties):
             return s.publication
         self._publishing, self._publishing_request = True, request
         try:
-            facts = await workflow.execute_activity(
-                "directory.client_facts", PartyRequest(party_id=request.client_id), result_type=ClientFacts,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
+            facts = await directory.CLIENT_FACTS(PartyRequest(party_id=request.client_id))
             reasons = client_publication_refusals(facts)
             if reasons:
                 s.last_refusal = reasons
@@ -196,15 +183,11 @@ class MountTaskWorkflow(TaskPenalties):
             assert request.budget_fen is not None and request.period_end_at and request.period_start_at
             fee = platform_fee(request.budget_fen)
             try:
-                freeze = await workflow.execute_activity(
-                    "ledger.freeze",
-                    FreezeRequest(task_id=s.task_id, client_id=request.client_id,
-                                  budget_fen=request.budget_fen, platform_fee_fen=fee),
-                    result_type=FreezeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-                )
+                freeze = await ledger.FREEZE(FreezeRequest(task_id=s.task_id, client_id=request.client_id,
+                                                           budget_fen=request.budget_fen, platform_fee_fen=fee))
             except ActivityError as err:
                 cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == "InsufficientFunds":
+                if isinstance(cause, ApplicationError) and cause.type == INSUFFICIENT_FUNDS:
                     s.last_refusal = [f"balance does not cover budget + 10% platform fee: {cause.message}"]
                     raise refused("PublicationRefused", s.last_refusal) from None
                 raise
@@ -249,10 +232,7 @@ class MountTaskWorkflow(TaskPenalties):
         if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
             return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
                                 payee_account=entry.payee_account)
-        facts = await workflow.execute_activity(
-            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        facts = await directory.CREATOR_FACTS(PartyRequest(party_id=request.creator_id))
         reasons = creator_join_refusals(facts, s.task_id)
         if reasons:
             raise refused("JoinRefused", reasons)
@@ -333,10 +313,7 @@ class MountTaskWorkflow(TaskPenalties):
             payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
             mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
-        started = await workflow.execute_activity(
-            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
@@ -373,10 +350,7 @@ class MountTaskWorkflow(TaskPenalties):
             payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
             mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
-        started = await workflow.execute_activity(
-            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
@@ -563,13 +537,9 @@ class MountTaskWorkflow(TaskPenalties):
     async def _signal_pieces(self, content_ids: list[str], signal: str, payload: ContentRevoked | TaskPeriodEnded
                              ) -> None:
         for start in range(0, len(content_ids), FANOUT_BATCH):
-            await workflow.execute_activity(
-                "fanout.signal_contents",
+            await fanout.SIGNAL_CONTENTS(
                 SignalContentsRequest(task_id=self.s.task_id, content_ids=content_ids[start:start + FANOUT_BATCH],
-                                      signal=signal, payload=payload.model_dump(mode="json")),
-                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=ACTIVITY_RETRY,
-            )
+                                      signal=signal, payload=payload.model_dump(mode="json")))
 
     def _piece_closed(self, content_id: str, settled: bool, fee_fen: int, platform_fee_fen: int) -> None:
         s = self.s
@@ -641,11 +611,8 @@ class MountTaskWorkflow(TaskPenalties):
         s = self.s
         read = 0
         while True:
-            page = await workflow.execute_activity(
-                "ledger.task_closures",
-                TaskClosuresRequest(task_id=s.task_id, after_seq=s.closures_read_seq, limit=CLOSURE_PAGE),
-                result_type=TaskClosuresResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
+            page = await ledger.TASK_CLOSURES(
+                TaskClosuresRequest(task_id=s.task_id, after_seq=s.closures_read_seq, limit=CLOSURE_PAGE))
             for closure in page.closures:
                 if s.register_in_db:
                     reg.closed(s, closure.outcome == "settled", closure.fee_fen, closure.platform_fee_fen)
@@ -663,8 +630,8 @@ class MountTaskWorkflow(TaskPenalties):
         """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""
         s = self.s
         assert s.client_id is not None
-        refund = await self._stalls.run("refund", "ledger.refund", RefundRequest(task_id=s.task_id,
-                                                                                 client_id=s.client_id), RefundResult)
+        refund = await self._stalls.call("refund", ledger.REFUND, RefundRequest(task_id=s.task_id,
+                                                                                client_id=s.client_id))
         partial_refunds.record_final_refund(s, refund.refunded_fen)
         s.spent_fen = s.paid_to_creators_fen
         metrics.task_refunded("mount", refund.refunded_fen)

@@ -19,19 +19,18 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import (
+    from ports import ledger, main_site
+    from ports.ledger import (
         AccrualItem,
         AccrueRequest,
-        AccrueResult,
+        HoldContentRequest,
+        HoldReason,
         ReleaseRequest,
-        ReleaseResult,
         SettleRequest,
-        SettleResult,
     )
-    from activities.ledger_holds import HoldContentRequest, HoldContentResult, HoldReason
-    from activities.main_site import UnmountRequest, UnmountResult
+    from ports.main_site import UnmountRequest
     from workflows.contract import mounted_content as c
-    from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal
+    from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal, EndReason
     from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, mount_task_id
     from workflows.rules.billing import (
         billing_period_end,
@@ -44,8 +43,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
     RunLength,
     continue_as_new_when_handlers_done,
     stage_attributes,
@@ -199,7 +196,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
 
     @workflow.signal(name="task_period_ended")
     def task_period_ended(self, event: c.TaskPeriodEnded) -> None:
-        if event.reason == "budget_used_up" and self.s.budget_exhausted_at is None:
+        if event.reason == EndReason.BUDGET_USED_UP and self.s.budget_exhausted_at is None:
             self.s.budget_exhausted_at = event.ended_at
         self._period_ended_at(event.ended_at)
 
@@ -300,10 +297,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         event_ids = list(s.pending_accrual)
         items = [AccrualItem(event_id=eid, count=s.batches[eid].count, price_fen=s.price_fen,
                              occurred_at=s.batches[eid].occurred_at) for eid in event_ids]
-        result = await workflow.execute_activity(
-            "ledger.accrue", AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items),
-            result_type=AccrueResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        result = await ledger.ACCRUE(AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items))
         for eid, granted in zip(event_ids, result.results):
             s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
         metrics.conversions("mount", counted=sum(granted.granted_count for granted in result.results))
@@ -326,10 +320,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
 
     async def _release(self, event_ids: list[str]) -> None:
         s = self.s
-        await workflow.execute_activity(
-            "ledger.release", ReleaseRequest(task_id=s.task_id, event_ids=event_ids), result_type=ReleaseResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        await ledger.RELEASE(ReleaseRequest(task_id=s.task_id, event_ids=event_ids))
         metrics.conversions("mount", released=sum(s.batches[eid].counted for eid in event_ids))
         for eid in event_ids:
             s.batches[eid].counted, s.batches[eid].fee_fen = 0, 0
@@ -344,11 +335,8 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         if s.unmounted_at is not None:
             return
-        result = await workflow.execute_activity(
-            "main_site.unmount",
-            UnmountRequest(task_id=s.task_id, content_id=s.content_id, unmounted_at=workflow.now(), reason=reason),
-            result_type=UnmountResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        result = await main_site.UNMOUNT(
+            UnmountRequest(task_id=s.task_id, content_id=s.content_id, unmounted_at=workflow.now(), reason=reason))
         s.unmounted_at = result.unmounted_at
 
     async def _close_window(self) -> None:
@@ -369,10 +357,8 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         if s.hold_recorded_at is not None or not workflow.patched(HOLD_IN_LEDGER):
             return
-        await workflow.execute_activity(
-            "ledger.hold_content",
-            HoldContentRequest(task_id=s.task_id, content_id=s.content_id, reason=reason, held_at=workflow.now()),
-            result_type=HoldContentResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        await ledger.HOLD_CONTENT(
+            HoldContentRequest(task_id=s.task_id, content_id=s.content_id, reason=reason, held_at=workflow.now()))
         s.hold_recorded_at = workflow.now()
 
     def _payable_fee(self) -> int:
@@ -383,12 +369,11 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         await self._unmount("settled")
         fee = self._payable_fee()
-        result = await self._stalls.run(
-            "settlement", "ledger.settle",
+        result = await self._stalls.call(
+            "settlement", ledger.SETTLE,
             SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
                           fee_fen=fee, platform_fee_fen=platform_fee(fee),
                           outcome="closed" if s.disposed_at is not None else "settled"),
-            SettleResult,
         )
         s.settlement = c.SettlementRecord(
             settled_at=workflow.now(), fee_fen=result.fee_fen, platform_fee_fen=result.platform_fee_fen,
