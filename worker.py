@@ -86,22 +86,11 @@ from starter.codec_auth import (
 )
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, metrics_bind_address, runtime
-from workflows.account import AccountWorkflow
 from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
-from workflows.data_subject_request import DataSubjectRequestWorkflow
-from workflows.mount_task import MountTaskWorkflow
-from workflows.mounted_content import MountedContentWorkflow
-from workflows.security_incident import SecurityIncidentWorkflow
-from workflows.violation_case import ViolationCaseWorkflow
-from workflows.xingguang_late_claims import XingguangClaimsWorkflow
-from workflows.xingguang_task import XingguangTaskWorkflow
+from workflows.registry import WORKFLOWS
 
-WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow,
-                              ViolationCaseWorkflow,
-                              DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow,
-                              XingguangClaimsWorkflow)
 log = structlog.get_logger()
 
 # Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance
