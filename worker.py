@@ -55,12 +55,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.calendar import CalendarActivities
 from activities.creator_pieces import CreatorPieces
 from activities.db import Database
-from activities.directory import Directory, DirectoryActivities, PenaltyRegister
+from activities.directory import Directory, DirectoryActivities
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
+from activities.penalty_register import PenaltyRegister
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.subject_keys import SubjectKeys
 from activities.task_register import TaskRegister

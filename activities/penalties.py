@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.creator_pieces import CreatorPieces
-from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
+from activities.penalty_register import HeldSettlement, PenaltyRegister
 from ports import penalties as port
 from ports.penalties import (
     ActOnTaskRequest,
