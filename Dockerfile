@@ -17,9 +17,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Then the project itself (the same package `pip install .` builds on a developer's machine).
 COPY worker.py ./
+COPY worker_settings.py ./
 COPY telemetry.py ./
 COPY workflows ./workflows
 COPY activities ./activities
+COPY ports ./ports
 COPY starter ./starter
 COPY deploy/worker ./deploy/worker
 # /keys: where docker-compose.yml mounts the payload-keys volume (PR-6); a new volume takes this owner.

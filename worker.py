@@ -4,7 +4,7 @@ With no Temporal server configured it first starts the embedded Temporal dev ser
 package) with a file database under .data/, the UI on http://localhost:8233 and the project's search attributes
 registered. With a server configured it connects to that server instead. Ctrl-C stops both.
 
-Environment (read here and only here):
+Environment (read here and in worker_settings.py only):
   TEMPORAL_ADDRESS    host:port of a Temporal frontend (default: start the embedded dev server); with it, or from
                       a temporal.toml profile, everything the `temporal` CLI reads: TEMPORAL_PROFILE,
                       TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (starter/connection.py)
@@ -40,8 +40,8 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.calendar import CalendarActivities
 from activities.creator_pieces import CreatorPieces
 from activities.db import Database
-from activities.directory import Directory, DirectoryActivities, PenaltyRegister
+from activities.directory import Directory, DirectoryActivities
 from activities.fanout import FanoutActivities
 from activities.ledger import Ledger, LedgerActivities
 from activities.main_site import MainSite, MainSiteActivities
 from activities.notifications import NotificationActivities, Notifications
 from activities.penalties import PenaltyActivities
+from activities.penalty_register import PenaltyRegister
 from activities.personal_data import PersonalData, PersonalDataActivities
 from activities.subject_keys import SubjectKeys
 from activities.task_register import TaskRegister
@@ -85,23 +86,12 @@ from starter.codec_auth import (
     read_token_file,
 )
 from starter.codec_server import CodecServer, start_in_thread, ui_origins
-from telemetry import configure_logging, metrics_bind_address, runtime
-from workflows.account import AccountWorkflow
-from workflows.contract.common import DEFAULT_TASK_QUEUE
+from telemetry import configure_logging, runtime
+from worker_settings import Settings, WorkerTuning
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
-from workflows.data_subject_request import DataSubjectRequestWorkflow
-from workflows.mount_task import MountTaskWorkflow
-from workflows.mounted_content import MountedContentWorkflow
-from workflows.security_incident import SecurityIncidentWorkflow
-from workflows.violation_case import ViolationCaseWorkflow
-from workflows.xingguang_late_claims import XingguangClaimsWorkflow
-from workflows.xingguang_task import XingguangTaskWorkflow
+from workflows.registry import WORKFLOWS
 
-WORKFLOWS: Sequence[type] = (MountTaskWorkflow, MountedContentWorkflow, XingguangTaskWorkflow,
-                              ViolationCaseWorkflow,
-                              DataSubjectRequestWorkflow, AccountWorkflow, SecurityIncidentWorkflow,
-                              XingguangClaimsWorkflow)
 log = structlog.get_logger()
 
 # Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance
@@ -115,113 +105,14 @@ log = structlog.get_logger()
 # imports) do not reach code in these modules (tried: a passed-through datetime.now() runs). The project's rules
 # (workflow.now(), timers, activities only) and the replay tests guard that, as they already did for the rules and
 # contract modules imported through `imports_passed_through`. (pydantic and temporalio are passed through by the
-# SDK's defaults; what the workflow modules import, activity models included, is imported once, outside the
-# sandbox.) Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
-SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows",)
+# SDK's defaults; what the workflow modules import, the ports' activity models included, is imported once, outside
+# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.) Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
+SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows", "ports")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH))
-
-
-@dataclass(frozen=True)
-class WorkerTuning:
-    """Worker options (README "Worker tuning"), from WORKER_* variables; the defaults suit one worker process on
-    2 cores (docs/bench.md, "Limits found" 10). None leaves the SDK's default."""
-
-    # Workflows kept in memory between tasks (sticky cache). The SDK's 1,000 is below the pieces a busy worker
-    # serves: a piece signalled after eviction is rebuilt by replaying its history. Measured ~20 KiB per cached
-    # MountedContentWorkflow with the sandbox pass-through, so 10,000 cost ~200 MiB.
-    max_cached_workflows: int = 10_000
-    max_concurrent_workflow_tasks: int | None = None  # SDK default 100
-    max_concurrent_activities: int | None = None  # SDK default 100 (async activities need no thread)
-    workflow_task_pollers: int | None = None  # max_concurrent_workflow_task_polls, SDK default 5
-    activity_task_pollers: int | None = None  # max_concurrent_activity_task_polls, SDK default 5
-    # Threads for the synchronous activities (ledger, directory, main site): the SQLite ledger takes one writer at a
-    # time anyway; PostgreSQL and remote APIs can use more. At least max_concurrent_activities when that is set.
-    activity_threads: int = 16
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerTuning:
-        values: dict[str, int] = {}
-        for name, variable in TUNING_ENV.items():
-            if raw := env.get(variable, "").strip():
-                least = 0 if name == "max_cached_workflows" else 1
-                if not raw.isdigit() or int(raw) < least:
-                    raise SystemExit(f"worker: {variable}={raw!r} must be a whole number of at least {least}")
-                values[name] = int(raw)
-        return cls(**values)
-
-    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        return concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(self.activity_threads, self.max_concurrent_activities or 0))
-
-    def worker_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "max_cached_workflows": self.max_cached_workflows,
-            "max_concurrent_workflow_tasks": self.max_concurrent_workflow_tasks,
-            "max_concurrent_activities": self.max_concurrent_activities,
-            "max_concurrent_workflow_task_polls": self.workflow_task_pollers,
-            "max_concurrent_activity_task_polls": self.activity_task_pollers,
-        }
-        return {name: value for name, value in options.items() if value is not None}
-
-
-TUNING_ENV = {"max_cached_workflows": "WORKER_MAX_CACHED_WORKFLOWS",
-              "max_concurrent_workflow_tasks": "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS",
-              "max_concurrent_activities": "WORKER_MAX_CONCURRENT_ACTIVITIES",
-              "workflow_task_pollers": "WORKER_WORKFLOW_TASK_POLLERS",
-              "activity_task_pollers": "WORKER_ACTIVITY_TASK_POLLERS",
-              "activity_threads": "WORKER_ACTIVITY_THREADS"}
-
-
-@dataclass(frozen=True)
-class Settings:
-    address: str | None
-    namespace: str
-    task_queue: str
-    ledger_dsn: str
-    port: int
-    ui_port: int
-    payload_keys: str | None = None
-    payload_keys_file: str = ".data/payload-keys"
-    codec_port: int = 8081
-    metrics_bind: str | None = None
-    tuning: WorkerTuning = field(default_factory=WorkerTuning)
-    # The embedded run's server database and state file (starter/config.py: the checkout's .data/).
-    data_dir: str = ".data"
-    # `python worker.py --init`: a worker against a configured server may create a new SQLite ledger.
-    init_ledger: bool = False
-    # `python worker.py --role workflows|activities|both` (WORKER_ROLE): README "Worker roles".
-    role: str = "both"
-    # Client.connect's tls, api_key and rpc_metadata, and where the connection was configured (connection.load).
-    connection_options: Mapping[str, Any] = field(default_factory=dict)
-    connection_source: str = "default"
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        try:
-            configured = connection.load(os.environ)  # the worker's own: never the embedded run's state file
-        except connection.ConnectionConfigError as error:
-            raise SystemExit(f"worker: {error}") from None
-        return cls(
-            address=configured.address,
-            namespace=configured.namespace,
-            connection_options=configured.options,
-            connection_source=configured.source,
-            task_queue=os.environ.get("TEMPORAL_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-            # The worker's own choice, never the state file's: the embedded run is what writes it.
-            ledger_dsn=config.ledger_dsn(os.environ, state=None),
-            port=int(os.environ.get("TEMPORAL_PORT", "7233")),
-            ui_port=int(os.environ.get("TEMPORAL_UI_PORT", "8233")),
-            payload_keys=os.environ.get("PAYLOAD_KEYS") or None,
-            payload_keys_file=config.payload_key_env(os.environ, state=None)["PAYLOAD_KEYS_FILE"],
-            codec_port=int(os.environ.get("PAYLOAD_CODEC_PORT", "8081")),
-            metrics_bind=metrics_bind_address(),
-            tuning=WorkerTuning.from_env(),
-            data_dir=str(config.data_dir()),
-        )
 
 
 def temporal_cli_path() -> str:

@@ -22,13 +22,16 @@ from importlib.metadata import version
 from typing import Any
 
 from holidays.countries.china import China, ChinaStaticHolidays
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from workflows.rules.working_days import MAX_WORKING_DAYS, counting_dates, end_of_business_day
+from ports import calendar as port
+from ports.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
+from workflows.rules.working_days import counting_dates, end_of_business_day
 
-CALENDAR_MISSING = "WorkingDayCalendarMissing"
+__all__ = ["CALENDAR_MISSING", "AddWorkingDaysRequest", "AddWorkingDaysResult", "CalendarActivities",
+           "ChinaWorkingDays", "WorkingDayCalendarMissing", "published_years"]
+
 FIRST_AUTHORITATIVE_YEAR = 2001
 HOLIDAYS_VERSION = version("holidays")  # the package is checked against the official notices from 2001 on
 
@@ -70,29 +73,11 @@ class ChinaWorkingDays:
         return end_of_business_day(last), last
 
 
-class AddWorkingDaysRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start_at: AwareDatetime  # when the thing was received (the day itself is not counted)
-    working_days: int = Field(strict=True, ge=1, le=MAX_WORKING_DAYS)
-    purpose: str = ""  # for logs: "appeal answer violation:c-1", "dispute d1 of mount-content:t:c"
-
-
-class AddWorkingDaysResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    start_at: AwareDatetime
-    working_days: int
-    deadline_at: AwareDatetime  # exclusive: 00:00 +08:00 after the last working day
-    last_working_day: date
-    source: str
-
-
 class CalendarActivities:
     def __init__(self, calendar: ChinaWorkingDays | None = None) -> None:
         self.calendar = calendar or ChinaWorkingDays()
 
-    @activity.defn(name="calendar.add_working_days")
+    @activity.defn(name=port.ADD_WORKING_DAYS.name)
     def add_working_days(self, request: AddWorkingDaysRequest) -> AddWorkingDaysResult:
         try:
             deadline_at, last = self.calendar.deadline(request.start_at, request.working_days)

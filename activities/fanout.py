@@ -7,9 +7,6 @@ instead, idempotently (workflow ids are derived from the business ids; signals a
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
@@ -22,24 +19,10 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.creator_pieces import CreatorPieces
+from ports import fanout as port
+from ports.fanout import SignalContentsRequest, SignalContentsResult, StartContentResult
 from workflows.contract.mounted_content import MountedContentInput
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
-
-
-class StartContentResult(BaseModel):
-    workflow_id: str
-
-
-class SignalContentsRequest(BaseModel):
-    task_id: str
-    content_ids: list[str]
-    signal: str
-    payload: dict[str, Any]
-
-
-class SignalContentsResult(BaseModel):
-    signalled: int
-    already_closed: int
 
 
 class FanoutActivities:
@@ -48,7 +31,7 @@ class FanoutActivities:
         self.task_queue = task_queue
         self.pieces = pieces
 
-    @activity.defn(name="fanout.start_content_workflow")
+    @activity.defn(name=port.START_CONTENT_WORKFLOW.name)
     async def start_content_workflow(self, request: MountedContentInput) -> StartContentResult:
         workflow_id = mounted_content_id(request.task_id, request.content_id)
         if self.pieces is not None:
@@ -77,7 +60,7 @@ class FanoutActivities:
             pass  # a closed run with this id exists: the piece already ran to settlement
         return StartContentResult(workflow_id=workflow_id)
 
-    @activity.defn(name="fanout.signal_contents")
+    @activity.defn(name=port.SIGNAL_CONTENTS.name)
     async def signal_contents(self, request: SignalContentsRequest) -> SignalContentsResult:
         signalled = closed = 0
         for content_id in request.content_ids:

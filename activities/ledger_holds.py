@@ -19,16 +19,14 @@ A mixin of activities.ledger.Ledger (this module does not import it: ledger.py i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
+from ports.ledger import HoldReason
 from workflows.rules.fees import refund_reserve
 
 if TYPE_CHECKING:
     from activities.db import Tx
 
-HoldReason = Literal["dispute", "penalty"]
 # Held pieces listed in one answer; a task with more reads its refund's reserve right anyway (the ledger sums them).
 HELD_LISTED = 1_000
 
@@ -119,38 +117,3 @@ class HeldContent:
 
         result: dict[str, Any] = self._once(key, apply)
         return result
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HoldContentRequest(_Model):
-    task_id: str = Field(min_length=1)
-    content_id: str = Field(min_length=1)
-    reason: HoldReason
-    held_at: AwareDatetime
-
-
-class HoldContentResult(_Model):
-    task_id: str
-    content_id: str
-    recorded: bool  # False: a repeat, or the piece was held already
-
-
-class RefundPartRequest(_Model):
-    task_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    part: Annotated[int, Field(strict=True, ge=1)]
-
-
-class RefundPartResult(_Model):
-    task_id: str
-    client_id: str
-    part: int
-    refunded_fen: int
-    reserve_fen: int  # kept in escrow for the held pieces (AM-13)
-    held_accrued_fen: int
-    budget_closed_fen: int  # budget still free, refunded in this part and no longer granted to any batch
-    held_content_ids: list[str]
-    duplicate: bool

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel
 from temporalio import activity
 
 from activities.db import Database
+from ports import main_site as port
+from ports.main_site import REFUSED_MOUNT, UnmountRequest, UnmountResult
+
+__all__ = ["DDL", "REFUSED_MOUNT", "MainSite", "MainSiteActivities", "UnmountRequest", "UnmountResult"]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS main_site_unmounts (
@@ -22,23 +25,6 @@ CREATE TABLE IF NOT EXISTS main_site_unmounts (
     PRIMARY KEY (task_id, content_id)
 );
 """
-
-
-# The reason given when a refused mount report is taken down (workflows/mount_reports.py).
-REFUSED_MOUNT = "mount refused: "
-
-
-class UnmountRequest(BaseModel):
-    task_id: str
-    content_id: str
-    unmounted_at: AwareDatetime
-    reason: str
-
-
-class UnmountResult(BaseModel):
-    unmounted_at: datetime
-    reason: str
-    already_unmounted: bool
 
 
 class MainSite:
@@ -78,6 +64,6 @@ class MainSiteActivities:
     def __init__(self, main_site: MainSite) -> None:
         self.main_site = main_site
 
-    @activity.defn(name="main_site.unmount")
+    @activity.defn(name=port.UNMOUNT.name)
     def unmount(self, request: UnmountRequest) -> UnmountResult:
         return self.main_site.unmount(request)

@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
 from activities.db import Database
 from activities.personal_data import PersonalData
-from workflows.contract.privacy import VaultToken
+from ports import notifications as port
+from ports.notifications import (
+    IncidentNoticesRequest,
+    IncidentNoticesResult,
+    NoticeRequest,
+    NoticeResult,
+    Status,
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS notification_outbox (
@@ -30,9 +36,6 @@ CREATE TABLE IF NOT EXISTS notification_outbox (
     created_at TEXT NOT NULL
 );
 """
-
-Status = Literal["sent", "duplicate", "undeliverable"]
-
 
 class Notifications:
     def __init__(self, db: Database, vault: PersonalData) -> None:
@@ -63,34 +66,6 @@ class Notifications:
                 for r in rows]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoticeRequest(_Model):
-    key: str = Field(min_length=1)
-    account_id: str
-    kind: str
-    body: dict[str, str]
-    contact_token: VaultToken | None = None
-
-
-class NoticeResult(_Model):
-    key: str
-    status: Status
-
-
-class IncidentNoticesRequest(_Model):
-    incident_id: str
-    account_ids: list[str] = Field(min_length=1, max_length=500)
-    body: dict[str, str]
-
-
-class IncidentNoticesResult(_Model):
-    notified: list[str]  # sent now or before (a repeat is not sent twice)
-    undeliverable: list[str]
-
-
 def incident_notice_key(incident_id: str, account_id: str) -> str:
     return f"incident:{incident_id}:{account_id}"
 
@@ -99,13 +74,13 @@ class NotificationActivities:
     def __init__(self, notifications: Notifications) -> None:
         self.notifications = notifications
 
-    @activity.defn(name="notifications.send")
+    @activity.defn(name=port.SEND.name)
     def send(self, request: NoticeRequest) -> NoticeResult:
         status = self.notifications.send(request.key, request.account_id, request.kind, request.body,
                                          request.contact_token)
         return NoticeResult(key=request.key, status=status)
 
-    @activity.defn(name="notifications.send_incident_notices")
+    @activity.defn(name=port.SEND_INCIDENT_NOTICES.name)
     def send_incident_notices(self, request: IncidentNoticesRequest) -> IncidentNoticesResult:
         notified: list[str] = []
         undeliverable: list[str] = []

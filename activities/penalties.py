@@ -11,130 +11,39 @@ Every activity is idempotent by the case and penalty ids (ledger business keys, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.creator_pieces import CreatorPieces
-from activities.directory import HeldSettlement, PenaltyRegister
 from activities.ledger import Ledger, LedgerError
+from activities.penalty_register import HeldSettlement, PenaltyRegister
+from ports import penalties as port
+from ports.penalties import (
+    ActOnTaskRequest,
+    ActOnTaskResult,
+    DeductHeldRequest,
+    DeductHeldResult,
+    HoldSettlementRequest,
+    HoldSettlementResult,
+    PenaltyAction,
+    PenaltyEffect,
+    ReleaseHeldRequest,
+    ReleaseHeldResult,
+    SignalPiecesRequest,
+    SignalPiecesResult,
+)
 from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
-from workflows.contract.mounted_content import CountingFrozen, CountingResumed, SettlementReleased
+from workflows.contract.mounted_content import SettlementReleased
 from workflows.contract.names import mount_task_id
 from workflows.contract.xingguang import PieceSettlementReleased, piece_of_hold_key
-from workflows.rules.penalties import MONEY, RESTRICTIONS, PartyKind, PenaltyKind, deducts_when_final
+from workflows.rules.penalties import MONEY, RESTRICTIONS, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"
-RELEASE_BATCH = 100  # held settlements signalled per activity call (bounded fan-out)
-PIECES_BATCH = 200  # pieces told of a freeze of in-flight tasks per activity call (bounded fan-out)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PenaltyAction(_Model):
-    case_id: str = Field(min_length=1)
-    penalty_id: str = Field(min_length=1)
-    party_kind: PartyKind
-    party_id: str = Field(min_length=1)
-    kind: PenaltyKind
-    until_at: AwareDatetime | None = None
-    amount_fen: int | None = None
-    deduct_when_final: bool = False
-    points: int | None = None
-    at: AwareDatetime  # the business instant of the action (notice, outcome, expiry, lift)
-    task_id: str | None = None  # remove_from_task
-    reason: str | None = None  # lift: the operator's reason (AM-22)
-    # R-12: the case acts on tasks (FREEZES_STAND_PATCH): its freeze of in-flight tasks holds settlements.
-    acts_on_tasks: bool = False
-
-
-class PenaltyEffect(_Model):
-    penalty_id: str
-    frozen_fen: int = 0
-    deducted_fen: int = 0
-    released_fen: int = 0
-
-
-class HoldSettlementRequest(_Model):
-    creator_id: str
-    workflow_id: str
-    task_id: str
-    content_id: str
-    fee_fen: int = Field(ge=0)
-    at: AwareDatetime
-    # R-13: the account the settlement would pay (an MCN creator's agency): a freeze of its party holds it too.
-    payee_account: str | None = None
-
-
-class HoldSettlementResult(_Model):
-    held: bool
-    case_id: str | None
-
-
-class ReleaseHeldRequest(_Model):
-    case_id: str
-    outcome: Literal["paid", "deducted"]
-    at: AwareDatetime
-    limit: int = Field(RELEASE_BATCH, ge=1, le=1000)
-
-
-class ReleaseHeldResult(_Model):
-    released: int
-    passed_on: int  # still held, now by another case freezing the same creator
-    more: bool  # call again: the batch was full
-
-
-class DeductHeldRequest(_Model):
-    case_id: str
-    task_id: str
-    content_id: str
-    payee_account: str
-    fee_fen: int = Field(ge=0)
-
-
-class DeductHeldResult(_Model):
-    deducted_fen: int
-
-
-class SignalPiecesRequest(_Model):
-    """R-12: tell every piece the creator has had mounted (any task) that a freeze of their in-flight tasks
-    began or ended; one page of at most `limit` pieces after `after`."""
-
-    creator_id: str
-    signal: Literal["counting_frozen", "counting_resumed"]
-    frozen: CountingFrozen | None = None
-    resumed: CountingResumed | None = None
-    after: str = ""
-    limit: int = Field(PIECES_BATCH, ge=1, le=1000)
-
-
-class SignalPiecesResult(_Model):
-    signalled: int
-    last: str  # pass as `after` for the next page
-    more: bool
-
-
-class ActOnTaskRequest(_Model):
-    """R-12: what a removal from a task does to the task: `remove` (a creator's pieces unmounted), `reinstate`
-    (appeal upheld), `cancel` (a removed client's task, AM-7)."""
-
-    case_id: str
-    party_id: str
-    task_id: str
-    action: Literal["remove", "reinstate", "cancel"]
-    at: AwareDatetime
-
-
-class ActOnTaskResult(_Model):
-    outcome: str
-
-
 class PenaltyActivities:
     def __init__(self, ledger: Ledger, register: PenaltyRegister, client: Client | None = None,
                  task_queue: str = "") -> None:
@@ -143,7 +52,7 @@ class PenaltyActivities:
 
     # ---- at notice (AM-19) and at the outcome (AM-20, AM-22) ------------------------------------------------
 
-    @activity.defn(name="penalties.apply")
+    @activity.defn(name=port.APPLY.name)
     def apply(self, action: PenaltyAction) -> PenaltyEffect:
         at = action.at.isoformat()
         if action.kind in RESTRICTIONS or action.kind in MONEY:
@@ -160,7 +69,7 @@ class PenaltyActivities:
             return PenaltyEffect(penalty_id=action.penalty_id, frozen_fen=self._freeze(action))
         return PenaltyEffect(penalty_id=action.penalty_id)
 
-    @activity.defn(name="penalties.withdraw")
+    @activity.defn(name=port.WITHDRAW.name)
     def withdraw(self, action: PenaltyAction) -> PenaltyEffect:
         """AM-22 upheld: funds unfrozen, credit restored, restriction lifted."""
         at = action.at.isoformat()
@@ -169,7 +78,7 @@ class PenaltyActivities:
         self.register.restore_credit(action.case_id, action.penalty_id, at)
         return PenaltyEffect(penalty_id=action.penalty_id, released_fen=released)
 
-    @activity.defn(name="penalties.finalize")
+    @activity.defn(name=port.FINALIZE.name)
     def finalize(self, action: PenaltyAction) -> PenaltyEffect:
         """AM-20/AM-22 final: a freeze marked to deduct is deducted, any other freeze is unfrozen; restrictions
         stand (until their until_at, or for good)."""
@@ -183,14 +92,14 @@ class PenaltyActivities:
             return PenaltyEffect(penalty_id=action.penalty_id, deducted_fen=moved)
         return PenaltyEffect(penalty_id=action.penalty_id, released_fen=moved)
 
-    @activity.defn(name="penalties.expire")
+    @activity.defn(name=port.EXPIRE.name)
     def expire(self, action: PenaltyAction) -> PenaltyEffect:
         """A timed restriction reached its until_at; a timed freeze of fees is unfrozen (AM-22)."""
         released = self._resolve_hold(action, deduct=False) if action.kind in MONEY else 0
         self.register.lift_restriction(action.case_id, action.penalty_id, "until_at reached", action.at.isoformat())
         return PenaltyEffect(penalty_id=action.penalty_id, released_fen=released)
 
-    @activity.defn(name="penalties.lift")
+    @activity.defn(name=port.LIFT.name)
     def lift(self, action: PenaltyAction) -> PenaltyEffect:
         """AM-22: an operator lifts a standing freeze with a reason: the fees are unfrozen, the restriction lifted."""
         released = self._resolve_hold(action, deduct=False) if action.kind in MONEY else 0
@@ -200,7 +109,7 @@ class PenaltyActivities:
 
     # ---- acting on tasks (R-12) -------------------------------------------------------------------------------
 
-    @activity.defn(name="penalties.signal_pieces")
+    @activity.defn(name=port.SIGNAL_PIECES.name)
     async def signal_pieces(self, request: SignalPiecesRequest) -> SignalPiecesResult:
         """One page of the creator's pieces is signalled; a piece already closed is skipped (nothing to freeze).
         Safe to repeat: a piece ignores a freeze or resumption it already has."""
@@ -219,7 +128,7 @@ class PenaltyActivities:
         return SignalPiecesResult(signalled=signalled, last=page[-1] if page else request.after,
                                   more=len(page) >= request.limit)
 
-    @activity.defn(name="penalties.act_on_task")
+    @activity.defn(name=port.ACT_ON_TASK.name)
     async def act_on_task(self, request: ActOnTaskRequest) -> ActOnTaskResult:
         client = self._client()
         handle = client.get_workflow_handle(mount_task_id(request.task_id))
@@ -255,7 +164,7 @@ class PenaltyActivities:
 
     # ---- held settlements (AM-19, AM-22) ----------------------------------------------------------------------
 
-    @activity.defn(name="penalties.hold_settlement")
+    @activity.defn(name=port.HOLD_SETTLEMENT.name)
     def hold_settlement(self, request: HoldSettlementRequest) -> HoldSettlementResult:
         case_id = self.register.hold_settlement(
             HeldSettlement(workflow_id=request.workflow_id, creator_id=request.creator_id, case_id="",
@@ -263,7 +172,7 @@ class PenaltyActivities:
             request.at.isoformat(), request.payee_account)
         return HoldSettlementResult(held=case_id is not None, case_id=case_id)
 
-    @activity.defn(name="penalties.release_held")
+    @activity.defn(name=port.RELEASE_HELD.name)
     async def release_held(self, request: ReleaseHeldRequest) -> ReleaseHeldResult:
         """Signals `settlement_released` to up to `limit` held content workflows, then records them released
         (a repeated signal is ignored by the content workflow, so a retry after a crash pays nothing twice)."""
@@ -284,7 +193,7 @@ class PenaltyActivities:
         return ReleaseHeldResult(released=len(free), passed_on=passed_on,
                                  more=len(free) + passed_on >= request.limit)
 
-    @activity.defn(name="penalties.deduct_held")
+    @activity.defn(name=port.DEDUCT_HELD.name)
     def deduct_held(self, request: DeductHeldRequest) -> DeductHeldResult:
         """A held settlement released by a final case that deducts *all* unwithdrawn fees: once paid into the
         payee's account, the same fee goes to the platform as a penalty."""

@@ -2,7 +2,7 @@
 
 The vault itself is activities/personal_data_store.py (tables, erasure, export); money and directory steps of an
 account's closure are activities/account_closure.py. Every activity takes one model and returns one
-(activities/personal_data_models.py), and none carries a personal value in clear: account ids, tokens, fields,
+(ports/personal_data.py), and none carries a personal value in clear: account ids, tokens, fields,
 counts, paths. The one exception, stage_intake's request, is encrypted by the payload codec (PR-6).
 """
 
@@ -16,7 +16,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.account_closure import AccountClosure
-from activities.personal_data_models import (
+from activities.personal_data_store import ANONYMIZED, PersonalData, export_dir_for, new_token
+from ports import personal_data as port
+from ports.personal_data import (
     AdjustRequest,
     AdjustResult,
     ArchiveRequest,
@@ -43,7 +45,6 @@ from activities.personal_data_models import (
     StageIntakeRequest,
     StageIntakeResult,
 )
-from activities.personal_data_store import ANONYMIZED, PersonalData, export_dir_for, new_token
 from starter.codec import ERASED_VALUE
 from workflows.contract.privacy import AccountParty
 from workflows.rules.privacy import PersonalField
@@ -58,7 +59,7 @@ class PersonalDataActivities:
         self.vault = vault
         self.closure = AccountClosure(vault)
 
-    @activity.defn(name="personal_data.stage_intake")
+    @activity.defn(name=port.STAGE_INTAKE.name)
     def stage_intake(self, request: StageIntakeRequest) -> StageIntakeResult:
         """Puts what a requester submitted in clear into the vault (staged) and returns its tokens. Repeat-safe."""
         intake = request.intake
@@ -79,11 +80,11 @@ class PersonalDataActivities:
             evidence_tokens=[tokens[f"evidence:{i}"] for i in range(len(intake.evidence))],
             changes=[Change(field=v.field, value_token=tokens[f"change:{i}"]) for i, v in enumerate(intake.changes)])
 
-    @activity.defn(name="personal_data.check_identity")
+    @activity.defn(name=port.CHECK_IDENTITY.name)
     def check_identity(self, request: IdentityCheck) -> IdentityResult:
         return IdentityResult(matched=self.vault.check_identity(request.account_id, request.evidence_tokens))
 
-    @activity.defn(name="personal_data.correct")
+    @activity.defn(name=port.CORRECT.name)
     def correct(self, request: CorrectRequest) -> CorrectResult:
         try:
             applied = self.vault.correct(request.account_id, request.request_id,
@@ -92,47 +93,47 @@ class PersonalDataActivities:
             raise ApplicationError(str(error), type="InvalidChange", non_retryable=True) from error
         return CorrectResult(fields=[PersonalField(f) for f in applied])
 
-    @activity.defn(name="personal_data.withdraw_consent")
+    @activity.defn(name=port.WITHDRAW_CONSENT.name)
     def withdraw_consent(self, request: ConsentRequest) -> ConsentResult:
         at = self.vault.withdraw_consent(request.account_id, request.purpose, request.request_id)
         return ConsentResult(withdrawn_at=datetime.fromisoformat(at))
 
-    @activity.defn(name="personal_data.erase")
+    @activity.defn(name=port.ERASE.name)
     def erase(self, request: EraseRequest) -> EraseResult:
         outcomes = self.vault.erase(request.account_id, request.request_id, request.fields, request.keep_tokens)
         return EraseResult(fields=outcomes, kept_records=kept_records(self.vault, request.account_id))
 
-    @activity.defn(name="personal_data.export")
+    @activity.defn(name=port.EXPORT.name)
     def export(self, request: ExportRequest) -> ExportResult:
         path, sha, size, sections = self.vault.export(request.request_id, request.account_id)
         return ExportResult(path=str(path), sha256=sha, size_bytes=size, sections=sections)
 
-    @activity.defn(name="personal_data.hold")
+    @activity.defn(name=port.HOLD.name)
     def hold(self, request: HoldRequest) -> HoldResult:
         self.vault.hold(request.account_id, request.hold_id, request.reason)
         return HoldResult(hold_id=request.hold_id)
 
-    @activity.defn(name="personal_data.release_hold")
+    @activity.defn(name=port.RELEASE_HOLD.name)
     def release_hold(self, request: ReleaseHoldRequest) -> ReleaseHoldResult:
         account_id, waiting = self.vault.release_hold(request.hold_id)
         return ReleaseHoldResult(account_id=account_id, waiting_erasure_requests=waiting)
 
-    @activity.defn(name="personal_data.obligations")
+    @activity.defn(name=port.OBLIGATIONS.name)
     def obligations(self, request: ObligationsRequest) -> ObligationsResult:
         return ObligationsResult(open_task_ids=self.closure.open_tasks(request.account_id, request.party))
 
-    @activity.defn(name="personal_data.payout")
+    @activity.defn(name=port.PAYOUT.name)
     def payout(self, request: PayoutRequest) -> PayoutResult:
         account, amount, key = self.closure.payout(request.account_id, request.party)
         return PayoutResult(ledger_account=account, amount_fen=amount, transfer_key=key)
 
-    @activity.defn(name="personal_data.statement_adjustment")
+    @activity.defn(name=port.STATEMENT_ADJUSTMENT.name)
     def statement_adjustment(self, request: AdjustRequest) -> AdjustResult:
         account, amount, key = self.closure.statement_adjustment(request.account_id, request.party,
                                                                request.dispute_id, request.amount_fen)
         return AdjustResult(ledger_account=account, amount_fen=amount, transfer_key=key)
 
-    @activity.defn(name="personal_data.archive_account")
+    @activity.defn(name=port.ARCHIVE_ACCOUNT.name)
     def archive_account(self, request: ArchiveRequest) -> ArchiveResult:
         archived = self.closure.archive_directory_entry(request.account_id)
         outcomes = self.vault.erase(request.account_id, request.erasure_request_id)

@@ -41,8 +41,8 @@ from activities.db import Database, Tx
 from activities.directory import Directory
 from activities.ledger import Ledger
 from activities.personal_data_export import VaultExports
-from activities.personal_data_models import FieldOutcome
 from activities.subject_keys import SubjectKeys, open_text, seal_text
+from ports.personal_data import FieldOutcome
 from starter.codec import SubjectKeyErased
 from workflows.rules.privacy import Disposition, Hold, HoldReason, PersonalField, erasure_plan
 

@@ -17,10 +17,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from activities.creator_pieces import DDL as CREATOR_PIECES_DDL
 from activities.db import Database, Tx
+from ports.task_register import (
+    AcceptMount,
+    CreatorRevoked,
+    JoinCreator,
+    Joined,
+    MountAnswer,
+    MountRecord,
+    RegisteredPiece,
+    RevokeCreator,
+    RevokeOne,
+    Windows,
+    WindowsRequest,
+    WithdrawRemoval,
+)
 from workflows.contract import mount_task as c
 from workflows.contract.names import mounted_content_id
 
@@ -67,112 +79,6 @@ def _text(instant: datetime | None) -> str | None:
 
 def _instant(text: Any) -> datetime | None:
     return None if text is None else datetime.fromisoformat(str(text))
-
-
-class RegisteredPiece(BaseModel):
-    piece: c.PieceEntry
-    seq: int
-
-
-class Joined(BaseModel):
-    entry: c.CreatorEntry | None  # None: refused
-    already_joined: bool = False
-    refusal_kind: str | None = None  # "ValueError" (the period is closed, as the validator said) or "JoinRefused"
-    reasons: list[str] = []
-
-
-class JoinCreator(BaseModel):
-    """AM-4, AM-5 in one local activity: `period_closed`, the task's refusal of a new join at `now` (None: open)."""
-
-    task_id: str
-    creator_id: str
-    now: datetime
-    period_closed: str | None
-
-
-class PieceLookup(BaseModel):
-    task_id: str
-    content_id: str
-    creator_id: str | None = None  # also answer with this creator's entry
-
-
-class PieceFound(BaseModel):
-    piece: RegisteredPiece | None
-    creator: c.CreatorEntry | None = None
-
-
-class MountRecord(BaseModel):
-    task_id: str
-    content_id: str
-    creator_id: str
-    mounted_at: datetime
-
-
-class AcceptMount(BaseModel):
-    """AM-6 in one local activity: the task as it is (a summary: its register is here), the report, and what the
-    run decided (the workflow clock, late reports accepted, R-12 penalties checked)."""
-
-    state: c.MountTaskState
-    request: c.ReportMountRequest
-    now: datetime
-    late_reports: bool
-    clock_skew_seconds: float
-    check_penalties: bool
-
-
-class MountAnswer(BaseModel):
-    piece: RegisteredPiece | None = None  # the piece recorded under this content id (before, or by this call)
-    existed: bool = False  # recorded before this call
-    creator: c.CreatorEntry | None = None  # the reporting creator's entry
-    refusals: list[str] = []
-
-
-class RevokeOne(BaseModel):
-    task_id: str
-    content_id: str
-    revoked_at: datetime
-
-
-class RevokeCreator(BaseModel):
-    """A revocation of all (AM-15), or with `case_id` a removal by a violation case (R-12) whose pieces are
-    unmounted at `pieces_at` (the notice instant, never later than `now`)."""
-
-    task_id: str
-    creator_id: str
-    now: datetime
-    case_id: str | None = None
-    pieces_at: datetime | None = None
-
-
-class CreatorRevoked(BaseModel):
-    entry: c.CreatorEntry | None  # after the change (None: never joined)
-    changed: bool
-    revoked_at: datetime | None = None  # when the pieces listed were unmounted
-    content_ids: list[str] = []
-
-
-class WithdrawRemoval(BaseModel):
-    task_id: str
-    creator_id: str
-    case_id: str
-
-
-class WindowsRequest(BaseModel):
-    task_id: str
-    cut_at: datetime  # the end of the task period (or its end so far): each billing period is cut there (AM-8)
-    now: datetime
-    up_to_seq: int
-    held_content_ids: list[str] = []
-
-
-class Windows(BaseModel):
-    """Of the task's open pieces: when the first window closes, the next one closing after `now`, and how many are
-    not held (AM-13: a refund part is due only when every open piece is held)."""
-
-    first_closes_at: datetime | None
-    next_closes_at: datetime | None
-    open_pieces: int
-    open_not_held: int
 
 
 class TaskRegister:
@@ -291,8 +197,8 @@ class TaskRegister:
         penalty look-up alone did before, and two transactions (the directory's, the register's). A content id
         already recorded is answered with its piece (the handler answers a repeat, or refuses a conflicting report);
         refusals record nothing."""
-        from workflows.mount_reports import mount_refusals
         from workflows.rules.eligibility import creator_penalty_refusals
+        from workflows.rules.mounts import mount_refusals
 
         task_id, request = asked.state.task_id, asked.request
         facts = directory.creator(request.creator_id) if asked.check_penalties else None
@@ -395,10 +301,3 @@ class TaskRegister:
             content_id=row[0], creator_id=row[1], mounted_at=mounted_at, status=status, revoked_at=_instant(row[3]),
             fee_fen=None if row[6] is None else int(row[6]),
             platform_fee_fen=None if row[7] is None else int(row[7])))
-
-
-class SignalOpenPieces(BaseModel):
-    task_id: str
-    up_to_seq: int  # pieces the task has counted: a row whose workflow was never started is not waited for
-    signal: str
-    payload: dict[str, Any]

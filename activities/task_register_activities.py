@@ -7,7 +7,10 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.task_register import (
+from activities.task_register import TaskRegister
+from ports import task_register as port
+from ports.fanout import SignalContentsRequest
+from ports.task_register import (
     AcceptMount,
     CreatorRevoked,
     JoinCreator,
@@ -18,7 +21,6 @@ from activities.task_register import (
     RevokeCreator,
     RevokeOne,
     SignalOpenPieces,
-    TaskRegister,
     Windows,
     WindowsRequest,
     WithdrawRemoval,
@@ -32,7 +34,7 @@ class TaskRegisterActivities:
         self.register = register
         self.directory = directory  # activities.directory.Directory: R-12 penalties of a reporting creator
 
-    @activity.defn(name="task_register.piece")
+    @activity.defn(name=port.PIECE.name)
     def piece(self, request: PieceLookup) -> PieceFound:
         with self.register.db.transaction() as tx:
             piece = self.register.piece(tx, request.task_id, request.content_id)
@@ -40,27 +42,27 @@ class TaskRegisterActivities:
                        if request.creator_id is not None else None)
         return PieceFound(piece=piece, creator=creator)
 
-    @activity.defn(name="task_register.join_creator")
+    @activity.defn(name=port.JOIN_CREATOR.name)
     def join_creator(self, request: JoinCreator) -> Joined:
         return self.register.join_creator(request, self.directory)
 
-    @activity.defn(name="task_register.accept_mount")
+    @activity.defn(name=port.ACCEPT_MOUNT.name)
     def accept_mount(self, request: AcceptMount) -> MountAnswer:
         return self.register.accept_mount(request, self.directory)
 
-    @activity.defn(name="task_register.revoke_content")
+    @activity.defn(name=port.REVOKE_CONTENT.name)
     def revoke_content(self, request: RevokeOne) -> PieceFound:
         return PieceFound(piece=self.register.revoke_content(request))
 
-    @activity.defn(name="task_register.revoke_creator")
+    @activity.defn(name=port.REVOKE_CREATOR.name)
     def revoke_creator(self, request: RevokeCreator) -> CreatorRevoked:
         return self.register.revoke_creator(request)
 
-    @activity.defn(name="task_register.withdraw_removal")
+    @activity.defn(name=port.WITHDRAW_REMOVAL.name)
     def withdraw_removal(self, request: WithdrawRemoval) -> bool:
         return self.register.withdraw_removal(request)
 
-    @activity.defn(name="task_register.windows")
+    @activity.defn(name=port.WINDOWS.name)
     def windows(self, request: WindowsRequest) -> Windows:
         return self.register.windows(request)
 
@@ -79,10 +81,8 @@ class RegisterFanout:
         self.register = register
         self.fanout = fanout  # activities.fanout.FanoutActivities
 
-    @activity.defn(name="task_register.signal_open_pieces")
+    @activity.defn(name=port.SIGNAL_OPEN_PIECES.name)
     async def signal_open_pieces(self, request: SignalOpenPieces) -> int:
-        from activities.fanout import SignalContentsRequest
-
         # Resumes after the last page heartbeated; signal_contents heartbeats its own counts within a page, and a
         # retry that finds one of those starts over (a signal told twice changes nothing).
         details = activity.info().heartbeat_details

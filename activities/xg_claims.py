@@ -5,9 +5,7 @@ it, under `xg:compensation:{task}:{id}`, or after it, under the same keys: one c
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
@@ -16,39 +14,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.ledger import Ledger
+from ports import xg_claims as port
+from ports.xg_claims import CLAIM_REFUSED, ClaimsBasis, ClaimsBasisRequest, PaidClaim, PauseSpanModel
 from workflows.contract.names import xingguang_task_id
 from workflows.contract.xingguang import TaskResult
-
-CLAIM_REFUSED = "CompensationRefused"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClaimsBasisRequest(_Model):
-    task_id: str = Field(min_length=1)
-
-
-class PauseSpanModel(_Model):
-    pause_id: str
-    paused_at: datetime
-    ended_at: datetime | None
-
-
-class PaidClaim(_Model):
-    compensation_id: str
-    kind: str  # delivery_anomaly / damages (the memo's first word, as the workflows write it)
-    amount_fen: int
-    paid_at: datetime
-
-
-class ClaimsBasis(_Model):
-    task_running: bool
-    client_id: str = ""
-    order_amount_fen: int = 0
-    pauses: list[PauseSpanModel] = Field(default_factory=list)
-    paid: list[PaidClaim] = Field(default_factory=list)
 
 
 def _refused(message: str) -> ApplicationError:
@@ -59,7 +28,7 @@ class XgClaimsActivities:
     def __init__(self, client: Client, ledger: Ledger) -> None:
         self.client, self.ledger = client, ledger
 
-    @activity.defn(name="xg_claims.basis")
+    @activity.defn(name=port.BASIS.name)
     async def basis(self, request: ClaimsBasisRequest) -> ClaimsBasis:
         handle = self.client.get_workflow_handle(xingguang_task_id(request.task_id), result_type=TaskResult)
         try:  # the raw status only (the SDK's describe() also parses search attributes, which it need not)

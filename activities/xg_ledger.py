@@ -18,14 +18,34 @@ Accounts:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
 # Refusals (insufficient funds, a rule broken) are final, anything else is retried: the ledger's own mapping.
 from activities.ledger import PLATFORM_REVENUE, Ledger, Transfer
 from activities.ledger import _as_application_errors as _refusals
+from ports import xg_ledger as port
+from ports.xg_ledger import (
+    ClaimedEvent,
+    ClaimEventsRequest,
+    ClaimEventsResult,
+    RecordGrantsRequest,
+    VoidedEvent,
+    VoidEventsRequest,
+    VoidEventsResult,
+    XgChargeRequest,
+    XgChargeResult,
+    XgCompensateRequest,
+    XgFreezeBalanceRequest,
+    XgFreezeRequest,
+    XgFreezeResult,
+    XgMoveResult,
+    XgRefundRequest,
+    XgRefundResult,
+    XgSettleRequest,
+    XgSettleResult,
+)
 
 PLATFORM_PROMOTION = "platform:promotion"
 
@@ -43,8 +63,6 @@ CREATE TABLE IF NOT EXISTS xg_billable_events (
     PRIMARY KEY (task_id, event_id)
 );
 """
-Fen = Annotated[int, Field(strict=True, ge=0)]
-PositiveFen = Annotated[int, Field(strict=True, gt=0)]
 
 
 def xg_escrow(task_id: str) -> str:
@@ -61,148 +79,6 @@ def client_frozen(client_id: str) -> str:
 
 def provider_payable(provider_id: str) -> str:
     return f"provider:{provider_id}:payable"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class XgFreezeRequest(_Model):
-    task_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    amount_fen: PositiveFen
-
-
-class XgFreezeResult(_Model):
-    transfer_id: str
-    frozen_fen: int
-    duplicate: bool
-    mismatch: bool
-
-
-class XgSettleRequest(_Model):
-    task_id: str = Field(min_length=1)
-    piece_id: str = Field(min_length=1)
-    payee_account: str
-    creator_earnings_fen: Fen
-    promotion_spend_fen: Fen
-    platform_fee_fen: Fen
-    provider_id: str | None = None
-    provider_fee_fen: Fen = 0
-
-
-class XgSettleResult(_Model):
-    task_id: str
-    piece_id: str
-    creator_earnings_fen: int
-    promotion_spend_fen: int
-    platform_fee_fen: int
-    provider_fee_fen: int
-    transfer_ids: list[str]
-
-
-class XgChargeRequest(_Model):
-    """Escrow to platform revenue: the R-9 delay-period task service fee."""
-
-    task_id: str = Field(min_length=1)
-    charge_id: str = Field(min_length=1)
-    amount_fen: PositiveFen
-    reason: str = Field(min_length=1)
-
-
-class XgChargeResult(_Model):
-    transfer_id: str
-    amount_fen: int
-
-
-class XgRefundRequest(_Model):
-    """R-8 / R-9: the task's remainder, less recorded XG-8 deductions, back to the client."""
-
-    task_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    deduction_fen: Fen = 0
-    deduction_reason: str = ""
-
-
-class XgRefundResult(_Model):
-    deducted_fen: int
-    refunded_fen: int
-
-
-class XgCompensateRequest(_Model):
-    """XG-10: the platform pays the client out of its revenue."""
-
-    task_id: str = Field(min_length=1)
-    compensation_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    amount_fen: PositiveFen
-    memo: str = ""
-
-
-class XgFreezeBalanceRequest(_Model):
-    """XG-8: a hold on the client's available balance, with its recorded reason."""
-
-    task_id: str = Field(min_length=1)
-    penalty_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    amount_fen: PositiveFen
-    reason: str = Field(min_length=1)
-
-
-class XgMoveResult(_Model):
-    transfer_id: str
-    amount_fen: int
-    duplicate: bool
-
-
-class EventRef(_Model):
-    event_id: str = Field(min_length=1)
-    piece_id: str = ""
-
-
-class ClaimEventsRequest(_Model):
-    """Claim batches as first seen (R-1: a batch reported twice counts once)."""
-
-    task_id: str = Field(min_length=1)
-    op_key: str = Field(min_length=1)
-    events: list[EventRef] = Field(min_length=1)
-
-
-class ClaimedEvent(_Model):
-    event_id: str
-    status: Literal["new", "duplicate", "voided"]
-
-
-class ClaimEventsResult(_Model):
-    events: list[ClaimedEvent]
-
-
-class EventGrant(_Model):
-    event_id: str
-    billed_events: Annotated[int, Field(strict=True, ge=0)]
-
-
-class RecordGrantsRequest(_Model):
-    task_id: str = Field(min_length=1)
-    grants: list[EventGrant] = Field(min_length=1)
-
-
-class VoidEventsRequest(_Model):
-    """R-1: void batches by event id; a batch not seen yet is recorded as void and never bills."""
-
-    task_id: str = Field(min_length=1)
-    op_key: str = Field(min_length=1)
-    event_ids: list[str] = Field(min_length=1)
-
-
-class VoidedEvent(_Model):
-    event_id: str
-    piece_id: str  # "" when the batch had not arrived
-    billed_events: int  # what this void takes back (0 for an unknown or already voided batch)
-
-
-class VoidEventsResult(_Model):
-    events: list[VoidedEvent]
 
 
 class XgLedger:
@@ -344,14 +220,14 @@ class XgLedgerActivities:
     def __init__(self, ledger: Ledger) -> None:
         self.xg = XgLedger(ledger)
 
-    @activity.defn(name="xg_ledger.freeze")
+    @activity.defn(name=port.FREEZE.name)
     def freeze(self, request: XgFreezeRequest) -> XgFreezeResult:
         with _refusals():
             moved = self.xg.freeze(request.task_id, request.client_id, request.amount_fen)
         return XgFreezeResult(transfer_id=moved.id, frozen_fen=moved.amount_fen, duplicate=moved.duplicate,
                               mismatch=moved.mismatch)
 
-    @activity.defn(name="xg_ledger.settle_piece")
+    @activity.defn(name=port.SETTLE_PIECE.name)
     def settle_piece(self, request: XgSettleRequest) -> XgSettleResult:
         # Not wrapped in _refusals: nothing here is a business refusal (R-14: platform revenue pays a provider fee
         # whatever it holds), so any failure is a fault, retried behind the workflow's escalation.
@@ -362,36 +238,36 @@ class XgLedgerActivities:
                               platform_fee_fen=request.platform_fee_fen, provider_fee_fen=request.provider_fee_fen,
                               transfer_ids=[t.id for t in moved])
 
-    @activity.defn(name="xg_ledger.charge")
+    @activity.defn(name=port.CHARGE.name)
     def charge(self, request: XgChargeRequest) -> XgChargeResult:
         with _refusals():
             moved = self.xg.charge(request)
         return XgChargeResult(transfer_id=moved.id if moved else "", amount_fen=moved.amount_fen if moved else 0)
 
-    @activity.defn(name="xg_ledger.refund")
+    @activity.defn(name=port.REFUND.name)
     def refund(self, request: XgRefundRequest) -> XgRefundResult:
         with _refusals():
             return self.xg.refund(request)
 
-    @activity.defn(name="xg_ledger.compensate")
+    @activity.defn(name=port.COMPENSATE.name)
     def compensate(self, request: XgCompensateRequest) -> XgMoveResult:
         with _refusals():
             return _moved(self.xg.compensate(request))
 
-    @activity.defn(name="xg_ledger.freeze_balance")
+    @activity.defn(name=port.FREEZE_BALANCE.name)
     def freeze_balance(self, request: XgFreezeBalanceRequest) -> XgMoveResult:
         with _refusals():
             return _moved(self.xg.freeze_balance(request))
 
-    @activity.defn(name="xg_ledger.claim_events")
+    @activity.defn(name=port.CLAIM_EVENTS.name)
     def claim_events(self, request: ClaimEventsRequest) -> ClaimEventsResult:
         return self.xg.claim_events(request)
 
-    @activity.defn(name="xg_ledger.record_grants")
+    @activity.defn(name=port.RECORD_GRANTS.name)
     def record_grants(self, request: RecordGrantsRequest) -> None:
         self.xg.record_grants(request)
 
-    @activity.defn(name="xg_ledger.void_events")
+    @activity.defn(name=port.VOID_EVENTS.name)
     def void_events(self, request: VoidEventsRequest) -> VoidEventsResult:
         return self.xg.void_events(request)
 

@@ -11,10 +11,10 @@ import uuid
 
 from activities import ledger as L
 from activities.db import Database
+from activities.ledger_schema import TABLES
 
 d = tempfile.mkdtemp(prefix="ledger-ab-")
-old = L._SCHEMA.replace("pending_id TEXT REFERENCES transfers (id),",
-                       "pending_id TEXT UNIQUE REFERENCES transfers (id),")
+old = TABLES.replace("pending_id TEXT REFERENCES transfers (id),", "pending_id TEXT UNIQUE REFERENCES transfers (id),")
 old = old.replace("ON transfers (corrects_id) WHERE corrects_id IS NOT NULL", "ON transfers (corrects_id)")
 old = re.sub(r"CREATE UNIQUE INDEX IF NOT EXISTS transfers_resolve_once[^;]*;", "", old)
 with sqlite3.connect(f"{d}/old.db") as raw:

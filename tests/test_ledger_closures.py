@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import ledger as ledger_module
+from activities import ledger_schema
 from activities.db import Database, IntegrityError
 from activities.ledger import (
     Ledger,
@@ -108,7 +108,7 @@ def test_r4_a_ledger_file_made_before_the_partial_indexes_opens_and_still_resolv
     """Schema of 2026-11 (inline UNIQUE on pending_id, full correction index, no content_closures): opening it
     adds what is missing, and the database still refuses a second resolution of a hold."""
     path = str(tmp_path / "old.db")
-    old_schema = ledger_module._SCHEMA.replace(
+    old_schema = ledger_schema.TABLES.replace(
         "pending_id TEXT REFERENCES transfers (id),", "pending_id TEXT UNIQUE REFERENCES transfers (id),")
     old_schema = old_schema.replace("ON transfers (corrects_id) WHERE corrects_id IS NOT NULL",
                                     "ON transfers (corrects_id)")

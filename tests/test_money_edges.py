@@ -15,7 +15,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.ledger import Ledger, LedgerActivities, TaskClosuresRequest
-from activities.ledger_holds import HoldContentRequest, RefundPartRequest
+from ports.ledger import HoldContentRequest, RefundPartRequest
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_db_fixture,
     ledger_dsn_fixture,

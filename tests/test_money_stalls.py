@@ -25,7 +25,6 @@ from temporalio.service import RPCError
 from activities.ledger import LedgerActivities, RefundRequest, RefundResult, SettleRequest, SettleResult
 from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
 from activities.penalties import PenaltyAction, PenaltyEffect
-from activities.personal_data_models import EraseRequest, EraseResult, PayoutRequest, PayoutResult
 from activities.xg_ledger import (
     XgCompensateRequest,
     XgLedgerActivities,
@@ -33,6 +32,7 @@ from activities.xg_ledger import (
     XgRefundRequest,
     XgRefundResult,
 )
+from ports.personal_data import EraseRequest, EraseResult, PayoutRequest, PayoutResult
 from starter import client as mount_api
 from starter import privacy as privacy_api
 from starter import xingguang as xg_api

@@ -30,8 +30,8 @@ from temporalio.worker import Replayer
 
 import worker
 from activities.personal_data import PersonalData, PersonalDataActivities
-from activities.personal_data_models import CorrectRequest, StageIntakeRequest
 from activities.subject_keys import SubjectKeys
+from ports.personal_data import CorrectRequest, StageIntakeRequest
 from starter import privacy as api
 from starter.codec import (
     KEY_ID_METADATA,

@@ -26,14 +26,14 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.exceptions import ApplicationError
 
-import activities.personal_data_models
+import ports.personal_data
 import workflows.contract
 from activities.db import Database
 from activities.directory import Directory
 from activities.ledger import Ledger
 from activities.personal_data import ANONYMIZED, PersonalData, PersonalDataActivities
-from activities.personal_data_models import StageIntakeRequest
 from activities.subject_keys import SubjectKeys
+from ports.personal_data import StageIntakeRequest
 from starter import privacy as api
 from starter.codec import (
     ERASED_METADATA,
@@ -234,7 +234,7 @@ def test_pr_6_values_stored_in_clear_before_subject_keys_are_sealed_when_the_vau
 def test_pr_6_every_model_that_can_carry_personal_values_names_its_subject() -> None:
     """The codec seals personal values with the key of the payload's `account_id`; a payload without one would be
     under the ring key only, out of reach of erasure."""
-    modules = [activities.personal_data_models, *(importlib.import_module(f"workflows.contract.{m.name}")
+    modules = [ports.personal_data, *(importlib.import_module(f"workflows.contract.{m.name}")
                                                   for m in pkgutil.iter_modules(workflows.contract.__path__))]
     models = {cls for module in modules for _, cls in inspect.getmembers(module, inspect.isclass)
               if issubclass(cls, BaseModel) and cls.__module__ == module.__name__}

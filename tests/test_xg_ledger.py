@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from activities.ledger import InsufficientFunds, Ledger
-from activities.xg_ledger import (
+from activities.xg_ledger import XgLedger, platform_position
+from ports.xg_ledger import (
     ClaimEventsRequest,
     EventGrant,
     EventRef,
@@ -20,10 +21,8 @@ from activities.xg_ledger import (
     VoidEventsRequest,
     XgChargeRequest,
     XgCompensateRequest,
-    XgLedger,
     XgRefundRequest,
     XgSettleRequest,
-    platform_position,
 )
 from tests.ledger_fixtures import (  # noqa: F401  (fixtures)
     ledger_db_fixture,

@@ -22,20 +22,15 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import NoticeRequest, NoticeResult
-    from activities.personal_data_models import (
+    from ports import notifications, personal_data
+    from ports.notifications import NoticeRequest
+    from ports.personal_data import (
         AdjustRequest,
-        AdjustResult,
         ArchiveRequest,
-        ArchiveResult,
         HoldRequest,
-        HoldResult,
         ObligationsRequest,
-        ObligationsResult,
         PayoutRequest,
-        PayoutResult,
         ReleaseHoldRequest,
-        ReleaseHoldResult,
     )
     from workflows.contract import account as c
     from workflows.contract.data_subject_request import RetentionReleased
@@ -53,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
 from workflows.escalation import Stalls
-from workflows.privacy_common import call, working_days_after
+from workflows.privacy_common import working_days_after
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
 WAITING = (c.AccountStage.DORMANT, c.AccountStage.CANCELLING)
@@ -170,9 +165,8 @@ class AccountWorkflow:
             transaction_ref=request.transaction_ref, amount_fen=request.amount_fen, reason=request.reason,
             raised_at=workflow.now(), window_closed_at=statement_dispute_closes_at(request.transaction_at))
         s.statement_disputes[request.dispute_id] = record
-        await call("personal_data.hold", HoldRequest(account_id=s.account_id, reason=HoldReason.OPEN_DISPUTE,
-                                                     hold_id=dispute_hold_id(s.account_id, request.dispute_id)),
-                   HoldResult)
+        await personal_data.HOLD(HoldRequest(account_id=s.account_id, reason=HoldReason.OPEN_DISPUTE,
+                                             hold_id=dispute_hold_id(s.account_id, request.dispute_id)))
         record.escalation_due_at = await working_days_after(
             record.raised_at, DISPUTE_ESCALATION_WORKING_DAYS, f"statement dispute {request.dispute_id}")
         if record.escalation_due_at is None:
@@ -204,14 +198,14 @@ class AccountWorkflow:
         s.messages_this_run += 1
         record = s.statement_disputes[request.dispute_id]
         if request.outcome == "upheld" and request.adjustment_fen > 0:
-            await call("personal_data.statement_adjustment", AdjustRequest(
+            await personal_data.STATEMENT_ADJUSTMENT(AdjustRequest(
                 account_id=s.account_id, party=s.party, dispute_id=request.dispute_id,
-                amount_fen=request.adjustment_fen), AdjustResult)
+                amount_fen=request.adjustment_fen))
         record.status, record.resolved_at, record.resolved_by = request.outcome, workflow.now(), request.resolved_by
         metrics.escalation("privacy", record.escalated, False)
         record.adjustment_fen, record.note, record.escalated = request.adjustment_fen, request.note, False
-        released = await call("personal_data.release_hold", ReleaseHoldRequest(
-            hold_id=dispute_hold_id(s.account_id, request.dispute_id)), ReleaseHoldResult)
+        released = await personal_data.RELEASE_HOLD(ReleaseHoldRequest(
+            hold_id=dispute_hold_id(s.account_id, request.dispute_id)))
         for request_id in released.waiting_erasure_requests:
             await workflow.get_external_workflow_handle(data_subject_request_id(request_id)).signal(
                 "retention_released", RetentionReleased(hold_id=dispute_hold_id(s.account_id, request.dispute_id),
@@ -265,19 +259,18 @@ class AccountWorkflow:
         """R-7 (revised): at 24 months unused the user is told; cancellation only after 30 more days unused."""
         s, now = self.s, workflow.now()
         cancels_at = dormancy_cancels_at(now)
-        await self._stalls.run("dormancy notice", "notifications.send", NoticeRequest(
+        await self._stalls.call("dormancy notice", notifications.SEND, NoticeRequest(
             key=f"dormancy:{s.account_id}:{s.dormant_at.isoformat()}", account_id=s.account_id,
             kind="dormancy_notice", body={"unused_since": s.last_activity_at.isoformat(),
                                           "cancelled_from": cancels_at.isoformat(),
-                                          "keep_it": "sign in or use the account before then"}), NoticeResult)
+                                          "keep_it": "sign in or use the account before then"}))
         s.stage, s.dormancy_notice_at, s.dormancy_cancels_at = c.AccountStage.DORMANCY_NOTICE, now, cancels_at
         s.dormancy_notices += 1
 
     async def _obligations_done(self) -> bool:
         """R-7: open tasks ended (the ledger's and the holds' view) and no statement dispute open."""
         s = self.s
-        result = await call("personal_data.obligations",
-                            ObligationsRequest(account_id=s.account_id, party=s.party), ObligationsResult)
+        result = await personal_data.OBLIGATIONS(ObligationsRequest(account_id=s.account_id, party=s.party))
         s.open_task_ids, s.obligations_checked_at = result.open_task_ids, workflow.now()
         return not s.open_task_ids and not self._open_disputes()
 
@@ -285,12 +278,12 @@ class AccountWorkflow:
         """R-7 then PR-5: pay out the balance, then leave the active directory and erase personal data."""
         s = self.s
         self._closing = True
-        payout = await self._stalls.run("payout of the balance", "personal_data.payout",
-                                         PayoutRequest(account_id=s.account_id, party=s.party), PayoutResult)
+        payout = await self._stalls.call("payout of the balance", personal_data.PAYOUT,
+                                         PayoutRequest(account_id=s.account_id, party=s.party))
         if payout.amount_fen and not s.payouts:
             s.payouts.append(c.Payout(**payout.model_dump()))
-        await self._stalls.run("archive", "personal_data.archive_account", ArchiveRequest(
-            account_id=s.account_id, erasure_request_id=f"cancel-{s.account_id}"), ArchiveResult)
+        await self._stalls.call("archive", personal_data.ARCHIVE_ACCOUNT, ArchiveRequest(
+            account_id=s.account_id, erasure_request_id=f"cancel-{s.account_id}"))
         s.stage, s.cancelled_at = c.AccountStage.CANCELLED, workflow.now()
         self._show(f"cancelled ({s.cancellation_reason}); paid out {payout.amount_fen} fen")
 

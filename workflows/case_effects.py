@@ -12,35 +12,29 @@ Cases started before this (state `freezes_stand` false) keep the old behaviour o
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.penalties import (
-        ActOnTaskRequest,
-        ActOnTaskResult,
-        PenaltyEffect,
-        SignalPiecesRequest,
-        SignalPiecesResult,
-    )
+    from ports import penalties
+    from ports.penalties import ActOnTaskRequest, PenaltyAction, PenaltyEffect, SignalPiecesRequest
+    from ports.port import ActivityPort
     from workflows.contract import violation_case as c
     from workflows.contract.mounted_content import CountingFrozen, CountingResumed
     from workflows.rules.clock import business_time
     from workflows.rules.penalties import HOLDS_SETTLEMENTS, PartyKind, liftable
 
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 STANDING = (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)
-FANOUT_TIMEOUT = timedelta(minutes=5)
 
 
 class CaseEffects:
     s: c.ViolationCaseState
 
-    async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime,
-                                reason: str | None = None) -> PenaltyEffect:
+    async def _penalty_activity(self, port: ActivityPort[PenaltyAction, PenaltyEffect], penalty: c.PenaltyRecord,
+                                at: datetime, reason: str | None = None) -> PenaltyEffect:
         raise NotImplementedError
 
     async def _release_held_settlements(self, outcome: Literal["paid", "deducted"]) -> None:
@@ -86,7 +80,7 @@ class CaseEffects:
                 now = workflow.now()
                 # Pieces first: one whose window closes meanwhile is still held, and settles without the freeze.
                 await self._freeze_ended(penalty, now, withdrawn=False)
-                await self._penalty_activity("penalties.lift", penalty, now, penalty.lift_reason)
+                await self._penalty_activity(penalties.LIFT, penalty, now, penalty.lift_reason)
                 penalty.status = c.PenaltyStatus.LIFTED
                 await self._release_if_nothing_holds()
                 penalty.ended_at = now  # after the release: lift_freeze answers with the settlements released
@@ -119,13 +113,10 @@ class CaseEffects:
                            payload: CountingFrozen | CountingResumed) -> None:
         after = ""
         while True:
-            page: SignalPiecesResult = await workflow.execute_activity(
-                "penalties.signal_pieces",
+            page = await penalties.SIGNAL_PIECES(
                 SignalPiecesRequest(creator_id=self.s.party_id, signal=signal, after=after,
                                     frozen=payload if isinstance(payload, CountingFrozen) else None,
                                     resumed=payload if isinstance(payload, CountingResumed) else None),
-                result_type=SignalPiecesResult, start_to_close_timeout=FANOUT_TIMEOUT,
-                heartbeat_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
                 summary=f"{signal} to the pieces of creator {self.s.party_id} after {after or 'the first'}")
             if not page.more:
                 return
@@ -134,10 +125,8 @@ class CaseEffects:
     async def _act_on_task(self, task_id: str, action: Literal["remove", "reinstate", "cancel"],
                            at: datetime) -> None:
         s = self.s
-        result: ActOnTaskResult = await workflow.execute_activity(
-            "penalties.act_on_task",
+        result = await penalties.ACT_ON_TASK(
             ActOnTaskRequest(case_id=s.case_id, party_id=s.party_id, task_id=task_id, action=action, at=at),
-            result_type=ActOnTaskResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
             summary=f"{action} {s.party_kind.value} {s.party_id} in task {task_id}")
         workflow.logger.info("case %s, task %s: %s", s.case_id, task_id, result.outcome)
 

@@ -7,15 +7,16 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair
+from temporalio.common import SearchAttributePair
+
+with workflow.unsafe.imports_passed_through():
+    # The activity options every port carries (ports/port.py); named here too for the workflows' own calls.
+    from ports.port import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 from workflows.contract.names import SA
 
-# Activities touch a database or a remote API: retry transient faults forever-ish with backoff; business
-# refusals are raised as non-retryable ApplicationErrors by the activity itself.
-ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
+__all__ = ["ACTIVITY_RETRY", "ACTIVITY_TIMEOUT", "MAX_MESSAGES_PER_RUN", "RunLength",
+           "continue_as_new_when_handlers_done", "stage_attributes", "until", "upsert"]
 
 # Own bound on messages per run, below the server's 10,000 signals per run, in case the SDK's suggestion
 # comes late (DESIGN.md: "Limits that shape the design").

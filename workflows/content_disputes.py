@@ -29,21 +29,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import (
-        AccrualItem,
-        AccrueRequest,
-        AccrueResult,
-        ReleaseRequest,
-        ReleaseResult,
-        TaskMoney,
-        TaskMoneyRequest,
-    )
-    from activities.penalties import (
-        DeductHeldRequest,
-        DeductHeldResult,
-        HoldSettlementRequest,
-        HoldSettlementResult,
-    )
+    from ports import ledger, penalties
+    from ports.ledger import AccrualItem, AccrueRequest, ReleaseRequest, TaskMoneyRequest
+    from ports.penalties import DeductHeldRequest, HoldSettlementRequest
     from workflows.contract import mounted_content as c
     from workflows.contract.names import mounted_content_id
     from workflows.rules.clock import business_time
@@ -51,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.working_days import DISPUTE_RESOLUTION_WORKING_DAYS
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 from workflows.deadlines import working_days_deadline
 
 # Runs recorded before held settlements existed go straight to settlement on replay.
@@ -114,9 +101,7 @@ class DisputesAndHolds:
                                        non_retryable=True)
             fee_before = self._agreed_fee()
             if request.amount_fen > fee_before:
-                money = await workflow.execute_activity(
-                    "ledger.task_money", TaskMoneyRequest(task_id=s.task_id), result_type=TaskMoney,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                money = await ledger.TASK_MONEY(TaskMoneyRequest(task_id=s.task_id))
                 problem = resolution_refusal(request.amount_fen, fee_before, money.remaining_fen)
                 if problem is not None:
                     raise ApplicationError(problem, {"reasons": [problem]}, type="ResolutionRefused",
@@ -214,20 +199,16 @@ class DisputesAndHolds:
         given_back = [eid for eid, b in s.batches.items() if b.counted > 0 and eid not in s.fee_adjustments]
         given_back += [eid for eid, fen in s.fee_adjustments.items() if fen > 0]
         if given_back:
-            await workflow.execute_activity(
-                "ledger.release", ReleaseRequest(task_id=s.task_id, event_ids=given_back), result_type=ReleaseResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            await ledger.RELEASE(ReleaseRequest(task_id=s.task_id, event_ids=given_back))
             for eid in given_back:
                 s.fee_adjustments[eid] = -s.batches[eid].fee_fen if eid in s.batches else 0
         return await self._accrue_adjustment(adjustment, amount) if amount else 0
 
     async def _accrue_adjustment(self, event_id: str, fen: int) -> int:
         s = self.s
-        result = await workflow.execute_activity(
-            "ledger.accrue",
-            AccrueRequest(task_id=s.task_id, content_id=s.content_id,
-                          items=[AccrualItem(event_id=event_id, count=fen, price_fen=1, occurred_at=workflow.now())]),
-            result_type=AccrueResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        result = await ledger.ACCRUE(AccrueRequest(
+            task_id=s.task_id, content_id=s.content_id,
+            items=[AccrualItem(event_id=event_id, count=fen, price_fen=1, occurred_at=workflow.now())]))
         granted: int = result.results[0].granted_fen
         s.fee_adjustments[event_id] = granted
         if result.exhausted_at is not None:
@@ -254,12 +235,10 @@ class DisputesAndHolds:
             return s.settlement_hold.released_at is None
         if fee_fen == 0 or not workflow.patched(HOLD_CHECK_PATCH):
             return False  # nothing to hold, or a run that reached settlement before holds existed
-        result = await workflow.execute_activity(
-            "penalties.hold_settlement",
+        result = await penalties.HOLD_SETTLEMENT(
             HoldSettlementRequest(creator_id=s.creator_id, workflow_id=self._workflow_id(), task_id=s.task_id,
                                   content_id=s.content_id, fee_fen=fee_fen, at=workflow.now(),
-                                  payee_account=s.payee_account),
-            result_type=HoldSettlementResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                                  payee_account=s.payee_account))
         if not result.held or s.settlement_hold is not None:  # not held, or released already meanwhile
             return result.held and s.settlement_hold is not None and s.settlement_hold.released_at is None
         assert result.case_id is not None
@@ -271,11 +250,9 @@ class DisputesAndHolds:
         hold = s.settlement_hold
         if hold is None or hold.outcome != "deducted" or fee_fen == 0:
             return
-        result = await workflow.execute_activity(
-            "penalties.deduct_held",
+        result = await penalties.DEDUCT_HELD(
             DeductHeldRequest(case_id=hold.case_id, task_id=s.task_id, content_id=s.content_id,
-                              payee_account=s.payee_account, fee_fen=fee_fen),
-            result_type=DeductHeldResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                              payee_account=s.payee_account, fee_fen=fee_fen))
         hold.deducted_fen = result.deducted_fen
 
     def _changed(self) -> None:

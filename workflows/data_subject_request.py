@@ -22,21 +22,16 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import NoticeRequest, NoticeResult
-    from activities.personal_data_models import (
+    from ports import notifications, personal_data
+    from ports.notifications import NoticeRequest
+    from ports.personal_data import (
         Change,
         ConsentRequest,
-        ConsentResult,
         CorrectRequest,
-        CorrectResult,
         EraseRequest,
-        EraseResult,
         ExportRequest,
-        ExportResult,
         IdentityCheck,
-        IdentityResult,
         StageIntakeRequest,
-        StageIntakeResult,
     )
     from workflows.contract import data_subject_request as c
     from workflows.contract.account import CancellationRequested
@@ -47,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.escalation import Stalls
-from workflows.privacy_common import call, working_days_after
+from workflows.privacy_common import working_days_after
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
 # Erasure destroys the subject's key and drops staged copies of erased fields: the requester's contact is kept
@@ -79,9 +74,8 @@ class DataSubjectRequestWorkflow:
         if input.intake is not None:
             await self._stage_intake(input.intake)
         if self.evidence_tokens:
-            check = await call("personal_data.check_identity",
-                               IdentityCheck(account_id=s.account_id, evidence_tokens=self.evidence_tokens),
-                               IdentityResult)
+            check = await personal_data.CHECK_IDENTITY(
+                IdentityCheck(account_id=s.account_id, evidence_tokens=self.evidence_tokens))
             if check.matched and s.stage is c.DsrStage.AWAITING_VERIFICATION:
                 self._verified("vault", "identity evidence matches the data on file")
         await workflow.wait_condition(lambda: s.stage is not c.DsrStage.AWAITING_VERIFICATION)
@@ -150,8 +144,8 @@ class DataSubjectRequestWorkflow:
     # ---------------------------------------------------------------- the work of each kind
     async def _stage_intake(self, intake: c.RequesterIntake) -> None:
         """PR-6: the values the requester gave in clear go into the vault; the workflow keeps their tokens only."""
-        staged = await call("personal_data.stage_intake", StageIntakeRequest(
-            account_id=self.s.account_id, staging_key=workflow.uuid4().hex, intake=intake), StageIntakeResult)
+        staged = await personal_data.STAGE_INTAKE(StageIntakeRequest(
+            account_id=self.s.account_id, staging_key=workflow.uuid4().hex, intake=intake))
         self.requester_token = self.requester_token or staged.contact_token
         self.evidence_tokens += staged.evidence_tokens
         self.changes += staged.changes
@@ -159,13 +153,12 @@ class DataSubjectRequestWorkflow:
     async def _act(self) -> None:
         s, kind = self.s, self.s.kind
         if kind in c.EXPORT_KINDS:
-            export = await call("personal_data.export", ExportRequest(account_id=s.account_id,
-                                                                      request_id=s.request_id), ExportResult)
+            export = await personal_data.EXPORT(ExportRequest(account_id=s.account_id, request_id=s.request_id))
             s.export = c.ExportSummary(**export.model_dump())
         elif kind in c.CHANGE_KINDS:
             try:
-                result = await call("personal_data.correct", CorrectRequest(
-                    account_id=s.account_id, request_id=s.request_id, changes=self.changes), CorrectResult)
+                result = await personal_data.CORRECT(CorrectRequest(
+                    account_id=s.account_id, request_id=s.request_id, changes=self.changes))
             except ActivityError as error:
                 s.note = f"correction not applied ({error.cause or error}): an operator replies"
                 return
@@ -174,9 +167,8 @@ class DataSubjectRequestWorkflow:
             await self._erase()
         elif kind is c.RequestKind.CONSENT_WITHDRAWAL:
             assert self.input.consent_purpose is not None
-            consent = await call("personal_data.withdraw_consent", ConsentRequest(
-                account_id=s.account_id, request_id=s.request_id, purpose=self.input.consent_purpose),
-                ConsentResult)
+            consent = await personal_data.WITHDRAW_CONSENT(ConsentRequest(
+                account_id=s.account_id, request_id=s.request_id, purpose=self.input.consent_purpose))
             s.consent_withdrawn_at = consent.withdrawn_at
         elif kind is c.RequestKind.ACCOUNT_CANCELLATION:
             try:
@@ -191,9 +183,8 @@ class DataSubjectRequestWorkflow:
     async def _erase(self) -> None:
         s = self.s
         keep = [self.requester_token] if self.requester_token and workflow.patched(ERASURE_KEEPS_REPLY_CONTACT) else []
-        result = await self._stalls.run("erasure", "personal_data.erase", EraseRequest(
-            account_id=s.account_id, request_id=s.request_id, fields=self.input.fields, keep_tokens=keep),
-            EraseResult)
+        result = await self._stalls.call("erasure", personal_data.ERASE, EraseRequest(
+            account_id=s.account_id, request_id=s.request_id, fields=self.input.fields, keep_tokens=keep))
         by = {d: [o.field for o in result.fields if o.disposition is d] for d in Disposition}
         s.erasure = c.ErasureSummary(
             deleted=by[Disposition.DELETE], anonymized=by[Disposition.ANONYMIZE],
@@ -214,10 +205,10 @@ class DataSubjectRequestWorkflow:
     async def _deliver(self, summary: str) -> bool:
         """The reply notice, once per request (the key), to the requester's contact or else the account's."""
         s = self.s
-        notice = await call("notifications.send", NoticeRequest(
+        notice = await notifications.SEND(NoticeRequest(
             key=f"dsr-reply:{s.request_id}", account_id=s.account_id, kind="data_subject_reply",
             body={"request_id": s.request_id, "kind": s.kind.value, "summary": summary},
-            contact_token=self.requester_token), NoticeResult)
+            contact_token=self.requester_token))
         if notice.status == "undeliverable" and s.replied_at is not None:
             s.note = "reply recorded; no contact on file to deliver it"
         return notice.status != "undeliverable"

@@ -9,9 +9,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.calendar import CALENDAR_MISSING, AddWorkingDaysRequest, AddWorkingDaysResult
-
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
+    from ports import calendar
+    from ports.calendar import CALENDAR_MISSING, AddWorkingDaysRequest
 
 
 async def working_days_deadline(start_at: datetime, working_days: int, purpose: str
@@ -19,12 +18,9 @@ async def working_days_deadline(start_at: datetime, working_days: int, purpose: 
     """(exclusive deadline, None), or (None, why) when the statutory calendar of a year it needs is not published:
     the caller escalates at once with that reason instead of counting weekdays silently."""
     try:
-        result = await workflow.execute_activity(
-            "calendar.add_working_days",
+        result = await calendar.ADD_WORKING_DAYS(
             AddWorkingDaysRequest(start_at=start_at, working_days=working_days, purpose=purpose),
-            result_type=AddWorkingDaysResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            summary=f"{working_days} working days: {purpose}",
-        )
+            summary=f"{working_days} working days: {purpose}")
     except ActivityError as err:
         # Transient faults are retried by the policy; what reaches here is final. A missing year is the expected
         # case; anything else is escalated too rather than leaving a deadline unset and silent.

@@ -16,18 +16,18 @@ neither hides the other.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from ports.port import ActivityPort
     from workflows.contract.names import SA
     from workflows.rules.clock import business_time
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 # workflow.patched id: money activities escalate when stalled (histories recorded before replay without it).
 MONEY_STALL_PATCH = "money-escalates-when-stalled"
@@ -36,7 +36,8 @@ FIRST_PHASE = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
                           maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 REFUSED_RECHECK = timedelta(minutes=10)
 
-T = TypeVar("T")
+Req = TypeVar("Req")
+Res = TypeVar("Res")
 
 
 def cause_of(error: ActivityError) -> str:
@@ -91,29 +92,29 @@ class Stalls:
             metrics.money_unstalled(self.kind, what)
             self._publish()
 
-    async def run(self, what: str, activity: str, arg: Any, result_type: type[T] | None = None, *,
-                  refusals: bool = False, timeout: timedelta = ACTIVITY_TIMEOUT) -> T:
-        """Runs `activity` to completion, escalating while it cannot complete. `refusals`: a non-retryable
-        ApplicationError is a business refusal the caller answers (raised at once, nothing escalated)."""
+    async def call(self, what: str, port: ActivityPort[Req, Res], arg: Req, *, refusals: bool = False) -> Res:
+        """Runs the activity of `port` to completion, escalating while it cannot complete (its timeout; FIRST_PHASE,
+        then the port's own retry policy). `refusals`: a non-retryable ApplicationError is a business refusal the
+        caller answers (raised at once, nothing escalated)."""
         if not workflow.patched(MONEY_STALL_PATCH):
-            result: T = await workflow.execute_activity(activity, arg, result_type=result_type,
-                                                        start_to_close_timeout=timeout, retry_policy=ACTIVITY_RETRY)
+            result: Res = await workflow.execute_activity(port.name, arg, result_type=port.result_type,
+                                                          start_to_close_timeout=port.timeout, retry_policy=port.retry)
             return result
         policy = FIRST_PHASE
         while True:
             try:
-                result = await workflow.execute_activity(activity, arg, result_type=result_type,
-                                                         start_to_close_timeout=timeout, retry_policy=policy)
+                result = await workflow.execute_activity(port.name, arg, result_type=port.result_type,
+                                                         start_to_close_timeout=port.timeout, retry_policy=policy)
             except ActivityError as error:
                 final = isinstance(error.cause, ApplicationError) and error.cause.non_retryable
                 if refusals and final:
                     self._clear(what)  # answered: a refusal is the caller's to give, not a stall
                     raise
                 self._stall(what, cause_of(error))
-                if final or policy is ACTIVITY_RETRY:
+                if final or policy is port.retry:
                     again = business_time(workflow.now() + REFUSED_RECHECK)
                     await workflow.sleep(REFUSED_RECHECK, summary=f"try {what} again {again}")
-                policy = ACTIVITY_RETRY
+                policy = port.retry
                 continue
             self._clear(what)
             return result

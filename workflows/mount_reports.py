@@ -18,19 +18,25 @@ refunds (AM-13), so a late mount still finds a running task that counts it among
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.main_site import REFUSED_MOUNT, UnmountRequest, UnmountResult
+    from ports import main_site
+    from ports.main_site import REFUSED_MOUNT, UnmountRequest
     from workflows.contract import mount_task as c
-    from workflows.rules.clock import business_time, start_of_business_day, with_deadline, within
+    from workflows.rules.clock import business_time, with_deadline
+    from workflows.rules.mounts import (
+        LATE_MOUNT_REPORTS,
+        late_reports_close_at,
+        mount_refusals,
+        period_cut_at,
+    )
 
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT, RunLength, stage_attributes, until
+from workflows.common import RunLength, stage_attributes, until
 
-# How long after the end of the task period a mount inside it may still be reported (AM-6 reading).
-LATE_MOUNT_REPORTS = timedelta(hours=24)
+__all__ = ["LATE_MOUNTS_PATCH", "LATE_MOUNT_REPORTS", "MOUNT_REFUSED", "NO_WAIT_WITHOUT_CREATORS_PATCH",
+           "late_reports_close_at", "mount_refusals", "period_cut_at", "unmount_refused", "wait_for_late_mounts"]
+
 # Runs that record this marker accept late mount reports and wait for them before refunding; older runs refuse
 # every mount after the period, and refund as soon as their pieces have closed.
 LATE_MOUNTS_PATCH = "am-6-late-mount-reports"
@@ -40,72 +46,10 @@ MOUNT_REFUSED = "MountRefused"
 NO_WAIT_WITHOUT_CREATORS_PATCH = "am-6-no-late-wait-without-creators"
 
 
-def period_cut_at(s: c.MountTaskState) -> datetime:
-    """Where the task period ends (or ended): its end instant, or earlier by cancel or a used-up budget (AM-7)."""
-    assert s.period_end_at is not None
-    return s.ended_at or s.period_end_at
-
-
-def late_reports_close_at(s: c.MountTaskState) -> datetime:
-    return period_cut_at(s) + LATE_MOUNT_REPORTS
-
-
-_IN_STATE = c.CreatorEntry(creator_id="", payee_account="", joined_at=datetime.min)
-
-
-def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: datetime, *, late_reports: bool,
-                   clock_skew: timedelta, entry: c.CreatorEntry | None = _IN_STATE) -> list[str]:
-    """Every reason a new mount is refused (AM-6), empty when it is accepted. `late_reports`: the run accepts
-    reports after the end of the period (LATE_MOUNTS_PATCH). `entry`: the creator as the register in the database
-    has them (workflows/task_register.py); left out, as the task's state has them."""
-    # Compared by value: without the worker's sandbox pass-through (a bare Replayer) this module may see another
-    # copy of the contract module than the workflow's (closure_looks imports it outside the pass-through).
-    if s.stage != c.TaskStage.PUBLISHED and not (late_reports and s.stage == c.TaskStage.ENDED):
-        return [f"cannot mount: task {s.task_id} is {s.stage.value}"]
-    assert s.period_start_at is not None and s.period_end_at is not None
-    if now < s.period_start_at:
-        return [f"cannot mount: the task period opens at {business_time(s.period_start_at)}"]
-    end = period_cut_at(s)
-    reasons: list[str] = []
-    if now >= end and not late_reports:
-        reasons.append(f"cannot mount: the task period ended at {business_time(end)}")
-    elif now >= end + LATE_MOUNT_REPORTS:
-        hours = int(LATE_MOUNT_REPORTS.total_seconds() // 3600)
-        reasons.append(f"reported at {business_time(now)}: more than {hours} hours after the task period ended at "
-                       f"{business_time(end)}, mounts are no longer accepted (AM-6)")
-    if entry is _IN_STATE:
-        entry = s.creators.get(request.creator_id)
-    if entry is None:
-        reasons.append(f"creator_id: creator {request.creator_id} has not joined task {s.task_id}")
-    elif entry.removed_by_case is not None:  # R-12 (task_penalties.py)
-        reasons.append(f"creator_id: creator {request.creator_id} was removed from task {s.task_id} by violation "
-                       f"case {entry.removed_by_case}")
-    elif not entry.authorization_in_force:
-        reasons.append(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id} and "
-                       "has not joined again")
-    if not within(request.mounted_at, s.period_start_at, end):
-        reasons.append(f"mounted_at: {business_time(request.mounted_at)} is outside the task period "
-                       f"[{business_time(s.period_start_at)}, {business_time(end)})")
-    elif request.mounted_at > now + clock_skew:
-        reasons.append(f"mounted_at: {business_time(request.mounted_at)} is in the future")
-    if entry is not None and entry.authorization_in_force:
-        earliest = start_of_business_day(entry.joined_at)
-        if entry.revoked_all_at is not None:
-            earliest = max(earliest, entry.revoked_all_at)
-        if request.mounted_at < earliest:
-            reasons.append(f"mounted_at: {business_time(request.mounted_at)} is before creator "
-                           f"{request.creator_id} joined (content may be mounted from {business_time(earliest)})")
-    return reasons
-
-
 async def unmount_refused(task_id: str, request: c.ReportMountRequest, reasons: list[str]) -> None:
     """AM-6 reading: the component of a refused mount comes down on the main site (idempotent)."""
-    await workflow.execute_activity(
-        "main_site.unmount",
-        UnmountRequest(task_id=task_id, content_id=request.content_id, unmounted_at=workflow.now(),
-                       reason=f"{REFUSED_MOUNT}{reasons[0]}"),
-        result_type=UnmountResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-    )
+    await main_site.UNMOUNT(UnmountRequest(task_id=task_id, content_id=request.content_id, unmounted_at=workflow.now(),
+                                           reason=f"{REFUSED_MOUNT}{reasons[0]}"))
 
 
 async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bool:

@@ -6,6 +6,9 @@ children: a task may have many thousands). Each piece records its closure in the
 the task reads the closures from there, from the last one it read: waking when the next publicity window closes,
 then every few seconds while pieces keep closing (docs/bench.md "Limits found" 2b: a message from every piece kept
 the task from continuing as new).
+
+Its parts: mount_reports.py (AM-6), task_revocations.py (AM-14, AM-15), task_closures.py (AM-7, AM-13: the end,
+the closures, the refund), task_penalties.py (R-12), task_register.py (the register in the database).
 """
 
 from __future__ import annotations
@@ -16,42 +19,22 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.directory import PartyRequest
-    from activities.fanout import SignalContentsRequest, StartContentResult
-    from activities.ledger import (
-        FreezeRequest,
-        FreezeResult,
-        RefundRequest,
-        RefundResult,
-        TaskClosuresRequest,
-        TaskClosuresResult,
-    )
+    from ports import directory, fanout, ledger
+    from ports.directory import PartyRequest
+    from ports.ledger import INSUFFICIENT_FUNDS, FreezeRequest
     from workflows.contract import mount_task as c
-    from workflows.contract.mounted_content import ContentRevoked, MountedContentInput, TaskPeriodEnded
+    from workflows.contract.mounted_content import MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
     from workflows.rules.billing import billing_period_end
     from workflows.rules.clock import business_time, with_deadline
-    from workflows.rules.eligibility import (
-        ClientFacts,
-        CreatorFacts,
-        client_publication_refusals,
-        creator_join_refusals,
-        payee_account,
-    )
+    from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
     from workflows.rules.fees import platform_fee
     from workflows.rules.task_form import task_form_problems
 
-from workflows import metrics, partial_refunds
+from workflows import metrics
 from workflows import task_register as reg
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
-from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
-    MAX_MESSAGES_PER_RUN,
-    RunLength,
-    stage_attributes,
-    until,
-)
+from workflows.common import MAX_MESSAGES_PER_RUN, RunLength, stage_attributes, until
 from workflows.escalation import Stalls
 from workflows.mount_reports import (
     LATE_MOUNTS_PATCH,
@@ -61,12 +44,12 @@ from workflows.mount_reports import (
     unmount_refused,
     wait_for_late_mounts,
 )
+from workflows.task_closures import TaskClosures
 from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
+from workflows.task_revocations import TaskRevocations
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
-# Pieces are told of the end of the period in batches of this size (one activity each).
-FANOUT_BATCH = 500
 # A mount reported this far ahead of the workflow clock is refused as a clock error.
 MOUNT_CLOCK_SKEW = timedelta(minutes=5)
 # Messages (joins, new mounts, revocations, reports from pieces) one run of a task takes before it continues as new:
@@ -77,10 +60,6 @@ TASK_MESSAGES_PER_RUN = 1_000
 DRAIN_PATCH = "task-drain-before-continue-as-new"
 # Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
 CLOSURES_FROM_LEDGER_PATCH = "task-reads-closures-from-ledger"
-# Closures read from the ledger in one activity call (~100 bytes each).
-CLOSURE_PAGE = 1_000
-# A look costs ~11 history events (activity, timer, workflow tasks), a message ~7: it counts as two.
-CLOSURE_LOOK_MESSAGES = 2
 
 
 def refused(kind: str, reasons: list[str]) -> ApplicationError:
@@ -88,7 +67,7 @@ def refused(kind: str, reasons: list[str]) -> ApplicationError:
 
 
 @workflow.defn(name=MOUNT_TASK_WORKFLOW)
-class MountTaskWorkflow(TaskPenalties):
+class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
     @workflow.init
     def __init__(self, input: c.MountTaskInput) -> None:
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
@@ -185,10 +164,7 @@ class MountTaskWorkflow(TaskPenalties):
             return s.publication
         self._publishing, self._publishing_request = True, request
         try:
-            facts = await workflow.execute_activity(
-                "directory.client_facts", PartyRequest(party_id=request.client_id), result_type=ClientFacts,
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
+            facts = await directory.CLIENT_FACTS(PartyRequest(party_id=request.client_id))
             reasons = client_publication_refusals(facts)
             if reasons:
                 s.last_refusal = reasons
@@ -196,15 +172,11 @@ class MountTaskWorkflow(TaskPenalties):
             assert request.budget_fen is not None and request.period_end_at and request.period_start_at
             fee = platform_fee(request.budget_fen)
             try:
-                freeze = await workflow.execute_activity(
-                    "ledger.freeze",
-                    FreezeRequest(task_id=s.task_id, client_id=request.client_id,
-                                  budget_fen=request.budget_fen, platform_fee_fen=fee),
-                    result_type=FreezeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-                )
+                freeze = await ledger.FREEZE(FreezeRequest(task_id=s.task_id, client_id=request.client_id,
+                                                           budget_fen=request.budget_fen, platform_fee_fen=fee))
             except ActivityError as err:
                 cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.type == "InsufficientFunds":
+                if isinstance(cause, ApplicationError) and cause.type == INSUFFICIENT_FUNDS:
                     s.last_refusal = [f"balance does not cover budget + 10% platform fee: {cause.message}"]
                     raise refused("PublicationRefused", s.last_refusal) from None
                 raise
@@ -249,10 +221,7 @@ class MountTaskWorkflow(TaskPenalties):
         if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
             return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
                                 payee_account=entry.payee_account)
-        facts = await workflow.execute_activity(
-            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        facts = await directory.CREATOR_FACTS(PartyRequest(party_id=request.creator_id))
         reasons = creator_join_refusals(facts, s.task_id)
         if reasons:
             raise refused("JoinRefused", reasons)
@@ -333,10 +302,7 @@ class MountTaskWorkflow(TaskPenalties):
             payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
             mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
-        started = await workflow.execute_activity(
-            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
@@ -373,10 +339,7 @@ class MountTaskWorkflow(TaskPenalties):
             payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
             mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
         )
-        started = await workflow.execute_activity(
-            "fanout.start_content_workflow", content_input, result_type=StartContentResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
@@ -396,131 +359,6 @@ class MountTaskWorkflow(TaskPenalties):
                              f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
         # Every other refusal is made by the handler, which takes the refused component down (mount_reports.py).
 
-    # ---------------------------------------------------------------- revocation (AM-14, AM-15)
-    @workflow.update(name="revoke_content")
-    async def revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
-        if self.s.register_in_db:
-            piece, changed = await reg.revoke_content(self.s, request)  # the validator's refusals, from the register
-            if changed and piece.revoked_at is not None:
-                self.s.messages_this_run += 1
-                await self._signal_pieces([piece.content_id], "content_revoked",
-                                          ContentRevoked(revoked_at=piece.revoked_at, scope="content"))
-            assert piece.revoked_at is not None
-            return c.RevocationResult(creator_id=request.creator_id, revoked_at=piece.revoked_at,
-                                      content_ids=[piece.content_id])
-        piece = self.s.pieces[request.content_id]
-        if piece.revoked_at is None:
-            piece.revoked_at = workflow.now()
-            piece.status = "unmounted"
-            self.s.messages_this_run += 1
-            await self._signal_pieces([piece.content_id], "content_revoked",
-                                      ContentRevoked(revoked_at=piece.revoked_at, scope="content"))
-        return c.RevocationResult(creator_id=request.creator_id, revoked_at=piece.revoked_at,
-                                  content_ids=[piece.content_id])
-
-    @revoke_content.validator
-    def validate_revoke_content(self, request: c.RevokeContentRequest) -> None:
-        if self.s.register_in_db:
-            return  # asked of the register by the handler (task_register.revoke_content)
-        piece = self.s.pieces.get(request.content_id)
-        if piece is None:
-            raise ValueError(f"content_id: {request.content_id} is not mounted in task {self.s.task_id}")
-        if piece.creator_id != request.creator_id:
-            raise ValueError(f"creator_id: only the creator who owns content {request.content_id} may revoke it")
-        if piece.status in ("settled", "closed"):
-            raise ValueError(f"content_id: {request.content_id} is already {piece.status}")
-
-    @workflow.update(name="revoke_all")
-    async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
-        if self.s.register_in_db:
-            revoked = await reg.revoke_creator(self.s, request.creator_id)
-            if revoked.entry is None:
-                raise reg.unchanged_refusal(self.s,
-                    f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
-            assert revoked.revoked_at is not None
-            if revoked.changed:
-                self.s.messages_this_run += 1
-                await self._signal_pieces(revoked.content_ids, "content_revoked",
-                                          ContentRevoked(revoked_at=revoked.revoked_at, scope="all"))
-            return c.RevocationResult(creator_id=request.creator_id, revoked_at=revoked.revoked_at,
-                                      content_ids=revoked.content_ids)
-        entry = self.s.creators[request.creator_id]
-        if not entry.authorization_in_force:
-            # A repeat: answered like the first call (the pieces that revocation unmounted).
-            assert entry.revoked_all_at is not None
-            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[
-                p.content_id for p in self.s.pieces.values()
-                if p.creator_id == entry.creator_id and p.revoked_at == entry.revoked_all_at])
-        now = workflow.now()
-        entry.authorization_in_force, entry.revoked_all_at = False, now
-        revoked = [p for p in self.s.pieces.values()
-                   if p.creator_id == request.creator_id and p.revoked_at is None and p.status == "mounted"]
-        for piece in revoked:
-            piece.revoked_at, piece.status = now, "unmounted"
-        self.s.messages_this_run += 1
-        await self._signal_pieces([p.content_id for p in revoked], "content_revoked",
-                                  ContentRevoked(revoked_at=now, scope="all"))
-        return c.RevocationResult(creator_id=entry.creator_id, revoked_at=now,
-                                  content_ids=[p.content_id for p in revoked])
-
-    @revoke_all.validator
-    def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
-        if not self.s.register_in_db and request.creator_id not in self.s.creators:
-            raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
-
-    @workflow.signal(name="revoke_authorization")
-    async def revoke_authorization(self, signal: c.RevokeAuthorizationSignal) -> None:
-        """Fire-and-forget form used by creators' apps; an invalid revocation is logged and changes nothing."""
-        try:
-            if signal.content_id is None:
-                request_all = c.RevokeAllRequest(creator_id=signal.creator_id)
-                self.validate_revoke_all(request_all)
-                await self.revoke_all(request_all)
-            else:
-                request_one = c.RevokeContentRequest(creator_id=signal.creator_id, content_id=signal.content_id)
-                self.validate_revoke_content(request_one)
-                await self.revoke_content(request_one)
-        except ValueError as err:
-            workflow.logger.warning("revocation ignored: %s", err)
-        except ApplicationError as err:  # the same refusals, made by the handler when the register is in the database
-            if err.type != "ValueError":
-                raise
-            workflow.logger.warning("revocation ignored: %s", err)
-
-    # ---------------------------------------------------------------- cancel (AM-7)
-    @workflow.update(name="cancel")
-    def cancel(self, request: c.CancelRequest) -> c.TaskResult:
-        self.s.cancel_reason = f"{request.reason} (by {request.requested_by})"
-        self._end(workflow.now(), c.EndReason.CANCELLED)
-        return self._result()
-
-    @cancel.validator
-    def validate_cancel(self, request: c.CancelRequest) -> None:
-        s = self.s
-        if s.end_reason is c.EndReason.CANCELLED and s.ended_at is not None:
-            raise ValueError(f"task {s.task_id} was already cancelled at {business_time(s.ended_at)}: "
-                             f"{s.cancel_reason}")
-        if self.s.stage is not c.TaskStage.PUBLISHED:
-            raise ValueError(f"task {self.s.task_id} cannot be cancelled: it is {self.s.stage.value}")
-
-    # ---------------------------------------------------------------- from content workflows
-    @workflow.signal(name="budget_exhausted")
-    def budget_exhausted(self, signal: c.BudgetExhaustedSignal) -> None:
-        """AM-10 / R-3: the ledger's budget counter reached the budget at `exhausted_at`."""
-        self.s.messages_this_run += 1
-        if self.s.stage is c.TaskStage.PUBLISHED:
-            self._end(signal.exhausted_at, c.EndReason.BUDGET_USED_UP)
-
-    @workflow.signal(name="content_closed")
-    def content_closed(self, signal: c.ContentClosedSignal) -> None:
-        """Sent by pieces that started before CLOSURE_IN_LEDGER (mounted_content.py); newer ones only write it to
-        the ledger. The same closure read both ways counts once."""
-        self.s.messages_this_run += 1
-        if self.s.register_in_db:  # its pieces write their closures to the ledger only, and are read from there
-            workflow.logger.warning("content_closed from %s ignored: read from the ledger", signal.content_id)
-            return
-        self._piece_closed(signal.content_id, signal.settled, signal.fee_fen, signal.platform_fee_fen)
-
     @workflow.query(name="state")
     def state(self) -> c.MountTaskState:
         return self.s
@@ -537,139 +375,6 @@ class MountTaskWorkflow(TaskPenalties):
         if now >= s.period_end_at:
             return f"cannot {action}: the task period ended at {business_time(s.period_end_at)}"
         return None
-
-    def _end(self, ended_at: datetime, reason: c.EndReason) -> None:
-        """AM-7: the task period ends; no new mounts; pieces are told (and unmount) in the run loop."""
-        s = self.s
-        s.stage, s.ended_at, s.end_reason = c.TaskStage.ENDED, ended_at, reason
-        self._show(f"ended ({reason.value}) at {business_time(ended_at)}", None)
-
-    async def _tell_pieces_the_period_ended(self) -> None:
-        s = self.s
-        assert s.ended_at is not None and s.end_reason is not None
-        if s.register_in_db:
-            if s.end_notified_count < s.pieces_count:
-                await reg.tell_open_pieces(s, "task_period_ended", TaskPeriodEnded(
-                    ended_at=s.ended_at, reason=s.end_reason.value).model_dump(mode="json"))
-            return
-        content_ids = list(s.pieces)
-        while s.end_notified_count < len(content_ids):
-            batch = [cid for cid in content_ids[s.end_notified_count:s.end_notified_count + FANOUT_BATCH]
-                     if s.pieces[cid].status in ("mounted", "unmounted")]
-            await self._signal_pieces(batch, "task_period_ended",
-                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
-            s.end_notified_count += FANOUT_BATCH
-
-    async def _signal_pieces(self, content_ids: list[str], signal: str, payload: ContentRevoked | TaskPeriodEnded
-                             ) -> None:
-        for start in range(0, len(content_ids), FANOUT_BATCH):
-            await workflow.execute_activity(
-                "fanout.signal_contents",
-                SignalContentsRequest(task_id=self.s.task_id, content_ids=content_ids[start:start + FANOUT_BATCH],
-                                      signal=signal, payload=payload.model_dump(mode="json")),
-                start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=ACTIVITY_RETRY,
-            )
-
-    def _piece_closed(self, content_id: str, settled: bool, fee_fen: int, platform_fee_fen: int) -> None:
-        s = self.s
-        piece = s.pieces.get(content_id)
-        if piece is None:
-            workflow.logger.warning("closure of content %s, which is not mounted in task %s: ignored",
-                                    content_id, s.task_id)
-            return
-        if piece.status in ("settled", "closed"):
-            return  # read again, or reported both by signal and in the ledger
-        piece.status = "settled" if settled else "closed"
-        piece.fee_fen, piece.platform_fee_fen = fee_fen, platform_fee_fen
-        s.paid_to_creators_fen += fee_fen
-        s.platform_fees_fen += platform_fee_fen
-        s.pieces_open -= 1
-
-    async def _wait_for_closures_in_the_ledger(self) -> None:
-        """AM-13 waits for every piece to settle or close: the task reads that from the ledger (ClosureLooks)."""
-        s = self.s
-        self._looks = self._new_looks()  # the windows as the end of the task cut them
-        self._look_at = workflow.now()
-        shown_deadline: datetime | None = None
-        while s.pieces_open > 0:
-            if self._look_at is not None and workflow.now() >= self._look_at:
-                await self._look_at_closures()
-                if s.pieces_open == 0:
-                    break
-                open_not_held = self._looks.open_not_held if isinstance(self._looks, reg.RegisterLooks) else None
-                # AM-13: held pieces do not keep the rest frozen
-                await partial_refunds.refund_part_if_due(s, self._stalls, open_not_held)
-            assert self._look_at is not None
-            next_window = self._looks.next_window(workflow.now())
-            if next_window != shown_deadline:
-                stage_attributes(s.stage.value, next_window)
-                shown_deadline = next_window
-            workflow.set_current_details(with_deadline(
-                f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {self._pieces()} "
-                f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger"
-                f"{partial_refunds.describe(s)}); next look at the ledger {business_time(self._look_at)}",
-                "publicity window closes", next_window))
-            try:
-                await workflow.wait_condition(
-                    lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
-                    timeout=until(self._look_at),
-                    timeout_summary=f"look at the ledger for closed pieces {business_time(self._look_at)}")
-            except TimeoutError:
-                pass  # time to look
-            await self._continue_as_new_if_due()
-
-    async def _look_at_closures(self) -> None:
-        assert self._looks is not None
-        found = await self._read_closures()
-        self._look_at = await self._next_look(found)
-
-    def _new_looks(self) -> ClosureLooks | reg.RegisterLooks:
-        return reg.RegisterLooks(self.s) if self.s.register_in_db else ClosureLooks(self.s)
-
-    async def _next_look(self, found: int) -> datetime | None:
-        if isinstance(self._looks, reg.RegisterLooks):
-            return await self._looks.next_look(workflow.now(), found)
-        assert self._looks is not None
-        return self._looks.next_look(workflow.now(), found)
-
-    def _pieces(self) -> int:
-        return self.s.pieces_count if self.s.register_in_db else len(self.s.pieces)
-
-    async def _read_closures(self) -> int:
-        """Reads the closures written since the last one read; returns how many there were."""
-        s = self.s
-        read = 0
-        while True:
-            page = await workflow.execute_activity(
-                "ledger.task_closures",
-                TaskClosuresRequest(task_id=s.task_id, after_seq=s.closures_read_seq, limit=CLOSURE_PAGE),
-                result_type=TaskClosuresResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
-            for closure in page.closures:
-                if s.register_in_db:
-                    reg.closed(s, closure.outcome == "settled", closure.fee_fen, closure.platform_fee_fen)
-                    continue
-                self._piece_closed(closure.content_id, closure.outcome == "settled", closure.fee_fen,
-                                   closure.platform_fee_fen)
-            s.closures_read_seq, s.closures_read_at = page.last_seq, workflow.now()
-            s.held_content_ids = page.held_content_ids
-            s.messages_this_run += CLOSURE_LOOK_MESSAGES
-            read += len(page.closures)
-            if len(page.closures) < CLOSURE_PAGE:
-                return read
-
-    async def _refund(self) -> None:
-        """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""
-        s = self.s
-        assert s.client_id is not None
-        refund = await self._stalls.run("refund", "ledger.refund", RefundRequest(task_id=s.task_id,
-                                                                                 client_id=s.client_id), RefundResult)
-        partial_refunds.record_final_refund(s, refund.refunded_fen)
-        s.spent_fen = s.paid_to_creators_fen
-        metrics.task_refunded("mount", refund.refunded_fen)
-        s.stage = c.TaskStage.REFUNDED
-        self._show(f"refunded {s.refunded_fen} fen to client {s.client_id} in {len(s.refund_parts)} part(s)", None)
 
     def _refuse_while_draining(self, update: str) -> None:
         """Once this run is due to continue as new, new joins and mounts are refused (a refused update writes no

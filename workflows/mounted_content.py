@@ -2,7 +2,8 @@
 
 Counts its conversions through its billing period (AM-8, AM-9), waits through the 3-day publicity window
 (AM-11) and settles exactly once at the window's close (AM-12). The settlement records the piece's closure in the
-ledger, where its task reads it (mount_task.py); pieces started before that told their task by a signal.
+ledger, where its task reads it (mount_task.py); pieces started before that told their task by a signal (the
+settlement itself: content_settlement.py).
 
 Fee disputes (AM-11, AM-17) and settlements held by a penalty (AM-19, AM-22) live in workflows/content_disputes.py.
 
@@ -19,19 +20,14 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import (
+    from ports import ledger
+    from ports.ledger import (
         AccrualItem,
         AccrueRequest,
-        AccrueResult,
         ReleaseRequest,
-        ReleaseResult,
-        SettleRequest,
-        SettleResult,
     )
-    from activities.ledger_holds import HoldContentRequest, HoldContentResult, HoldReason
-    from activities.main_site import UnmountRequest, UnmountResult
     from workflows.contract import mounted_content as c
-    from workflows.contract.mount_task import BudgetExhaustedSignal, ContentClosedSignal
+    from workflows.contract.mount_task import BudgetExhaustedSignal, EndReason
     from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, mount_task_id
     from workflows.rules.billing import (
         billing_period_end,
@@ -40,30 +36,19 @@ with workflow.unsafe.imports_passed_through():
         publicity_window_closes_at,
     )
     from workflows.rules.clock import business_time, with_deadline
-    from workflows.rules.fees import platform_fee
 
 from workflows import metrics
-from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
-    RunLength,
-    continue_as_new_when_handlers_done,
-    stage_attributes,
-    until,
-)
-from workflows.content_disputes import DisputesAndHolds
+from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
 from workflows.content_freezes import CountingFreezes
+from workflows.content_settlement import CLOSURE_IN_LEDGER, HOLD_IN_LEDGER, ContentSettlement
 from workflows.escalation import Stalls
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
-# Runs that record this marker leave their closure in the ledger only; older runs also send content_closed.
-CLOSURE_IN_LEDGER = "closure-in-ledger-not-signalled"
-# Runs that record this marker tell the ledger when their settlement is held, so the task refunds the rest (AM-13).
-HOLD_IN_LEDGER = "am-13-hold-recorded-in-ledger"
+__all__ = ["CLOSURE_IN_LEDGER", "HOLD_IN_LEDGER", "WAITING_STAGES", "MountedContentWorkflow"]
 
 
 @workflow.defn(name=MOUNTED_CONTENT_WORKFLOW)
-class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
+class MountedContentWorkflow(ContentSettlement, CountingFreezes):
     @workflow.init
     def __init__(self, input: c.MountedContentInput) -> None:
         if input.carried_state is not None:
@@ -199,7 +184,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
 
     @workflow.signal(name="task_period_ended")
     def task_period_ended(self, event: c.TaskPeriodEnded) -> None:
-        if event.reason == "budget_used_up" and self.s.budget_exhausted_at is None:
+        if event.reason == EndReason.BUDGET_USED_UP and self.s.budget_exhausted_at is None:
             self.s.budget_exhausted_at = event.ended_at
         self._period_ended_at(event.ended_at)
 
@@ -300,10 +285,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         event_ids = list(s.pending_accrual)
         items = [AccrualItem(event_id=eid, count=s.batches[eid].count, price_fen=s.price_fen,
                              occurred_at=s.batches[eid].occurred_at) for eid in event_ids]
-        result = await workflow.execute_activity(
-            "ledger.accrue", AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items),
-            result_type=AccrueResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        result = await ledger.ACCRUE(AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items))
         for eid, granted in zip(event_ids, result.results):
             s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
         metrics.conversions("mount", counted=sum(granted.granted_count for granted in result.results))
@@ -326,10 +308,7 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
 
     async def _release(self, event_ids: list[str]) -> None:
         s = self.s
-        await workflow.execute_activity(
-            "ledger.release", ReleaseRequest(task_id=s.task_id, event_ids=event_ids), result_type=ReleaseResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        await ledger.RELEASE(ReleaseRequest(task_id=s.task_id, event_ids=event_ids))
         metrics.conversions("mount", released=sum(s.batches[eid].counted for eid in event_ids))
         for eid in event_ids:
             s.batches[eid].counted, s.batches[eid].fee_fen = 0, 0
@@ -339,74 +318,6 @@ class MountedContentWorkflow(DisputesAndHolds, CountingFreezes):
         s = self.s
         s.counted_conversions = sum(b.counted for b in s.batches.values())
         s.fee_fen = sum(b.fee_fen for b in s.batches.values())
-
-    async def _unmount(self, reason: str) -> None:
-        s = self.s
-        if s.unmounted_at is not None:
-            return
-        result = await workflow.execute_activity(
-            "main_site.unmount",
-            UnmountRequest(task_id=s.task_id, content_id=s.content_id, unmounted_at=workflow.now(), reason=reason),
-            result_type=UnmountResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
-        s.unmounted_at = result.unmounted_at
-
-    async def _close_window(self) -> None:
-        """The publicity window has closed: settle, unless a dispute (AM-17) or a penalty (AM-19) holds it."""
-        s = self.s
-        if self._open_dispute() is not None or self._resolving:
-            s.stage = c.ContentStage.DISPUTED
-            await self._record_hold("dispute")
-        elif await self._held_by_a_penalty(self._payable_fee()):
-            s.stage = c.ContentStage.HELD
-            await self._record_hold("penalty")
-        else:
-            await self._settle()
-
-    async def _record_hold(self, reason: HoldReason) -> None:
-        """AM-13: the ledger lists this piece as held until its closure, so that its task may refund the rest of
-        its escrow without waiting for it (the task reads the list with its closures: no message to the task)."""
-        s = self.s
-        if s.hold_recorded_at is not None or not workflow.patched(HOLD_IN_LEDGER):
-            return
-        await workflow.execute_activity(
-            "ledger.hold_content",
-            HoldContentRequest(task_id=s.task_id, content_id=s.content_id, reason=reason, held_at=workflow.now()),
-            result_type=HoldContentResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-        s.hold_recorded_at = workflow.now()
-
-    def _payable_fee(self) -> int:
-        return 0 if self.s.disposed_at is not None else self._agreed_fee()
-
-    async def _settle(self) -> None:
-        """AM-12: at the close of the publicity window, once: the payee gets the fee, the platform 10%."""
-        s = self.s
-        await self._unmount("settled")
-        fee = self._payable_fee()
-        result = await self._stalls.run(
-            "settlement", "ledger.settle",
-            SettleRequest(task_id=s.task_id, content_id=s.content_id, payee_account=s.payee_account,
-                          fee_fen=fee, platform_fee_fen=platform_fee(fee),
-                          outcome="closed" if s.disposed_at is not None else "settled"),
-            SettleResult,
-        )
-        s.settlement = c.SettlementRecord(
-            settled_at=workflow.now(), fee_fen=result.fee_fen, platform_fee_fen=result.platform_fee_fen,
-            payee_account=s.payee_account, transfer_key=f"settle:{s.task_id}:{s.content_id}",
-        )
-        s.stage = c.ContentStage.CLOSED if s.disposed_at is not None else c.ContentStage.SETTLED
-        metrics.piece_settled("mount", s.content_id, s.stage is c.ContentStage.SETTLED, payee=result.fee_fen,
-                              platform=result.platform_fee_fen)
-        await self._deduct_if_the_case_says_so(result.fee_fen)
-        self._show(f"{s.stage.value}: fee {result.fee_fen} fen to {s.payee_account}, platform fee "
-                   f"{result.platform_fee_fen} fen", None)
-        if workflow.patched(CLOSURE_IN_LEDGER):
-            return  # the task reads the closure from the ledger
-        await workflow.get_external_workflow_handle(mount_task_id(s.task_id)).signal(
-            "content_closed",
-            ContentClosedSignal(content_id=s.content_id, fee_fen=result.fee_fen,
-                                platform_fee_fen=result.platform_fee_fen, settled=s.disposed_at is None),
-        )
 
     async def _continue_as_new_if_due(self) -> None:
         if self.s.stage in (c.ContentStage.MOUNTED, c.ContentStage.PUBLICITY, *WAITING_STAGES) and (

@@ -18,7 +18,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger_holds import RefundPartRequest, RefundPartResult
+    from ports import ledger
+    from ports.ledger import RefundPartRequest
     from workflows.contract import mount_task as c
 
 from workflows import metrics
@@ -57,8 +58,8 @@ async def refund_part_if_due(s: c.MountTaskState, stalls: Stalls, open_not_held:
         return
     assert s.client_id is not None
     part = len(s.refund_parts) + 1
-    result = await stalls.run(f"refund part {part}", "ledger.refund_part",
-                              RefundPartRequest(task_id=s.task_id, client_id=s.client_id, part=part), RefundPartResult)
+    result = await stalls.call(f"refund part {part}", ledger.REFUND_PART,
+                               RefundPartRequest(task_id=s.task_id, client_id=s.client_id, part=part))
     s.refund_parts.append(c.RefundPart(
         part=part, key=f"refund:{s.task_id}:part:{part}", refunded_fen=result.refunded_fen,
         refunded_at=workflow.now(), reserve_fen=result.reserve_fen, held_content_ids=result.held_content_ids))

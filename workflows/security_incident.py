@@ -18,7 +18,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
+    from ports import notifications
+    from ports.notifications import IncidentNoticesRequest
     from workflows.contract import security_incident as c
     from workflows.contract.names import SECURITY_INCIDENT_WORKFLOW
     from workflows.rules.clock import business_time, with_deadline
@@ -163,9 +164,9 @@ class SecurityIncidentWorkflow:
     async def _send(self, account_ids: list[str]) -> None:
         s = self.s
         body = {"incident_id": s.incident_id, **{k: v for k, v in s.notice.model_dump().items() if v}}
-        result = await self._stalls.run(
-            "incident notices", "notifications.send_incident_notices",
-            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body), IncidentNoticesResult)
+        result = await self._stalls.call(
+            "incident notices", notifications.SEND_INCIDENT_NOTICES,
+            IncidentNoticesRequest(incident_id=s.incident_id, account_ids=account_ids, body=body))
         s.notified += result.notified
         s.undeliverable += result.undeliverable
 

@@ -16,13 +16,13 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.directory import PartyRequest
+    from ports import directory
+    from ports.directory import PartyRequest
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, TaskPeriodEnded
-    from workflows.rules.eligibility import CreatorFacts, creator_penalty_refusals
+    from workflows.rules.eligibility import creator_penalty_refusals
 
 from workflows import task_register as reg
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 # Runs that record this marker ask the directory about penalties before accepting a new mount.
 MOUNT_PENALTY_PATCH = "r-12-mount-refused-by-penalty"
@@ -44,10 +44,7 @@ class TaskPenalties:
             return []
         # A local activity: one marker event, not an activity's three and a workflow task's, on a path taken by
         # every mount (a run's length is counted in mounts: mount_task.TASK_MESSAGES_PER_RUN).
-        facts = await workflow.execute_local_activity(
-            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
+        facts = await directory.CREATOR_FACTS.local(PartyRequest(party_id=request.creator_id))
         return creator_penalty_refusals(facts, self.s.task_id)
 
     @workflow.signal(name="remove_creator")

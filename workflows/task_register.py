@@ -17,7 +17,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.task_register import (
+    from ports import task_register as register
+    from ports.task_register import (
         AcceptMount,
         CreatorRevoked,
         JoinCreator,
@@ -29,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         RevokeCreator,
         RevokeOne,
         SignalOpenPieces,
-        Windows,
         WindowsRequest,
         WithdrawRemoval,
     )
@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.billing import billing_period_end, publicity_window_closes_at
     from workflows.rules.clock import business_time
 
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 
 # Runs started with this marker keep their register in the database; runs before it (and every run they continue
 # as new into: MountTaskState.register_in_db) keep it in their state.
@@ -54,23 +53,17 @@ def unchanged_refusal(s: c.MountTaskState, message: str) -> ApplicationError:
     return ApplicationError(message, {"reasons": [message]}, type="ValueError", non_retryable=True)
 
 
-async def _local(name: str, arg: Any, result_type: type) -> Any:
-    return await workflow.execute_local_activity(name, arg, result_type=result_type,
-                                                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
-
-
 async def join(s: c.MountTaskState, creator_id: str, period_closed: str | None) -> Joined:
     """AM-4, AM-5: the register's answer (joined, joined before, or refused with its kind and reasons)."""
-    joined: Joined = await _local("task_register.join_creator", JoinCreator(
-        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), period_closed=period_closed), Joined)
+    joined = await register.JOIN_CREATOR.local(JoinCreator(
+        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), period_closed=period_closed))
     if joined.entry is not None and not joined.already_joined:
         s.creators_joined += 1
     return joined
 
 
 async def piece(s: c.MountTaskState, content_id: str, creator_id: str | None = None) -> PieceFound:
-    found: PieceFound = await _local("task_register.piece", PieceLookup(
-        task_id=s.task_id, content_id=content_id, creator_id=creator_id), PieceFound)
+    found = await register.PIECE.local(PieceLookup(task_id=s.task_id, content_id=content_id, creator_id=creator_id))
     if found.piece is not None:
         count(s, found.piece)
     return found
@@ -80,9 +73,9 @@ async def accept_mount(s: c.MountTaskState, request: c.ReportMountRequest, *, la
                        clock_skew: timedelta, check_penalties: bool) -> tuple[MountAnswer, bool]:
     """The register's answer to a report (the piece recorded, or every refusal), and whether the piece is new to
     the task (counted now)."""
-    answer: MountAnswer = await _local("task_register.accept_mount", AcceptMount(
+    answer = await register.ACCEPT_MOUNT.local(AcceptMount(
         state=s, request=request, now=workflow.now(), late_reports=late_reports,
-        clock_skew_seconds=clock_skew.total_seconds(), check_penalties=check_penalties), MountAnswer)
+        clock_skew_seconds=clock_skew.total_seconds(), check_penalties=check_penalties))
     return answer, answer.piece is not None and count(s, answer.piece)
 
 
@@ -116,8 +109,8 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
         raise unchanged_refusal(s, f"content_id: {request.content_id} is already {found.piece.status}")
     if found.piece.revoked_at is not None:
         return found.piece, False
-    revoked: PieceFound = await _local("task_register.revoke_content", RevokeOne(
-        task_id=s.task_id, content_id=request.content_id, revoked_at=workflow.now()), PieceFound)
+    revoked = await register.REVOKE_CONTENT.local(RevokeOne(
+        task_id=s.task_id, content_id=request.content_id, revoked_at=workflow.now()))
     assert revoked.piece is not None
     return revoked.piece.piece, revoked.piece.piece.revoked_at is not None
 
@@ -125,25 +118,19 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
 async def revoke_creator(s: c.MountTaskState, creator_id: str, case_id: str | None = None,
                          pieces_at: datetime | None = None) -> CreatorRevoked:
     """AM-15 (all of a creator's pieces) or, with case_id, R-12's removal."""
-    revoked: CreatorRevoked = await _local("task_register.revoke_creator", RevokeCreator(
-        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), case_id=case_id, pieces_at=pieces_at),
-        CreatorRevoked)
-    return revoked
+    return await register.REVOKE_CREATOR.local(RevokeCreator(
+        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), case_id=case_id, pieces_at=pieces_at))
 
 
 async def withdraw_removal(s: c.MountTaskState, signal: c.RemovalWithdrawn) -> None:
-    await _local("task_register.withdraw_removal", WithdrawRemoval(
-        task_id=s.task_id, creator_id=signal.creator_id, case_id=signal.case_id), bool)
+    await register.WITHDRAW_REMOVAL.local(WithdrawRemoval(
+        task_id=s.task_id, creator_id=signal.creator_id, case_id=signal.case_id))
 
 
 async def tell_open_pieces(s: c.MountTaskState, signal: str, payload: dict[str, Any]) -> None:
     """AM-7: every open piece hears that the period ended; the activity pages through the register itself."""
-    await workflow.execute_activity(
-        "task_register.signal_open_pieces",
-        SignalOpenPieces(task_id=s.task_id, up_to_seq=s.pieces_count, signal=signal, payload=payload),
-        result_type=int, start_to_close_timeout=timedelta(hours=1), heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=ACTIVITY_RETRY,
-    )
+    await register.SIGNAL_OPEN_PIECES(
+        SignalOpenPieces(task_id=s.task_id, up_to_seq=s.pieces_count, signal=signal, payload=payload))
     s.end_notified_count = s.pieces_count
 
 
@@ -188,9 +175,9 @@ class RegisterLooks:
             return None
         cut_at = s.ended_at or s.period_end_at
         assert cut_at is not None
-        windows: Windows = await _local("task_register.windows", WindowsRequest(
+        windows = await register.WINDOWS.local(WindowsRequest(
             task_id=s.task_id, cut_at=cut_at, now=now, up_to_seq=s.pieces_count,
-            held_content_ids=s.held_content_ids), Windows)
+            held_content_ids=s.held_content_ids))
         self.upcoming, self.open_not_held = windows.next_closes_at, windows.open_not_held
         overdue = windows.first_closes_at is not None and windows.first_closes_at <= now
         if not found and not overdue:

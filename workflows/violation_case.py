@@ -12,14 +12,16 @@ All changes to the world happen in the run loop, one at a time; handlers record 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.penalties import PenaltyAction, PenaltyEffect, ReleaseHeldRequest, ReleaseHeldResult
+    from ports import penalties
+    from ports.penalties import PenaltyAction, PenaltyEffect, ReleaseHeldRequest
+    from ports.port import ActivityPort
     from workflows.contract import violation_case as c
     from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
     from workflows.rules.clock import business_time, with_deadline
@@ -37,8 +39,6 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.case_effects import CaseEffects
 from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
     RunLength,
     continue_as_new_when_handlers_done,
     stage_attributes,
@@ -50,7 +50,6 @@ from workflows.escalation import Stalls
 ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED,
          c.PenaltyStatus.LIFTED)
 OPEN_APPEAL = (c.CaseStage.APPEALED, c.CaseStage.APPEAL_COMPLEX)
-RELEASE_TIMEOUT = timedelta(minutes=5)
 # Cases that record this marker act on tasks and keep freezes standing after finality (AM-22).
 FREEZES_STAND_PATCH = "r-12-penalties-act-on-tasks-am-22-freezes-stand"
 
@@ -228,7 +227,7 @@ class ViolationCaseWorkflow(CaseEffects):
     async def _apply_penalties(self) -> None:
         for penalty in self.s.penalties:
             if penalty.status is c.PenaltyStatus.PENDING:
-                effect = await self._penalty_activity("penalties.apply", penalty, self.s.notice_at)
+                effect = await self._penalty_activity(penalties.APPLY, penalty, self.s.notice_at)
                 if self.s.freezes_stand:
                     await self._act_at_notice(penalty)
                 penalty.status, penalty.applied_at, penalty.frozen_fen = (
@@ -241,7 +240,7 @@ class ViolationCaseWorkflow(CaseEffects):
             if penalty.status not in ENDED:
                 if s.freezes_stand:  # tasks and pieces first, while the register still holds their settlements
                     await self._undo_at_withdrawal(penalty, now)
-                await self._penalty_activity("penalties.withdraw", penalty, now)
+                await self._penalty_activity(penalties.WITHDRAW, penalty, now)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.WITHDRAWN, now
         metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None
@@ -260,7 +259,7 @@ class ViolationCaseWorkflow(CaseEffects):
             if s.freezes_stand and liftable(penalty.kind, penalty.deduct_when_final):
                 penalty.status = c.PenaltyStatus.FINAL
                 continue
-            effect = await self._penalty_activity("penalties.finalize", penalty, now)
+            effect = await self._penalty_activity(penalties.FINALIZE, penalty, now)
             if penalty.kind in (c.PenaltyKind.FREEZE_FEES, c.PenaltyKind.DEDUCT_FEES):
                 deducted = deducts_all_fees(penalty.kind, penalty.amount_fen, penalty.deduct_when_final)
                 deduct_held = deduct_held or deducted
@@ -282,7 +281,7 @@ class ViolationCaseWorkflow(CaseEffects):
                     and penalty.status in (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)):
                 if self.s.freezes_stand:  # pieces first, while the register still holds their settlements
                     await self._freeze_ended(penalty, penalty.until_at, withdrawn=False)
-                await self._penalty_activity("penalties.expire", penalty, penalty.until_at)
+                await self._penalty_activity(penalties.EXPIRE, penalty, penalty.until_at)
                 penalty.status, penalty.ended_at = c.PenaltyStatus.EXPIRED, penalty.until_at
                 await self._release_if_nothing_holds()
 
@@ -292,11 +291,8 @@ class ViolationCaseWorkflow(CaseEffects):
         if s.party_kind is not PartyKind.CREATOR or s.held_settlements.done:
             return
         while True:
-            result = await workflow.execute_activity(
-                "penalties.release_held",
-                ReleaseHeldRequest(case_id=s.case_id, outcome=outcome, at=workflow.now()),
-                result_type=ReleaseHeldResult, start_to_close_timeout=RELEASE_TIMEOUT,
-                heartbeat_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            result = await penalties.RELEASE_HELD(
+                ReleaseHeldRequest(case_id=s.case_id, outcome=outcome, at=workflow.now()))
             held = s.held_settlements
             held.passed_to_other_cases += result.passed_on
             if outcome == "deducted":
@@ -307,18 +303,16 @@ class ViolationCaseWorkflow(CaseEffects):
                 break
         s.held_settlements.done = True
 
-    async def _penalty_activity(self, name: str, penalty: c.PenaltyRecord, at: datetime,
-                                reason: str | None = None) -> PenaltyEffect:
+    async def _penalty_activity(self, port: ActivityPort[PenaltyAction, PenaltyEffect], penalty: c.PenaltyRecord,
+                                at: datetime, reason: str | None = None) -> PenaltyEffect:
         s = self.s
-        effect: PenaltyEffect = await self._stalls.run(
-            f"{name.split('.')[1]} of penalty {penalty.penalty_id} ({penalty.kind.value})", name,
+        return await self._stalls.call(
+            f"{port.name.split('.')[1]} of penalty {penalty.penalty_id} ({penalty.kind.value})", port,
             PenaltyAction(case_id=s.case_id, penalty_id=penalty.penalty_id, party_kind=s.party_kind,
                           party_id=s.party_id, kind=penalty.kind, until_at=penalty.until_at,
                           amount_fen=penalty.amount_fen, deduct_when_final=penalty.deduct_when_final,
                           points=penalty.points, at=at, task_id=penalty.task_id, reason=reason,
-                          acts_on_tasks=s.freezes_stand),
-            PenaltyEffect)
-        return effect
+                          acts_on_tasks=s.freezes_stand))
 
     # ---------------------------------------------------------------- deadlines and visibility
     def _timed_restrictions_left(self) -> list[c.PenaltyRecord]:

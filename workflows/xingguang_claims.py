@@ -10,7 +10,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.xg_ledger import XgCompensateRequest, XgFreezeBalanceRequest, XgMoveResult
+    from ports import xg_ledger
+    from ports.xg_ledger import XgCompensateRequest, XgFreezeBalanceRequest
     from workflows.contract import xingguang as c
     from workflows.rules.xingguang_claims import claim_problems, pause_spans
     from workflows.rules.xingguang_money import damages_cap
@@ -44,11 +45,11 @@ class ClaimMessages(WorkflowBase):
         if problems:
             raise refused("CompensationRefused", problems)
         try:
-            await self._stalls.run(
-                f"compensation {request.compensation_id}", "xg_ledger.compensate",
+            await self._stalls.call(
+                f"compensation {request.compensation_id}", xg_ledger.COMPENSATE,
                 XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=s.client_id,
                                     amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"),
-                XgMoveResult, refusals=True)
+                refusals=True)
         except ActivityError as err:
             if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
                 raise refused("CompensationRefused", [err.cause.message]) from None
@@ -95,11 +96,11 @@ class ClaimMessages(WorkflowBase):
             return done
         if request.action is c.PenaltyAction.FREEZE:
             try:
-                await self._stalls.run(
-                    f"freeze {request.penalty_id}", "xg_ledger.freeze_balance",
+                await self._stalls.call(
+                    f"freeze {request.penalty_id}", xg_ledger.FREEZE_BALANCE,
                     XgFreezeBalanceRequest(task_id=s.task_id, penalty_id=request.penalty_id, client_id=s.client_id,
                                            amount_fen=request.amount_fen, reason=request.reason),
-                    XgMoveResult, refusals=True)
+                    refusals=True)
             except ActivityError as err:
                 if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
                     raise refused("PenaltyRefused", [err.cause.message]) from None

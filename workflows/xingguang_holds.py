@@ -16,12 +16,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.penalties import (
-        DeductHeldRequest,
-        DeductHeldResult,
-        HoldSettlementRequest,
-        HoldSettlementResult,
-    )
+    from ports import penalties
+    from ports.penalties import DeductHeldRequest, HoldSettlementRequest
     from workflows.contract import xingguang as c
     from workflows.contract.names import xingguang_task_id
     from workflows.rules.clock import business_time
@@ -62,12 +58,11 @@ class PieceHolds(WorkflowBase):
             return piece.settlement_hold.released_at is None
         if money.creator_earnings_fen == 0 or not workflow.patched(XG_HOLD_PATCH):
             return False  # nothing paid to the creator's side, or a run from before holds reached Xingguang
-        result = await self._stalls.run(
-            f"hold check of piece {piece.piece_id}", "penalties.hold_settlement",
+        result = await self._stalls.call(
+            f"hold check of piece {piece.piece_id}", penalties.HOLD_SETTLEMENT,
             HoldSettlementRequest(creator_id=piece.creator_id, workflow_id=c.piece_hold_key(s.task_id, piece.piece_id),
                                   task_id=s.task_id, content_id=piece.piece_id, fee_fen=money.creator_earnings_fen,
-                                  at=workflow.now(), payee_account=money.payee_account),
-            HoldSettlementResult)
+                                  at=workflow.now(), payee_account=money.payee_account))
         if not result.held or piece.settlement_hold is not None:  # not held, or released already meanwhile
             return result.held and piece.settlement_hold is not None and piece.settlement_hold.released_at is None
         assert result.case_id is not None
@@ -82,11 +77,10 @@ class PieceHolds(WorkflowBase):
         hold = piece.settlement_hold
         if hold is None or hold.outcome != "deducted" or paid_fen == 0:
             return
-        result = await self._stalls.run(
-            f"penalty deduction of piece {piece.piece_id}", "penalties.deduct_held",
+        result = await self._stalls.call(
+            f"penalty deduction of piece {piece.piece_id}", penalties.DEDUCT_HELD,
             DeductHeldRequest(case_id=hold.case_id, task_id=xingguang_task_id(self.s.task_id),
-                              content_id=piece.piece_id, payee_account=piece.payee_account, fee_fen=paid_fen),
-            DeductHeldResult)
+                              content_id=piece.piece_id, payee_account=piece.payee_account, fee_fen=paid_fen))
         hold.deducted_fen = result.deducted_fen
 
     def _holds_details(self) -> str:

@@ -17,8 +17,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.xg_claims import ClaimsBasis, ClaimsBasisRequest
-    from activities.xg_ledger import XgCompensateRequest, XgMoveResult
+    from ports import xg_claims, xg_ledger
+    from ports.xg_claims import ClaimsBasisRequest
+    from ports.xg_ledger import XgCompensateRequest
     from workflows.contract import xingguang as c
     from workflows.contract.names import SA, XINGGUANG_CLAIMS_WORKFLOW
     from workflows.contract.xingguang_claims import XingguangClaimsInput, XingguangClaimsState
@@ -81,8 +82,8 @@ class XingguangClaimsWorkflow:
         if (done := self._result(request.compensation_id)) is not None:
             return done
         try:
-            basis = await self._stalls.run("claims basis", "xg_claims.basis", ClaimsBasisRequest(task_id=s.task_id),
-                                           ClaimsBasis, refusals=True)
+            basis = await self._stalls.call("claims basis", xg_claims.BASIS, ClaimsBasisRequest(task_id=s.task_id),
+                                            refusals=True)
         except ActivityError as err:
             if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
                 raise refused("CompensationRefused", [err.cause.message]) from None
@@ -101,11 +102,10 @@ class XingguangClaimsWorkflow:
         if problems := claim_problems(request, spans, basis.order_amount_fen, damages):
             raise refused("CompensationRefused", problems)
         assert request.amount_fen is not None
-        await self._stalls.run(
-            f"compensation {request.compensation_id}", "xg_ledger.compensate",
+        await self._stalls.call(
+            f"compensation {request.compensation_id}", xg_ledger.COMPENSATE,
             XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=basis.client_id,
-                                amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"),
-            XgMoveResult)
+                                amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"))
         policy = f" under policy {request.policy}" if request.policy else ""
         s.claims.append(c.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
                                       amount_fen=request.amount_fen, reason=f"{request.note}{policy}",

@@ -8,14 +8,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.xg_ledger import (
-        XgChargeRequest,
-        XgChargeResult,
-        XgRefundRequest,
-        XgRefundResult,
-        XgSettleRequest,
-        XgSettleResult,
-    )
+    from ports import xg_ledger
+    from ports.xg_ledger import XgChargeRequest, XgRefundRequest, XgSettleRequest
     from workflows.contract import xingguang as c
     from workflows.rules import xingguang_lifecycle as life
 
@@ -56,13 +50,12 @@ class MoneySteps(PieceHolds):
         money = life.settlement_amounts(s, piece)
         if await self._held(piece, money):
             return
-        await self._stalls.run(
-            f"settlement of piece {piece.piece_id}", "xg_ledger.settle_piece",
+        await self._stalls.call(
+            f"settlement of piece {piece.piece_id}", xg_ledger.SETTLE_PIECE,
             XgSettleRequest(task_id=s.task_id, piece_id=piece.piece_id, payee_account=money.payee_account,
                             creator_earnings_fen=money.creator_earnings_fen,
                             promotion_spend_fen=money.promotion_spend_fen, platform_fee_fen=money.platform_fee_fen,
-                            provider_id=s.provider_id, provider_fee_fen=money.provider_fee_fen),
-            XgSettleResult)
+                            provider_id=s.provider_id, provider_fee_fen=money.provider_fee_fen))
         piece.settlement, piece.settled_at, piece.settlement_due = money, workflow.now(), False
         piece.stage = c.PieceStage.CLOSED if piece.stop_decision == "decline" else c.PieceStage.SETTLED
         if piece.stop_decision == "decline":
@@ -83,10 +76,10 @@ class MoneySteps(PieceHolds):
         if s.delay_fee_fen and not s.delay_fee_charged:
             await self._charge_delay_fee()
         reasons = "; ".join(r.reason for r in s.penalties if r.kind == c.PenaltyAction.DEDUCT.value)
-        refund = await self._stalls.run(
-            "refund", "xg_ledger.refund", XgRefundRequest(task_id=s.task_id, client_id=s.client_id,
-                                                          deduction_fen=s.deduction_requested_fen,
-                                                          deduction_reason=reasons), XgRefundResult)
+        refund = await self._stalls.call(
+            "refund", xg_ledger.REFUND, XgRefundRequest(task_id=s.task_id, client_id=s.client_id,
+                                                        deduction_fen=s.deduction_requested_fen,
+                                                        deduction_reason=reasons))
         s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen
         s.stage, s.closed_at = c.TaskStage.CLOSED, workflow.now()
         metrics.task_refunded("xingguang", refund.refunded_fen)
@@ -98,10 +91,9 @@ class MoneySteps(PieceHolds):
 
     async def _charge_delay_fee(self) -> None:
         s = self.s
-        charged = await self._stalls.run(
-            "delay fee", "xg_ledger.charge", XgChargeRequest(task_id=s.task_id, charge_id="delay_fee",
-                                                             amount_fen=s.delay_fee_fen,
-                                                             reason=s.delay_fee_reason or "delay-period task "
-                                                                                          "service fee"),
-            XgChargeResult)
+        charged = await self._stalls.call(
+            "delay fee", xg_ledger.CHARGE, XgChargeRequest(task_id=s.task_id, charge_id="delay_fee",
+                                                           amount_fen=s.delay_fee_fen,
+                                                           reason=s.delay_fee_reason or "delay-period task "
+                                                                                        "service fee"))
         s.delay_fee_fen, s.delay_fee_charged = charged.amount_fen, True

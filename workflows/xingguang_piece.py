@@ -10,26 +10,24 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.directory import PartyRequest
-    from activities.xg_ledger import (
+    from ports import directory, xg_ledger
+    from ports.directory import PartyRequest
+    from ports.xg_ledger import (
         ClaimEventsRequest,
-        ClaimEventsResult,
         EventGrant,
         EventRef,
         RecordGrantsRequest,
         VoidEventsRequest,
-        VoidEventsResult,
     )
     from workflows.contract import xingguang as c
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
-    from workflows.rules.eligibility import CreatorFacts, payee_account
+    from workflows.rules.eligibility import payee_account
     from workflows.rules.xingguang_money import billable_grant
     from workflows.rules.xingguang_order import creator_selection_refusals
     from workflows.rules.xingguang_windows import ESCALATION_WORKING_DAYS, billable, client_review_due_at
 
 from workflows import metrics
-from workflows.common import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
 from workflows.privacy_common import working_days_after
 
 PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
@@ -96,9 +94,7 @@ class PieceMessages(WorkflowBase):
         s = self.s
         if (existing := s.pieces.get(request.piece_id)) is not None:
             return existing
-        facts = await workflow.execute_activity(
-            "directory.creator_facts", PartyRequest(party_id=request.creator_id), result_type=CreatorFacts,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+        facts = await directory.CREATOR_FACTS(PartyRequest(party_id=request.creator_id))
         reasons = creator_selection_refusals(facts)
         if (existing := s.pieces.get(request.piece_id)) is not None:
             return existing
@@ -306,11 +302,9 @@ class PieceMessages(WorkflowBase):
         if not unique:
             return
         s.data_ops += 1
-        claimed = await workflow.execute_activity(
-            "xg_ledger.claim_events",
+        claimed = await xg_ledger.CLAIM_EVENTS(
             ClaimEventsRequest(task_id=s.task_id, op_key=f"{s.task_id}:data:{s.data_ops}",
-                               events=[EventRef(event_id=b.event_id, piece_id=b.piece_id) for b in unique.values()]),
-            result_type=ClaimEventsResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                               events=[EventRef(event_id=b.event_id, piece_id=b.piece_id) for b in unique.values()]))
         price, grants = self._unit_price(), []
         for batch, answer in zip(unique.values(), claimed.events):
             piece = s.pieces[batch.piece_id]
@@ -329,18 +323,14 @@ class PieceMessages(WorkflowBase):
                     s.promotion_stopped_at is None or batch.occurred_at < s.promotion_stopped_at):
                 s.promotion_stopped_at, s.end_reason = batch.occurred_at, "placement budget used up"
         if grants:
-            await workflow.execute_activity(
-                "xg_ledger.record_grants", RecordGrantsRequest(task_id=s.task_id, grants=grants),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+            await xg_ledger.RECORD_GRANTS(RecordGrantsRequest(task_id=s.task_id, grants=grants))
 
     async def _void(self, voids: list[c.VoidBillableEvents]) -> None:
         s = self.s
         s.data_ops += 1
-        voided = await workflow.execute_activity(
-            "xg_ledger.void_events",
+        voided = await xg_ledger.VOID_EVENTS(
             VoidEventsRequest(task_id=s.task_id, op_key=f"{s.task_id}:data:{s.data_ops}",
-                              event_ids=list(dict.fromkeys(v.event_id for v in voids))),
-            result_type=VoidEventsResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                              event_ids=list(dict.fromkeys(v.event_id for v in voids))))
         price = self._unit_price()
         for event in voided.events:
             piece = s.pieces.get(event.piece_id)

@@ -19,10 +19,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.xg_ledger import (
-        XgFreezeRequest,
-        XgFreezeResult,
-    )
+    from ports import xg_ledger
+    from ports.ledger import INSUFFICIENT_FUNDS
+    from ports.xg_ledger import XgFreezeRequest
     from workflows.contract import xingguang as c
     from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
     from workflows.rules import xingguang_lifecycle as life
@@ -33,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import (
-    ACTIVITY_RETRY,
-    ACTIVITY_TIMEOUT,
     RunLength,
     continue_as_new_when_handlers_done,
     stage_attributes,
@@ -153,12 +150,10 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
             fee, total = frozen_at_order(request.placement_budget_fen, request.creator_earnings_budget_fen, rate,
                                          waived)
             try:
-                freeze = await workflow.execute_activity(
-                    "xg_ledger.freeze", XgFreezeRequest(task_id=s.task_id, client_id=request.client_id,
-                                                        amount_fen=total),
-                    result_type=XgFreezeResult, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY)
+                freeze = await xg_ledger.FREEZE(XgFreezeRequest(task_id=s.task_id, client_id=request.client_id,
+                                                                amount_fen=total))
             except ActivityError as err:
-                if isinstance(err.cause, ApplicationError) and err.cause.type == "InsufficientFunds":
+                if isinstance(err.cause, ApplicationError) and err.cause.type == INSUFFICIENT_FUNDS:
                     s.last_refusal = [(f"balance does not cover the order's freeze of {total} fen (placement "
                                       f"budget + creator earnings budget + platform fee {fee}): {err.cause.message}")]
                     raise refused("OrderRefused", s.last_refusal) from None

@@ -69,8 +69,8 @@ class Message:
 
 
 def registered_workflows() -> Sequence[type]:
-    """The workflow classes the worker runs (imported late: the contract package must not need the worker)."""
-    from worker import WORKFLOWS
+    """The workflow classes the worker runs (imported late: the contract package must not need the workflows)."""
+    from workflows.registry import WORKFLOWS
 
     return WORKFLOWS
 

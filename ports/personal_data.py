@@ -1,4 +1,4 @@
-"""Requests and results of the personal-data activities (activities/personal_data.py). PR-6: none of them carries
+"""The personal-data vault as the workflows see it (activities/personal_data.py implements it). PR-6: none of them carries
 a personal value in clear, only account ids, vault tokens, field names, counts and paths; except StageIntakeRequest,
 whose intake is a PersonalModel: the converter flags its payload and the codec encrypts it."""
 
@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ports.port import ActivityPort
 from workflows.contract.data_subject_request import RequesterIntake
 from workflows.contract.privacy import AccountParty, VaultToken
 from workflows.rules.privacy import Disposition, HoldReason, PersonalField
@@ -156,3 +157,17 @@ class AdjustResult(_Model):
     ledger_account: str
     amount_fen: int
     transfer_key: str
+
+
+STAGE_INTAKE = ActivityPort[StageIntakeRequest, StageIntakeResult]("personal_data.stage_intake", StageIntakeResult)
+CHECK_IDENTITY = ActivityPort[IdentityCheck, IdentityResult]("personal_data.check_identity", IdentityResult)
+CORRECT = ActivityPort[CorrectRequest, CorrectResult]("personal_data.correct", CorrectResult)
+WITHDRAW_CONSENT = ActivityPort[ConsentRequest, ConsentResult]("personal_data.withdraw_consent", ConsentResult)
+ERASE = ActivityPort[EraseRequest, EraseResult]("personal_data.erase", EraseResult)
+EXPORT = ActivityPort[ExportRequest, ExportResult]("personal_data.export", ExportResult)
+HOLD = ActivityPort[HoldRequest, HoldResult]("personal_data.hold", HoldResult)
+RELEASE_HOLD = ActivityPort[ReleaseHoldRequest, ReleaseHoldResult]("personal_data.release_hold", ReleaseHoldResult)
+OBLIGATIONS = ActivityPort[ObligationsRequest, ObligationsResult]("personal_data.obligations", ObligationsResult)
+PAYOUT = ActivityPort[PayoutRequest, PayoutResult]("personal_data.payout", PayoutResult)
+STATEMENT_ADJUSTMENT = ActivityPort[AdjustRequest, AdjustResult]("personal_data.statement_adjustment", AdjustResult)
+ARCHIVE_ACCOUNT = ActivityPort[ArchiveRequest, ArchiveResult]("personal_data.archive_account", ArchiveResult)

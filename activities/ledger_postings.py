@@ -1,0 +1,287 @@
+"""The double-entry core of the ledger (activities/ledger.py): posting a transfer once per business key, holds and
+their resolution, corrections, reading balances and the journal, and the internals every operation is built on
+(account locks in name order, the budget row, operations recorded once by key)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from activities.db import Database, IntegrityError, Tx
+from activities.ledger_model import (
+    TRANSFER_COLUMNS,
+    AccountBalance,
+    ConservationBroken,
+    InsufficientFunds,
+    LedgerError,
+    PendingAlreadyResolved,
+    Status,
+    TaskClosed,
+    Transfer,
+    UnknownTask,
+    UnknownTransfer,
+    _account_name,
+    _fen,
+    _utc_now,
+    may_go_negative,
+    transfer_id,
+)
+
+
+class Postings:
+    """What every ledger operation is made of; Ledger adds the operations of a task."""
+
+    db: Database
+
+    # ---- primitives -------------------------------------------------------------------------------------------
+
+    def transfer(self, business_key: str, debit: str, credit: str, amount_fen: int, kind: str,
+                 memo: str = "") -> Transfer:
+        with self.db.transaction() as tx:
+            return self._post(tx, self._new(business_key, debit, credit, amount_fen, kind, memo, "posted"))
+
+    def hold(self, business_key: str, debit: str, credit: str, amount_fen: int, memo: str = "") -> Transfer:
+        """Reserves money: the debit account's available balance drops now, nothing is posted yet."""
+        with self.db.transaction() as tx:
+            return self._post(tx, self._new(business_key, debit, credit, amount_fen, "hold", memo, "pending"))
+
+    def post_pending(self, business_key: str, pending_business_key: str, amount_fen: int | None = None,
+                     memo: str = "") -> Transfer:
+        """Posts a hold, whole or in part (`amount_fen` below the hold); the rest of the hold is released."""
+        with self.db.transaction() as tx:
+            pending = self._pending(tx, pending_business_key)
+            amount = pending.amount_fen if amount_fen is None else _fen(amount_fen, "amount_fen", positive=True)
+            if amount > pending.amount_fen:
+                raise ValueError(f"cannot post {amount} fen of a {pending.amount_fen} fen hold")
+            asked = self._new(business_key, pending.debit_account, pending.credit_account, amount, "post", memo,
+                              "posted_pending", pending_id=pending.id)
+            return self._post(tx, asked, resolves=pending)
+
+    def void_pending(self, business_key: str, pending_business_key: str, memo: str = "") -> Transfer:
+        with self.db.transaction() as tx:
+            pending = self._pending(tx, pending_business_key)
+            asked = self._new(business_key, pending.debit_account, pending.credit_account, pending.amount_fen,
+                              "void", memo, "voided_pending", pending_id=pending.id)
+            return self._post(tx, asked, resolves=pending)
+
+    def correct(self, business_key: str, original_business_key: str, amount_fen: int | None = None,
+                memo: str = "") -> Transfer:
+        """Reverses (part of) a posted transfer with a new, opposite transfer; never more than was posted."""
+        with self.db.transaction() as tx:
+            original = self._find(tx, transfer_id(original_business_key))
+            if original is None or original.status not in ("posted", "posted_pending"):
+                raise UnknownTransfer(f"no posted transfer {original_business_key!r} to correct")
+            self._lock_accounts(tx, [original.debit_account, original.credit_account])
+            row = tx.fetchone("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM transfers"
+                              " WHERE corrects_id = ? AND id <> ?", (original.id, transfer_id(business_key)))
+            left = original.amount_fen - int(row[0] if row else 0)
+            amount = left if amount_fen is None else _fen(amount_fen, "amount_fen", positive=True)
+            asked = self._new(business_key, original.credit_account, original.debit_account, amount, "correction",
+                              memo, "posted", corrects_id=original.id)
+            existing = self._find(tx, asked.id)
+            if existing is not None:
+                return existing.replayed(asked)
+            if amount > left:
+                raise ValueError(f"{original_business_key!r} has {left} fen left to correct, {amount} asked")
+            return self._post(tx, asked)
+
+    # ---- reading, for operators -------------------------------------------------------------------------------
+
+    def balance(self, account: str) -> AccountBalance:
+        with self.db.transaction() as tx:
+            return self._account(tx, account)
+
+    def accounts(self, prefix: str = "") -> list[AccountBalance]:
+        with self.db.transaction() as tx:
+            rows = tx.fetchall("SELECT name, may_go_negative, debits_posted, credits_posted, debits_pending,"
+                               " credits_pending FROM accounts WHERE substr(name, 1, ?) = ? ORDER BY name",
+                               (len(prefix), prefix))
+        return [AccountBalance(r[0], bool(r[1]), *(int(v) for v in r[2:])) for r in rows]
+
+    def transfers(self, account_prefix: str | None = None, business_key_prefix: str | None = None,
+                  limit: int = 1000) -> list[Transfer]:
+        where, params = "1 = 1", []
+        if account_prefix is not None:
+            where += (" AND (substr(debit_account, 1, ?) = ? OR substr(credit_account, 1, ?) = ?)")
+            params += [len(account_prefix), account_prefix, len(account_prefix), account_prefix]
+        if business_key_prefix is not None:
+            where += " AND substr(business_key, 1, ?) = ?"
+            params += [len(business_key_prefix), business_key_prefix]
+        with self.db.transaction() as tx:
+            rows = tx.fetchall(f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {where}"
+                               f" ORDER BY created_at, id LIMIT ?", (*params, limit))
+        return [self._transfer(row) for row in rows]
+
+    def conservation_total(self) -> int:
+        with self.db.transaction() as tx:
+            row = tx.fetchone("SELECT CAST(COALESCE(SUM(credits_posted - debits_posted), 0) AS BIGINT)"
+                              " FROM accounts")
+        return int(row[0]) if row else 0
+
+    def check_conservation(self) -> None:
+        """Raises ConservationBroken unless the accounts sum to 0 and every account's four totals equal what its
+        transfers say (the journal and the balances agree)."""
+        with self.db.transaction() as tx:
+            accounts = {r[0]: tuple(int(v) for v in r[1:]) for r in tx.fetchall(
+                "SELECT name, debits_posted, credits_posted, debits_pending, credits_pending FROM accounts")}
+            journal = {name: [0, 0, 0, 0] for name in accounts}
+            for debit, credit, amount, status, resolved in tx.fetchall(
+                    "SELECT t.debit_account, t.credit_account, t.amount_fen, t.status,"
+                    " (SELECT COUNT(*) FROM transfers r WHERE r.pending_id = t.id) FROM transfers t"):
+                if status in ("posted", "posted_pending"):
+                    journal[debit][0] += int(amount)
+                    journal[credit][1] += int(amount)
+                elif status == "pending" and not resolved:
+                    journal[debit][2] += int(amount)
+                    journal[credit][3] += int(amount)
+        total = sum(credits - debits for debits, credits, _, _ in accounts.values())
+        disagreeing = sorted(name for name in accounts if tuple(journal[name]) != accounts[name])
+        if total != 0 or disagreeing:
+            raise ConservationBroken(f"sum of balances {total} fen; accounts disagreeing with the journal:"
+                                     f" {disagreeing}")
+
+    # ---- internals --------------------------------------------------------------------------------------------
+
+    def _new(self, business_key: str, debit: str, credit: str, amount_fen: int, kind: str, memo: str,
+             status: Status, pending_id: str | None = None, corrects_id: str | None = None) -> Transfer:
+        if not business_key:
+            raise ValueError("business_key must not be empty")
+        _account_name(debit), _account_name(credit)
+        if debit == credit:
+            raise ValueError(f"a transfer needs two accounts, got {debit!r} twice")
+        return Transfer(transfer_id(business_key), business_key, debit, credit,
+                        _fen(amount_fen, "amount_fen", positive=True), kind, memo, _utc_now(), pending_id,
+                        corrects_id, status)
+
+    def _post(self, tx: Tx, asked: Transfer, resolves: Transfer | None = None) -> Transfer:
+        if tx.dialect == "sqlite":
+            return self._post_sole_writer(tx, asked, resolves)
+        self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
+        existing = self._find(tx, asked.id)
+        if existing is not None:
+            return existing.replayed(asked)
+        if resolves is not None:
+            resolution = tx.fetchone("SELECT business_key FROM transfers WHERE pending_id = ?", (resolves.id,))
+            if resolution is not None:
+                raise PendingAlreadyResolved(resolves.business_key, resolution[0])
+        if asked.status in ("posted", "pending"):
+            self._require_available(tx, asked.debit_account, asked.amount_fen)
+        inserted = tx.execute(
+            f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING", asked.row())
+        if not inserted:  # a concurrent transaction posted this key (or resolved this hold) first
+            existing = self._find(tx, asked.id)
+            if existing is None and resolves is not None:
+                raise PendingAlreadyResolved(resolves.business_key, "a concurrent resolution")
+            if existing is None:
+                raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
+            return existing.replayed(asked)
+        self._move_balances(tx, asked, resolves)
+        return asked
+
+    def _post_sole_writer(self, tx: Tx, asked: Transfer, resolves: Transfer | None) -> Transfer:
+        """_post on SQLite in 4 statements instead of 9 (docs/bench.md, "Limits found" 8). `BEGIN IMMEDIATE` has
+        made this transaction the only writer, so nothing changes between its statements: the transfer is inserted
+        first and its UNIQUE id / business key / pending_id say whether the key (or the hold's resolution) exists
+        already, and the accounts' CHECK `available_not_negative` refuses an overdraft (the transaction then rolls
+        back whole, the insert with it) and is then explained as InsufficientFunds. The same guarantees as the
+        PostgreSQL path, held by the same constraints."""
+        self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
+        if not tx.execute(f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                          " ON CONFLICT DO NOTHING", asked.row()):
+            existing = self._find(tx, asked.id)
+            if existing is not None:
+                return existing.replayed(asked)
+            if resolves is not None:  # the hold's pending_id is taken: resolved under another key
+                resolution = tx.fetchone("SELECT business_key FROM transfers WHERE pending_id = ?", (resolves.id,))
+                raise PendingAlreadyResolved(resolves.business_key, resolution[0] if resolution else "another key")
+            raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
+        try:
+            self._move_balances(tx, asked, resolves)
+        except IntegrityError as error:
+            if "available_not_negative" in str(error):  # say why, with the balance (InsufficientFunds)
+                self._require_available(tx, asked.debit_account, asked.amount_fen)
+            raise
+        return asked
+
+    @staticmethod
+    def _move_balances(tx: Tx, asked: Transfer, resolves: Transfer | None) -> None:
+        """The two accounts' counters after posting `asked` (and releasing the hold it resolves): debit first, so
+        that an overdraft is refused by the debit account's CHECK before the credit moves."""
+        released = resolves.amount_fen if resolves is not None else 0
+        posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
+        pending = asked.amount_fen if asked.status == "pending" else 0
+        tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
+                   " WHERE name = ?", (posted, pending - released, asked.debit_account))
+        tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
+                   " WHERE name = ?", (posted, pending - released, asked.credit_account))
+
+    def _lock_accounts(self, tx: Tx, names: Sequence[str]) -> None:
+        """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order. On SQLite one
+        statement: `BEGIN IMMEDIATE` already serializes writers, there is nothing to lock."""
+        if tx.dialect == "sqlite":
+            ordered, now = sorted(set(names)), _utc_now()
+            tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES "
+                       + ", ".join(["(?, ?, ?)"] * len(ordered)) + " ON CONFLICT DO NOTHING",
+                       [v for name in ordered for v in (name, int(may_go_negative(name)), now)])
+            return
+        for name in sorted(set(names)):
+            tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES (?, ?, ?)"
+                       " ON CONFLICT DO NOTHING", (name, int(may_go_negative(name)), _utc_now()))
+            tx.fetchone("SELECT name FROM accounts WHERE name = ?", (name,), for_update=True)
+
+    def _require_available(self, tx: Tx, account: str, needed_fen: int) -> None:
+        state = self._account(tx, account)
+        if not state.may_go_negative and state.available_fen < needed_fen:
+            raise InsufficientFunds(account, state.available_fen, needed_fen)
+
+    def _account(self, tx: Tx, name: str) -> AccountBalance:
+        row = tx.fetchone("SELECT may_go_negative, debits_posted, credits_posted, debits_pending, credits_pending"
+                          " FROM accounts WHERE name = ?", (name,))
+        if row is None:
+            return AccountBalance(name, may_go_negative(name), 0, 0, 0, 0)
+        return AccountBalance(name, bool(row[0]), *(int(v) for v in row[1:]))
+
+    def _find(self, tx: Tx, id_: str) -> Transfer | None:
+        row = tx.fetchone(f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?", (id_,))
+        return None if row is None else self._transfer(row)
+
+    @staticmethod
+    def _transfer(row: tuple[Any, ...]) -> Transfer:
+        return Transfer(row[0], row[1], row[2], row[3], int(row[4]), row[5], row[6], row[7], row[8], row[9], row[10])
+
+    def _pending(self, tx: Tx, pending_business_key: str) -> Transfer:
+        pending = self._find(tx, transfer_id(pending_business_key))
+        if pending is None or pending.status != "pending":
+            raise UnknownTransfer(f"no pending transfer {pending_business_key!r}")
+        return pending
+
+    def _budget_row(self, tx: Tx, task_id: str, *, for_update: bool = False) -> dict[str, Any]:
+        row = tx.fetchone("SELECT client_id, budget_fen, spent_fen, settled_fen, platform_fee_cap_fen,"
+                          " platform_fee_charged_fen, exhausted_at, refunded_at FROM task_budgets WHERE task_id = ?",
+                          (task_id,), for_update=for_update)
+        if row is None:
+            raise UnknownTask(f"task {task_id} has no frozen budget")
+        names = ("client_id", "budget_fen", "spent_fen", "settled_fen", "platform_fee_cap_fen",
+                 "platform_fee_charged_fen", "exhausted_at", "refunded_at")
+        return {name: int(v) if name.endswith("_fen") else v for name, v in zip(names, row)}
+
+    def _open_budget(self, tx: Tx, task_id: str) -> dict[str, Any]:
+        budget = self._budget_row(tx, task_id, for_update=True)
+        if budget["refunded_at"] is not None:
+            raise TaskClosed(f"task {task_id} was refunded at {budget['refunded_at']}; its money is closed")
+        return budget
+
+    def _once(self, key: str, apply: Callable[[Tx], dict[str, Any]]) -> dict[str, Any]:
+        """Runs a compound operation once per key: the first caller claims the key, a concurrent caller waits for
+        it (PostgreSQL blocks on the uncommitted key) and then reads the recorded result."""
+        with self.db.transaction() as tx:
+            claimed = tx.execute("INSERT INTO operations (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                 (key, _utc_now()))
+            if not claimed:
+                row = tx.fetchone("SELECT result_json FROM operations WHERE key = ?", (key,))
+                return {**json.loads(row[0] if row else "{}"), "duplicate": True}
+            result = apply(tx)
+            tx.execute("UPDATE operations SET result_json = ? WHERE key = ?", (json.dumps(result), key))
+        return {**result, "duplicate": False}
