@@ -22,7 +22,8 @@ Environment (read here and in worker_settings.py only):
                       set and no keys the worker refuses to start
   PAYLOAD_CODEC_PORT  port of the codec server the embedded run starts for its UI (default 8081)
   CODEC_TOKEN_FILE    its static bearer token (default .data/codec-token, made once, mode 0600); CODEC_JWKS_URL or
-                      CODEC_JWT_PUBLIC_KEY_FILE, CODEC_JWT_ISSUER, CODEC_JWT_AUDIENCE...: JWT callers (starter/codec_auth.py)
+                      CODEC_JWT_PUBLIC_KEY_FILE, CODEC_JWT_ISSUER, CODEC_JWT_AUDIENCE...: JWT callers
+                      (starter/codec_auth.py)
   METRICS_PORT        serve Prometheus metrics on http://METRICS_HOST:METRICS_PORT/metrics (unset: off)
   METRICS_HOST        address the metrics endpoint binds (default 0.0.0.0)
   LOG_FORMAT          json | console (default: console on a terminal, JSON lines otherwise); LOG_LEVEL (INFO)
@@ -106,7 +107,8 @@ log = structlog.get_logger()
 # (workflow.now(), timers, activities only) and the replay tests guard that, as they already did for the rules and
 # contract modules imported through `imports_passed_through`. (pydantic and temporalio are passed through by the
 # SDK's defaults; what the workflow modules import, the ports' activity models included, is imported once, outside
-# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.) Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
+# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.)
+# Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
 SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows", "ports")
 
 

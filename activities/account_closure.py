@@ -38,7 +38,8 @@ class AccountClosure:
         if party is AccountParty.CLIENT:
             available = money_account(party, account_id)
             for freeze in self.vault.ledger.transfers(account_prefix=available, business_key_prefix="xg:freeze:"):
-                if freeze.debit_account == available and self.vault.ledger.balance(freeze.credit_account).balance_fen > 0:
+                escrow = self.vault.ledger.balance(freeze.credit_account).balance_fen
+                if freeze.debit_account == available and escrow > 0:
                     open_ids.append(freeze.business_key.removeprefix("xg:freeze:"))
             if self.vault.ledger.balance(f"client:{account_id}:frozen").balance_fen > 0:
                 open_ids.append(f"penalty-freeze:client:{account_id}")
@@ -77,7 +78,7 @@ class AccountClosure:
                     names = [d for d in _columns(tx, table)]
                     tx.execute("INSERT INTO pd_archive (account_id, source, row_json, archived_at) VALUES (?, ?, ?, ?)"
                                " ON CONFLICT DO NOTHING",
-                               (account_id, source, json.dumps(dict(zip(names, found[0]))), now_iso()))
+                               (account_id, source, json.dumps(dict(zip(names, found[0], strict=True))), now_iso()))
                     tx.execute(f"DELETE FROM {table} WHERE {key} = ?", (account_id,))
                 already = tx.fetchone("SELECT 1 FROM pd_archive WHERE account_id = ? AND source = ?",
                                       (account_id, source))

@@ -74,7 +74,7 @@ class Directory:
         if row is None:
             return ClientFacts(client_id=client_id, known=False)
         return ClientFacts(client_id=client_id, penalties=penalties,
-                           **{f: bool(v) for f, v in zip(CLIENT_FLAGS, row)})
+                           **{f: bool(v) for f, v in zip(CLIENT_FLAGS, row, strict=True)})
 
     def creator(self, creator_id: str) -> CreatorFacts:
         with self.db.transaction() as tx:
@@ -99,7 +99,7 @@ class Directory:
             kind=kind,
             agency_id=row[1],
             agency_deposit_ever_deducted=deducted,
-            **{f: bool(v) for f, v in zip(CREATOR_FLAGS, row[2:])},
+            **{f: bool(v) for f, v in zip(CREATOR_FLAGS, row[2:], strict=True)},
         )
 
 

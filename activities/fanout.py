@@ -7,6 +7,8 @@ instead, idempotently (workflow ids are derived from the business ids; signals a
 
 from __future__ import annotations
 
+import contextlib
+
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
@@ -37,7 +39,8 @@ class FanoutActivities:
         if self.pieces is not None:
             # recorded before the start, so a freeze of the creator's in-flight tasks finds every piece.
             self.pieces.record(workflow_id, request.creator_id, request.task_id, request.content_id)
-        try:
+        # A closed run with this id exists: the piece already ran to settlement.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 MOUNTED_CONTENT_WORKFLOW,
                 request,
@@ -56,8 +59,6 @@ class FanoutActivities:
                 ),
                 static_summary=f"content {request.content_id} of task {request.task_id}",
             )
-        except WorkflowAlreadyStartedError:
-            pass  # a closed run with this id exists: the piece already ran to settlement
         return StartContentResult(workflow_id=workflow_id)
 
     @activity.defn(name=port.SIGNAL_CONTENTS.name)

@@ -265,7 +265,7 @@ class Postings:
             raise UnknownTask(f"task {task_id} has no frozen budget")
         names = ("client_id", "budget_fen", "spent_fen", "settled_fen", "platform_fee_cap_fen",
                  "platform_fee_charged_fen", "exhausted_at", "refunded_at")
-        return {name: int(v) if name.endswith("_fen") else v for name, v in zip(names, row)}
+        return {name: int(v) if name.endswith("_fen") else v for name, v in zip(names, row, strict=True)}
 
     def _open_budget(self, tx: Tx, task_id: str) -> dict[str, Any]:
         budget = self._budget_row(tx, task_id, for_update=True)

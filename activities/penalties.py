@@ -222,8 +222,8 @@ class PenaltyActivities:
         if amount <= 0:
             return 0  # nothing unwithdrawn to freeze now; settlements from now on are held instead
         with _refusals():
-            return self.ledger.hold(key, account, PLATFORM_PENALTIES, amount,
-                                    f"case {action.case_id} penalty {action.penalty_id}: {action.kind.value}").amount_fen
+            memo = f"case {action.case_id} penalty {action.penalty_id}: {action.kind.value}"
+            return self.ledger.hold(key, account, PLATFORM_PENALTIES, amount, memo).amount_fen
 
     def _resolve_hold(self, action: PenaltyAction, *, deduct: bool) -> int:
         """Posts (deduct) or voids (unfreeze) the penalty's hold, once; returns the fen moved or released."""

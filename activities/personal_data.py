@@ -141,8 +141,9 @@ class PersonalDataActivities:
                              kept_records=kept_records(self.vault, request.account_id))
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.stage_intake, self.check_identity, self.correct, self.withdraw_consent, self.erase, self.export, self.hold,
-                self.release_hold, self.obligations, self.payout, self.statement_adjustment, self.archive_account]
+        return [self.stage_intake, self.check_identity, self.correct, self.withdraw_consent, self.erase, self.export,
+                self.hold, self.release_hold, self.obligations, self.payout, self.statement_adjustment,
+                self.archive_account]
 
 
 def kept_records(vault: PersonalData, account_id: str) -> list[str]:

@@ -251,8 +251,8 @@ class TaskRegister:
             entry = self.creator(tx, request.task_id, request.creator_id)
             if entry is None:
                 return CreatorRevoked(entry=None, changed=False)
-            if request.case_id is None and not entry.authorization_in_force \
-                    or request.case_id is not None and entry.removed_by_case == request.case_id:
+            if (request.case_id is None and not entry.authorization_in_force) \
+                    or (request.case_id is not None and entry.removed_by_case == request.case_id):
                 at = entry.revoked_all_at
                 return CreatorRevoked(entry=entry, changed=False, revoked_at=at,
                                       content_ids=self._revoked_at(tx, request, at) if at else [])

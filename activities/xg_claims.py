@@ -52,8 +52,8 @@ class XgClaimsActivities:
 
     def _from_ledger(self, task_id: str, result: TaskResult) -> ClaimsBasis:
         freeze_key = f"xg:freeze:{task_id}"
-        freeze = next((t for t in self.ledger.transfers(business_key_prefix=freeze_key) if t.business_key == freeze_key),
-                      None)
+        freezes = self.ledger.transfers(business_key_prefix=freeze_key)
+        freeze = next((t for t in freezes if t.business_key == freeze_key), None)
         if freeze is None:
             raise _refused(f"task {task_id} froze nothing: no order to compensate")
         client_id = freeze.debit_account.removeprefix("client:").removesuffix(":available")

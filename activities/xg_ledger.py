@@ -92,8 +92,9 @@ class XgLedger:
         out: list[ClaimedEvent] = []
         with self.ledger.db.transaction() as tx:
             for event in r.events:
-                tx.execute("INSERT INTO xg_billable_events (task_id, event_id, piece_id, claimed_by) VALUES (?, ?, ?, ?)"
-                           " ON CONFLICT DO NOTHING", (r.task_id, event.event_id, event.piece_id, r.op_key))
+                tx.execute("INSERT INTO xg_billable_events (task_id, event_id, piece_id, claimed_by)"
+                           " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (r.task_id, event.event_id, event.piece_id, r.op_key))
                 row = tx.fetchone("SELECT claimed_by, voided_by FROM xg_billable_events WHERE task_id = ? AND"
                                   " event_id = ?", (r.task_id, event.event_id))
                 assert row is not None

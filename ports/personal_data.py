@@ -1,6 +1,6 @@
-"""The personal-data vault as the workflows see it (activities/personal_data.py implements it). PR-6: none of them carries
-a personal value in clear, only account ids, vault tokens, field names, counts and paths; except StageIntakeRequest,
-whose intake is a PersonalModel: the converter flags its payload and the codec encrypts it."""
+"""The personal-data vault as the workflows see it (activities/personal_data.py implements it). PR-6: none of them
+carries a personal value in clear, only account ids, vault tokens, field names, counts and paths; except
+StageIntakeRequest, whose intake is a PersonalModel: the converter flags its payload and the codec encrypts it."""
 
 from __future__ import annotations
 

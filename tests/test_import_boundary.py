@@ -88,14 +88,7 @@ def test_ports_import_no_activity_worker_or_starter() -> None:
     assert violations("ports", ("activities", "worker", "starter", "psycopg", "sqlite3")) == []
 
 
-# removed by the CLI branch: starter/__main__.py opens the database through worker.Adapters today.
-STILL_IMPORTS_WORKER = {"__main__.py"}
-
-
-@pytest.mark.parametrize("module", [
-    pytest.param(path.name, marks=pytest.mark.xfail(strict=False, reason="removed by the CLI branch"))
-    if path.name in STILL_IMPORTS_WORKER else path.name
-    for path in modules("starter")])
+@pytest.mark.parametrize("module", [path.name for path in modules("starter")])
 def test_the_starter_does_not_import_the_worker(module: str) -> None:
     path = ROOT / "starter" / module
     assert [f"{module}:{line} imports {name}" for line, name in imported(path) if under(name, "worker")] == []

@@ -16,6 +16,7 @@ handler has finished, carrying the whole state.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -248,12 +249,10 @@ class AccountWorkflow:
         if escalation is not None and escalation < instant:
             instant, what = escalation, "statement dispute escalates"
         self._wake = False
-        try:
+        with contextlib.suppress(TimeoutError):  # the deadline came first
             await workflow.wait_condition(
                 lambda: self._wake or self._run_length.reached(self.s.messages_this_run), timeout=until(instant),
                 timeout_summary=f"{what} {business_time(instant)}")
-        except TimeoutError:
-            pass
 
     async def _send_dormancy_notice(self) -> None:
         """R-7 (revised): at 24 months unused the user is told; cancellation only after 30 more days unused."""

@@ -15,6 +15,7 @@ from then on only tokens, account ids, field names and counts pass through here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -239,11 +240,9 @@ class DataSubjectRequestWorkflow:
             self._show(f"retaining {', '.join(r.field.value for r in s.erasure.retained)} until their holds end; "
                        f"{recheck}")
             self._released = 0
-            try:
+            with contextlib.suppress(TimeoutError):  # the deadline came first
                 await workflow.wait_condition(lambda: self._released > 0, timeout=RETENTION_RECHECK,
                                               timeout_summary=recheck)
-            except TimeoutError:
-                pass
             await self._erase()
 
     # ---------------------------------------------------------------- deadline and visibility

@@ -122,7 +122,8 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
             period_ends = f"task period ends {business_time(s.period_end_at)}"
             wake_at, wake_for = s.period_end_at, period_ends
             if self._look_at is not None and self._look_at < s.period_end_at:
-                wake_at, wake_for = self._look_at, f"look at the ledger for closed pieces {business_time(self._look_at)}"
+                wake_at = self._look_at
+                wake_for = f"look at the ledger for closed pieces {business_time(self._look_at)}"
             self._look_moved, timed_out = False, False
             try:
                 await workflow.wait_condition(

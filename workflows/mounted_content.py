@@ -15,6 +15,7 @@ allows.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from temporalio import workflow
@@ -234,7 +235,8 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
 
     def _work_pending(self) -> bool:
         """For the wait's predicate: workflow state only (common.RunLength); the unmount that time makes due is
-        woken by the wait's timer (counting_stops_at) or by the signal that moved counting_stops_at (`_interval_moved`)."""
+        woken by the wait's timer (counting_stops_at) or by the signal that moved counting_stops_at
+        (`_interval_moved`)."""
         s = self.s
         if self._run_length.legacy:
             unmount = self._unmount_due()
@@ -252,7 +254,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                     instant is None or s.counting_stops_at < instant):
                 instant, what = s.counting_stops_at, "conversions stop counting"
         self._wake = self._interval_moved = False
-        try:
+        with contextlib.suppress(TimeoutError):  # the deadline came first
             await workflow.wait_condition(
                 lambda: self._work_pending() or self._wake or self._run_length.reached(s.messages_this_run)
                 or (not legacy and self._interval_moved)
@@ -260,8 +262,6 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                 timeout=None if instant is None else until(instant),
                 timeout_summary=None if instant is None else f"{what} {business_time(instant)}",
             )
-        except TimeoutError:
-            pass
 
     async def _apply_pending_work(self) -> None:
         if self._resolving:
@@ -286,7 +286,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         items = [AccrualItem(event_id=eid, count=s.batches[eid].count, price_fen=s.price_fen,
                              occurred_at=s.batches[eid].occurred_at) for eid in event_ids]
         result = await ledger.ACCRUE(AccrueRequest(task_id=s.task_id, content_id=s.content_id, items=items))
-        for eid, granted in zip(event_ids, result.results):
+        for eid, granted in zip(event_ids, result.results, strict=True):
             s.batches[eid].counted, s.batches[eid].fee_fen = granted.granted_count, granted.granted_fen
         metrics.conversions("mount", counted=sum(granted.granted_count for granted in result.results))
         accrued = set(event_ids)

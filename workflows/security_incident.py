@@ -176,7 +176,8 @@ class SecurityIncidentWorkflow:
         assert s.notices_due_at is not None
         try:
             await workflow.wait_condition(lambda: s.notices_completed_at is not None,
-                                          timeout=until(s.notices_due_at), timeout_summary=f"notices due {business_time(s.notices_due_at)}")
+                                          timeout=until(s.notices_due_at),
+                                          timeout_summary=f"notices due {business_time(s.notices_due_at)}")
         except TimeoutError:
             if s.notices_completed_at is None:
                 metrics.escalation("privacy", s.escalated, True)

@@ -5,6 +5,7 @@ when the budget is used up, or by `cancel`), the pieces are told, their closures
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable
 from datetime import datetime
 
@@ -150,13 +151,11 @@ class TaskClosures:
                 f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger"
                 f"{partial_refunds.describe(s)}); next look at the ledger {business_time(self._look_at)}",
                 "publicity window closes", next_window))
-            try:
+            with contextlib.suppress(TimeoutError):  # time to look
                 await workflow.wait_condition(
                     lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
                     timeout=until(self._look_at),
                     timeout_summary=f"look at the ledger for closed pieces {business_time(self._look_at)}")
-            except TimeoutError:
-                pass  # time to look
             await self._continue_as_new_if_due()
 
     async def _look_at_closures(self) -> None:

@@ -12,6 +12,7 @@ All changes to the world happen in the run loop, one at a time; handlers record 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Literal
 
@@ -108,7 +109,7 @@ class ViolationCaseWorkflow(CaseEffects):
     async def _wait_for_change_or(self, deadline: datetime | None) -> None:
         s = self.s
         self._wake = False
-        try:
+        with contextlib.suppress(TimeoutError):  # the deadline came first
             # The timeout ends the wait at the deadline; legacy runs also compared workflow.now() in the predicate,
             # which, like the server's suggestion, must not be read there (common.RunLength).
             await workflow.wait_condition(
@@ -116,8 +117,6 @@ class ViolationCaseWorkflow(CaseEffects):
                 or (self._run_length.legacy and deadline is not None and workflow.now() >= deadline),
                 timeout=None if deadline is None else until(deadline),
                 timeout_summary=None if deadline is None else f"{s.next_deadline} {business_time(deadline)}")
-        except TimeoutError:
-            pass
 
     async def _act_on_what_is_due(self) -> None:
         s, now = self.s, workflow.now()

@@ -96,7 +96,8 @@ class XingguangClaimsWorkflow:
         if (paid := next((p for p in basis.paid if p.compensation_id == request.compensation_id), None)) is not None:
             kind = c.CompensationKind(paid.kind)  # paid during the task, or by an earlier run: answered, not paid
             return c.CompensationResult(compensation_id=paid.compensation_id, kind=kind, paid_fen=paid.amount_fen,
-                                        paid_at=paid.paid_at, cap_fen=cap if kind is c.CompensationKind.DAMAGES else None)
+                                        paid_at=paid.paid_at,
+                                        cap_fen=cap if kind is c.CompensationKind.DAMAGES else None)
         damages = sum(p.amount_fen for p in basis.paid if p.kind == c.CompensationKind.DAMAGES.value)
         spans = [(p.pause_id, p.paused_at, p.ended_at) for p in basis.pauses]
         if problems := claim_problems(request, spans, basis.order_amount_fen, damages):

@@ -51,7 +51,8 @@ class WorkflowBase:
 
     def _check_client_case(self, client_id: str, piece: c.Piece, existing: c.CaseRecord | None, what: str,
                            closes: datetime | None, window: str, deemed: str) -> None:
-        self._require(client_id == self.s.client_id, f"client_id: {client_id} is not the client of task {self.s.task_id}")
+        self._require(client_id == self.s.client_id,
+                      f"client_id: {client_id} is not the client of task {self.s.task_id}")
         self._require(existing is None, f"piece {piece.piece_id} already had {what}")
         self._require(closes is None or workflow.now() < closes,
                       f"the {window} closed at {business_time(closes) if closes else ''}: {deemed}")
@@ -306,7 +307,7 @@ class PieceMessages(WorkflowBase):
             ClaimEventsRequest(task_id=s.task_id, op_key=f"{s.task_id}:data:{s.data_ops}",
                                events=[EventRef(event_id=b.event_id, piece_id=b.piece_id) for b in unique.values()]))
         price, grants = self._unit_price(), []
-        for batch, answer in zip(unique.values(), claimed.events):
+        for batch, answer in zip(unique.values(), claimed.events, strict=True):
             piece = s.pieces[batch.piece_id]
             if answer.status != "new" or piece.promotion_starts_at is None or not billable(
                     batch.occurred_at, piece.promotion_starts_at, life.piece_promotion_end(s, piece),

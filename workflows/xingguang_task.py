@@ -13,6 +13,7 @@ sleep until the next deadline or the next message. Handlers validate, change sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -94,14 +95,12 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
                 lambda: self._wake or self._timer_fired() or self._run_length.reached(s.messages_this_run))
             return
         # Before ONE_TIMER_PATCH (histories recorded then still replay): a fresh timer at every wait.
-        try:
+        with contextlib.suppress(TimeoutError):  # the deadline came first
             await workflow.wait_condition(
                 lambda: self._wake or self._run_length.reached(s.messages_this_run),
                 timeout=until(next_at) if next_at else None,
                 timeout_summary=f"{what} {business_time(next_at)}" if next_at else None,
             )
-        except TimeoutError:
-            pass
 
     def _arm_timer(self, at: datetime | None, what: str) -> None:
         """One durable timer for the next deadline, replaced only when that deadline changes (a message that does

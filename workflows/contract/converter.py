@@ -149,7 +149,7 @@ class ContractPayloadConverter(CompositePayloadConverter):
                       type_hints: list[type] | None = None) -> list[Any]:
         values = super().from_payloads(payloads, type_hints)
         # A null travels in its own encoding and is never shown to pydantic: refuse it where a model is expected.
-        for value, hint in zip(values, type_hints or []):
+        for value, hint in zip(values, type_hints or [], strict=False):
             if value is None and isinstance(hint, type) and issubclass(hint, BaseModel):
                 raise ApplicationError(f"invalid {hint.__name__}: (payload): a {hint.__name__} object is required, "
                                        "got null", {"errors": [{"field": "(payload)", "problem": "null"}]},

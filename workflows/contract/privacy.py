@@ -21,8 +21,10 @@ from pydantic import BaseModel, StringConstraints
 from workflows.contract.common import ContractModel
 from workflows.rules.privacy import PersonalField
 
-__all__ = ["PERSONAL_DATA_METADATA", "PERSONAL_PATHS_METADATA", "PERSONAL_SUBJECT_METADATA", "TOKEN_PATTERN", "AccountParty", "PersonalField", "PersonalModel", "VaultToken",
-           "carries_personal_data"]
+__all__ = [
+    "PERSONAL_DATA_METADATA", "PERSONAL_PATHS_METADATA", "PERSONAL_SUBJECT_METADATA", "TOKEN_PATTERN", "AccountParty",
+    "PersonalField", "PersonalModel", "VaultToken", "carries_personal_data",
+]
 
 TOKEN_PATTERN = r"^pdt_[0-9a-f]{32}$"
 # An opaque reference to one personal value kept in the vault; anything else (a phone number...) is refused.

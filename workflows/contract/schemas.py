@@ -2,8 +2,9 @@
 
 Writes one JSON Schema per workflow input and result and per argument and result of every update, signal and
 query into schemas/<WorkflowType>/, plus schemas/index.json that maps workflow types, ids and message names to
-those files, and schemas/index.md, the same for people. Messages are discovered from the workflow definitions registered in worker.py (WORKFLOWS), so a new
-workflow or handler is covered as soon as it is registered. `--check` exits 1 when the files on disk differ.
+those files, and schemas/index.md, the same for people. Messages are discovered from the workflow definitions
+registered in workflows/registry.py (WORKFLOWS), so a new workflow or handler is covered as soon as it is
+registered. `--check` exits 1 when the files on disk differ.
 
 File names: `workflow.input.json` / `workflow.result.json` for the workflow itself, `<message>.input.json` and
 `<message>.result.json` for a handler (`<message>.input.<n>.json` when a handler takes several arguments). Inputs
@@ -181,7 +182,8 @@ def _markdown(index: dict[str, Any]) -> str:
     for name, entry in index["workflows"].items():
         lines.append(f"## {name}\n")
         lines.append(f"Workflow id `{entry['id']}`. {entry['description'] or ''}".rstrip() + "\n")
-        lines.append(f"Start input: {links(entry['args'])}; result: {links([entry['result']] if entry['result'] else [])}.\n")
+        result = links([entry["result"]] if entry["result"] else [])
+        lines.append(f"Start input: {links(entry['args'])}; result: {result}.\n")
         lines.append("| kind | name | argument | result | what it is |")
         lines.append("| --- | --- | --- | --- | --- |")
         for kind in ("updates", "signals", "queries"):
@@ -196,7 +198,7 @@ def _markdown(index: dict[str, Any]) -> str:
 
 def _files(message: Message, files: dict[str, str]) -> dict[str, Any]:
     arg_files = message.arg_files()
-    for path, arg_type in zip(arg_files, message.arg_types):
+    for path, arg_type in zip(arg_files, message.arg_types, strict=True):
         files[path] = _json(_schema(arg_type, "validation"))
     result = message.result_file()
     if result is not None:

@@ -150,7 +150,8 @@ class RaiseObjectionRequest(ContractModel):
 
 
 class DecideObjectionRequest(ContractModel):
-    """Upheld: the piece stops promoting and settles at these amounts (0 up to what it earned). Dismissed: it goes on."""
+    """Upheld: the piece stops promoting and settles at these amounts (0 up to what it earned). Dismissed: it goes
+    on."""
 
     operator_id: Identifier
     piece_id: Identifier

@@ -56,8 +56,10 @@ def order_problems(request: OrderRequest, now: datetime) -> list[str]:
     if waived and request.platform_fee_rate_bp:
         problems.append("platform_fee_rate_bp: must be 0 or absent when the platform fee is waived")
     missing("provider_fee_rate_bp", request.provider_fee_rate_bp)
-    confirms = not missing("client_confirms_content", request.client_confirms_content) and request.client_confirms_content
-    if confirms and not missing("client_review_hours", request.client_review_hours) and request.client_review_hours == 0:
+    confirms = (not missing("client_confirms_content", request.client_confirms_content)
+                and request.client_confirms_content)
+    if (confirms and not missing("client_review_hours", request.client_review_hours)
+            and request.client_review_hours == 0):
         problems.append("client_review_hours: must be at least 1 when the client confirms content")
     return problems
 
