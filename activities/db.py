@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,7 +194,7 @@ class Database:
             idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             self._give_back(connection, healthy or idle)
 
-    def _begin(self) -> tuple[psycopg.Connection[Any], psycopg.Transaction]:
+    def _begin(self) -> tuple[psycopg.Connection[Any], AbstractContextManager[psycopg.Transaction]]:
         """A pooled connection with a transaction begun on it. BEGIN is the health check: a connection that fails
         it (its server restarted since it was last used) is dropped with the rest of the idle pool and a fresh one
         is tried; nothing of the caller's has run yet, so this retry is safe. A server that refuses new connections

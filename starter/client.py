@@ -109,7 +109,7 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
 
     Publishing the same task id again returns the first answer and freezes nothing more, also after the task
     has closed."""
-    start = WithStartWorkflowOperation(
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
         MOUNT_TASK_WORKFLOW,
         mt.MountTaskInput(task_id=request.task_id),
         id=mount_task_id(request.task_id),
@@ -127,12 +127,14 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
         task_timeout=TASK_WORKFLOW_TASK_TIMEOUT,
     )
     try:
-        return await client.execute_update_with_start_workflow(
+        published: mt.PublicationResult = await client.execute_update_with_start_workflow(
             "publish", request, start_workflow_operation=start, result_type=mt.PublicationResult)
+        return published
     except WorkflowUpdateFailedError as err:
         raise _refusal(err) from err
     except WorkflowAlreadyStartedError:
-        closed = await client.get_workflow_handle(mount_task_id(request.task_id), result_type=mt.TaskResult).result()
+        closed: mt.TaskResult = await client.get_workflow_handle(
+            mount_task_id(request.task_id), result_type=mt.TaskResult).result()
         if closed.publication is None:
             raise Refused("PublicationRefused", [f"task {request.task_id} was never published"]) from None
         return closed.publication
@@ -142,7 +144,9 @@ async def _update(client: Client, workflow_id: str, update: str, arg: BaseModel,
     delay, give_up_at = 0.05, time.monotonic() + DRAIN_RETRY_SECONDS
     while True:
         try:
-            return await client.get_workflow_handle(workflow_id).execute_update(update, arg, result_type=result_type)
+            answer: R = await client.get_workflow_handle(workflow_id).execute_update(update, arg,
+                                                                                     result_type=result_type)
+            return answer
         except WorkflowUpdateFailedError as err:
             refusal = _refusal(err)
             if refusal.kind != CONTINUE_AS_NEW_DUE or time.monotonic() + delay > give_up_at:
@@ -203,7 +207,8 @@ def register_read_from(db: Any) -> Iterator[None]:
 
 async def task_state(client: Client, task_id: str) -> mt.MountTaskState:
     """The task's `state` answer (a summary when its register is in the database: task_pieces lists it)."""
-    state = await client.get_workflow_handle(mount_task_id(task_id)).query("state", result_type=mt.MountTaskState)
+    state: mt.MountTaskState = await client.get_workflow_handle(mount_task_id(task_id)).query(
+        "state", result_type=mt.MountTaskState)
     if state.register_in_db and _register_db is not None:
         from activities.task_register import TaskRegister
         register = TaskRegister(_register_db)
@@ -214,7 +219,9 @@ async def task_state(client: Client, task_id: str) -> mt.MountTaskState:
 
 async def task_result(client: Client, task_id: str) -> mt.TaskResult:
     try:
-        return await client.get_workflow_handle(mount_task_id(task_id), result_type=mt.TaskResult).result()
+        result: mt.TaskResult = await client.get_workflow_handle(mount_task_id(task_id),
+                                                                 result_type=mt.TaskResult).result()
+        return result
     except WorkflowFailureError as err:
         raise Refused("TaskFailed", [str(err.cause)]) from err
 
@@ -326,13 +333,15 @@ async def content_signal(client: Client, task_id: str, content_id: str, signal: 
 
 
 async def content_state(client: Client, task_id: str, content_id: str) -> mc.MountedContentState:
-    return await client.get_workflow_handle(mounted_content_id(task_id, content_id)).query(
+    state: mc.MountedContentState = await client.get_workflow_handle(mounted_content_id(task_id, content_id)).query(
         "state", result_type=mc.MountedContentState)
+    return state
 
 
 async def content_result(client: Client, task_id: str, content_id: str) -> mc.ContentResult:
-    return await client.get_workflow_handle(mounted_content_id(task_id, content_id),
-                                            result_type=mc.ContentResult).result()
+    result: mc.ContentResult = await client.get_workflow_handle(mounted_content_id(task_id, content_id),
+                                                                result_type=mc.ContentResult).result()
+    return result
 
 
 def as_json(model: BaseModel) -> dict[str, Any]:

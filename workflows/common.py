@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     # The activity options every port carries (ports/port.py); named here too for the workflows' own calls.
@@ -16,19 +16,15 @@ with workflow.unsafe.imports_passed_through():
 from workflows.contract.names import SA
 
 __all__ = ["ACTIVITY_RETRY", "ACTIVITY_TIMEOUT", "MAX_MESSAGES_PER_RUN", "RunLength",
-           "continue_as_new_when_handlers_done", "stage_attributes", "until", "upsert"]
+           "continue_as_new_when_handlers_done", "stage_attributes", "until"]
 
 # Own bound on messages per run, below the server's 10,000 signals per run, in case the SDK's suggestion
 # comes late (DESIGN.md: "Limits that shape the design").
 MAX_MESSAGES_PER_RUN = 2_000
 
 
-def upsert(*pairs: SearchAttributePair[object]) -> None:
-    workflow.upsert_search_attributes(list(pairs))
-
-
 def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False) -> None:
-    updates: list[SearchAttributePair[object]] = [SA.STAGE.value_set(stage), SA.ESCALATED.value_set(escalated)]
+    updates: list[SearchAttributeUpdate[Any]] = [SA.STAGE.value_set(stage), SA.ESCALATED.value_set(escalated)]
     workflow.upsert_search_attributes(
         [*updates, SA.NEXT_DEADLINE_AT.value_set(next_deadline_at) if next_deadline_at
          else SA.NEXT_DEADLINE_AT.value_unset()]

@@ -25,6 +25,9 @@ class TaskRevocations:
 
     @workflow.update(name="revoke_content")
     async def revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
+        return await self._revoke_content(request)
+
+    async def _revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
         if self.s.register_in_db:
             piece, changed = await reg.revoke_content(self.s, request)  # the validator's refusals, from the register
             if changed and piece.revoked_at is not None:
@@ -58,6 +61,9 @@ class TaskRevocations:
 
     @workflow.update(name="revoke_all")
     async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
+        return await self._revoke_all(request)
+
+    async def _revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
         if self.s.register_in_db:
             revoked = await reg.revoke_creator(self.s, request.creator_id)
             if revoked.entry is None:
@@ -79,15 +85,15 @@ class TaskRevocations:
                 if p.creator_id == entry.creator_id and p.revoked_at == entry.revoked_all_at])
         now = workflow.now()
         entry.authorization_in_force, entry.revoked_all_at = False, now
-        revoked = [p for p in self.s.pieces.values()
-                   if p.creator_id == request.creator_id and p.revoked_at is None and p.status == "mounted"]
-        for piece in revoked:
+        unmounted = [p for p in self.s.pieces.values()
+                     if p.creator_id == request.creator_id and p.revoked_at is None and p.status == "mounted"]
+        for piece in unmounted:
             piece.revoked_at, piece.status = now, "unmounted"
         self.s.messages_this_run += 1
-        await self._signal_pieces([p.content_id for p in revoked], "content_revoked",
+        await self._signal_pieces([p.content_id for p in unmounted], "content_revoked",
                                   ContentRevoked(revoked_at=now, scope="all"))
         return c.RevocationResult(creator_id=entry.creator_id, revoked_at=now,
-                                  content_ids=[p.content_id for p in revoked])
+                                  content_ids=[p.content_id for p in unmounted])
 
     @revoke_all.validator
     def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
@@ -101,11 +107,11 @@ class TaskRevocations:
             if signal.content_id is None:
                 request_all = c.RevokeAllRequest(creator_id=signal.creator_id)
                 self.validate_revoke_all(request_all)
-                await self.revoke_all(request_all)
+                await self._revoke_all(request_all)
             else:
                 request_one = c.RevokeContentRequest(creator_id=signal.creator_id, content_id=signal.content_id)
                 self.validate_revoke_content(request_one)
-                await self.revoke_content(request_one)
+                await self._revoke_content(request_one)
         except ValueError as err:
             workflow.logger.warning("revocation ignored: %s", err)
         except ApplicationError as err:  # the same refusals, made by the handler when the register is in the database

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 MOUNT_TASK_WORKFLOW = "MountTaskWorkflow"
@@ -60,7 +62,7 @@ class SA:
     ESCALATED = SearchAttributeKey.for_bool("escalated")
 
 
-ALL_SEARCH_ATTRIBUTES = [
+ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA.STAGE,
     SA.TASK_ID,
     SA.CONTENT_ID,
