@@ -168,19 +168,25 @@ async def report_mount(client: Client, task_id: str, request: mt.ReportMountRequ
     return await _update(client, mount_task_id(task_id), "report_mount", request, mt.MountResult)
 
 
-async def revoke_content(client: Client, task_id: str, creator_id: str, content_id: str) -> mt.RevocationResult:
+async def revoke_content(client: Client, task_id: str, creator_id: str, content_id: str,
+                         revoked_at: datetime | None = None) -> mt.RevocationResult:
+    """`revoked_at`: the creator app's instant (within the clock skew of its receipt); None: the platform's."""
     return await _update(client, mount_task_id(task_id), "revoke_content",
-                         mt.RevokeContentRequest(creator_id=creator_id, content_id=content_id), mt.RevocationResult)
-
-
-async def revoke_all(client: Client, task_id: str, creator_id: str) -> mt.RevocationResult:
-    return await _update(client, mount_task_id(task_id), "revoke_all", mt.RevokeAllRequest(creator_id=creator_id),
+                         mt.RevokeContentRequest(creator_id=creator_id, content_id=content_id, revoked_at=revoked_at),
                          mt.RevocationResult)
 
 
-async def revoke_authorization(client: Client, task_id: str, creator_id: str, content_id: str | None = None) -> None:
+async def revoke_all(client: Client, task_id: str, creator_id: str,
+                     revoked_at: datetime | None = None) -> mt.RevocationResult:
+    return await _update(client, mount_task_id(task_id), "revoke_all",
+                         mt.RevokeAllRequest(creator_id=creator_id, revoked_at=revoked_at), mt.RevocationResult)
+
+
+async def revoke_authorization(client: Client, task_id: str, creator_id: str, content_id: str | None = None,
+                               revoked_at: datetime | None = None) -> None:
     await client.get_workflow_handle(mount_task_id(task_id)).signal(
-        "revoke_authorization", mt.RevokeAuthorizationSignal(creator_id=creator_id, content_id=content_id))
+        "revoke_authorization",
+        mt.RevokeAuthorizationSignal(creator_id=creator_id, content_id=content_id, revoked_at=revoked_at))
 
 
 async def cancel(client: Client, task_id: str, reason: str, requested_by: str) -> mt.TaskResult:

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
     from workflows.rules.fees import platform_fee
+    from workflows.rules.mounts import CLOCK_SKEW
     from workflows.rules.task_form import task_form_problems
 
 from workflows import metrics
@@ -51,7 +52,6 @@ from workflows.task_revocations import TaskRevocations
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
 # A mount reported this far ahead of the workflow clock is refused as a clock error.
-MOUNT_CLOCK_SKEW = timedelta(minutes=5)
 # Messages (joins, new mounts, revocations, reports from pieces) one run of a task takes before it continues as new:
 # a mount costs ~6.7 history events, so ~7,000 events a run, under the server's 10,240 warning (docs/bench.md,
 # "Limits found" 1; the shared bound MAX_MESSAGES_PER_RUN let a run reach ~13,400).
@@ -275,7 +275,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         piece = s.pieces.get(request.content_id)
         late = piece is None and s.stage is c.TaskStage.ENDED
         if piece is None and (reasons := mount_refusals(s, request, workflow.now(), late_reports=self._late_mounts,
-                                                        clock_skew=MOUNT_CLOCK_SKEW)):
+                                                        clock_skew=CLOCK_SKEW)):
             s.messages_this_run += 1
             await unmount_refused(s.task_id, request, reasons)  # AM-6 reading: the refused component comes down
             raise refused(MOUNT_REFUSED, reasons)
@@ -313,7 +313,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
     async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
         """AM-6 with the register in the database (workflows/task_register.py)."""
         s = self.s
-        answer, new = await reg.accept_mount(s, request, late_reports=self._late_mounts, clock_skew=MOUNT_CLOCK_SKEW,
+        answer, new = await reg.accept_mount(s, request, late_reports=self._late_mounts, clock_skew=CLOCK_SKEW,
                                              check_penalties=workflow.patched(MOUNT_PENALTY_PATCH))
         if answer.refusals:  # AM-6 (mount_reports.py) or R-12 (task_penalties.py), as the register answered them
             s.messages_this_run += 1

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
     from workflows.rules.billing import billing_period_end, publicity_window_closes_at
     from workflows.rules.clock import business_time
+    from workflows.rules.mounts import revocation_instant_refusals
 
 
 # Runs started with this marker keep their register in the database; runs before it (and every run they continue
@@ -109,17 +110,20 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
         raise unchanged_refusal(s, f"content_id: {request.content_id} is already {found.piece.status}")
     if found.piece.revoked_at is not None:
         return found.piece, False
+    if reasons := revocation_instant_refusals(request.revoked_at, workflow.now(), found.piece.mounted_at):
+        raise unchanged_refusal(s, "; ".join(reasons))
     revoked = await register.REVOKE_CONTENT.local(RevokeOne(
-        task_id=s.task_id, content_id=request.content_id, revoked_at=workflow.now()))
+        task_id=s.task_id, content_id=request.content_id, revoked_at=request.revoked_at or workflow.now()))
     assert revoked.piece is not None
     return revoked.piece.piece, revoked.piece.piece.revoked_at is not None
 
 
 async def revoke_creator(s: c.MountTaskState, creator_id: str, case_id: str | None = None,
-                         pieces_at: datetime | None = None) -> CreatorRevoked:
-    """AM-15 (all of a creator's pieces) or, with case_id, R-12's removal."""
+                         pieces_at: datetime | None = None, at: datetime | None = None) -> CreatorRevoked:
+    """AM-15 (all of a creator's pieces, revoked `at` the app's instant when given) or, with case_id, R-12's
+    removal."""
     return await register.REVOKE_CREATOR.local(RevokeCreator(
-        task_id=s.task_id, creator_id=creator_id, now=workflow.now(), case_id=case_id, pieces_at=pieces_at))
+        task_id=s.task_id, creator_id=creator_id, now=at or workflow.now(), case_id=case_id, pieces_at=pieces_at))
 
 
 async def withdraw_removal(s: c.MountTaskState, signal: c.RemovalWithdrawn) -> None:

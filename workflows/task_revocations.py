@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, TaskPeriodEnded
+    from workflows.rules.mounts import revocation_instant_refusals
 
 from workflows import task_register as reg
 
@@ -39,7 +40,7 @@ class TaskRevocations:
                                       content_ids=[piece.content_id])
         piece = self.s.pieces[request.content_id]
         if piece.revoked_at is None:
-            piece.revoked_at = workflow.now()
+            piece.revoked_at = request.revoked_at or workflow.now()
             piece.status = "unmounted"
             self.s.messages_this_run += 1
             await self._signal_pieces([piece.content_id], "content_revoked",
@@ -49,6 +50,8 @@ class TaskRevocations:
 
     @revoke_content.validator
     def validate_revoke_content(self, request: c.RevokeContentRequest) -> None:
+        if reasons := revocation_instant_refusals(request.revoked_at, workflow.now()):
+            raise ValueError("; ".join(reasons))
         if self.s.register_in_db:
             return  # asked of the register by the handler (task_register.revoke_content)
         piece = self.s.pieces.get(request.content_id)
@@ -58,6 +61,8 @@ class TaskRevocations:
             raise ValueError(f"creator_id: only the creator who owns content {request.content_id} may revoke it")
         if piece.status in ("settled", "closed"):
             raise ValueError(f"content_id: {request.content_id} is already {piece.status}")
+        if reasons := revocation_instant_refusals(request.revoked_at, workflow.now(), piece.mounted_at):
+            raise ValueError("; ".join(reasons))
 
     @workflow.update(name="revoke_all")
     async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
@@ -65,7 +70,7 @@ class TaskRevocations:
 
     async def _revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
         if self.s.register_in_db:
-            revoked = await reg.revoke_creator(self.s, request.creator_id)
+            revoked = await reg.revoke_creator(self.s, request.creator_id, at=request.revoked_at)
             if revoked.entry is None:
                 raise reg.unchanged_refusal(self.s,
                     f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
@@ -83,7 +88,7 @@ class TaskRevocations:
             return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[
                 p.content_id for p in self.s.pieces.values()
                 if p.creator_id == entry.creator_id and p.revoked_at == entry.revoked_all_at])
-        now = workflow.now()
+        now = request.revoked_at or workflow.now()
         entry.authorization_in_force, entry.revoked_all_at = False, now
         unmounted = [p for p in self.s.pieces.values()
                      if p.creator_id == request.creator_id and p.revoked_at is None and p.status == "mounted"]
@@ -97,6 +102,8 @@ class TaskRevocations:
 
     @revoke_all.validator
     def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
+        if reasons := revocation_instant_refusals(request.revoked_at, workflow.now()):
+            raise ValueError("; ".join(reasons))
         if not self.s.register_in_db and request.creator_id not in self.s.creators:
             raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
 
@@ -105,11 +112,12 @@ class TaskRevocations:
         """Fire-and-forget form used by creators' apps; an invalid revocation is logged and changes nothing."""
         try:
             if signal.content_id is None:
-                request_all = c.RevokeAllRequest(creator_id=signal.creator_id)
+                request_all = c.RevokeAllRequest(creator_id=signal.creator_id, revoked_at=signal.revoked_at)
                 self.validate_revoke_all(request_all)
                 await self._revoke_all(request_all)
             else:
-                request_one = c.RevokeContentRequest(creator_id=signal.creator_id, content_id=signal.content_id)
+                request_one = c.RevokeContentRequest(creator_id=signal.creator_id, content_id=signal.content_id,
+                                                     revoked_at=signal.revoked_at)
                 self.validate_revoke_content(request_one)
                 await self._revoke_content(request_one)
         except ValueError as err:

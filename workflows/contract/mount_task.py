@@ -89,10 +89,14 @@ class MountResult(ContractModel):
 class RevokeContentRequest(ContractModel):
     creator_id: Identifier
     content_id: Identifier
+    # The creator app's instant of the revocation (AM-14); within the clock skew of its receipt (as a mount's
+    # instant is). Left out: the instant the platform receives it.
+    revoked_at: Instant | None = None
 
 
 class RevokeAllRequest(ContractModel):
     creator_id: Identifier
+    revoked_at: Instant | None = None  # as RevokeContentRequest.revoked_at (AM-15)
 
 
 class RevokeAuthorizationSignal(ContractModel):
@@ -100,6 +104,7 @@ class RevokeAuthorizationSignal(ContractModel):
 
     creator_id: Identifier
     content_id: Identifier | None = None
+    revoked_at: Instant | None = None  # as RevokeContentRequest.revoked_at
 
 
 class RevocationResult(ContractModel):

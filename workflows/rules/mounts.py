@@ -23,6 +23,10 @@ def late_reports_close_at(s: c.MountTaskState) -> datetime:
     return period_cut_at(s) + LATE_MOUNT_REPORTS
 
 
+# How far a creator app's clock may run ahead of the platform's: a mount's instant (AM-6) may be this much in the
+# future; a revocation's instant (AM-14, AM-15) this much on either side of its receipt.
+CLOCK_SKEW = timedelta(minutes=5)
+
 _IN_STATE = c.CreatorEntry(creator_id="", payee_account="", joined_at=datetime.min)
 
 
@@ -68,4 +72,24 @@ def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: date
         if request.mounted_at < earliest:
             reasons.append(f"mounted_at: {business_time(request.mounted_at)} is before creator "
                            f"{request.creator_id} joined (content may be mounted from {business_time(earliest)})")
+    return reasons
+
+
+def revocation_instant_refusals(revoked_at: datetime | None, now: datetime, mounted_at: datetime | None = None
+                                ) -> list[str]:
+    """The creator app's instant of a revocation (AM-14, AM-15), bounded like a mount's by CLOCK_SKEW, but on both
+    sides: a revocation takes effect when made, and an app cannot date one far back to take back counted
+    conversions. `mounted_at`: the piece's, for one piece."""
+    if revoked_at is None:
+        return []
+    reasons = []
+    if revoked_at > now + CLOCK_SKEW:
+        reasons.append(f"revoked_at: {business_time(revoked_at)} is in the future")
+    elif revoked_at < now - CLOCK_SKEW:
+        minutes = int(CLOCK_SKEW.total_seconds() // 60)
+        reasons.append(f"revoked_at: {business_time(revoked_at)} is more than {minutes} minutes before it was "
+                       f"received at {business_time(now)}")
+    if mounted_at is not None and revoked_at < mounted_at:
+        reasons.append(f"revoked_at: {business_time(revoked_at)} is before the content was mounted at "
+                       f"{business_time(mounted_at)}")
     return reasons

@@ -183,18 +183,25 @@ export class XingtuClient {
     return this.update(MOUNT_TASK, this.taskWorkflowId(taskId), 'report_mount', request);
   }
 
-  revokeContent(taskId: string, creatorId: string, contentId: string): Promise<RevocationResult> {
+  /** `revokedAt`: the creator app's instant (ISO 8601 with its offset), within 5 minutes of its receipt (AM-14);
+   * left out, the platform's. */
+  revokeContent(taskId: string, creatorId: string, contentId: string, revokedAt?: string): Promise<RevocationResult> {
     return this.update(MOUNT_TASK, this.taskWorkflowId(taskId), 'revoke_content',
-      { creator_id: creatorId, content_id: contentId });
+      { creator_id: creatorId, content_id: contentId, ...(revokedAt === undefined ? {} : { revoked_at: revokedAt }) });
   }
 
-  revokeAll(taskId: string, creatorId: string): Promise<RevocationResult> {
-    return this.update(MOUNT_TASK, this.taskWorkflowId(taskId), 'revoke_all', { creator_id: creatorId });
+  revokeAll(taskId: string, creatorId: string, revokedAt?: string): Promise<RevocationResult> {
+    return this.update(MOUNT_TASK, this.taskWorkflowId(taskId), 'revoke_all',
+      { creator_id: creatorId, ...(revokedAt === undefined ? {} : { revoked_at: revokedAt }) });
   }
 
   /** Fire-and-forget revocation (a creator's app): no contentId means all of the creator's pieces. */
-  revokeAuthorization(taskId: string, creatorId: string, contentId?: string): Promise<void> {
-    const payload = contentId === undefined ? { creator_id: creatorId } : { creator_id: creatorId, content_id: contentId };
+  revokeAuthorization(taskId: string, creatorId: string, contentId?: string, revokedAt?: string): Promise<void> {
+    const payload = {
+      creator_id: creatorId,
+      ...(contentId === undefined ? {} : { content_id: contentId }),
+      ...(revokedAt === undefined ? {} : { revoked_at: revokedAt }),
+    };
     return this.signal(MOUNT_TASK, this.taskWorkflowId(taskId), 'revoke_authorization', payload);
   }
 
