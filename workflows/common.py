@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -23,11 +23,13 @@ __all__ = ["ACTIVITY_RETRY", "ACTIVITY_TIMEOUT", "MAX_MESSAGES_PER_RUN", "RunLen
 MAX_MESSAGES_PER_RUN = 2_000
 
 
-def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False) -> None:
+def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False,
+                     more: Sequence[SearchAttributeUpdate[Any]] = ()) -> None:
+    """One upsert (one event) with the stage, the next deadline, escalated, and `more`."""
     updates: list[SearchAttributeUpdate[Any]] = [SA.STAGE.value_set(stage), SA.ESCALATED.value_set(escalated)]
     workflow.upsert_search_attributes(
         [*updates, SA.NEXT_DEADLINE_AT.value_set(next_deadline_at) if next_deadline_at
-         else SA.NEXT_DEADLINE_AT.value_unset()]
+         else SA.NEXT_DEADLINE_AT.value_unset(), *more]
     )
 
 

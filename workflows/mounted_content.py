@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from ports import ledger
@@ -29,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contract import mounted_content as c
     from workflows.contract.mount_task import BudgetExhaustedSignal, EndReason
-    from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, mount_task_id
+    from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mount_task_id
     from workflows.rules.billing import (
         billing_period_end,
         conversion_counts,
@@ -45,6 +47,9 @@ from workflows.content_settlement import CLOSURE_IN_LEDGER, HOLD_IN_LEDGER, Cont
 from workflows.escalation import Stalls
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
+# Runs that record it upsert `open_dispute` and `held` with their stage (issue 23 item 5); the attributes must be
+# registered on the namespace first (README "Search attributes").
+DISPUTE_AND_HOLD_ATTRIBUTES_PATCH = "dispute-and-hold-search-attributes"
 __all__ = ["CLOSURE_IN_LEDGER", "HOLD_IN_LEDGER", "WAITING_STAGES", "MountedContentWorkflow"]
 
 
@@ -350,4 +355,10 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         workflow.set_current_details(self._stalls.details(with_deadline(
             f"{prefix}content {s.content_id} of task {s.task_id}: {details}", "deadline", next_deadline_at),
             s.escalated))
-        stage_attributes(s.stage.value, next_deadline_at, s.escalated or self._stalls.escalated)
+        flags: list[SearchAttributeUpdate[Any]] = []
+        if workflow.patched(DISPUTE_AND_HOLD_ATTRIBUTES_PATCH):
+            open_dispute = any(d.resolved_at is None for d in s.disputes)
+            held = (s.settlement_hold is not None and s.settlement_hold.released_at is None) or any(
+                f.resumed_at is None and not f.withdrawn for f in s.counting_freezes)
+            flags = [SA.OPEN_DISPUTE.value_set(open_dispute), SA.HELD.value_set(held)]
+        stage_attributes(s.stage.value, next_deadline_at, s.escalated or self._stalls.escalated, flags)

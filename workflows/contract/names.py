@@ -60,6 +60,10 @@ class SA:
     CLIENT_ID = SearchAttributeKey.for_keyword("client_id")
     NEXT_DEADLINE_AT = SearchAttributeKey.for_datetime("next_deadline_at")
     ESCALATED = SearchAttributeKey.for_bool("escalated")
+    # A piece with a fee dispute open (AM-11, AM-17), or whose settlement or counting a penalty holds (AM-19, R-12):
+    # findable while its publicity window is still open, before the stage says so.
+    OPEN_DISPUTE = SearchAttributeKey.for_bool("open_dispute")
+    HELD = SearchAttributeKey.for_bool("held")
 
 
 ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
@@ -70,4 +74,6 @@ ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA.CLIENT_ID,
     SA.NEXT_DEADLINE_AT,
     SA.ESCALATED,
+    SA.OPEN_DISPUTE,
+    SA.HELD,
 ]
