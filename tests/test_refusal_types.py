@@ -67,7 +67,7 @@ class Kinds(ast.NodeVisitor):
         self.generic_visit(node)
         self.params.pop()
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815 (ast.NodeVisitor's naming)
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Call(self, node: ast.Call) -> None:
         name = called_name(node)
