@@ -105,6 +105,9 @@ class TestAM6RegisterInTheDatabase:
             await api.revoke_content(ctx.client, task, "cr-2", "c1")
         assert not_owner.value.kind == "RevocationRefused"
         assert not_owner.value.reasons == ["creator_id: only the creator who owns content c1 may revoke it"]
+        # The app's signal with the same refusal (RevocationRefused, made by the handler here) is ignored: the run
+        # goes on and c1 stays mounted (revoke_all of its owner below unmounts it).
+        await api.revoke_authorization(ctx.client, task, "cr-2", "c1")
         with pytest.raises(Refused) as unknown:
             await api.revoke_content(ctx.client, task, "cr-1", "nothing")
         assert unknown.value.reasons == [f"content_id: nothing is not mounted in task {task}"]
