@@ -228,7 +228,7 @@ class TaskRegister:
         if entry is not None and entry.authorization_in_force:
             return Joined(entry=entry, already_joined=True)
         if asked.period_closed is not None:
-            return Joined(entry=None, refusal_kind="ValueError", reasons=[asked.period_closed])
+            return Joined(entry=None, refusal_kind="PeriodClosed", reasons=[asked.period_closed])
         facts = directory.creator(asked.creator_id)
         if reasons := creator_join_refusals(facts, asked.task_id):
             return Joined(entry=None, refusal_kind="JoinRefused", reasons=reasons)

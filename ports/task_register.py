@@ -21,7 +21,9 @@ class RegisteredPiece(BaseModel):
 class Joined(BaseModel):
     entry: c.CreatorEntry | None  # None: refused
     already_joined: bool = False
-    refusal_kind: str | None = None  # "ValueError" (the period is closed, as the validator said) or "JoinRefused"
+    # "JoinRefused" (the creator's eligibility), or the period is closed ("PeriodClosed"; "ValueError" in answers
+    # recorded before the refusal had a type): the task refuses both with JoinRefused.
+    refusal_kind: str | None = None
     reasons: list[str] = []
 
 

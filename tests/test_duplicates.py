@@ -96,7 +96,7 @@ class TestAM12DuplicateTaskMessages:
         first, second = await twice(ctx, lambda: api.cancel(ctx.client, task, "client withdrew", "client-1"),
                                     task_w(task), content_w(task, "c1"))
         assert first.end_reason is mt.EndReason.CANCELLED
-        refused_naming(second, "ValueError", "already cancelled", "client withdrew")
+        refused_naming(second, "CancelRefused", "already cancelled", "client withdrew")
 
     async def test_am_10_budget_exhausted_signal_twice_ends_the_period_once(self, ctx: Ctx) -> None:
         task, t0 = await joined_and_mounted(ctx, "bex")
@@ -201,7 +201,7 @@ class TestR1DuplicateContentMessages:
                                                                    mc.DisputeResolution),
                                     task_w(task), content_w(task, "c1"))
         assert (first.amount_fen, first.budget_adjustment_fen) == (600, -400)
-        refused_naming(second, "ValueError", "d1 is not an open dispute")
+        refused_naming(second, "ResolutionRefused", "d1 is not an open dispute")
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 600
 
 
@@ -225,17 +225,17 @@ class TestAM20AM22DuplicateAppealMessages:
         appeal = vc.AppealRequest(party_id="cr-1", reason="the conversions were real: the app's own logs attached")
         first, second = await twice(ctx, lambda: violations.appeal(ctx.client, case, appeal), watched)
         assert first.case_id == case
-        refused_naming(second, "ValueError", "already appealed")
+        refused_naming(second, "AppealRefused", "already appealed")
 
         complex_ = vc.MarkComplexRequest(operator_id="op-1", note="needs the main site's raw logs")
         first, second = await twice(ctx, lambda: violations.mark_complex(ctx.client, case, complex_), watched)
         assert first.stage is vc.CaseStage.APPEAL_COMPLEX
-        refused_naming(second, "ValueError", "already marked complex")
+        refused_naming(second, "AppealRefused", "already marked complex")
 
         decide = vc.DecideAppealRequest(decision="rejected", operator_id="op-1", note="logs were edited")
         first, second = await twice(ctx, lambda: violations.decide_appeal(ctx.client, case, decide), watched)
         assert first.stage is vc.CaseStage.FINAL and first.penalties[0].deducted_fen == 3_000
-        refused_naming(second, "ValueError", "already decided", "rejected")
+        refused_naming(second, "AppealRefused", "already decided", "rejected")
         assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 2_000  # deducted once
 
 

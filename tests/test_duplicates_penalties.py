@@ -46,7 +46,7 @@ class TestR12AM22DuplicatePenaltyMessages:
         assert lifted.penalties[0].status is vc.PenaltyStatus.LIFTED
         with pytest.raises(Refused) as refused:
             await lift(ctx, case, "p1")
-        assert "p1 was lifted by op-3" in refused.value.reasons[0]
+        assert refused.value.kind == "FreezeLiftRefused" and "p1 was lifted by op-3" in refused.value.reasons[0]
         resumed = await content_when(ctx, task, "c1", lambda s: s.counting_freezes[0].resumed_at is not None)
         await piece_handle.signal("counting_resumed", mc.CountingResumed(
             case_id=case, penalty_id="p1", resumed_at=notice + DAY, withdrawn=True))

@@ -59,11 +59,11 @@ class TestXGDuplicateCommands:
             xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True)])
         first, second = await twice(ctx, lambda: xg_api.review_materials(ctx.client, task, review), xg_w(task))
         assert first.stage is xg.TaskStage.AWAITING_PROVIDER
-        refused_naming(second, "ValueError", "awaiting_provider, not materials_review")
+        refused_naming(second, "XingguangStepRefused", "awaiting_provider, not materials_review")
         first, second = await twice(ctx, lambda: xg_api.assign_provider(ctx.client, task, xgf.OPERATOR,
                                                                          xgf.PROVIDER), xg_w(task))
         assert first.stage is xg.TaskStage.IN_PROGRESS
-        refused_naming(second, "ValueError", "in_progress, not awaiting_provider")
+        refused_naming(second, "XingguangStepRefused", "in_progress, not awaiting_provider")
 
     async def test_xg_4_select_submit_and_reviews_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "rev")
@@ -79,11 +79,11 @@ class TestXGDuplicateCommands:
         provider = xg.ProviderReviewRequest(provider_id=xgf.PROVIDER, piece_id="p1", approved=True)
         first, second = await twice(ctx, lambda: xg_api.provider_review(ctx.client, task, provider), xg_w(task))
         assert first.stage is xg.PieceStage.CLIENT_REVIEW
-        refused_naming(second, "ValueError", "p1 is client_review, not provider_review")
+        refused_naming(second, "XingguangStepRefused", "p1 is client_review, not provider_review")
         client = xg.ClientReviewRequest(client_id=client_id, piece_id="p1", approved=True)
         first, second = await twice(ctx, lambda: xg_api.client_review(ctx.client, task, client), xg_w(task))
         assert first.approved_at is not None  # approved (and published: nothing holds it)
-        refused_naming(second, "ValueError", "not client_review")
+        refused_naming(second, "XingguangStepRefused", "not client_review")
         assert len((await xg_api.state(ctx.client, task)).pieces["p1"].reviews) == 2
 
     async def test_xg_5_6_objection_and_data_dispute_twice(self, ctx: Ctx) -> None:
@@ -93,22 +93,22 @@ class TestXGDuplicateCommands:
         objection = xg.RaiseObjectionRequest(client_id=client_id, piece_id="p1", reason="logo shown too small")
         first, second = await twice(ctx, lambda: xg_api.raise_objection(ctx.client, task, objection), xg_w(task))
         assert first.objection is not None
-        refused_naming(second, "ValueError", "already had an objection")
+        refused_naming(second, "XingguangStepRefused", "already had an objection")
         decide = xg.DecideObjectionRequest(operator_id=xgf.OPERATOR, piece_id="p1", upheld=False,
                                            note="within the brief")
         first, second = await twice(ctx, lambda: xg_api.decide_objection(ctx.client, task, decide), xg_w(task))
         assert first.objection is not None and first.objection.outcome == "dismissed: within the brief"
-        refused_naming(second, "ValueError", "has no open objection")
+        refused_naming(second, "XingguangStepRefused", "has no open objection")
         dispute = xg.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1", reason="plays double-counted")
         first, second = await twice(ctx, lambda: xg_api.raise_data_dispute(ctx.client, task, dispute), xg_w(task))
         assert first.data_dispute is not None
-        refused_naming(second, "ValueError", "already had a data dispute")
+        refused_naming(second, "XingguangStepRefused", "already had a data dispute")
         resolve = xg.ResolveDataDisputeRequest(operator_id=xgf.OPERATOR, piece_id="p1", billable_events=0,
                                                note="nothing billed yet")
         first, second = await twice(ctx, lambda: xg_api.resolve_data_dispute(ctx.client, task, resolve),
                                     xg_w(task))
         assert first.data_dispute is not None and first.data_dispute.decided_at is not None
-        refused_naming(second, "ValueError", "has no open data dispute")
+        refused_naming(second, "XingguangStepRefused", "has no open data dispute")
 
     async def test_r_1_billable_events_and_their_void_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "bev")
@@ -137,7 +137,7 @@ class TestXGDuplicateCommands:
         answer = xg.RespondToPauseRequest(client_id=client_id, pause_id="pa1", changes_made=True)
         first, second = await twice(ctx, lambda: xg_api.respond_to_pause(ctx.client, task, answer), xg_w(task))
         assert first.resumed_at is not None
-        refused_naming(second, "ValueError", "pause pa1 is already answered")
+        refused_naming(second, "XingguangStepRefused", "pause pa1 is already answered")
         await xg_api.pause(ctx.client, task, pause.model_copy(update={"pause_id": "pa2"}))
         await xg_api.respond_to_pause(ctx.client, task, answer.model_copy(update={"pause_id": "pa2",
                                                                                   "changes_made": False}))
@@ -145,7 +145,7 @@ class TestXGDuplicateCommands:
                                             delay_fee_reason="two days of held production")
         first, second = await twice(ctx, lambda: xg_api.cancel_after_pause(ctx.client, task, cancel), xg_w(task))
         assert first.stage is xg.TaskStage.SETTLING
-        refused_naming(second, "ValueError", "settling: nothing to cancel")
+        refused_naming(second, "XingguangStepRefused", "settling: nothing to cancel")
         assert (await xg_api.state(ctx.client, task)).delay_fee_fen == 1_000
 
     async def test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice(self, ctx: Ctx) -> None:
@@ -163,7 +163,7 @@ class TestXGDuplicateCommands:
         proof = xg.SubmitFixProofRequest(violation_id="v1", submitted_by=client_id, proof="app re-listed")
         first, second = await twice(ctx, lambda: xg_api.submit_fix_proof(ctx.client, task, proof), xg_w(task))
         assert not first.paused
-        refused_naming(second, "ValueError", "v1 is not waiting for proof of a fix")
+        refused_naming(second, "XingguangStepRefused", "v1 is not waiting for proof of a fix")
         stop = xg.RecordViolationRequest(operator_id=xgf.OPERATOR, violation_id="v2",
                                          cause=xg.TerminationCause.CHEATING_BYPASS_OR_LAUNDERING,
                                          note="fake plays bought by the client")
@@ -173,7 +173,7 @@ class TestXGDuplicateCommands:
         decide = xg.DecidePieceRequest(operator_id=xgf.OPERATOR, piece_id="p1", settle=True, note="not involved")
         first, second = await twice(ctx, lambda: xg_api.decide_piece(ctx.client, task, decide), xg_w(task))
         assert first.stop_decision == "settle"
-        refused_naming(second, "ValueError", "p1 is not waiting for a settle-or-decline decision")
+        refused_naming(second, "XingguangStepRefused", "p1 is not waiting for a settle-or-decline decision")
 
     async def test_xg_10_xg_8_compensate_and_penalize_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "cmp")

@@ -165,6 +165,7 @@ class TestAM14AM15Revocation:
         await mount(ctx, task, "c1", "cr-1", await business_now(ctx))
         with pytest.raises(Refused) as refusal:
             await api.revoke_content(ctx.client, task, "cr-2", "c1")
+        assert refusal.value.kind == "RevocationRefused"
         assert "only the creator who owns content c1" in refusal.value.reasons[0]
         await api.revoke_authorization(ctx.client, task, "cr-2", "c1")  # the app's signal: ignored as well
         state = await api.task_state(ctx.client, task)

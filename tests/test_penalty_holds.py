@@ -131,7 +131,7 @@ class TestAM22FreezeStands:
         assert (lifted.penalties[1].status, lifted.penalties[1].frozen_fen) == (vc.PenaltyStatus.LIFTED, 4_999)
         with pytest.raises(Refused) as again:
             await lift(ctx, case, "p2")
-        assert "p2 was lifted by op-3" in again.value.reasons[0]
+        assert again.value.kind == "FreezeLiftRefused" and "p2 was lifted by op-3" in again.value.reasons[0]
         payable = ctx.a.ledger.balance("creator:cr-1:payable")
         assert (payable.balance_fen, payable.available_fen) == (5_000, 4_999)  # p1's 1 fen stays frozen
         assert (await case_state(ctx.client, case)).stage is vc.CaseStage.IN_FORCE

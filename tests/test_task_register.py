@@ -99,15 +99,19 @@ class TestAM6RegisterInTheDatabase:
         assert await mount(ctx, task, "c1", "cr-1", now) == first  # a repeated report gets the first answer
         with pytest.raises(Refused) as taken:  # the same content for another creator: refused as the validator did
             await mount(ctx, task, "c1", "cr-2", now)
-        assert taken.value.kind == "ValueError"
+        assert taken.value.kind == "AlreadyMounted"
         assert taken.value.reasons[0].startswith(f"content_id: c1 is already mounted in task {task}")
         with pytest.raises(Refused) as not_owner:
             await api.revoke_content(ctx.client, task, "cr-2", "c1")
-        assert not_owner.value.kind == "ValueError"
+        assert not_owner.value.kind == "RevocationRefused"
         assert not_owner.value.reasons == ["creator_id: only the creator who owns content c1 may revoke it"]
+        # The app's signal with the same refusal (RevocationRefused, made by the handler here) is ignored: the run
+        # goes on and c1 stays mounted (revoke_all of its owner below unmounts it).
+        await api.revoke_authorization(ctx.client, task, "cr-2", "c1")
         with pytest.raises(Refused) as unknown:
             await api.revoke_content(ctx.client, task, "cr-1", "nothing")
         assert unknown.value.reasons == [f"content_id: nothing is not mounted in task {task}"]
+        assert unknown.value.kind == "RevocationRefused"
         again = await api.join(ctx.client, task, "cr-1")
         assert again.already_joined
         raw, _ = await state_bytes(ctx.client, task)

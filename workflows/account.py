@@ -20,7 +20,6 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ports import notifications, personal_data
@@ -50,15 +49,12 @@ from workflows import metrics
 from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
 from workflows.escalation import Stalls
 from workflows.privacy_common import working_days_after
+from workflows.refusals import refused
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week
 WAITING = (c.AccountStage.DORMANT, c.AccountStage.CANCELLING)
 # workflow.patched id: R-7 (revised): a notice at 24 months, cancellation only after 30 more days unused.
 DORMANCY_NOTICE_PATCH = "dormancy-notice-first"
-
-
-def refused(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, {"reasons": [message]}, type=kind, non_retryable=True)
 
 
 def dispute_hold_id(account: str, dispute_id: str) -> str:

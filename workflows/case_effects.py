@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time
     from workflows.rules.penalties import HOLDS_SETTLEMENTS, PartyKind, liftable
 
+from workflows.refusals import FREEZE_LIFT_REFUSED, refused
 
 STANDING = (c.PenaltyStatus.IN_FORCE, c.PenaltyStatus.FINAL)
 
@@ -59,20 +60,23 @@ class CaseEffects:
     def validate_lift_freeze(self, request: c.LiftFreezeRequest) -> None:
         s, penalty = self.s, self._penalty(request.penalty_id)
         if penalty is None:
-            raise ValueError(f"penalty_id: case {s.case_id} has no penalty {request.penalty_id} (it has "
-                             f"{', '.join(p.penalty_id for p in s.penalties)})")
+            raise refused(FREEZE_LIFT_REFUSED,
+                          f"penalty_id: case {s.case_id} has no penalty {request.penalty_id} (it has "
+                          f"{', '.join(p.penalty_id for p in s.penalties)})")
         if not s.freezes_stand:
-            raise ValueError(f"case {s.case_id} started before freezes could be lifted: its freezes end with it")
+            raise refused(FREEZE_LIFT_REFUSED,
+                          f"case {s.case_id} started before freezes could be lifted: its freezes end with it")
         if not liftable(penalty.kind, penalty.deduct_when_final):
-            raise ValueError(f"penalty_id: {penalty.penalty_id} is {penalty.kind.value}"
-                             f"{' marked to be deducted' if penalty.deduct_when_final else ''}: only a freeze "
-                             "(freeze_fees not marked to be deducted, freeze_in_flight_tasks) can be lifted")
+            raise refused(FREEZE_LIFT_REFUSED, f"penalty_id: {penalty.penalty_id} is {penalty.kind.value}"
+                          f"{' marked to be deducted' if penalty.deduct_when_final else ''}: only a freeze "
+                          "(freeze_fees not marked to be deducted, freeze_in_flight_tasks) can be lifted")
         if penalty.lift_requested_at is not None:
-            raise ValueError(f"penalty_id: {penalty.penalty_id} was lifted by {penalty.lifted_by} at "
-                             f"{business_time(penalty.lift_requested_at)}: {penalty.lift_reason}")
+            raise refused(FREEZE_LIFT_REFUSED, f"penalty_id: {penalty.penalty_id} was lifted by {penalty.lifted_by} at "
+                                               f"{business_time(penalty.lift_requested_at)}: {penalty.lift_reason}")
         if penalty.status not in STANDING:
             ended = f" at {business_time(penalty.ended_at)}" if penalty.ended_at else ""
-            raise ValueError(f"penalty_id: {penalty.penalty_id} is {penalty.status.value}{ended}: nothing to lift")
+            raise refused(FREEZE_LIFT_REFUSED,
+                          f"penalty_id: {penalty.penalty_id} is {penalty.status.value}{ended}: nothing to lift")
 
     async def _apply_lifts(self) -> None:
         for penalty in self.s.penalties:

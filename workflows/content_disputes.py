@@ -26,7 +26,6 @@ from collections.abc import Awaitable
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ports import ledger, penalties
@@ -40,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.deadlines import working_days_deadline
+from workflows.refusals import RESOLUTION_REFUSED, refused
 
 # Runs recorded before held settlements existed go straight to settlement on replay.
 HOLD_CHECK_PATCH = "am-19-held-settlements"
@@ -87,7 +87,7 @@ class DisputesAndHolds:
             problem = (f"dispute {open_dispute.dispute_id} raised by the {open_dispute.raised_by} at "
                        f"{business_time(open_dispute.raised_at)} is open: it will be resolved first")
         if problem is not None:
-            raise ApplicationError(problem, {"reasons": [problem]}, type=DISPUTE_REFUSED, non_retryable=True)
+            raise refused(DISPUTE_REFUSED, problem)
 
     @workflow.update(name="resolve_dispute")
     async def resolve_dispute(self, request: c.ResolveDisputeRequest) -> c.DisputeResolution:
@@ -97,15 +97,13 @@ class DisputesAndHolds:
             await workflow.wait_condition(lambda: not self._applying)
             dispute = self._open_dispute_by_id(request.dispute_id)
             if dispute is None:  # the validator makes this unreachable
-                raise ApplicationError(f"dispute_id: {request.dispute_id} is not open", type="ResolutionRefused",
-                                       non_retryable=True)
+                raise refused(RESOLUTION_REFUSED, f"dispute_id: {request.dispute_id} is not open")
             fee_before = self._agreed_fee()
             if request.amount_fen > fee_before:
                 money = await ledger.TASK_MONEY(TaskMoneyRequest(task_id=s.task_id))
                 problem = resolution_refusal(request.amount_fen, fee_before, money.remaining_fen)
                 if problem is not None:
-                    raise ApplicationError(problem, {"reasons": [problem]}, type="ResolutionRefused",
-                                           non_retryable=True)
+                    raise refused(RESOLUTION_REFUSED, problem)
             paid = await self._move_budget_counter(dispute.dispute_id, fee_before, request.amount_fen)
             now = workflow.now()
             shortfall = "" if paid == request.amount_fen else (
@@ -134,10 +132,10 @@ class DisputesAndHolds:
     def validate_resolve_dispute(self, request: c.ResolveDisputeRequest) -> None:
         if self._open_dispute_by_id(request.dispute_id) is None:
             listed = ", ".join(d.dispute_id for d in self._open_disputes()) or "none"
-            raise ValueError(f"dispute_id: {request.dispute_id} is not an open dispute of content "
-                             f"{self.s.content_id} (open: {listed})")
+            raise refused(RESOLUTION_REFUSED, f"dispute_id: {request.dispute_id} is not an open dispute of content "
+                                              f"{self.s.content_id} (open: {listed})")
         if self._resolving:
-            raise ValueError(f"dispute_id: {request.dispute_id} is being resolved by another request")
+            raise refused(RESOLUTION_REFUSED, f"dispute_id: {request.dispute_id} is being resolved by another request")
 
     def _open_disputes(self) -> list[c.DisputeRecord]:
         return [d for d in self.s.disputes if d.resolved_at is None]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from ports import notifications, personal_data
@@ -44,15 +44,12 @@ from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.escalation import Stalls
 from workflows.privacy_common import working_days_after
+from workflows.refusals import refused
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure
 # Erasure destroys the subject's key and drops staged copies of erased fields: the requester's contact is kept
 # through it, so that the reply PR-1 owes still reaches the requester.
 ERASURE_KEEPS_REPLY_CONTACT = "dsr-erasure-keeps-reply-contact"
-
-
-def refused(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, {"reasons": [message]}, type=kind, non_retryable=True)
 
 
 @workflow.defn(name=DATA_SUBJECT_REQUEST_WORKFLOW)

@@ -45,6 +45,7 @@ from workflows.mount_reports import (
     unmount_refused,
     wait_for_late_mounts,
 )
+from workflows.refusals import ALREADY_MOUNTED, JOIN_REFUSED, PUBLICATION_REFUSED, refused
 from workflows.task_closures import TaskClosures
 from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
 from workflows.task_revocations import TaskRevocations
@@ -60,10 +61,6 @@ TASK_MESSAGES_PER_RUN = 1_000
 DRAIN_PATCH = "task-drain-before-continue-as-new"
 # Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
 CLOSURES_FROM_LEDGER_PATCH = "task-reads-closures-from-ledger"
-
-
-def refused(kind: str, reasons: list[str]) -> ApplicationError:
-    return ApplicationError("; ".join(reasons), {"reasons": reasons}, type=kind, non_retryable=True)
 
 
 @workflow.defn(name=MOUNT_TASK_WORKFLOW)
@@ -160,7 +157,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
             # The same publication is already under way (a caller retried): answer with its outcome.
             await workflow.wait_condition(lambda: not self._publishing)
             if s.publication is None:
-                raise refused("PublicationRefused", s.last_refusal)
+                raise refused(PUBLICATION_REFUSED, s.last_refusal)
         if s.publication is not None:
             return s.publication
         self._publishing, self._publishing_request = True, request
@@ -169,7 +166,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
             reasons = client_publication_refusals(facts)
             if reasons:
                 s.last_refusal = reasons
-                raise refused("PublicationRefused", reasons)
+                raise refused(PUBLICATION_REFUSED, reasons)
             assert request.budget_fen is not None and request.period_end_at and request.period_start_at
             fee = platform_fee(request.budget_fen)
             try:
@@ -179,7 +176,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == INSUFFICIENT_FUNDS:
                     s.last_refusal = [f"balance does not cover budget + 10% platform fee: {cause.message}"]
-                    raise refused("PublicationRefused", s.last_refusal) from None
+                    raise refused(PUBLICATION_REFUSED, s.last_refusal) from None
                 raise
             s.request, s.client_id = request, request.client_id
             s.period_start_at, s.period_end_at = request.period_start_at, request.period_end_at
@@ -200,18 +197,20 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
     def validate_publish(self, request: c.PublishTaskRequest) -> None:
         s = self.s
         if request.task_id != s.task_id:
-            raise ValueError(f"task_id: {request.task_id} does not match this workflow's task {s.task_id}")
+            raise refused(PUBLICATION_REFUSED,
+                          f"task_id: {request.task_id} does not match this workflow's task {s.task_id}")
         if s.publication is not None:
             if s.request != request:
-                raise ValueError(f"task {s.task_id} is already published with different terms")
+                raise refused(PUBLICATION_REFUSED, f"task {s.task_id} is already published with different terms")
             return
         if s.stage is not c.TaskStage.DRAFT:
-            raise ValueError(f"task {s.task_id} can no longer be published (stage {s.stage.value})")
+            raise refused(PUBLICATION_REFUSED, f"task {s.task_id} can no longer be published (stage {s.stage.value})")
         if self._publishing and request != self._publishing_request:
-            raise ValueError(f"task {s.task_id} is being published with different terms by another call")
+            raise refused(PUBLICATION_REFUSED,
+                          f"task {s.task_id} is being published with different terms by another call")
         problems = task_form_problems(request, workflow.now())
         if problems:
-            raise ValueError("invalid task form: " + "; ".join(problems))
+            raise refused(PUBLICATION_REFUSED, "invalid task form: " + "; ".join(problems))
 
     # ---------------------------------------------------------------- joining (AM-4, AM-5)
     @workflow.update(name="join")
@@ -225,13 +224,13 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         facts = await directory.CREATOR_FACTS(PartyRequest(party_id=request.creator_id))
         reasons = creator_join_refusals(facts, s.task_id)
         if reasons:
-            raise refused("JoinRefused", reasons)
+            raise refused(JOIN_REFUSED, reasons)
         if (entry := s.creators.get(request.creator_id)) and entry.authorization_in_force:
             # A concurrent join of the same creator finished first.
             return c.JoinResult(creator_id=entry.creator_id, joined_at=entry.joined_at, already_joined=True,
                                 payee_account=entry.payee_account)
         if problem := self._period_closed_problem("join"):
-            raise refused("JoinRefused", [problem])
+            raise refused(JOIN_REFUSED, [problem])
         entry = c.CreatorEntry(creator_id=request.creator_id, payee_account=payee_account(facts),
                                joined_at=workflow.now(),
                                revoked_all_at=entry.revoked_all_at if entry else None)
@@ -246,9 +245,9 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         s = self.s
         joined = await reg.join(s, request.creator_id, self._period_closed_problem("join"))
         if joined.entry is None:
-            if joined.refusal_kind == "ValueError":
-                raise reg.unchanged_refusal(s, joined.reasons[0])
-            raise refused("JoinRefused", joined.reasons)
+            if joined.refusal_kind != JOIN_REFUSED:  # the period is closed: the validator's refusal, counted
+                raise reg.unchanged_refusal(s, JOIN_REFUSED, joined.reasons[0])
+            raise refused(JOIN_REFUSED, joined.reasons)
         if not joined.already_joined:
             s.messages_this_run += 1
         return c.JoinResult(creator_id=joined.entry.creator_id, joined_at=joined.entry.joined_at,
@@ -264,7 +263,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
             return  # joining twice changes nothing (AM-5), and the answer needs no activity
         self._refuse_while_draining("join")
         if problem := self._period_closed_problem("join"):
-            raise ValueError(problem)
+            raise refused(JOIN_REFUSED, problem)
 
     # ---------------------------------------------------------------- mounting (AM-6)
     @workflow.update(name="report_mount")
@@ -356,8 +355,8 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         if (piece := s.pieces.get(request.content_id)) is not None:
             if piece.creator_id == request.creator_id and piece.mounted_at == request.mounted_at:
                 return  # the same report again: answered with the same result
-            raise ValueError(f"content_id: {request.content_id} is already mounted in task {s.task_id} "
-                             f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
+            raise refused(ALREADY_MOUNTED, f"content_id: {request.content_id} is already mounted in task {s.task_id} "
+                                           f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
         # Every other refusal is made by the handler, which takes the refused component down (mount_reports.py).
 
     @workflow.query(name="state")

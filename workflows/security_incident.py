@@ -15,7 +15,6 @@ import asyncio
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ports import notifications
@@ -28,15 +27,12 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows.common import stage_attributes, until
 from workflows.escalation import Stalls
+from workflows.refusals import refused
 
 # workflow.patched id: R-10 (revised): a notice without its remedy ("none" must be said) is refused.
 REMEDY_REQUIRED_PATCH = "incident-remedy-required"
 
 NOTICE_BATCH = 100  # accounts per activity call: bounded payloads and history
-
-
-def refused(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, {"reasons": [message]}, type=kind, non_retryable=True)
 
 
 @workflow.defn(name=SECURITY_INCIDENT_WORKFLOW)
@@ -58,8 +54,7 @@ class SecurityIncidentWorkflow:
                 workflow.patched(REMEDY_REQUIRED_PATCH):
             # nothing is sent; the incident is opened again with a complete notice.
             self._show("refused: " + "; ".join(problems))
-            raise ApplicationError("; ".join(problems), {"reasons": problems}, type="IncidentNoticeRefused",
-                                   non_retryable=True)
+            raise refused("IncidentNoticeRefused", problems)
         self._show("waiting for confirmation")
         await workflow.wait_condition(lambda: s.confirmed_at is not None)
         watcher = asyncio.ensure_future(self._escalate_when_late())

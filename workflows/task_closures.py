@@ -24,6 +24,7 @@ from workflows import task_register as reg
 from workflows.closure_looks import ClosureLooks
 from workflows.common import RunLength, stage_attributes, until
 from workflows.escalation import Stalls
+from workflows.refusals import CANCEL_REFUSED, refused
 
 # Pieces are told of the end of the period in batches of this size (one activity each).
 FANOUT_BATCH = 500
@@ -60,10 +61,10 @@ class TaskClosures:
     def validate_cancel(self, request: c.CancelRequest) -> None:
         s = self.s
         if s.end_reason is c.EndReason.CANCELLED and s.ended_at is not None:
-            raise ValueError(f"task {s.task_id} was already cancelled at {business_time(s.ended_at)}: "
-                             f"{s.cancel_reason}")
+            raise refused(CANCEL_REFUSED, f"task {s.task_id} was already cancelled at {business_time(s.ended_at)}: "
+                                          f"{s.cancel_reason}")
         if self.s.stage is not c.TaskStage.PUBLISHED:
-            raise ValueError(f"task {self.s.task_id} cannot be cancelled: it is {self.s.stage.value}")
+            raise refused(CANCEL_REFUSED, f"task {self.s.task_id} cannot be cancelled: it is {self.s.stage.value}")
 
     # ---------------------------------------------------------------- from content workflows
     @workflow.signal(name="budget_exhausted")

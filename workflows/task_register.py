@@ -4,8 +4,8 @@ content is mounted by whom, and what was revoked are asked of the register (acti
 local activities: one marker event each, so a mount costs about what it cost before.
 
 Refusals stay synchronous and complete: a validator cannot read the database, so the handler asks the register
-before it answers, and refuses with the same type and message the validator gave (`ValueError`, as the validator's
-exception reached callers) and changes nothing. A repeated report gets the first answer, read from the register.
+before it answers, and refuses with the same type and message the validator gives (workflows/refusals.py) and
+changes nothing. A repeated report gets the first answer, read from the register.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time
     from workflows.rules.mounts import revocation_instant_refusals
 
+from workflows.refusals import ALREADY_MOUNTED, REVOCATION_REFUSED, refused
 
 # Runs started with this marker keep their register in the database; runs before it (and every run they continue
 # as new into: MountTaskState.register_in_db) keep it in their state.
@@ -46,12 +47,12 @@ LOOK_AFTER = timedelta(seconds=2)
 LOOK_AT_LEAST_EVERY = timedelta(hours=1)
 
 
-def unchanged_refusal(s: c.MountTaskState, message: str) -> ApplicationError:
-    """The refusal a validator made before the register moved: its callers saw type ValueError and this message.
+def unchanged_refusal(s: c.MountTaskState, kind: str, message: str) -> ApplicationError:
+    """The refusal the validator makes when the register is in the state: the same type and message.
     Made by a handler, it is written to the history (a validator's is not): it counts as a message of the run, so
     that a stream of refused calls still makes the run continue as new."""
     s.messages_this_run += 1
-    return ApplicationError(message, {"reasons": [message]}, type="ValueError", non_retryable=True)
+    return refused(kind, message)
 
 
 async def join(s: c.MountTaskState, creator_id: str, period_closed: str | None) -> Joined:
@@ -95,7 +96,8 @@ def conflict(s: c.MountTaskState, request: c.ReportMountRequest, found: c.PieceE
     """AM-6: a content id is mounted once in a task; the same report again is answered as the first."""
     if found.creator_id == request.creator_id and found.mounted_at == request.mounted_at:
         return None
-    return unchanged_refusal(s, f"content_id: {request.content_id} is already mounted in task {s.task_id} "
+    return unchanged_refusal(s, ALREADY_MOUNTED,
+                             f"content_id: {request.content_id} is already mounted in task {s.task_id} "
                              f"(at {_business(found.mounted_at)} for creator {found.creator_id})")
 
 
@@ -103,15 +105,18 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
     """AM-14, with the validator's refusals (asked of the register first). True when this call unmounted it."""
     found = (await piece(s, request.content_id)).piece
     if found is None:
-        raise unchanged_refusal(s, f"content_id: {request.content_id} is not mounted in task {s.task_id}")
+        raise unchanged_refusal(s, REVOCATION_REFUSED,
+                                f"content_id: {request.content_id} is not mounted in task {s.task_id}")
     if found.piece.creator_id != request.creator_id:
-        raise unchanged_refusal(s, f"creator_id: only the creator who owns content {request.content_id} may revoke it")
+        raise unchanged_refusal(s, REVOCATION_REFUSED,
+                                f"creator_id: only the creator who owns content {request.content_id} may revoke it")
     if found.piece.status in ("settled", "closed"):
-        raise unchanged_refusal(s, f"content_id: {request.content_id} is already {found.piece.status}")
+        raise unchanged_refusal(s, REVOCATION_REFUSED,
+                                f"content_id: {request.content_id} is already {found.piece.status}")
     if found.piece.revoked_at is not None:
         return found.piece, False
     if reasons := revocation_instant_refusals(request.revoked_at, workflow.now(), found.piece.mounted_at):
-        raise unchanged_refusal(s, "; ".join(reasons))
+        raise unchanged_refusal(s, REVOCATION_REFUSED, "; ".join(reasons))
     revoked = await register.REVOKE_CONTENT.local(RevokeOne(
         task_id=s.task_id, content_id=request.content_id, revoked_at=request.revoked_at or workflow.now()))
     assert revoked.piece is not None

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.mounts import revocation_instant_refusals
 
 from workflows import task_register as reg
+from workflows.refusals import REVOCATION_REFUSED, refused
 
 
 class TaskRevocations:
@@ -51,18 +52,20 @@ class TaskRevocations:
     @revoke_content.validator
     def validate_revoke_content(self, request: c.RevokeContentRequest) -> None:
         if reasons := revocation_instant_refusals(request.revoked_at, workflow.now()):
-            raise ValueError("; ".join(reasons))
+            raise refused(REVOCATION_REFUSED, reasons)
         if self.s.register_in_db:
             return  # asked of the register by the handler (task_register.revoke_content)
         piece = self.s.pieces.get(request.content_id)
         if piece is None:
-            raise ValueError(f"content_id: {request.content_id} is not mounted in task {self.s.task_id}")
+            raise refused(REVOCATION_REFUSED,
+                          f"content_id: {request.content_id} is not mounted in task {self.s.task_id}")
         if piece.creator_id != request.creator_id:
-            raise ValueError(f"creator_id: only the creator who owns content {request.content_id} may revoke it")
+            raise refused(REVOCATION_REFUSED,
+                          f"creator_id: only the creator who owns content {request.content_id} may revoke it")
         if piece.status in ("settled", "closed"):
-            raise ValueError(f"content_id: {request.content_id} is already {piece.status}")
+            raise refused(REVOCATION_REFUSED, f"content_id: {request.content_id} is already {piece.status}")
         if reasons := revocation_instant_refusals(request.revoked_at, workflow.now(), piece.mounted_at):
-            raise ValueError("; ".join(reasons))
+            raise refused(REVOCATION_REFUSED, reasons)
 
     @workflow.update(name="revoke_all")
     async def revoke_all(self, request: c.RevokeAllRequest) -> c.RevocationResult:
@@ -72,8 +75,8 @@ class TaskRevocations:
         if self.s.register_in_db:
             revoked = await reg.revoke_creator(self.s, request.creator_id, at=request.revoked_at)
             if revoked.entry is None:
-                raise reg.unchanged_refusal(self.s,
-                    f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
+                problem = f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}"
+                raise reg.unchanged_refusal(self.s, REVOCATION_REFUSED, problem)
             assert revoked.revoked_at is not None
             if revoked.changed:
                 self.s.messages_this_run += 1
@@ -103,9 +106,10 @@ class TaskRevocations:
     @revoke_all.validator
     def validate_revoke_all(self, request: c.RevokeAllRequest) -> None:
         if reasons := revocation_instant_refusals(request.revoked_at, workflow.now()):
-            raise ValueError("; ".join(reasons))
+            raise refused(REVOCATION_REFUSED, reasons)
         if not self.s.register_in_db and request.creator_id not in self.s.creators:
-            raise ValueError(f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
+            raise refused(REVOCATION_REFUSED,
+                          f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}")
 
     @workflow.signal(name="revoke_authorization")
     async def revoke_authorization(self, signal: c.RevokeAuthorizationSignal) -> None:
@@ -120,9 +124,9 @@ class TaskRevocations:
                                                      revoked_at=signal.revoked_at)
                 self.validate_revoke_content(request_one)
                 await self._revoke_content(request_one)
-        except ValueError as err:
+        except ValueError as err:  # a request model the signal's fields do not fit (a pydantic ValidationError)
             workflow.logger.warning("revocation ignored: %s", err)
-        except ApplicationError as err:  # the same refusals, made by the handler when the register is in the database
-            if err.type != "ValueError":
+        except ApplicationError as err:  # refused by the validators, or by the handler when the register is in the db
+            if err.type != REVOCATION_REFUSED:
                 raise
             workflow.logger.warning("revocation ignored: %s", err)

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ports import penalties
@@ -47,6 +46,7 @@ from workflows.common import (
 )
 from workflows.deadlines import working_days_deadline
 from workflows.escalation import Stalls
+from workflows.refusals import APPEAL_REFUSED, refused
 
 ENDED = (c.PenaltyStatus.WITHDRAWN, c.PenaltyStatus.EXPIRED, c.PenaltyStatus.DEDUCTED, c.PenaltyStatus.RELEASED,
          c.PenaltyStatus.LIFTED)
@@ -79,8 +79,7 @@ class ViolationCaseWorkflow(CaseEffects):
             input.party_kind, pen.kind, until_at=pen.until_at, amount_fen=pen.amount_fen, points=pen.points,
             deduct_when_final=pen.deduct_when_final, notice_at=input.notice_at, task_id=pen.task_id)]
         if problems:
-            raise ApplicationError("; ".join(problems), {"reasons": problems}, type="PenaltyNoticeRefused",
-                                   non_retryable=True)
+            raise refused("PenaltyNoticeRefused", problems)
         if not s.freezes_stand and workflow.patched(FREEZES_STAND_PATCH):
             s.freezes_stand = True
         key = SA.CREATOR_ID if s.party_kind is PartyKind.CREATOR else SA.CLIENT_ID
@@ -163,14 +162,16 @@ class ViolationCaseWorkflow(CaseEffects):
     def validate_appeal(self, request: c.AppealRequest) -> None:
         s = self.s
         if request.party_id != s.party_id:
-            raise ValueError(f"party_id: {request.party_id} is not the penalized party of case {s.case_id}")
+            raise refused(APPEAL_REFUSED,
+                          f"party_id: {request.party_id} is not the penalized party of case {s.case_id}")
         if s.appeal is not None:
-            raise ValueError(f"case {s.case_id} was already appealed at {business_time(s.appeal.appealed_at)}")
+            raise refused(APPEAL_REFUSED,
+                          f"case {s.case_id} was already appealed at {business_time(s.appeal.appealed_at)}")
         problem = appeal_refusal(s.notice_at, workflow.now())
         if problem is None and s.stage is not c.CaseStage.IN_FORCE:
             problem = f"case {s.case_id} is {s.stage.value}: nothing to appeal"
         if problem is not None:
-            raise ValueError(problem)
+            raise refused(APPEAL_REFUSED, problem)
 
     @workflow.update(name="decide_appeal")
     async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseState:
@@ -189,9 +190,10 @@ class ViolationCaseWorkflow(CaseEffects):
     def validate_decide_appeal(self, request: c.DecideAppealRequest) -> None:
         s = self.s
         if s.appeal is not None and s.appeal.decision is not None:  # a repeat: named as such
-            raise ValueError(f"the appeal of case {s.case_id} was already decided: {s.appeal.decision}")
+            raise refused(APPEAL_REFUSED, f"the appeal of case {s.case_id} was already decided: {s.appeal.decision}")
         if s.appeal is None or s.stage not in OPEN_APPEAL:
-            raise ValueError(f"case {s.case_id} has no appeal waiting for a decision (stage {s.stage.value})")
+            raise refused(APPEAL_REFUSED,
+                          f"case {s.case_id} has no appeal waiting for a decision (stage {s.stage.value})")
 
     @workflow.update(name="mark_complex")
     def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseState:
@@ -212,10 +214,11 @@ class ViolationCaseWorkflow(CaseEffects):
     def validate_mark_complex(self, request: c.MarkComplexRequest) -> None:
         s = self.s
         if s.appeal is not None and s.appeal.complex and s.appeal.marked_complex_at is not None:  # a repeat
-            raise ValueError(f"the appeal of case {s.case_id} was already marked complex at "
-                             f"{business_time(s.appeal.marked_complex_at)}")
+            raise refused(APPEAL_REFUSED, f"the appeal of case {s.case_id} was already marked complex at "
+                                          f"{business_time(s.appeal.marked_complex_at)}")
         if s.stage is not c.CaseStage.APPEALED or s.appeal is None or s.appeal.decision is not None:
-            raise ValueError(f"case {s.case_id} has no undecided appeal to mark complex (stage {s.stage.value})")
+            raise refused(APPEAL_REFUSED,
+                          f"case {s.case_id} has no undecided appeal to mark complex (stage {s.stage.value})")
 
     @workflow.query(name="state")
     def state(self) -> c.ViolationCaseState:

@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_money import damages_cap
 
 from workflows.escalation import Stalls
-from workflows.xingguang_piece import WorkflowBase, refused
+from workflows.refusals import refused
+from workflows.xingguang_piece import WorkflowBase
 
 # workflow.patched id: a claim is judged by the task's record of pauses, in the handler as in the validator (XG-7).
 CLAIMS_PATCH = "xg-claims-judged-by-record"

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.common import stage_attributes
 from workflows.escalation import Stalls
-from workflows.xingguang_piece import refused
+from workflows.refusals import refused
 
 IDLE = timedelta(days=7)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from ports import directory, xg_ledger
@@ -29,13 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.privacy_common import working_days_after
+from workflows.refusals import XINGGUANG_STEP_REFUSED, refused
 
 PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
-
-
-def refused(kind: str, reasons: list[str]) -> ApplicationError:
-    """A business refusal carrying every reason (starter.xingguang.Refused reads them back)."""
-    return ApplicationError("; ".join(reasons), {"reasons": reasons}, type=kind, non_retryable=True)
 
 
 class WorkflowBase:
@@ -68,15 +63,15 @@ class WorkflowBase:
     @staticmethod
     def _require(ok: bool, problem: str) -> None:
         if not ok:
-            raise ValueError(problem)
+            raise refused(XINGGUANG_STEP_REFUSED, problem)
 
     def _piece(self, piece_id: str, *stages: c.PieceStage) -> c.Piece:
         piece = self.s.pieces.get(piece_id)
         if piece is None:
-            raise ValueError(f"piece_id: no piece {piece_id} in task {self.s.task_id}")
+            raise refused(XINGGUANG_STEP_REFUSED, f"piece_id: no piece {piece_id} in task {self.s.task_id}")
         if stages and piece.stage not in stages:
             allowed = ", ".join(st.value for st in stages)
-            raise ValueError(f"piece_id: piece {piece_id} is {piece.stage.value}, not {allowed}")
+            raise refused(XINGGUANG_STEP_REFUSED, f"piece_id: piece {piece_id} is {piece.stage.value}, not {allowed}")
         return piece
 
     def _unit_price(self) -> int:

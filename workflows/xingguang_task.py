@@ -39,9 +39,10 @@ from workflows.common import (
     until,
 )
 from workflows.escalation import Stalls
+from workflows.refusals import refused
 from workflows.xingguang_claims import ClaimMessages
 from workflows.xingguang_money_steps import MoneySteps
-from workflows.xingguang_piece import PieceMessages, refused
+from workflows.xingguang_piece import PieceMessages
 
 DRAFT_TTL = timedelta(hours=1)
 # workflow.patched id: one durable timer per deadline instead of one per wait (fewer history events).
