@@ -60,6 +60,16 @@ def missing_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
     return [add_working_days]
 
 
+def broken_calendar(adapters: Adapters) -> list[Callable[..., Any]]:
+    """A calendar that fails for good for another reason than an unpublished year (a final fault)."""
+
+    @activity.defn(name="calendar.add_working_days")
+    def add_working_days(request: AddWorkingDaysRequest) -> AddWorkingDaysResult:
+        raise ApplicationError("calendar source unreadable", type="CalendarBroken", non_retryable=True)
+
+    return [add_working_days]
+
+
 def vault(ctx: Ctx) -> PersonalData:
     return PersonalData(ctx.a.db, ctx.a.ledger, ctx.a.directory, subject_keys(ctx.a))
 

@@ -17,6 +17,7 @@ from tests.privacy_helpers import (
     EMAIL,
     NAME,
     PHONE,
+    broken_calendar,
     fixed_calendar,
     fixed_deadline,
     missing_calendar,
@@ -92,8 +93,12 @@ class TestPR1ReplyDeadline:
         [notice] = _outbox(ctx, f"dsr-reply:{r.request_id}")  # the account's phone on file: no requester contact
         assert notice["body"] == {"request_id": r.request_id, "kind": "complaint", "summary": "complaint answered"}
 
-    @pytest.mark.replace_activities.with_args(missing_calendar)
-    async def test_pr_1_unpublished_calendar_escalates_at_once(self, ctx: Ctx) -> None:
+    # One rule for every workflow (workflows/deadlines.py): an unpublished year or any other final calendar fault
+    # escalates at once; before the patch working-days-one-escalation-rule a fault of the second kind failed here.
+    @pytest.mark.parametrize("calendar", [
+        pytest.param("unpublished", marks=pytest.mark.replace_activities.with_args(missing_calendar)),
+        pytest.param("broken", marks=pytest.mark.replace_activities.with_args(broken_calendar))])
+    async def test_pr_1_a_calendar_that_cannot_answer_escalates_at_once(self, ctx: Ctx, calendar: str) -> None:
         account = f"acct-{ctx.uid}"
         person(ctx, account)
         r = request(ctx, account, dsr.RequestKind.COMPLAINT, await business_now(ctx))

@@ -47,8 +47,8 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
+from workflows.deadlines import working_days_after
 from workflows.escalation import Stalls
-from workflows.privacy_common import working_days_after
 from workflows.refusals import refused
 
 OBLIGATIONS_RECHECK = timedelta(days=7)  # tasks end by signal; a missed one is found within a week

@@ -42,8 +42,8 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.common import stage_attributes, until
+from workflows.deadlines import working_days_after
 from workflows.escalation import Stalls
-from workflows.privacy_common import working_days_after
 from workflows.refusals import refused
 
 RETENTION_RECHECK = timedelta(days=30)  # a missed release signal still ends in erasure

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_windows import ESCALATION_WORKING_DAYS, billable, client_review_due_at
 
 from workflows import metrics
-from workflows.privacy_common import working_days_after
+from workflows.deadlines import working_days_after
 from workflows.refusals import XINGGUANG_STEP_REFUSED, refused
 
 PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
