@@ -124,3 +124,11 @@ def port_names() -> set[str]:
         module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
         names |= {value.name for value in vars(module).values() if isinstance(value, ActivityPort)}
     return names
+
+
+def test_tests_import_helpers_not_other_tests() -> None:
+    """A test module's tests run wherever it is imported; shared code lives in helper modules (no test_ prefix)."""
+    found = [f"{path.relative_to(ROOT)}:{line} imports {name}"
+             for path in [*modules("tests"), *modules("bench")] for line, name in imported(path)
+             if name.startswith("tests.test_")]
+    assert found == []

@@ -11,35 +11,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities.fanout import StartContentResult
 from starter import client as api
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
+from tests.drain_helpers import GATES, held_fanout
 from tests.helpers import business_now, creator, mount, published_task, task_when
-from worker import Adapters
 from workflows import mount_task
 from workflows.contract import mount_task as mt
-from workflows.contract.mounted_content import MountedContentInput
-from workflows.contract.names import CONTINUE_AS_NEW_DUE, mount_task_id, mounted_content_id
+from workflows.contract.names import CONTINUE_AS_NEW_DUE, mount_task_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
-
-# Mounts whose content workflow start is held until the test opens the gate: (task_id, content_id) -> gate.
-GATES: dict[tuple[str, str], asyncio.Event] = {}
-
-
-def held_fanout(adapters: Adapters) -> list[object]:
-    @activity.defn(name="fanout.start_content_workflow")
-    async def start_content_workflow(request: MountedContentInput) -> StartContentResult:
-        if gate := GATES.get((request.task_id, request.content_id)):
-            await gate.wait()
-        return StartContentResult(workflow_id=mounted_content_id(request.task_id, request.content_id))
-
-    return [start_content_workflow]
 
 
 @pytest.mark.replace_activities.with_args(held_fanout)

@@ -23,8 +23,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter import client as api
+from tests import drain_helpers as drain
 from tests import replay_helpers as rh
-from tests import test_task_drain as drain
 from tests.conftest import scratch_adapters
 from tests.helpers import creator, eligible_client
 from worker import Adapters, build_worker
