@@ -1,5 +1,6 @@
 """The fault run's tasks (bench/faults.py): each is ended, and so refunded, while the kills go on, once every piece
-of it is paid in the ledger; and which worker kills are aimed at a settlement's or a refund's lost reply."""
+of it is paid in the ledger and its workflow has completed; and which worker kills are aimed at a settlement's or a
+refund's lost reply."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import random
 import time
 from typing import TYPE_CHECKING
 
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
 from starter import client as api
+from workflows.contract.names import mounted_content_id
 
 if TYPE_CHECKING:
     from bench.faults import Plan, Run
@@ -28,7 +33,10 @@ async def end_task_when_settled(run: Run, task_id: str) -> None:
 
     ids = [p.content_id for p in run.pieces if p.task_id == task_id]
     deadline = time.monotonic() + 2 * RECOVERY_TIMEOUT_S
-    while quietly(lambda: settled_count(run, ids))() < len(ids):
+    # Paid in the ledger is not enough: a settlement whose reply was lost is still in flight until its retry, and a
+    # refund before that retry would refuse it (TaskClosed) and hide a broken build's second payment. So the
+    # pieces' workflows must have completed too.
+    while quietly(lambda: settled_count(run, ids))() < len(ids) or not await pieces_completed(run, task_id, ids):
         if time.monotonic() > deadline:
             run.unended.append(task_id)
             run.awaiting_end.discard(task_id)
@@ -59,6 +67,18 @@ async def end_task_when_settled(run: Run, task_id: str) -> None:
         run.log(f"task {task_id}: {len(ids)} pieces settled; cancelled and refunded in "
                 f"{time.monotonic() - ended_at:.2f} s")
     run.ending.discard(task_id)
+
+
+async def pieces_completed(run: Run, task_id: str, content_ids: list[str]) -> bool:
+    """Every piece's workflow has completed (False while the server cannot be asked, e.g. during its kill)."""
+    try:
+        for content_id in content_ids:
+            status = await api.workflow_status(run.client, mounted_content_id(task_id, content_id))
+            if status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+                return False
+    except RPCError:
+        return False
+    return True
 
 
 async def a_task_waits(run: Run) -> bool:
