@@ -35,7 +35,13 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics
 from workflows import task_register as reg
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
-from workflows.common import MAX_MESSAGES_PER_RUN, RunLength, stage_attributes, until
+from workflows.common import (
+    MAX_MESSAGES_PER_RUN,
+    RunLength,
+    continue_as_new_when_handlers_done,
+    stage_attributes,
+    until,
+)
 from workflows.escalation import Stalls
 from workflows.mount_reports import (
     LATE_MOUNTS_PATCH,
@@ -394,9 +400,11 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
 
     async def _continue_as_new_if_due(self) -> None:
         if self._run_length.due(self.s.messages_this_run):
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            self.s.messages_this_run = 0
-            workflow.continue_as_new(c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s))
+            await continue_as_new_when_handlers_done(self._carry)
+
+    def _carry(self) -> c.MountTaskInput:
+        self.s.messages_this_run = 0
+        return c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s)
 
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
         workflow.set_current_details(self._stalls.details(
