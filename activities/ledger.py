@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from activities.db import Database, Tx, default_dsn
-from activities.ledger_activities import LedgerActivities, _as_application_errors
+from activities.ledger_activities import LedgerActivities, as_refusals
 from activities.ledger_holds import HeldContent
 from activities.ledger_model import (
     LEDGER_NAMESPACE,
@@ -83,7 +83,7 @@ __all__ = [
     "ConservationBroken", "FreezeRequest", "InsufficientFunds", "Ledger", "LedgerActivities", "LedgerError",
     "PendingAlreadyResolved", "RefundRequest", "RefundResult", "Release", "ReleaseRequest", "SettleRequest",
     "SettleResult", "Status", "TaskClosed", "TaskClosuresRequest", "TaskMoneyRequest", "Transfer", "UnknownTask",
-    "UnknownTransfer", "_as_application_errors", "may_go_negative", "transfer_id",
+    "UnknownTransfer", "as_refusals", "may_go_negative", "transfer_id",
 ]
 
 

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _as_application_errors() -> Iterator[None]:
-    """Refusals are final: retrying an activity that lacks funds or breaks a rule gives the same answer."""
+def as_refusals() -> Iterator[None]:
+    """The ledger's refusals as non-retryable ApplicationErrors, for every activity that moves money: refusals are
+    final, retrying an activity that lacks funds or breaks a rule gives the same answer."""
     try:
         yield
     except InsufficientFunds as error:
@@ -68,7 +69,7 @@ class LedgerActivities:
 
     @activity.defn(name=port.FREEZE.name)
     def freeze(self, request: FreezeRequest) -> FreezeResult:
-        with _as_application_errors():
+        with as_refusals():
             result = FreezeResult(**self.ledger.freeze(request.task_id, request.client_id, request.budget_fen,
                                                        request.platform_fee_fen))
         log.info("ledger frozen", client_id=request.client_id, frozen_fen=result.frozen_fen)
@@ -76,14 +77,14 @@ class LedgerActivities:
 
     @activity.defn(name=port.DEPOSIT.name)
     def deposit(self, request: DepositRequest) -> DepositResult:
-        with _as_application_errors():
+        with as_refusals():
             moved = self.ledger.deposit(request.deposit_id, request.client_id, request.amount_fen)
         return DepositResult(transfer_id=moved.id, amount_fen=moved.amount_fen, duplicate=moved.duplicate,
                              mismatch=moved.mismatch)
 
     @activity.defn(name=port.ACCRUE.name)
     def accrue(self, request: AccrueRequest) -> AccrueResult:
-        with _as_application_errors():
+        with as_refusals():
             accruals = self.ledger.accrue_many(request.task_id, request.content_id, request.items)
         last = accruals[-1]
         return AccrueResult(
@@ -94,14 +95,14 @@ class LedgerActivities:
 
     @activity.defn(name=port.RELEASE.name)
     def release(self, request: ReleaseRequest) -> ReleaseResult:
-        with _as_application_errors():
+        with as_refusals():
             released = self.ledger.release_many(request.task_id, request.event_ids)
         return ReleaseResult(results=[ReleasedEvent(**dataclasses.asdict(r)) for r in released],
                              released_fen=sum(r.released_fen for r in released))
 
     @activity.defn(name=port.SETTLE.name)
     def settle(self, request: SettleRequest) -> SettleResult:
-        with _as_application_errors():
+        with as_refusals():
             result = SettleResult(**self.ledger.settle(request.task_id, request.content_id, request.payee_account,
                                                        request.fee_fen, request.platform_fee_fen,
                                                        request.outcome))
@@ -111,7 +112,7 @@ class LedgerActivities:
 
     @activity.defn(name=port.REFUND.name)
     def refund(self, request: RefundRequest) -> RefundResult:
-        with _as_application_errors():
+        with as_refusals():
             result = RefundResult(**self.ledger.refund(request.task_id, request.client_id))
         log.info("ledger refunded", client_id=request.client_id, refunded_fen=result.refunded_fen)
         return result
@@ -119,7 +120,7 @@ class LedgerActivities:
     @activity.defn(name=port.TASK_CLOSURES.name)
     def task_closures(self, request: TaskClosuresRequest) -> TaskClosuresResult:
         """Read-only: the task's pieces that closed after `after_seq` (MountTaskWorkflow reads them on a timer)."""
-        with _as_application_errors():
+        with as_refusals():
             closures = self.ledger.task_closures(request.task_id, request.after_seq, request.limit)
             with self.ledger.db.transaction() as tx:
                 held = self.ledger.open_holds(tx, request.task_id)
@@ -131,14 +132,14 @@ class LedgerActivities:
     @activity.defn(name=port.HOLD_CONTENT.name)
     def hold_content(self, request: HoldContentRequest) -> HoldContentResult:
         """AM-13: a piece's settlement is held (dispute or penalty); its task keeps a reserve for it."""
-        with _as_application_errors():
+        with as_refusals():
             recorded = self.ledger.hold_content(request.task_id, request.content_id, request.reason,
                                                 request.held_at)
         return HoldContentResult(task_id=request.task_id, content_id=request.content_id, recorded=recorded)
 
     @activity.defn(name=port.REFUND_PART.name)
     def refund_part(self, request: RefundPartRequest) -> RefundPartResult:
-        with _as_application_errors():
+        with as_refusals():
             result = RefundPartResult(**self.ledger.refund_part(request.task_id, request.client_id, request.part))
         log.info("ledger refunded a part", client_id=request.client_id, part=request.part,
                  refunded_fen=result.refunded_fen, reserve_fen=result.reserve_fen)
@@ -146,7 +147,7 @@ class LedgerActivities:
 
     @activity.defn(name=port.TASK_MONEY.name)
     def task_money(self, request: TaskMoneyRequest) -> TaskMoney:
-        with _as_application_errors():
+        with as_refusals():
             return TaskMoney(**self.ledger.task_money(request.task_id))
 
     def all(self) -> list[Callable[..., Any]]:

@@ -20,7 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.creator_pieces import CreatorPieces
-from activities.ledger import Ledger, LedgerError
+from activities.ledger import Ledger
+from activities.ledger_activities import as_refusals
 from activities.penalty_register import HeldSettlement, PenaltyRegister
 from ports import penalties as port
 from ports.penalties import (
@@ -204,7 +205,7 @@ class PenaltyActivities:
         amount = self._existing_amount(key) or min(request.fee_fen, available)
         if amount == 0:
             return DeductHeldResult(deducted_fen=0)
-        with _refusals():
+        with as_refusals():
             moved = self.ledger.transfer(key, request.payee_account, PLATFORM_PENALTIES, amount, "penalty_deduct",
                                          f"case {request.case_id}: held settlement of {request.content_id}")
         return DeductHeldResult(deducted_fen=moved.amount_fen)
@@ -221,7 +222,7 @@ class PenaltyActivities:
         amount = available if action.amount_fen is None else min(action.amount_fen, available)
         if amount <= 0:
             return 0  # nothing unwithdrawn to freeze now; settlements from now on are held instead
-        with _refusals():
+        with as_refusals():
             memo = f"case {action.case_id} penalty {action.penalty_id}: {action.kind.value}"
             return self.ledger.hold(key, account, PLATFORM_PENALTIES, amount, memo).amount_fen
 
@@ -235,7 +236,7 @@ class PenaltyActivities:
             if self._existing_amount(done_key):
                 return frozen  # already resolved, by this very call's earlier attempt or by the other outcome
         memo = f"case {action.case_id} penalty {action.penalty_id}"
-        with _refusals():
+        with as_refusals():
             if deduct:
                 self.ledger.post_pending(_key(action, "deduct"), freeze_key, memo=memo)
             else:
@@ -263,14 +264,3 @@ def _release_route(key: str, payload: SettlementReleased) -> tuple[str, BaseMode
 
 def _key(action: PenaltyAction, step: str) -> str:
     return f"penalty:{action.case_id}:{action.penalty_id}:{step}"
-
-
-class _refusals:
-    """Ledger refusals are final: retrying the same request gets the same answer."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if isinstance(error, (LedgerError, ValueError)):
-            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from error

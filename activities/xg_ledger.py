@@ -24,7 +24,7 @@ from temporalio import activity
 
 # Refusals (insufficient funds, a rule broken) are final, anything else is retried: the ledger's own mapping.
 from activities.ledger import PLATFORM_REVENUE, Ledger, Transfer
-from activities.ledger import _as_application_errors as _refusals
+from activities.ledger_activities import as_refusals
 from ports import xg_ledger as port
 from ports.xg_ledger import (
     ClaimedEvent,
@@ -223,14 +223,14 @@ class XgLedgerActivities:
 
     @activity.defn(name=port.FREEZE.name)
     def freeze(self, request: XgFreezeRequest) -> XgFreezeResult:
-        with _refusals():
+        with as_refusals():
             moved = self.xg.freeze(request.task_id, request.client_id, request.amount_fen)
         return XgFreezeResult(transfer_id=moved.id, frozen_fen=moved.amount_fen, duplicate=moved.duplicate,
                               mismatch=moved.mismatch)
 
     @activity.defn(name=port.SETTLE_PIECE.name)
     def settle_piece(self, request: XgSettleRequest) -> XgSettleResult:
-        # Not wrapped in _refusals: nothing here is a business refusal (R-14: platform revenue pays a provider fee
+        # Not wrapped in as_refusals: nothing here is a business refusal (R-14: platform revenue pays a provider fee
         # whatever it holds), so any failure is a fault, retried behind the workflow's escalation.
         moved = self.xg.settle_piece(request)
         return XgSettleResult(task_id=request.task_id, piece_id=request.piece_id,
@@ -241,23 +241,23 @@ class XgLedgerActivities:
 
     @activity.defn(name=port.CHARGE.name)
     def charge(self, request: XgChargeRequest) -> XgChargeResult:
-        with _refusals():
+        with as_refusals():
             moved = self.xg.charge(request)
         return XgChargeResult(transfer_id=moved.id if moved else "", amount_fen=moved.amount_fen if moved else 0)
 
     @activity.defn(name=port.REFUND.name)
     def refund(self, request: XgRefundRequest) -> XgRefundResult:
-        with _refusals():
+        with as_refusals():
             return self.xg.refund(request)
 
     @activity.defn(name=port.COMPENSATE.name)
     def compensate(self, request: XgCompensateRequest) -> XgMoveResult:
-        with _refusals():
+        with as_refusals():
             return _moved(self.xg.compensate(request))
 
     @activity.defn(name=port.FREEZE_BALANCE.name)
     def freeze_balance(self, request: XgFreezeBalanceRequest) -> XgMoveResult:
-        with _refusals():
+        with as_refusals():
             return _moved(self.xg.freeze_balance(request))
 
     @activity.defn(name=port.CLAIM_EVENTS.name)

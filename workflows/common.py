@@ -9,14 +9,9 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
-with workflow.unsafe.imports_passed_through():
-    # The activity options every port carries (ports/port.py); named here too for the workflows' own calls.
-    from ports.port import ACTIVITY_RETRY, ACTIVITY_TIMEOUT
-
 from workflows.contract.names import SA
 
-__all__ = ["ACTIVITY_RETRY", "ACTIVITY_TIMEOUT", "MAX_MESSAGES_PER_RUN", "RunLength",
-           "continue_as_new_when_handlers_done", "stage_attributes", "until"]
+__all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "stage_attributes", "until"]
 
 # Own bound on messages per run, below the server's 10,000 signals per run, in case the SDK's suggestion
 # comes late (DESIGN.md: "Limits that shape the design").
