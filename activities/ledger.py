@@ -34,7 +34,6 @@ from activities.ledger_model import (
     LEDGER_NAMESPACE,
     OWN_ACCOUNT_PREFIXES,
     PLATFORM_REVENUE,
-    POSTED,
     WORLD_DEPOSITS,
     AccountBalance,
     Accrual,
@@ -58,6 +57,7 @@ from activities.ledger_model import (
     may_go_negative,
     transfer_id,
 )
+from activities.ledger_money import task_money_picture
 from activities.ledger_postings import Postings
 from activities.ledger_schema import POSTGRESQL_SCHEMA, SQLITE_SCHEMA
 from ports.ledger import (
@@ -202,27 +202,15 @@ class Ledger(Postings, HeldContent):
         return [Closure(int(r[0]), r[1], r[2], int(r[3]), int(r[4]), r[5]) for r in rows]
 
     def task_money(self, task_id: str) -> dict[str, Any]:
-        """Where a task's money is (R-4): frozen = paid to creators + platform fees + refunded + escrow balance."""
-        escrow = _escrow(task_id)
+        """Where a task's money is: the money picture (activities/ledger_money.py, one transaction), its budget
+        counter and its escrow balance."""
         with self.db.transaction() as tx:
             budget = self._budget_row(tx, task_id)
-            flows = tx.fetchall(f"SELECT debit_account, credit_account, CAST(SUM(amount_fen) AS BIGINT)"
-                                f" FROM transfers WHERE (debit_account = ? OR credit_account = ?)"
-                                f" AND status IN {POSTED} GROUP BY debit_account, credit_account",
-                                (escrow, escrow))
-            balance = self._account(tx, escrow).balance_fen
-        money = {"frozen_fen": 0, "paid_to_creators_fen": 0, "platform_fees_fen": 0, "refunded_fen": 0}
-        for debit, credit, total in flows:
-            outgoing = debit == escrow
-            other = credit if outgoing else debit
-            if other.startswith("client:"):
-                money["refunded_fen" if outgoing else "frozen_fen"] += int(total)
-            else:
-                bucket = "platform_fees_fen" if other == PLATFORM_REVENUE else "paid_to_creators_fen"
-                money[bucket] += int(total) if outgoing else -int(total)
+            balance = self._account(tx, _escrow(task_id)).balance_fen
+            picture = task_money_picture(tx, task_id, budget, balance)
         return {"task_id": task_id, "budget_fen": budget["budget_fen"], "spent_fen": budget["spent_fen"],
                 "remaining_fen": budget["budget_fen"] - budget["spent_fen"], "exhausted_at": budget["exhausted_at"],
-                "refunded_at": budget["refunded_at"], **money, "escrow_balance_fen": balance}
+                "refunded_at": budget["refunded_at"], **picture, "escrow_balance_fen": balance}
 
     # ---- the budget counter (AM-9, AM-10, R-3) ----------------------------------------------------------------
 

@@ -124,10 +124,11 @@ class LedgerActivities:
             closures = self.ledger.task_closures(request.task_id, request.after_seq, request.limit)
             with self.ledger.db.transaction() as tx:
                 held = self.ledger.open_holds(tx, request.task_id)
+            money = TaskMoney(**self.ledger.task_money(request.task_id)).picture()
         return TaskClosuresResult(
             closures=[ContentClosure(seq=c.seq, content_id=c.content_id, outcome=c.outcome, fee_fen=c.fee_fen,
                                      platform_fee_fen=c.platform_fee_fen) for c in closures],
-            last_seq=closures[-1].seq if closures else request.after_seq, held_content_ids=held)
+            last_seq=closures[-1].seq if closures else request.after_seq, held_content_ids=held, money=money)
 
     @activity.defn(name=port.HOLD_CONTENT.name)
     def hold_content(self, request: HoldContentRequest) -> HoldContentResult:

@@ -38,9 +38,10 @@ from ports.penalties import (
     SignalPiecesRequest,
     SignalPiecesResult,
 )
-from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
+from workflows.contract.mount_task import CancelRequest, CreatorRemoved, RemovalWithdrawn
 from workflows.contract.mounted_content import SettlementReleased
 from workflows.contract.names import mount_task_id
+from workflows.contract.views import MountTaskView
 from workflows.contract.xingguang import PieceSettlementReleased, piece_of_hold_key
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PenaltyKind, deducts_when_final
 
@@ -142,7 +143,7 @@ class PenaltyActivities:
                 await handle.signal("removal_withdrawn", RemovalWithdrawn(case_id=request.case_id,
                                                                           creator_id=request.party_id))
                 return ActOnTaskResult(outcome="creator may join again")
-            state = await handle.query("state", result_type=MountTaskState)
+            state = await handle.query("state", result_type=MountTaskView)
             if state.client_id != request.party_id:  # a case names the task; only the penalized client's is cancelled
                 return ActOnTaskResult(outcome=f"not cancelled: task {request.task_id} is not client "
                                                f"{request.party_id}'s (client {state.client_id})")

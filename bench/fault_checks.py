@@ -114,7 +114,7 @@ def check_money(run: Run, verdict: Verdict) -> None:
         verdict.problems.append(f"conservation: {error}")
     for task_id in run.tasks:
         money = ledger.task_money(task_id)
-        if money["frozen_fen"] != (money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"]
+        if money["frozen_fen"] != (money["paid_fen"] + money["platform_fees_fen"] + money["refunded_fen"]
                                    + money["escrow_balance_fen"]):
             conserved = False
             verdict.problems.append(f"task {task_id}: frozen {money['frozen_fen']} fen is not accounted for")
@@ -147,7 +147,7 @@ async def check_refunds(run: Run, verdict: Verdict) -> None:
         verdict.refunded_tasks += 1
         verdict.double_refunds += len(postings) - 1
         verdict.refunded_fen += sum(t.amount_fen for t in postings)
-        owed = money["frozen_fen"] - money["paid_to_creators_fen"] - money["platform_fees_fen"]
+        owed = money["frozen_fen"] - money["paid_fen"] - money["platform_fees_fen"]
         status = await api.workflow_status(run.client, mount_task_id(task_id))
         if status != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:  # its result would never come
             said, agrees = f"nothing: its workflow's status is {status}", False
@@ -157,7 +157,7 @@ async def check_refunds(run: Run, verdict: Verdict) -> None:
             agrees = result.stage is TaskStage.REFUNDED and result.refunded_fen == owed
         if sum(t.amount_fen for t in postings) != owed or money["escrow_balance_fen"] != 0 or not agrees:
             verdict.wrong_refunds.append(
-                f"{task_id}: frozen {money['frozen_fen']} - paid {money['paid_to_creators_fen']} - platform fees "
+                f"{task_id}: frozen {money['frozen_fen']} - paid {money['paid_fen']} - platform fees "
                 f"{money['platform_fees_fen']} = {owed} fen owed; refunded {[t.amount_fen for t in postings]} fen, "
                 f"escrow left {money['escrow_balance_fen']} fen; the task says {said}")
     for name, value in (("tasks not refunded", verdict.unrefunded_tasks),

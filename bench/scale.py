@@ -346,13 +346,13 @@ async def _checks(client: Client, adapters: Adapters, plan: Plan, task_id: str, 
     cheating = {b.event_id for b in plan.batches if b.cheating}
     voided = {b.event_id for b in plan.batches if b.voided}
     checks = {
-        "frozen = paid + platform fees + refund": money["frozen_fen"] == money["paid_to_creators_fen"]
+        "frozen = paid + platform fees + refund": money["frozen_fen"] == money["paid_fen"]
         + money["platform_fees_fen"] + money["refunded_fen"],
         "escrow empty": money["escrow_balance_fen"] == 0,
         "ledger sums to zero": ledger.conservation_total() == 0,
-        "paid <= budget": money["paid_to_creators_fen"] <= plan.budget_fen,
-        "paid = counted accruals (each counted conversion paid once)": money["paid_to_creators_fen"] == granted_fen,
-        "paid = sum of piece fees": money["paid_to_creators_fen"] == sum(fees),
+        "paid <= budget": money["paid_fen"] <= plan.budget_fen,
+        "paid = counted accruals (each counted conversion paid once)": money["paid_fen"] == granted_fen,
+        "paid = sum of piece fees": money["paid_fen"] == sum(fees),
         "platform fees = 10% half-up of the total (R-4)": money["platform_fees_fen"] == platform_fee(sum(fees)),
         "one settlement per piece": int(settled_ops[0] if settled_ops else 0) == len(plan.pieces)
         and len(settle_keys) == len({k for (k,) in settle_keys}),
@@ -361,7 +361,7 @@ async def _checks(client: Client, adapters: Adapters, plan: Plan, task_id: str, 
         "no cheating batch counted": not counted_ids & cheating,
         "no voided batch counted": not counted_ids & voided,
         "task result agrees with ledger": result.stage is mt.TaskStage.REFUNDED
-        and result.paid_to_creators_fen == money["paid_to_creators_fen"]
+        and result.paid_to_creators_fen == money["paid_fen"]
         and result.platform_fees_fen == money["platform_fees_fen"] and result.refunded_fen == money["refunded_fen"],
     }
     clock.mark("money checked: " + ("all exact" if all(checks.values()) else

@@ -44,12 +44,12 @@ async def main(port: str, db: str) -> None:
     voided = {b.event_id for b in plan.batches if b.voided}
     checks = {
         "frozen = paid + platform fees + refund":
-            money["frozen_fen"] == money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"],
+            money["frozen_fen"] == money["paid_fen"] + money["platform_fees_fen"] + money["refunded_fen"],
         "escrow empty": money["escrow_balance_fen"] == 0,
         "ledger sums to zero": ledger.conservation_total() == 0,
-        "paid <= budget": money["paid_to_creators_fen"] <= plan.budget_fen,
-        "paid = counted accruals (each counted conversion paid once)": money["paid_to_creators_fen"] == granted_fen,
-        "paid = sum of piece fees (closures in the ledger)": money["paid_to_creators_fen"] == sum(fees),
+        "paid <= budget": money["paid_fen"] <= plan.budget_fen,
+        "paid = counted accruals (each counted conversion paid once)": money["paid_fen"] == granted_fen,
+        "paid = sum of piece fees (closures in the ledger)": money["paid_fen"] == sum(fees),
         "platform fees = 10% half-up of the total (R-4)": money["platform_fees_fen"] == platform_fee(sum(fees)),
         "one settlement per piece":
             settled_ops == len(plan.pieces) and len(settle_keys) == len({k for (k,) in settle_keys}),
@@ -57,7 +57,7 @@ async def main(port: str, db: str) -> None:
         "no cheating batch counted": not counted_ids & cheating,
         "no voided batch counted": not counted_ids & voided,
         "task result agrees with ledger": result is not None and result.stage is mt.TaskStage.REFUNDED
-        and result.paid_to_creators_fen == money["paid_to_creators_fen"]
+        and result.paid_to_creators_fen == money["paid_fen"]
         and result.refunded_fen == money["refunded_fen"]
         and result.platform_fees_fen == money["platform_fees_fen"],
     }

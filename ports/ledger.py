@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ports.port import ActivityPort
+from workflows.contract.money import TaskMoney as MoneyPicture
 
 # How a piece of content closed (AM-12, AM-13): settled (paid what it earned) or closed (disposed of, AM-16).
 ClosureOutcome = Literal["settled", "closed"]
@@ -139,6 +140,8 @@ class TaskClosuresResult(_Model):
     closures: list[ContentClosure]
     last_seq: int  # the number to read after next time (after_seq when nothing new closed)
     held_content_ids: list[str] = []  # AM-13: pieces whose settlement is held and that have not closed
+    # The task's money picture at this read (absent from answers recorded before it was added).
+    money: MoneyPicture | None = None
 
 
 class RefundRequest(_Model):
@@ -158,17 +161,30 @@ class TaskMoneyRequest(_Model):
 
 
 class TaskMoney(_Model):
+    """The task's budget counter, its escrow, and its money picture under the names of
+    workflows/contract/money.TaskMoney (read in one transaction: they add up to the fen)."""
+
+    # Answers recorded before the money picture carried `paid_to_creators_fen` (now `paid_fen`): still read.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     task_id: str
     budget_fen: int
     spent_fen: int
     remaining_fen: int
     exhausted_at: AwareDatetime | None
     refunded_at: AwareDatetime | None
-    frozen_fen: int
-    paid_to_creators_fen: int
-    platform_fees_fen: int
-    refunded_fen: int
     escrow_balance_fen: int
+    frozen_fen: int
+    accrued_fen: int = 0
+    platform_fee_on_accrued_fen: int = 0
+    paid_fen: int = 0
+    platform_fees_fen: int
+    held_fen: int = 0
+    refunded_fen: int
+    refund_to_come_fen: int = 0
+
+    def picture(self) -> MoneyPicture:
+        return MoneyPicture(**{k: getattr(self, k) for k in MoneyPicture.model_fields if hasattr(self, k)})
 
 
 class HoldContentRequest(_Model):

@@ -18,7 +18,8 @@ from starter import xingguang as xgapi
 from starter.cli_common import Output, connect, count, dump, global_flags, store
 from starter.cli_errors import CliError, Reason
 from workflows.contract import names
-from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.contract.money import TaskMoney
+from workflows.contract.xingguang_claims import XingguangClaimsView
 
 EXAMPLE = "python -m starter"
 # kind -> (workflow id of an id, Temporal's prefix); pieces (content, xg-piece) take a second id.
@@ -87,7 +88,7 @@ async def state_of(client: Client, kind: str, ident: str, second: str | None) ->
         return state.pieces[second]
     if kind == "xg-claims":
         return await client.get_workflow_handle(names.xingguang_claims_id(ident)).query(
-            "state", result_type=XingguangClaimsState)
+            "state", result_type=XingguangClaimsView)
     if kind == "case":
         return await violations.case_state(client, ident)
     if kind == "account":
@@ -106,14 +107,8 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
         if err.status is RPCStatusCode.NOT_FOUND:
             raise not_found(f"{kind} {ident}" + (f" {second}" if second else "")) from None
         raise
-    if out.as_json or kind != "task":
-        out.show(state, f"{kind} {ident}" + (f" {second}" if second else ""))
-        return
-    summary = dump(state.model_dump(exclude={"creators", "pieces", "request", "publication"}))
-    out.show(summary, f"task {state.task_id}")
-    if state.pieces:
-        out.show([{"content_id": p.content_id, "creator_id": p.creator_id, "mounted_at": dump(p.mounted_at),
-                   "status": p.status, "fee_fen": p.fee_fen} for p in state.pieces.values()], "pieces")
+    # A task's view has counts; `pieces TASK` lists its pieces page by page.
+    out.show(state, f"{kind} {ident}" + (f" {second}" if second else ""))
 
 
 # ------------------------------------------------------------------ ledger (the database; Temporal only to tell kinds)
@@ -135,7 +130,11 @@ def ledger_view(ledger: Any, kind: str, ident: str, second: str | None) -> dict[
             postings = [t for t in postings if second and f":{second}" in t.business_key]
         if not postings:
             return None
-        return {"postings": postings, "money": ledger.task_money(ident)}
+        figures = ledger.task_money(ident)  # the money picture under the names a task's `state` uses
+        money = {name: figures[name] for name in TaskMoney.model_fields if name in figures}
+        money["budget"] = {"budget_fen": figures["budget_fen"], "counted_fen": figures["spent_fen"],
+                           "remaining_fen": figures["remaining_fen"], "used_up_at": figures["exhausted_at"]}
+        return {"postings": postings, "money": money}
     if kind in ("xg-task", "xg-piece", "xg-claims"):
         postings = {t.id: t for t in ledger.transfers(account_prefix=f"xg_task:{ident}:", limit=100_000)}
         postings.update({t.id: t for t in _keyed(ledger, "xg:", ident, 2)})

@@ -113,7 +113,7 @@ async def cmd_publish(args: argparse.Namespace, out: Output) -> None:
     first = None
     if isinstance(body.get("task_id"), str):
         try:  # published before: the period it was published with, not a new "now" (issue 23)
-            first = (await api.task_state(client, body["task_id"])).request
+            first = (await api.task_state(client, body["task_id"])).terms
         except RPCError:
             first = None
     if first is not None:

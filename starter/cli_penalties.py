@@ -50,7 +50,7 @@ async def _issued_before(client: Client, args: argparse.Namespace, notice: vc.Vi
     return await api.workflow_status(client, violation_case_id(notice.case_id)) is not None
 
 
-async def _issue(client: Client, args: argparse.Namespace, notice: vc.ViolationCaseInput) -> vc.ViolationCaseState:
+async def _issue(client: Client, args: argparse.Namespace, notice: vc.ViolationCaseInput) -> vc.ViolationCaseView:
     await violations.issue_notice(client, notice, task_queue(args))
     return await violations.case_state(client, notice.case_id)
 

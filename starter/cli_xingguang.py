@@ -18,7 +18,7 @@ from starter.cli_errors import CliError, Reason
 from starter.client import Refused, workflow_status
 from workflows.contract import xingguang as xg
 from workflows.contract.names import xingguang_claims_id
-from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.contract.xingguang_claims import XingguangClaimsView
 
 EXAMPLE = "python -m starter"
 TASK = ("task_id",)
@@ -100,7 +100,7 @@ async def _compensated_before(client: Client, args: argparse.Namespace, request:
         return True
     try:
         claims = await client.get_workflow_handle(xingguang_claims_id(args.task_id)).query(
-            "state", result_type=XingguangClaimsState)
+            "state", result_type=XingguangClaimsView)
     except RPCError:
         return False
     return any(r.ref_id == request.compensation_id for r in claims.claims)

@@ -10,8 +10,6 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -46,6 +44,7 @@ from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
 )
+from workflows.contract.views import MountedContentView, MountTaskView
 from workflows.rules.clock import BUSINESS_TZ, business_time
 from workflows.rules.disputes import DISPUTE_REFUSED, window_closed
 
@@ -194,32 +193,10 @@ async def cancel(client: Client, task_id: str, reason: str, requested_by: str) -
                          mt.CancelRequest(reason=reason, requested_by=requested_by), mt.TaskResult)
 
 
-# A process that reads the ledger's database (tests, the bench's checks) may have task_state fill in a task's
-# register of pieces and creators, which a task keeps there (workflows/task_register.py) and no longer answers.
-_register_db: Any = None
-
-
-@contextmanager
-def register_read_from(db: Any) -> Iterator[None]:
-    """Within the block, task_state fills in registers from `db` (an activities.db.Database); the previous source
-    comes back after it, so a database closed after its block is never read."""
-    global _register_db
-    previous, _register_db = _register_db, db
-    try:
-        yield
-    finally:
-        _register_db = previous
-
-
-async def task_state(client: Client, task_id: str) -> mt.MountTaskState:
-    """The task's `state` answer (a summary when its register is in the database: task_pieces lists it)."""
-    state: mt.MountTaskState = await client.get_workflow_handle(mount_task_id(task_id)).query(
-        "state", result_type=mt.MountTaskState)
-    if state.register_in_db and _register_db is not None:
-        from activities.task_register import TaskRegister
-        register = TaskRegister(_register_db)
-        state.pieces = {r.piece.content_id: r.piece for r in register.pieces_page(task_id, 0, 1 << 30)}
-        state.creators = {e.creator_id: e for e in register.creators_page(task_id, "", 1 << 30)}
+async def task_state(client: Client, task_id: str) -> MountTaskView:
+    """The task's `state` view: terms, money picture, piece counts, progress (`pieces` lists the pieces)."""
+    state: MountTaskView = await client.get_workflow_handle(mount_task_id(task_id)).query(
+        "state", result_type=MountTaskView)
     return state
 
 
@@ -338,9 +315,9 @@ async def content_signal(client: Client, task_id: str, content_id: str, signal: 
     await client.get_workflow_handle(mounted_content_id(task_id, content_id)).signal(signal, payload)
 
 
-async def content_state(client: Client, task_id: str, content_id: str) -> mc.MountedContentState:
-    state: mc.MountedContentState = await client.get_workflow_handle(mounted_content_id(task_id, content_id)).query(
-        "state", result_type=mc.MountedContentState)
+async def content_state(client: Client, task_id: str, content_id: str) -> MountedContentView:
+    state: MountedContentView = await client.get_workflow_handle(mounted_content_id(task_id, content_id)).query(
+        "state", result_type=MountedContentView)
     return state
 
 

@@ -81,63 +81,63 @@ async def resolve_statement_dispute(client: Client, account: str,
                          ac.StatementDisputeRecord)
 
 
-async def account_state(client: Client, account: str) -> ac.AccountState:
-    state: ac.AccountState = await client.get_workflow_handle(account_id(account)).query(
-        "state", result_type=ac.AccountState)
+async def account_state(client: Client, account: str) -> ac.AccountView:
+    state: ac.AccountView = await client.get_workflow_handle(account_id(account)).query(
+        "state", result_type=ac.AccountView)
     return state
 
 
 # ---- data-subject requests ----------------------------------------------------------------------------------
 
 async def submit_request(client: Client, request: dsr.DataSubjectRequestInput,
-                         task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, dsr.DataSubjectRequestState]:
+                         task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, dsr.DataSubjectRequestView]:
     """Starts the request (the same request id again finds the running one)."""
     return await client.start_workflow(
         DATA_SUBJECT_REQUEST_WORKFLOW, request, id=data_subject_request_id(request.request_id),
         task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=dsr.DataSubjectRequestState,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=dsr.DataSubjectRequestView,
         static_summary=f"{request.kind.value} request {request.request_id} of account {request.account_id}")
 
 
 async def verify_identity(client: Client, request_id: str,
-                          request: dsr.VerifyIdentity) -> dsr.DataSubjectRequestState:
+                          request: dsr.VerifyIdentity) -> dsr.DataSubjectRequestView:
     return await _update(client, data_subject_request_id(request_id), "verify_identity", request,
-                         dsr.DataSubjectRequestState)
+                         dsr.DataSubjectRequestView)
 
 
-async def reply(client: Client, request_id: str, request: dsr.OperatorReply) -> dsr.DataSubjectRequestState:
-    return await _update(client, data_subject_request_id(request_id), "reply", request, dsr.DataSubjectRequestState)
+async def reply(client: Client, request_id: str, request: dsr.OperatorReply) -> dsr.DataSubjectRequestView:
+    return await _update(client, data_subject_request_id(request_id), "reply", request, dsr.DataSubjectRequestView)
 
 
-async def request_state(client: Client, request_id: str) -> dsr.DataSubjectRequestState:
-    state: dsr.DataSubjectRequestState = await client.get_workflow_handle(data_subject_request_id(request_id)).query(
-        "state", result_type=dsr.DataSubjectRequestState)
+async def request_state(client: Client, request_id: str) -> dsr.DataSubjectRequestView:
+    state: dsr.DataSubjectRequestView = await client.get_workflow_handle(data_subject_request_id(request_id)).query(
+        "state", result_type=dsr.DataSubjectRequestView)
     return state
 
 
 # ---- security incidents -------------------------------------------------------------------------------------
 
 async def open_incident(client: Client, request: inc.SecurityIncidentInput,
-                        task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, inc.SecurityIncidentState]:
+                        task_queue: str = DEFAULT_TASK_QUEUE) -> WorkflowHandle[object, inc.SecurityIncidentView]:
     n = request.notice
     if problems := notice_refusals(n.what_happened, n.actions_taken, n.user_advice, n.remedy):
         raise Refused("IncidentNoticeRefused", problems)  # R-10: refused before anything starts
     return await client.start_workflow(
         SECURITY_INCIDENT_WORKFLOW, request, id=security_incident_id(request.incident_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=inc.SecurityIncidentState,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, result_type=inc.SecurityIncidentView,
         static_summary=f"security incident {request.incident_id}")
 
 
 async def incident_update(client: Client, incident_id: str, name: str,
-                          request: BaseModel) -> inc.SecurityIncidentState:
+                          request: BaseModel) -> inc.SecurityIncidentView:
     """confirm, add_affected_accounts, publish_announcement or report_to_regulator."""
-    return await _update(client, security_incident_id(incident_id), name, request, inc.SecurityIncidentState)
+    return await _update(client, security_incident_id(incident_id), name, request, inc.SecurityIncidentView)
 
 
-async def incident_state(client: Client, incident_id: str) -> inc.SecurityIncidentState:
-    state: inc.SecurityIncidentState = await client.get_workflow_handle(security_incident_id(incident_id)).query(
-        "state", result_type=inc.SecurityIncidentState)
+async def incident_state(client: Client, incident_id: str) -> inc.SecurityIncidentView:
+    state: inc.SecurityIncidentView = await client.get_workflow_handle(security_incident_id(incident_id)).query(
+        "state", result_type=inc.SecurityIncidentView)
     return state
 
 

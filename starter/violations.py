@@ -49,20 +49,20 @@ async def appeal(client: Client, case_id: str, request: vc.AppealRequest) -> vc.
     return await _update(client, violation_case_id(case_id), "appeal", request, vc.AppealReceipt)
 
 
-async def decide_appeal(client: Client, case_id: str, request: vc.DecideAppealRequest) -> vc.ViolationCaseState:
-    return await _update(client, violation_case_id(case_id), "decide_appeal", request, vc.ViolationCaseState)
+async def decide_appeal(client: Client, case_id: str, request: vc.DecideAppealRequest) -> vc.ViolationCaseView:
+    return await _update(client, violation_case_id(case_id), "decide_appeal", request, vc.ViolationCaseView)
 
 
-async def mark_complex(client: Client, case_id: str, request: vc.MarkComplexRequest) -> vc.ViolationCaseState:
-    return await _update(client, violation_case_id(case_id), "mark_complex", request, vc.ViolationCaseState)
+async def mark_complex(client: Client, case_id: str, request: vc.MarkComplexRequest) -> vc.ViolationCaseView:
+    return await _update(client, violation_case_id(case_id), "mark_complex", request, vc.ViolationCaseView)
 
 
-async def lift_freeze(client: Client, case_id: str, request: vc.LiftFreezeRequest) -> vc.ViolationCaseState:
+async def lift_freeze(client: Client, case_id: str, request: vc.LiftFreezeRequest) -> vc.ViolationCaseView:
     """AM-22: an operator lifts a standing freeze with a reason."""
-    return await _update(client, violation_case_id(case_id), "lift_freeze", request, vc.ViolationCaseState)
+    return await _update(client, violation_case_id(case_id), "lift_freeze", request, vc.ViolationCaseView)
 
 
-async def case_state(client: Client, case_id: str) -> vc.ViolationCaseState:
-    state: vc.ViolationCaseState = await client.get_workflow_handle(violation_case_id(case_id)).query(
-        "state", result_type=vc.ViolationCaseState)
+async def case_state(client: Client, case_id: str) -> vc.ViolationCaseView:
+    state: vc.ViolationCaseView = await client.get_workflow_handle(violation_case_id(case_id)).query(
+        "state", result_type=vc.ViolationCaseView)
     return state

@@ -31,7 +31,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db import Database
 from activities.subject_keys import SubjectKeys
-from starter import client as starter_client
 from starter.codec import KeyRing, codec_data_converter, with_subject_keys
 from tests.ledger_fixtures import postgresql_server_dsn_fixture  # noqa: F401  (one PostgreSQL server per session)
 from worker import Adapters, build_worker
@@ -180,18 +179,16 @@ async def ctx(request: pytest.FixtureRequest, env: WorkflowEnvironment, adapters
     # The test's client seals personal payloads with the subject keys of the test's ledger, as a service does.
     config["data_converter"] = with_subject_keys(data_converter, subject_keys(adapters))
     client = Client(**config)
-    # Tasks keep their register of pieces and creators in this test's ledger database: task_state reads it there.
-    with starter_client.register_read_from(adapters.db):
-        async with build_worker(client, task_queue, adapters, replace_activities=replacements):
-            context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
-            yield context
-            # On the time-skipping server a workflow terminated while one of its workflow tasks is in flight keeps
-            # time skipping locked for the rest of that server's life: wait until the test's workflows are idle,
-            # then terminate the leftovers while the worker still runs.
-            await wait_until_quiet(context, started.ids)
-            for workflow_id in set(started.ids):
-                with suppress(RPCError):  # already closed
-                    await client.get_workflow_handle(workflow_id).terminate("test over")
+    async with build_worker(client, task_queue, adapters, replace_activities=replacements):
+        context = Ctx(env=env, client=client, a=adapters, task_queue=task_queue, uid=uid)
+        yield context
+        # On the time-skipping server a workflow terminated while one of its workflow tasks is in flight keeps
+        # time skipping locked for the rest of that server's life: wait until the test's workflows are idle,
+        # then terminate the leftovers while the worker still runs.
+        await wait_until_quiet(context, started.ids)
+        for workflow_id in set(started.ids):
+            with suppress(RPCError):  # already closed
+                await client.get_workflow_handle(workflow_id).terminate("test over")
 
 
 @pytest.fixture

@@ -22,8 +22,6 @@ from tests import helpers as h
 from tests.conftest import Ctx, wait_until_quiet
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
-from workflows.contract import mount_task as mt
-from workflows.contract import mounted_content as mc
 from workflows.contract import security_incident as inc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
@@ -31,23 +29,24 @@ from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
 )
-from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.contract.views import MountedContentView, MountTaskView
+from workflows.contract.xingguang_claims import XingguangClaimsView
 
 HOUR, SECOND = timedelta(hours=1), timedelta(seconds=1)
 
-# Fields that record receipt, not effect: a per-run message counter that bounds the history (continue-as-new), the
-# XG count of batches received and its ledger-operation sequence (each delivery is one claim in the event register,
-# which answers "duplicate" the second time), the account's count of activity reports received and when its
-# obligations were last checked (a repeated signal re-checks; the answer is the same).
+# Fields of the `state` views that record receipt, not effect: the XG count of batches received and its
+# ledger-operation sequence (each delivery is one claim in the event register, which answers "duplicate" the second
+# time), the account's count of activity reports received and when its obligations were last checked (a repeated
+# signal re-checks; the answer is the same).
 RECEIPT_FIELDS: dict[type[BaseModel], set[str]] = {
-    mt.MountTaskState: {"messages_this_run"},
-    mc.MountedContentState: {"messages_this_run"},
-    vc.ViolationCaseState: {"messages_this_run"},
+    MountTaskView: set(),
+    MountedContentView: set(),
+    vc.ViolationCaseView: set(),
     xg.XingguangTaskState: {"messages_this_run", "batches_received", "data_ops"},
-    ac.AccountState: {"messages_this_run", "activities_recorded", "obligations_checked_at"},
-    dsr.DataSubjectRequestState: set(),
-    inc.SecurityIncidentState: set(),
-    XingguangClaimsState: set(),
+    ac.AccountView: {"activities_recorded", "obligations_checked_at"},
+    dsr.DataSubjectRequestView: set(),
+    inc.SecurityIncidentView: set(),
+    XingguangClaimsView: set(),
 }
 
 
@@ -61,11 +60,11 @@ class Watched:
 
 
 def task_w(task: str) -> Watched:
-    return Watched(mount_task_id(task), mt.MountTaskState)
+    return Watched(mount_task_id(task), MountTaskView)
 
 
 def content_w(task: str, content_id: str) -> Watched:
-    return Watched(mounted_content_id(task, content_id), mc.MountedContentState)
+    return Watched(mounted_content_id(task, content_id), MountedContentView)
 
 
 def world(ctx: Ctx) -> dict[str, list[str]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
@@ -17,6 +18,7 @@ from tests.conftest import Ctx
 from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract.views import MountedContentView, MountTaskView
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.rules.eligibility import ClientFacts, CreatorFacts, CreatorKind
 
@@ -68,8 +70,13 @@ async def published_task(ctx: Ctx, task_id: str, *, budget_fen: int = 100_000, p
 def assert_conservation(adapters: Adapters, task_id: str) -> dict[str, int]:
     """R-4: frozen = paid to creators + platform fees + refund, to the fen; the ledger sums to zero."""
     money = adapters.ledger.task_money(task_id)
-    assert money["frozen_fen"] == money["paid_to_creators_fen"] + money["platform_fees_fen"] + money[
+    assert money["frozen_fen"] == money["paid_fen"] + money["platform_fees_fen"] + money[
         "refunded_fen"] + money["escrow_balance_fen"], money
+    # The money picture adds up (workflows/contract/money.py): the escrow is what is accrued, the platform's part
+    # of it, and what is still to come back.
+    assert money["escrow_balance_fen"] == (money["accrued_fen"] + money["platform_fee_on_accrued_fen"]
+                                           + money["refund_to_come_fen"]), money
+    assert money["held_fen"] <= money["accrued_fen"], money
     assert adapters.ledger.conservation_total() == 0
     return money
 
@@ -118,27 +125,47 @@ async def convert(ctx: Ctx, task_id: str, content_id: str, event_id: str, count:
 
 
 async def content_when(ctx: Ctx, task_id: str, content_id: str,
-                       predicate: Callable[[mc.MountedContentState], bool]) -> mc.MountedContentState:
-    """Poll a piece's state until `predicate` holds and no batch awaits accrual (signals are asynchronous)."""
+                       predicate: Callable[[MountedContentView], bool]) -> MountedContentView:
+    """Poll a piece's state until `predicate` holds and no batch awaits counting (signals are asynchronous)."""
     state = await api.content_state(ctx.client, task_id, content_id)
     for _ in range(200):
-        if predicate(state) and not state.pending_accrual:
+        if predicate(state) and not state.batches_pending:
             return state
         await asyncio.sleep(0.05)
         state = await api.content_state(ctx.client, task_id, content_id)
-    brief = state.model_dump(exclude={"batches"})
-    raise AssertionError(f"content {content_id} never reached the expected state: {brief}, "
-                         f"{len(state.batches)} batches")
+    raise AssertionError(f"content {content_id} never reached the expected state: {state.model_dump()}")
 
 
-async def task_when(ctx: Ctx, task_id: str, predicate: Callable[[mt.MountTaskState], bool]) -> mt.MountTaskState:
-    state = await api.task_state(ctx.client, task_id)
+@dataclass
+class TaskSeen:
+    """A task as a test sees it: its `state` view, and its register of pieces and creators from the ledger's
+    database (the task itself keeps only counts)."""
+
+    view: MountTaskView
+    pieces: dict[str, mt.PieceEntry]
+    creators: dict[str, mt.CreatorEntry]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.view, name)
+
+
+async def task_seen(ctx: Ctx, task_id: str) -> TaskSeen:
+    from activities.task_register import TaskRegister
+
+    register = TaskRegister(ctx.a.db)
+    view = await api.task_state(ctx.client, task_id)
+    return TaskSeen(view, {r.piece.content_id: r.piece for r in register.pieces_page(task_id, 0, 1 << 30)},
+                    {e.creator_id: e for e in register.creators_page(task_id, "", 1 << 30)})
+
+
+async def task_when(ctx: Ctx, task_id: str, predicate: Callable[[TaskSeen], bool]) -> TaskSeen:
+    state = await task_seen(ctx, task_id)
     for _ in range(200):
         if predicate(state):
             return state
         await asyncio.sleep(0.05)
-        state = await api.task_state(ctx.client, task_id)
-    raise AssertionError(f"task {task_id} never reached the expected state: {state}")
+        state = await task_seen(ctx, task_id)
+    raise AssertionError(f"task {task_id} never reached the expected state: {state.view}")
 
 
 async def advance(ctx: Ctx, seconds: float) -> None:

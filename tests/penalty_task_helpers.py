@@ -31,19 +31,19 @@ async def mounted_piece(ctx: Ctx, task: str, creator_id: str, content_id: str, c
 
 
 async def case_in_force(ctx: Ctx, case: str, party_id: str, notice_at: datetime, *penalties: vc.Penalty,
-                        party_kind: vc.PartyKind = vc.PartyKind.CREATOR) -> vc.ViolationCaseState:
+                        party_kind: vc.PartyKind = vc.PartyKind.CREATOR) -> vc.ViolationCaseView:
     await start_case(ctx.client, ctx.task_queue, case, party_id, notice_at, *penalties, party_kind=party_kind)
     return await case_when(ctx.client, case, lambda s: all(p.status is not vc.PenaltyStatus.PENDING
                                                            for p in s.penalties))
 
 
-async def decide(ctx: Ctx, case: str, party_id: str, decision: str) -> vc.ViolationCaseState:
+async def decide(ctx: Ctx, case: str, party_id: str, decision: str) -> vc.ViolationCaseView:
     await violations.appeal(ctx.client, case, vc.AppealRequest(party_id=party_id, reason="the users were real"))
     return await violations.decide_appeal(ctx.client, case, vc.DecideAppealRequest(
         decision=decision, operator_id="op-2", note="reviewed the main site's logs"))
 
 
-async def lift(ctx: Ctx, case: str, penalty_id: str) -> vc.ViolationCaseState:
+async def lift(ctx: Ctx, case: str, penalty_id: str) -> vc.ViolationCaseView:
     return await violations.lift_freeze(ctx.client, case, vc.LiftFreezeRequest(
         penalty_id=penalty_id, operator_id="op-3", reason="the creator cooperated with the review"))
 

@@ -88,12 +88,12 @@ async def run_scenario(ctx: Ctx) -> tuple[dict[str, int], dict[str, int]]:
     payees = {a.name: a.balance_fen for a in ctx.a.ledger.accounts("creator:")}
     keys = [t.business_key for t in ctx.a.ledger.transfers(business_key_prefix="")]
     assert len(keys) == len(set(keys))
-    task_money = {k: money[k] for k in ("frozen_fen", "spent_fen", "paid_to_creators_fen", "platform_fees_fen",
+    task_money = {k: money[k] for k in ("frozen_fen", "spent_fen", "paid_fen", "platform_fees_fen",
                                          "refunded_fen")}
     return task_money, payees
 
 
-EXPECTED_MONEY = {"frozen_fen": 2_805, "spent_fen": 2_500, "paid_to_creators_fen": 2_500, "platform_fees_fen": 250,
+EXPECTED_MONEY = {"frozen_fen": 2_805, "spent_fen": 2_500, "paid_fen": 2_500, "platform_fees_fen": 250,
                   "refunded_fen": 55}
 EXPECTED_PAYEES = {"creator:cr-1:payable": 2_500}
 

@@ -25,7 +25,7 @@ from starter.codec_auth import CodecAuth
 from starter.codec_server import start_in_thread
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
-from tests.helpers import business_now, creator, mount, published_task, task_when
+from tests.helpers import business_now, creator, mount, published_task, task_seen, task_when
 from tests.privacy_helpers import post
 from workflows import mount_task
 from workflows.contract import converter
@@ -133,7 +133,7 @@ async def test_a_task_continued_as_new_with_its_state_compressed_goes_on_where_i
     now = await business_now(ctx)
     await mount(ctx, task, "p1", "cr-1", now)
     first_run = await rh.first_run_id(ctx.client, workflow_id)
-    before = await api.task_state(ctx.client, task)
+    before = await task_seen(ctx, task)
     await mount(ctx, task, "p2", "cr-1", now)  # the third message: the run continues as new
     after = await task_when(ctx, task, lambda s: s.messages_this_run == 0)
 

@@ -322,7 +322,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         xg_balanced = xg_paid["escrow"] == 0 and xg_paid["frozen"] == sum(
             xg_paid[k] for k in ("creators", "promotion", "platform_fee", "delay_fee", "deducted", "refund"))
         balanced = adapters.ledger.conservation_total() == 0 and xg_balanced and money["frozen_fen"] == (
-            money["paid_to_creators_fen"] + money["platform_fees_fen"] + money["refunded_fen"])
+            money["paid_fen"] + money["platform_fees_fen"] + money["refunded_fen"])
         worker_log = (tmp_path / "worker.log").read_text()
         xg_self_kills = worker_log.count("killing itself after xg_ledger.")
         print(*(line for line in worker_log.splitlines() if "killing itself" in line), sep="\n")
@@ -342,7 +342,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         assert {p.content_id: p.fee_fen for p in settled} == expected_fees
         assert len(fee_transfers) == 12  # one fee and one platform fee per piece, no more
         total = sum(expected_fees.values())  # 6,300 fen
-        assert (money["paid_to_creators_fen"], money["platform_fees_fen"], money["refunded_fen"]) == (
+        assert (money["paid_fen"], money["platform_fees_fen"], money["refunded_fen"]) == (
             total, total // 10, 110_000 - total - total // 10)
         for creator_id in set(PIECES.values()):
             owed = sum(expected_fees[c] for c, who in PIECES.items() if who == creator_id)

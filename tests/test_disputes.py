@@ -178,8 +178,8 @@ class TestAM17Resolution:
         assert (first.amount_fen, ctx.a.ledger.task_money(task)["spent_fen"]) == (600, 600)
         # Late data inside the counting interval no longer changes a fee an operator has fixed (R-2 vs AM-17).
         await convert(ctx, task, "c1", "e-late", 5, mounted_at + 2 * SECOND)
-        state = await content_when(ctx, task, "c1", lambda s: "e-late" in s.batches)
-        assert state.batches["e-late"].late and state.agreed_fee_fen == 600
+        state = await content_when(ctx, task, "c1", lambda s: "e-late" in s.recent_batches)
+        assert state.recent_batches["e-late"].late and state.agreed_fee_fen == 600
         # The window is still open: the creator disputes the corrected fee.
         second = await update(ctx, task, "raise_dispute", dispute("creator", "cr-1"), mc.DisputeReceipt)
         assert (second.dispute_id, second.fee_fen) == ("d2", 600)

@@ -132,8 +132,8 @@ class TestAM11TwoSidedDisputes:
         await violations.raise_dispute(ctx.client, task, "c1", dispute("creator", "cr-1"))
         await resolve(ctx, task, "d1", 900)
         await convert(ctx, task, "c1", "e-after", 4, mounted_at + 2 * SECOND)
-        state = await content_when(ctx, task, "c1", lambda s: "e-after" in s.batches)
-        assert state.batches["e-after"].late and state.agreed_fee_fen == 900
+        state = await content_when(ctx, task, "c1", lambda s: "e-after" in s.recent_batches)
+        assert state.recent_batches["e-after"].late and state.agreed_fee_fen == 900
         await api.revoke_content(ctx.client, task, "cr-1", "c1")  # AM-14: taken down at once, fee as agreed
         state = await content_when(ctx, task, "c1", lambda s: s.unmounted_at is not None)
         assert state.stage is mc.ContentStage.MOUNTED and state.revoked_at is not None

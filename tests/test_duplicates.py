@@ -23,6 +23,7 @@ from tests.duplicates_helpers import (
     task_w,
     twice,
 )
+from tests.helpers import task_seen
 from tests.privacy_helpers import fixed_calendar
 from tests.violation_helpers import case_when, earn, start_case
 from workflows.contract import mount_task as mt
@@ -68,7 +69,7 @@ class TestAM12DuplicateTaskMessages:
         first, second = await twice(ctx, lambda: h.mount(ctx, task, "c1", "cr-1", t0), task_w(task),
                                     content_w(task, "c1"))
         assert second == first
-        assert (await api.task_state(ctx.client, task)).pieces_open == 1
+        assert (await task_seen(ctx, task)).view.pieces.open == 1
 
     async def test_am_14_revoke_content_twice_answers_the_first_revocation(self, ctx: Ctx) -> None:
         task, _ = await joined_and_mounted(ctx, "rvc")
@@ -88,7 +89,7 @@ class TestAM12DuplicateTaskMessages:
         watched = (task_w(task), content_w(task, "c1"), content_w(task, "c2"))
         await twice(ctx, lambda: api.revoke_authorization(ctx.client, task, "cr-1", "c1"), *watched)
         await twice(ctx, lambda: api.revoke_authorization(ctx.client, task, "cr-1"), *watched)
-        state = await api.task_state(ctx.client, task)
+        state = await task_seen(ctx, task)
         assert [p.status for p in state.pieces.values()] == ["unmounted", "unmounted"]
 
     async def test_am_7_cancel_twice_is_refused_naming_the_first_cancellation(self, ctx: Ctx) -> None:
@@ -103,7 +104,7 @@ class TestAM12DuplicateTaskMessages:
         signal = mt.BudgetExhaustedSignal(exhausted_at=t0)
         await twice(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).signal(
             "budget_exhausted", signal), task_w(task), content_w(task, "c1"))
-        state = await api.task_state(ctx.client, task)
+        state = await task_seen(ctx, task)
         assert (state.end_reason, state.ended_at) == (mt.EndReason.BUDGET_USED_UP, t0)
 
     async def test_am_12_content_closed_reported_again_counts_the_piece_once(self, ctx: Ctx) -> None:
@@ -120,8 +121,8 @@ class TestAM12DuplicateTaskMessages:
                                         platform_fee_fen=settled.settlement.platform_fee_fen, settled=True)
         await repeat(ctx, lambda: ctx.client.get_workflow_handle(mount_task_id(task)).signal(
             "content_closed", report), task_w(task), content_w(task, "c1"))
-        state = await api.task_state(ctx.client, task)
-        assert (state.paid_to_creators_fen, state.platform_fees_fen, state.pieces_open) == (700, 70, 0)
+        state = await task_seen(ctx, task)
+        assert (state.money.paid_fen, state.money.platform_fees_fen, state.view.pieces.open) == (700, 70, 0)
         assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 700
 
 
@@ -220,7 +221,7 @@ class TestAM20AM22DuplicateAppealMessages:
         closed = vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING, until_at=notice_at + 60 * h.DAY)
         await start_case(ctx.client, ctx.task_queue, case, "cr-1", notice_at, freeze, closed)
         await case_when(ctx.client, case, lambda s: s.penalties[0].status is vc.PenaltyStatus.IN_FORCE)
-        watched = Watched(violation_case_id(case), vc.ViolationCaseState)
+        watched = Watched(violation_case_id(case), vc.ViolationCaseView)
 
         appeal = vc.AppealRequest(party_id="cr-1", reason="the conversions were real: the app's own logs attached")
         first, second = await twice(ctx, lambda: violations.appeal(ctx.client, case, appeal), watched)

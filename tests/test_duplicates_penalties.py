@@ -9,7 +9,7 @@ import pytest
 from starter import client as api
 from starter.client import Refused
 from tests.conftest import Ctx
-from tests.helpers import DAY, business_now, content_when, creator, task_when
+from tests.helpers import DAY, business_now, content_when, creator, task_seen, task_when
 from tests.penalty_task_helpers import case_in_force, decide, lift, mounted_piece
 from tests.violation_helpers import fixed_calendar
 from workflows.contract import mount_task as mt
@@ -38,7 +38,7 @@ class TestR12AM22DuplicatePenaltyMessages:
                                                                        frozen_at=notice))
         await task_handle.signal("remove_creator", mt.CreatorRemoved(case_id=case, creator_id="cr-1",
                                                                      removed_at=notice))
-        again = await api.task_state(ctx.client, task)
+        again = await task_seen(ctx, task)
         assert again.creators == first.creators and again.pieces == first.pieces
         assert len((await api.content_state(ctx.client, task, "c1")).counting_freezes) == 1
 
@@ -56,6 +56,6 @@ class TestR12AM22DuplicatePenaltyMessages:
         await decide(ctx, case, "cr-1", "upheld")
         cleared = await task_when(ctx, task, lambda s: s.creators["cr-1"].removed_by_case is None)
         await task_handle.signal("removal_withdrawn", mt.RemovalWithdrawn(case_id=case, creator_id="cr-1"))
-        assert (await api.task_state(ctx.client, task)).creators == cleared.creators
+        assert (await task_seen(ctx, task)).creators == cleared.creators
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # c1's conversions before the notice, once
         ctx.a.ledger.check_conservation()

@@ -35,7 +35,7 @@ from workflows.contract.names import (
     xingguang_claims_id,
 )
 from workflows.contract.privacy import AccountParty, PersonalField
-from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.contract.xingguang_claims import XingguangClaimsView
 
 # Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -202,7 +202,7 @@ class TestXGDuplicateCommands:
                                      kind=xg.CompensationKind.DAMAGES, amount_fen=39_600, loss_fen=50_000,
                                      note="report data lost")
         first, second = await twice(ctx, lambda: xg_api.compensate(ctx.client, task, claim, ctx.task_queue),
-                                    Watched(xingguang_claims_id(task), XingguangClaimsState))
+                                    Watched(xingguang_claims_id(task), XingguangClaimsView))
         assert second == first and first.paid_fen == 39_600
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 + 39_600
         assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_600
@@ -220,7 +220,7 @@ class TestPRDuplicateMessages:
         h.eligible_client(ctx.a, account, 100_000)
         person(ctx, account)
         now = await h.business_now(ctx)
-        watched = Watched(account_id(account), ac.AccountState)
+        watched = Watched(account_id(account), ac.AccountView)
         use = ac.AccountActivity(event_id="login-1", occurred_at=now, kind="sign_in")
         await twice(ctx, lambda: pr_api.record_activity(ctx.client, account, AccountParty.CLIENT, use,
                                                         ctx.task_queue), watched)
@@ -253,7 +253,7 @@ class TestPRDuplicateMessages:
         complaint = dsr.DataSubjectRequestInput(request_id=f"r-c-{ctx.uid}", account_id=account,
                                                 kind=dsr.RequestKind.COMPLAINT, received_at=now)
         await pr_api.submit_request(ctx.client, complaint, ctx.task_queue)
-        watched = Watched(data_subject_request_id(complaint.request_id), dsr.DataSubjectRequestState)
+        watched = Watched(data_subject_request_id(complaint.request_id), dsr.DataSubjectRequestView)
         verify = dsr.VerifyIdentity(verified=True, verified_by="op-1", method="video call")
         first, second = await twice(ctx, lambda: pr_api.verify_identity(ctx.client, complaint.request_id, verify),
                                     watched)
@@ -282,7 +282,7 @@ class TestPRDuplicateMessages:
         released = dsr.RetentionReleased(hold_id=f"statement-dispute:{account}:d1", released_at=now)
         await twice(ctx, lambda: ctx.client.get_workflow_handle(data_subject_request_id(deletion.request_id)).signal(
             "retention_released", released),
-            Watched(data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestState))
+            Watched(data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestView))
         state = await pr_api.request_state(ctx.client, deletion.request_id)
         assert state.retention_released == [released.hold_id] and state.stage is dsr.DsrStage.RETENTION_PENDING
 
@@ -298,7 +298,7 @@ class TestPRDuplicateMessages:
         await pr_api.open_incident(ctx.client, inc.SecurityIncidentInput(
             incident_id=incident, opened_by="sec-1", summary="API key leak", notice=notice,
             affected_account_ids=[reachable, unreachable]), ctx.task_queue)
-        watched = Watched(security_incident_id(incident), inc.SecurityIncidentState)
+        watched = Watched(security_incident_id(incident), inc.SecurityIncidentView)
         now = await h.business_now(ctx)
         confirm = inc.ConfirmIncident(confirmed_by="sec-1", confirmed_at=now)
         first, second = await twice(ctx, lambda: pr_api.incident_update(ctx.client, incident, "confirm", confirm),

@@ -96,7 +96,7 @@ async def test_am_17_am_21_escalated_dispute_and_appeal_found_by_one_query(dev: 
 
         # Deciding the appeal clears the flag: the list shows what still needs a human.
         await dev.get_workflow_handle(case_id).execute_update("decide_appeal", vc.DecideAppealRequest(
-            decision="rejected", operator_id="op-1", note="scripted installs"), result_type=vc.ViolationCaseState)
+            decision="rejected", operator_id="op-1", note="scripted installs"), result_type=vc.ViolationCaseView)
         for _ in range(100):
             if await listed(dev, query) & {content_id, case_id} == {content_id}:
                 break

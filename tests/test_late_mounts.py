@@ -23,6 +23,7 @@ from tests.helpers import (
     finish,
     mount,
     published_task,
+    task_seen,
     task_when,
 )
 from workflows.contract import mount_task as mt
@@ -39,7 +40,7 @@ async def one_day_task(ctx: Ctx) -> tuple[str, datetime]:
     await published_task(ctx, task, budget_fen=100_000, price_fen=100, days=1)
     creator(ctx.a, "cr-1")
     await api.join(ctx.client, task, "cr-1")
-    end = (await api.task_state(ctx.client, task)).period_end_at
+    end = (await task_seen(ctx, task)).period_end_at
     assert end is not None
     return task, end
 
@@ -50,17 +51,18 @@ class TestAM6LateMountReports:
         task, end = await one_day_task(ctx)
         await advance(ctx, (DAY + 23 * HOUR).total_seconds())
         waiting = await task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
-        assert (waiting.pieces_open, waiting.refunded_fen) == (0, 0)  # nothing refunded while reports may come
+        # Nothing refunded while reports may still come.
+        assert (waiting.view.pieces.open, waiting.money.refunded_fen) == (0, 0)
         result = await mount(ctx, task, "late", "cr-1", end - 2 * HOUR)
         assert result.billing_period_ends_at == end  # cut at the end of the task period (AM-8)
         await convert(ctx, task, "late", "in", 5, end - HOUR)
         await convert(ctx, task, "late", "after", 3, end + HOUR)  # after the end: does not count
-        state = await content_when(ctx, task, "late", lambda s: {"in", "after"} <= set(s.batches)
+        state = await content_when(ctx, task, "late", lambda s: {"in", "after"} <= set(s.recent_batches)
                                    and s.unmounted_at is not None)
         assert (state.counted_conversions, state.fee_fen) == (5, 500)
         assert (state.billing_period_ends_at, state.publicity_window_closes_at) == (end, end + 3 * DAY)
         assert state.stage is mc.ContentStage.PUBLICITY  # taken down at once: its period is over
-        assert (await api.task_state(ctx.client, task)).pieces_open == 1
+        assert (await task_seen(ctx, task)).view.pieces.open == 1
         piece = await finish(ctx, mounted_content_id(task, "late"), mc.ContentResult)
         assert (piece.fee_fen, piece.platform_fee_fen, piece.settled_at >= end + 3 * DAY) == (500, 50, True)
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
@@ -81,8 +83,8 @@ class TestAM6LateMountReports:
         assert refusal.value.kind == "MountRefused"
         assert f"more than 24 hours after the task period ended at {business_time(end)}" in refusal.value.reasons[0]
         assert ctx.a.main_site.unmounted(task)["too-late"].startswith("mount refused: ")
-        state = await api.task_state(ctx.client, task)
-        assert list(state.pieces) == ["on-time"] and state.pieces_open == 1
+        state = await task_seen(ctx, task)
+        assert list(state.pieces) == ["on-time"] and state.view.pieces.open == 1
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
         assert (task_result.paid_to_creators_fen, task_result.platform_fees_fen, task_result.refunded_fen) == (
             700, 70, 110_000 - 770)
@@ -112,8 +114,8 @@ class TestAM6LateMountReports:
         assert "already mounted" in conflict.value.reasons[0]
         unmounted = ctx.a.main_site.unmounted(task)
         assert set(unmounted) == set(refused) and all(r.startswith("mount refused: ") for r in unmounted.values())
-        state = await api.task_state(ctx.client, task)
-        assert list(state.pieces) == ["c1"] and state.pieces_open == 1
+        state = await task_seen(ctx, task)
+        assert list(state.pieces) == ["c1"] and state.view.pieces.open == 1
         assert (await api.content_state(ctx.client, task, "c1")).unmounted_at is None
         # The creator joins and the same content is mounted again, accepted: its own take-down is recorded.
         await api.join(ctx.client, task, "cr-2")

@@ -289,7 +289,7 @@ def test_am_13_refund_returns_exactly_the_escrow_left_and_a_repeat_returns_the_f
     assert (refund["refunded_fen"], refund["duplicate"]) == (7_700, False)
     assert ledger.refund("t1", "c1") == {**refund, "duplicate": True}
     money = ledger.task_money("t1")
-    assert money["frozen_fen"] == 11_000 == (money["paid_to_creators_fen"] + money["platform_fees_fen"]
+    assert money["frozen_fen"] == 11_000 == (money["paid_fen"] + money["platform_fees_fen"]
                                              + money["refunded_fen"])
     assert money["escrow_balance_fen"] == 0
     assert ledger.balance("client:c1:available").balance_fen == 7_700

@@ -250,7 +250,7 @@ async def test_metrics_of_a_violation_case_with_an_escalated_appeal(mctx: Ctx,
     await ctx.env.sleep(9 * DAY + SECOND)
     await case_when(ctx.client, case, lambda s: s.escalated)
     decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-        decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+        decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseView)
     assert (decided.stage, decided.escalated) == (vc.CaseStage.CLOSED, False)
     await finish(ctx, violation_case_id(case), vc.ViolationCaseResult)
     samples = scrape(url)

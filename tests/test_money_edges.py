@@ -39,7 +39,7 @@ def frozen_task(book: Ledger, task: str = "t1", budget: int = 3_000) -> int:
 
 def task_conserves(book: Ledger, task: str = "t1") -> dict[str, int]:
     money = book.task_money(task)
-    assert money["frozen_fen"] == (money["paid_to_creators_fen"] + money["platform_fees_fen"]
+    assert money["frozen_fen"] == (money["paid_fen"] + money["platform_fees_fen"]
                                    + money["refunded_fen"] + money["escrow_balance_fen"])
     assert book.conservation_total() == 0
     return money
@@ -72,7 +72,7 @@ def test_r3_the_issue_example_pays_the_whole_budget_in_both_arrival_orders(ledge
     assert ledger.balance("platform:revenue").balance_fen == 300
     assert ledger.balance("client:c1:available").balance_fen == 0
     money = task_conserves(ledger)
-    assert (money["frozen_fen"], money["paid_to_creators_fen"], money["platform_fees_fen"]) == (frozen, 3_000, 300)
+    assert (money["frozen_fen"], money["paid_fen"], money["platform_fees_fen"]) == (frozen, 3_000, 300)
     assert datetime.fromisoformat(str(money["exhausted_at"])) == AT_15
 
 
@@ -213,7 +213,7 @@ def test_am_13_the_reserve_covers_the_most_a_dispute_may_still_pay(ledger: Ledge
     assert settled["platform_fee_fen"] == 100 - 13
     assert ledger.refund("t1", "c1")["refunded_fen"] == 0
     money = task_conserves(ledger)
-    assert (money["refunded_fen"], money["paid_to_creators_fen"], money["platform_fees_fen"]) == (0, 1_000, 100)
+    assert (money["refunded_fen"], money["paid_fen"], money["platform_fees_fen"]) == (0, 1_000, 100)
     assert money["frozen_fen"] == frozen and ledger.balance(CREATOR).balance_fen == 1_000
 
 

@@ -29,6 +29,7 @@ from tests.helpers import (
     finish,
     mount,
     published_task,
+    task_seen,
     task_when,
 )
 from tests.violation_helpers import fixed_calendar, start_case
@@ -57,7 +58,7 @@ async def two_pieces(ctx: Ctx, task: str, budget_fen: int, price_fen: int, days:
 
 
 def batch_arrived(event_id: str) -> Callable[[mc.MountedContentState], bool]:
-    return lambda s: event_id in s.batches
+    return lambda s: event_id in s.recent_batches
 
 
 async def settle_all(ctx: Ctx, task: str, pieces: tuple[str, ...]) -> tuple[dict[str, mc.ContentResult],
@@ -104,12 +105,12 @@ class TestR3UsedUpBudgetPaidInFull:
         await task_when(ctx, task, lambda s: s.stage is not mt.TaskStage.PUBLISHED)
         await api.content_signal(ctx.client, task, "a", "void_conversions", mc.VoidConversions(
             event_id="e15", reason="fake installs found after the end"))
-        await content_when(ctx, task, "a", lambda s: s.fee_fen == 0 and s.batches["e15"].voided)
+        await content_when(ctx, task, "a", lambda s: s.fee_fen == 0 and s.recent_batches["e15"].voided)
         assert ctx.a.ledger.task_money(task)["remaining_fen"] == 1_600
         await convert(ctx, task, "b", "e-after-end", 5, t0 + 2 * HOUR + 30 * 60 * SECOND)  # past the end
         await convert(ctx, task, "b", "e13", 10, t0 + 30 * 60 * SECOND)  # inside: 1,600 fen pays 8
-        state = await content_when(ctx, task, "b", lambda s: "e13" in s.batches and "e-after-end" in s.batches)
-        assert (state.batches["e13"].counted, state.batches["e-after-end"].counted) == (8, 0)
+        state = await content_when(ctx, task, "b", lambda s: {"e13", "e-after-end"} <= set(s.recent_batches))
+        assert (state.recent_batches["e13"].counted, state.recent_batches["e-after-end"].counted) == (8, 0)
         results, result = await settle_all(ctx, task, ("a", "b"))
         assert (results["a"].fee_fen, results["b"].fee_fen, results["b"].counted_conversions) == (0, 3_000, 15)
         assert result.ended_at == t0 + 2 * HOUR  # the end stays where the budget was used up
@@ -167,17 +168,19 @@ class TestAM13RefundInParts:
         # The period ends on day 2; both windows close on day 5: b settles, a is held by the case.
         await advance(ctx, 5 * 86400 + 2 * 3600)
         held = await content_when(ctx, task, "a", lambda s: s.stage is mc.ContentStage.HELD)
-        assert held.hold_recorded_at is not None
+        with ctx.a.ledger.db.transaction() as tx:  # the task keeps a reserve for it (AM-13)
+            assert ctx.a.ledger.open_holds(tx, task) == ["a"]
+        assert held.money.held_fen == 1_000
         state = await task_when(ctx, task, lambda s: len(s.refund_parts) == 1)
         part = state.refund_parts[0]
         # Kept: a's 1,000 fen and the platform fee on it under R-4 (half_up(10% x 3,000) - 200 = 100); the budget
         # still free (7,000 fen) goes back with its platform fee: 11,000 - 2,200 (b) - 1,100 = 7,700.
         assert (part.part, part.key, part.held_content_ids) == (1, f"refund:{task}:part:1", ["a"])
-        assert (part.refunded_fen, part.reserve_fen, state.refunded_fen) == (7_700, 1_100, 7_700)
+        assert (part.refunded_fen, part.reserve_fen, state.money.refunded_fen) == (7_700, 1_100, 7_700)
         assert ctx.a.ledger.balance("client:client-1:available").balance_fen == 1_000_000 - 11_000 + 7_700
         assert assert_conservation(ctx.a, task)["escrow_balance_fen"] == 1_100
         await advance(ctx, 2 * 86400)  # the complex case has no deadline: the task waits, nothing more moves
-        assert len((await api.task_state(ctx.client, task)).refund_parts) == 1
+        assert len((await task_seen(ctx, task)).refund_parts) == 1
         await api.content_signal(ctx.client, task, "a", "void_conversions", mc.VoidConversions(
             event_id="a2", reason="bots found while held"))  # a held fee still follows voids
         await content_when(ctx, task, "a", lambda s: s.fee_fen == 600)
@@ -187,7 +190,7 @@ class TestAM13RefundInParts:
         assert (results["a"].fee_fen, results["a"].platform_fee_fen) == (600, 60)  # half_up(10% x 2,600) - 200
         # The remainder follows when the case ends: 1,100 kept - 660 paid = 440.
         assert (result.paid_to_creators_fen, result.platform_fees_fen, result.refunded_fen) == (2_600, 260, 8_140)
-        final = (await api.task_state(ctx.client, task)).refund_parts
+        final = (await task_seen(ctx, task)).refund_parts
         assert [(p.part, p.refunded_fen, p.final) for p in final] == [(1, 7_700, False), (2, 440, True)]
         assert ctx.a.ledger.balance("creator:cr-a:payable").balance_fen == 600
         assert ctx.a.ledger.balance("creator:cr-b:payable").balance_fen == 2_000

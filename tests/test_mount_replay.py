@@ -51,7 +51,8 @@ async def settled_task_histories(ctx: Ctx) -> dict[str, str]:
         reason=mc.DisposalReason.TAKEN_DOWN, occurred_at=now + 2 * SECOND))
     await api.content_signal(ctx.client, task, "settled", "void_conversions", mc.VoidConversions(
         event_id="settled-1", reason="replay shape: a void"))
-    await content_when(ctx, task, "settled", lambda s: s.batches["settled-1"].voided and s.counted_conversions == 0)
+    await content_when(ctx, task, "settled",
+                       lambda s: s.recent_batches["settled-1"].voided and s.counted_conversions == 0)
     await convert(ctx, task, "settled", "settled-2", 50, now + 3 * SECOND)  # uses the budget up
     await finish(ctx, mount_task_id(task), mt.TaskResult)
     histories = {"mount-task-budget-used-up": await history_json(ctx, mount_task_id(task))}

@@ -19,6 +19,7 @@ from tests.helpers import (
     mount,
     publish_request,
     published_task,
+    task_seen,
 )
 from workflows.contract import mount_task as mt
 from workflows.contract.names import mount_task_id
@@ -45,8 +46,8 @@ class TestAM1ClientEligibility:
             "client is not on the platform's allow list for authorized-mount tasks",
         ]
         assert ctx.a.ledger.balance("client:c-bad:available").available_fen == 500_000
-        state = await api.task_state(ctx.client, f"t-am1-{ctx.uid}")
-        assert state.stage is mt.TaskStage.DRAFT and state.frozen_fen == 0
+        state = await task_seen(ctx, f"t-am1-{ctx.uid}")
+        assert state.stage is mt.TaskStage.DRAFT and state.money.frozen_fen == 0
 
     async def test_am_1_unknown_client_is_refused(self, ctx: Ctx) -> None:
         now = await business_now(ctx)
@@ -84,7 +85,7 @@ class TestAM3FeesHeld:
         assert (first.budget_fen, first.platform_fee_fen, first.frozen_fen) == (123_455, 12_346, 135_801)
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 200_000 - 135_801
         assert ctx.a.ledger.balance(f"task:t-am3-{ctx.uid}:escrow").balance_fen == 135_801
-        again = await api.publish_task(ctx.client, (await api.task_state(ctx.client, f"t-am3-{ctx.uid}")).request,
+        again = await api.publish_task(ctx.client, (await task_seen(ctx, f"t-am3-{ctx.uid}")).terms,
                                        ctx.task_queue)
         assert again == first
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 200_000 - 135_801
@@ -102,13 +103,13 @@ class TestAM3FeesHeld:
     async def test_am_3_publishing_different_terms_under_a_published_id_is_rejected(
             self, ctx: Ctx) -> None:
         await published_task(ctx, f"t-am3-diff-{ctx.uid}")
-        state = await api.task_state(ctx.client, f"t-am3-diff-{ctx.uid}")
-        assert state.request is not None
-        changed = state.request.model_copy(update={"budget_fen": 1})
+        state = await task_seen(ctx, f"t-am3-diff-{ctx.uid}")
+        assert state.terms is not None
+        changed = state.terms.model_copy(update={"budget_fen": 1})
         with pytest.raises(Refused) as refusal:
             await api.publish_task(ctx.client, changed, ctx.task_queue)
         assert "already published with different terms" in refusal.value.reasons[0]
-        assert (await api.task_state(ctx.client, f"t-am3-diff-{ctx.uid}")).budget_fen == 100_000
+        assert (await task_seen(ctx, f"t-am3-diff-{ctx.uid}")).budget_fen == 100_000
 
 
 class TestAM4CreatorEligibility:
@@ -127,7 +128,7 @@ class TestAM4CreatorEligibility:
         with pytest.raises(Refused) as refusal:
             await api.join(ctx.client, f"t-am4-{ctx.uid}", "cr-1")
         assert refusal.value.kind == "JoinRefused" and refusal.value.reasons == [reason]
-        assert (await api.task_state(ctx.client, f"t-am4-{ctx.uid}")).creators == {}
+        assert (await task_seen(ctx, f"t-am4-{ctx.uid}")).creators == {}
 
     async def test_am_4_mcn_creator_is_paid_through_the_agency(
             self, ctx: Ctx) -> None:
@@ -148,7 +149,7 @@ class TestAM5Joining:
         second = await api.join(ctx.client, f"t-am5-{ctx.uid}", "cr-5")
         assert not first.already_joined and second.already_joined
         assert second.joined_at == first.joined_at
-        assert list((await api.task_state(ctx.client, f"t-am5-{ctx.uid}")).creators) == ["cr-5"]
+        assert list((await task_seen(ctx, f"t-am5-{ctx.uid}")).creators) == ["cr-5"]
 
     async def test_am_5_joining_after_the_period_ended_is_refused(self, ctx: Ctx) -> None:
         task = f"t-am5-late-{ctx.uid}"
@@ -158,13 +159,13 @@ class TestAM5Joining:
         await api.join(ctx.client, task, "cr-early")
         await mount(ctx, task, "c1", "cr-early", await business_now(ctx))  # keeps the task open after its end
         await advance(ctx, 2 * 86400 + 3600)
-        state = await api.task_state(ctx.client, task)
+        state = await task_seen(ctx, task)
         assert state.stage is mt.TaskStage.ENDED and state.end_reason is mt.EndReason.PERIOD_OVER
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
             await ctx.client.get_workflow_handle(mount_task_id(task)).execute_update(
                 "join", mt.JoinRequest(creator_id="cr-late"))
         assert f"cannot join: task {task} is ended" in str(rejected.value.cause)
-        assert list((await api.task_state(ctx.client, task)).creators) == ["cr-early"]
+        assert list((await task_seen(ctx, task)).creators) == ["cr-early"]
 
 
 class TestAM7AndAM13EndAndRefund:

@@ -23,6 +23,7 @@ from tests.helpers import (
     finish,
     mount,
     published_task,
+    task_seen,
 )
 from worker import Adapters
 from workflows.contract import mount_task as mt
@@ -52,7 +53,7 @@ class TestAM6Mounting:
         assert first.billing_period_ends_at == now + 14 * DAY
         state = await api.content_state(ctx.client, task, "c1")
         assert (state.stage, state.mounted_at, state.creator_id) == (mc.ContentStage.MOUNTED, now, "cr-1")
-        assert (await api.task_state(ctx.client, task)).pieces_open == 1
+        assert (await task_seen(ctx, task)).view.pieces.open == 1
 
     @pytest.mark.parametrize(("content", "who", "offset", "message"), [
         ("c2", "cr-2", timedelta(0), "has not joined"),
@@ -68,7 +69,7 @@ class TestAM6Mounting:
         with pytest.raises(Refused) as refusal:
             await mount(ctx, task, content, who, now + offset)
         assert message in refusal.value.reasons[0]
-        assert list((await api.task_state(ctx.client, task)).pieces) == ["c1"]
+        assert list((await task_seen(ctx, task)).pieces) == ["c1"]
 
 
 class TestAM8AM11AM12Windows:
@@ -79,7 +80,7 @@ class TestAM8AM11AM12Windows:
         await convert(ctx, task, "c1", "e1", 7, mounted_at + DAY)
         await convert(ctx, task, "c1", "e-edge", 4, mounted_at + 14 * DAY - SECOND)  # last counted second
         await convert(ctx, task, "c1", "e-out", 5, mounted_at + 14 * DAY)  # billing period is half-open
-        state = await content_when(ctx, task, "c1", lambda s: len(s.batches) == 3)
+        state = await content_when(ctx, task, "c1", lambda s: len(s.recent_batches) == 3)
         assert state.billing_period_ends_at == mounted_at + 14 * DAY
         assert state.publicity_window_closes_at == mounted_at + 17 * DAY
         result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
@@ -90,7 +91,7 @@ class TestAM8AM11AM12Windows:
 
     async def test_am_8_billing_period_truncated_by_task_end(self, ctx: Ctx) -> None:
         task = await joined_task(ctx, days=5)
-        start = (await api.task_state(ctx.client, task)).period_start_at
+        start = (await task_seen(ctx, task)).period_start_at
         assert start is not None
         await mount(ctx, task, "c1", "cr-1", start)
         state = await api.content_state(ctx.client, task, "c1")
@@ -120,7 +121,7 @@ class TestAM9AndR1Counting:
         await api.content_signal(ctx.client, task, "c1", "void_conversions",
                                  mc.VoidConversions(event_id="e-void", reason="cheating found later"))
         state = await content_when(ctx, task, "c1", lambda s: s.counted_conversions == 10)
-        assert state.fee_fen == 1_000 and state.batches["e-void"].voided
+        assert state.fee_fen == 1_000 and state.recent_batches["e-void"].voided
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000
 
 
@@ -153,8 +154,8 @@ class TestAM14AM15Revocation:
         await convert(ctx, task, "c1", "just-before", 3, revoked.revoked_at - SECOND)
         await convert(ctx, task, "c1", "at-revocation", 5, revoked.revoked_at)
         await convert(ctx, task, "c1", "just-after", 7, revoked.revoked_at + SECOND)
-        state = await content_when(ctx, task, "c1", lambda s: len(s.batches) == 3 and s.unmounted_at is not None
-                                   and not s.pending_accrual)
+        state = await content_when(ctx, task, "c1", lambda s: len(s.recent_batches) == 3 and s.unmounted_at is not None
+                                   and not s.batches_pending)
         assert state.counted_conversions == 3 and state.revoked_at == revoked.revoked_at
         assert ctx.a.main_site.unmounted(task) == {"c1": "authorization revoked, content no longer public, "
                                                           "disposed or task ended"}
@@ -168,7 +169,7 @@ class TestAM14AM15Revocation:
         assert refusal.value.kind == "RevocationRefused"
         assert "only the creator who owns content c1" in refusal.value.reasons[0]
         await api.revoke_authorization(ctx.client, task, "cr-2", "c1")  # the app's signal: ignored as well
-        state = await api.task_state(ctx.client, task)
+        state = await task_seen(ctx, task)
         assert state.pieces["c1"].revoked_at is None and state.pieces["c1"].status == "mounted"
 
     async def test_am_15_revoke_all_by_signal_then_rejoin_counts_only_later_mounts(self, ctx: Ctx) -> None:

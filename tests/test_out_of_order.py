@@ -121,7 +121,7 @@ def mount_money(task: str, result: mt.TaskResult, pieces: dict[str, mc.MountedCo
         "ledger": {k: v for k, v in money.items() if k.endswith("_fen")},
         "pieces": {p: (s.counted_conversions, s.fee_fen, s.settlement and (s.settlement.fee_fen,
                                                                           s.settlement.platform_fee_fen),
-                       {eid: (b.counted, b.fee_fen, b.voided) for eid, b in sorted(s.batches.items())})
+                       {eid: (b.counted, b.fee_fen, b.voided) for eid, b in sorted(s.recent_batches.items())})
                    for p, s in pieces.items()},
     }
 
@@ -168,7 +168,7 @@ class TestR1R3ConversionsOutOfOrder:
                 assert state.settlement is not None and state.settlement.fee_fen == state.fee_fen, (label, piece)
                 assert state.fee_fen == 100 * state.counted_conversions, (label, piece)
                 fees += state.fee_fen
-                for eid, batch in state.batches.items():
+                for eid, batch in state.recent_batches.items():
                     delivery = next(d for d in STREAM if d.event_id == eid)
                     if batch.counted:
                         assert delivery in counting(STREAM) and delivery.minute <= end_minute, (label, eid)

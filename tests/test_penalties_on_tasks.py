@@ -26,6 +26,7 @@ from tests.helpers import (
     mount,
     publish_request,
     published_task,
+    task_seen,
     task_when,
 )
 from tests.penalty_task_helpers import case_in_force, decide, lift, mounted_piece
@@ -65,8 +66,8 @@ class TestR12RefusedJoinAndMount:
         with pytest.raises(Refused) as refused_join:
             await api.join(ctx.client, other, "cr-1")
         assert (refused_join.value.kind, refused_join.value.reasons) == ("JoinRefused", [reason])
-        assert list((await api.task_state(ctx.client, task)).pieces) == ["c1"]  # nothing changed
-        assert (await api.task_state(ctx.client, other)).creators == {}
+        assert list((await task_seen(ctx, task)).pieces) == ["c1"]  # nothing changed
+        assert (await task_seen(ctx, other)).creators == {}
 
         await decide(ctx, case, "cr-1", "upheld")  # restrictions lift
         joined = await api.join(ctx.client, other, "cr-1")
@@ -91,8 +92,8 @@ class TestR12FreezeInFlightTasks:
         state = await content_when(ctx, task, "c1", lambda s: len(s.counting_freezes) == 1)
         assert (state.counting_freezes[0].case_id, state.counting_freezes[0].frozen_at) == (case, notice)
         await convert(ctx, task, "c1", "during", 5, notice + SECOND)
-        state = await content_when(ctx, task, "c1", lambda s: "during" in s.batches)
-        assert (state.fee_fen, state.batches["during"].counted) == (1_000, 0)  # kept, not counted
+        state = await content_when(ctx, task, "c1", lambda s: "during" in s.recent_batches)
+        assert (state.fee_fen, state.recent_batches["during"].counted) == (1_000, 0)  # kept, not counted
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000
         with pytest.raises(Refused) as refused:  # no new work while the in-flight tasks are frozen
             await mount(ctx, task, "c2", "cr-1", notice + SECOND)
@@ -101,7 +102,7 @@ class TestR12FreezeInFlightTasks:
 
         await decide(ctx, case, "cr-1", "upheld")  # as if it had not been made: the batch counts
         state = await content_when(ctx, task, "c1", lambda s: s.fee_fen == 1_500)
-        assert state.counting_freezes[0].withdrawn and state.batches["during"].counted == 5
+        assert state.counting_freezes[0].withdrawn and state.recent_batches["during"].counted == 5
         result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
         assert (result.fee_fen, result.platform_fee_fen, result.stage) == (1_500, 150, mc.ContentStage.SETTLED)
         assert result.settled_at >= mounted_at + 17 * DAY
@@ -173,7 +174,7 @@ class TestR12RemovalFromTask:
         assert not rejoined.already_joined
         await ctx.env.sleep(2)
         await mount(ctx, task, "c3", "cr-1", await business_now(ctx))  # after the rejoin, to the second
-        assert "c3" in (await api.task_state(ctx.client, task)).pieces
+        assert "c3" in (await task_seen(ctx, task)).pieces
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # what c1 earned before the notice
         ctx.a.ledger.check_conservation()
 
@@ -227,7 +228,7 @@ class TestR12ClientPenalties:
                                     vc.Penalty(kind=vc.PenaltyKind.REMOVE_FROM_TASK, task_id=task),
                                     party_kind=vc.PartyKind.CLIENT)
         assert state.penalties[0].status is vc.PenaltyStatus.IN_FORCE
-        task_state = await api.task_state(ctx.client, task)
+        task_state = await task_seen(ctx, task)
         assert (task_state.stage, task_state.end_reason) == (mt.TaskStage.PUBLISHED, None)
         assert ctx.a.ledger.task_money(task)["frozen_fen"] == publication.frozen_fen == 110_000
         ctx.a.ledger.check_conservation()

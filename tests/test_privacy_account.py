@@ -31,7 +31,7 @@ async def used(ctx: Ctx, account: str, at: datetime, event_id: str, party: Accou
                               ctx.task_queue)
 
 
-async def state_when(ctx: Ctx, account: str, predicate: object) -> ac.AccountState:
+async def state_when(ctx: Ctx, account: str, predicate: object) -> ac.AccountView:
     return await eventually(lambda: api.account_state(ctx.client, account), predicate,  # type: ignore[arg-type]
                             f"account {account}")
 
@@ -70,7 +70,7 @@ class TestPR3R7Dormancy:
 
         ctx.a.ledger.refund(f"task-{ctx.uid}", account)  # the task ends: its money comes back, then is paid out
         await api.obligations_changed(ctx.client, account, f"task-{ctx.uid}")
-        result = await finish(ctx, account_id(account), ac.AccountState)
+        result = await finish(ctx, account_id(account), ac.AccountView)
         assert result.stage is ac.AccountStage.CANCELLED and result.cancelled_at is not None
         assert [(p.ledger_account, p.amount_fen) for p in result.payouts] == [(f"client:{account}:available", 100_000)]
         assert ctx.a.ledger.balance(f"client:{account}:available").balance_fen == 0
@@ -124,7 +124,7 @@ class TestPR3R7Dormancy:
         account = f"cr-{ctx.uid}"
         ctx.a.ledger.transfer(f"fee-{ctx.uid}", "world:deposits", f"creator:{account}:payable", 4_321, "test")
         await used(ctx, account, await business_now(ctx), "use-1", AccountParty.CREATOR)
-        result = await finish(ctx, account_id(account), ac.AccountState)
+        result = await finish(ctx, account_id(account), ac.AccountView)
         assert result.stage is ac.AccountStage.CANCELLED and result.dormancy_notices == 1
         assert result.dormancy_cancels_at is not None and result.cancelled_at is not None
         assert timedelta(0) <= result.dormancy_cancels_at - (result.dormant_at + timedelta(days=30)) < SECOND
@@ -206,7 +206,7 @@ class TestPR5Cancellation:
         assert vault(ctx).profile(account)[PersonalField.NAME][1] == NAME
         await api.resolve_statement_dispute(ctx.client, account, ac.ResolveStatementDispute(
             dispute_id="d1", resolved_by="op-1", outcome="rejected", note="balance is right"))
-        result = await finish(ctx, account_id(account), ac.AccountState)
+        result = await finish(ctx, account_id(account), ac.AccountView)
         assert (result.stage, result.cancellation_reason) == (ac.AccountStage.CANCELLED, "requested")
         assert [p.amount_fen for p in result.payouts] == [2_500]
         assert not ctx.a.directory.client(account).known
@@ -224,14 +224,16 @@ class TestBoundedHistory:
         start = await business_now(ctx)
         await used(ctx, account, start, "use-0", AccountParty.CREATOR)
         handle = ctx.client.get_workflow_handle(account_id(account))
+        first_run = (await handle.describe()).run_id
         signals = 2_100
         for batch in range(0, signals, 100):
             await asyncio.gather(*(handle.signal("record_activity", ac.AccountActivity(
                 event_id=f"use-{n}", occurred_at=start)) for n in range(batch + 1, batch + 101)))
         # A query may still reach the closing run's state for a moment: wait for the new run.
-        state = await state_when(ctx, account, lambda s: s.runs >= 2 and s.activities_recorded == signals + 1)
-        assert state.messages_this_run < signals
+        await eventually(handle.describe, lambda d: d.run_id != first_run, "a new run")
+        state = await state_when(ctx, account, lambda s: s.activities_recorded == signals + 1)
         events = [e async for e in handle.fetch_history_events()]
+        assert events[0].workflow_execution_started_event_attributes.continued_execution_run_id  # a later run
         assert len(events) < 1_000  # this run's history holds only what came after the last continue-as-new
         assert state.last_activity_at == start and state.stage is ac.AccountStage.ACTIVE
         assert state.dormant_at == add_months(start, 24)

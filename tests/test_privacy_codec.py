@@ -99,7 +99,7 @@ async def test_pr_6_a_request_with_name_phone_and_id_in_clear_leaves_none_of_the
     request = intake_request(ctx, account, await business_now(ctx))
     await api.submit_request(ctx.client, request, ctx.task_queue)
     workflow_id = data_subject_request_id(request.request_id)
-    state = await finish(ctx, workflow_id, dsr.DataSubjectRequestState)
+    state = await finish(ctx, workflow_id, dsr.DataSubjectRequestView)
     # The request was served from the intake: evidence matched the file, the correction applied, reply sent.
     assert state.stage is dsr.DsrStage.COMPLETED and state.verified_by == "vault"
     assert state.corrected_fields == [PersonalField.EMAIL]
@@ -166,7 +166,7 @@ async def test_pr_6_payloads_without_personal_data_stay_plain_json(adapters: wor
     with_intake = tokens_only.model_copy(update={"intake": dsr.RequesterIntake(
         evidence=[dsr.GivenValue(field=PersonalField.PHONE, value=PHONE)])})
     plain_values = [mt.JoinRequest(creator_id="c1"), tokens_only,
-                    dsr.DataSubjectRequestState(request_id="r1", account_id="a1", kind=dsr.RequestKind.ACCESS,
+                    dsr.DataSubjectRequestView(request_id="r1", account_id="a1", kind=dsr.RequestKind.ACCESS,
                                                 received_at=tokens_only.received_at), "text", 42, None]
     converted = plain_converter.payload_converter.to_payloads(plain_values)
     assert [PERSONAL_DATA_METADATA in p.metadata for p in converted] == [False] * len(plain_values)

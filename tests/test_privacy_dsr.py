@@ -87,7 +87,7 @@ class TestPR1ReplyDeadline:
         replied = await api.reply(ctx.client, r.request_id, dsr.OperatorReply(replied_by="op-2",
                                                                               summary="complaint answered"))
         assert replied.replied_at is not None and not replied.escalated
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
+        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestView)
         assert (result.stage, result.reply_summary, result.escalated_at) == (
             dsr.DsrStage.COMPLETED, "complaint answered", escalated.escalated_at)
         [notice] = _outbox(ctx, f"dsr-reply:{r.request_id}")  # the account's phone on file: no requester contact
@@ -116,7 +116,7 @@ class TestPR1ReplyDeadline:
         await api.submit_request(ctx.client, r, ctx.task_queue)
         await api.verify_identity(ctx.client, r.request_id, dsr.VerifyIdentity(
             verified=False, verified_by="op-1", method="call-back failed", note="number not reachable"))
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
+        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestView)
         assert (result.stage, result.export, result.reply_due_at) == (dsr.DsrStage.IDENTITY_REJECTED, None, None)
 
 
@@ -133,7 +133,7 @@ class TestPR1Export:
         r = request(ctx, account, dsr.RequestKind.COPY, await business_now(ctx), requester_token=contact,
                     evidence_tokens=[evidence])
         await api.submit_request(ctx.client, r, ctx.task_queue)
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
+        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestView)
         assert result.stage is dsr.DsrStage.COMPLETED and result.export is not None
         assert result.verified_at is not None and result.replied_at is not None
         assert result.replied_at < fixed_deadline(result.verified_at, 15)
@@ -165,7 +165,7 @@ class TestPR1Correction:
                     changes=[dsr.FieldChange(field=PersonalField.PHONE, value_token=new_phone)],
                     evidence_tokens=[api.stage_value(v, account, PersonalField.ID_NUMBER, "110101199003074514")])
         await api.submit_request(ctx.client, r, ctx.task_queue)
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
+        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestView)
         assert result.corrected_fields == [PersonalField.PHONE]
         assert v.profile(account)[PersonalField.PHONE] == (who.tokens[PersonalField.PHONE], "13700001111", "active")
         assert v.reveal(new_phone) is None  # the staged copy is gone once applied
@@ -230,13 +230,13 @@ class TestPR2Deletion:
         await api.submit_request(ctx.client, r, ctx.task_queue)
         await api.verify_identity(ctx.client, r.request_id, dsr.VerifyIdentity(
             verified=True, verified_by="op-1", method="guardian's documents checked"))
-        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestState)
+        result = await finish(ctx, data_subject_request_id(r.request_id), dsr.DataSubjectRequestView)
         assert result.erasure is not None
         assert result.erasure.deleted == [PersonalField.ID_NUMBER, PersonalField.PHONE]
         assert vault(ctx).profile(account)[PersonalField.NAME][1] == NAME  # not part of the report
 
 
-async def _when(ctx: Ctx, request_id: str, predicate: object) -> dsr.DataSubjectRequestState:
+async def _when(ctx: Ctx, request_id: str, predicate: object) -> dsr.DataSubjectRequestView:
     from tests.privacy_helpers import eventually
 
     return await eventually(lambda: api.request_state(ctx.client, request_id), predicate,  # type: ignore[arg-type]
@@ -262,7 +262,7 @@ class TestPR1AccountCancellation:
         await api.submit_request(ctx.client, r, ctx.task_queue)
         done = await _when(ctx, r.request_id, lambda s: s.stage is dsr.DsrStage.COMPLETED)
         assert done.cancellation_requested_at is not None and done.replied_at is not None
-        cancelled = await finish(ctx, account_id(account), ac.AccountState)
+        cancelled = await finish(ctx, account_id(account), ac.AccountView)
         assert (cancelled.cancellation_reason, cancelled.cancellation_request_id) == ("requested", r.request_id)
         assert [p.amount_fen for p in cancelled.payouts] == [700]
 

@@ -59,7 +59,7 @@ class TestPR7R10Incidents:
         closed = await api.incident_update(ctx.client, incident, "report_to_regulator", inc.ReportToRegulator(
             reported_by="sec-1", regulator="CAC provincial office", reference="2026-INC-17", reported_at=now))
         assert closed.regulator_report is not None
-        result = await finish(ctx, security_incident_id(incident), inc.SecurityIncidentState)
+        result = await finish(ctx, security_incident_id(incident), inc.SecurityIncidentView)
         assert (result.stage, result.escalated, result.escalated_at) == (inc.IncidentStage.CLOSED, False, None)
 
     async def test_r_10_unreachable_users_escalate_at_72_hours_until_an_announcement(self, ctx: Ctx) -> None:
@@ -96,7 +96,7 @@ class TestPR7R10Incidents:
             published_at=now))
         await api.incident_update(ctx.client, incident, "report_to_regulator", inc.ReportToRegulator(
             reported_by="sec-1", regulator="CAC", reference="R-1", reported_at=now))
-        result = await finish(ctx, security_incident_id(incident), inc.SecurityIncidentState)
+        result = await finish(ctx, security_incident_id(incident), inc.SecurityIncidentView)
         assert result.stage is inc.IncidentStage.CLOSED and result.announcement is not None
         assert result.escalated_at == escalated.escalated_at and result.notices_completed_at is not None
         assert [n["account_id"] for n in outbox(ctx, incident)] == [reachable]
@@ -117,7 +117,7 @@ class TestPR7R10Incidents:
                 published_by="sec-1", reason="too many to reach", channel="press release", published_at=now))
         await ctx.client.get_workflow_handle(security_incident_id(incident)).execute_update(
             "confirm", inc.ConfirmIncident(confirmed_by="sec-2", confirmed_at=now),
-            result_type=inc.SecurityIncidentState)
+            result_type=inc.SecurityIncidentView)
         announced = await api.incident_update(ctx.client, incident, "publish_announcement", inc.PublishAnnouncement(
             published_by="sec-1", reason="too many to reach one by one", channel="press release", published_at=now))
         assert announced.announcement is not None

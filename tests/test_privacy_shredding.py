@@ -97,7 +97,7 @@ async def test_pr_2_pr_6_values_sealed_at_rest_and_a_deleted_subject_is_erased_i
                                                                          value=ID_NUMBER)],
             changes=[given(field=PersonalField.EMAIL, value=NEW_EMAIL)]))
     await api.submit_request(ctx.client, correction, ctx.task_queue)
-    fixed = await finish(ctx, data_subject_request_id(correction.request_id), dsr.DataSubjectRequestState)
+    fixed = await finish(ctx, data_subject_request_id(correction.request_id), dsr.DataSubjectRequestView)
     assert fixed.corrected_fields == [PersonalField.EMAIL]
 
     # At rest: none of the values in the file's bytes; the vault reads them all.
@@ -119,7 +119,7 @@ async def test_pr_2_pr_6_values_sealed_at_rest_and_a_deleted_subject_is_erased_i
         request_id=f"del-{ctx.uid}", account_id=account, kind=dsr.RequestKind.DELETION, received_at=now,
         requester_token=reply_to, evidence_tokens=[on_file.tokens[PersonalField.PHONE]])
     await api.submit_request(ctx.client, deletion, ctx.task_queue)
-    deleted = await finish(ctx, data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestState)
+    deleted = await finish(ctx, data_subject_request_id(deletion.request_id), dsr.DataSubjectRequestView)
     assert deleted.erasure is not None and deleted.erasure.completed_at is not None and deleted.replied_at
     assert deleted.erasure.anonymized == [PersonalField.NAME]
     # The deletion's history (patch dsr-erasure-keeps-reply-contact) replays; RECORD_SHREDDING_HISTORY=1 records it.

@@ -22,6 +22,7 @@ from tests.helpers import (
     finish,
     mount,
     published_task,
+    task_seen,
     task_when,
 )
 from workflows.contract import mount_task as mt
@@ -51,10 +52,10 @@ class TestAM14RevocationAtTheAppsInstant:
         assert revoked.revoked_at == app_instant
         await convert(ctx, task, "c1", "before", 4, app_instant - MINUTE)
         await convert(ctx, task, "c1", "between", 6, app_instant + MINUTE)  # before receipt, after the app's instant
-        piece = await content_when(ctx, task, "c1", lambda s: len(s.batches) == 2 and not s.pending_accrual
+        piece = await content_when(ctx, task, "c1", lambda s: len(s.recent_batches) == 2 and not s.batches_pending
                                    and s.unmounted_at is not None)
         assert (piece.revoked_at, piece.counted_conversions) == (app_instant, 4)
-        assert (await api.task_state(ctx.client, task)).pieces["c1"].revoked_at == app_instant
+        assert (await task_seen(ctx, task)).pieces["c1"].revoked_at == app_instant
         result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
         assert (result.fee_fen, result.platform_fee_fen) == (400, 40)
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
@@ -67,11 +68,11 @@ class TestAM14RevocationAtTheAppsInstant:
     async def test_am_14_an_instant_beyond_the_clock_skew_is_refused_and_changes_nothing(
             self, ctx: Ctx, offset: timedelta, words: str) -> None:
         task = await task_with_piece(ctx, "rev-skew")
-        before = await api.task_state(ctx.client, task)
+        before = await task_seen(ctx, task)
         with pytest.raises(Refused) as refusal:
             await api.revoke_content(ctx.client, task, "cr-1", "c1", revoked_at=await business_now(ctx) + offset)
         assert words in "; ".join(refusal.value.reasons)
-        after = await api.task_state(ctx.client, task)
+        after = await task_seen(ctx, task)
         assert after.pieces["c1"] == before.pieces["c1"] and after.pieces["c1"].revoked_at is None
 
     async def test_am_14_an_instant_before_the_mount_is_refused(self, ctx: Ctx) -> None:

@@ -79,9 +79,9 @@ async def test_whole_task_three_creators_six_pieces(ctx: Ctx) -> None:
         event_id="p5-voided", reason="fake installs found by risk control"))
     await api.content_signal(ctx.client, task, "p6", "report_disposal", mc.PlatformDisposal(
         reason=mc.DisposalReason.TAKEN_DOWN, occurred_at=t0 + 90 * 60 * SECOND))
-    await content_when(ctx, task, "p5", lambda s: s.counted_conversions == 6 and "p5-after-private" in s.batches)
+    await content_when(ctx, task, "p5", lambda s: s.counted_conversions == 6 and "p5-after-private" in s.recent_batches)
     await content_when(ctx, task, "p6", lambda s: s.counted_conversions == 0 and s.unmounted_at is not None)
-    await content_when(ctx, task, "p2", lambda s: s.counted_conversions == 7 and "p2-after" in s.batches)
+    await content_when(ctx, task, "p2", lambda s: s.counted_conversions == 7 and "p2-after" in s.recent_batches)
 
     # Day 10: B joins again and mounts p3; only content mounted after re-joining counts (AM-15 reading).
     await advance(ctx, 10 * 86400 - 2 * 3600)

@@ -19,6 +19,7 @@ from tests.helpers import (
     finish,
     mount,
     published_task,
+    task_seen,
     task_when,
 )
 from workflows.contract import mount_task as mt
@@ -59,13 +60,15 @@ async def test_am_12_a_piece_settled_while_the_period_is_open_shows_in_its_task_
     state = await task_when(ctx, task, lambda s: s.pieces["p1"].status == "settled")
     assert state.stage is mt.TaskStage.PUBLISHED
     assert (state.pieces["p1"].fee_fen, state.pieces["p1"].platform_fee_fen) == (700, 70)
-    assert (state.pieces["p2"].status, state.pieces_open, state.closures_read_seq) == ("mounted", 1, 1)
-    assert (state.paid_to_creators_fen, state.platform_fees_fen) == (700, 70)
-    assert state.closures_read_at is not None and state.closures_read_at >= first_mount + 17 * DAY
+    assert (state.pieces["p2"].status, state.view.pieces.open, state.view.pieces.settled) == ("mounted", 1, 1)
+    # The money picture as the task read it from the ledger when it found p1's closure there.
+    money = state.view.money
+    assert (money.paid_fen, money.platform_fees_fen, money.accrued_fen) == (700, 70, 300)
+    assert money.as_of is not None and money.as_of >= first_mount + 17 * DAY
 
     await advance(ctx, DAY.total_seconds())
     state = await task_when(ctx, task, lambda s: s.pieces["p2"].status == "settled")
-    assert (state.pieces["p2"].fee_fen, state.pieces_open, state.closures_read_seq) == (300, 0, 2)
+    assert (state.pieces["p2"].fee_fen, state.view.pieces.open, state.view.pieces.settled) == (300, 0, 2)
 
     result = await finish(ctx, mount_task_id(task), mt.TaskResult)
     assert (result.stage, result.paid_to_creators_fen, result.platform_fees_fen) == (mt.TaskStage.REFUNDED, 1_000,
@@ -97,14 +100,14 @@ async def test_am_13_the_ended_task_refunds_once_its_last_piece_closed_in_the_le
     cancelled = await api.cancel(ctx.client, task, "client asked to stop", "ops-1")
     assert cancelled.ended_at is not None
     ended = await task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
-    assert (ended.pieces_open, ended.closures_read_seq) == (2, 0)
+    assert (ended.view.pieces.open, ended.view.pieces.settled, ended.view.pieces.closed) == (2, 0, 0)
 
     result = await finish(ctx, mount_task_id(task), mt.TaskResult)
     assert (result.paid_to_creators_fen, result.platform_fees_fen, result.refunded_fen) == (500, 50, 55_000 - 550)
-    state = await api.task_state(ctx.client, task)
+    state = await task_seen(ctx, task)
     assert {cid: (p.status, p.fee_fen) for cid, p in state.pieces.items()} == {"kept": ("settled", 500),
                                                                                 "disposed": ("closed", 0)}
-    assert state.closures_read_seq == 2
+    assert (state.view.pieces.settled, state.view.pieces.closed) == (1, 1)
     closures = ctx.a.ledger.task_closures(task)
     assert sorted((c.content_id, c.outcome, c.fee_fen) for c in closures) == [("disposed", "closed", 0),
                                                                               ("kept", "settled", 500)]

@@ -18,7 +18,7 @@ from starter import client as api
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.drain_helpers import GATES, held_fanout
-from tests.helpers import business_now, creator, mount, published_task, task_when
+from tests.helpers import business_now, creator, mount, published_task, task_seen, task_when
 from workflows import mount_task
 from workflows.contract import mount_task as mt
 from workflows.contract.names import CONTINUE_AS_NEW_DUE, mount_task_id
@@ -40,7 +40,7 @@ async def test_a_draining_task_refuses_new_mounts_and_joins_then_the_retry_lands
     await mount(ctx, task, "p1", "cr-1", now)  # message 2
     gate = GATES.setdefault((task, "p2"), asyncio.Event())
     held = asyncio.create_task(mount(ctx, task, "p2", "cr-1", now))  # message 3: due; its update stays in flight
-    await task_when(ctx, task, lambda s: "p2" in s.pieces and s.messages_this_run == 3)
+    await task_when(ctx, task, lambda s: "p2" in s.pieces)  # the third message is in: the run is due
     first_run = await rh.first_run_id(ctx.client, workflow_id)
 
     handle = ctx.client.get_workflow_handle(workflow_id)
@@ -53,8 +53,8 @@ async def test_a_draining_task_refuses_new_mounts_and_joins_then_the_retry_lands
         assert isinstance(cause, ApplicationError)
         assert (cause.type, cause.non_retryable) == (CONTINUE_AS_NEW_DUE, False)
         assert f"task {task} is about to continue as new (3 messages in this run)" in cause.message
-    state = await api.task_state(ctx.client, task)
-    assert (sorted(state.pieces), sorted(state.creators), state.messages_this_run) == (["p1", "p2"], ["cr-1"], 3)
+    state = await task_seen(ctx, task)
+    assert (sorted(state.pieces), sorted(state.creators)) == (["p1", "p2"], ["cr-1"])
 
     # The client sends the refused mount again until the run has drained (p2 done) and continued as new.
     retried = asyncio.create_task(mount(ctx, task, "p3", "cr-1", now))
@@ -65,9 +65,9 @@ async def test_a_draining_task_refuses_new_mounts_and_joins_then_the_retry_lands
     assert (await asyncio.wait_for(retried, 30)).content_id == "p3"
     assert (await api.join(ctx.client, task, "cr-2")).already_joined is False
 
-    state = await api.task_state(ctx.client, task)
+    state = await task_seen(ctx, task)
     assert (sorted(state.pieces), sorted(state.creators)) == (["p1", "p2", "p3"], ["cr-1", "cr-2"])
-    assert (state.pieces_open, state.messages_this_run) == (3, 2)  # p3 and cr-2 in the new run
+    assert (state.view.pieces.open, state.creators_joined) == (3, 2)  # p3 and cr-2 in the new run (below)
     first = await ctx.client.get_workflow_handle(workflow_id, run_id=first_run).fetch_history()
     first_json = first.to_json()
     assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in first_json

@@ -177,7 +177,7 @@ class TestAM21AppealHandling:
         assert state.escalation_reason is not None and "unanswered past" in state.escalation_reason
         assert state.stage is vc.CaseStage.APPEALED
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="rejected", operator_id="op-2", note="logs show scripted installs"), vc.ViolationCaseState)
+            decision="rejected", operator_id="op-2", note="logs show scripted installs"), vc.ViolationCaseView)
         assert (decided.stage, decided.escalated) == (vc.CaseStage.CLOSED, False)  # final, nothing timed left
         assert decided.penalties[0].status is vc.PenaltyStatus.FINAL
 
@@ -188,7 +188,7 @@ class TestAM21AppealHandling:
         await start_case(ctx.client, ctx.task_queue, case, "cr-1", await business_now(ctx), BAR)
         receipt = await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
         marked = await case_update(ctx.client, case, "mark_complex", vc.MarkComplexRequest(
-            operator_id="op-2", note="needs the main site's raw logs"), vc.ViolationCaseState)
+            operator_id="op-2", note="needs the main site's raw logs"), vc.ViolationCaseView)
         assert marked.stage is vc.CaseStage.APPEAL_COMPLEX and marked.next_deadline_at is None
         assert marked.appeal is not None and marked.appeal.answer_due_at == receipt.answer_due_at  # still shown
         await ctx.env.sleep(20 * DAY)
@@ -219,7 +219,7 @@ class TestAM22AppealOutcome:
         await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
         assert ctx.a.ledger.balance("creator:cr-1:payable").available_fen == 0  # all 5,000 frozen
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseState)
+            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseView)
         assert decided.stage is vc.CaseStage.WITHDRAWN
         assert [p.status for p in decided.penalties] == [vc.PenaltyStatus.WITHDRAWN] * 3
         assert decided.penalties[0].frozen_fen == 5_000
@@ -240,14 +240,14 @@ class TestAM22AppealOutcome:
                          FREEZE_3000_TO_DEDUCT, vc.Penalty(kind=vc.PenaltyKind.FREEZE_FEES, amount_fen=1_000))
         await case_update(ctx.client, case, "appeal", appeal_of("cr-1"), vc.AppealReceipt)
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseView)
         assert [(p.status, p.deducted_fen) for p in decided.penalties] == [
             (vc.PenaltyStatus.DEDUCTED, 3_000), (vc.PenaltyStatus.FINAL, 0)]  # only the marked one deducts
         assert decided.stage is vc.CaseStage.FINAL  # the other freeze stands (AM-22): the case stays open
         payable = ctx.a.ledger.balance("creator:cr-1:payable")
         assert (payable.balance_fen, payable.available_fen) == (2_000, 1_000)
         lifted = await case_update(ctx.client, case, "lift_freeze", vc.LiftFreezeRequest(
-            penalty_id="p2", operator_id="op-3", reason="cooperated with the review"), vc.ViolationCaseState)
+            penalty_id="p2", operator_id="op-3", reason="cooperated with the review"), vc.ViolationCaseView)
         assert (lifted.penalties[1].status, lifted.penalties[1].lifted_by) == (vc.PenaltyStatus.LIFTED, "op-3")
         payable = ctx.a.ledger.balance("creator:cr-1:payable")
         assert (payable.balance_fen, payable.available_fen) == (2_000, 2_000)
@@ -267,7 +267,7 @@ class TestAM22AppealOutcome:
         assert ctx.a.directory.client("client-1").penalty_restricted  # AM-1 refuses publication meanwhile
         await case_update(ctx.client, case, "appeal", appeal_of("client-1"), vc.AppealReceipt)
         await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="upheld", operator_id="op-2", note="wrong account"), vc.ViolationCaseState)
+            decision="upheld", operator_id="op-2", note="wrong account"), vc.ViolationCaseView)
         assert not ctx.a.directory.client("client-1").penalty_restricted
 
 
@@ -300,7 +300,7 @@ class TestAM19AM22HeldSettlements:
     async def test_am_22_upheld_appeal_releases_the_held_settlement_paid_exactly_once(self, ctx: Ctx) -> None:
         task, case = await self._held_piece(ctx)
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseState)
+            decision="upheld", operator_id="op-2", note="conversions verified"), vc.ViolationCaseView)
         assert decided.held_settlements.released == 1 and decided.held_settlements.done
         state = await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.SETTLED)
         assert state.settlement is not None and state.settlement_hold is not None
@@ -318,7 +318,7 @@ class TestAM19AM22HeldSettlements:
     async def test_am_22_rejected_appeal_deducts_the_held_settlement_with_all_fees(self, ctx: Ctx) -> None:
         task, case = await self._held_piece(ctx)
         decided = await case_update(ctx.client, case, "decide_appeal", vc.DecideAppealRequest(
-            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseState)
+            decision="rejected", operator_id="op-2", note="scripted installs"), vc.ViolationCaseView)
         assert decided.held_settlements.deducted == 1
         state = await content_when(ctx, task, "c1", lambda s: s.stage is mc.ContentStage.SETTLED
                                    and s.settlement_hold is not None and s.settlement_hold.deducted_fen > 0)

@@ -43,7 +43,7 @@ from tests.xg_fixtures import (
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import xingguang as xg
 from workflows.contract.names import xingguang_claims_id
-from workflows.contract.xingguang_claims import XingguangClaimsState
+from workflows.contract.xingguang_claims import XingguangClaimsView
 
 REPLAYER = rh.family_replayer("xingguang-")
 EVERY_YEAR = ChinaWorkingDays(covered=frozenset(range(2001, 2200)))
@@ -265,7 +265,7 @@ async def test_replay_r_14_damages_claimed_after_the_task_closed(ctx: Ctx) -> No
         amount_fen=39_600, loss_fen=50_000, note="review lost the client's materials"), ctx.task_queue)
     assert (paid.paid_fen, paid.cap_fen) == (39_600, 39_600)
     await ctx.env.sleep(8 * 86_400)
-    claims = await finish(ctx, xingguang_claims_id(task), XingguangClaimsState)
+    claims = await finish(ctx, xingguang_claims_id(task), XingguangClaimsView)
     assert [c.amount_fen for c in claims.claims] == [39_600]
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 + 39_600
     claims_history = await rh.history_json(ctx.client, xingguang_claims_id(task))

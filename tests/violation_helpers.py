@@ -50,13 +50,13 @@ async def start_case(client: Client, task_queue: str, case_id: str, party_id: st
         violation="faked conversions on content c-9", penalties=list(penalties), issued_by="op-7"), task_queue)
 
 
-async def case_state(client: Client, case_id: str) -> vc.ViolationCaseState:
+async def case_state(client: Client, case_id: str) -> vc.ViolationCaseView:
     return await client.get_workflow_handle(violation_case_id(case_id)).query("state",
-                                                                              result_type=vc.ViolationCaseState)
+                                                                              result_type=vc.ViolationCaseView)
 
 
 async def case_when(client: Client, case_id: str,
-                    predicate: Callable[[vc.ViolationCaseState], bool]) -> vc.ViolationCaseState:
+                    predicate: Callable[[vc.ViolationCaseView], bool]) -> vc.ViolationCaseView:
     state = await case_state(client, case_id)
     for _ in range(200):
         if predicate(state):

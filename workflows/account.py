@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseHoldRequest,
     )
     from workflows.contract import account as c
+    from workflows.contract.common import public_view
     from workflows.contract.data_subject_request import RetentionReleased
     from workflows.contract.names import ACCOUNT_WORKFLOW, SA, data_subject_request_id
     from workflows.contract.privacy import AccountParty
@@ -77,7 +78,7 @@ class AccountWorkflow:
         self._stalls = Stalls("privacy")
 
     @workflow.run
-    async def run(self, input: c.AccountInput) -> c.AccountState:
+    async def run(self, input: c.AccountInput) -> c.AccountView:
         s = self.s
         self._run_length = RunLength()
         party_key = SA.CLIENT_ID if s.party is AccountParty.CLIENT else SA.CREATOR_ID
@@ -115,7 +116,7 @@ class AccountWorkflow:
                 await continue_as_new_when_handlers_done(lambda: c.AccountInput(
                     account_id=s.account_id, party=s.party, opened_at=s.opened_at, carried_state=s))
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return s
+        return public_view(c.AccountView, self.s)
 
     # ---------------------------------------------------------------- signals
     @workflow.signal(name="record_activity")
@@ -221,8 +222,8 @@ class AccountWorkflow:
             raise refused("StatementDisputeRefused", "adjustment_fen: a rejected dispute adjusts nothing")
 
     @workflow.query(name="state")
-    def state(self) -> c.AccountState:
-        return self.s
+    def state(self) -> c.AccountView:
+        return public_view(c.AccountView, self.s)
 
     # ---------------------------------------------------------------- internals
     def _open_disputes(self) -> list[str]:

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.penalties import ActOnTaskRequest, PenaltyAction, PenaltyEffect, SignalPiecesRequest
     from ports.port import ActivityPort
     from workflows.contract import violation_case as c
+    from workflows.contract.common import public_view
     from workflows.contract.mounted_content import CountingFrozen, CountingResumed
     from workflows.rules.clock import business_time
     from workflows.rules.penalties import HOLDS_SETTLEMENTS, PartyKind, liftable
@@ -46,7 +47,7 @@ class CaseEffects:
 
     # ---------------------------------------------------------------- lift_freeze (AM-22)
     @workflow.update(name="lift_freeze")
-    async def lift_freeze(self, request: c.LiftFreezeRequest) -> c.ViolationCaseState:
+    async def lift_freeze(self, request: c.LiftFreezeRequest) -> c.ViolationCaseView:
         """AM-22: an operator lifts a standing freeze with a reason; answered once the run loop has lifted it."""
         penalty = self._penalty(request.penalty_id)
         assert penalty is not None
@@ -54,7 +55,7 @@ class CaseEffects:
         penalty.lift_reason = request.reason
         self._changed()
         await workflow.wait_condition(lambda: penalty.status not in STANDING and penalty.ended_at is not None)
-        return self.s
+        return public_view(c.ViolationCaseView, self.s)
 
     @lift_freeze.validator
     def validate_lift_freeze(self, request: c.LiftFreezeRequest) -> None:

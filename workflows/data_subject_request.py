@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.contract import data_subject_request as c
     from workflows.contract.account import CancellationRequested
+    from workflows.contract.common import public_view
     from workflows.contract.names import DATA_SUBJECT_REQUEST_WORKFLOW, account_id
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, Disposition
@@ -66,7 +67,7 @@ class DataSubjectRequestWorkflow:
         self.changes = [Change(field=ch.field, value_token=ch.value_token) for ch in input.changes]
 
     @workflow.run
-    async def run(self, input: c.DataSubjectRequestInput) -> c.DataSubjectRequestState:
+    async def run(self, input: c.DataSubjectRequestInput) -> c.DataSubjectRequestView:
         s = self.s
         self._show("waiting for identity verification (an operator, or evidence matching the data on file)")
         if input.intake is not None:
@@ -79,7 +80,7 @@ class DataSubjectRequestWorkflow:
         await workflow.wait_condition(lambda: s.stage is not c.DsrStage.AWAITING_VERIFICATION)
         if s.stage is c.DsrStage.IDENTITY_REJECTED:
             self._show("identity not verified: request closed")
-            return s
+            return public_view(c.DataSubjectRequestView, self.s)
         assert s.verified_at is not None
         s.reply_due_at = await working_days_after(s.verified_at, DSR_REPLY_WORKING_DAYS, f"reply to dsr {s.request_id}")
         if s.reply_due_at is None:
@@ -98,18 +99,18 @@ class DataSubjectRequestWorkflow:
         s.stage = c.DsrStage.COMPLETED
         self._show(f"completed; replied {business_time(s.replied_at)}" if s.replied_at else "completed")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return s
+        return public_view(c.DataSubjectRequestView, self.s)
 
     # ---------------------------------------------------------------- messages
     @workflow.update(name="verify_identity")
-    def verify_identity(self, request: c.VerifyIdentity) -> c.DataSubjectRequestState:
+    def verify_identity(self, request: c.VerifyIdentity) -> c.DataSubjectRequestView:
         """An operator confirms (the reply clock starts now) or rejects the requester's identity."""
         if request.verified:
             self._verified(request.verified_by, request.method)
         else:
             self.s.stage, self.s.note = c.DsrStage.IDENTITY_REJECTED, request.note or request.method
             self.s.verified_by = request.verified_by
-        return self.s
+        return public_view(c.DataSubjectRequestView, self.s)
 
     @verify_identity.validator
     def _check_verify(self, request: c.VerifyIdentity) -> None:
@@ -117,10 +118,10 @@ class DataSubjectRequestWorkflow:
             raise refused("AlreadyVerified", f"stage: identity was already decided ({self.s.stage.value})")
 
     @workflow.update(name="reply")
-    def reply(self, request: c.OperatorReply) -> c.DataSubjectRequestState:
+    def reply(self, request: c.OperatorReply) -> c.DataSubjectRequestView:
         """An operator's reply (required for complaints): the reply deadline is met at this instant."""
         self._replied(request.summary, request.replied_by)
-        return self.s
+        return public_view(c.DataSubjectRequestView, self.s)
 
     @reply.validator
     def _check_reply(self, request: c.OperatorReply) -> None:
@@ -136,8 +137,8 @@ class DataSubjectRequestWorkflow:
             self._released += 1
 
     @workflow.query(name="state")
-    def state(self) -> c.DataSubjectRequestState:
-        return self.s
+    def state(self) -> c.DataSubjectRequestView:
+        return public_view(c.DataSubjectRequestView, self.s)
 
     # ---------------------------------------------------------------- the work of each kind
     async def _stage_intake(self, intake: c.RequesterIntake) -> None:

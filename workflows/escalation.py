@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     from ports.port import ActivityPort
     from workflows.contract.names import SA
+    from workflows.contract.views import Escalation
     from workflows.rules.clock import business_time
 
 from workflows import metrics
@@ -35,6 +36,9 @@ MONEY_STALL_PATCH = "money-escalates-when-stalled"
 FIRST_PHASE = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 REFUSED_RECHECK = timedelta(minutes=10)
+# What an operator does about a stalled money call (README "Operating it"): nothing is lost by waiting.
+STALL_TO_DO = ("the call is retried by itself with the same idempotency key: fix the cause (the ledger's database, "
+               "an account, a refusal) and it completes; nothing is paid twice")
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -64,6 +68,11 @@ class Stalls:
     @property
     def escalated(self) -> bool:
         return bool(self.stalled)
+
+    def escalations(self) -> list[Escalation]:
+        """The stalled calls as a view shows them (contract.views.Escalation)."""
+        return [Escalation(what=what, since=at, why=cause, to_do=STALL_TO_DO) for what, (at, cause) in
+                self.stalled.items()]
 
     def details(self, details: str, escalated: bool) -> str:
         """The workflow's details with its stalls first, for workflow.set_current_details; `escalated` is the

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
+    from workflows.contract.views import MountTaskView, Progress
     from workflows.rules.billing import billing_period_end
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
@@ -32,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.mounts import CLOCK_SKEW
     from workflows.rules.task_form import task_form_problems
 
-from workflows import metrics
+from workflows import details, metrics
 from workflows import task_register as reg
 from workflows.closure_looks import LOOK_AFTER, ClosureLooks
 from workflows.common import (
@@ -51,6 +52,7 @@ from workflows.mount_reports import (
     unmount_refused,
     wait_for_late_mounts,
 )
+from workflows.mount_views import task_view
 from workflows.refusals import ALREADY_MOUNTED, JOIN_REFUSED, PUBLICATION_REFUSED, refused
 from workflows.task_closures import TaskClosures
 from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
@@ -85,6 +87,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         # Set in run (LATE_MOUNTS_PATCH): mounts reported up to 24 hours after the period are accepted (AM-6).
         self._late_mounts = True
         self._stalls = Stalls("mount")  # a refund that cannot complete is escalated (R-14)
+        self._progress = Progress()
 
     # ---------------------------------------------------------------- run
     @workflow.run
@@ -366,8 +369,9 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         # Every other refusal is made by the handler, which takes the refused component down (mount_reports.py).
 
     @workflow.query(name="state")
-    def state(self) -> c.MountTaskState:
-        return self.s
+    def state(self) -> MountTaskView:
+        """Terms, period, the money picture, piece counts and what the task waits for (contract/views.py)."""
+        return task_view(self.s, self._progress_now())
 
     # ---------------------------------------------------------------- internals
     def _period_closed_problem(self, action: str) -> str | None:
@@ -407,9 +411,20 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         return c.MountTaskInput(task_id=self.s.task_id, carried_state=self.s)
 
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
-        workflow.set_current_details(self._stalls.details(
-            with_deadline(f"task {self.s.task_id}: {details}", "deadline", next_deadline_at), False))
+        self._describe(details, "deadline", next_deadline_at)
         stage_attributes(self.s.stage.value, next_deadline_at, self._stalls.escalated)
+
+    def _describe(self, waiting_for: str, deadline: str, at: datetime | None) -> None:
+        """The current details (workflows/details.py) from the same view the `state` query answers."""
+        self._progress = Progress(waiting_for=waiting_for, next_deadline=deadline if at else None,
+                                  next_deadline_at=at)
+        view = task_view(self.s, self._progress)
+        workflow.set_current_details(self._stalls.details(details.lines(
+            with_deadline(f"task {self.s.task_id}: {waiting_for}", deadline, at),
+            details.task_money_line(view.money), details.counts_line(view.pieces, view.creators_joined)), False))
+
+    def _progress_now(self) -> Progress:
+        return self._progress.model_copy(update={"escalations": self._stalls.escalations()})
 
     def _result(self) -> c.TaskResult:
         s = self.s

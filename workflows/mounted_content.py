@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mounted_content as c
     from workflows.contract.mount_task import BudgetExhaustedSignal, EndReason
     from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mount_task_id
+    from workflows.contract.views import MountedContentView, Progress
     from workflows.rules.billing import (
         billing_period_end,
         conversion_counts,
@@ -40,11 +41,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.rules.clock import business_time, with_deadline
 
-from workflows import metrics
+from workflows import details, metrics
 from workflows.common import RunLength, continue_as_new_when_handlers_done, stage_attributes, until
 from workflows.content_freezes import CountingFreezes
 from workflows.content_settlement import CLOSURE_IN_LEDGER, HOLD_IN_LEDGER, ContentSettlement
 from workflows.escalation import Stalls
+from workflows.mount_views import DISPUTE_TO_DO, content_escalations, content_view, piece_money
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
 # Runs that record it upsert `open_dispute` and `held` with their stage (issue 23 item 5); the attributes must be
@@ -69,6 +71,8 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                 counting_stops_at=billing_end,
             )
         self._budget_exhaustion_reported = False
+        self._progress = Progress()
+        self._stalls = Stalls("mount")  # a settlement that cannot complete is escalated (R-14)
         self._wake = self._resolving = self._applying = self._interval_moved = False
 
     # ---------------------------------------------------------------- run
@@ -76,7 +80,6 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
     async def run(self, input: c.MountedContentInput) -> c.ContentResult:
         s = self.s
         self._run_length = RunLength()
-        self._stalls = Stalls("mount")  # a settlement that cannot complete is escalated (R-14)
         while s.stage is c.ContentStage.MOUNTED:
             # A dispute may be raised from the mount on (AM-11 reading): wake when one escalates, too (AM-17).
             due = self._dispute_due_at()
@@ -195,8 +198,10 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         self._period_ended_at(event.ended_at)
 
     @workflow.query(name="state")
-    def state(self) -> c.MountedContentState:
-        return self.s
+    def state(self) -> MountedContentView:
+        """The piece's windows, what counted, its money, disputes, holds and what it waits for (contract/views.py)."""
+        return content_view(self.s, self._payable_fee(), self._progress.model_copy(
+            update={"escalations": content_escalations(self.s) + self._stalls.escalations()}))
 
     # ---------------------------------------------------------------- internals
     def _counts(self, record: c.BatchRecord, *, for_release: bool = False) -> bool:
@@ -349,12 +354,15 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         return (f"settlement of {self._payable_fee()} fen held: creator {s.creator_id}'s fees are frozen by "
                 f"violation case {case} (AM-19)")
 
-    def _show(self, details: str, next_deadline_at: datetime | None) -> None:
+    def _show(self, waiting_for: str, next_deadline_at: datetime | None) -> None:
         s = self.s
+        self._progress = Progress(waiting_for=waiting_for, next_deadline="deadline" if next_deadline_at else None,
+                                  next_deadline_at=next_deadline_at)
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(self._stalls.details(with_deadline(
-            f"{prefix}content {s.content_id} of task {s.task_id}: {details}", "deadline", next_deadline_at),
-            s.escalated))
+        to_do = f"**What to do**: {DISPUTE_TO_DO}" if content_escalations(s) else ""
+        workflow.set_current_details(self._stalls.details(details.lines(with_deadline(
+            f"{prefix}content {s.content_id} of task {s.task_id}: {waiting_for}", "deadline", next_deadline_at),
+            details.piece_money_line(piece_money(s, self._payable_fee())), to_do), s.escalated))
         flags: list[SearchAttributeUpdate[Any]] = []
         if workflow.patched(DISPUTE_AND_HOLD_ATTRIBUTES_PATCH):
             open_dispute = any(d.resolved_at is None for d in s.disputes)

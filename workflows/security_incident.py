@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from ports import notifications
     from ports.notifications import IncidentNoticesRequest
     from workflows.contract import security_incident as c
+    from workflows.contract.common import public_view
     from workflows.contract.names import SECURITY_INCIDENT_WORKFLOW
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import incident_notices_due_at, notice_refusals
@@ -47,7 +48,7 @@ class SecurityIncidentWorkflow:
             self._confirm(input.opened_by, input.confirmed_at)
 
     @workflow.run
-    async def run(self, input: c.SecurityIncidentInput) -> c.SecurityIncidentState:
+    async def run(self, input: c.SecurityIncidentInput) -> c.SecurityIncidentView:
         s = self.s
         n = s.notice
         if (problems := notice_refusals(n.what_happened, n.actions_taken, n.user_advice, n.remedy)) and \
@@ -80,14 +81,14 @@ class SecurityIncidentWorkflow:
         self._show(f"closed: {len(s.notified)} notified, {len(s.undeliverable)} by announcement")
         watcher.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return s
+        return public_view(c.SecurityIncidentView, self.s)
 
     # ---------------------------------------------------------------- updates
     @workflow.update(name="confirm")
-    def confirm(self, request: c.ConfirmIncident) -> c.SecurityIncidentState:
+    def confirm(self, request: c.ConfirmIncident) -> c.SecurityIncidentView:
         """The incident is confirmed: the 72 hours for notices start at `confirmed_at`."""
         self._confirm(request.confirmed_by, request.confirmed_at)
-        return self.s
+        return public_view(c.SecurityIncidentView, self.s)
 
     @confirm.validator
     def _check_confirm(self, request: c.ConfirmIncident) -> None:
@@ -97,12 +98,12 @@ class SecurityIncidentWorkflow:
             raise refused("IncidentRefused", f"confirmed_at: {business_time(request.confirmed_at)} is in the future")
 
     @workflow.update(name="add_affected_accounts")
-    def add_affected_accounts(self, request: c.AddAffectedAccounts) -> c.SecurityIncidentState:
+    def add_affected_accounts(self, request: c.AddAffectedAccounts) -> c.SecurityIncidentView:
         s = self.s
         known = set(s.affected)
         s.affected += [a for a in dict.fromkeys(request.account_ids) if a not in known]
         s.notices_completed_at = None if self._pending() else s.notices_completed_at
-        return s
+        return public_view(c.SecurityIncidentView, self.s)
 
     @add_affected_accounts.validator
     def _check_add(self, request: c.AddAffectedAccounts) -> None:
@@ -112,10 +113,10 @@ class SecurityIncidentWorkflow:
             raise refused("IncidentRefused", f"account_ids: at most {c.MAX_AFFECTED} affected accounts per incident")
 
     @workflow.update(name="publish_announcement")
-    def publish_announcement(self, request: c.PublishAnnouncement) -> c.SecurityIncidentState:
+    def publish_announcement(self, request: c.PublishAnnouncement) -> c.SecurityIncidentView:
         """R-10: one public announcement instead of the notices not yet out (telling each is not feasible)."""
         self.s.announcement = c.Announcement(**request.model_dump())
-        return self.s
+        return public_view(c.SecurityIncidentView, self.s)
 
     @publish_announcement.validator
     def _check_announcement(self, request: c.PublishAnnouncement) -> None:
@@ -125,9 +126,9 @@ class SecurityIncidentWorkflow:
             raise refused("AlreadyAnnounced", "announcement: already published")
 
     @workflow.update(name="report_to_regulator")
-    def report_to_regulator(self, request: c.ReportToRegulator) -> c.SecurityIncidentState:
+    def report_to_regulator(self, request: c.ReportToRegulator) -> c.SecurityIncidentView:
         self.s.regulator_report = c.RegulatorReport(**request.model_dump())
-        return self.s
+        return public_view(c.SecurityIncidentView, self.s)
 
     @report_to_regulator.validator
     def _check_report(self, request: c.ReportToRegulator) -> None:
@@ -137,8 +138,8 @@ class SecurityIncidentWorkflow:
             raise refused("AlreadyReported", "regulator_report: already recorded")
 
     @workflow.query(name="state")
-    def state(self) -> c.SecurityIncidentState:
-        return self.s
+    def state(self) -> c.SecurityIncidentView:
+        return public_view(c.SecurityIncidentView, self.s)
 
     # ---------------------------------------------------------------- internals
     def _confirm(self, by: str, at: datetime) -> None:

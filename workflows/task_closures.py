@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.ledger import RefundRequest, TaskClosuresRequest
     from workflows.contract import mount_task as c
     from workflows.contract.mounted_content import ContentRevoked, TaskPeriodEnded
-    from workflows.rules.clock import business_time, with_deadline
+    from workflows.rules.clock import business_time
 
 from workflows import metrics, partial_refunds
 from workflows import task_register as reg
@@ -42,6 +42,9 @@ class TaskClosures:
     _look_at: datetime | None
 
     def _show(self, details: str, next_deadline_at: datetime | None) -> None:
+        raise NotImplementedError
+
+    def _describe(self, waiting_for: str, deadline: str, at: datetime | None) -> None:
         raise NotImplementedError
 
     def _continue_as_new_if_due(self) -> Awaitable[None]:
@@ -147,11 +150,11 @@ class TaskClosures:
             if next_window != shown_deadline:
                 stage_attributes(s.stage.value, next_window)
                 shown_deadline = next_window
-            workflow.set_current_details(with_deadline(
-                f"task {s.task_id}: ended ({s.end_reason}): waiting for {s.pieces_open} of {self._pieces()} "
+            self._describe(
+                f"ended ({s.end_reason}): waiting for {s.pieces_open} of {self._pieces()} "
                 f"piece(s) to settle ({s.closures_read_seq} closure(s) read from the ledger"
                 f"{partial_refunds.describe(s)}); next look at the ledger {business_time(self._look_at)}",
-                "publicity window closes", next_window))
+                "publicity window closes", next_window)
             with contextlib.suppress(TimeoutError):  # time to look
                 await workflow.wait_condition(
                     lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
@@ -191,6 +194,8 @@ class TaskClosures:
                                    closure.platform_fee_fen)
             s.closures_read_seq, s.closures_read_at = page.last_seq, workflow.now()
             s.held_content_ids = page.held_content_ids
+            if page.money is not None:
+                s.money = page.money.model_copy(update={"as_of": workflow.now()})
             s.messages_this_run += CLOSURE_LOOK_MESSAGES
             read += len(page.closures)
             if len(page.closures) < CLOSURE_PAGE:

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.penalties import PenaltyAction, PenaltyEffect, ReleaseHeldRequest
     from ports.port import ActivityPort
     from workflows.contract import violation_case as c
+    from workflows.contract.common import public_view
     from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.penalties import (
@@ -174,7 +175,7 @@ class ViolationCaseWorkflow(CaseEffects):
             raise refused(APPEAL_REFUSED, problem)
 
     @workflow.update(name="decide_appeal")
-    async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseState:
+    async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseView:
         """AM-22: upheld withdraws every penalty (held settlements paid); rejected makes the case final."""
         s = self.s
         assert s.appeal is not None
@@ -184,7 +185,7 @@ class ViolationCaseWorkflow(CaseEffects):
         self._changed()
         # The run loop applies the outcome; answer once it has, so the operator sees what it did.
         await workflow.wait_condition(lambda: s.stage not in OPEN_APPEAL)
-        return s
+        return public_view(c.ViolationCaseView, self.s)
 
     @decide_appeal.validator
     def validate_decide_appeal(self, request: c.DecideAppealRequest) -> None:
@@ -196,7 +197,7 @@ class ViolationCaseWorkflow(CaseEffects):
                           f"case {s.case_id} has no appeal waiting for a decision (stage {s.stage.value})")
 
     @workflow.update(name="mark_complex")
-    def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseState:
+    def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseView:
         """AM-21: lifts the 7-working-day deadline; the case stays listed (stage appeal_complex)."""
         s = self.s
         assert s.appeal is not None
@@ -208,7 +209,7 @@ class ViolationCaseWorkflow(CaseEffects):
         self._plan_next_deadline()
         self._changed()
         self._show()
-        return s
+        return public_view(c.ViolationCaseView, self.s)
 
     @mark_complex.validator
     def validate_mark_complex(self, request: c.MarkComplexRequest) -> None:
@@ -221,9 +222,9 @@ class ViolationCaseWorkflow(CaseEffects):
                           f"case {s.case_id} has no undecided appeal to mark complex (stage {s.stage.value})")
 
     @workflow.query(name="state")
-    def state(self) -> c.ViolationCaseState:
+    def state(self) -> c.ViolationCaseView:
         """Penalties and their status, the appeal, every deadline, and whether it is escalated."""
-        return self.s
+        return public_view(c.ViolationCaseView, self.s)
 
     # ---------------------------------------------------------------- acting on the world
     async def _apply_penalties(self) -> None:

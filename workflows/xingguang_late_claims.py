@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from ports.xg_claims import ClaimsBasisRequest
     from ports.xg_ledger import XgCompensateRequest
     from workflows.contract import xingguang as c
+    from workflows.contract.common import public_view
     from workflows.contract.names import SA, XINGGUANG_CLAIMS_WORKFLOW
-    from workflows.contract.xingguang_claims import XingguangClaimsInput, XingguangClaimsState
+    from workflows.contract.xingguang_claims import XingguangClaimsInput, XingguangClaimsState, XingguangClaimsView
     from workflows.rules.clock import business_time
     from workflows.rules.xingguang_claims import claim_problems
     from workflows.rules.xingguang_money import damages_cap
@@ -44,7 +45,7 @@ class XingguangClaimsWorkflow:
         self._claims_seen = 0
 
     @workflow.run
-    async def run(self, input: XingguangClaimsInput) -> XingguangClaimsState:
+    async def run(self, input: XingguangClaimsInput) -> XingguangClaimsView:
         workflow.upsert_search_attributes([SA.TASK_ID.value_set(input.task_id)])
         while True:
             seen, until = self._claims_seen, business_time(workflow.now() + IDLE)
@@ -57,7 +58,7 @@ class XingguangClaimsWorkflow:
                 break
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._show(f"claims after close of xg task {input.task_id}: {len(self.s.claims)} paid; done")
-        return self.s
+        return public_view(XingguangClaimsView, self.s)
 
     def _show(self, details: str) -> None:
         workflow.set_current_details(self._stalls.details(details, False))
@@ -127,5 +128,5 @@ class XingguangClaimsWorkflow:
                                     else None)
 
     @workflow.query(name="state")
-    def state(self) -> XingguangClaimsState:
-        return self.s
+    def state(self) -> XingguangClaimsView:
+        return public_view(XingguangClaimsView, self.s)

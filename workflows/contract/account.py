@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import ContractModel, Fen, Identifier, Instant, StateModel, Text
 from workflows.contract.privacy import AccountParty
@@ -24,7 +25,8 @@ class AccountInput(ContractModel):
     account_id: Identifier
     party: AccountParty
     opened_at: Instant
-    carried_state: AccountState | None = None  # set only when the workflow continues as new
+    # Private: set only when the run continues as new, so not in the published schema (it may change freely).
+    carried_state: SkipJsonSchema[AccountState | None] = None
 
 
 class AccountActivity(ContractModel):
@@ -101,7 +103,9 @@ class Payout(StateModel):
     transfer_key: str
 
 
-class AccountState(StateModel):
+class AccountView(StateModel):
+    """An account (the `state` query): its dormancy clock, cancellation, payouts and statement disputes."""
+
     account_id: str
     party: AccountParty
     stage: AccountStage = AccountStage.ACTIVE
@@ -119,7 +123,12 @@ class AccountState(StateModel):
     payouts: list[Payout] = Field(default_factory=list)
     cancelled_at: datetime | None = None
     statement_disputes: dict[str, StatementDisputeRecord] = Field(default_factory=dict)
-    activities_recorded: int = 0
+    activities_recorded: int = 0  # uses (sign-ins, orders, ...) recorded over the account's life
+
+
+class AccountState(AccountView):
+    """What the workflow carries across continue-as-new: the view and its own counters."""
+
     messages_this_run: int = 0
     runs: int = 1
 

@@ -7,7 +7,7 @@ fen ending in `_fen`, instants are ISO-8601 with an offset ending in `_at`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar, cast
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -51,3 +51,13 @@ class StateModel(BaseModel):
     """Base of query results and workflow state (tolerant to fields added later when read by old clients)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+View = TypeVar("View", bound=StateModel)
+
+
+def public_view(view: type[View], state: StateModel) -> View:
+    """The `state` query's answer: the view's fields of the carried state. A workflow's carried state extends its
+    published view with what it keeps for itself (counters, bookkeeping), which therefore never reaches a caller
+    and may change without a contract change."""
+    return cast(View, view.model_construct(**{name: getattr(state, name) for name in view.model_fields}))

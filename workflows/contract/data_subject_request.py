@@ -154,7 +154,9 @@ class ErasureSummary(StateModel):
     completed_at: datetime | None = None
 
 
-class DataSubjectRequestState(StateModel):
+class DataSubjectRequestView(StateModel):
+    """A data-subject request (the `state` query): verification, the reply deadline, and what was done."""
+
     request_id: str
     account_id: str
     kind: RequestKind
@@ -176,3 +178,7 @@ class DataSubjectRequestState(StateModel):
     cancellation_requested_at: datetime | None = None
     retention_released: list[str] = Field(default_factory=list)
     note: str = ""
+
+
+class DataSubjectRequestState(DataSubjectRequestView):
+    """What the workflow carries across continue-as-new (today exactly its view)."""

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import (
     ContractModel,
@@ -17,6 +18,7 @@ from workflows.contract.common import (
     StateModel,
     Text,
 )
+from workflows.contract.money import TaskMoney
 
 
 class BillingRule(ContractModel):
@@ -49,7 +51,8 @@ class MountTaskInput(ContractModel):
 
     task_id: Identifier
     # Set only when the workflow continues as new: the state it carries over.
-    carried_state: MountTaskState | None = None
+    # Private: set only when the run continues as new, so not in the published schema (it may change freely).
+    carried_state: SkipJsonSchema[MountTaskState | None] = None
 
 
 class PublicationResult(ContractModel):
@@ -202,6 +205,8 @@ class MountTaskState(StateModel):
     # look, and the refund in parts: refunded_fen is their total.
     held_content_ids: list[str] = Field(default_factory=list)
     refund_parts: list[RefundPart] = Field(default_factory=list)
+    # The ledger's money picture at the last look (the `state` view shows it; None before the first look).
+    money: TaskMoney | None = None
 
 
 class TaskResult(ContractModel):

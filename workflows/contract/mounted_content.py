@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import ContractModel, Count, Fen, Identifier, Instant, StateModel, Text
 
@@ -22,7 +23,8 @@ class MountedContentInput(ContractModel):
     mounted_at: Instant
     task_period_end_at: Instant
     # Set only when the workflow continues as new.
-    carried_state: MountedContentState | None = None
+    # Private: set only when the run continues as new, so not in the published schema (it may change freely).
+    carried_state: SkipJsonSchema[MountedContentState | None] = None
 
 
 class ConversionBatch(ContractModel):

@@ -86,7 +86,9 @@ class RegulatorReport(StateModel):
     reported_at: datetime
 
 
-class SecurityIncidentState(StateModel):
+class SecurityIncidentView(StateModel):
+    """A security incident (the `state` query): confirmation, the 72-hour notices, announcement and report."""
+
     incident_id: str
     opened_by: str
     summary: str
@@ -103,3 +105,7 @@ class SecurityIncidentState(StateModel):
     regulator_report: RegulatorReport | None = None
     escalated: bool = False
     escalated_at: datetime | None = None
+
+
+class SecurityIncidentState(SecurityIncidentView):
+    """What the workflow carries across continue-as-new (today exactly its view)."""

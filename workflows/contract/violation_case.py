@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import ContractModel, Fen, Identifier, Instant, PositiveFen, StateModel, Text
 from workflows.rules.penalties import PartyKind, PenaltyKind
@@ -41,7 +42,8 @@ class ViolationCaseInput(ContractModel):
     penalties: list[Penalty] = Field(min_length=1, max_length=20)
     issued_by: Identifier
     # Set only when the workflow continues as new.
-    carried_state: ViolationCaseState | None = None
+    # Private: set only when the run continues as new, so not in the published schema (it may change freely).
+    carried_state: SkipJsonSchema[ViolationCaseState | None] = None
 
 
 class AppealRequest(ContractModel):
@@ -137,7 +139,10 @@ class HeldSettlements(StateModel):
     done: bool = False
 
 
-class ViolationCaseState(StateModel):
+class ViolationCaseView(StateModel):
+    """A violation case (the `state` query): penalties and their status, the appeal, every deadline, and whether it
+    is escalated."""
+
     case_id: str
     party_kind: PartyKind
     party_id: str
@@ -151,12 +156,17 @@ class ViolationCaseState(StateModel):
     final_at: datetime | None = None
     withdrawn_at: datetime | None = None
     held_settlements: HeldSettlements = HeldSettlements()
-    # Cases started with R-12/AM-22 (patch): freezes stand after finality; penalties act on tasks.
-    freezes_stand: bool = False
     escalated: bool = False
     escalation_reason: str | None = None
     next_deadline_at: datetime | None = None
     next_deadline: str | None = None  # what the next deadline is for
+
+
+class ViolationCaseState(ViolationCaseView):
+    """What the workflow carries across continue-as-new: the view, which rules its run follows, its counter."""
+
+    # Cases started with R-12/AM-22 (patch): freezes stand after finality; penalties act on tasks.
+    freezes_stand: bool = False
     messages_this_run: int = 0
 
 

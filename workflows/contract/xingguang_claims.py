@@ -23,8 +23,14 @@ class XingguangClaimsInput(ContractModel):
     task_id: Identifier
 
 
-class XingguangClaimsState(StateModel):
+class XingguangClaimsView(StateModel):
+    """Claims on a closed Xingguang task (the `state` query): what was paid after it closed."""
+
     task_id: str
     claims: list[MoneyRecord] = Field(default_factory=list)  # paid by this workflow (after the task closed)
     order_amount_fen: int = 0  # as the ledger's freeze shows it, once a claim was judged
     last_claim_at: datetime | None = None
+
+
+class XingguangClaimsState(XingguangClaimsView):
+    """What the workflow carries across continue-as-new (today exactly its view)."""

@@ -17,9 +17,9 @@ import type {
   DisputeResolution,
   LateBatch,
   JoinResult,
-  MountedContentState,
+  MountedContentView,
   MountResult,
-  MountTaskState,
+  MountTaskView,
   PublicationResult,
   PublishTaskRequest,
   RaiseDisputeRequest,
@@ -271,7 +271,7 @@ export class XingtuClient {
     return this.contract.result<ContentResult>(MOUNTED_CONTENT, undefined, MOUNTED_CONTENT, result);
   }
 
-  taskState(taskId: string): Promise<MountTaskState> {
+  taskState(taskId: string): Promise<MountTaskView> {
     return this.query(MOUNT_TASK, this.taskWorkflowId(taskId), 'state');
   }
 
@@ -293,7 +293,7 @@ export class XingtuClient {
     return { pieces, nextPageToken: token };
   }
 
-  contentState(taskId: string, contentId: string): Promise<MountedContentState> {
+  contentState(taskId: string, contentId: string): Promise<MountedContentView> {
     return this.query(MOUNTED_CONTENT, this.contentWorkflowId(taskId, contentId), 'state');
   }
 

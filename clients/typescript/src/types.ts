@@ -65,28 +65,71 @@ export interface RevocationResult {
   content_ids: string[];
 }
 
-/** The `state` query of MountTaskWorkflow (fields an operator reads most; the schema has them all). */
-export interface MountTaskState {
+/** The money picture (workflows/contract/money.py): the same names in `state`, `ledger` and this client.
+ * frozen = accrued + platform_fee_on_accrued + paid + platform_fees + refunded + refund_to_come, to the fen. */
+export interface TaskMoney {
+  frozen_fen: number;
+  accrued_fen: number;
+  platform_fee_on_accrued_fen: number;
+  paid_fen: number;
+  platform_fees_fen: number;
+  held_fen: number;
+  refunded_fen: number;
+  refund_to_come_fen: number;
+  refund_expected_at: string | null;
+  refund_waits_for: string | null;
+  as_of: string | null;
+}
+
+export interface PieceMoney {
+  accrued_fen: number;
+  held_fen: number;
+  paid_fen: number;
+  platform_fee_fen: number;
+  payee_account: string;
+}
+
+/** What a workflow waits for, its next deadline, and its escalations (with why and what to do). */
+export interface Progress {
+  waiting_for: string;
+  next_deadline: string | null;
+  next_deadline_at: string | null;
+  escalations: { what: string; since: string | null; why: string; to_do: string }[];
+}
+
+/** The `state` query of MountTaskWorkflow (contract/views.py; the schema has every field). Pieces are listed by
+ * `taskPieces`. */
+export interface MountTaskView {
+  kind: 'mount-task';
   task_id: string;
   stage: 'draft' | 'published' | 'ended' | 'refunded' | 'not_published';
   client_id: string | null;
+  terms: PublishTaskRequest | null;
   budget_fen: number;
-  frozen_fen: number;
-  spent_fen: number;
-  creators: Record<string, { creator_id: string; payee_account: string; joined_at: string }>;
-  pieces: Record<string, { content_id: string; creator_id: string; mounted_at: string; status: string }>;
+  period_start_at: string | null;
+  period_end_at: string | null;
+  ended_at: string | null;
+  end_reason: 'period_over' | 'budget_used_up' | 'cancelled' | null;
+  money: TaskMoney;
+  pieces: { mounted: number; open: number; settled: number; closed: number; held: number };
+  creators_joined: number;
+  progress: Progress;
   [field: string]: unknown;
 }
 
 /** The `state` query of MountedContentWorkflow. */
-export interface MountedContentState {
+export interface MountedContentView {
+  kind: 'mounted-content';
   task_id: string;
   content_id: string;
   creator_id: string;
-  stage: 'mounted' | 'publicity' | 'settled' | 'closed';
+  stage: 'mounted' | 'publicity' | 'disputed' | 'held' | 'settled' | 'closed';
   counted_conversions: number;
   fee_fen: number;
   billing_period_ends_at: string;
+  publicity_window_closes_at: string;
+  money: PieceMoney;
+  progress: Progress;
   [field: string]: unknown;
 }
 
