@@ -250,10 +250,14 @@ class Postings:
         released = resolves.amount_fen if resolves is not None else 0
         posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
         pending = asked.amount_fen if asked.status == "pending" else 0
-        tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.debit_account))
-        tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.credit_account))
+        moved = tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?,"
+                           " debits_pending = debits_pending + ? WHERE name = ?",
+                           (posted, pending - released, asked.debit_account))
+        moved += tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?,"
+                            " credits_pending = credits_pending + ? WHERE name = ?",
+                            (posted, pending - released, asked.credit_account))
+        if moved != 2:  # an account missing (the transfers' foreign keys make this unreachable): nothing stays
+            raise LedgerError(f"transfer {asked.business_key!r}: {2 - moved} of its accounts do not exist")
 
     def _lock_accounts(self, tx: Tx, names: Sequence[str]) -> None:
         """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order (one trip: the

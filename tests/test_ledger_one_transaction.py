@@ -115,7 +115,7 @@ def test_am_12_settlement_is_one_transaction(ledger: Ledger, monkeypatch: pytest
     assert (seen.transactions, seen.begins, seen.alone) == (1, 1, 0)
     if ledger.db.dialect == "sqlite":
         assert seen.commits == 1
-    else:  # every posting one statement: 24 statements before the ledger_post function
+    else:  # every posting one statement (31 statements before the ledger_post function)
         assert sum("ledger_post" in s for s in seen.statements) == 2
         assert len(seen.statements) <= 9, seen.statements
     # 10% half-up of the task's cumulative fees: 101 fen on 1,005, then 301 on 3,005, so 200 for this piece
