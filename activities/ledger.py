@@ -13,9 +13,11 @@ Compound operations (settle, refund) record their result in `operations` under t
 transaction as their transfers, so a repeat returns the first result.
 
 Locks are always taken in one order (operation key, task budget row, accounts sorted by name) so that concurrent
-PostgreSQL transactions queue instead of deadlocking; on SQLite, `BEGIN IMMEDIATE` serializes writers.
+PostgreSQL transactions queue instead of deadlocking; on SQLite, `BEGIN IMMEDIATE` serializes writers. Each
+operation is one transaction (a settlement too: its postings, budget row, closure and recorded answer commit
+together or not at all), and on PostgreSQL a posting is one statement, a posting of its own one round trip.
 
-The module's parts: the tables (ledger_schema.py), the vocabulary (ledger_model.py), postings and reading
+The module's parts: the tables and PostgreSQL's posting functions (ledger_schema.py), the vocabulary (ledger_model.py), postings and reading
 (ledger_postings.py), held pieces and partial refunds (ledger_holds.py), the operations of a task (here), and the
 activities (ledger_activities.py).
 """
