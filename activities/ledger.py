@@ -17,9 +17,9 @@ PostgreSQL transactions queue instead of deadlocking; on SQLite, `BEGIN IMMEDIAT
 operation is one transaction (a settlement too: its postings, budget row, closure and recorded answer commit
 together or not at all), and on PostgreSQL a posting is one statement, a posting of its own one round trip.
 
-The module's parts: the tables and PostgreSQL's posting functions (ledger_schema.py), the vocabulary (ledger_model.py), postings and reading
-(ledger_postings.py), held pieces and partial refunds (ledger_holds.py), the operations of a task (here), and the
-activities (ledger_activities.py).
+The module's parts: the tables and PostgreSQL's posting functions (ledger_schema.py), the vocabulary
+(ledger_model.py), postings and reading (ledger_postings.py), held pieces and partial refunds (ledger_holds.py), the
+operations of a task (here), and the activities (ledger_activities.py).
 """
 
 from __future__ import annotations

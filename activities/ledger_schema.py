@@ -104,10 +104,11 @@ DO $$ BEGIN
 END $$;
 """
 
-# PostgreSQL: a posting is one round trip (each statement is one, and a posting is ~10 statements: docs/bench.md
-# "Limits found" 8). The functions run the steps of activities/ledger_postings.py `_post` on the server, in the
-# caller's transaction; the guarantees stay with the constraints above (UNIQUE id, business key and pending_id;
-# the accounts' CHECK available_not_negative), the functions only save the trips.
+# PostgreSQL: every statement is a round trip, so a posting's steps (activities/ledger_postings.py `_post`) run on
+# the server in one call, in the caller's transaction or as one of their own (docs/bench.md, 2026-12-04 ledger).
+# The guarantees stay with the constraints above (UNIQUE id, business key and pending_id; the accounts' CHECKs):
+# the functions only save the trips. CREATE OR REPLACE cannot change a function's parameters or answer columns:
+# changing those takes a DROP FUNCTION before.
 POSTGRESQL_FUNCTIONS = """
 -- Creates the accounts named that are missing (with their may_go_negative flag) and locks each, one after the
 -- other in code-point order (COLLATE "C", the order of Python's sorted()): every transaction of the ledger takes
