@@ -194,6 +194,38 @@ class Database:
             idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             self._give_back(connection, healthy or idle)
 
+    def fetchone_alone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """PostgreSQL only: runs one statement as a transaction of its own (autocommit: one round trip, no BEGIN
+        and COMMIT of their own; the statement, a function call included, commits or rolls back whole) and returns
+        its first row. For a statement that is safe to run twice (idempotent by a business key): a pooled
+        connection found dead (the server restarted since it was last used) drops the idle pool and the statement
+        runs again on a fresh connection, which only such a statement allows. A refusal of a constraint raises
+        IntegrityError; a server still unreachable raises psycopg.OperationalError (retryable)."""
+        if self.dialect != "postgresql":
+            raise RuntimeError("fetchone_alone is for PostgreSQL; SQLite writers take the lock with BEGIN IMMEDIATE")
+        if getattr(self._in_transaction, "active", False):
+            raise RuntimeError("fetchone_alone inside Database.transaction() in one thread: use the open Tx")
+        for attempt in range(CONNECT_ATTEMPTS):
+            connection = self._borrow()
+            healthy = False
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(_to_psycopg(sql), tuple(params))
+                    row = cursor.fetchone()
+                healthy = True
+                return None if row is None else tuple(row)
+            except psycopg.errors.IntegrityError as error:
+                healthy = True
+                raise IntegrityError(str(error)) from error
+            except psycopg.OperationalError:
+                self._discard_idle()
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+            finally:
+                idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                self._give_back(connection, healthy and idle)
+        raise AssertionError("unreachable")
+
     def _begin(self) -> tuple[psycopg.Connection[Any], AbstractContextManager[psycopg.Transaction]]:
         """A pooled connection with a transaction begun on it. BEGIN is the health check: a connection that fails
         it (its server restarted since it was last used) is dropped with the rest of the idle pool and a fresh one

@@ -13,11 +13,13 @@ Compound operations (settle, refund) record their result in `operations` under t
 transaction as their transfers, so a repeat returns the first result.
 
 Locks are always taken in one order (operation key, task budget row, accounts sorted by name) so that concurrent
-PostgreSQL transactions queue instead of deadlocking; on SQLite, `BEGIN IMMEDIATE` serializes writers.
+PostgreSQL transactions queue instead of deadlocking; on SQLite, `BEGIN IMMEDIATE` serializes writers. Each
+operation is one transaction (a settlement too: its postings, budget row, closure and recorded answer commit
+together or not at all), and on PostgreSQL a posting is one statement, a posting of its own one round trip.
 
-The module's parts: the tables (ledger_schema.py), the vocabulary (ledger_model.py), postings and reading
-(ledger_postings.py), held pieces and partial refunds (ledger_holds.py), the operations of a task (here), and the
-activities (ledger_activities.py).
+The module's parts: the tables and PostgreSQL's posting functions (ledger_schema.py), the vocabulary
+(ledger_model.py), postings and reading (ledger_postings.py), held pieces and partial refunds (ledger_holds.py), the
+operations of a task (here), and the activities (ledger_activities.py).
 """
 
 from __future__ import annotations
@@ -159,13 +161,16 @@ class Ledger(Postings, HeldContent):
                        " platform_fee_charged_fen = platform_fee_charged_fen + ? WHERE task_id = ?",
                        (fee, platform_fee, task_id))
             # The task's budget row is locked (PostgreSQL) or this is the only writer (SQLite): settlements of
-            # one task take their numbers one at a time, in commit order, so a reader never skips one.
-            row = tx.fetchone("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM content_closures WHERE task_id = ?",
-                              (task_id,))
-            seq = int(row[0]) + 1 if row else 1
-            tx.execute("INSERT INTO content_closures (task_id, seq, content_id, outcome, fee_fen, platform_fee_fen,"
-                       " closed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (task_id, seq, content_id, outcome, fee, platform_fee, _utc_now()))
+            # one task take their numbers one at a time, in commit order, so a reader never skips one. The number
+            # is taken and the closure written in one statement.
+            row = tx.fetchone("INSERT INTO content_closures (task_id, seq, content_id, outcome, fee_fen,"
+                              " platform_fee_fen, closed_at) SELECT ?, CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT),"
+                              " ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT), ? FROM content_closures WHERE task_id = ?"
+                              " RETURNING seq",
+                              (task_id, content_id, outcome, fee, platform_fee, _utc_now(), task_id))
+            if row is None:
+                raise LedgerError(f"task {task_id}: the closure of {content_id} was not recorded")
+            seq = int(row[0])
             return {"task_id": task_id, "content_id": content_id, "payee_account": payee_account, "fee_fen": fee,
                     "platform_fee_fen": platform_fee, "platform_fee_requested_fen": platform_fee_asked,
                     "outcome": outcome, "closure_seq": seq}

@@ -28,6 +28,18 @@ from activities.ledger_model import (
     transfer_id,
 )
 
+# SQLite: a transfer row. PostgreSQL: one posting, the function `ledger_post` of activities/ledger_schema.py and
+# its 12 arguments.
+INSERT_TRANSFER = (f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT DO NOTHING")
+LEDGER_POST = "SELECT * FROM ledger_post(?, ?, ?, ?, CAST(? AS BIGINT), ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT))"
+# Its outcomes after which the accounts are created and locked and it is asked again (nothing was written).
+ASK_AGAIN_LOCKED = ("missing", "insufficient")
+
+
+def _post_arguments(asked: Transfer, resolves: Transfer | None) -> tuple[Any, ...]:
+    return (*asked.row(), resolves.amount_fen if resolves is not None else 0)
+
 
 class Postings:
     """What every ledger operation is made of; Ledger adds the operations of a task."""
@@ -38,13 +50,11 @@ class Postings:
 
     def transfer(self, business_key: str, debit: str, credit: str, amount_fen: int, kind: str,
                  memo: str = "") -> Transfer:
-        with self.db.transaction() as tx:
-            return self._post(tx, self._new(business_key, debit, credit, amount_fen, kind, memo, "posted"))
+        return self._post_alone(self._new(business_key, debit, credit, amount_fen, kind, memo, "posted"))
 
     def hold(self, business_key: str, debit: str, credit: str, amount_fen: int, memo: str = "") -> Transfer:
         """Reserves money: the debit account's available balance drops now, nothing is posted yet."""
-        with self.db.transaction() as tx:
-            return self._post(tx, self._new(business_key, debit, credit, amount_fen, "hold", memo, "pending"))
+        return self._post_alone(self._new(business_key, debit, credit, amount_fen, "hold", memo, "pending"))
 
     def post_pending(self, business_key: str, pending_business_key: str, amount_fen: int | None = None,
                      memo: str = "") -> Transfer:
@@ -157,39 +167,67 @@ class Postings:
     def _post(self, tx: Tx, asked: Transfer, resolves: Transfer | None = None) -> Transfer:
         if tx.dialect == "sqlite":
             return self._post_sole_writer(tx, asked, resolves)
-        self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
-        existing = self._find(tx, asked.id)
-        if existing is not None:
-            return existing.replayed(asked)
-        if resolves is not None:
-            resolution = tx.fetchone("SELECT business_key FROM transfers WHERE pending_id = ?", (resolves.id,))
-            if resolution is not None:
-                raise PendingAlreadyResolved(resolves.business_key, resolution[0])
-        if asked.status in ("posted", "pending"):
-            self._require_available(tx, asked.debit_account, asked.amount_fen)
-        inserted = tx.execute(
-            f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING", asked.row())
-        if not inserted:  # a concurrent transaction posted this key (or resolved this hold) first
-            existing = self._find(tx, asked.id)
-            if existing is None and resolves is not None:
-                raise PendingAlreadyResolved(resolves.business_key, "a concurrent resolution")
-            if existing is None:
-                raise LedgerError(f"transfer {asked.business_key!r} collided without a row")
-            return existing.replayed(asked)
-        self._move_balances(tx, asked, resolves)
-        return asked
+        return self._post_one_trip(tx, asked, resolves)
+
+    def _post_alone(self, asked: Transfer) -> Transfer:
+        """A posting that is a transaction of its own. PostgreSQL: one round trip, `ledger_post` in autocommit (the
+        statement is the transaction; Database.fetchone_alone may run it again on a fresh connection, which the
+        business key makes safe). When it wrote nothing because an account is missing or cannot pay, the posting
+        is made again in a transaction (which creates the accounts, or says why it refuses). SQLite: BEGIN
+        IMMEDIATE, `_post`, COMMIT."""
+        if self.db.dialect == "postgresql":
+            row = self.db.fetchone_alone(LEDGER_POST, _post_arguments(asked, None))
+            if row is None or row[0] not in ASK_AGAIN_LOCKED:
+                return self._posted(row, asked, None)
+        with self.db.transaction() as tx:
+            return self._post(tx, asked)
+
+    def _post_one_trip(self, tx: Tx, asked: Transfer, resolves: Transfer | None) -> Transfer:
+        """_post on PostgreSQL in one statement, the server-side function `ledger_post` (activities/ledger_schema.py,
+        which says what it does). Only a missing account or a refusal for lack of money costs more trips: the
+        function neither creates an account nor keeps a lock on one it cannot debit, so both are created if
+        missing and locked (name order) and it is asked again; the answer and its explanation (InsufficientFunds,
+        with the balance) then read the same balance. The refusal rolls back the caller's transaction."""
+        arguments = _post_arguments(asked, resolves)
+        row = tx.fetchone(LEDGER_POST, arguments)
+        if row is not None and row[0] in ASK_AGAIN_LOCKED:
+            self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
+            row = tx.fetchone(LEDGER_POST, arguments)
+            if row is not None and row[0] == "insufficient":
+                self._require_available(tx, asked.debit_account, asked.amount_fen)
+                # Reached only if the check above is bypassed: the debit account's CHECK refuses the overdraft.
+                self._move_balances(tx, asked, resolves)
+        return self._posted(row, asked, resolves)
+
+    def _posted(self, row: tuple[Any, ...] | None, asked: Transfer, resolves: Transfer | None) -> Transfer:
+        """The transfer `ledger_post` answered with (its outcome in row[0], see activities/ledger_schema.py)."""
+        outcome = row[0] if row is not None else None
+        if outcome == "posted":
+            return asked
+        if row is not None and outcome == "duplicate":
+            return self._transfer(row[2:]).replayed(asked)
+        if row is not None and outcome == "resolved" and resolves is not None:
+            raise PendingAlreadyResolved(resolves.business_key, row[1])
+        raise LedgerError(f"transfer {asked.business_key!r} was not posted: {outcome}")
 
     def _post_sole_writer(self, tx: Tx, asked: Transfer, resolves: Transfer | None) -> Transfer:
-        """_post on SQLite in 4 statements instead of 9 (docs/bench.md, "Limits found" 8). `BEGIN IMMEDIATE` has
+        """_post on SQLite in 3 statements instead of 9 (docs/bench.md, "Limits found" 8). `BEGIN IMMEDIATE` has
         made this transaction the only writer, so nothing changes between its statements: the transfer is inserted
-        first and its UNIQUE id / business key / pending_id say whether the key (or the hold's resolution) exists
+        first (its foreign keys refuse it while an account is missing: the accounts are created and it is inserted
+        again) and its UNIQUE id / business key / pending_id say whether the key (or the hold's resolution) exists
         already, and the accounts' CHECK `available_not_negative` refuses an overdraft (the transaction then rolls
         back whole, the insert with it) and is then explained as InsufficientFunds. The same guarantees as the
         PostgreSQL path, held by the same constraints."""
-        self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
-        if not tx.execute(f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                          " ON CONFLICT DO NOTHING", asked.row()):
+        try:
+            inserted = tx.execute(INSERT_TRANSFER, asked.row())
+        except IntegrityError as error:
+            if "FOREIGN KEY" not in str(error):
+                raise
+            # An account does not exist yet (the transfers' foreign keys say so, and the failed statement is
+            # undone alone): created, and the transfer inserted again.
+            self._lock_accounts(tx, [asked.debit_account, asked.credit_account])
+            inserted = tx.execute(INSERT_TRANSFER, asked.row())
+        if not inserted:
             existing = self._find(tx, asked.id)
             if existing is not None:
                 return existing.replayed(asked)
@@ -212,24 +250,28 @@ class Postings:
         released = resolves.amount_fen if resolves is not None else 0
         posted = asked.amount_fen if asked.status in ("posted", "posted_pending") else 0
         pending = asked.amount_fen if asked.status == "pending" else 0
-        tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?, debits_pending = debits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.debit_account))
-        tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?, credits_pending = credits_pending + ?"
-                   " WHERE name = ?", (posted, pending - released, asked.credit_account))
+        moved = tx.execute("UPDATE accounts SET debits_posted = debits_posted + ?,"
+                           " debits_pending = debits_pending + ? WHERE name = ?",
+                           (posted, pending - released, asked.debit_account))
+        moved += tx.execute("UPDATE accounts SET credits_posted = credits_posted + ?,"
+                            " credits_pending = credits_pending + ? WHERE name = ?",
+                            (posted, pending - released, asked.credit_account))
+        if moved != 2:  # an account missing (the transfers' foreign keys make this unreachable): nothing stays
+            raise LedgerError(f"transfer {asked.business_key!r}: {2 - moved} of its accounts do not exist")
 
     def _lock_accounts(self, tx: Tx, names: Sequence[str]) -> None:
-        """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order. On SQLite one
-        statement: `BEGIN IMMEDIATE` already serializes writers, there is nothing to lock."""
+        """Creates the accounts that do not exist yet and, on PostgreSQL, locks them in name order (one trip: the
+        function `ledger_lock_accounts`). On SQLite one statement: `BEGIN IMMEDIATE` already serializes writers,
+        there is nothing to lock."""
         if tx.dialect == "sqlite":
             ordered, now = sorted(set(names)), _utc_now()
             tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES "
                        + ", ".join(["(?, ?, ?)"] * len(ordered)) + " ON CONFLICT DO NOTHING",
                        [v for name in ordered for v in (name, int(may_go_negative(name)), now)])
             return
-        for name in sorted(set(names)):
-            tx.execute("INSERT INTO accounts (name, may_go_negative, created_at) VALUES (?, ?, ?)"
-                       " ON CONFLICT DO NOTHING", (name, int(may_go_negative(name)), _utc_now()))
-            tx.fetchone("SELECT name FROM accounts WHERE name = ?", (name,), for_update=True)
+        ordered = sorted(set(names))
+        tx.execute("SELECT ledger_lock_accounts(CAST(? AS TEXT[]), CAST(? AS INTEGER[]), ?)",
+                   (ordered, [int(may_go_negative(name)) for name in ordered], _utc_now()))
 
     def _require_available(self, tx: Tx, account: str, needed_fen: int) -> None:
         state = self._account(tx, account)
