@@ -41,7 +41,7 @@ from ports.penalties import (
 from workflows.contract.mount_task import CancelRequest, CreatorRemoved, MountTaskState, RemovalWithdrawn
 from workflows.contract.mounted_content import SettlementReleased
 from workflows.contract.names import mount_task_id
-from workflows.contract.xingguang import PieceSettlementReleased, piece_of_hold_key
+from workflows.contract.xingguang_pieces import PieceSettlementReleased, piece_of_hold_key
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"

@@ -48,6 +48,8 @@ from worker import Adapters
 from workflows import common
 from workflows.contract import mounted_content as mc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import mounted_content_id
 from workflows.mounted_content import MountedContentWorkflow
 from workflows.xingguang_task import XingguangTaskWorkflow
@@ -188,11 +190,11 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     dispute, objection = gate(f"data dispute on piece p1 of {task}"), gate(f"objection on piece p1 of {task}")
     last = gate(f"last-{ctx.uid}")
 
-    def batch(event_id: str) -> xg.BillableEventBatch:
-        return xg.BillableEventBatch(event_id=event_id, piece_id="p1", count=2, occurred_at=t0 + DAY + HOUR)
+    def batch(event_id: str) -> xgp.BillableEventBatch:
+        return xgp.BillableEventBatch(event_id=event_id, piece_id="p1", count=2, occurred_at=t0 + DAY + HOUR)
 
-    u1 = asyncio.create_task(handle.execute_update("raise_data_dispute", xg.RaiseDataDisputeRequest(
-        client_id=client_id, piece_id="p1", reason="clicks look doubled"), result_type=xg.Piece))
+    u1 = asyncio.create_task(handle.execute_update("raise_data_dispute", xgp.RaiseDataDisputeRequest(
+        client_id=client_id, piece_id="p1", reason="clicks look doubled"), result_type=xgs.Piece))
     await dispute.reached()
     fillers = bound - so_far - 1
     for i in range(fillers):
@@ -206,8 +208,8 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     assert disputed.data_dispute.escalates_at == disputed.data_dispute.raised_at + SPAN
 
     await last.reached()  # billing the last batch (after the wait, on the old order)
-    u2 = asyncio.create_task(handle.execute_update("raise_objection", xg.RaiseObjectionRequest(
-        client_id=client_id, piece_id="p1", reason="wrong product colour"), result_type=xg.Piece))
+    u2 = asyncio.create_task(handle.execute_update("raise_objection", xgp.RaiseObjectionRequest(
+        client_id=client_id, piece_id="p1", reason="wrong product colour"), result_type=xgs.Piece))
     await objection.reached()
     last.release.set()
     await task_when(ctx, task, lambda s: s.pieces["p1"].billable_events == 2 * fillers + 2)

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.ledger import INSUFFICIENT_FUNDS
     from ports.xg_ledger import XgFreezeRequest
     from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_state as cs
     from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
@@ -52,8 +53,8 @@ ONE_TIMER_PATCH = "xg-one-timer-per-deadline"
 @workflow.defn(name=XINGGUANG_TASK_WORKFLOW)
 class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
     @workflow.init
-    def __init__(self, input: c.XingguangTaskInput) -> None:
-        self.s = input.carried_state or c.XingguangTaskState(task_id=input.task_id)
+    def __init__(self, input: cs.XingguangTaskInput) -> None:
+        self.s = input.carried_state or cs.XingguangTaskState(task_id=input.task_id)
         self._ordering = False
         self._wake = False
         self._compensating = asyncio.Lock()
@@ -63,20 +64,20 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
 
     # ---------------------------------------------------------------- run
     @workflow.run
-    async def run(self, input: c.XingguangTaskInput) -> c.TaskResult:
+    async def run(self, input: cs.XingguangTaskInput) -> cs.TaskResult:
         s = self.s
         self._run_length = RunLength()
-        if s.stage is c.TaskStage.DRAFT:
+        if s.stage is cs.TaskStage.DRAFT:
             expires = f"draft expires unordered {business_time(workflow.now() + DRAFT_TTL)}"
             workflow.set_current_details(f"xg task {s.task_id}: draft, waiting for the order update; {expires}")
             try:
-                await workflow.wait_condition(lambda: s.stage is not c.TaskStage.DRAFT and not self._ordering,
+                await workflow.wait_condition(lambda: s.stage is not cs.TaskStage.DRAFT and not self._ordering,
                                               timeout=DRAFT_TTL, timeout_summary=expires)
             except TimeoutError:
-                s.stage = c.TaskStage.NOT_ORDERED
+                s.stage = cs.TaskStage.NOT_ORDERED
                 raise refused("TaskNotOrdered", [f"task {s.task_id} was not ordered within {DRAFT_TTL}",
                                                  *s.last_refusal]) from None
-        while s.stage is not c.TaskStage.CLOSED:
+        while s.stage is not cs.TaskStage.CLOSED:
             await self._apply_data()
             self._tick()
             if await self._run_due_money():
@@ -168,7 +169,7 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
             s.billing_start_at, s.billing_end_at = request.billing_start_at, request.billing_end_at
             s.result = c.OrderResult(task_id=s.task_id, ordered_at=workflow.now(), terms=terms,
                                      freeze_transfer_id=freeze.transfer_id)
-            s.stage, s.last_refusal = c.TaskStage.MATERIALS_REVIEW, []
+            s.stage, s.last_refusal = cs.TaskStage.MATERIALS_REVIEW, []
             metrics.task_published("xingguang", freeze.frozen_fen)
             workflow.upsert_search_attributes([SA.CLIENT_ID.value_set(request.client_id)])
             self._changed()
@@ -186,7 +187,7 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
             if s.order != request:
                 raise refused("OrderRefused", [f"task {s.task_id} is already ordered with different terms"])
             return
-        if s.stage is not c.TaskStage.DRAFT or self._ordering:
+        if s.stage is not cs.TaskStage.DRAFT or self._ordering:
             raise refused("OrderRefused", [f"task {s.task_id} is being ordered by another call; retry to read "
                                            "its answer" if self._ordering else f"task {s.task_id} is {s.stage}"])
         problems = order_problems(request, workflow.now())
@@ -195,7 +196,7 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
 
     # ---------------------------------------------------------------- materials and provider (XG-1, XG-3)
     @workflow.update(name="review_materials")
-    def review_materials(self, request: c.ReviewMaterialsRequest) -> c.TaskStatus:
+    def review_materials(self, request: c.ReviewMaterialsRequest) -> cs.TaskStatus:
         s = self.s
         s.materials = list(request.verdicts)
         refusals = [f"{v.kind.value} {v.item_id}: {v.reason}" for v in request.verdicts if not v.approved]
@@ -204,39 +205,39 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
             s.materials_refused, s.end_reason = True, "materials refused: " + "; ".join(refusals)
             life.start_settling(s)
         else:
-            s.stage = c.TaskStage.AWAITING_PROVIDER
+            s.stage = cs.TaskStage.AWAITING_PROVIDER
         self._changed()
         return self._status()
 
     @review_materials.validator
     def validate_review_materials(self, request: c.ReviewMaterialsRequest) -> None:
-        self._require(self.s.stage is c.TaskStage.MATERIALS_REVIEW,
+        self._require(self.s.stage is cs.TaskStage.MATERIALS_REVIEW,
                       f"task {self.s.task_id} is {self.s.stage.value}, not materials_review")
         missing = [f"verdicts[{i}].reason" for i, v in enumerate(request.verdicts)
                    if not v.approved and not v.reason.strip()]
         self._require(not missing, f"{', '.join(missing)}: required when refusing a material")
 
     @workflow.update(name="assign_provider")
-    def assign_provider(self, request: c.AssignProviderRequest) -> c.TaskStatus:
-        self.s.provider_id, self.s.stage = request.provider_id, c.TaskStage.IN_PROGRESS
+    def assign_provider(self, request: c.AssignProviderRequest) -> cs.TaskStatus:
+        self.s.provider_id, self.s.stage = request.provider_id, cs.TaskStage.IN_PROGRESS
         self._changed()
         return self._status()
 
     @assign_provider.validator
     def validate_assign_provider(self, request: c.AssignProviderRequest) -> None:
-        self._require(self.s.stage is c.TaskStage.AWAITING_PROVIDER,
+        self._require(self.s.stage is cs.TaskStage.AWAITING_PROVIDER,
                       f"task {self.s.task_id} is {self.s.stage.value}, not awaiting_provider")
 
     # ---------------------------------------------------------------- compliance pause (XG-7, R-9)
     @workflow.update(name="pause")
-    def pause(self, request: c.PauseRequest) -> c.PauseRecord:
+    def pause(self, request: c.PauseRequest) -> cs.PauseRecord:
         if (existing := self._pause(request.pause_id)) is not None:
             return existing
         received = request.notice_received_at or request.notice_sent_at
         due = request.changes_due_at  # as recorded by pauses before the workflow computed it
         if received is not None and request.changes_within_days is not None:
             due = changes_due_at(received, request.changes_within_days)
-        record = c.PauseRecord(pause_id=request.pause_id, piece_id=request.piece_id, reason=request.reason,
+        record = cs.PauseRecord(pause_id=request.pause_id, piece_id=request.piece_id, reason=request.reason,
                                paused_at=workflow.now(), changes_due_at=due, notice_sent_at=request.notice_sent_at,
                                notice_received_at=received, changes_within_days=request.changes_within_days)
         self.s.pauses.append(record)
@@ -247,16 +248,16 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
     def validate_pause(self, request: c.PauseRequest) -> None:
         if self._pause(request.pause_id) is not None:
             return
-        self._require(self.s.stage is c.TaskStage.IN_PROGRESS and self.s.promotion_stopped_at is None,
+        self._require(self.s.stage is cs.TaskStage.IN_PROGRESS and self.s.promotion_stopped_at is None,
                       f"task {self.s.task_id} is {self.s.stage.value}: only a task in progress is paused")
         if request.piece_id is not None:
-            self._piece(request.piece_id, *life.BEFORE_PUBLICATION, c.PieceStage.PUBLISHED)
+            self._piece(request.piece_id, *life.BEFORE_PUBLICATION, cs.PieceStage.PUBLISHED)
         problems = pause_notice_problems(request, workflow.now())
         if problems:
             raise refused("PauseRefused", problems)
 
     @workflow.update(name="respond_to_pause")
-    def respond_to_pause(self, request: c.RespondToPauseRequest) -> c.PauseRecord:
+    def respond_to_pause(self, request: c.RespondToPauseRequest) -> cs.PauseRecord:
         record = self._pause(request.pause_id)
         assert record is not None
         if request.changes_made:
@@ -282,7 +283,7 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
                       "may cancel the task, or an operator may accept the late changes (XG-7)")
 
     @workflow.update(name="cancel_after_pause")
-    def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> c.TaskStatus:
+    def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> cs.TaskStatus:
         s, now = self.s, workflow.now()
         record = self._pause(request.pause_id)
         assert record is not None
@@ -312,12 +313,12 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
                       "delay_fee_reason: required with a delay fee (R-9)")
 
-    def _pause(self, pause_id: str) -> c.PauseRecord | None:
+    def _pause(self, pause_id: str) -> cs.PauseRecord | None:
         return next((p for p in self.s.pauses if p.pause_id == pause_id), None)
 
     # ---------------------------------------------------------------- termination events (XG-8, R-11, R-9)
     @workflow.update(name="record_violation")
-    def record_violation(self, request: c.RecordViolationRequest) -> c.TaskStatus:
+    def record_violation(self, request: c.RecordViolationRequest) -> cs.TaskStatus:
         s, now = self.s, workflow.now()
         if any(v.violation_id == request.violation_id for v in s.violations):
             return self._status()
@@ -329,7 +330,7 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
         elif cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
             assert request.piece_id is not None
             piece = s.pieces[request.piece_id]
-            if piece.stage is c.PieceStage.PUBLISHED:
+            if piece.stage is cs.PieceStage.PUBLISHED:
                 life.end_promotion(piece, now)
             piece.decision_needed = True
         else:
@@ -338,10 +339,10 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
                 s.end_reason = f"stopped: {cause.value}: {request.note}"
                 life.stop(s, now)
             else:
-                s.pauses.append(c.PauseRecord(pause_id=request.violation_id, piece_id=None, kind="fix",
+                s.pauses.append(cs.PauseRecord(pause_id=request.violation_id, piece_id=None, kind="fix",
                                               reason=f"{cause.value}: {request.note}", paused_at=now,
                                               changes_due_at=None))
-        s.violations.append(c.ViolationRecord(violation_id=request.violation_id, cause=cause, note=request.note,
+        s.violations.append(cs.ViolationRecord(violation_id=request.violation_id, cause=cause, note=request.note,
                                               piece_id=request.piece_id, decision=decision, recorded_at=now))
         self._changed()
         return self._status()
@@ -355,10 +356,10 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
         if request.cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
             self._require(request.piece_id is not None, "piece_id: required for content deleted or made non-public")
             assert request.piece_id is not None
-            self._piece(request.piece_id, c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
+            self._piece(request.piece_id, cs.PieceStage.PUBLISHED, cs.PieceStage.PUBLICITY)
 
     @workflow.update(name="submit_fix_proof")
-    def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> c.TaskStatus:
+    def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> cs.TaskStatus:
         now = workflow.now()
         violation = next(v for v in self.s.violations if v.violation_id == request.violation_id)
         violation.proof, violation.resumed_at = f"{request.proof} (by {request.submitted_by})", now
@@ -376,29 +377,29 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
                       f"violation_id: {request.violation_id} is not waiting for proof of a fix")
 
     @workflow.query(name="state")
-    def state(self) -> c.XingguangTaskState:
+    def state(self) -> cs.XingguangTaskState:
         return self.s
 
     # ---------------------------------------------------------------- internals
     async def _continue_as_new_if_due(self) -> None:
         if self._run_length.due(self.s.messages_this_run):
-            def carry() -> c.XingguangTaskInput:
+            def carry() -> cs.XingguangTaskInput:
                 self.s.messages_this_run = 0
-                return c.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s)  # with pending batches
+                return cs.XingguangTaskInput(task_id=self.s.task_id, carried_state=self.s)  # with pending batches
 
             await continue_as_new_when_handlers_done(carry, self._apply_data)
 
-    def _status(self) -> c.TaskStatus:
+    def _status(self) -> cs.TaskStatus:
         s = self.s
-        return c.TaskStatus(task_id=s.task_id, stage=s.stage, applied_at=workflow.now(), paused=s.paused,
+        return cs.TaskStatus(task_id=s.task_id, stage=s.stage, applied_at=workflow.now(), paused=s.paused,
                             escalated=s.escalated, escalation_reasons=s.escalation_reasons,
                             promotion_stopped_at=s.promotion_stopped_at,
                             promotion_due_to_end_at=s.promotion_due_to_end_at, next_deadline_at=s.next_deadline_at,
                             end_reason=s.end_reason)
 
-    def _result(self) -> c.TaskResult:
+    def _result(self) -> cs.TaskResult:
         s = self.s
-        return c.TaskResult(
+        return cs.TaskResult(
             task_id=s.task_id, stage=s.stage, end_reason=s.end_reason, frozen_fen=s.frozen_fen,
             paid_to_creators_fen=s.paid_to_creators_fen, promotion_spend_fen=s.promotion_spend_fen,
             platform_fees_fen=s.platform_fees_fen, provider_fees_fen=s.provider_fees_fen,
