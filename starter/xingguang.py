@@ -55,7 +55,7 @@ async def order(client: Client, request: xg.OrderRequest, task_queue: str = DEFA
         raise _refusal(err) from err
     except WorkflowAlreadyStartedError:
         closed: xgs.TaskResult = await client.get_workflow_handle(xg_task_workflow_id(request.task_id),
-                                                                 result_type=xgs.TaskResult).result()
+                                                                  result_type=xgs.TaskResult).result()
         if closed.order is None:
             raise Refused("OrderRefused", [f"task {request.task_id} was never ordered"]) from None
         return closed.order

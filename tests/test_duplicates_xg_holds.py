@@ -36,7 +36,7 @@ class TestR13DuplicateXgRelease:
         await held_while_the_other_settles(ctx, task, t0, case)
         handle = ctx.client.get_workflow_handle(xg.xg_task_workflow_id(task))
         first = xgp.PieceSettlementReleased(piece_id="p1", case_id=case, outcome="paid",
-                                           released_at=await business_now(ctx))
+                                            released_at=await business_now(ctx))
         again = first.model_copy(update={"outcome": "deducted"})  # a later, different release changes nothing
         await handle.signal("settlement_released", first)
         await handle.signal("settlement_released", first)

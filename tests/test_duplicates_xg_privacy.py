@@ -72,7 +72,7 @@ class TestXGDuplicateCommands:
         await xgf.ordered_task(ctx, task, client_id)
         h.creator(ctx.a, "cr-1")
         select = xgp.SelectCreatorRequest(provider_id=xgf.PROVIDER, piece_id="p1", creator_id="cr-1",
-                                         creator_earnings_fen=10_000)
+                                          creator_earnings_fen=10_000)
         first, second = await twice(ctx, lambda: xg_api.select_creator(ctx.client, task, select), xg_w(task))
         assert second == first and first.agreed_earnings_fen == 10_000
         submit = xgp.SubmitContentRequest(creator_id="cr-1", piece_id="p1", content_id="content-p1")
@@ -97,7 +97,7 @@ class TestXGDuplicateCommands:
         assert first.objection is not None
         refused_naming(second, "XingguangStepRefused", "already had an objection")
         decide = xgp.DecideObjectionRequest(operator_id=xgf.OPERATOR, piece_id="p1", upheld=False,
-                                           note="within the brief")
+                                            note="within the brief")
         first, second = await twice(ctx, lambda: xg_api.decide_objection(ctx.client, task, decide), xg_w(task))
         assert first.objection is not None and first.objection.outcome == "dismissed: within the brief"
         refused_naming(second, "XingguangStepRefused", "has no open objection")
@@ -106,7 +106,7 @@ class TestXGDuplicateCommands:
         assert first.data_dispute is not None
         refused_naming(second, "XingguangStepRefused", "already had a data dispute")
         resolve = xgp.ResolveDataDisputeRequest(operator_id=xgf.OPERATOR, piece_id="p1", billable_events=0,
-                                               note="nothing billed yet")
+                                                note="nothing billed yet")
         first, second = await twice(ctx, lambda: xg_api.resolve_data_dispute(ctx.client, task, resolve),
                                     xg_w(task))
         assert first.data_dispute is not None and first.data_dispute.decided_at is not None

@@ -198,7 +198,7 @@ async def xg_task_with_stream(ctx: Ctx, name: str, stream: list[Delivery], place
     for d in stream:
         if d.void:
             await xg_api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id=d.event_id,
-                                                                                      reason="bots found later"))
+                                                                                       reason="bots found later"))
         else:
             await xgf.events(ctx, task, d.event_id, d.piece, d.count, occurred(start, d), d.cheating)
         if one_at_a_time:

@@ -120,8 +120,8 @@ async def test_r_8_retries_after_partial_postings_pay_and_bill_exactly_once(ctx:
     await events(ctx, task, "k1", "p1", 100, t0 + DAY + HOUR)  # the claim is retried: still billed once
     result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert result.pieces["p1"] == xgs.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
-                                                platform_fee_fen=2_500, provider_fee_fen=1_000,
-                                                payee_account=f"creator:{creator_id}:payable")
+                                                 platform_fee_fen=2_500, provider_fee_fen=1_000,
+                                                 payee_account=f"creator:{creator_id}:payable")
     assert len(ctx.a.ledger.transfers(business_key_prefix=f"xg:settle:{task}:p1:")) == 4
     assert ctx.a.ledger.balance(f"creator:{creator_id}:payable").balance_fen == 20_000
     assert result.refunded_fen == 198_000 - 20_000 - 5_000 - 2_500

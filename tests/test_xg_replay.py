@@ -68,7 +68,7 @@ async def every_message(ctx: Ctx) -> str:
     await submit(ctx, task, "p3", c, "content-p3")
     await provider_says(ctx, task, "p3", True)  # approved by the client's silence
     await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(client_id=client_id, piece_id="p2",
-                                                                         reason="wrong price"))
+                                                                          reason="wrong price"))
     await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
         operator_id=OPERATOR, piece_id="p2", upheld=False, note="price is right"))
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
@@ -83,7 +83,7 @@ async def every_message(ctx: Ctx) -> str:
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
     await piece_when(ctx, task, "p3", lambda p: p.published_at is not None)
     await api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1",
-                                                                              reason="too many"))
+                                                                               reason="too many"))
     await api.resolve_data_dispute(ctx.client, task, xgp.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
     await api.compensate(ctx.client, task, xg.CompensateRequest(
@@ -183,7 +183,7 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
     t0, _ = await ordered_task(ctx, task, client_id, days=2)
     await published_piece(ctx, task, client_id, "p1", f"a-{ctx.uid}", 10_000)
     await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(client_id=client_id, piece_id="p1",
-                                                                         reason="a competitor's logo"))
+                                                                          reason="a competitor's logo"))
     await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
         operator_id=OPERATOR, piece_id="p1", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=0,
         note="logo visible for 3 s"))

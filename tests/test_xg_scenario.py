@@ -149,8 +149,8 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
         assert piece.stage is xgs.PieceStage.SETTLED, pid
         assert piece.billable_events == n, pid
         assert piece.settlement == xgs.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend,
-                                                 platform_fee_fen=fee, provider_fee_fen=provider_fee,
-                                                 payee_account=payee), pid
+                                                  platform_fee_fen=fee, provider_fee_fen=provider_fee,
+                                                  payee_account=payee), pid
         assert ctx.a.ledger.balance(payee).balance_fen == earnings, pid
     for pid in ("p1", "p2", "p3"):
         piece = final.pieces[pid]
@@ -306,10 +306,10 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
     r1, r2 = final.pieces["r1"], final.pieces["r2"]
     assert r1.stage is xgs.PieceStage.SETTLED and r2.stage is xgs.PieceStage.CLOSED
     assert r1.settlement == xgs.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
-                                          platform_fee_fen=2_500, provider_fee_fen=1_000,
-                                          payee_account=f"creator:{A}:payable")
+                                           platform_fee_fen=2_500, provider_fee_fen=1_000,
+                                           payee_account=f"creator:{A}:payable")
     assert r2.settlement == xgs.PieceMoney(creator_earnings_fen=0, promotion_spend_fen=2_000, platform_fee_fen=200,
-                                          provider_fee_fen=0, payee_account=f"creator:{B}:payable")
+                                           provider_fee_fen=0, payee_account=f"creator:{B}:payable")
     assert r1.promotion_ends_at == r2.promotion_ends_at == stop_at
     assert r1.billable_events == 100
     # 198,000 = 20,000 + 7,000 + 2,700 + 1,000 deducted + 167,300 refunded

@@ -114,8 +114,8 @@ class TestXG11Licence:
         await ordered_task(ctx, task, client_id)
         piece = await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
         assert piece.licence == xgs.Licence(content_id="content-p1", licensee_client_id=client_id,
-                                           scope="xingguang_joint_placement_only", term="long_term",
-                                           granted_at=piece.published_at)
+                                            scope="xingguang_joint_placement_only", term="long_term",
+                                            granted_at=piece.published_at)
 
 
 class TestXG5Objections:

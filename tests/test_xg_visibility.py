@@ -61,7 +61,7 @@ async def test_r_11_a_stop_awaiting_decisions_is_findable_by_escalated(dev: Clie
         xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True)]))
     await api.assign_provider(dev, task, OPERATOR, PROVIDER)
     await api.select_creator(dev, task, xgp.SelectCreatorRequest(provider_id=PROVIDER, piece_id="p1", creator_id=who,
-                                                                creator_earnings_fen=10_000))
+                                                                 creator_earnings_fen=10_000))
     escalated = f'task_id = "{task}" AND escalated = true'
     await eventually(dev, f'task_id = "{task}" AND stage = "in_progress" AND escalated = false', 1)
     await api.record_violation(dev, task, xg.RecordViolationRequest(

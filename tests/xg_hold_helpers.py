@@ -68,8 +68,8 @@ async def held_while_the_other_settles(ctx: Ctx, task: str, t0: datetime, case: 
 def assert_settled_once(ctx: Ctx, task: str, client_id: str, result: xgs.TaskResult) -> None:
     """R-8 / R-4 to the fen: p1 10,000 + 5,000 spend, fee 1,500, provider 500; p2 5,000, fee 500, provider 250."""
     assert result.pieces["p1"] == xgs.PieceMoney(creator_earnings_fen=10_000, promotion_spend_fen=5_000,
-                                                platform_fee_fen=1_500, provider_fee_fen=500,
-                                                payee_account=result.pieces["p1"].payee_account)
+                                                 platform_fee_fen=1_500, provider_fee_fen=500,
+                                                 payee_account=result.pieces["p1"].payee_account)
     assert (result.frozen_fen, result.paid_to_creators_fen, result.promotion_spend_fen, result.platform_fees_fen,
             result.provider_fees_fen, result.refunded_fen) == (198_000, 15_000, 5_000, 2_000, 750, 176_000)
     assert 198_000 == 15_000 + 5_000 + 2_000 + 176_000

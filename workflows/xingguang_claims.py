@@ -58,8 +58,8 @@ class ClaimMessages(WorkflowBase):
             raise
         policy = f" under policy {request.policy}" if request.policy else ""
         s.compensations.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                             amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                             at=workflow.now()))
+                                              amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
+                                              at=workflow.now()))
         self._changed()
         result = self._compensation(request.compensation_id)
         assert result is not None
@@ -112,7 +112,7 @@ class ClaimMessages(WorkflowBase):
         else:
             s.deduction_requested_fen += request.amount_fen
         s.penalties.append(cs.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
-                                         amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
+                                          amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
         self._changed()
         result = self._penalty(request.penalty_id)
         assert result is not None

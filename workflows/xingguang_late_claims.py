@@ -110,8 +110,8 @@ class XingguangClaimsWorkflow:
                                 amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"))
         policy = f" under policy {request.policy}" if request.policy else ""
         s.claims.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                      amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                      at=workflow.now()))
+                                       amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
+                                       at=workflow.now()))
         s.last_claim_at = workflow.now()
         done = self._result(request.compensation_id)
         assert done is not None

@@ -103,7 +103,7 @@ class PieceMessages(WorkflowBase):
         if reasons:
             raise refused("SelectionRefused", reasons)
         piece = cs.Piece(piece_id=request.piece_id, creator_id=request.creator_id, payee_account=payee_account(facts),
-                        agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
+                         agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
         s.pieces[piece.piece_id] = piece
         s.earnings_committed_fen += piece.agreed_earnings_fen
         metrics.piece_mounted("xingguang", piece.piece_id)
@@ -236,7 +236,7 @@ class PieceMessages(WorkflowBase):
             # The piece stops promoting and settles at the operator's amounts, now.
             s.placement_spent_fen -= piece.billed_spend_fen - request.promotion_spend_fen
             piece.operator_amounts = cs.PieceMoney(creator_earnings_fen=request.creator_earnings_fen,
-                                                  promotion_spend_fen=request.promotion_spend_fen)
+                                                   promotion_spend_fen=request.promotion_spend_fen)
             if piece.stage is cs.PieceStage.PUBLISHED:
                 life.end_promotion(piece, now)
             piece.settlement_due = True

@@ -238,8 +238,8 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
         if received is not None and request.changes_within_days is not None:
             due = changes_due_at(received, request.changes_within_days)
         record = cs.PauseRecord(pause_id=request.pause_id, piece_id=request.piece_id, reason=request.reason,
-                               paused_at=workflow.now(), changes_due_at=due, notice_sent_at=request.notice_sent_at,
-                               notice_received_at=received, changes_within_days=request.changes_within_days)
+                                paused_at=workflow.now(), changes_due_at=due, notice_sent_at=request.notice_sent_at,
+                                notice_received_at=received, changes_within_days=request.changes_within_days)
         self.s.pauses.append(record)
         self._changed()
         return record
@@ -340,10 +340,10 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
                 life.stop(s, now)
             else:
                 s.pauses.append(cs.PauseRecord(pause_id=request.violation_id, piece_id=None, kind="fix",
-                                              reason=f"{cause.value}: {request.note}", paused_at=now,
-                                              changes_due_at=None))
+                                               reason=f"{cause.value}: {request.note}", paused_at=now,
+                                               changes_due_at=None))
         s.violations.append(cs.ViolationRecord(violation_id=request.violation_id, cause=cause, note=request.note,
-                                              piece_id=request.piece_id, decision=decision, recorded_at=now))
+                                               piece_id=request.piece_id, decision=decision, recorded_at=now))
         self._changed()
         return self._status()
 
@@ -392,10 +392,10 @@ class XingguangTaskWorkflow(PieceMessages, ClaimMessages, MoneySteps):
     def _status(self) -> cs.TaskStatus:
         s = self.s
         return cs.TaskStatus(task_id=s.task_id, stage=s.stage, applied_at=workflow.now(), paused=s.paused,
-                            escalated=s.escalated, escalation_reasons=s.escalation_reasons,
-                            promotion_stopped_at=s.promotion_stopped_at,
-                            promotion_due_to_end_at=s.promotion_due_to_end_at, next_deadline_at=s.next_deadline_at,
-                            end_reason=s.end_reason)
+                             escalated=s.escalated, escalation_reasons=s.escalation_reasons,
+                             promotion_stopped_at=s.promotion_stopped_at,
+                             promotion_due_to_end_at=s.promotion_due_to_end_at, next_deadline_at=s.next_deadline_at,
+                             end_reason=s.end_reason)
 
     def _result(self) -> cs.TaskResult:
         s = self.s

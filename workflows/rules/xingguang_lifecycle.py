@@ -202,8 +202,8 @@ def settlement_amounts(s: cs.XingguangTaskState, piece: cs.Piece) -> cs.PieceMon
     fee = piece_platform_fee(earnings, spend, terms.platform_fee_rate_bp, terms.platform_fee_waived,
                              terms.platform_fee_frozen_fen, s.platform_fees_fen)
     return cs.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend, platform_fee_fen=fee,
-                        provider_fee_fen=provider_fee(earnings, terms.provider_fee_rate_bp),
-                        payee_account=piece.payee_account)
+                         provider_fee_fen=provider_fee(earnings, terms.provider_fee_rate_bp),
+                         payee_account=piece.payee_account)
 
 
 def committed_fen(s: cs.XingguangTaskState) -> int:
