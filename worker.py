@@ -95,26 +95,25 @@ from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger()
 
-# Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance
-# (docs/bench.md, "Limits found" 3: the re-import cost 34 ms of CPU per mount against 16 ms bare, and bounded
-# workflow starts on 2 cores). Safe because none of them holds state that a workflow changes: they define workflow
-# classes, pure rules, pydantic models, constants and helpers that call `workflow.*` (which finds the current
-# workflow at call time), and every workflow keeps its state on its instance. The trade-off: a passed-through module
-# is one object shared by every instance on this worker, so module-level mutable state there would leak between
-# workflows (keep none: the only module-level containers are read-only tables and a type cache), and the sandbox's
-# guards against non-deterministic calls (datetime.now, random, I/O: proxies of the modules that sandboxed code
-# imports) do not reach code in these modules (tried: a passed-through datetime.now() runs). The project's rules
-# (workflow.now(), timers, activities only) and the replay tests guard that, as they already did for the rules and
-# contract modules imported through `imports_passed_through`. (pydantic and temporalio are passed through by the
-# SDK's defaults; what the workflow modules import, the ports' activity models included, is imported once, outside
-# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.)
-# Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
-SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows", "ports")
+# Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance:
+# only what is deterministic and holds no state that a workflow changes (issue 22): the contract (pydantic models,
+# names, the converter), the rules (pure functions of their arguments) and the ports (activity names, options and
+# models; no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of them, and checks this
+# list). The workflow modules themselves (workflows/*.py) are imported again in each instance's sandbox, as the SDK
+# intends: their module-level state is the instance's own, and the sandbox's guards against non-deterministic calls
+# (datetime.now, random, I/O) reach their code, which they do not in a passed-through module. Every workflow module
+# imports the contract, the rules and the ports inside `workflow.unsafe.imports_passed_through()` as well, so that a
+# Replayer or worker built without this runner shares the same model classes. (pydantic and temporalio are passed
+# through by the SDK's defaults.) The cost: docs/bench.md "Limits found" 3 measured the re-import of every workflow
+# module at 34 ms of CPU per mount against 16 ms with the whole package passed through.
+SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows.contract", "workflows.rules", "ports")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def workflow_runner(passthrough: Sequence[str] = SANDBOX_PASSTHROUGH) -> SandboxedWorkflowRunner:
+    """The project's workflow runner; `passthrough` other than the default is for the bench's bare baseline
+    (bench/harness.py), which passes its own messages module through the same way."""
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH))
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough))
 
 
 def temporal_cli_path() -> str:

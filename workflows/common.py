@@ -9,7 +9,8 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
-from workflows.contract.names import SA
+with workflow.unsafe.imports_passed_through():
+    from workflows.contract.names import SA
 
 __all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "stage_attributes", "until"]
 
