@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -90,6 +89,7 @@ from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, runtime
 from worker_settings import Settings, WorkerTuning
 from workflows.contract.converter import MessageArguments
+from workflows.contract.definitions import activity_name
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.registry import WORKFLOWS
 
@@ -198,12 +198,6 @@ def bind_subject_keys(client: Client, adapters: Adapters) -> tuple[Client, Subje
     config = client.config()
     config["data_converter"] = with_subject_keys(client.data_converter, subject_keys)
     return Client(**config), subject_keys
-
-
-def activity_name(fn: Callable[..., Any]) -> str:
-    definition = ActivityDefinition.must_from_callable(fn)
-    assert definition.name is not None
-    return definition.name
 
 
 def payload_keys(settings: Settings) -> KeyRing:

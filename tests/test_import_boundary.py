@@ -182,3 +182,21 @@ def test_issue_22_workflow_modules_import_the_contract_rules_and_ports_passed_th
             elif under(name, "workflows") and not under(name, *DETERMINISTIC) and inside:
                 found.append(f"{path.relative_to(ROOT)}:{line} passes workflow module {name} through")
     assert found == []
+
+
+def names_private_definition(path: Path) -> list[int]:
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            if (isinstance(node, ast.Attribute) and node.attr == "_Definition")
+            or (isinstance(node, ast.ImportFrom) and any(alias.name == "_Definition" for alias in node.names))]
+
+
+def test_issue_22_only_the_definitions_adapter_reads_the_sdks_private_definitions() -> None:
+    """`temporalio.workflow._Definition` and `temporalio.activity._Definition` have no public equivalent; one module
+    (workflows/contract/definitions.py) reads them, and the worker, the schemas, the bench and the tests go through
+    it."""
+    adapter = ROOT / "workflows" / "contract" / "definitions.py"
+    files = [*sorted(ROOT.glob("*.py")), *(path for package in ("workflows", "activities", "ports", "starter", "bench",
+                                                                 "tests") for path in modules(package))]
+    assert adapter in files and names_private_definition(adapter)
+    assert [f"{path.relative_to(ROOT)}:{line}" for path in files if path != adapter
+            for line in names_private_definition(path)] == []
