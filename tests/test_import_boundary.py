@@ -200,3 +200,34 @@ def test_issue_22_only_the_definitions_adapter_reads_the_sdks_private_definition
     assert adapter in files and names_private_definition(adapter)
     assert [f"{path.relative_to(ROOT)}:{line}" for path in files if path != adapter
             for line in names_private_definition(path)] == []
+
+
+def sandboxed_module_names(tree: ast.Module) -> set[str]:
+    """Local names a test binds to a workflow module that the sandbox imports again per instance (not the
+    contract, the rules or the ports): `from workflows import common`, `import workflows.common as common`."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {alias.asname or alias.name for alias in node.names
+                      if under(f"{node.module}.{alias.name}", "workflows") and (ROOT / Path(
+                          *f"{node.module}.{alias.name}".split("."))).with_suffix(".py").is_file()
+                      and not under(f"{node.module}.{alias.name}", *DETERMINISTIC)}
+        elif isinstance(node, ast.Import):
+            names |= {alias.asname for alias in node.names
+                      if alias.asname and under(alias.name, "workflows") and not under(alias.name, *DETERMINISTIC)}
+    return names
+
+
+def test_issue_22_no_test_patches_a_workflow_module_the_sandbox_imports_again() -> None:
+    """A workflow module is imported again in each instance's sandbox: a test that patches the host's copy changes
+    nothing its workflows see (the bounds tests lower live in workflows.rules.run_length, passed through)."""
+    found = []
+    for path in [*modules("tests"), *modules("bench")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        patched = sandboxed_module_names(tree)
+        found += [f"{path.relative_to(ROOT)}:{node.lineno} patches {node.args[0].id}"
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == "setattr" and node.args and isinstance(node.args[0], ast.Name)
+                  and node.args[0].id in patched]
+    assert found == []

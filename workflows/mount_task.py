@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.ledger import INSUFFICIENT_FUNDS, FreezeRequest
     from workflows.contract import mount_task as c
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
+    from workflows.rules import run_length
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
     from workflows.rules.fees import platform_fee
@@ -34,7 +35,6 @@ from workflows import metrics
 from workflows import task_register as reg
 from workflows.closure_looks import ClosureLooks
 from workflows.common import (
-    MAX_MESSAGES_PER_RUN,
     RunLength,
     continue_as_new_when_handlers_done,
     stage_attributes,
@@ -54,10 +54,6 @@ from workflows.task_revocations import TaskRevocations
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
 # A mount reported this far ahead of the workflow clock is refused as a clock error.
-# Messages (joins, new mounts, revocations, reports from pieces) one run of a task takes before it continues as new:
-# a mount costs ~6.7 history events, so ~7,000 events a run, under the server's 10,240 warning (docs/bench.md,
-# "Limits found" 1; the shared bound MAX_MESSAGES_PER_RUN let a run reach ~13,400).
-TASK_MESSAGES_PER_RUN = 1_000
 # Runs that started before the drain keep the shared bound when their history is replayed.
 DRAIN_PATCH = "task-drain-before-continue-as-new"
 # Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
@@ -71,7 +67,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
         self._publishing = False
         self._publishing_request: c.PublishTaskRequest | None = None
-        self._messages_bound = MAX_MESSAGES_PER_RUN
+        self._messages_bound = run_length.MAX_MESSAGES_PER_RUN
         # Set in run (CLOSURES_FROM_LEDGER_PATCH): when to look at the ledger for closed pieces next.
         self._reads_ledger = False
         self._looks: ClosureLooks | reg.RegisterLooks | None = None
@@ -88,7 +84,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
         if input.carried_state is None and workflow.patched(reg.REGISTER_PATCH):
             s.register_in_db = True  # its runs continued as new keep it (MountTaskState.register_in_db)
         if workflow.patched(DRAIN_PATCH):
-            self._messages_bound = TASK_MESSAGES_PER_RUN
+            self._messages_bound = run_length.TASK_MESSAGES_PER_RUN
         self._reads_ledger = workflow.patched(CLOSURES_FROM_LEDGER_PATCH)
         self._late_mounts = workflow.patched(LATE_MOUNTS_PATCH)
         self._run_length = RunLength(self._messages_bound)
