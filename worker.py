@@ -104,8 +104,10 @@ log = structlog.get_logger()
 # (datetime.now, random, I/O) reach their code, which they do not in a passed-through module. Every workflow module
 # imports the contract, the rules and the ports inside `workflow.unsafe.imports_passed_through()` as well, so that a
 # Replayer or worker built without this runner shares the same model classes. (pydantic and temporalio are passed
-# through by the SDK's defaults.) The cost: docs/bench.md "Limits found" 3 measured the re-import of every workflow
-# module at 34 ms of CPU per mount against 16 ms with the whole package passed through.
+# through by the SDK's defaults.) The cost, per new or evicted-and-rebuilt instance (docs/bench.md "Limits found" 3):
+# 16-22 ms of CPU and ~250-310 KiB held while it is cached, against 0.2 ms and ~7 KiB with `workflows` passed
+# through (the sticky cache's memory: worker_settings.WorkerTuning.max_cached_workflows). A value tests lower for
+# the workflows of their in-process worker lives in a passed-through module (workflows.rules.run_length).
 SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows.contract", "workflows.rules", "ports")
 
 
