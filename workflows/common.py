@@ -12,10 +12,9 @@ from temporalio.common import SearchAttributeUpdate
 with workflow.unsafe.imports_passed_through():
     from workflows.contract.names import SA
     from workflows.rules import run_length
-    from workflows.rules.run_length import MAX_MESSAGES_PER_RUN
+    from workflows.rules.run_length import MAX_MESSAGES_PER_RUN  # its value, for readers; RunLength reads the module
 
 __all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "stage_attributes", "until"]
-
 
 
 def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False,

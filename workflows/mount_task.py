@@ -53,7 +53,6 @@ from workflows.task_revocations import TaskRevocations
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
-# A mount reported this far ahead of the workflow clock is refused as a clock error.
 # Runs that started before the drain keep the shared bound when their history is replayed.
 DRAIN_PATCH = "task-drain-before-continue-as-new"
 # Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
