@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from temporalio.activity import _Definition as ActivityDefinition
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -90,31 +89,33 @@ from starter.codec_server import CodecServer, start_in_thread, ui_origins
 from telemetry import configure_logging, runtime
 from worker_settings import Settings, WorkerTuning
 from workflows.contract.converter import MessageArguments
+from workflows.contract.definitions import activity_name
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 from workflows.registry import WORKFLOWS
 
 log = structlog.get_logger()
 
-# Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance
-# (docs/bench.md, "Limits found" 3: the re-import cost 34 ms of CPU per mount against 16 ms bare, and bounded
-# workflow starts on 2 cores). Safe because none of them holds state that a workflow changes: they define workflow
-# classes, pure rules, pydantic models, constants and helpers that call `workflow.*` (which finds the current
-# workflow at call time), and every workflow keeps its state on its instance. The trade-off: a passed-through module
-# is one object shared by every instance on this worker, so module-level mutable state there would leak between
-# workflows (keep none: the only module-level containers are read-only tables and a type cache), and the sandbox's
-# guards against non-deterministic calls (datetime.now, random, I/O: proxies of the modules that sandboxed code
-# imports) do not reach code in these modules (tried: a passed-through datetime.now() runs). The project's rules
-# (workflow.now(), timers, activities only) and the replay tests guard that, as they already did for the rules and
-# contract modules imported through `imports_passed_through`. (pydantic and temporalio are passed through by the
-# SDK's defaults; what the workflow modules import, the ports' activity models included, is imported once, outside
-# the sandbox; `ports` holds no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of it.)
-# Measured: 78 workflow starts/s and ~20 KiB per cached instance, against 53/s and ~94 KiB without.
-SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows", "ports")
+# Modules the workflow sandbox takes from outside instead of importing them again for every new workflow instance:
+# only what is deterministic and holds no state that a workflow changes (issue 22): the contract (pydantic models,
+# names, the converter), the rules (pure functions of their arguments) and the ports (activity names, options and
+# models; no I/O: tests/test_import_boundary.py keeps activities, psycopg and sqlite3 out of them, and checks this
+# list). The workflow modules themselves (workflows/*.py) are imported again in each instance's sandbox, as the SDK
+# intends: their module-level state is the instance's own, and the sandbox's guards against non-deterministic calls
+# (datetime.now, random, I/O) reach their code, which they do not in a passed-through module. Every workflow module
+# imports the contract, the rules and the ports inside `workflow.unsafe.imports_passed_through()` as well, so that a
+# Replayer or worker built without this runner shares the same model classes. (pydantic and temporalio are passed
+# through by the SDK's defaults.) The cost, per new or evicted-and-rebuilt instance (docs/bench.md "Limits found" 3):
+# 16-22 ms of CPU and ~250-310 KiB held while it is cached, against 0.2 ms and ~7 KiB with `workflows` passed
+# through (the sticky cache's memory: worker_settings.WorkerTuning.max_cached_workflows). A value tests lower for
+# the workflows of their in-process worker lives in a passed-through module (workflows.rules.run_length).
+SANDBOX_PASSTHROUGH: tuple[str, ...] = ("workflows.contract", "workflows.rules", "ports")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
+def workflow_runner(passthrough: Sequence[str] = SANDBOX_PASSTHROUGH) -> SandboxedWorkflowRunner:
+    """The project's workflow runner; `passthrough` other than the default is for the bench's bare baseline
+    (bench/harness.py), which passes its own messages module through the same way."""
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH))
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*passthrough))
 
 
 def temporal_cli_path() -> str:
@@ -199,12 +200,6 @@ def bind_subject_keys(client: Client, adapters: Adapters) -> tuple[Client, Subje
     config = client.config()
     config["data_converter"] = with_subject_keys(client.data_converter, subject_keys)
     return Client(**config), subject_keys
-
-
-def activity_name(fn: Callable[..., Any]) -> str:
-    definition = ActivityDefinition.must_from_callable(fn)
-    assert definition.name is not None
-    return definition.name
 
 
 def payload_keys(settings: Settings) -> KeyRing:

@@ -22,8 +22,10 @@ class WorkerTuning:
     2 cores (docs/bench.md, "Limits found" 10). None leaves the SDK's default."""
 
     # Workflows kept in memory between tasks (sticky cache). The SDK's 1,000 is below the pieces a busy worker
-    # serves: a piece signalled after eviction is rebuilt by replaying its history. Measured ~20 KiB per cached
-    # MountedContentWorkflow with the sandbox pass-through, so 10,000 cost ~200 MiB.
+    # serves: a piece signalled after eviction is rebuilt by replaying its history. Each cached instance holds its
+    # sandbox's own copy of the workflow modules (worker.SANDBOX_PASSTHROUGH passes only the contract, rules and
+    # ports through): measured ~250 KiB per MountedContentWorkflow sandbox and ~300 KiB per task's, so 10,000
+    # cached pieces cost ~2.5 GiB; lower it on a small machine (docs/bench.md "Limits found" 3).
     max_cached_workflows: int = 10_000
     max_concurrent_workflow_tasks: int | None = None  # SDK default 100
     max_concurrent_activities: int | None = None  # SDK default 100 (async activities need no thread)

@@ -42,7 +42,7 @@ from workflows.contract.mount_task import CancelRequest, CreatorRemoved, Removal
 from workflows.contract.mounted_content import SettlementReleased
 from workflows.contract.names import mount_task_id
 from workflows.contract.views import MountTaskView
-from workflows.contract.xingguang import PieceSettlementReleased, piece_of_hold_key
+from workflows.contract.xingguang_pieces import PieceSettlementReleased, piece_of_hold_key
 from workflows.rules.penalties import MONEY, RESTRICTIONS, PenaltyKind, deducts_when_final
 
 PLATFORM_PENALTIES = "platform:penalties"

@@ -17,7 +17,7 @@ from activities.ledger import Ledger
 from ports import xg_claims as port
 from ports.xg_claims import CLAIM_REFUSED, ClaimsBasis, ClaimsBasisRequest, PaidClaim, PauseSpanModel
 from workflows.contract.names import xingguang_task_id
-from workflows.contract.xingguang import TaskResult
+from workflows.contract.xingguang_state import TaskResult
 
 
 def _refused(message: str) -> ApplicationError:

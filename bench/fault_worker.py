@@ -35,7 +35,8 @@ from activities.directory import Directory
 from activities.ledger import Ledger, LedgerActivities, Status, Transfer
 from activities.main_site import MainSite
 from bench.harness import BENCH_CONVERTER
-from worker import Adapters, activity_name, build_worker
+from worker import Adapters, build_worker
+from workflows.contract.definitions import activity_name
 
 CONNECT_DEADLINE_S = 120
 

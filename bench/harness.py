@@ -24,19 +24,21 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
 from starter import connection
 from starter.codec import KeyRing, codec_data_converter
-from worker import SANDBOX_PASSTHROUGH, Adapters, WorkerTuning, build_worker, temporal_cli_path
+from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path, workflow_runner
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
 # The project's converter and codec, as the worker and clients run them (no payload keys: the bench sends no
 # personal data).
 BENCH_CONVERTER = codec_data_converter(KeyRing())
+# What the bare worker's sandbox passes through: its messages and activity names, as worker.SANDBOX_PASSTHROUGH
+# passes the project's contract and ports (tests/test_import_boundary.py keeps the two in step).
+BARE_PASSTHROUGH: tuple[str, ...] = ("bench.bare_activities",)
 
 RESULTS_DIR = Path(__file__).parent / "results"
 # A phase measures `run(size)` -> (items done, seconds spent on them); setup is not timed.
@@ -84,11 +86,12 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     # Both workers get the same options: the project's defaults, or the WORKER_* variables (worker.WorkerTuning).
     tuning = WorkerTuning.from_env()
     bare = BareActivities(client, bench.bare_queue)
-    # And the same workflow runner and interceptors (issue 21, a fair baseline): the project's sandbox passes its
-    # workflow modules through (worker.SANDBOX_PASSTHROUGH); without the same for bench.bare, every bare workflow
-    # re-imported its module and the baseline ran slower than the project (mount measured 1.72 of bare).
-    bare_runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        *SANDBOX_PASSTHROUGH, "bench"))
+    # And the same workflow runner and interceptors (issue 21, a fair baseline), with the same split (issue 22): the
+    # project's sandbox passes its contract, rules and ports through and imports its workflow modules again per
+    # instance (worker.SANDBOX_PASSTHROUGH); the bare one passes its messages (bench.bare_activities, its contract)
+    # through and imports bench.bare again per instance. Unequal splits skewed the ratios (mount measured 1.72 of a
+    # bare worker that re-imported its module while the project passed its package through).
+    bare_runner = workflow_runner(BARE_PASSTHROUGH)
     bare_worker = Worker(client, task_queue=bench.bare_queue, workflows=[BareTaskWorkflow, BareContentWorkflow],
                          activities=bare.all(), activity_executor=tuning.executor(), workflow_runner=bare_runner,
                          interceptors=[MessageArguments()], **tuning.worker_options())

@@ -17,6 +17,8 @@ from starter.cli_common import Action, dump, task_queue
 from starter.cli_errors import CliError, Reason
 from starter.client import Refused, workflow_status
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsView
 
@@ -24,7 +26,7 @@ EXAMPLE = "python -m starter"
 TASK = ("task_id",)
 
 
-async def _state(client: Client, task_id: str) -> xg.XingguangTaskState | None:
+async def _state(client: Client, task_id: str) -> xgs.XingguangTaskState | None:
     try:
         return await xgapi.state(client, task_id)
     except RPCError:
@@ -144,45 +146,45 @@ ACTIONS = [
     Action("xg-review-materials", "an operator reviews the task's materials (XG-1): qualifications, components, "
            "links", f"{EXAMPLE} xg-review-materials xg-1 --operator-id op-1 --approve qualification:lic-1 "
            "--reject link:l-2:'landing page 404'", TASK, xg.ReviewMaterialsRequest,
-           _update("review_materials", xg.TaskStatus), extra_flags=_verdict_flags, extra_body=_verdict_body),
+           _update("review_materials", xgs.TaskStatus), extra_flags=_verdict_flags, extra_body=_verdict_body),
     Action("xg-assign-provider", "an operator assigns the service provider (XG-3)",
            f"{EXAMPLE} xg-assign-provider xg-1 --operator-id op-1 --provider-id sp-1", TASK,
-           xg.AssignProviderRequest, _update("assign_provider", xg.TaskStatus)),
+           xg.AssignProviderRequest, _update("assign_provider", xgs.TaskStatus)),
     Action("xg-select-creator", "the provider selects a creator for a piece at agreed earnings (XG-4)",
            f"{EXAMPLE} xg-select-creator xg-1 --provider-id sp-1 --piece-id p1 --creator-id cr-1 "
-           "--creator-earnings-fen 20000", TASK, xg.SelectCreatorRequest, _update("select_creator", xg.Piece)),
+           "--creator-earnings-fen 20000", TASK, xgp.SelectCreatorRequest, _update("select_creator", xgs.Piece)),
     Action("xg-submit-content", "the creator submits a piece's content (XG-5)",
            f"{EXAMPLE} xg-submit-content xg-1 --creator-id cr-1 --piece-id p1 --content-id v-1", TASK,
-           xg.SubmitContentRequest, _update("submit_content", xg.Piece)),
+           xgp.SubmitContentRequest, _update("submit_content", xgs.Piece)),
     Action("xg-provider-review", "the provider reviews a piece (XG-5)",
            f"{EXAMPLE} xg-provider-review xg-1 --provider-id sp-1 --piece-id p1 --approved", TASK,
-           xg.ProviderReviewRequest, _update("provider_review", xg.Piece)),
+           xgp.ProviderReviewRequest, _update("provider_review", xgs.Piece)),
     Action("xg-client-review", "the client reviews a piece (XG-5)",
            f"{EXAMPLE} xg-client-review xg-1 --client-id cl-1 --piece-id p1 --no-approved --reason 'wrong logo'",
-           TASK, xg.ClientReviewRequest, _update("client_review", xg.Piece)),
+           TASK, xgp.ClientReviewRequest, _update("client_review", xgs.Piece)),
     Action("xg-objection-raise", "the client objects to a published piece within 3 days (XG-5)",
            f"{EXAMPLE} xg-objection-raise xg-1 --client-id cl-1 --piece-id p1 --reason 'claims not agreed'", TASK,
-           xg.RaiseObjectionRequest, _update("raise_objection", xg.Piece)),
+           xgp.RaiseObjectionRequest, _update("raise_objection", xgs.Piece)),
     Action("xg-objection-decide", "an operator decides an objection: upheld settles the piece at these amounts",
            f"{EXAMPLE} xg-objection-decide xg-1 --operator-id op-1 --piece-id p1 --upheld --creator-earnings-fen "
-           "5000 --note 'half delivered'", TASK, xg.DecideObjectionRequest, _update("decide_objection", xg.Piece)),
+           "5000 --note 'half delivered'", TASK, xgp.DecideObjectionRequest, _update("decide_objection", xgs.Piece)),
     Action("xg-data-dispute-raise", "the client disputes a piece's billed events (XG-6)",
            f"{EXAMPLE} xg-data-dispute-raise xg-1 --client-id cl-1 --piece-id p1 --reason 'bot clicks'", TASK,
-           xg.RaiseDataDisputeRequest, _update("raise_data_dispute", xg.Piece)),
+           xgp.RaiseDataDisputeRequest, _update("raise_data_dispute", xgs.Piece)),
     Action("xg-data-dispute-resolve", "an operator resolves a data dispute with the corrected event count (XG-6)",
            f"{EXAMPLE} xg-data-dispute-resolve xg-1 --operator-id op-1 --piece-id p1 --billable-events 40 "
-           "--note 'bots removed'", TASK, xg.ResolveDataDisputeRequest, _update("resolve_data_dispute", xg.Piece)),
+           "--note 'bots removed'", TASK, xgp.ResolveDataDisputeRequest, _update("resolve_data_dispute", xgs.Piece)),
     Action("xg-pause", "an operator pauses the task or one piece for compliance changes (XG-7); the deadline runs "
            "from the notice's receipt", f"{EXAMPLE} xg-pause xg-1 --operator-id op-1 --pause-id pz-1 --reason "
            "'health claim' --notice-sent-at now --changes-within-days 3", TASK, xg.PauseRequest,
-           _update("pause", xg.PauseRecord)),
+           _update("pause", xgs.PauseRecord)),
     Action("xg-resume", "the client made the changes: the pause ends and promotion resumes (XG-7)",
            f"{EXAMPLE} xg-resume xg-1 --client-id cl-1 --pause-id pz-1", TASK, xg.RespondToPauseRequest,
-           _update("respond_to_pause", xg.PauseRecord), skip=("changes_made",),
+           _update("respond_to_pause", xgs.PauseRecord), skip=("changes_made",),
            extra_body=_fixed(changes_made=True)),
     Action("xg-refuse-changes", "the client refuses the changes asked by a pause (XG-7): the task may be cancelled",
            f"{EXAMPLE} xg-refuse-changes xg-1 --client-id cl-1 --pause-id pz-1 --note 'we keep the claim'", TASK,
-           xg.RespondToPauseRequest, _update("respond_to_pause", xg.PauseRecord),
+           xg.RespondToPauseRequest, _update("respond_to_pause", xgs.PauseRecord),
            skip=("changes_made", "late_changes_accepted_by"), extra_body=_fixed(changes_made=False)),
     Action("xg-cancel", "an operator cancels the task after a refused or missed pause (XG-7, R-9), with a delay fee "
            "of at most what remains; the pause id is the key",
@@ -191,17 +193,17 @@ ACTIONS = [
     Action("xg-violation", "an operator records a termination event (XG-8, R-11): stop, or continue after a fix",
            f"{EXAMPLE} xg-violation xg-1 --operator-id op-1 --violation-id v-1 --cause "
            "component_or_landing_page_fault --decision continue_after_fix --note 'landing page down'", TASK,
-           xg.RecordViolationRequest, _update("record_violation", xg.TaskStatus)),
+           xg.RecordViolationRequest, _update("record_violation", xgs.TaskStatus)),
     Action("xg-stop", "an operator stops the task for a violation (XG-8, R-11); then decide each unsettled piece",
            f"{EXAMPLE} xg-stop xg-1 --operator-id op-1 --violation-id v-2 --cause illegal_or_negative_event "
-           "--note 'brand scandal'", TASK, xg.RecordViolationRequest, _update("record_violation", xg.TaskStatus),
+           "--note 'brand scandal'", TASK, xg.RecordViolationRequest, _update("record_violation", xgs.TaskStatus),
            skip=("decision",), extra_body=_fixed(decision="stop")),
     Action("xg-fix-proof", "the client proves a fault fixed: the held task continues (XG-8)",
            f"{EXAMPLE} xg-fix-proof xg-1 --violation-id v-1 --submitted-by cl-1 --proof 'page restored 10:05'",
-           TASK, xg.SubmitFixProofRequest, _update("submit_fix_proof", xg.TaskStatus)),
+           TASK, xg.SubmitFixProofRequest, _update("submit_fix_proof", xgs.TaskStatus)),
     Action("xg-decide-piece", "an operator settles or declines a piece after a stop (R-9, R-11)",
            f"{EXAMPLE} xg-decide-piece xg-1 --operator-id op-1 --piece-id p1 --settle --note 'delivered in full'",
-           TASK, xg.DecidePieceRequest, _update("decide_piece", xg.Piece)),
+           TASK, xg.DecidePieceRequest, _update("decide_piece", xgs.Piece)),
     Action("xg-compensate", "an operator compensates the client (XG-10: delivery anomaly, or damages capped at 20% "
            "of the order amount); also after the task closed (R-14); the compensation id is the key",
            f"{EXAMPLE} xg-compensate xg-1 --operator-id op-1 --compensation-id k-1 --kind delivery_anomaly "
@@ -214,10 +216,10 @@ ACTIONS = [
            _update("penalize", xg.PenaltyResult), replayed=_money_record("penalties", "penalty_id")),
     Action("xg-events", "report a batch of billable events of a piece, as the platform's statistics do (R-1: the "
            "event id is the key)", f"{EXAMPLE} xg-events xg-1 --event-id e-1 --piece-id p1 --count 50 "
-           "--occurred-at now", TASK, xg.BillableEventBatch, _signal("report_billable_events")),
+           "--occurred-at now", TASK, xgp.BillableEventBatch, _signal("report_billable_events")),
     Action("xg-void-events", "void an earlier batch of billable events (R-1, before settlement)",
            f"{EXAMPLE} xg-void-events xg-1 --event-id e-1 --reason 'cheating found'", TASK,
-           xg.VoidBillableEvents, _signal("void_billable_events")),
+           xgp.VoidBillableEvents, _signal("void_billable_events")),
 ]
 
 

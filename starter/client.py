@@ -120,7 +120,7 @@ async def publish_task(client: Client, request: mt.PublishTaskRequest,
         search_attributes=TypedSearchAttributes([SearchAttributePair(SA.TASK_ID, request.task_id),
                                                  SearchAttributePair(SA.CLIENT_ID, request.client_id)]),
         static_summary=f"authorized-mount task {request.task_id}",
-        # A task's run holds up to ~7,500 events (mount_task.TASK_MESSAGES_PER_RUN): when its cached copy is lost (a
+        # A task's run holds up to ~7,500 events (run_length.TASK_MESSAGES_PER_RUN): when its cached copy is lost (a
         # workflow task failed, e.g. a signal arrived as it continued as new) the worker replays it whole, which
         # took over the default 10 s on 2 loaded cores, again at every attempt (issue 21 scale run, 2026-12-04).
         task_timeout=TASK_WORKFLOW_TASK_TIMEOUT,

@@ -1,6 +1,7 @@
 """Typed helpers for Python services that talk to XingguangTaskWorkflow (`xg-task:{task_id}`). Names only: no worker
-code is imported. Every helper sends and returns contract models (workflows/contract/xingguang.py); a business
-refusal raises starter.client.Refused with every reason the workflow gave."""
+code is imported. Every helper sends and returns contract models (workflows/contract/xingguang.py,
+xingguang_pieces.py, xingguang_state.py); a business refusal raises starter.client.Refused with every reason the
+workflow gave."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter.client import Refused, _refusal
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.common import DEFAULT_TASK_QUEUE
 from workflows.contract.names import (
     SA,
@@ -37,7 +40,7 @@ async def order(client: Client, request: xg.OrderRequest, task_queue: str = DEFA
     raises Refused naming every missing/invalid field and every forbidden targeting label. Ordering the same task
     id again with the same terms returns the first answer and freezes nothing more."""
     start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-        XINGGUANG_TASK_WORKFLOW, xg.XingguangTaskInput(task_id=request.task_id),
+        XINGGUANG_TASK_WORKFLOW, xgs.XingguangTaskInput(task_id=request.task_id),
         id=xg_task_workflow_id(request.task_id), task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -51,8 +54,8 @@ async def order(client: Client, request: xg.OrderRequest, task_queue: str = DEFA
     except WorkflowUpdateFailedError as err:
         raise _refusal(err) from err
     except WorkflowAlreadyStartedError:
-        closed: xg.TaskResult = await client.get_workflow_handle(xg_task_workflow_id(request.task_id),
-                                                                 result_type=xg.TaskResult).result()
+        closed: xgs.TaskResult = await client.get_workflow_handle(xg_task_workflow_id(request.task_id),
+                                                                  result_type=xgs.TaskResult).result()
         if closed.order is None:
             raise Refused("OrderRefused", [f"task {request.task_id} was never ordered"]) from None
         return closed.order
@@ -71,72 +74,72 @@ async def update(client: Client, task_id: str, name: str, request: BaseModel, re
         raise
 
 
-async def review_materials(client: Client, task_id: str, request: xg.ReviewMaterialsRequest) -> xg.TaskStatus:
-    return await update(client, task_id, "review_materials", request, xg.TaskStatus)
+async def review_materials(client: Client, task_id: str, request: xg.ReviewMaterialsRequest) -> xgs.TaskStatus:
+    return await update(client, task_id, "review_materials", request, xgs.TaskStatus)
 
 
-async def assign_provider(client: Client, task_id: str, operator_id: str, provider_id: str) -> xg.TaskStatus:
+async def assign_provider(client: Client, task_id: str, operator_id: str, provider_id: str) -> xgs.TaskStatus:
     return await update(client, task_id, "assign_provider",
                         xg.AssignProviderRequest(operator_id=operator_id, provider_id=provider_id),
-                        xg.TaskStatus)
+                        xgs.TaskStatus)
 
 
-async def select_creator(client: Client, task_id: str, request: xg.SelectCreatorRequest) -> xg.Piece:
-    return await update(client, task_id, "select_creator", request, xg.Piece)
+async def select_creator(client: Client, task_id: str, request: xgp.SelectCreatorRequest) -> xgs.Piece:
+    return await update(client, task_id, "select_creator", request, xgs.Piece)
 
 
-async def submit_content(client: Client, task_id: str, request: xg.SubmitContentRequest) -> xg.Piece:
-    return await update(client, task_id, "submit_content", request, xg.Piece)
+async def submit_content(client: Client, task_id: str, request: xgp.SubmitContentRequest) -> xgs.Piece:
+    return await update(client, task_id, "submit_content", request, xgs.Piece)
 
 
-async def provider_review(client: Client, task_id: str, request: xg.ProviderReviewRequest) -> xg.Piece:
-    return await update(client, task_id, "provider_review", request, xg.Piece)
+async def provider_review(client: Client, task_id: str, request: xgp.ProviderReviewRequest) -> xgs.Piece:
+    return await update(client, task_id, "provider_review", request, xgs.Piece)
 
 
-async def client_review(client: Client, task_id: str, request: xg.ClientReviewRequest) -> xg.Piece:
-    return await update(client, task_id, "client_review", request, xg.Piece)
+async def client_review(client: Client, task_id: str, request: xgp.ClientReviewRequest) -> xgs.Piece:
+    return await update(client, task_id, "client_review", request, xgs.Piece)
 
 
-async def raise_objection(client: Client, task_id: str, request: xg.RaiseObjectionRequest) -> xg.Piece:
-    return await update(client, task_id, "raise_objection", request, xg.Piece)
+async def raise_objection(client: Client, task_id: str, request: xgp.RaiseObjectionRequest) -> xgs.Piece:
+    return await update(client, task_id, "raise_objection", request, xgs.Piece)
 
 
-async def decide_objection(client: Client, task_id: str, request: xg.DecideObjectionRequest) -> xg.Piece:
-    return await update(client, task_id, "decide_objection", request, xg.Piece)
+async def decide_objection(client: Client, task_id: str, request: xgp.DecideObjectionRequest) -> xgs.Piece:
+    return await update(client, task_id, "decide_objection", request, xgs.Piece)
 
 
-async def raise_data_dispute(client: Client, task_id: str, request: xg.RaiseDataDisputeRequest) -> xg.Piece:
-    return await update(client, task_id, "raise_data_dispute", request, xg.Piece)
+async def raise_data_dispute(client: Client, task_id: str, request: xgp.RaiseDataDisputeRequest) -> xgs.Piece:
+    return await update(client, task_id, "raise_data_dispute", request, xgs.Piece)
 
 
-async def resolve_data_dispute(client: Client, task_id: str, request: xg.ResolveDataDisputeRequest) -> xg.Piece:
-    return await update(client, task_id, "resolve_data_dispute", request, xg.Piece)
+async def resolve_data_dispute(client: Client, task_id: str, request: xgp.ResolveDataDisputeRequest) -> xgs.Piece:
+    return await update(client, task_id, "resolve_data_dispute", request, xgs.Piece)
 
 
-async def pause(client: Client, task_id: str, request: xg.PauseRequest) -> xg.PauseRecord:
-    return await update(client, task_id, "pause", request, xg.PauseRecord)
+async def pause(client: Client, task_id: str, request: xg.PauseRequest) -> xgs.PauseRecord:
+    return await update(client, task_id, "pause", request, xgs.PauseRecord)
 
 
-async def respond_to_pause(client: Client, task_id: str, request: xg.RespondToPauseRequest) -> xg.PauseRecord:
-    return await update(client, task_id, "respond_to_pause", request, xg.PauseRecord)
+async def respond_to_pause(client: Client, task_id: str, request: xg.RespondToPauseRequest) -> xgs.PauseRecord:
+    return await update(client, task_id, "respond_to_pause", request, xgs.PauseRecord)
 
 
 async def cancel_after_pause(client: Client, task_id: str, request: xg.CancelAfterPauseRequest
-                             ) -> xg.TaskStatus:
-    return await update(client, task_id, "cancel_after_pause", request, xg.TaskStatus)
+                             ) -> xgs.TaskStatus:
+    return await update(client, task_id, "cancel_after_pause", request, xgs.TaskStatus)
 
 
 async def record_violation(client: Client, task_id: str, request: xg.RecordViolationRequest
-                           ) -> xg.TaskStatus:
-    return await update(client, task_id, "record_violation", request, xg.TaskStatus)
+                           ) -> xgs.TaskStatus:
+    return await update(client, task_id, "record_violation", request, xgs.TaskStatus)
 
 
-async def submit_fix_proof(client: Client, task_id: str, request: xg.SubmitFixProofRequest) -> xg.TaskStatus:
-    return await update(client, task_id, "submit_fix_proof", request, xg.TaskStatus)
+async def submit_fix_proof(client: Client, task_id: str, request: xg.SubmitFixProofRequest) -> xgs.TaskStatus:
+    return await update(client, task_id, "submit_fix_proof", request, xgs.TaskStatus)
 
 
-async def decide_piece(client: Client, task_id: str, request: xg.DecidePieceRequest) -> xg.Piece:
-    return await update(client, task_id, "decide_piece", request, xg.Piece)
+async def decide_piece(client: Client, task_id: str, request: xg.DecidePieceRequest) -> xgs.Piece:
+    return await update(client, task_id, "decide_piece", request, xgs.Piece)
 
 
 async def compensate(client: Client, task_id: str, request: xg.CompensateRequest,
@@ -165,15 +168,15 @@ async def penalize(client: Client, task_id: str, request: xg.PenalizeRequest) ->
     return await update(client, task_id, "penalize", request, xg.PenaltyResult)
 
 
-async def report_billable_events(client: Client, task_id: str, batch: xg.BillableEventBatch) -> None:
+async def report_billable_events(client: Client, task_id: str, batch: xgp.BillableEventBatch) -> None:
     """R-1: the platform's statistics send each batch; a repeated event_id bills once."""
     await client.get_workflow_handle(xg_task_workflow_id(task_id)).signal("report_billable_events", batch)
 
 
-async def void_billable_events(client: Client, task_id: str, void: xg.VoidBillableEvents) -> None:
+async def void_billable_events(client: Client, task_id: str, void: xgp.VoidBillableEvents) -> None:
     await client.get_workflow_handle(xg_task_workflow_id(task_id)).signal("void_billable_events", void)
 
 
-async def state(client: Client, task_id: str) -> xg.XingguangTaskState:
-    return cast(xg.XingguangTaskState, await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
-        "state", result_type=xg.XingguangTaskState))
+async def state(client: Client, task_id: str) -> xgs.XingguangTaskState:
+    return cast(xgs.XingguangTaskState, await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
+        "state", result_type=xgs.XingguangTaskState))

@@ -30,8 +30,9 @@ from temporalio.client import Client
 
 from activities.ledger import LedgerActivities
 from activities.xg_ledger import XgLedgerActivities
-from worker import Adapters, activity_name, build_worker
+from worker import Adapters, build_worker
 from workflows.contract.converter import data_converter
+from workflows.contract.definitions import activity_name
 
 SELF_KILL_PROBABILITY = 0.5
 

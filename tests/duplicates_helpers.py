@@ -25,6 +25,7 @@ from workflows.contract import data_subject_request as dsr
 from workflows.contract import security_incident as inc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
@@ -42,7 +43,7 @@ RECEIPT_FIELDS: dict[type[BaseModel], set[str]] = {
     MountTaskView: set(),
     MountedContentView: set(),
     vc.ViolationCaseView: set(),
-    xg.XingguangTaskState: {"messages_this_run", "batches_received", "data_ops"},
+    xgs.XingguangTaskState: {"messages_this_run", "batches_received", "data_ops"},
     ac.AccountView: {"activities_recorded", "obligations_checked_at"},
     dsr.DataSubjectRequestView: set(),
     inc.SecurityIncidentView: set(),
@@ -146,10 +147,10 @@ async def content_update(ctx: Ctx, task: str, name: str, request: BaseModel, res
 
 
 def xg_w(task: str) -> Watched:
-    return Watched(xg.xg_task_workflow_id(task), xg.XingguangTaskState)
+    return Watched(xg.xg_task_workflow_id(task), xgs.XingguangTaskState)
 
 
-def same_status(first: xg.TaskStatus, second: xg.TaskStatus) -> None:
+def same_status(first: xgs.TaskStatus, second: xgs.TaskStatus) -> None:
     """A TaskStatus says when the command was answered (`applied_at`); the rest must be the first answer."""
     assert second.model_dump(exclude={"applied_at"}) == first.model_dump(exclude={"applied_at"})
 

@@ -30,9 +30,10 @@ from tests.helpers import (
     mount,
     published_task,
 )
-from worker import Adapters, activity_name
+from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
+from workflows.contract.definitions import activity_name
 from workflows.contract.names import mount_task_id, mounted_content_id
 
 FAULTS = ("before_write", "after_write", "database_locked")

@@ -7,7 +7,7 @@ its change is lost). Each test holds activities at gates so that, on the old ord
 continue as new), a second update is admitted while the post-wait activity runs:
 
 1. update U1 is admitted and waits at its gated calendar activity; the run reaches its message bound (lowered
-   through workflows.common.MAX_MESSAGES_PER_RUN, read by the worker in this process) and waits for U1;
+   through workflows.rules.run_length.MAX_MESSAGES_PER_RUN, read by the worker in this process) and waits for U1;
 2. a data message arrives meanwhile (pending work), its ledger activity gated; U1 is let through;
 3. the pending work's activity starts; update U2 arrives and waits at its own gated calendar activity;
 4. the pending work is let through, then U2: U2 must answer, and the next run must hold both updates and the data.
@@ -45,11 +45,13 @@ from tests.helpers import (
 )
 from tests.xg_fixtures import HOUR, ids, ordered_task, published_piece, sleep_until, task_when
 from worker import Adapters
-from workflows import common
 from workflows.contract import mounted_content as mc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import mounted_content_id
 from workflows.mounted_content import MountedContentWorkflow
+from workflows.rules import run_length
 from workflows.xingguang_task import XingguangTaskWorkflow
 
 SPAN = 9 * DAY  # the gated calendar's answer: "7 working days" = 9 calendar days, whatever the server's date
@@ -126,7 +128,7 @@ async def continued_as_new(ctx: Ctx, workflow_id: str, first_run: str) -> None:
 @pytest.mark.replace_activities.with_args(gated)
 async def test_am_11_dispute_admitted_while_a_piece_continues_as_new_is_answered_and_carried(
         ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common, "MAX_MESSAGES_PER_RUN", 2)
+    monkeypatch.setattr(run_length, "MAX_MESSAGES_PER_RUN", 2)
     task = f"t-canh-{ctx.uid}"
     await published_task(ctx, task, budget_fen=100_000, price_fen=100)
     creator(ctx.a, "cr-1")
@@ -175,7 +177,7 @@ async def test_am_11_dispute_admitted_while_a_piece_continues_as_new_is_answered
 async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answered_and_carried(
         ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     bound = 30
-    monkeypatch.setattr(common, "MAX_MESSAGES_PER_RUN", bound)
+    monkeypatch.setattr(run_length, "MAX_MESSAGES_PER_RUN", bound)
     task, client_id = ids(ctx, "canh")
     workflow_id = xg.xg_task_workflow_id(task)
     handle = ctx.client.get_workflow_handle(workflow_id)
@@ -188,11 +190,11 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     dispute, objection = gate(f"data dispute on piece p1 of {task}"), gate(f"objection on piece p1 of {task}")
     last = gate(f"last-{ctx.uid}")
 
-    def batch(event_id: str) -> xg.BillableEventBatch:
-        return xg.BillableEventBatch(event_id=event_id, piece_id="p1", count=2, occurred_at=t0 + DAY + HOUR)
+    def batch(event_id: str) -> xgp.BillableEventBatch:
+        return xgp.BillableEventBatch(event_id=event_id, piece_id="p1", count=2, occurred_at=t0 + DAY + HOUR)
 
-    u1 = asyncio.create_task(handle.execute_update("raise_data_dispute", xg.RaiseDataDisputeRequest(
-        client_id=client_id, piece_id="p1", reason="clicks look doubled"), result_type=xg.Piece))
+    u1 = asyncio.create_task(handle.execute_update("raise_data_dispute", xgp.RaiseDataDisputeRequest(
+        client_id=client_id, piece_id="p1", reason="clicks look doubled"), result_type=xgs.Piece))
     await dispute.reached()
     fillers = bound - so_far - 1
     for i in range(fillers):
@@ -206,8 +208,8 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     assert disputed.data_dispute.escalates_at == disputed.data_dispute.raised_at + SPAN
 
     await last.reached()  # billing the last batch (after the wait, on the old order)
-    u2 = asyncio.create_task(handle.execute_update("raise_objection", xg.RaiseObjectionRequest(
-        client_id=client_id, piece_id="p1", reason="wrong product colour"), result_type=xg.Piece))
+    u2 = asyncio.create_task(handle.execute_update("raise_objection", xgp.RaiseObjectionRequest(
+        client_id=client_id, piece_id="p1", reason="wrong product colour"), result_type=xgs.Piece))
     await objection.reached()
     last.release.set()
     await task_when(ctx, task, lambda s: s.pieces["p1"].billable_events == 2 * fillers + 2)

@@ -46,14 +46,14 @@ from tests import replay_helpers as rh
 from tests.conftest import data_converter, scratch_adapters
 from tests.dev_server import TEMPORAL_CLI
 from worker import build_worker
-from workflows import mount_task
 from workflows.contract import mount_task as mt
 from workflows.contract.mounted_content import MountedContentInput
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id, mounted_content_id
 from workflows.mount_task import MountTaskWorkflow
+from workflows.rules import run_length
 
 SUGGEST_AT = 40  # events: the dev server's limit.historyCount.suggestContinueAsNew (default 4,096)
-BOUND = 25  # messages per run (workflows.mount_task.TASK_MESSAGES_PER_RUN, 1,000 in production)
+BOUND = 25  # messages per run (workflows.rules.run_length.TASK_MESSAGES_PER_RUN, 1,000 in production)
 MOUNTS = 400
 REFUSING_CALLERS = 2  # with the 8 mounts in flight, the server's 10 updates in flight per workflow
 CREATORS = 4
@@ -109,7 +109,7 @@ async def refused_mounts(client: Client, task_id: str, until: asyncio.Event) -> 
 @pytest.mark.timeout(150)
 async def test_a_task_crossing_the_suggestion_under_mounts_and_refusals_replays(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", BOUND)  # the worker runs in this process
+    monkeypatch.setattr(run_length, "TASK_MESSAGES_PER_RUN", BOUND)  # the worker runs in this process
     started = time.monotonic()
     # The task's pieces are in its register in the ledger's database (task_state reads them there).
     with scratch_adapters(tmp_path) as adapters, api.register_read_from(adapters.db):

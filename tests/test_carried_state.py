@@ -27,13 +27,13 @@ from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.helpers import business_now, creator, mount, published_task, task_seen, task_when
 from tests.privacy_helpers import post
-from workflows import mount_task
 from workflows.contract import converter
 from workflows.contract import mount_task as mt
 from workflows.contract.converter import COMPRESSED_ENCODING, data_converter
 from workflows.contract.names import mount_task_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
+from workflows.rules import run_length
 
 PAYLOAD_LIMIT = 2 * 1024 * 1024  # the server refuses a larger payload (limit.blobSize.error)
 PAYLOAD_WARNING = 512 * 1024  # the SDK and the server warn from here (TMPRL1103, limit.blobSize.warn)
@@ -123,7 +123,7 @@ async def test_a_task_continued_as_new_with_its_state_compressed_goes_on_where_i
         ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     """AM-6 after a continue-as-new: the register of pieces and creators arrives whole through a `json/zlib` input
     (compression forced from 0 bytes, the per-run bound forced to 3 messages, in this process where the worker runs)."""
-    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", 3)
+    monkeypatch.setattr(run_length, "TASK_MESSAGES_PER_RUN", 3)
     monkeypatch.setattr(converter, "COMPRESS_CARRIED_FROM_BYTES", 0)
     task = f"t-carry-{ctx.uid}"
     workflow_id = mount_task_id(task)

@@ -57,6 +57,7 @@ from worker import Adapters
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.converter import data_converter
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.rules.clock import BUSINESS_TZ
@@ -214,14 +215,14 @@ async def drive_xingguang_task(ctx: Ctx, now: datetime) -> None:
     for the billing period, two of them twice and one cheating. The windows and the money are left to time: the
     pieces settle at now+17d, the instant the mount task's pieces settle (mounted now: 14-day billing period and
     3-day publicity window), so the self-kills of both tasks' settlements share their timeouts."""
-    async def state() -> xg.XingguangTaskState:
+    async def state() -> xgs.XingguangTaskState:
         return await retrying(lambda: xg_api.state(ctx.client, XG_TASK))
 
     async def reviewed_by(piece_id: str, by: str) -> bool:
         return any(r.by == by and r.approved for r in (await state()).pieces[piece_id].reviews)
 
     async def stage_past_materials() -> bool:
-        return (await state()).stage not in (xg.TaskStage.DRAFT, xg.TaskStage.MATERIALS_REVIEW)
+        return (await state()).stage not in (xgs.TaskStage.DRAFT, xgs.TaskStage.MATERIALS_REVIEW)
 
     async def provider_assigned() -> bool:
         return (await state()).provider_id == PROVIDER
@@ -298,7 +299,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
               f"both tasks ended at {time.monotonic() - began:.0f} s; calls cut off and made again: {dict(CUT_OFF)}")
         state = await api.task_state(env.client, "crash-task")
         xg_state = await retrying(lambda: xg_api.state(env.client, XG_TASK))
-        finished = state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xg.TaskStage.CLOSED
+        finished = state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xgs.TaskStage.CLOSED
         if not finished:
             print(await stall_report(env, now))
         if not finished and not os.environ.get("CRASH_STRICT"):
@@ -309,7 +310,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
                         f"{state.stage.value}, xingguang {xg_state.stage.value}); money checks need a finished run")
 
         settled = [p for p in state.pieces.values() if p.status == "settled"]
-        xg_settled = [p for p in xg_state.pieces.values() if p.stage is xg.PieceStage.SETTLED]
+        xg_settled = [p for p in xg_state.pieces.values() if p.stage is xgs.PieceStage.SETTLED]
         fee_transfers = adapters.ledger.transfers(business_key_prefix="settle:crash-task:")
         # A double payment is a second posting of one kind for one piece (or a second refund, freeze, ...),
         # whatever its key says: a retry that made up a new key must be caught too. (One task of each kind here,
@@ -336,7 +337,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
         if SELF_KILLS >= 4:  # the worker kills itself once after each of these (tests/crash_worker.py)
             for name in ("ledger.settle", "ledger.refund", "xg_ledger.settle_piece", "xg_ledger.refund"):
                 assert f"killing itself after {name} wrote" in worker_log, f"no reply of {name} was lost"
-        assert state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xg.TaskStage.CLOSED
+        assert state.stage is mt.TaskStage.REFUNDED and xg_state.stage is xgs.TaskStage.CLOSED
         assert len(settled) == 6 and len(xg_settled) == 3 and double_payments == 0 and balanced
         expected_fees = {c: 100 * n for c, n in CONVERSIONS.items()}
         assert {p.content_id: p.fee_fen for p in settled} == expected_fees
@@ -356,7 +357,7 @@ async def test_worker_killed_n_times_settles_every_piece_once(tmp_path: Path) ->
             creator_id = XG_PIECES[piece_id][0]
             piece = xg_state.pieces[piece_id]
             assert piece.billable_events == n, piece_id
-            assert piece.settlement == xg.PieceMoney(
+            assert piece.settlement == xgs.PieceMoney(
                 creator_earnings_fen=earnings, promotion_spend_fen=spend, platform_fee_fen=fee,
                 provider_fee_fen=provider_fee, payee_account=f"creator:{creator_id}:payable"), piece_id
             assert adapters.ledger.balance(f"creator:{creator_id}:payable").balance_fen == earnings, piece_id

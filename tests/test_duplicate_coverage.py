@@ -7,10 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from temporalio import workflow
-
 from tests.duplicate_cases import CASES
 from worker import WORKFLOWS
+from workflows.contract.definitions import workflow_definition
 
 DUPLICATE_TESTS = sorted(Path(__file__).parent.glob("test_duplicates*.py"))
 
@@ -19,9 +18,9 @@ def registered_messages() -> set[tuple[str, str]]:
     """Every named signal and update of every workflow the worker registers (temporalio's own definitions)."""
     found: set[tuple[str, str]] = set()
     for cls in WORKFLOWS:
-        definition = workflow._Definition.must_from_class(cls)
+        definition = workflow_definition(cls)
         assert definition.name is not None
-        found |= {(definition.name, name) for name in [*definition.signals, *definition.updates] if name}
+        found |= {(definition.name, name) for name in [*definition.signals, *definition.updates]}
     return found
 
 

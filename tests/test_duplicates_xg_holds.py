@@ -19,6 +19,8 @@ from tests.xg_hold_helpers import (
     two_pieces,
 )
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 
 # Deadlines in working days come from a fixed calendar: the test server's clock runs into unpublished years.
 pytestmark = pytest.mark.replace_activities.with_args(fixed_calendar)
@@ -33,8 +35,8 @@ class TestR13DuplicateXgRelease:
         await case_in_force(ctx, case, a, await business_now(ctx), FREEZE_ALL)
         await held_while_the_other_settles(ctx, task, t0, case)
         handle = ctx.client.get_workflow_handle(xg.xg_task_workflow_id(task))
-        first = xg.PieceSettlementReleased(piece_id="p1", case_id=case, outcome="paid",
-                                           released_at=await business_now(ctx))
+        first = xgp.PieceSettlementReleased(piece_id="p1", case_id=case, outcome="paid",
+                                            released_at=await business_now(ctx))
         again = first.model_copy(update={"outcome": "deducted"})  # a later, different release changes nothing
         await handle.signal("settlement_released", first)
         await handle.signal("settlement_released", first)
@@ -43,6 +45,6 @@ class TestR13DuplicateXgRelease:
         hold = state.pieces["p1"].settlement_hold
         assert hold is not None and (hold.released_at, hold.outcome, hold.deducted_fen) == (
             first.released_at, "paid", 0)
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert_settled_once(ctx, task, client_id, result)
         assert ctx.a.ledger.balance(f"creator:{a}:payable").balance_fen == 10_000

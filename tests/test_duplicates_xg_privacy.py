@@ -28,6 +28,8 @@ from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import security_incident as inc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import (
     account_id,
     data_subject_request_id,
@@ -58,29 +60,29 @@ class TestXGDuplicateCommands:
         review = xg.ReviewMaterialsRequest(operator_id=xgf.OPERATOR, verdicts=[
             xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True)])
         first, second = await twice(ctx, lambda: xg_api.review_materials(ctx.client, task, review), xg_w(task))
-        assert first.stage is xg.TaskStage.AWAITING_PROVIDER
+        assert first.stage is xgs.TaskStage.AWAITING_PROVIDER
         refused_naming(second, "XingguangStepRefused", "awaiting_provider, not materials_review")
         first, second = await twice(ctx, lambda: xg_api.assign_provider(ctx.client, task, xgf.OPERATOR,
                                                                          xgf.PROVIDER), xg_w(task))
-        assert first.stage is xg.TaskStage.IN_PROGRESS
+        assert first.stage is xgs.TaskStage.IN_PROGRESS
         refused_naming(second, "XingguangStepRefused", "in_progress, not awaiting_provider")
 
     async def test_xg_4_select_submit_and_reviews_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "rev")
         await xgf.ordered_task(ctx, task, client_id)
         h.creator(ctx.a, "cr-1")
-        select = xg.SelectCreatorRequest(provider_id=xgf.PROVIDER, piece_id="p1", creator_id="cr-1",
-                                         creator_earnings_fen=10_000)
+        select = xgp.SelectCreatorRequest(provider_id=xgf.PROVIDER, piece_id="p1", creator_id="cr-1",
+                                          creator_earnings_fen=10_000)
         first, second = await twice(ctx, lambda: xg_api.select_creator(ctx.client, task, select), xg_w(task))
         assert second == first and first.agreed_earnings_fen == 10_000
-        submit = xg.SubmitContentRequest(creator_id="cr-1", piece_id="p1", content_id="content-p1")
+        submit = xgp.SubmitContentRequest(creator_id="cr-1", piece_id="p1", content_id="content-p1")
         first, second = await twice(ctx, lambda: xg_api.submit_content(ctx.client, task, submit), xg_w(task))
-        assert second == first and first.stage is xg.PieceStage.PROVIDER_REVIEW
-        provider = xg.ProviderReviewRequest(provider_id=xgf.PROVIDER, piece_id="p1", approved=True)
+        assert second == first and first.stage is xgs.PieceStage.PROVIDER_REVIEW
+        provider = xgp.ProviderReviewRequest(provider_id=xgf.PROVIDER, piece_id="p1", approved=True)
         first, second = await twice(ctx, lambda: xg_api.provider_review(ctx.client, task, provider), xg_w(task))
-        assert first.stage is xg.PieceStage.CLIENT_REVIEW
+        assert first.stage is xgs.PieceStage.CLIENT_REVIEW
         refused_naming(second, "XingguangStepRefused", "p1 is client_review, not provider_review")
-        client = xg.ClientReviewRequest(client_id=client_id, piece_id="p1", approved=True)
+        client = xgp.ClientReviewRequest(client_id=client_id, piece_id="p1", approved=True)
         first, second = await twice(ctx, lambda: xg_api.client_review(ctx.client, task, client), xg_w(task))
         assert first.approved_at is not None  # approved (and published: nothing holds it)
         refused_naming(second, "XingguangStepRefused", "not client_review")
@@ -90,21 +92,21 @@ class TestXGDuplicateCommands:
         task, client_id = xgf.ids(ctx, "obj")
         await xgf.ordered_task(ctx, task, client_id, start_in=timedelta(0))
         await xgf.published_piece(ctx, task, client_id, "p1", "cr-1", 10_000)
-        objection = xg.RaiseObjectionRequest(client_id=client_id, piece_id="p1", reason="logo shown too small")
+        objection = xgp.RaiseObjectionRequest(client_id=client_id, piece_id="p1", reason="logo shown too small")
         first, second = await twice(ctx, lambda: xg_api.raise_objection(ctx.client, task, objection), xg_w(task))
         assert first.objection is not None
         refused_naming(second, "XingguangStepRefused", "already had an objection")
-        decide = xg.DecideObjectionRequest(operator_id=xgf.OPERATOR, piece_id="p1", upheld=False,
-                                           note="within the brief")
+        decide = xgp.DecideObjectionRequest(operator_id=xgf.OPERATOR, piece_id="p1", upheld=False,
+                                            note="within the brief")
         first, second = await twice(ctx, lambda: xg_api.decide_objection(ctx.client, task, decide), xg_w(task))
         assert first.objection is not None and first.objection.outcome == "dismissed: within the brief"
         refused_naming(second, "XingguangStepRefused", "has no open objection")
-        dispute = xg.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1", reason="plays double-counted")
+        dispute = xgp.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1", reason="plays double-counted")
         first, second = await twice(ctx, lambda: xg_api.raise_data_dispute(ctx.client, task, dispute), xg_w(task))
         assert first.data_dispute is not None
         refused_naming(second, "XingguangStepRefused", "already had a data dispute")
-        resolve = xg.ResolveDataDisputeRequest(operator_id=xgf.OPERATOR, piece_id="p1", billable_events=0,
-                                               note="nothing billed yet")
+        resolve = xgp.ResolveDataDisputeRequest(operator_id=xgf.OPERATOR, piece_id="p1", billable_events=0,
+                                                note="nothing billed yet")
         first, second = await twice(ctx, lambda: xg_api.resolve_data_dispute(ctx.client, task, resolve),
                                     xg_w(task))
         assert first.data_dispute is not None and first.data_dispute.decided_at is not None
@@ -120,7 +122,7 @@ class TestXGDuplicateCommands:
         await xgf.events(ctx, task, "b2", "p1", 10, at)
         piece = await xgf.piece_when(ctx, task, "p1", lambda p: p.billable_events == 50)
         assert piece.billed_spend_fen == 2_500
-        void = xg.VoidBillableEvents(event_id="b1", reason="bot traffic found later")
+        void = xgp.VoidBillableEvents(event_id="b1", reason="bot traffic found later")
         await twice(ctx, lambda: xg_api.void_billable_events(ctx.client, task, void), xg_w(task))
         state = await xg_api.state(ctx.client, task)
         assert (state.pieces["p1"].billable_events, state.placement_spent_fen) == (10, 500)
@@ -144,7 +146,7 @@ class TestXGDuplicateCommands:
         cancel = xg.CancelAfterPauseRequest(operator_id=xgf.OPERATOR, pause_id="pa2", delay_fee_fen=1_000,
                                             delay_fee_reason="two days of held production")
         first, second = await twice(ctx, lambda: xg_api.cancel_after_pause(ctx.client, task, cancel), xg_w(task))
-        assert first.stage is xg.TaskStage.SETTLING
+        assert first.stage is xgs.TaskStage.SETTLING
         refused_naming(second, "XingguangStepRefused", "settling: nothing to cancel")
         assert (await xg_api.state(ctx.client, task)).delay_fee_fen == 1_000
 
@@ -169,7 +171,7 @@ class TestXGDuplicateCommands:
                                          note="fake plays bought by the client")
         first, second = await twice(ctx, lambda: xg_api.record_violation(ctx.client, task, stop), xg_w(task))
         same_status(first, second)
-        assert first.stage is xg.TaskStage.STOPPED
+        assert first.stage is xgs.TaskStage.STOPPED
         decide = xg.DecidePieceRequest(operator_id=xgf.OPERATOR, piece_id="p1", settle=True, note="not involved")
         first, second = await twice(ctx, lambda: xg_api.decide_piece(ctx.client, task, decide), xg_w(task))
         assert first.stop_decision == "settle"
@@ -197,7 +199,7 @@ class TestXGDuplicateCommands:
         await xg_api.record_violation(ctx.client, task, xg.RecordViolationRequest(
             operator_id=xgf.OPERATOR, violation_id="end", note="client cancelled",
             cause=xg.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED))
-        await h.finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        await h.finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         claim = xg.CompensateRequest(**xgf.PLATFORM_FAULT, operator_id=xgf.OPERATOR, compensation_id="d1",
                                      kind=xg.CompensationKind.DAMAGES, amount_fen=39_600, loss_fen=50_000,
                                      note="report data lost")

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 
 from tests.replay_helpers import FAMILIES, HISTORIES
 from worker import WORKFLOWS
+from workflows.contract.definitions import workflow_definition
 
 
 def started_type(path: Path) -> tuple[str, bool, bool]:
@@ -27,7 +27,7 @@ def started_type(path: Path) -> tuple[str, bool, bool]:
 def type_names(workflows: Iterable[type]) -> set[str]:
     names = set()
     for cls in workflows:
-        definition = workflow._Definition.must_from_class(cls)
+        definition = workflow_definition(cls)
         assert definition.name is not None
         names.add(definition.name)
     return names

@@ -59,6 +59,8 @@ from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
 
 SECOND = DAY / 86400
@@ -202,13 +204,13 @@ async def test_metrics_of_a_xingguang_task_with_a_data_dispute(mctx: Ctx, metric
     await sleep_until(ctx, t0 + 2 * DAY)
     await events(ctx, task, "d1", "p1", 100, t0 + DAY + HOUR)
     await sleep_until(ctx, t0 + 6 * DAY + HOUR)  # billing over at t0+6d: publicity window open
-    await xg_api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+    await xg_api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(
         client_id=client_id, piece_id="p1", reason="our tracker saw 80 clicks"))
     await sleep_until(ctx, t0 + 16 * DAY)  # past its 9-day deadline: escalated
     await xg_task_when(ctx, task, lambda s: s.escalated)
-    await xg_api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
+    await xg_api.resolve_data_dispute(ctx.client, task, xgp.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=80, note="20 bot clicks removed"))
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert result.pieces["p1"].promotion_spend_fen == 80 * 50
 
     money = xg_money(ctx, task, client_id)

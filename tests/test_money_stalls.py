@@ -49,6 +49,7 @@ from workflows.contract import mounted_content as mc
 from workflows.contract import security_incident as inc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import (
     MOUNTED_CONTENT_WORKFLOW,
     account_id,
@@ -139,7 +140,7 @@ async def claim_after_close(client: Client, a: Adapters, uid: str) -> str:
     await xg_api.review_materials(client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
         xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=False,
                            reason="licence expired")]))
-    await client.get_workflow_handle(xingguang_task_id(task), result_type=xg.TaskResult).result()
+    await client.get_workflow_handle(xingguang_task_id(task), result_type=xgs.TaskResult).result()
     claim = xg.CompensateRequest(
         operator_id=OPERATOR, compensation_id="d-stall", kind=xg.CompensationKind.DAMAGES,
         cause=xg.AnomalyCause.PLATFORM_FAULT, amount_fen=1_000, loss_fen=1_000, note="materials lost",
@@ -271,8 +272,8 @@ async def test_r_14_a_repaired_stall_completes_once_and_the_escalation_clears(de
             await asyncio.sleep(0.5)
         assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000
         REPAIRED.add("xg_ledger.refund")
-        result = await dev.get_workflow_handle(workflow_id, result_type=xg.TaskResult).result()
-        assert (result.stage, result.refunded_fen) == (xg.TaskStage.CLOSED, 198_000)
+        result = await dev.get_workflow_handle(workflow_id, result_type=xgs.TaskResult).result()
+        assert (result.stage, result.refunded_fen) == (xgs.TaskStage.CLOSED, 198_000)
         assert adapters.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000  # refunded once
         assert adapters.ledger.balance(f"xg_task:xg-stall-fix-{uid}:escrow").balance_fen == 0
         assert adapters.ledger.conservation_total() == 0

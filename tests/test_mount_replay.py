@@ -24,7 +24,7 @@ from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
-from workflows.mount_task import TASK_MESSAGES_PER_RUN
+from workflows.rules.run_length import TASK_MESSAGES_PER_RUN
 
 REPLAYER = rh.family_replayer("mount-")
 SECOND, HOUR = timedelta(seconds=1), timedelta(hours=1)

@@ -22,6 +22,8 @@ from tests.privacy_helpers import fixed_calendar
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import (
     mount_task_id,
     mounted_content_id,
@@ -184,7 +186,7 @@ class TestR1R3ConversionsOutOfOrder:
 
 async def xg_task_with_stream(ctx: Ctx, name: str, stream: list[Delivery], placement_budget_fen: int,
                               one_at_a_time: bool = False
-                              ) -> tuple[str, datetime, xg.TaskResult, xg.XingguangTaskState, dict[str, int]]:
+                              ) -> tuple[str, datetime, xgs.TaskResult, xgs.XingguangTaskState, dict[str, int]]:
     """An XG task (unit price 50 fen) with pieces p1 and p2 published and promoted, the stream of billable-event
     batches delivered (occurred_at = the later publication + minutes), then run until it closes. Returns the task,
     that start, its result, its final state and the event register's billed events per event id."""
@@ -195,14 +197,14 @@ async def xg_task_with_stream(ctx: Ctx, name: str, stream: list[Delivery], place
     await h.advance(ctx, 600)
     for d in stream:
         if d.void:
-            await xg_api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id=d.event_id,
-                                                                                      reason="bots found later"))
+            await xg_api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id=d.event_id,
+                                                                                       reason="bots found later"))
         else:
             await xgf.events(ctx, task, d.event_id, d.piece, d.count, occurred(start, d), d.cheating)
         if one_at_a_time:
             await wait_until_quiet(ctx, [xg.xg_task_workflow_id(task)])
     await wait_until_quiet(ctx, [xg.xg_task_workflow_id(task)])
-    result = await h.finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await h.finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     state = await xg_api.state(ctx.client, task)
     money = xgf.xg_money(ctx, task, client_id)
     assert money["frozen"] == sum(money[k] for k in ("creators", "promotion", "platform_fee", "delay_fee",

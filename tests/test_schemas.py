@@ -15,6 +15,7 @@ from worker import WORKFLOWS
 from workflows.contract import mount_task as mt
 from workflows.contract import schemas
 from workflows.contract.common import DEFAULT_TASK_QUEUE
+from workflows.contract.definitions import workflow_definition
 from workflows.contract.schemas import ContractError, differences, generate, messages_of, on_disk
 
 REGENERATE = "run `python -m workflows.contract.schemas` and commit schemas/"
@@ -31,18 +32,16 @@ def test_every_message_of_every_registered_workflow_has_its_schemas() -> None:
     index = json.loads((schemas.SCHEMAS_DIR / "index.json").read_text())
     assert index["task_queue"] == DEFAULT_TASK_QUEUE
     for cls in WORKFLOWS:
-        defn = workflow._Definition.must_from_class(cls)
+        defn = workflow_definition(cls)
         entry = index["workflows"].get(defn.name)
         assert entry is not None, f"{defn.name} has no entry in schemas/index.json: {REGENERATE}"
         assert len(entry["args"]) == len(defn.arg_types or [])
         for kind, handlers in (("updates", defn.updates), ("signals", defn.signals), ("queries", defn.queries)):
             for name, handler in handlers.items():
-                if name is None:
-                    continue
                 published = entry[kind].get(name)
                 assert published is not None, f"{defn.name} {kind} {name} has no schema: {REGENERATE}"
                 assert len(published["args"]) == len(handler.arg_types or [])
-                has_result = getattr(handler, "ret_type", None) not in (None, type(None))
+                has_result = handler.ret_type not in (None, type(None))
                 assert (published["result"] is not None) == has_result, (defn.name, kind, name)
                 for path in [*published["args"], *([published["result"]] if has_result else [])]:
                     assert (schemas.SCHEMAS_DIR / path).is_file(), f"schemas/{path} missing: {REGENERATE}"

@@ -3,7 +3,7 @@ once MountTaskWorkflow has taken its per-run bound of messages, `report_mount` a
 typed, retryable CONTINUE_AS_NEW_DUE (a refused update writes no event and changes nothing), the updates in
 flight finish, the run continues as new, and starter.client's retry lands the refused call on the new run.
 
-The bound is forced small by patching workflows.mount_task.TASK_MESSAGES_PER_RUN in this process, where the test
+The bound is forced small by patching workflows.rules.run_length.TASK_MESSAGES_PER_RUN in this process, where the test
 worker runs (the worker passes the workflows package through its sandbox, so the workflow reads this module)."""
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from tests import replay_helpers as rh
 from tests.conftest import Ctx
 from tests.drain_helpers import GATES, held_fanout
 from tests.helpers import business_now, creator, mount, published_task, task_seen, task_when
-from workflows import mount_task
 from workflows.contract import mount_task as mt
 from workflows.contract.names import CONTINUE_AS_NEW_DUE, mount_task_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
+from workflows.rules import run_length
 
 
 @pytest.mark.replace_activities.with_args(held_fanout)
 async def test_a_draining_task_refuses_new_mounts_and_joins_then_the_retry_lands_on_the_new_run(
         ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", 3)
+    monkeypatch.setattr(run_length, "TASK_MESSAGES_PER_RUN", 3)
     task = f"t-drain-{ctx.uid}"
     workflow_id = mount_task_id(task)
     await published_task(ctx, task)

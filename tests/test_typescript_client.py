@@ -28,8 +28,8 @@ from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.helpers import creator, eligible_client
 from worker import Adapters, build_worker
-from workflows import mount_task
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id
+from workflows.rules import run_length
 from workflows.rules.clock import BUSINESS_TZ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,7 +245,7 @@ async def test_typescript_client_sends_a_mount_refused_by_a_draining_task_again_
     new mounts with the retryable ContinueAsNewDue while its updates in flight finish; clients/typescript sends the
     refused call again (as starter.client does) and it lands on the task's next run. The bound is forced to 3 and
     one mount is held in flight, on a worker of this process (the workflows package is passed through its sandbox)."""
-    monkeypatch.setattr(mount_task, "TASK_MESSAGES_PER_RUN", 3)
+    monkeypatch.setattr(run_length, "TASK_MESSAGES_PER_RUN", 3)
     task_id, client_id, creator_id = f"ts-drain-{uid}", f"ts-client-{uid}", f"ts-kol-{uid}"
     eligible_client(live.adapters, client_id, 1_000_000)
     creator(live.adapters, creator_id)

@@ -12,6 +12,7 @@ from tests.conftest import Ctx
 from tests.helpers import DAY, finish
 from tests.xg_fixtures import HOUR, OPERATOR, PLATFORM_FAULT, ids, notice, ordered_task, sleep_until
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_state as xgs
 
 
 async def test_xg_7_r_14_a_claim_overlapping_a_pause_is_refused_whatever_the_cause(ctx: Ctx) -> None:
@@ -88,8 +89,8 @@ async def test_r_14_xg_10_damages_claimed_after_close_against_the_same_cap(ctx: 
     await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
         operator_id=OPERATOR, violation_id="end", cause=xg.TerminationCause.BILLING_OVER_BALANCE_SHORT_OR_CANCELLED,
         note="client cancelled"))
-    closed = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
-    assert closed.stage is xg.TaskStage.CLOSED and closed.refunded_fen == 198_000
+    closed = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+    assert closed.stage is xgs.TaskStage.CLOSED and closed.refunded_fen == 198_000
     assert [p.pause_id for p in closed.pauses] == ["z"]
 
     def claim(compensation_id: str, **fields: object) -> xg.CompensateRequest:

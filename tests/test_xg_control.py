@@ -25,6 +25,7 @@ from tests.xg_fixtures import (
     task_when,
 )
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_state as xgs
 
 
 class TestXG7OnePiecePause:
@@ -43,7 +44,7 @@ class TestXG7OnePiecePause:
         resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
             client_id=client_id, pause_id="pp1", changes_made=True))
         assert resumed.resumed_at is not None
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         final = await api.state(ctx.client, task)
         p1, p2 = final.pieces["p1"], final.pieces["p2"]
         assert p2.promotion_ends_at == t0 + 6 * DAY
@@ -89,7 +90,7 @@ class TestXG7OnePiecePause:
             client_id=client_id, pause_id="z", changes_made=True, late_changes_accepted_by=OPERATOR))
         assert resumed.late_changes_accepted_by == OPERATOR and resumed.deadline_missed
         state = await task_when(ctx, task, lambda s: not s.escalated)
-        assert not state.paused and state.stage is xg.TaskStage.IN_PROGRESS
+        assert not state.paused and state.stage is xgs.TaskStage.IN_PROGRESS
         # only the part of the pause inside the billing period (from t0 + 1 day) extends it.
         assert resumed.resumed_at is not None
         assert state.promotion_due_to_end_at == t0 + 11 * DAY + (resumed.resumed_at - (t0 + DAY))
@@ -108,14 +109,14 @@ class TestXG8Violations:
             piece_id="p1", note="creator made the video private"))
         deleted_at = recorded.applied_at
         assert (await api.state(ctx.client, task)).pieces["p1"].promotion_ends_at == deleted_at
-        assert recorded.stage is xg.TaskStage.IN_PROGRESS  # the other piece goes on
+        assert recorded.stage is xgs.TaskStage.IN_PROGRESS  # the other piece goes on
         await events(ctx, task, "y2", "p1", 20, deleted_at + HOUR)  # after the stop: not billed
         await sleep_until(ctx, t0 + 9 * DAY)
-        waiting = await task_when(ctx, task, lambda s: s.pieces["p2"].stage is xg.PieceStage.SETTLED)
+        waiting = await task_when(ctx, task, lambda s: s.pieces["p2"].stage is xgs.PieceStage.SETTLED)
         assert waiting.escalated and waiting.pieces["p1"].decision_needed
         await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
             operator_id=OPERATOR, piece_id="p1", settle=False, note="deleted by its creator"))
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].creator_earnings_fen == 0 and result.pieces["p1"].promotion_spend_fen == 1_000
         assert result.pieces["p2"].creator_earnings_fen == 10_000
 
@@ -127,7 +128,7 @@ class TestXG8Violations:
         held = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
             operator_id=OPERATOR, violation_id="v2", cause=xg.TerminationCause.COMPONENT_OR_LANDING_PAGE_FAULT,
             note="download card points to a removed app", decision=xg.ViolationDecision.CONTINUE_AFTER_FIX))
-        assert held.paused and held.stage is xg.TaskStage.IN_PROGRESS
+        assert held.paused and held.stage is xgs.TaskStage.IN_PROGRESS
         await events(ctx, task, "z1", "p1", 10, t0 + 2 * DAY + HOUR)  # while held: not billed
         await sleep_until(ctx, t0 + 3 * DAY)
         resumed = await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
@@ -139,7 +140,7 @@ class TestXG8Violations:
             await api.submit_fix_proof(ctx.client, task, xg.SubmitFixProofRequest(
                 violation_id="v2", submitted_by=client_id, proof="again"))
         await events(ctx, task, "z2", "p1", 10, t0 + 3 * DAY + HOUR)
-        await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         final = await api.state(ctx.client, task)
         assert final.pieces["p1"].billable_events == 10
         assert final.pieces["p1"].promotion_ends_at == t0 + 6 * DAY + (violation.resumed_at - violation.recorded_at)

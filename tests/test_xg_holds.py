@@ -22,6 +22,8 @@ from tests.xg_hold_helpers import (
 )
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.rules.eligibility import CreatorKind
 from workflows.xingguang_task import XingguangTaskWorkflow
 
@@ -46,16 +48,16 @@ class TestR13HoldsReachXingguang:
             decision="upheld", operator_id="op-2", note="reviewed the main site's logs"))
         decided = await case_when(ctx.client, case, lambda s: s.held_settlements.done)
         assert decided.held_settlements.released == 1
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         final = await task_when(ctx, task, lambda s: True)
         hold = final.pieces["p1"].settlement_hold
         assert hold is not None and (hold.outcome, hold.deducted_fen) == ("paid", 0)
-        assert final.pieces["p1"].stage is xg.PieceStage.SETTLED and hold.released_at is not None
+        assert final.pieces["p1"].stage is xgs.PieceStage.SETTLED and hold.released_at is not None
         assert final.pieces["p1"].settled_at is not None and final.pieces["p1"].settled_at >= hold.released_at
         assert_settled_once(ctx, task, client_id, result)
         creator = ctx.a.ledger.balance(f"creator:{a}:payable")
         assert (creator.balance_fen, creator.available_fen) == (10_700, 10_700)
-        assert register(ctx.a).held_settlements(a) == [(xg.piece_hold_key(task, "p1"), case, "paid")]
+        assert register(ctx.a).held_settlements(a) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
         # The held-then-released path as a history (tests/test_xg_replay.py replays the checked-in file).
         history = await rh.history_json(ctx.client, xg.xg_task_workflow_id(task))
         await rh.replay_and_maybe_record(REPLAYER, {"xingguang-r13-piece-held-then-released": history},
@@ -80,12 +82,12 @@ class TestR13HoldsReachXingguang:
 
         lifted = await lift(ctx, case, "p1")
         assert lifted.held_settlements.released == 1
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].payee_account == payee
         assert_settled_once(ctx, task, client_id, result)
         paid = ctx.a.ledger.balance(payee)
         assert (paid.balance_fen, paid.available_fen) == (10_000, 10_000)
-        assert register(ctx.a).held_settlements(m) == [(xg.piece_hold_key(task, "p1"), case, "paid")]
+        assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
 
     @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
     async def test_r_13_xg_unappealed_deduction_of_all_fees_pays_the_held_piece_then_deducts_it(self, ctx: Ctx
@@ -104,7 +106,7 @@ class TestR13HoldsReachXingguang:
         final = await case_when(ctx.client, case, lambda s: s.held_settlements.done)
         assert (final.stage, final.held_settlements.deducted, final.penalties[0].deducted_fen) == (
             vc.CaseStage.CLOSED, 1, 700)  # final, nothing left standing: closed
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         state = await task_when(ctx, task, lambda s: True)
         hold = state.pieces["p1"].settlement_hold
         assert hold is not None and (hold.outcome, hold.deducted_fen) == ("deducted", 10_000)
@@ -120,7 +122,7 @@ class TestR13HoldsReachXingguang:
 def test_r_13_xg_hold_key_names_the_task_workflow_and_the_piece() -> None:
     """The register's key of a held piece routes the release to the task's workflow, naming the piece; a mounted
     content workflow id is not read as one."""
-    assert xg.piece_hold_key("t-1", "p1") == "xg-task:t-1#p1"
-    assert xg.piece_of_hold_key(xg.piece_hold_key("t-1", "p1")) == ("xg-task:t-1", "p1")
-    assert xg.piece_of_hold_key("mount-content:t-1:c1") is None
-    assert xg.piece_of_hold_key("mount-content:t-1:c#1") is None
+    assert xgp.piece_hold_key("t-1", "p1") == "xg-task:t-1#p1"
+    assert xgp.piece_of_hold_key(xgp.piece_hold_key("t-1", "p1")) == ("xg-task:t-1", "p1")
+    assert xgp.piece_of_hold_key("mount-content:t-1:c1") is None
+    assert xgp.piece_of_hold_key("mount-content:t-1:c#1") is None

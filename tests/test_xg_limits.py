@@ -36,6 +36,8 @@ from tests.xg_fixtures import (
 from worker import Adapters
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 
 
 async def run_id(ctx: Ctx, workflow_id: str) -> str:
@@ -53,8 +55,8 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     total = MAX_MESSAGES_PER_RUN + 100
 
-    def batch(i: int) -> xg.BillableEventBatch:
-        return xg.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
+    def batch(i: int) -> xgp.BillableEventBatch:
+        return xgp.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
 
     # Exactly up to the bound, then (once the run has continued as new) the rest and the same ids again, which
     # bill nothing more. Signals racing the closing run would keep a workflow task of the closed run in flight,
@@ -67,7 +69,7 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     state = await task_when(ctx, task, lambda s: s.batches_received >= 50 and not s.pending_batches
                             and s.pieces["p1"].billable_events == total)
     assert state.pieces["p1"].billed_spend_fen == total * 10
-    result = await finish(ctx, workflow_id, xg.TaskResult)
+    result = await finish(ctx, workflow_id, xgs.TaskResult)
     first = ctx.client.get_workflow_handle(workflow_id, run_id=first_run)
     kinds = [e.WhichOneof("attributes") async for e in first.fetch_history_events()]
     assert kinds[-1] == "workflow_execution_continued_as_new_event_attributes"
@@ -76,7 +78,7 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     await replays(ctx, workflow_id, first_run)
     await replays(ctx, workflow_id)
     state = await api.state(ctx.client, task)
-    assert state.stage is xg.TaskStage.CLOSED
+    assert state.stage is xgs.TaskStage.CLOSED
 
 
 def crashing_between_postings(adapters: Adapters) -> list[Any]:
@@ -116,10 +118,10 @@ async def test_r_8_retries_after_partial_postings_pay_and_bill_exactly_once(ctx:
     await published_piece(ctx, task, client_id, "p1", creator_id, 20_000)
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "k1", "p1", 100, t0 + DAY + HOUR)  # the claim is retried: still billed once
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
-    assert result.pieces["p1"] == xg.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
-                                                platform_fee_fen=2_500, provider_fee_fen=1_000,
-                                                payee_account=f"creator:{creator_id}:payable")
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+    assert result.pieces["p1"] == xgs.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
+                                                 platform_fee_fen=2_500, provider_fee_fen=1_000,
+                                                 payee_account=f"creator:{creator_id}:payable")
     assert len(ctx.a.ledger.transfers(business_key_prefix=f"xg:settle:{task}:p1:")) == 4
     assert ctx.a.ledger.balance(f"creator:{creator_id}:payable").balance_fen == 20_000
     assert result.refunded_fen == 198_000 - 20_000 - 5_000 - 2_500

@@ -42,6 +42,8 @@ from tests.xg_fixtures import (
 )
 from workflows.common import MAX_MESSAGES_PER_RUN
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsView
 
@@ -65,24 +67,24 @@ async def every_message(ctx: Ctx) -> str:
     await select(ctx, task, "p3", c, 5_000)
     await submit(ctx, task, "p3", c, "content-p3")
     await provider_says(ctx, task, "p3", True)  # approved by the client's silence
-    await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(client_id=client_id, piece_id="p2",
-                                                                         reason="wrong price"))
-    await api.decide_objection(ctx.client, task, xg.DecideObjectionRequest(
+    await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(client_id=client_id, piece_id="p2",
+                                                                          reason="wrong price"))
+    await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
         operator_id=OPERATOR, piece_id="p2", upheld=False, note="price is right"))
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "r1", "p1", 100, t0 + DAY + HOUR)
     await events(ctx, task, "r1", "p1", 100, t0 + DAY + HOUR)
     await events(ctx, task, "r2", "p2", 50, t0 + DAY + HOUR)
-    await api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id="r2", reason="bots"))
+    await api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id="r2", reason="bots"))
     await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claim",
                                                       **await notice(ctx, t0 + 2 * DAY)))
     await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(client_id=client_id, pause_id="z",
                                                                           changes_made=True))
     await sleep_until(ctx, t0 + 2 * DAY + HOUR)
     await piece_when(ctx, task, "p3", lambda p: p.published_at is not None)
-    await api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1",
-                                                                              reason="too many"))
-    await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
+    await api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(client_id=client_id, piece_id="p1",
+                                                                               reason="too many"))
+    await api.resolve_data_dispute(ctx.client, task, xgp.ResolveDataDisputeRequest(
         operator_id=OPERATOR, piece_id="p1", billable_events=90, note="10 removed"))
     await api.compensate(ctx.client, task, xg.CompensateRequest(
         **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY,
@@ -100,7 +102,7 @@ async def every_message(ctx: Ctx) -> str:
     for pid, settle in (("p1", True), ("p2", True), ("p3", False)):
         await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(operator_id=OPERATOR, piece_id=pid,
                                                                        settle=settle, note="decided"))
-    closed = await task_when(ctx, task, lambda s: s.stage is xg.TaskStage.CLOSED)
+    closed = await task_when(ctx, task, lambda s: s.stage is xgs.TaskStage.CLOSED)
     assert closed.pieces["p1"].settlement is not None and closed.pieces["p1"].settlement.promotion_spend_fen == 4_500
     return (await ctx.client.get_workflow_handle(xg.xg_task_workflow_id(task)).fetch_history()).to_json()
 
@@ -130,7 +132,7 @@ async def test_replay_xg_7_a_pause_that_resumes_then_settlement(ctx: Ctx) -> Non
     resumed = await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(
         client_id=client_id, pause_id="z", changes_made=True, note="claim removed"))
     assert resumed.resumed_at is not None
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert result.pieces["p1"].creator_earnings_fen == 10_000 and result.pieces["p1"].promotion_spend_fen == 5_000
     await replay_and_maybe_record({"xingguang-pause-resumed": await history_json(ctx, task)})
 
@@ -149,7 +151,7 @@ async def test_replay_r_9_a_pause_with_a_missed_deadline_then_cancellation(ctx: 
     await task_when(ctx, task, lambda s: s.escalated)
     await api.cancel_after_pause(ctx.client, task, xg.CancelAfterPauseRequest(
         operator_id=OPERATOR, pause_id="pz", delay_fee_fen=3_000, delay_fee_reason="a day of delay"))
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert (result.paid_to_creators_fen, result.promotion_spend_fen, result.delay_fee_fen) == (30_000, 5_000, 3_000)
     await replay_and_maybe_record({"xingguang-pause-missed-cancelled": await history_json(ctx, task)})
 
@@ -171,7 +173,7 @@ async def test_replay_xg_8_a_stop_with_one_piece_settled_and_one_declined(ctx: C
                                                                    note="creator not involved"))
     await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(operator_id=OPERATOR, piece_id="r2",
                                                                    settle=False, note="creator ran the farm"))
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert (result.pieces["r1"].creator_earnings_fen, result.pieces["r2"].creator_earnings_fen) == (20_000, 0)
     await replay_and_maybe_record({"xingguang-stopped-settled-and-declined": await history_json(ctx, task)})
 
@@ -180,18 +182,18 @@ async def test_replay_xg_5_xg_10_an_upheld_objection_and_a_compensation(ctx: Ctx
     task, client_id = ids(ctx, "rp-obj")
     t0, _ = await ordered_task(ctx, task, client_id, days=2)
     await published_piece(ctx, task, client_id, "p1", f"a-{ctx.uid}", 10_000)
-    await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(client_id=client_id, piece_id="p1",
-                                                                         reason="a competitor's logo"))
-    await api.decide_objection(ctx.client, task, xg.DecideObjectionRequest(
+    await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(client_id=client_id, piece_id="p1",
+                                                                          reason="a competitor's logo"))
+    await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
         operator_id=OPERATOR, piece_id="p1", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=0,
         note="logo visible for 3 s"))
-    await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
+    await piece_when(ctx, task, "p1", lambda p: p.stage is xgs.PieceStage.SETTLED)
     paid = await api.compensate(ctx.client, task, xg.CompensateRequest(
         **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="k1", kind=xg.CompensationKind.DELIVERY_ANOMALY,
         amount_fen=500, policy="policy-2026", note="shown in the wrong region"))
     assert paid.paid_fen == 500
     await sleep_until(ctx, t0 + 3 * DAY)
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     assert result.pieces["p1"].creator_earnings_fen == 5_000
     await replay_and_maybe_record({"xingguang-objection-upheld-compensated": await history_json(ctx, task)})
 
@@ -205,14 +207,14 @@ async def test_replay_xg_1_refused_materials_and_an_order_the_balance_does_not_c
     await api.order(ctx.client, order_request(task, client_id, t0 + DAY, t0 + 3 * DAY), ctx.task_queue)
     await api.review_materials(ctx.client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
         xg.MaterialVerdict(kind=xg.MaterialKind.LINK, item_id="lp-1", approved=False, reason="unreachable")]))
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
-    assert (result.stage, result.refunded_fen) == (xg.TaskStage.CLOSED, 198_000)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+    assert (result.stage, result.refunded_fen) == (xgs.TaskStage.CLOSED, 198_000)
     poor, poor_client = ids(ctx, "rp-poor")
     eligible_client(ctx.a, poor_client, 1_000)
     with pytest.raises(Refused):
         await api.order(ctx.client, order_request(poor, poor_client, t0 + DAY, t0 + 3 * DAY), ctx.task_queue)
     with pytest.raises(ApplicationError) as failure:
-        await finish(ctx, xg.xg_task_workflow_id(poor), xg.TaskResult)
+        await finish(ctx, xg.xg_task_workflow_id(poor), xgs.TaskResult)
     assert failure.value.type == "TaskNotOrdered"
     await replay_and_maybe_record({"xingguang-materials-refused": await history_json(ctx, task),
                                    "xingguang-not-ordered": await history_json(ctx, poor)})
@@ -226,14 +228,14 @@ async def test_replay_a_task_that_continued_as_new(ctx: Ctx) -> None:
     t0, _ = await ordered_task(ctx, task, client_id, unit_price_fen=10, days=2)
     await published_piece(ctx, task, client_id, "p1", f"a-{ctx.uid}", 10_000)
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
-    batches = [xg.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
+    batches = [xgp.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
                for i in range(MAX_MESSAGES_PER_RUN + 10)]
     to_bound = MAX_MESSAGES_PER_RUN - (await api.state(ctx.client, task)).messages_this_run
     first_run = await rh.continue_as_new_by_signals(ctx.client, workflow_id, "report_billable_events",
                                                     batches[:to_bound], batches[to_bound:])
     total = len(batches)
     await task_when(ctx, task, lambda s: s.pieces["p1"].billable_events == total)
-    result = await finish(ctx, workflow_id, xg.TaskResult)
+    result = await finish(ctx, workflow_id, xgs.TaskResult)
     assert result.pieces["p1"].promotion_spend_fen == total * 10
     histories = {"xingguang-continued-as-new": await history_json(ctx, task, first_run),
                  "xingguang-after-continue-as-new": await history_json(ctx, task)}
@@ -255,7 +257,7 @@ async def test_replay_r_14_damages_claimed_after_the_task_closed(ctx: Ctx) -> No
     await api.review_materials(ctx.client, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
         xg.MaterialVerdict(kind=xg.MaterialKind.COMPONENT, item_id="app-card-1", approved=False,
                            reason="the download link is broken")]))
-    await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     with pytest.raises(Refused):
         await api.compensate(ctx.client, task, xg.CompensateRequest(
             **PLATFORM_FAULT, operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES,

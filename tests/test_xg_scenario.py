@@ -31,6 +31,8 @@ from tests.xg_fixtures import (
     xg_money,
 )
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.rules.eligibility import CreatorKind
 
 SECOND = timedelta(seconds=1)
@@ -75,7 +77,8 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
 
     state = await api.state(ctx.client, task)
     p1, p2, p4 = state.pieces["p1"], state.pieces["p2"], state.pieces["p4"]
-    assert (p1.revisions, p2.revisions, p1.stage, p2.stage) == (2, 1, xg.PieceStage.PUBLISHED, xg.PieceStage.PUBLISHED)
+    assert (p1.revisions, p2.revisions, p1.stage, p2.stage) == (2, 1, xgs.PieceStage.PUBLISHED,
+                                                                xgs.PieceStage.PUBLISHED)
     assert [r.reason for r in p1.reviews if not r.approved] == ["logo too small", "missing ad disclosure"]
     assert [(r.by, r.approved) for r in p2.reviews] == [("provider", True), ("client", False), ("provider", True),
                                                         ("client", True)]
@@ -99,14 +102,14 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     assert p3.published_at == p3.approved_at == p3.promotion_starts_at
     # The client objects to P4 within 3 days; the operator upholds it and sets its amounts (XG-5).
     await events(ctx, task, "e4", "p4", 20, t0 + 2 * DAY + HOUR - 30 * 60 * SECOND)
-    await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(
+    await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(
         client_id=client_id, piece_id="p4", reason="shows a competitor's logo"))
     await task_when(ctx, task, lambda s: s.pieces["p4"].billed_spend_fen == 3_000)
     await sleep_until(ctx, t0 + 2 * DAY + 2 * HOUR)
-    await api.decide_objection(ctx.client, task, xg.DecideObjectionRequest(
+    await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
         operator_id=OPERATOR, piece_id="p4", upheld=True, creator_earnings_fen=5_000, promotion_spend_fen=2_000,
         note="competitor logo visible for 3 s"))
-    p4 = await piece_when(ctx, task, "p4", lambda p: p.stage is xg.PieceStage.SETTLED)
+    p4 = await piece_when(ctx, task, "p4", lambda p: p.stage is xgs.PieceStage.SETTLED)
 
     # Day 3: a compliance pause of the whole task; changes made on day 4 (XG-7, R-9).
     await sleep_until(ctx, t0 + 3 * DAY)
@@ -129,7 +132,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     await events(ctx, task, "e9-cheat", "p3", 50, t0 + 6 * DAY, cheating=True)
     await task_when(ctx, task, lambda s: s.pieces["p3"].billable_events == 300)
 
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     final = await api.state(ctx.client, task)
 
     # The billing period is extended by the pause; each piece settles at its publicity window's close.
@@ -143,11 +146,11 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     }
     for pid, (n, earnings, spend, fee, provider_fee, payee) in expected.items():
         piece = final.pieces[pid]
-        assert piece.stage is xg.PieceStage.SETTLED, pid
+        assert piece.stage is xgs.PieceStage.SETTLED, pid
         assert piece.billable_events == n, pid
-        assert piece.settlement == xg.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend,
-                                                 platform_fee_fen=fee, provider_fee_fen=provider_fee,
-                                                 payee_account=payee), pid
+        assert piece.settlement == xgs.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend,
+                                                  platform_fee_fen=fee, provider_fee_fen=provider_fee,
+                                                  payee_account=payee), pid
         assert ctx.a.ledger.balance(payee).balance_fen == earnings, pid
     for pid in ("p1", "p2", "p3"):
         piece = final.pieces[pid]
@@ -170,7 +173,7 @@ async def test_r_5_r_8_four_pieces_pause_cheating_duplicate_and_settlement(ctx: 
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000 + 82_494
     assert ctx.a.ledger.conservation_total() == 0
     ctx.a.ledger.check_conservation()
-    assert final.stage is xg.TaskStage.CLOSED and not final.escalated
+    assert final.stage is xgs.TaskStage.CLOSED and not final.escalated
 
     await replays(ctx, xg.xg_task_workflow_id(task))
 
@@ -200,7 +203,7 @@ async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the
     await api.pause(ctx.client, task, xg.PauseRequest(
         operator_id=OPERATOR, pause_id="pz", reason="promoted goods lack a licence", **await notice(ctx, t0 + 4 * DAY)))
     await client_says(ctx, task, client_id, "q5", True)
-    held = await piece_when(ctx, task, "q5", lambda p: p.stage is xg.PieceStage.APPROVED)
+    held = await piece_when(ctx, task, "q5", lambda p: p.stage is xgs.PieceStage.APPROVED)
     assert held.published_at is None  # nothing publishes while paused
     await events(ctx, task, "f2-paused", "q1", 80, t0 + 2 * DAY + HOUR)  # not billed: paused
 
@@ -228,20 +231,20 @@ async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the
     cancel_at = cancelled.applied_at
     assert cancelled.promotion_stopped_at == cancel_at
 
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     final = await api.state(ctx.client, task)
     #          earnings, spend, platform fee, provider fee
     expected = {"q1": (20_000, 5_000, 2_500, 1_000), "q2": (10_000, 0, 1_000, 500), "q5": (7_000, 0, 700, 350)}
     for pid, (earnings, spend, fee, provider_fee) in expected.items():
         piece = final.pieces[pid]
-        assert piece.stage is xg.PieceStage.SETTLED, pid
+        assert piece.stage is xgs.PieceStage.SETTLED, pid
         assert piece.settlement is not None
         assert (piece.settlement.creator_earnings_fen, piece.settlement.promotion_spend_fen,
                 piece.settlement.platform_fee_fen, piece.settlement.provider_fee_fen) == (
             earnings, spend, fee, provider_fee), pid
         assert piece.publicity_window_closes_at == cancel_at + 3 * DAY, pid
     for pid in ("q3", "q4"):
-        assert final.pieces[pid].stage is xg.PieceStage.CLOSED
+        assert final.pieces[pid].stage is xgs.PieceStage.CLOSED
         assert final.pieces[pid].close_reason == "not published before promotion ended"
     assert final.pieces["q1"].billable_events == 100
     assert (result.paid_to_creators_fen, result.promotion_spend_fen, result.platform_fees_fen,
@@ -257,7 +260,7 @@ async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the
             if f":{task}:" in f"{t.business_key}:"]
     assert keys.index(f"xg:charge:{task}:delay_fee") < min(i for i, k in enumerate(keys) if k.startswith("xg:settle:"))
     assert final.end_reason == "cancelled after pause pz: deadline for changes missed"
-    assert not final.escalated and final.stage is xg.TaskStage.CLOSED
+    assert not final.escalated and final.stage is xgs.TaskStage.CLOSED
     ctx.a.ledger.check_conservation()
 
     await replays(ctx, xg.xg_task_workflow_id(task))
@@ -284,7 +287,7 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
         operator_id=OPERATOR, violation_id="v1", cause=xg.TerminationCause.CHEATING_BYPASS_OR_LAUNDERING,
         note="click farm detected on the landing page", decision=xg.ViolationDecision.STOP))
     stop_at = stopped.promotion_stopped_at
-    assert stop_at is not None and stopped.stage is xg.TaskStage.STOPPED
+    assert stop_at is not None and stopped.stage is xgs.TaskStage.STOPPED
     waiting = await task_when(ctx, task, lambda s: s.escalated)
     assert waiting.escalation_reasons == ["pieces awaiting a settle-or-decline decision: r1, r2"]
     await events(ctx, task, "g3-after-stop", "r1", 50, stop_at + HOUR)  # after the stop: never billed
@@ -293,20 +296,20 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
         reason="XG-8: cheating investigation"))
     await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
         operator_id=OPERATOR, piece_id="r1", settle=True, note="creator not involved"))
-    still = await task_when(ctx, task, lambda s: s.pieces["r1"].stage is xg.PieceStage.SETTLED)
+    still = await task_when(ctx, task, lambda s: s.pieces["r1"].stage is xgs.PieceStage.SETTLED)
     assert still.escalated and still.escalation_reasons == ["pieces awaiting a settle-or-decline decision: r2"]
     await api.decide_piece(ctx.client, task, xg.DecidePieceRequest(
         operator_id=OPERATOR, piece_id="r2", settle=False, note="creator ran the click farm"))
 
-    result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+    result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
     final = await api.state(ctx.client, task)
     r1, r2 = final.pieces["r1"], final.pieces["r2"]
-    assert r1.stage is xg.PieceStage.SETTLED and r2.stage is xg.PieceStage.CLOSED
-    assert r1.settlement == xg.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
-                                          platform_fee_fen=2_500, provider_fee_fen=1_000,
-                                          payee_account=f"creator:{A}:payable")
-    assert r2.settlement == xg.PieceMoney(creator_earnings_fen=0, promotion_spend_fen=2_000, platform_fee_fen=200,
-                                          provider_fee_fen=0, payee_account=f"creator:{B}:payable")
+    assert r1.stage is xgs.PieceStage.SETTLED and r2.stage is xgs.PieceStage.CLOSED
+    assert r1.settlement == xgs.PieceMoney(creator_earnings_fen=20_000, promotion_spend_fen=5_000,
+                                           platform_fee_fen=2_500, provider_fee_fen=1_000,
+                                           payee_account=f"creator:{A}:payable")
+    assert r2.settlement == xgs.PieceMoney(creator_earnings_fen=0, promotion_spend_fen=2_000, platform_fee_fen=200,
+                                           provider_fee_fen=0, payee_account=f"creator:{B}:payable")
     assert r1.promotion_ends_at == r2.promotion_ends_at == stop_at
     assert r1.billable_events == 100
     # 198,000 = 20,000 + 7,000 + 2,700 + 1,000 deducted + 167,300 refunded
@@ -314,7 +317,7 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
             result.deducted_fen, result.refunded_fen) == (20_000, 7_000, 2_700, 1_000, 167_300)
     assert ctx.a.ledger.balance(f"creator:{B}:payable").balance_fen == 0
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000 + 167_300
-    assert final.stage is xg.TaskStage.CLOSED and not final.escalated
+    assert final.stage is xgs.TaskStage.CLOSED and not final.escalated
     assert final.end_reason == "stopped: cheating_bypass_or_laundering: click farm detected on the landing page"
     ctx.a.ledger.check_conservation()
     await replays(ctx, xg.xg_task_workflow_id(task))

@@ -27,6 +27,8 @@ from tests.xg_fixtures import (
     task_when,
 )
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 
 # The session's test server clock runs years ahead (time skipping): a calendar that answers for every year, so the
 # deadline is exact; the missing-calendar path has its own test.
@@ -47,8 +49,8 @@ class TestXG1MaterialsReview:
             xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True),
             xg.MaterialVerdict(kind=xg.MaterialKind.LINK, item_id="lp-1", approved=False,
                                reason="landing page is unreachable")]))
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
-        assert result.stage is xg.TaskStage.CLOSED and result.refunded_fen == 198_000
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+        assert result.stage is xgs.TaskStage.CLOSED and result.refunded_fen == 198_000
         assert result.end_reason == "materials refused: link lp-1: landing page is unreachable"
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000
 
@@ -58,9 +60,9 @@ class TestXG3Provider:
         task, client_id = ids(ctx, "prov")
         await ordered_task(ctx, task, client_id)
         state = await api.state(ctx.client, task)
-        assert state.provider_id == PROVIDER and state.stage is xg.TaskStage.IN_PROGRESS
+        assert state.provider_id == PROVIDER and state.stage is xgs.TaskStage.IN_PROGRESS
         with pytest.raises(Refused) as refusal:
-            await api.select_creator(ctx.client, task, xg.SelectCreatorRequest(
+            await api.select_creator(ctx.client, task, xgp.SelectCreatorRequest(
                 provider_id="prov-other", piece_id="p1", creator_id="c1", creator_earnings_fen=1_000))
         assert refusal.value.reasons == [f"provider_id: prov-other is not the provider assigned to task {task}"]
         await select(ctx, task, "p1", f"c1-{ctx.uid}", 70_000)
@@ -71,7 +73,7 @@ class TestXG3Provider:
         # One type per rule: the budget refused by the validator is the handler's SelectionRefused too.
         assert refusal.value.kind == "SelectionRefused"
         with pytest.raises(Refused) as refusal:
-            await api.select_creator(ctx.client, task, xg.SelectCreatorRequest(
+            await api.select_creator(ctx.client, task, xgp.SelectCreatorRequest(
                 provider_id=PROVIDER, piece_id="p3", creator_id=f"ghost-{ctx.uid}", creator_earnings_fen=1_000))
         assert refusal.value.reasons == [f"creator ghost-{ctx.uid} is not registered"]
 
@@ -87,7 +89,7 @@ class TestXG4ContentReview:
             await provider_says(ctx, task, "p1", False)
         assert refusal.value.reasons == ["reason: required when sending content back for revision"]
         reviewed = await provider_says(ctx, task, "p1", True)
-        assert reviewed.stage is xg.PieceStage.CLIENT_REVIEW and reviewed.client_review_due_at is not None
+        assert reviewed.stage is xgs.PieceStage.CLIENT_REVIEW and reviewed.client_review_due_at is not None
         with pytest.raises(Refused) as refusal:
             await client_says(ctx, task, client_id, "p1", False)
         assert refusal.value.reasons == ["reason: required when rejecting content"]
@@ -111,9 +113,9 @@ class TestXG11Licence:
         task, client_id = ids(ctx, "lic")
         await ordered_task(ctx, task, client_id)
         piece = await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
-        assert piece.licence == xg.Licence(content_id="content-p1", licensee_client_id=client_id,
-                                           scope="xingguang_joint_placement_only", term="long_term",
-                                           granted_at=piece.published_at)
+        assert piece.licence == xgs.Licence(content_id="content-p1", licensee_client_id=client_id,
+                                            scope="xingguang_joint_placement_only", term="long_term",
+                                            granted_at=piece.published_at)
 
 
 class TestXG5Objections:
@@ -126,7 +128,7 @@ class TestXG5Objections:
         accepted = await piece_when(ctx, task, "p1", lambda p: p.content_accepted_at is not None)
         assert accepted.content_accepted_at == piece.published_at + 3 * DAY  # type: ignore[operator]
         with pytest.raises(Refused) as refusal:
-            await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(
+            await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(
                 client_id=client_id, piece_id="p1", reason="too late"))
         assert refusal.value.reasons[0].startswith("the objection window closed at ")
 
@@ -136,7 +138,7 @@ class TestXG5Objections:
         task, client_id = ids(ctx, "objesc")
         t0, _ = await ordered_task(ctx, task, client_id, days=20)
         await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
-        objected = await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(
+        objected = await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(
             client_id=client_id, piece_id="p1", reason="wrong product colour"))
         assert objected.objection is not None
         # 7 statutory working days after the day it was raised, to the end of the 7th (calendar.add_working_days).
@@ -146,11 +148,11 @@ class TestXG5Objections:
         escalated = await task_when(ctx, task, lambda s: s.escalated)
         assert escalated.escalation_reasons == ["piece p1: objection undecided after 7 working days"]
         await events(ctx, task, "h1", "p1", 10, t0 + 2 * DAY)
-        await api.decide_objection(ctx.client, task, xg.DecideObjectionRequest(
+        await api.decide_objection(ctx.client, task, xgp.DecideObjectionRequest(
             operator_id=OPERATOR, piece_id="p1", upheld=False, note="colour is as ordered"))
         cleared = await task_when(ctx, task, lambda s: not s.escalated)
-        assert cleared.pieces["p1"].stage is xg.PieceStage.PUBLISHED
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        assert cleared.pieces["p1"].stage is xgs.PieceStage.PUBLISHED
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].creator_earnings_fen == 10_000 and result.pieces["p1"].promotion_spend_fen == 500
 
 
@@ -160,7 +162,7 @@ class TestXG5Objections:
         task, client_id = ids(ctx, "nocal")
         await ordered_task(ctx, task, client_id, days=5)
         await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
-        disputed = await api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+        disputed = await api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(
             client_id=client_id, piece_id="p1", reason="numbers look off"))
         assert disputed.data_dispute is not None
         assert disputed.data_dispute.escalates_at == disputed.data_dispute.raised_at
@@ -176,14 +178,14 @@ class TestXG6DataAndR11Ends:
         await sleep_until(ctx, t0 + 2 * DAY)
         await events(ctx, task, "d1", "p1", 100, t0 + DAY + HOUR)
         await sleep_until(ctx, t0 + 6 * DAY + HOUR)  # billing over at t0+6d: publicity window open
-        await api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+        await api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(
             client_id=client_id, piece_id="p1", reason="our tracker saw 80 clicks"))
         await sleep_until(ctx, t0 + 10 * DAY)  # past the window: settlement held by the dispute
         held = await api.state(ctx.client, task)
-        assert held.pieces["p1"].stage is xg.PieceStage.PUBLICITY
-        await api.resolve_data_dispute(ctx.client, task, xg.ResolveDataDisputeRequest(
+        assert held.pieces["p1"].stage is xgs.PieceStage.PUBLICITY
+        await api.resolve_data_dispute(ctx.client, task, xgp.ResolveDataDisputeRequest(
             operator_id=OPERATOR, piece_id="p1", billable_events=80, note="20 bot clicks removed"))
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].promotion_spend_fen == 4_000
         assert result.pieces["p1"].platform_fee_fen == 1_400
         final = await api.state(ctx.client, task)
@@ -194,12 +196,12 @@ class TestXG6DataAndR11Ends:
         t0, _ = await ordered_task(ctx, task, client_id, days=5)
         await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
         await published_piece(ctx, task, client_id, "p2", f"c2-{ctx.uid}", 10_000)
-        await api.raise_objection(ctx.client, task, xg.RaiseObjectionRequest(
+        await api.raise_objection(ctx.client, task, xgp.RaiseObjectionRequest(
             client_id=client_id, piece_id="p2", reason="hold the task open"))
         await sleep_until(ctx, t0 + 9 * DAY)
-        await piece_when(ctx, task, "p1", lambda p: p.stage is xg.PieceStage.SETTLED)
+        await piece_when(ctx, task, "p1", lambda p: p.stage is xgs.PieceStage.SETTLED)
         with pytest.raises(Refused) as refusal:
-            await api.raise_data_dispute(ctx.client, task, xg.RaiseDataDisputeRequest(
+            await api.raise_data_dispute(ctx.client, task, xgp.RaiseDataDisputeRequest(
                 client_id=client_id, piece_id="p1", reason="too late"))
         assert refusal.value.reasons == ["piece_id: piece p1 is settled, not published, publicity"]
 
@@ -212,9 +214,9 @@ class TestXG6DataAndR11Ends:
         await events(ctx, task, "b1", "p1", 150, t0 + DAY + HOUR)
         await events(ctx, task, "b2", "p2", 100, t0 + 2 * DAY)  # only 50 of 100 fit the budget
         await events(ctx, task, "b3", "p1", 10, t0 + 2 * DAY + HOUR)  # after the end: not billed
-        ended = await task_when(ctx, task, lambda s: s.stage is xg.TaskStage.SETTLING)
+        ended = await task_when(ctx, task, lambda s: s.stage is xgs.TaskStage.SETTLING)
         assert ended.promotion_stopped_at == t0 + 2 * DAY and ended.end_reason == "placement budget used up"
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert (result.pieces["p1"].promotion_spend_fen, result.pieces["p2"].promotion_spend_fen) == (7_500, 2_500)
         final = await api.state(ctx.client, task)
         assert final.pieces["p2"].publicity_window_closes_at == t0 + 5 * DAY
@@ -228,11 +230,11 @@ class TestR1Void:
         await sleep_until(ctx, t0 + 2 * DAY)
         await events(ctx, task, "v1", "p1", 100, t0 + DAY + HOUR)
         await events(ctx, task, "v2", "p1", 40, t0 + DAY + HOUR)
-        await api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id="v2", reason="bot farm"))
-        await api.void_billable_events(ctx.client, task, xg.VoidBillableEvents(event_id="v3", reason="bot farm"))
+        await api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id="v2", reason="bot farm"))
+        await api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id="v3", reason="bot farm"))
         await events(ctx, task, "v3", "p1", 30, t0 + DAY + 2 * HOUR)  # voided before it arrived
         await task_when(ctx, task, lambda s: s.batches_received == 3 and not s.pending_batches)
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].promotion_spend_fen == 5_000
 
 
@@ -246,9 +248,9 @@ class TestXG9Fees:
         await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 12_345)
         await sleep_until(ctx, t0 + 2 * DAY)
         await events(ctx, task, "w1", "p1", 100, t0 + DAY + HOUR)
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xg.TaskResult)
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         # Provider fee: 5% of 12,345 = 617.25 -> 617, from the platform's own revenue, never from the client.
-        assert result.pieces["p1"] == xg.PieceMoney(
+        assert result.pieces["p1"] == xgs.PieceMoney(
             creator_earnings_fen=12_345, promotion_spend_fen=5_000, platform_fee_fen=0, provider_fee_fen=617,
             payee_account=f"creator:c-{ctx.uid}:payable")
         assert result.refunded_fen == 180_000 - 12_345 - 5_000

@@ -19,6 +19,7 @@ from tests.helpers import creator, eligible_client
 from tests.xg_fixtures import OPERATOR, PROVIDER, order_request
 from worker import Adapters
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
 from workflows.rules.clock import BUSINESS_TZ
 
 TASK_QUEUE = "xg-visibility"
@@ -59,8 +60,8 @@ async def test_r_11_a_stop_awaiting_decisions_is_findable_by_escalated(dev: Clie
     await api.review_materials(dev, task, xg.ReviewMaterialsRequest(operator_id=OPERATOR, verdicts=[
         xg.MaterialVerdict(kind=xg.MaterialKind.QUALIFICATION, item_id="licence-1", approved=True)]))
     await api.assign_provider(dev, task, OPERATOR, PROVIDER)
-    await api.select_creator(dev, task, xg.SelectCreatorRequest(provider_id=PROVIDER, piece_id="p1", creator_id=who,
-                                                                creator_earnings_fen=10_000))
+    await api.select_creator(dev, task, xgp.SelectCreatorRequest(provider_id=PROVIDER, piece_id="p1", creator_id=who,
+                                                                 creator_earnings_fen=10_000))
     escalated = f'task_id = "{task}" AND escalated = true'
     await eventually(dev, f'task_id = "{task}" AND stage = "in_progress" AND escalated = false', 1)
     await api.record_violation(dev, task, xg.RecordViolationRequest(

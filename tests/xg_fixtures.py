@@ -14,6 +14,8 @@ from starter import xingguang as api
 from tests.conftest import Ctx
 from tests.helpers import DAY, business_now, creator, eligible_client
 from workflows.contract import xingguang as xg
+from workflows.contract import xingguang_pieces as xgp
+from workflows.contract import xingguang_state as xgs
 from workflows.rules.clock import BUSINESS_TZ
 from workflows.xingguang_task import XingguangTaskWorkflow
 
@@ -50,49 +52,49 @@ async def ordered_task(ctx: Ctx, task: str, client_id: str, balance_fen: int = 3
     return t0, result
 
 
-async def select(ctx: Ctx, task: str, piece: str, creator_id: str, earnings_fen: int, **kind: object) -> xg.Piece:
+async def select(ctx: Ctx, task: str, piece: str, creator_id: str, earnings_fen: int, **kind: object) -> xgs.Piece:
     creator(ctx.a, creator_id, **kind)  # type: ignore[arg-type]
-    return await api.select_creator(ctx.client, task, xg.SelectCreatorRequest(
+    return await api.select_creator(ctx.client, task, xgp.SelectCreatorRequest(
         provider_id=PROVIDER, piece_id=piece, creator_id=creator_id, creator_earnings_fen=earnings_fen))
 
 
-async def submit(ctx: Ctx, task: str, piece: str, creator_id: str, content_id: str) -> xg.Piece:
-    return await api.submit_content(ctx.client, task, xg.SubmitContentRequest(
+async def submit(ctx: Ctx, task: str, piece: str, creator_id: str, content_id: str) -> xgs.Piece:
+    return await api.submit_content(ctx.client, task, xgp.SubmitContentRequest(
         creator_id=creator_id, piece_id=piece, content_id=content_id))
 
 
-async def provider_says(ctx: Ctx, task: str, piece: str, approved: bool, reason: str = "") -> xg.Piece:
-    return await api.provider_review(ctx.client, task, xg.ProviderReviewRequest(
+async def provider_says(ctx: Ctx, task: str, piece: str, approved: bool, reason: str = "") -> xgs.Piece:
+    return await api.provider_review(ctx.client, task, xgp.ProviderReviewRequest(
         provider_id=PROVIDER, piece_id=piece, approved=approved, reason=reason))
 
 
-async def client_says(ctx: Ctx, task: str, client_id: str, piece: str, approved: bool, reason: str = "") -> xg.Piece:
-    return await api.client_review(ctx.client, task, xg.ClientReviewRequest(
+async def client_says(ctx: Ctx, task: str, client_id: str, piece: str, approved: bool, reason: str = "") -> xgs.Piece:
+    return await api.client_review(ctx.client, task, xgp.ClientReviewRequest(
         client_id=client_id, piece_id=piece, approved=approved, reason=reason))
 
 
 async def published_piece(ctx: Ctx, task: str, client_id: str, piece: str, creator_id: str, earnings_fen: int,
-                          **kind: object) -> xg.Piece:
+                          **kind: object) -> xgs.Piece:
     await select(ctx, task, piece, creator_id, earnings_fen, **kind)
     await submit(ctx, task, piece, creator_id, f"content-{piece}")
     reviewed = await provider_says(ctx, task, piece, True)
-    if reviewed.stage is xg.PieceStage.CLIENT_REVIEW:
+    if reviewed.stage is xgs.PieceStage.CLIENT_REVIEW:
         await client_says(ctx, task, client_id, piece, True)
     return await piece_when(ctx, task, piece, lambda p: p.published_at is not None)
 
 
 async def events(ctx: Ctx, task: str, event_id: str, piece: str, count: int, occurred_at: datetime,
                  cheating: bool = False) -> None:
-    await api.report_billable_events(ctx.client, task, xg.BillableEventBatch(
+    await api.report_billable_events(ctx.client, task, xgp.BillableEventBatch(
         event_id=event_id, piece_id=piece, count=count, occurred_at=occurred_at, cheating=cheating))
 
 
-async def task_when(ctx: Ctx, task: str, predicate: Callable[[xg.XingguangTaskState], bool],
-                    timeout: float = 60.0) -> xg.XingguangTaskState:
+async def task_when(ctx: Ctx, task: str, predicate: Callable[[xgs.XingguangTaskState], bool],
+                    timeout: float = 60.0) -> xgs.XingguangTaskState:
     """Poll the task's state until `predicate` holds (signals and timers are processed asynchronously). A query
     that times out on a busy machine is asked again."""
     deadline = asyncio.get_running_loop().time() + timeout
-    state: xg.XingguangTaskState | None = None
+    state: xgs.XingguangTaskState | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
             state = await api.state(ctx.client, task)
@@ -107,7 +109,7 @@ async def task_when(ctx: Ctx, task: str, predicate: Callable[[xg.XingguangTaskSt
     raise AssertionError(f"task {task} never reached the expected state: {shown}")
 
 
-async def piece_when(ctx: Ctx, task: str, piece: str, predicate: Callable[[xg.Piece], bool]) -> xg.Piece:
+async def piece_when(ctx: Ctx, task: str, piece: str, predicate: Callable[[xgs.Piece], bool]) -> xgs.Piece:
     state = await task_when(ctx, task, lambda s: piece in s.pieces and predicate(s.pieces[piece]))
     return state.pieces[piece]
 

@@ -18,8 +18,15 @@ from __future__ import annotations
 import bisect
 from datetime import datetime, timedelta
 
-from workflows.contract.mount_task import MountTaskState, PieceEntry
-from workflows.rules.billing import billing_period_end, publicity_window_closes_at
+from temporalio import workflow
+
+# Passed through like every contract import of the workflows: imported here in a sandbox that does not pass
+# `workflows` through (Replayer's default runner), the contract would be loaded a second time, and that copy would
+# replace the module the mount task's mixins name (`from workflows.contract import mount_task`), whose models then
+# fail pydantic's checks against the ports' (tests/test_metrics.py replays so).
+with workflow.unsafe.imports_passed_through():
+    from workflows.contract.mount_task import MountTaskState, PieceEntry
+    from workflows.rules.billing import billing_period_end, publicity_window_closes_at
 
 LOOK_AFTER = timedelta(seconds=2)
 LOOK_AT_LEAST_EVERY = timedelta(hours=1)

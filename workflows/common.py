@@ -9,13 +9,12 @@ from typing import Any, NoReturn
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
-from workflows.contract.names import SA
+with workflow.unsafe.imports_passed_through():
+    from workflows.contract.names import SA
+    from workflows.rules import run_length
+    from workflows.rules.run_length import MAX_MESSAGES_PER_RUN  # its value, for readers; RunLength reads the module
 
 __all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "stage_attributes", "until"]
-
-# Own bound on messages per run, below the server's 10,000 signals per run, in case the SDK's suggestion
-# comes late (DESIGN.md: "Limits that shape the design").
-MAX_MESSAGES_PER_RUN = 2_000
 
 
 def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False,
@@ -48,8 +47,8 @@ class RunLength:
     the suggestion in their predicates (`legacy`), so that their histories replay as they were made."""
 
     def __init__(self, bound: int | None = None) -> None:
-        # The module's bound is read here, not at import: tests lower it to reach it with a few messages.
-        self.bound = MAX_MESSAGES_PER_RUN if bound is None else bound
+        # The bound is read here, not at import: tests lower it to reach it with a few messages (run_length).
+        self.bound = run_length.MAX_MESSAGES_PER_RUN if bound is None else bound
         self.legacy = not workflow.patched(SUGGESTION_OUTSIDE_PREDICATES_PATCH)
 
     def reached(self, messages_this_run: int) -> bool:

@@ -7,8 +7,9 @@ the task reads the closures from there, from the last one it read: waking when t
 then every few seconds while pieces keep closing (docs/bench.md "Limits found" 2b: a message from every piece kept
 the task from continuing as new).
 
-Its parts: mount_reports.py (AM-6), task_revocations.py (AM-14, AM-15), task_closures.py (AM-7, AM-13: the end,
-the closures, the refund), task_penalties.py (R-12), task_register.py (the register in the database).
+Its parts: task_mounts.py and mount_reports.py (AM-6), task_revocations.py (AM-14, AM-15), task_closures.py (AM-7,
+AM-13: the end, the closures, the refund), task_penalties.py (R-12), task_register.py (the register in the
+database).
 """
 
 from __future__ import annotations
@@ -19,25 +20,22 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from ports import directory, fanout, ledger
+    from ports import directory, ledger
     from ports.directory import PartyRequest
     from ports.ledger import INSUFFICIENT_FUNDS, FreezeRequest
     from workflows.contract import mount_task as c
-    from workflows.contract.mounted_content import MountedContentInput, TaskPeriodEnded
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
     from workflows.contract.views import MountTaskView, Progress
-    from workflows.rules.billing import billing_period_end
+    from workflows.rules import run_length
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
     from workflows.rules.fees import platform_fee
-    from workflows.rules.mounts import CLOCK_SKEW
     from workflows.rules.task_form import task_form_problems
 
 from workflows import details, metrics
 from workflows import task_register as reg
-from workflows.closure_looks import LOOK_AFTER, ClosureLooks
+from workflows.closure_looks import ClosureLooks
 from workflows.common import (
-    MAX_MESSAGES_PER_RUN,
     RunLength,
     continue_as_new_when_handlers_done,
     stage_attributes,
@@ -46,25 +44,17 @@ from workflows.common import (
 from workflows.escalation import Stalls
 from workflows.mount_reports import (
     LATE_MOUNTS_PATCH,
-    MOUNT_REFUSED,
-    mount_refusals,
-    period_cut_at,
-    unmount_refused,
     wait_for_late_mounts,
 )
 from workflows.mount_views import task_view
-from workflows.refusals import ALREADY_MOUNTED, JOIN_REFUSED, PUBLICATION_REFUSED, refused
+from workflows.refusals import JOIN_REFUSED, PUBLICATION_REFUSED, refused
 from workflows.task_closures import TaskClosures
-from workflows.task_penalties import MOUNT_PENALTY_PATCH, PENALIZED_MOUNT_UNMOUNTED_PATCH, TaskPenalties
+from workflows.task_mounts import TaskMounts
+from workflows.task_penalties import TaskPenalties
 from workflows.task_revocations import TaskRevocations
 
 # A draft that is never published closes after this long (as failed, so that its task id may be used again).
 DRAFT_TTL = timedelta(hours=1)
-# A mount reported this far ahead of the workflow clock is refused as a clock error.
-# Messages (joins, new mounts, revocations, reports from pieces) one run of a task takes before it continues as new:
-# a mount costs ~6.7 history events, so ~7,000 events a run, under the server's 10,240 warning (docs/bench.md,
-# "Limits found" 1; the shared bound MAX_MESSAGES_PER_RUN let a run reach ~13,400).
-TASK_MESSAGES_PER_RUN = 1_000
 # Runs that started before the drain keep the shared bound when their history is replayed.
 DRAIN_PATCH = "task-drain-before-continue-as-new"
 # Runs that record this marker read their pieces' closures from the ledger; older runs wait for content_closed.
@@ -72,13 +62,13 @@ CLOSURES_FROM_LEDGER_PATCH = "task-reads-closures-from-ledger"
 
 
 @workflow.defn(name=MOUNT_TASK_WORKFLOW)
-class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
+class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts):
     @workflow.init
     def __init__(self, input: c.MountTaskInput) -> None:
         self.s = input.carried_state or c.MountTaskState(task_id=input.task_id)
         self._publishing = False
         self._publishing_request: c.PublishTaskRequest | None = None
-        self._messages_bound = MAX_MESSAGES_PER_RUN
+        self._messages_bound = run_length.MAX_MESSAGES_PER_RUN
         # Set in run (CLOSURES_FROM_LEDGER_PATCH): when to look at the ledger for closed pieces next.
         self._reads_ledger = False
         self._looks: ClosureLooks | reg.RegisterLooks | None = None
@@ -96,7 +86,7 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         if input.carried_state is None and workflow.patched(reg.REGISTER_PATCH):
             s.register_in_db = True  # its runs continued as new keep it (MountTaskState.register_in_db)
         if workflow.patched(DRAIN_PATCH):
-            self._messages_bound = TASK_MESSAGES_PER_RUN
+            self._messages_bound = run_length.TASK_MESSAGES_PER_RUN
         self._reads_ledger = workflow.patched(CLOSURES_FROM_LEDGER_PATCH)
         self._late_mounts = workflow.patched(LATE_MOUNTS_PATCH)
         self._run_length = RunLength(self._messages_bound)
@@ -273,100 +263,6 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties):
         self._refuse_while_draining("join")
         if problem := self._period_closed_problem("join"):
             raise refused(JOIN_REFUSED, problem)
-
-    # ---------------------------------------------------------------- mounting (AM-6)
-    @workflow.update(name="report_mount")
-    async def report_mount(self, request: c.ReportMountRequest) -> c.MountResult:
-        s = self.s
-        if s.register_in_db:
-            return await self._report_mount_in_register(request)
-        piece = s.pieces.get(request.content_id)
-        late = piece is None and s.stage is c.TaskStage.ENDED
-        if piece is None and (reasons := mount_refusals(s, request, workflow.now(), late_reports=self._late_mounts,
-                                                        clock_skew=CLOCK_SKEW)):
-            s.messages_this_run += 1
-            await unmount_refused(s.task_id, request, reasons)  # AM-6 reading: the refused component comes down
-            raise refused(MOUNT_REFUSED, reasons)
-        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
-        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
-        if piece is None and (reasons := await self._penalty_refusals(request)):  # R-12 (task_penalties.py)
-            s.messages_this_run += 1
-            if workflow.patched(PENALIZED_MOUNT_UNMOUNTED_PATCH):
-                await unmount_refused(s.task_id, request, reasons)  # AM-6 reading, as for every refused mount
-            raise refused(MOUNT_REFUSED, reasons)
-        piece = s.pieces.get(request.content_id)  # the same report may have been accepted meanwhile
-        if piece is None:
-            piece = c.PieceEntry(content_id=request.content_id, creator_id=request.creator_id,
-                                 mounted_at=request.mounted_at)
-            s.pieces[request.content_id] = piece
-            s.pieces_open += 1
-            s.messages_this_run += 1
-            metrics.piece_mounted("mount", piece.content_id)
-            if isinstance(self._looks, ClosureLooks):  # the run's loop looks at the ledger once its window closes
-                look_at = self._looks.add(piece) + LOOK_AFTER
-                if self._look_at is None or look_at < self._look_at:
-                    self._look_at, self._look_moved = look_at, True
-        content_input = MountedContentInput(
-            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
-            payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
-        )
-        started = await fanout.START_CONTENT_WORKFLOW(content_input)
-        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
-            await self._signal_pieces([piece.content_id], "task_period_ended",
-                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
-        return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
-
-    async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
-        """AM-6 with the register in the database (workflows/task_register.py)."""
-        s = self.s
-        answer, new = await reg.accept_mount(s, request, late_reports=self._late_mounts, clock_skew=CLOCK_SKEW,
-                                             check_penalties=workflow.patched(MOUNT_PENALTY_PATCH))
-        if answer.refusals:  # AM-6 (mount_reports.py) or R-12 (task_penalties.py), as the register answered them
-            s.messages_this_run += 1
-            await unmount_refused(s.task_id, request, answer.refusals)  # AM-6 reading: the component comes down
-            raise refused(MOUNT_REFUSED, answer.refusals)
-        registered = answer.piece
-        assert registered is not None
-        late = not answer.existed and s.stage is c.TaskStage.ENDED
-        if new:
-            s.messages_this_run += 1
-            metrics.piece_mounted("mount", request.content_id)
-        if problem := reg.conflict(s, request, registered.piece):
-            raise problem  # mounted meanwhile for another creator or instant: the accepted one stays up
-        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
-        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
-        assert answer.creator is not None
-        piece = registered.piece
-        if isinstance(self._looks, reg.RegisterLooks):  # the run's loop looks once this piece's window closes
-            look_at = self._looks.add(piece.mounted_at) + LOOK_AFTER
-            if self._look_at is None or look_at < self._look_at:
-                self._look_at, self._look_moved = look_at, True
-        content_input = MountedContentInput(
-            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
-            payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
-        )
-        started = await fanout.START_CONTENT_WORKFLOW(content_input)
-        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
-            await self._signal_pieces([piece.content_id], "task_period_ended",
-                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
-        return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
-
-    @report_mount.validator
-    def validate_report_mount(self, request: c.ReportMountRequest) -> None:
-        s = self.s
-        self._refuse_while_draining("report_mount")
-        if s.register_in_db:
-            return  # the register answers in the handler (a repeated report, or content already mounted)
-        if (piece := s.pieces.get(request.content_id)) is not None:
-            if piece.creator_id == request.creator_id and piece.mounted_at == request.mounted_at:
-                return  # the same report again: answered with the same result
-            raise refused(ALREADY_MOUNTED, f"content_id: {request.content_id} is already mounted in task {s.task_id} "
-                                           f"(at {business_time(piece.mounted_at)} for creator {piece.creator_id})")
-        # Every other refusal is made by the handler, which takes the refused component down (mount_reports.py).
 
     @workflow.query(name="state")
     def state(self) -> MountTaskView:

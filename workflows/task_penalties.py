@@ -43,7 +43,7 @@ class TaskPenalties:
         if request.content_id in self.s.pieces or not workflow.patched(MOUNT_PENALTY_PATCH):
             return []
         # A local activity: one marker event, not an activity's three and a workflow task's, on a path taken by
-        # every mount (a run's length is counted in mounts: mount_task.TASK_MESSAGES_PER_RUN).
+        # every mount (a run's length is counted in mounts: run_length.TASK_MESSAGES_PER_RUN).
         facts = await directory.CREATOR_FACTS.local(PartyRequest(party_id=request.creator_id))
         return creator_penalty_refusals(facts, self.s.task_id)
 

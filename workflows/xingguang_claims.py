@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from ports import xg_ledger
     from ports.xg_ledger import XgCompensateRequest, XgFreezeBalanceRequest
     from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_state as cs
     from workflows.rules.xingguang_claims import claim_problems, pause_spans
     from workflows.rules.xingguang_money import damages_cap
 
@@ -56,9 +57,9 @@ class ClaimMessages(WorkflowBase):
                 raise refused("CompensationRefused", [err.cause.message]) from None
             raise
         policy = f" under policy {request.policy}" if request.policy else ""
-        s.compensations.append(c.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                             amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                             at=workflow.now()))
+        s.compensations.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
+                                              amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
+                                              at=workflow.now()))
         self._changed()
         result = self._compensation(request.compensation_id)
         assert result is not None
@@ -74,7 +75,7 @@ class ClaimMessages(WorkflowBase):
 
     def _compensation_problems(self, request: c.CompensateRequest, by_record: bool = True) -> list[str]:
         s = self.s
-        if s.result is None or s.stage is c.TaskStage.CLOSED:
+        if s.result is None or s.stage is cs.TaskStage.CLOSED:
             return [f"task {s.task_id} is {s.stage.value}: no order to compensate"]
         paid = sum(r.amount_fen for r in s.compensations if r.kind == c.CompensationKind.DAMAGES.value)
         return claim_problems(request, pause_spans(s.pauses) if by_record else None, s.frozen_fen, paid)
@@ -110,8 +111,8 @@ class ClaimMessages(WorkflowBase):
                 return done  # a concurrent call with this id recorded it (the hold itself is idempotent)
         else:
             s.deduction_requested_fen += request.amount_fen
-        s.penalties.append(c.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
-                                         amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
+        s.penalties.append(cs.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
+                                          amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
         self._changed()
         result = self._penalty(request.penalty_id)
         assert result is not None
@@ -120,7 +121,7 @@ class ClaimMessages(WorkflowBase):
     @penalize.validator
     def validate_penalize(self, request: c.PenalizeRequest) -> None:
         if self._penalty(request.penalty_id) is None and (self.s.result is None
-                                                           or self.s.stage is c.TaskStage.CLOSED):
+                                                           or self.s.stage is cs.TaskStage.CLOSED):
             raise refused("PenaltyRefused", [(f"task {self.s.task_id} is {self.s.stage.value}: nothing to deduct or "
                                              "freeze against")])
 

@@ -18,7 +18,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from ports import penalties
     from ports.penalties import DeductHeldRequest, HoldSettlementRequest
-    from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_pieces as cp
+    from workflows.contract import xingguang_state as cs
     from workflows.contract.names import xingguang_task_id
     from workflows.rules.clock import business_time
 
@@ -36,7 +37,7 @@ class PieceHolds(WorkflowBase):
         raise NotImplementedError  # XingguangTaskWorkflow's: apply time, show where the task stands
 
     @workflow.signal(name="settlement_released")
-    def settlement_released(self, event: c.PieceSettlementReleased) -> None:
+    def settlement_released(self, event: cp.PieceSettlementReleased) -> None:
         """R-13 / AM-22: the case holding piece `piece_id` released it: it settles once (a repeat is ignored)."""
         s = self.s
         s.messages_this_run += 1
@@ -47,11 +48,11 @@ class PieceHolds(WorkflowBase):
         if hold is not None and hold.released_at is not None:
             return  # a repeat
         if hold is None:  # the release overtook the answer of the hold check: remember it
-            piece.settlement_hold = hold = c.PieceSettlementHold(case_id=event.case_id, held_at=event.released_at)
+            piece.settlement_hold = hold = cs.PieceSettlementHold(case_id=event.case_id, held_at=event.released_at)
         hold.released_at, hold.outcome, hold.case_id = event.released_at, event.outcome, event.case_id
         self._wake = True
 
-    async def _held(self, piece: c.Piece, money: c.PieceMoney) -> bool:
+    async def _held(self, piece: cs.Piece, money: cs.PieceMoney) -> bool:
         """AM-19 / R-13: asks (and records, atomically) whether a freeze holds what this piece would pay."""
         s = self.s
         if piece.settlement_hold is not None:
@@ -60,19 +61,19 @@ class PieceHolds(WorkflowBase):
             return False  # nothing paid to the creator's side, or a run from before holds reached Xingguang
         result = await self._stalls.call(
             f"hold check of piece {piece.piece_id}", penalties.HOLD_SETTLEMENT,
-            HoldSettlementRequest(creator_id=piece.creator_id, workflow_id=c.piece_hold_key(s.task_id, piece.piece_id),
+            HoldSettlementRequest(creator_id=piece.creator_id, workflow_id=cp.piece_hold_key(s.task_id, piece.piece_id),
                                   task_id=s.task_id, content_id=piece.piece_id, fee_fen=money.creator_earnings_fen,
                                   at=workflow.now(), payee_account=money.payee_account))
         if not result.held or piece.settlement_hold is not None:  # not held, or released already meanwhile
             return result.held and piece.settlement_hold is not None and piece.settlement_hold.released_at is None
         assert result.case_id is not None
-        piece.settlement_hold = c.PieceSettlementHold(case_id=result.case_id, held_at=workflow.now())
+        piece.settlement_hold = cs.PieceSettlementHold(case_id=result.case_id, held_at=workflow.now())
         workflow.logger.info("piece %s of %s: settlement held by case %s (R-13)", piece.piece_id, s.task_id,
                              result.case_id)
         self._tick()  # the details name the case while the task waits
         return True
 
-    async def _deduct_if_the_case_says_so(self, piece: c.Piece, paid_fen: int) -> None:
+    async def _deduct_if_the_case_says_so(self, piece: cs.Piece, paid_fen: int) -> None:
         """A `deducted` release: what was just paid to the payee goes to the platform as the case's penalty."""
         hold = piece.settlement_hold
         if hold is None or hold.outcome != "deducted" or paid_fen == 0:

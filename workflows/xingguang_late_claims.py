@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.xg_claims import ClaimsBasisRequest
     from ports.xg_ledger import XgCompensateRequest
     from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_state as cs
     from workflows.contract.common import public_view
     from workflows.contract.names import SA, XINGGUANG_CLAIMS_WORKFLOW
     from workflows.contract.xingguang_claims import XingguangClaimsInput, XingguangClaimsState, XingguangClaimsView
@@ -109,9 +110,9 @@ class XingguangClaimsWorkflow:
             XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=basis.client_id,
                                 amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"))
         policy = f" under policy {request.policy}" if request.policy else ""
-        s.claims.append(c.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                      amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                      at=workflow.now()))
+        s.claims.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
+                                       amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
+                                       at=workflow.now()))
         s.last_claim_at = workflow.now()
         done = self._result(request.compensation_id)
         assert done is not None

@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from ports import xg_ledger
     from ports.xg_ledger import XgChargeRequest, XgRefundRequest, XgSettleRequest
     from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_state as cs
     from workflows.rules import xingguang_lifecycle as life
 
 from workflows import metrics
@@ -43,7 +44,7 @@ class MoneySteps(PieceHolds):
             return True
         return False
 
-    async def _settle(self, piece: c.Piece) -> None:
+    async def _settle(self, piece: cs.Piece) -> None:
         """R-8: once, after the publicity window (or at an operator's decision); R-13: not while a freeze of the
         payee's fees holds it (then once released)."""
         s = self.s
@@ -57,14 +58,14 @@ class MoneySteps(PieceHolds):
                             promotion_spend_fen=money.promotion_spend_fen, platform_fee_fen=money.platform_fee_fen,
                             provider_id=s.provider_id, provider_fee_fen=money.provider_fee_fen))
         piece.settlement, piece.settled_at, piece.settlement_due = money, workflow.now(), False
-        piece.stage = c.PieceStage.CLOSED if piece.stop_decision == "decline" else c.PieceStage.SETTLED
+        piece.stage = cs.PieceStage.CLOSED if piece.stop_decision == "decline" else cs.PieceStage.SETTLED
         if piece.stop_decision == "decline":
             piece.close_reason = "declined by an operator: creator earnings withheld (XG-8)"
         s.paid_to_creators_fen += money.creator_earnings_fen
         s.promotion_spend_fen += money.promotion_spend_fen
         s.platform_fees_fen += money.platform_fee_fen
         s.provider_fees_fen += money.provider_fee_fen
-        metrics.piece_settled("xingguang", piece.piece_id, piece.stage is c.PieceStage.SETTLED,
+        metrics.piece_settled("xingguang", piece.piece_id, piece.stage is cs.PieceStage.SETTLED,
                               payee=money.creator_earnings_fen, promotion=money.promotion_spend_fen,
                               platform=money.platform_fee_fen, provider=money.provider_fee_fen)
         await self._deduct_if_the_case_says_so(piece, money.creator_earnings_fen)
@@ -81,7 +82,7 @@ class MoneySteps(PieceHolds):
                                                         deduction_fen=s.deduction_requested_fen,
                                                         deduction_reason=reasons))
         s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen
-        s.stage, s.closed_at = c.TaskStage.CLOSED, workflow.now()
+        s.stage, s.closed_at = cs.TaskStage.CLOSED, workflow.now()
         metrics.task_refunded("xingguang", refund.refunded_fen)
         metrics.escalation("xingguang", s.escalated, False)
         s.escalated, s.escalation_reasons, s.next_deadline_at = False, [], None

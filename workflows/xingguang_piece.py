@@ -19,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
         VoidEventsRequest,
     )
     from workflows.contract import xingguang as c
+    from workflows.contract import xingguang_pieces as cp
+    from workflows.contract import xingguang_state as cs
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
     from workflows.rules.eligibility import payee_account
@@ -30,21 +32,21 @@ from workflows import metrics
 from workflows.deadlines import working_days_after
 from workflows.refusals import XINGGUANG_STEP_REFUSED, refused
 
-PUBLISHED = (c.PieceStage.PUBLISHED, c.PieceStage.PUBLICITY)
+PUBLISHED = (cs.PieceStage.PUBLISHED, cs.PieceStage.PUBLICITY)
 
 
 class WorkflowBase:
-    s: c.XingguangTaskState
+    s: cs.XingguangTaskState
     _wake: bool
 
-    async def _new_case(self, reason: str, purpose: str) -> c.CaseRecord:
+    async def _new_case(self, reason: str, purpose: str) -> cs.CaseRecord:
         """An objection or data dispute, escalating 7 working days after it was raised (XG-5, XG-6 as AM-17), from
         the calendar activity; at once when that year's official calendar is not published (never silently wrong)."""
         now = workflow.now()
         deadline = await working_days_after(now, ESCALATION_WORKING_DAYS, purpose)
-        return c.CaseRecord(raised_at=now, reason=reason, escalates_at=deadline or now)
+        return cs.CaseRecord(raised_at=now, reason=reason, escalates_at=deadline or now)
 
-    def _check_client_case(self, client_id: str, piece: c.Piece, existing: c.CaseRecord | None, what: str,
+    def _check_client_case(self, client_id: str, piece: cs.Piece, existing: cs.CaseRecord | None, what: str,
                            closes: datetime | None, window: str, deemed: str) -> None:
         self._require(client_id == self.s.client_id,
                       f"client_id: {client_id} is not the client of task {self.s.task_id}")
@@ -65,7 +67,7 @@ class WorkflowBase:
         if not ok:
             raise refused(XINGGUANG_STEP_REFUSED, problem)
 
-    def _piece(self, piece_id: str, *stages: c.PieceStage) -> c.Piece:
+    def _piece(self, piece_id: str, *stages: cs.PieceStage) -> cs.Piece:
         piece = self.s.pieces.get(piece_id)
         if piece is None:
             raise refused(XINGGUANG_STEP_REFUSED, f"piece_id: no piece {piece_id} in task {self.s.task_id}")
@@ -86,7 +88,7 @@ class WorkflowBase:
 class PieceMessages(WorkflowBase):
     # ---------------------------------------------------------------- the provider selects a creator (XG-4, R-8)
     @workflow.update(name="select_creator")
-    async def select_creator(self, request: c.SelectCreatorRequest) -> c.Piece:
+    async def select_creator(self, request: cp.SelectCreatorRequest) -> cs.Piece:
         s = self.s
         if (existing := s.pieces.get(request.piece_id)) is not None:
             return existing
@@ -94,14 +96,14 @@ class PieceMessages(WorkflowBase):
         reasons = creator_selection_refusals(facts)
         if (existing := s.pieces.get(request.piece_id)) is not None:
             return existing
-        if s.stage is not c.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
+        if s.stage is not cs.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
             reasons.append(f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
         if problem := self._earnings_problem(request.creator_earnings_fen):
             reasons.append(problem)  # a concurrent selection used the budget meanwhile
         if reasons:
             raise refused("SelectionRefused", reasons)
-        piece = c.Piece(piece_id=request.piece_id, creator_id=request.creator_id, payee_account=payee_account(facts),
-                        agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
+        piece = cs.Piece(piece_id=request.piece_id, creator_id=request.creator_id, payee_account=payee_account(facts),
+                         agreed_earnings_fen=request.creator_earnings_fen, selected_at=workflow.now())
         s.pieces[piece.piece_id] = piece
         s.earnings_committed_fen += piece.agreed_earnings_fen
         metrics.piece_mounted("xingguang", piece.piece_id)
@@ -109,7 +111,7 @@ class PieceMessages(WorkflowBase):
         return piece
 
     @select_creator.validator
-    def validate_select_creator(self, request: c.SelectCreatorRequest) -> None:
+    def validate_select_creator(self, request: cp.SelectCreatorRequest) -> None:
         # The rules the handler checks again (stage, earnings budget) refuse with its type: SelectionRefused.
         s = self.s
         if (existing := s.pieces.get(request.piece_id)) is not None:
@@ -119,7 +121,7 @@ class PieceMessages(WorkflowBase):
                                                    f"{existing.creator_id} at {existing.agreed_earnings_fen} fen")])
             return
         reasons: list[str] = []
-        if s.stage is not c.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
+        if s.stage is not cs.TaskStage.IN_PROGRESS or s.promotion_stopped_at is not None:
             reasons.append(f"task {s.task_id} is {s.stage.value}: creators are selected while it is in progress")
         if request.provider_id != s.provider_id:
             reasons.append(f"provider_id: {request.provider_id} is not the provider assigned to task {s.task_id}")
@@ -139,63 +141,63 @@ class PieceMessages(WorkflowBase):
 
     # ---------------------------------------------------------------- creator submits, provider reviews (XG-4)
     @workflow.update(name="submit_content")
-    def submit_content(self, request: c.SubmitContentRequest) -> c.Piece:
+    def submit_content(self, request: cp.SubmitContentRequest) -> cs.Piece:
         piece = self.s.pieces[request.piece_id]
-        if piece.stage is c.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
+        if piece.stage is cs.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
             return piece  # the same submission again
         piece.content_id, piece.submitted_at = request.content_id, workflow.now()
-        piece.stage = c.PieceStage.PROVIDER_REVIEW
+        piece.stage = cs.PieceStage.PROVIDER_REVIEW
         self._changed()
         return piece
 
     @submit_content.validator
-    def validate_submit_content(self, request: c.SubmitContentRequest) -> None:
+    def validate_submit_content(self, request: cp.SubmitContentRequest) -> None:
         piece = self._piece(request.piece_id)
         self._require(piece.creator_id == request.creator_id,
                       f"creator_id: piece {piece.piece_id} belongs to creator {piece.creator_id}")
-        if piece.stage is c.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
+        if piece.stage is cs.PieceStage.PROVIDER_REVIEW and piece.content_id == request.content_id:
             return
-        self._piece(request.piece_id, c.PieceStage.SELECTED, c.PieceStage.REVISION)
-        self._require(self.s.stage is c.TaskStage.IN_PROGRESS, f"task {self.s.task_id} is {self.s.stage.value}")
+        self._piece(request.piece_id, cs.PieceStage.SELECTED, cs.PieceStage.REVISION)
+        self._require(self.s.stage is cs.TaskStage.IN_PROGRESS, f"task {self.s.task_id} is {self.s.stage.value}")
 
     @workflow.update(name="provider_review")
-    def provider_review(self, request: c.ProviderReviewRequest) -> c.Piece:
+    def provider_review(self, request: cp.ProviderReviewRequest) -> cs.Piece:
         s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
         assert s.order is not None
-        piece.reviews.append(c.ReviewRecord(by="provider", approved=request.approved, reason=request.reason, at=now))
+        piece.reviews.append(cs.ReviewRecord(by="provider", approved=request.approved, reason=request.reason, at=now))
         if not request.approved:
-            piece.stage, piece.revisions = c.PieceStage.REVISION, piece.revisions + 1
+            piece.stage, piece.revisions = cs.PieceStage.REVISION, piece.revisions + 1
         elif s.order.client_confirms_content:
             assert s.order.client_review_hours is not None
-            piece.stage = c.PieceStage.CLIENT_REVIEW
+            piece.stage = cs.PieceStage.CLIENT_REVIEW
             piece.client_review_due_at = client_review_due_at(now, s.order.client_review_hours)
         else:
-            piece.stage, piece.approved_at = c.PieceStage.APPROVED, now
+            piece.stage, piece.approved_at = cs.PieceStage.APPROVED, now
         self._changed()
         return piece
 
     @provider_review.validator
-    def validate_provider_review(self, request: c.ProviderReviewRequest) -> None:
-        self._piece(request.piece_id, c.PieceStage.PROVIDER_REVIEW)
+    def validate_provider_review(self, request: cp.ProviderReviewRequest) -> None:
+        self._piece(request.piece_id, cs.PieceStage.PROVIDER_REVIEW)
         self._require(request.provider_id == self.s.provider_id,
                       f"provider_id: {request.provider_id} is not the provider of task {self.s.task_id}")
         self._require(request.approved or bool(request.reason.strip()),
                       "reason: required when sending content back for revision")
 
     @workflow.update(name="client_review")
-    def client_review(self, request: c.ClientReviewRequest) -> c.Piece:
+    def client_review(self, request: cp.ClientReviewRequest) -> cs.Piece:
         piece, now = self.s.pieces[request.piece_id], workflow.now()
-        piece.reviews.append(c.ReviewRecord(by="client", approved=request.approved, reason=request.reason, at=now))
+        piece.reviews.append(cs.ReviewRecord(by="client", approved=request.approved, reason=request.reason, at=now))
         if request.approved:
-            piece.stage, piece.approved_at = c.PieceStage.APPROVED, now
+            piece.stage, piece.approved_at = cs.PieceStage.APPROVED, now
         else:
-            piece.stage, piece.revisions = c.PieceStage.REVISION, piece.revisions + 1
+            piece.stage, piece.revisions = cs.PieceStage.REVISION, piece.revisions + 1
         self._changed()
         return piece
 
     @client_review.validator
-    def validate_client_review(self, request: c.ClientReviewRequest) -> None:
-        piece = self._piece(request.piece_id, c.PieceStage.CLIENT_REVIEW)
+    def validate_client_review(self, request: cp.ClientReviewRequest) -> None:
+        piece = self._piece(request.piece_id, cs.PieceStage.CLIENT_REVIEW)
         self._require(request.client_id == self.s.client_id,
                       f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
         assert piece.client_review_due_at is not None
@@ -206,7 +208,7 @@ class PieceMessages(WorkflowBase):
 
     # ---------------------------------------------------------------- objections (XG-5)
     @workflow.update(name="raise_objection")
-    async def raise_objection(self, request: c.RaiseObjectionRequest) -> c.Piece:
+    async def raise_objection(self, request: cp.RaiseObjectionRequest) -> cs.Piece:
         piece = self.s.pieces[request.piece_id]
         if piece.objection is None:
             case = await self._new_case(request.reason, f"objection on piece {piece.piece_id} of {self.s.task_id}")
@@ -217,14 +219,14 @@ class PieceMessages(WorkflowBase):
         return piece
 
     @raise_objection.validator
-    def validate_raise_objection(self, request: c.RaiseObjectionRequest) -> None:
+    def validate_raise_objection(self, request: cp.RaiseObjectionRequest) -> None:
         piece = self._piece(request.piece_id, *life.BEFORE_PUBLICATION, *PUBLISHED)
         self._check_client_case(request.client_id, piece, piece.objection, "an objection",
                                 piece.objection_window_closes_at, "objection window",
                                 "the content is deemed accepted (XG-5)")
 
     @workflow.update(name="decide_objection")
-    def decide_objection(self, request: c.DecideObjectionRequest) -> c.Piece:
+    def decide_objection(self, request: cp.DecideObjectionRequest) -> cs.Piece:
         s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
         assert piece.objection is not None
         piece.objection.decided_at = now
@@ -233,16 +235,16 @@ class PieceMessages(WorkflowBase):
         if request.upheld:
             # The piece stops promoting and settles at the operator's amounts, now.
             s.placement_spent_fen -= piece.billed_spend_fen - request.promotion_spend_fen
-            piece.operator_amounts = c.PieceMoney(creator_earnings_fen=request.creator_earnings_fen,
-                                                  promotion_spend_fen=request.promotion_spend_fen)
-            if piece.stage is c.PieceStage.PUBLISHED:
+            piece.operator_amounts = cs.PieceMoney(creator_earnings_fen=request.creator_earnings_fen,
+                                                   promotion_spend_fen=request.promotion_spend_fen)
+            if piece.stage is cs.PieceStage.PUBLISHED:
                 life.end_promotion(piece, now)
             piece.settlement_due = True
         self._changed()
         return piece
 
     @decide_objection.validator
-    def validate_decide_objection(self, request: c.DecideObjectionRequest) -> None:
+    def validate_decide_objection(self, request: cp.DecideObjectionRequest) -> None:
         piece = self._piece(request.piece_id)
         self._require(life.open_case(piece.objection), f"piece {piece.piece_id} has no open objection")
         if request.upheld:
@@ -254,7 +256,7 @@ class PieceMessages(WorkflowBase):
 
     # ---------------------------------------------------------------- promotion data (XG-6, R-1, R-9)
     @workflow.signal(name="report_billable_events")
-    def report_billable_events(self, batch: c.BillableEventBatch) -> None:
+    def report_billable_events(self, batch: cp.BillableEventBatch) -> None:
         """R-1 / XG-6: a batch from the platform's statistics. Each event id bills once; cheating never; outside the
         piece's promotion or during a pause, never; after the piece settled, logged as late. The batch that uses up
         the placement budget ends promotion for every piece at its instant (R-11)."""
@@ -264,7 +266,7 @@ class PieceMessages(WorkflowBase):
         self._wake = True
 
     @workflow.signal(name="void_billable_events")
-    def void_billable_events(self, void: c.VoidBillableEvents) -> None:
+    def void_billable_events(self, void: cp.VoidBillableEvents) -> None:
         """R-1: the platform voids a batch (cheating found later) until its piece is settled."""
         self.s.messages_this_run += 1
         self.s.pending_voids.append(void)
@@ -281,12 +283,12 @@ class PieceMessages(WorkflowBase):
             if voids:
                 await self._void(voids)
 
-    async def _bill(self, batches: list[c.BillableEventBatch]) -> None:
+    async def _bill(self, batches: list[cp.BillableEventBatch]) -> None:
         """R-1, R-2, R-9, XG-6: each event id bills once; cheating never; outside promotion or inside a pause, never;
         after its piece settled, logged as late. Whole events while the placement budget lasts; the batch that uses
         it up ends promotion for every piece at its instant (R-11)."""
         s = self.s
-        unique: dict[str, c.BillableEventBatch] = {}
+        unique: dict[str, cp.BillableEventBatch] = {}
         for batch in batches:
             piece = s.pieces.get(batch.piece_id)
             if piece is None or piece.stage in life.DONE:
@@ -321,7 +323,7 @@ class PieceMessages(WorkflowBase):
         if grants:
             await xg_ledger.RECORD_GRANTS(RecordGrantsRequest(task_id=s.task_id, grants=grants))
 
-    async def _void(self, voids: list[c.VoidBillableEvents]) -> None:
+    async def _void(self, voids: list[cp.VoidBillableEvents]) -> None:
         s = self.s
         s.data_ops += 1
         voided = await xg_ledger.VOID_EVENTS(
@@ -338,7 +340,7 @@ class PieceMessages(WorkflowBase):
             s.placement_spent_fen -= event.billed_events * price
 
     @workflow.update(name="raise_data_dispute")
-    async def raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> c.Piece:
+    async def raise_data_dispute(self, request: cp.RaiseDataDisputeRequest) -> cs.Piece:
         piece = self.s.pieces[request.piece_id]
         if piece.data_dispute is None:
             case = await self._new_case(request.reason, f"data dispute on piece {piece.piece_id} of {self.s.task_id}")
@@ -349,14 +351,14 @@ class PieceMessages(WorkflowBase):
         return piece
 
     @raise_data_dispute.validator
-    def validate_raise_data_dispute(self, request: c.RaiseDataDisputeRequest) -> None:
+    def validate_raise_data_dispute(self, request: cp.RaiseDataDisputeRequest) -> None:
         piece = self._piece(request.piece_id, *PUBLISHED)
         self._check_client_case(request.client_id, piece, piece.data_dispute, "a data dispute",
                                 piece.publicity_window_closes_at, "publicity window",
                                 "the data is deemed confirmed (XG-6)")
 
     @workflow.update(name="resolve_data_dispute")
-    def resolve_data_dispute(self, request: c.ResolveDataDisputeRequest) -> c.Piece:
+    def resolve_data_dispute(self, request: cp.ResolveDataDisputeRequest) -> cs.Piece:
         s, piece, price = self.s, self.s.pieces[request.piece_id], self._unit_price()
         assert piece.data_dispute is not None
         events = min(request.billable_events, piece.billable_events + self._placement_left() // price)
@@ -371,13 +373,13 @@ class PieceMessages(WorkflowBase):
         return piece
 
     @resolve_data_dispute.validator
-    def validate_resolve_data_dispute(self, request: c.ResolveDataDisputeRequest) -> None:
+    def validate_resolve_data_dispute(self, request: cp.ResolveDataDisputeRequest) -> None:
         piece = self._piece(request.piece_id)
         self._require(life.open_case(piece.data_dispute), f"piece {piece.piece_id} has no open data dispute")
 
     # ---------------------------------------------------------------- per-piece decisions on a stop (R-9, R-11)
     @workflow.update(name="decide_piece")
-    def decide_piece(self, request: c.DecidePieceRequest) -> c.Piece:
+    def decide_piece(self, request: c.DecidePieceRequest) -> cs.Piece:
         piece = self.s.pieces[request.piece_id]
         piece.stop_decision = "settle" if request.settle else "decline"
         piece.decision_needed, piece.settlement_due = False, True

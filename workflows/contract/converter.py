@@ -56,6 +56,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from workflows.contract.definitions import handler_arg_types
 from workflows.contract.privacy import (
     PERSONAL_DATA_METADATA,
     PERSONAL_PATHS_METADATA,
@@ -168,9 +169,7 @@ def invalid_payload(what: str, field: str, problem: str) -> ApplicationError:
 def misfit(kind: str, name: str, args: Sequence[Any]) -> str | None:
     """Why `args` cannot be the arguments of the current workflow's named signal or update; None when they fit (or
     the handler is dynamic: nothing to check against)."""
-    definition = workflow._Definition.must_from_class(type(workflow.instance()))
-    handler = (definition.signals if kind == "signal" else definition.updates).get(name)
-    types = handler.arg_types if handler is not None and handler.name else None
+    types = handler_arg_types(type(workflow.instance()), "signal" if kind == "signal" else "update", name)
     if types is None or len(args) == len(types):
         return None
     wanted = " and ".join(f"a {getattr(t, '__name__', t)} object" for t in types) or "no argument"

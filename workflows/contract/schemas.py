@@ -19,16 +19,16 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
-from temporalio import workflow
 
 from workflows.contract import names
 from workflows.contract.common import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from workflows.contract.definitions import Handler, workflow_definition
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -100,18 +100,18 @@ def _types(owner: str, arg_types: Sequence[Any] | None, fn: Callable[..., Any] |
 
 def messages_of(cls: type) -> list[Message]:
     """The workflow itself and each of its named updates, signals and queries, sorted by kind and name."""
-    defn = workflow._Definition.must_from_class(cls)
+    defn = workflow_definition(cls)
     assert defn.name is not None, f"{cls.__name__} is a dynamic workflow: it has no published contract"
     wf = defn.name
     found = [Message(wf, "workflow", wf, _types(f"{wf} input", defn.arg_types, defn.run_fn), defn.ret_type,
                      _description(cls))]
-    handlers: list[tuple[Kind, dict[str | None, Any]]] = [
-        ("updates", dict(defn.updates)), ("signals", dict(defn.signals)), ("queries", dict(defn.queries))]
+    handlers: list[tuple[Kind, Mapping[str, Handler]]] = [
+        ("updates", defn.updates), ("signals", defn.signals), ("queries", defn.queries)]
     for kind, by_name in handlers:
-        for name in sorted(n for n in by_name if n is not None):  # dynamic handlers have no contract
+        for name in sorted(by_name):  # named handlers only: dynamic ones have no contract
             handler = by_name[name]
             owner = f"{wf} {kind[:-1]} {name}"
-            ret_type = getattr(handler, "ret_type", None)
+            ret_type = handler.ret_type
             if ret_type is Any:
                 raise ContractError(f"{owner}: result typed Any has no schema")
             arg_types = _types(owner, handler.arg_types, handler.fn)
@@ -155,7 +155,7 @@ def generate(workflow_classes: Iterable[type] | None = None) -> dict[str, str]:
         "workflows": {},
     }
     classes = list(registered_workflows() if workflow_classes is None else workflow_classes)
-    for cls in sorted(classes, key=lambda c: workflow._Definition.must_from_class(c).name or ""):
+    for cls in sorted(classes, key=lambda c: workflow_definition(c).name or ""):
         messages = messages_of(cls)
         run, handlers = messages[0], messages[1:]
         entry: dict[str, Any] = {"id": workflow_id_template(run.workflow_type), "description": run.description}

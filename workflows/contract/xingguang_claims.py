@@ -16,7 +16,7 @@ from datetime import datetime
 from pydantic import Field
 
 from workflows.contract.common import ContractModel, Identifier, StateModel
-from workflows.contract.xingguang import MoneyRecord
+from workflows.contract.xingguang_state import MoneyRecord
 
 
 class XingguangClaimsInput(ContractModel):

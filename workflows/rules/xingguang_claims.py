@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from workflows.contract import xingguang as c
+from workflows.contract import xingguang_state as cs
 from workflows.rules.clock import business_time
 from workflows.rules.xingguang_money import damages_cap, damages_payable
 
@@ -15,7 +16,7 @@ from workflows.rules.xingguang_money import damages_cap, damages_payable
 PauseSpan = tuple[str, datetime, datetime | None]
 
 
-def pause_spans(pauses: Iterable[c.PauseRecord]) -> list[PauseSpan]:
+def pause_spans(pauses: Iterable[cs.PauseRecord]) -> list[PauseSpan]:
     return [(p.pause_id, p.paused_at, p.resumed_at or p.cancelled_at) for p in pauses if p.kind == "compliance"]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.contract import xingguang as c
+from workflows.contract import xingguang_state as cs
 from workflows.rules.xingguang_money import piece_platform_fee, provider_fee
 from workflows.rules.xingguang_windows import (
     Interval,
@@ -20,28 +20,28 @@ from workflows.rules.xingguang_windows import (
     publicity_window_closes_at,
 )
 
-BEFORE_PUBLICATION = (c.PieceStage.SELECTED, c.PieceStage.PROVIDER_REVIEW, c.PieceStage.REVISION,
-                      c.PieceStage.CLIENT_REVIEW, c.PieceStage.APPROVED)
-SUBMITTED_NOT_REJECTED = (c.PieceStage.PROVIDER_REVIEW, c.PieceStage.CLIENT_REVIEW, c.PieceStage.APPROVED)
-DONE = (c.PieceStage.SETTLED, c.PieceStage.CLOSED)
-RUNNING = (c.TaskStage.MATERIALS_REVIEW, c.TaskStage.AWAITING_PROVIDER, c.TaskStage.IN_PROGRESS)
+BEFORE_PUBLICATION = (cs.PieceStage.SELECTED, cs.PieceStage.PROVIDER_REVIEW, cs.PieceStage.REVISION,
+                      cs.PieceStage.CLIENT_REVIEW, cs.PieceStage.APPROVED)
+SUBMITTED_NOT_REJECTED = (cs.PieceStage.PROVIDER_REVIEW, cs.PieceStage.CLIENT_REVIEW, cs.PieceStage.APPROVED)
+DONE = (cs.PieceStage.SETTLED, cs.PieceStage.CLOSED)
+RUNNING = (cs.TaskStage.MATERIALS_REVIEW, cs.TaskStage.AWAITING_PROVIDER, cs.TaskStage.IN_PROGRESS)
 
 
-def open_pause(p: c.PauseRecord) -> bool:
+def open_pause(p: cs.PauseRecord) -> bool:
     return p.resumed_at is None and p.refused_at is None and p.cancelled_at is None
 
 
-def pause_intervals(s: c.XingguangTaskState, piece_id: str | None) -> list[Interval]:
+def pause_intervals(s: cs.XingguangTaskState, piece_id: str | None) -> list[Interval]:
     """The pauses that stop this piece (task-wide ones, and its own), or the task-wide ones for None."""
     return [(p.paused_at, p.resumed_at or p.cancelled_at) for p in s.pauses
             if p.piece_id is None or (piece_id is not None and p.piece_id == piece_id)]
 
 
-def is_paused(s: c.XingguangTaskState, piece_id: str | None, now: datetime) -> bool:
+def is_paused(s: cs.XingguangTaskState, piece_id: str | None, now: datetime) -> bool:
     return paused_at_instant(now, pause_intervals(s, piece_id))
 
 
-def task_promotion_end(s: c.XingguangTaskState) -> datetime | None:
+def task_promotion_end(s: cs.XingguangTaskState) -> datetime | None:
     """When the task's promotion ends: the billing period extended by task-wide pauses, or an earlier stop."""
     assert s.billing_start_at is not None and s.billing_end_at is not None
     end = extended_end(s.billing_end_at, s.billing_start_at, pause_intervals(s, None))
@@ -50,7 +50,7 @@ def task_promotion_end(s: c.XingguangTaskState) -> datetime | None:
     return end
 
 
-def piece_promotion_end(s: c.XingguangTaskState, piece: c.Piece) -> datetime | None:
+def piece_promotion_end(s: cs.XingguangTaskState, piece: cs.Piece) -> datetime | None:
     """R-9: a piece's promotion ends at the billing end extended by its pauses (task-wide and its own), or when
     promotion stops for the task or for this piece. None while a pause that counts is still running."""
     if piece.promotion_ends_at is not None:
@@ -62,7 +62,7 @@ def piece_promotion_end(s: c.XingguangTaskState, piece: c.Piece) -> datetime | N
     return end
 
 
-def publish_instant(s: c.XingguangTaskState, piece: c.Piece) -> datetime:
+def publish_instant(s: cs.XingguangTaskState, piece: cs.Piece) -> datetime:
     """An approved piece is published at approval, or when the last pause that held it was lifted (XG-7)."""
     assert piece.approved_at is not None
     held_until = [end for start, end in pause_intervals(s, piece.piece_id)
@@ -70,32 +70,32 @@ def publish_instant(s: c.XingguangTaskState, piece: c.Piece) -> datetime:
     return max([piece.approved_at, *held_until])
 
 
-def publish(s: c.XingguangTaskState, piece: c.Piece, at: datetime) -> None:
+def publish(s: cs.XingguangTaskState, piece: cs.Piece, at: datetime) -> None:
     """XG-4 / XG-11: published; licensed to the client for this task kind, long term; objection window opens."""
     assert s.client_id is not None and s.billing_start_at is not None and piece.content_id is not None
-    piece.stage, piece.published_at = c.PieceStage.PUBLISHED, at
-    piece.licence = c.Licence(content_id=piece.content_id, licensee_client_id=s.client_id, granted_at=at)
+    piece.stage, piece.published_at = cs.PieceStage.PUBLISHED, at
+    piece.licence = cs.Licence(content_id=piece.content_id, licensee_client_id=s.client_id, granted_at=at)
     piece.objection_window_closes_at = objection_window_closes_at(at)
     piece.promotion_starts_at = promotion_starts_at(at, s.billing_start_at)
 
 
-def end_promotion(piece: c.Piece, at: datetime) -> None:
+def end_promotion(piece: cs.Piece, at: datetime) -> None:
     """Promotion over for this piece: the 3-day publicity window for data disputes opens (XG-6)."""
     piece.promotion_ends_at = piece.promotion_due_to_end_at = at
     piece.publicity_window_closes_at = publicity_window_closes_at(at)
-    piece.stage = c.PieceStage.PUBLICITY
+    piece.stage = cs.PieceStage.PUBLICITY
 
 
-def open_case(case: c.CaseRecord | None) -> bool:
+def open_case(case: cs.CaseRecord | None) -> bool:
     return case is not None and case.decided_at is None
 
 
-def not_objected(piece: c.Piece) -> bool:
+def not_objected(piece: cs.Piece) -> bool:
     """No objection, or one that was dismissed: the content can be deemed accepted when its window closes."""
     return piece.objection is None or (piece.objection.outcome or "").startswith("dismissed")
 
 
-def advance(s: c.XingguangTaskState, now: datetime) -> None:
+def advance(s: cs.XingguangTaskState, now: datetime) -> None:
     """Everything time decides at `now`, in a fixed order (deterministic on replay)."""
     for pause in s.pauses:
         if pause.changes_due_at is not None and open_pause(pause) and now >= pause.changes_due_at:
@@ -109,30 +109,30 @@ def advance(s: c.XingguangTaskState, now: datetime) -> None:
         if end is not None and now >= end:
             s.end_reason = s.end_reason or "billing period over"
             start_settling(s)
-    if s.stage is c.TaskStage.STOPPED and not any(p.decision_needed for p in s.pieces.values()):
-        s.stage = c.TaskStage.SETTLING
+    if s.stage is cs.TaskStage.STOPPED and not any(p.decision_needed for p in s.pieces.values()):
+        s.stage = cs.TaskStage.SETTLING
     s.paused = any(open_pause(p) and p.piece_id is None for p in s.pauses)
     s.escalation_reasons = escalation_reasons(s, now)
     s.escalated = bool(s.escalation_reasons)
     s.next_deadline_at = next_deadline(s, now)[0]
 
 
-def _advance_piece(s: c.XingguangTaskState, piece: c.Piece, now: datetime) -> None:
-    if piece.stage is c.PieceStage.CLIENT_REVIEW and piece.client_review_due_at and now >= piece.client_review_due_at:
+def _advance_piece(s: cs.XingguangTaskState, piece: cs.Piece, now: datetime) -> None:
+    if piece.stage is cs.PieceStage.CLIENT_REVIEW and piece.client_review_due_at and now >= piece.client_review_due_at:
         # XG-4: silence past the review deadline counts as approval.
-        piece.reviews.append(c.ReviewRecord(by="client_silence", approved=True, at=piece.client_review_due_at))
-        piece.stage, piece.approved_at = c.PieceStage.APPROVED, piece.client_review_due_at
-    if (piece.stage is c.PieceStage.APPROVED and s.stage is c.TaskStage.IN_PROGRESS
+        piece.reviews.append(cs.ReviewRecord(by="client_silence", approved=True, at=piece.client_review_due_at))
+        piece.stage, piece.approved_at = cs.PieceStage.APPROVED, piece.client_review_due_at
+    if (piece.stage is cs.PieceStage.APPROVED and s.stage is cs.TaskStage.IN_PROGRESS
             and s.promotion_stopped_at is None and not is_paused(s, piece.piece_id, now)):
         publish(s, piece, publish_instant(s, piece))
     if (piece.published_at is not None and piece.content_accepted_at is None and not_objected(piece)
             and piece.objection_window_closes_at is not None and now >= piece.objection_window_closes_at):
         piece.content_accepted_at = piece.objection_window_closes_at  # XG-5: deemed accepted
-    if piece.stage is c.PieceStage.PUBLISHED:
+    if piece.stage is cs.PieceStage.PUBLISHED:
         end = piece.promotion_due_to_end_at = piece_promotion_end(s, piece)
         if end is not None and now >= end:
             end_promotion(piece, end)
-    if (piece.stage is c.PieceStage.PUBLICITY and not piece.decision_needed and piece.publicity_window_closes_at
+    if (piece.stage is cs.PieceStage.PUBLICITY and not piece.decision_needed and piece.publicity_window_closes_at
             and now >= piece.publicity_window_closes_at and not open_case(piece.objection)
             and not open_case(piece.data_dispute)):
         piece.settlement_due = True
@@ -141,53 +141,53 @@ def _advance_piece(s: c.XingguangTaskState, piece: c.Piece, now: datetime) -> No
             case.escalated = True
 
 
-def start_settling(s: c.XingguangTaskState) -> None:
+def start_settling(s: cs.XingguangTaskState) -> None:
     """Promotion is over for the task (R-11 ordinary end): pieces never published close unpaid, unless R-9 owes
     them their earnings; the others settle after their own publicity windows."""
-    s.stage = c.TaskStage.SETTLING
+    s.stage = cs.TaskStage.SETTLING
     for piece in s.pieces.values():
         if piece.stage in BEFORE_PUBLICATION and not piece.earns_full_on_cancel and not piece.decision_needed:
             close_unpaid(piece, "not published before promotion ended")
 
 
-def close_unpaid(piece: c.Piece, reason: str) -> None:
-    piece.stage, piece.close_reason = c.PieceStage.CLOSED, reason
-    piece.settlement = c.PieceMoney(payee_account=piece.payee_account)
+def close_unpaid(piece: cs.Piece, reason: str) -> None:
+    piece.stage, piece.close_reason = cs.PieceStage.CLOSED, reason
+    piece.settlement = cs.PieceMoney(payee_account=piece.payee_account)
 
 
-def end_pauses(s: c.XingguangTaskState, now: datetime) -> None:
+def end_pauses(s: cs.XingguangTaskState, now: datetime) -> None:
     """Promotion stopped for good: pauses still open end with it (nothing is left to resume)."""
     for pause in s.pauses:
         if open_pause(pause):
             pause.cancelled_at = now
 
 
-def cancel_for_delay(s: c.XingguangTaskState, now: datetime) -> None:
+def cancel_for_delay(s: cs.XingguangTaskState, now: datetime) -> None:
     """R-9 "fees of the delay": promotion stops now; every piece submitted and not rejected, or published, is owed
     its full creator earnings and settles after a 3-day data window (those already in their window keep it);
     the others close unpaid."""
     s.promotion_stopped_at = now
     end_pauses(s, now)
     for piece in s.pieces.values():
-        if piece.stage in SUBMITTED_NOT_REJECTED or piece.stage is c.PieceStage.PUBLISHED:
+        if piece.stage in SUBMITTED_NOT_REJECTED or piece.stage is cs.PieceStage.PUBLISHED:
             piece.earns_full_on_cancel = True
             end_promotion(piece, now)
     start_settling(s)
 
 
-def stop(s: c.XingguangTaskState, now: datetime) -> None:
+def stop(s: cs.XingguangTaskState, now: datetime) -> None:
     """R-11 fault stop: promotion stops now; every unsettled piece waits for an operator's decision (R-9)."""
     s.promotion_stopped_at = now
     end_pauses(s, now)
-    s.stage = c.TaskStage.STOPPED
+    s.stage = cs.TaskStage.STOPPED
     for piece in s.pieces.values():
         if piece.stage not in DONE:
             piece.decision_needed = True
-            if piece.stage is c.PieceStage.PUBLISHED:
+            if piece.stage is cs.PieceStage.PUBLISHED:
                 end_promotion(piece, now)
 
 
-def settlement_amounts(s: c.XingguangTaskState, piece: c.Piece) -> c.PieceMoney:
+def settlement_amounts(s: cs.XingguangTaskState, piece: cs.Piece) -> cs.PieceMoney:
     """R-8: what a piece settles at; operator amounts (an upheld objection) win; a declined piece earns nothing but
     the promotion billed is still charged."""
     assert s.result is not None
@@ -201,12 +201,12 @@ def settlement_amounts(s: c.XingguangTaskState, piece: c.Piece) -> c.PieceMoney:
         earnings, spend = (piece.agreed_earnings_fen if owed else 0), piece.billed_spend_fen
     fee = piece_platform_fee(earnings, spend, terms.platform_fee_rate_bp, terms.platform_fee_waived,
                              terms.platform_fee_frozen_fen, s.platform_fees_fen)
-    return c.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend, platform_fee_fen=fee,
-                        provider_fee_fen=provider_fee(earnings, terms.provider_fee_rate_bp),
-                        payee_account=piece.payee_account)
+    return cs.PieceMoney(creator_earnings_fen=earnings, promotion_spend_fen=spend, platform_fee_fen=fee,
+                         provider_fee_fen=provider_fee(earnings, terms.provider_fee_rate_bp),
+                         payee_account=piece.payee_account)
 
 
-def committed_fen(s: c.XingguangTaskState) -> int:
+def committed_fen(s: cs.XingguangTaskState) -> int:
     """Money the task has paid out or still owes at most (for the R-9 delay-fee limit)."""
     assert s.result is not None
     terms = s.result.terms
@@ -219,11 +219,11 @@ def committed_fen(s: c.XingguangTaskState) -> int:
     return total
 
 
-def ready_to_close(s: c.XingguangTaskState) -> bool:
-    return s.stage is c.TaskStage.SETTLING and all(p.stage in DONE for p in s.pieces.values())
+def ready_to_close(s: cs.XingguangTaskState) -> bool:
+    return s.stage is cs.TaskStage.SETTLING and all(p.stage in DONE for p in s.pieces.values())
 
 
-def escalation_reasons(s: c.XingguangTaskState, now: datetime) -> list[str]:
+def escalation_reasons(s: cs.XingguangTaskState, now: datetime) -> list[str]:
     """What a human must act on now (the `escalated` search attribute)."""
     reasons = [f"pause {p.pause_id}: deadline for changes missed; cancel, or accept late changes" for p in s.pauses
                if open_pause(p) and p.deadline_missed]
@@ -241,7 +241,7 @@ def escalation_reasons(s: c.XingguangTaskState, now: datetime) -> list[str]:
     return reasons
 
 
-def next_deadline(s: c.XingguangTaskState, now: datetime) -> tuple[datetime | None, str]:
+def next_deadline(s: cs.XingguangTaskState, now: datetime) -> tuple[datetime | None, str]:
     """The next instant after `now` at which `advance` has something to do, and what it is (for the timer's
     summary). An instant already passed is not one: `advance` applied it, or it is held (a dispute, a decision),
     and then a message, not time, moves things on."""
@@ -251,14 +251,14 @@ def next_deadline(s: c.XingguangTaskState, now: datetime) -> tuple[datetime | No
             candidates.append((pause.changes_due_at, f"changes due for pause {pause.pause_id}"))
     for piece in s.pieces.values():
         pid = piece.piece_id
-        if piece.stage is c.PieceStage.CLIENT_REVIEW and piece.client_review_due_at:
+        if piece.stage is cs.PieceStage.CLIENT_REVIEW and piece.client_review_due_at:
             candidates.append((piece.client_review_due_at, f"client review deadline of piece {pid}"))
         if (piece.published_at and piece.content_accepted_at is None and not_objected(piece)
                 and piece.objection_window_closes_at):
             candidates.append((piece.objection_window_closes_at, f"objection window of piece {pid} closes"))
-        if piece.stage is c.PieceStage.PUBLISHED and (end := piece_promotion_end(s, piece)) is not None:
+        if piece.stage is cs.PieceStage.PUBLISHED and (end := piece_promotion_end(s, piece)) is not None:
             candidates.append((end, f"promotion of piece {pid} ends"))
-        if piece.stage is c.PieceStage.PUBLICITY and piece.publicity_window_closes_at and not piece.settlement_due:
+        if piece.stage is cs.PieceStage.PUBLICITY and piece.publicity_window_closes_at and not piece.settlement_due:
             candidates.append((piece.publicity_window_closes_at, f"publicity window of piece {pid} closes"))
         for name, case in (("objection", piece.objection), ("data dispute", piece.data_dispute)):
             if case is not None and open_case(case) and not case.escalated:
