@@ -26,7 +26,7 @@ EXAMPLE = "python -m starter"
 TASK = ("task_id",)
 
 
-async def _state(client: Client, task_id: str) -> xgs.XingguangTaskState | None:
+async def _state(client: Client, task_id: str) -> xgs.XingguangTaskView | None:
     try:
         return await xgapi.state(client, task_id)
     except RPCError:
@@ -92,7 +92,7 @@ async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAf
     pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
     if state is not None and pause is not None and pause.cancelled_at is not None:
         return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": dump(pause.cancelled_at),
-                "delay_fee_fen": state.delay_fee_fen, "end_reason": state.end_reason}
+                "delay_fee_fen": state.money.delay_fee_fen, "end_reason": state.end_reason}
     return await xgapi.cancel_after_pause(client, args.task_id, request)
 
 
