@@ -107,8 +107,16 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
         if err.status is RPCStatusCode.NOT_FOUND:
             raise not_found(f"{kind} {ident}" + (f" {second}" if second else "")) from None
         raise
-    # A task's view has counts; `pieces TASK` lists its pieces page by page.
-    out.show(state, f"{kind} {ident}" + (f" {second}" if second else ""))
+    title = f"{kind} {ident}" + (f" {second}" if second else "")
+    if out.as_json or not hasattr(state, "money"):
+        out.show(state, title)
+        return
+    # People read the money picture and the progress as blocks of their own (a task's view has counts; `pieces
+    # TASK` lists its pieces page by page).
+    out.show(state.model_dump(exclude={"money", "progress", "pieces"} if kind == "xg-task" else {"money", "progress"}),
+             title)
+    out.show(state.money, "money (fen)")
+    out.show(state.progress, "progress")
 
 
 # ------------------------------------------------------------------ ledger (the database; Temporal only to tell kinds)

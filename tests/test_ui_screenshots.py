@@ -199,6 +199,12 @@ async def test_operator_desk_filters_and_details_in_the_temporal_ui(desk: Desk, 
     assert task_details.startswith(f"task {s.task}: ended (period_over): waiting for 3 of 3 piece(s) to settle "
                                    "(0 closure(s) read from the ledger); next look at the ledger "), task_details
     assert "; next: publicity window closes " in task_details, task_details
+    # Under the line, in the UI's markdown: the money picture and the counts (issue 23), from the `state` view.
+    view = await api.task_state(dev, s.task)
+    assert f"**Money** (fen): frozen {view.money.frozen_fen:,} · accrued {view.money.accrued_fen:,}" in task_details
+    assert "**Pieces**: 3 mounted · 3 open · 0 settled" in task_details, task_details
+    # An escalation says why and what to do.
+    assert "**What to do**: answer the appeal: `python -m starter penalty-decide" in details[violation_case_id(s.case)]
     for workflow_id in ids:
         assert "+08:00" in details[workflow_id], (workflow_id, details[workflow_id])
     assert details[violation_case_id(s.case)].startswith(f"ESCALATED: violation case {s.case}")
