@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter import client as api
 from starter import privacy, violations
 from starter import xingguang as xgapi
-from starter.cli_common import Output, connect, count, dump, global_flags, store
+from starter.cli_common import Output, connect, count, dump, global_flags, now, store
 from starter.cli_errors import CliError, Reason
 from workflows.contract import names
 from workflows.contract.money import TaskMoney
@@ -108,6 +108,8 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
             raise not_found(f"{kind} {ident}" + (f" {second}" if second else "")) from None
         raise
     title = f"{kind} {ident}" + (f" {second}" if second else "")
+    if kind == "task":
+        state.money = live_money(args, ident, state.money)
     if out.as_json or not hasattr(state, "money"):
         out.show(state, title)
         return
@@ -117,6 +119,17 @@ async def cmd_state(args: argparse.Namespace, out: Output) -> None:
              title)
     out.show(state.money, "money (fen)")
     out.show(state.progress, "progress")
+
+
+def live_money(args: argparse.Namespace, task_id: str, seen: TaskMoney) -> TaskMoney:
+    """A task's money picture read from the ledger now: the task's own view has it as of its last look there
+    (`as_of`), and what pieces accrued since is only in the ledger. Same names, same figures as `ledger TASK`."""
+    try:
+        figures = store(args).ledger.task_money(task_id)
+    except Exception:
+        return seen
+    live = {name: figures[name] for name in TaskMoney.model_fields if name in figures}
+    return seen.model_copy(update={**live, "as_of": now()})
 
 
 # ------------------------------------------------------------------ ledger (the database; Temporal only to tell kinds)

@@ -87,7 +87,14 @@ def test_am_11_am_17_a_fee_dispute_raised_and_resolved_from_commands(cli: Cli, t
     state = cli.json("state", "cli-d", "v-d")
     assert state["agreed_fee_fen"] == 500 and state["disputes"][0]["resolved_by"] == "op-1"
     money = conserved(cli, "cli-d")["money"]
-    assert (money["frozen_fen"], money["spent_fen"], money["escrow_balance_fen"]) == (550_000, 500, 550_000)
+    # The money picture: the resolved 500 fen accrued (not settled yet), its platform fee, the rest to come back.
+    assert (money["frozen_fen"], money["accrued_fen"], money["platform_fee_on_accrued_fen"],
+            money["refund_to_come_fen"], money["budget"]["counted_fen"]) == (550_000, 500, 50, 549_450, 500)
+    # One money picture (issue 23): `state` of the task shows the ledger's figures under the same names.
+    figures = [name for name in money if name.endswith("_fen")]
+    shown = cli.json("state", "cli-d")["money"]
+    assert {name: shown[name] for name in figures} == {name: money[name] for name in figures}
+    assert shown["refund_expected_at"].endswith("+08:00") and shown["as_of"] is not None
     assert cli.json("balances", "client:cl-d:")[0]["available_fen"] == 450_000
     assert conserved(cli, "mount-content:cli-d:v-d")["kind"] == "content"
     pieces = cli.json("pieces", "cli-d")["pieces"]
@@ -126,13 +133,14 @@ def test_r_1_am_16_a_batch_voided_and_a_piece_gone_from_commands(cli: Cli) -> No
     cli.until(("state", "cli-d", "v-e"), lambda s: s["fee_fen"] == 600)
     sent = cli.json("void", "cli-d", "v-e", "--event-id", "b-e1", "--reason", "cheating found by risk control")
     assert sent["sent"] == "void_conversions"
-    voided = cli.until(("state", "cli-d", "v-e"), lambda s: s["batches"]["b-e1"]["voided"])
+    voided = cli.until(("state", "cli-d", "v-e"), lambda s: s["recent_batches"]["b-e1"]["voided"])
     assert (voided["fee_fen"], voided["counted_conversions"]) == (0, 0)
     cli.json("visibility-lost", "cli-d", "v-e", "--kind", "deleted", "--occurred-at", "now")
     gone = cli.until(("state", "cli-d", "v-e"), lambda s: s["visibility_lost_at"] is not None)
     assert gone["visibility_lost_kind"] == "deleted"
     money = conserved(cli, "cli-d")["money"]
-    assert money["spent_fen"] == 500  # the first piece's resolved fee; the voided 600 went back to the budget
+    # The first piece's resolved fee; the voided 600 went back to the budget.
+    assert (money["accrued_fen"], money["budget"]["counted_fen"]) == (500, 500)
 
 
 def test_am_21_am_22_a_complex_appeal_and_a_lifted_freeze_from_commands(cli: Cli) -> None:
@@ -217,7 +225,7 @@ def test_xg_7_r_9_xg_10_a_pause_ends_in_cancellation_and_compensation_from_comma
     assert cli.json("xg-cancel", "xg-c", "--operator-id", "op-1", "--pause-id", "pz-1", "--delay-fee-fen",
                     "1000", "--delay-fee-reason", "a day of delay")["already_done"] is True
     closed = cli.until(("state", "xg-c"), lambda s: s["stage"] == "closed")
-    assert (closed["delay_fee_fen"], closed["refunded_fen"]) == (1_000, 197_000)
+    assert (closed["money"]["delay_fee_fen"], closed["money"]["refunded_fen"]) == (1_000, 197_000)
 
     claim = ("xg-compensate", "xg-c", "--operator-id", "op-1", "--compensation-id", "k-1", "--kind",
              "delivery_anomaly", "--cause", "platform_fault", "--period-start-at", "2026-03-02T10:00:00+08:00",

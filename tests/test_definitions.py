@@ -11,7 +11,7 @@ from temporalio import activity, workflow
 from temporalio.common import RawValue
 
 from workflows.contract.definitions import activity_name, handler_arg_types, workflow_definition
-from workflows.contract.mount_task import MountTaskState
+from workflows.contract.views import MountTaskView
 from workflows.mount_task import MountTaskWorkflow
 
 
@@ -74,7 +74,7 @@ def test_issue_22_handler_arg_types_reads_one_named_handler() -> None:
 
 def test_issue_22_the_project_workflows_read_through_the_adapter() -> None:
     defn = workflow_definition(MountTaskWorkflow)
-    assert defn.name == "MountTaskWorkflow" and defn.queries["state"].ret_type is MountTaskState
+    assert defn.name == "MountTaskWorkflow" and defn.queries["state"].ret_type is MountTaskView
     assert defn.dynamic == frozenset()
 
 
