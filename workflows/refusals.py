@@ -4,10 +4,12 @@ update before anything is recorded; a handler that raises it fails the update an
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 __all__ = ["ALREADY_MOUNTED", "APPEAL_REFUSED", "CANCEL_REFUSED", "FREEZE_LIFT_REFUSED", "JOIN_REFUSED",
-           "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED", "refused"]
+           "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED",
+           "differing_fields", "refused"]
 
 # Rule families whose refusals were of kind ValueError before they had a type of their own.
 # A report for content already mounted in the task with another creator or instant (AM-6): unlike MountRefused,
@@ -29,3 +31,11 @@ def refused(kind: str, reasons: list[str] | str) -> ApplicationError:
     is the reasons joined by "; " (the message callers have always read)."""
     listed = [reasons] if isinstance(reasons, str) else list(reasons)
     return ApplicationError("; ".join(listed), {"reasons": listed}, type=kind, non_retryable=True)
+
+
+def differing_fields(first: BaseModel, again: BaseModel, done: str) -> list[str]:
+    """One reason per field in which `again` differs from the `first` request the workflow acted on (issue 23: a
+    real conflict names each difference): `<field>: <done> <first value>, this asks <its value>`."""
+    before, after = first.model_dump(mode="json"), again.model_dump(mode="json")
+    return [f"{name}: {done} {before[name]!r}, this asks {after[name]!r}"
+            for name in type(first).model_fields if getattr(first, name) != getattr(again, name, None)]

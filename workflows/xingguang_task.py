@@ -43,7 +43,7 @@ from workflows.common import (
     until,
 )
 from workflows.escalation import Stalls
-from workflows.refusals import refused
+from workflows.refusals import differing_fields, refused
 from workflows.xingguang_claims import ClaimMessages
 from workflows.xingguang_control import ControlMessages
 from workflows.xingguang_money_steps import MoneySteps
@@ -188,8 +188,9 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             raise refused("OrderRefused", [(f"task_id: {request.task_id} does not match this workflow's task "
                                            f"{s.task_id}")])
         if s.result is not None:
-            if s.order != request:
-                raise refused("OrderRefused", [f"task {s.task_id} is already ordered with different terms"])
+            if s.order != request:  # the same order again answers the first
+                raise refused("OrderRefused", differing_fields(s.order, request, "ordered with") if s.order
+                              else [f"task {s.task_id} is already ordered with different terms"])
             return
         if s.stage is not cs.TaskStage.DRAFT or self._ordering:
             raise refused("OrderRefused", [f"task {s.task_id} is being ordered by another call; retry to read "
