@@ -58,7 +58,7 @@ CASES = [
     Case("MountedContentWorkflow", "raise_dispute", "test_am_11_am_17_raise_and_resolve_dispute_twice",
          "refused (DisputeRefused): 'dispute d1 ... is open'"),
     Case("MountedContentWorkflow", "resolve_dispute", "test_am_11_am_17_raise_and_resolve_dispute_twice",
-         "refused (ResolutionRefused): 'd1 is not an open dispute'"),
+         "answers with the first resolution; another amount is refused (ResolutionRefused) naming the first"),
     Case("ViolationCaseWorkflow", "appeal", "test_am_20_21_22_appeal_mark_complex_and_decide_twice",
          "refused (AppealRefused): 'already appealed at ...'"),
     Case("ViolationCaseWorkflow", "mark_complex", "test_am_20_21_22_appeal_mark_complex_and_decide_twice",
