@@ -77,18 +77,24 @@ def _money_record(field: str, id_field: str) -> Any:
 
 
 async def _cancelled_before(client: Client, args: argparse.Namespace, request: xg.CancelAfterPauseRequest) -> bool:
+    """The pause id is the key: the task cancelled after it before is a replay (the workflow answers the same request
+    with its first answer, and refuses another naming the first cancellation and each differing field)."""
     state = await _state(client, args.task_id)
     pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
     return pause is not None and pause.cancelled_at is not None
 
 
 async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAfterPauseRequest) -> Any:
-    state = await _state(client, args.task_id)
-    pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
-    if state is not None and pause is not None and pause.cancelled_at is not None:
+    try:
+        return await _update("cancel_after_pause", xgs.TaskStatus)(client, args, request)
+    except Refused as refusal:
+        # The task closed since: its workflow can no longer answer, its last state still tells the cancellation.
+        state = await _state(client, args.task_id) if refusal.kind == "NotRunning" else None
+        pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
+        if state is None or pause is None or pause.cancelled_at is None:
+            raise
         return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": dump(pause.cancelled_at),
                 "delay_fee_fen": state.delay_fee_fen, "end_reason": state.end_reason}
-    return await xgapi.cancel_after_pause(client, args.task_id, request)
 
 
 async def _compensated_before(client: Client, args: argparse.Namespace, request: xg.CompensateRequest) -> bool:

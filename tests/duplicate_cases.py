@@ -98,7 +98,7 @@ CASES = [
     Case("XingguangTaskWorkflow", "respond_to_pause", "test_xg_7_r_9_pause_answer_and_cancel_twice",
          "refused (XingguangStepRefused): 'pause pa1 is already answered'"),
     Case("XingguangTaskWorkflow", "cancel_after_pause", "test_xg_7_r_9_pause_answer_and_cancel_twice",
-         "refused (XingguangStepRefused): 'is settling: nothing to cancel'"),
+         "answers with the first answer; another cancellation is refused (XingguangStepRefused) naming the first"),
     Case("XingguangTaskWorkflow", "record_violation", "test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice",
          "answers the task's status again (the same violation_id): only applied_at is the new instant"),
     Case("XingguangTaskWorkflow", "submit_fix_proof", "test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice",

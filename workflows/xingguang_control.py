@@ -15,11 +15,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_money import delay_fee_limit
     from workflows.rules.xingguang_windows import changes_due_at, pause_notice_problems
 
-from workflows.refusals import refused
+from workflows.refusals import XINGGUANG_STEP_REFUSED, differing_fields, refused
 from workflows.xingguang_piece import WorkflowBase
+
+# A cancellation sent again with the same request is answered with the first answer, and the end reason names the
+# operator (before: a repeat was refused as "nothing to cancel", and the operator was not kept).
+CANCEL_REPEAT_PATCH = "xg-7-cancel-repeat-answers-first"
 
 
 class ControlMessages(WorkflowBase):
+    # The cancellation's request and first answer, by pause id (this run's; a run continued as new compares the
+    # delay fee and its reason kept in the state, and answers with the status now, applied at the cancellation).
+    _cancels: dict[str, tuple[c.CancelAfterPauseRequest, cs.TaskStatus]]
+
     def _status(self) -> cs.TaskStatus:
         raise NotImplementedError  # XingguangTaskWorkflow's: where the task stands after a command
 
@@ -82,18 +90,29 @@ class ControlMessages(WorkflowBase):
         s, now = self.s, workflow.now()
         record = self._pause(request.pause_id)
         assert record is not None
+        if record.cancelled_at is not None and workflow.patched(CANCEL_REPEAT_PATCH):
+            return self._first_cancel_answer(record)  # the validator let the same request through: nothing moves
         record.cancelled_at = now
         record.deadline_missed = record.refused_at is None
         s.delay_fee_fen, s.delay_fee_reason = request.delay_fee_fen, request.delay_fee_reason or None
-        s.end_reason = (f"cancelled after pause {record.pause_id}: "
+        by = f" by {request.operator_id}" if workflow.patched(CANCEL_REPEAT_PATCH) else ""
+        s.end_reason = (f"cancelled after pause {record.pause_id}{by}: "
                         f"{'changes refused' if record.refused_at else 'deadline for changes missed'}")
         life.cancel_for_delay(s, now)
         self._changed()
-        return self._status()
+        status = self._status()
+        self._cancels[record.pause_id] = (request, status)
+        return status
 
     @cancel_after_pause.validator
     def validate_cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> None:
         s, record = self.s, self._pause(request.pause_id)
+        first = next((p for p in s.pauses if p.cancelled_at is not None), None)
+        if first is not None:
+            reasons = self._cancel_differences(first, request)
+            if not reasons:
+                return  # the same request again: answered with the first answer
+            raise refused(XINGGUANG_STEP_REFUSED, reasons)
         self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
         assert record is not None and record.changes_due_at is not None
         self._require(s.stage in life.RUNNING and record.cancelled_at is None,
@@ -107,6 +126,32 @@ class ControlMessages(WorkflowBase):
                       f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
                       "delay_fee_reason: required with a delay fee (R-9)")
+
+    def _cancel_differences(self, first: cs.PauseRecord, request: c.CancelAfterPauseRequest) -> list[str]:
+        """Nothing when `request` repeats the cancellation after pause `first`; else the first cancellation (when,
+        by whom, the delay fee) and each field this request differs in."""
+        s = self.s
+        assert first.cancelled_at is not None
+        kept = self._cancels.get(first.pause_id)
+        if kept is not None:
+            asked = kept[0]
+        else:  # a run continued as new: the operator is named in the end reason only
+            asked = request.model_copy(update={"pause_id": first.pause_id, "delay_fee_fen": s.delay_fee_fen,
+                                               "delay_fee_reason": s.delay_fee_reason or ""})
+        differences = differing_fields(asked, request, "cancelled with")
+        if not differences:
+            return []
+        who = f" by {asked.operator_id}" if kept is not None else ""
+        return [f"pause_id: task {s.task_id} was already cancelled after pause {first.pause_id} at "
+                f"{business_time(first.cancelled_at)}{who} with a delay fee of {s.delay_fee_fen} fen "
+                f"({s.end_reason})", *differences]
+
+    def _first_cancel_answer(self, record: cs.PauseRecord) -> cs.TaskStatus:
+        kept = self._cancels.get(record.pause_id)
+        if kept is not None:
+            return kept[1]
+        assert record.cancelled_at is not None
+        return self._status().model_copy(update={"applied_at": record.cancelled_at})
 
     def _pause(self, pause_id: str) -> cs.PauseRecord | None:
         return next((p for p in self.s.pauses if p.pause_id == pause_id), None)

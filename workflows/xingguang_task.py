@@ -61,6 +61,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
         self.s = input.carried_state or cs.XingguangTaskState(task_id=input.task_id)
         self._ordering = False
         self._wake = False
+        self._cancels = {}
         self._compensating = asyncio.Lock()
         self._stalls = Stalls("xingguang")
         self._timer: asyncio.Task[None] | None = None
