@@ -15,12 +15,14 @@ from temporalio.service import RPCError
 from starter import xingguang as xgapi
 from starter.cli_common import Action, dump, task_queue
 from starter.cli_errors import CliError, Reason
+from starter.cli_errors import refusal as cli_refusal
 from starter.client import Refused, workflow_status
 from workflows.contract import xingguang as xg
 from workflows.contract import xingguang_pieces as xgp
 from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsView
+from workflows.rules.repeats import cancel_after_pause_conflict
 
 EXAMPLE = "python -m starter"
 TASK = ("task_id",)
@@ -88,13 +90,19 @@ async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAf
     try:
         return await _update("cancel_after_pause", xgs.TaskStatus)(client, args, request)
     except Refused as refusal:
-        # The task closed since: its workflow can no longer answer, its last state still tells the cancellation.
+        # The task closed since: its workflow can no longer answer, its last state still tells the cancellation
+        # (as the workflow answers a repeat after it continued as new: the status now, applied at the cancellation).
         state = await _state(client, args.task_id) if refusal.kind == "NotRunning" else None
-        pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
-        if state is None or pause is None or pause.cancelled_at is None:
+        pause = next((p for p in state.pauses if p.cancelled_at is not None), None) if state else None
+        if state is None or pause is None:
             raise
-        return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": dump(pause.cancelled_at),
-                "delay_fee_fen": state.delay_fee_fen, "end_reason": state.end_reason}
+        if conflict := cancel_after_pause_conflict(state, pause, None, request):
+            raise cli_refusal("XingguangStepRefused", conflict) from None
+        return xgs.TaskStatus(
+            task_id=state.task_id, stage=state.stage, applied_at=pause.cancelled_at, paused=state.paused,
+            escalated=state.escalated, escalation_reasons=state.escalation_reasons,
+            promotion_stopped_at=state.promotion_stopped_at, promotion_due_to_end_at=state.promotion_due_to_end_at,
+            next_deadline_at=state.next_deadline_at, end_reason=state.end_reason)
 
 
 async def _compensated_before(client: Client, args: argparse.Namespace, request: xg.CompensateRequest) -> bool:

@@ -40,6 +40,7 @@ from workflows.common import (
     continue_as_new_when_handlers_done,
     stage_attributes,
     until,
+    wait_summary,
 )
 from workflows.escalation import Stalls
 from workflows.mount_reports import (
@@ -115,11 +116,10 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
             if not shown:
                 self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
                 shown = True
-            period_ends = f"task period ends {business_time(s.period_end_at)}"
-            wake_at, wake_for = s.period_end_at, period_ends
+            wake_at, wake_for = s.period_end_at, wait_summary("the task period ends", s.period_end_at)
             if self._look_at is not None and self._look_at < s.period_end_at:
                 wake_at = self._look_at
-                wake_for = f"look at the ledger for closed pieces {business_time(self._look_at)}"
+                wake_for = wait_summary("the next look at the ledger for closed pieces", self._look_at)
             self._look_moved, timed_out = False, False
             try:
                 await workflow.wait_condition(

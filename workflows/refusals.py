@@ -4,8 +4,9 @@ update before anything is recorded; a handler that raises it fails the update an
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
+
+from workflows.rules.repeats import differing_fields  # the reasons of a conflicting repeat
 
 __all__ = ["ALREADY_MOUNTED", "APPEAL_REFUSED", "CANCEL_REFUSED", "FREEZE_LIFT_REFUSED", "JOIN_REFUSED",
            "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED",
@@ -32,10 +33,3 @@ def refused(kind: str, reasons: list[str] | str) -> ApplicationError:
     listed = [reasons] if isinstance(reasons, str) else list(reasons)
     return ApplicationError("; ".join(listed), {"reasons": listed}, type=kind, non_retryable=True)
 
-
-def differing_fields(first: BaseModel, again: BaseModel, done: str) -> list[str]:
-    """One reason per field in which `again` differs from the `first` request the workflow acted on (issue 23: a
-    real conflict names each difference): `<field>: <done> <first value>, this asks <its value>`."""
-    before, after = first.model_dump(mode="json"), again.model_dump(mode="json")
-    return [f"{name}: {done} {before[name]!r}, this asks {after[name]!r}"
-            for name in type(first).model_fields if getattr(first, name) != getattr(again, name, None)]

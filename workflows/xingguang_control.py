@@ -12,10 +12,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import xingguang_state as cs
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
+    from workflows.rules.repeats import cancel_after_pause_conflict
     from workflows.rules.xingguang_money import delay_fee_limit
     from workflows.rules.xingguang_windows import changes_due_at, pause_notice_problems
 
-from workflows.refusals import XINGGUANG_STEP_REFUSED, differing_fields, refused
+from workflows.refusals import XINGGUANG_STEP_REFUSED, refused
 from workflows.xingguang_piece import WorkflowBase
 
 # A cancellation sent again with the same request is answered with the first answer, and the end reason names the
@@ -109,7 +110,8 @@ class ControlMessages(WorkflowBase):
         s, record = self.s, self._pause(request.pause_id)
         first = next((p for p in s.pauses if p.cancelled_at is not None), None)
         if first is not None:
-            reasons = self._cancel_differences(first, request)
+            kept = self._cancels.get(first.pause_id)
+            reasons = cancel_after_pause_conflict(self.s, first, kept[0] if kept else None, request)
             if not reasons:
                 return  # the same request again: answered with the first answer
             raise refused(XINGGUANG_STEP_REFUSED, reasons)
@@ -126,25 +128,6 @@ class ControlMessages(WorkflowBase):
                       f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
                       "delay_fee_reason: required with a delay fee (R-9)")
-
-    def _cancel_differences(self, first: cs.PauseRecord, request: c.CancelAfterPauseRequest) -> list[str]:
-        """Nothing when `request` repeats the cancellation after pause `first`; else the first cancellation (when,
-        by whom, the delay fee) and each field this request differs in."""
-        s = self.s
-        assert first.cancelled_at is not None
-        kept = self._cancels.get(first.pause_id)
-        if kept is not None:
-            asked = kept[0]
-        else:  # a run continued as new: the operator is named in the end reason only
-            asked = request.model_copy(update={"pause_id": first.pause_id, "delay_fee_fen": s.delay_fee_fen,
-                                               "delay_fee_reason": s.delay_fee_reason or ""})
-        differences = differing_fields(asked, request, "cancelled with")
-        if not differences:
-            return []
-        who = f" by {asked.operator_id}" if kept is not None else ""
-        return [f"pause_id: task {s.task_id} was already cancelled after pause {first.pause_id} at "
-                f"{business_time(first.cancelled_at)}{who} with a delay fee of {s.delay_fee_fen} fen "
-                f"({s.end_reason})", *differences]
 
     def _first_cancel_answer(self, record: cs.PauseRecord) -> cs.TaskStatus:
         kept = self._cancels.get(record.pause_id)

@@ -41,6 +41,7 @@ from workflows.common import (
     continue_as_new_when_handlers_done,
     stage_attributes,
     until,
+    wait_summary,
 )
 from workflows.escalation import Stalls
 from workflows.refusals import differing_fields, refused
@@ -106,7 +107,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             await workflow.wait_condition(
                 lambda: self._wake or self._run_length.reached(s.messages_this_run),
                 timeout=until(next_at) if next_at else None,
-                timeout_summary=f"{what} {business_time(next_at)}" if next_at else None,
+                timeout_summary=wait_summary(what, next_at) if next_at else None,
             )
 
     def _arm_timer(self, at: datetime | None, what: str) -> None:
@@ -118,7 +119,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             self._timer.cancel()
         self._timer_at, self._timer = at, None
         if at is not None:
-            self._timer = asyncio.create_task(workflow.sleep(until(at), summary=f"{what} {business_time(at)}"))
+            self._timer = asyncio.create_task(workflow.sleep(until(at), summary=wait_summary(what, at)))
 
     def _timer_fired(self) -> bool:
         return self._timer is not None and self._timer.done()
