@@ -28,7 +28,7 @@ EXAMPLE = "python -m starter"
 TASK = ("task_id",)
 
 
-async def _state(client: Client, task_id: str) -> xgs.XingguangTaskState | None:
+async def _state(client: Client, task_id: str) -> xgs.XingguangTaskView | None:
     try:
         return await xgapi.state(client, task_id)
     except RPCError:
@@ -96,7 +96,7 @@ async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAf
         pause = next((p for p in state.pauses if p.cancelled_at is not None), None) if state else None
         if state is None or pause is None:
             raise
-        if conflict := cancel_after_pause_conflict(state, pause, None, request):
+        if conflict := cancel_after_pause_conflict(state, state.money.delay_fee_fen, pause, None, request):
             raise cli_refusal("XingguangStepRefused", conflict) from None
         return xgs.TaskStatus(
             task_id=state.task_id, stage=state.stage, applied_at=pause.cancelled_at, paused=state.paused,

@@ -177,6 +177,6 @@ async def void_billable_events(client: Client, task_id: str, void: xgp.VoidBilla
     await client.get_workflow_handle(xg_task_workflow_id(task_id)).signal("void_billable_events", void)
 
 
-async def state(client: Client, task_id: str) -> xgs.XingguangTaskState:
-    return cast(xgs.XingguangTaskState, await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
-        "state", result_type=xgs.XingguangTaskState))
+async def state(client: Client, task_id: str) -> xgs.XingguangTaskView:
+    return cast(xgs.XingguangTaskView, await client.get_workflow_handle(xg_task_workflow_id(task_id)).query(
+        "state", result_type=xgs.XingguangTaskView))

@@ -43,7 +43,7 @@ RECEIPT_FIELDS: dict[type[BaseModel], set[str]] = {
     MountTaskView: set(),
     MountedContentView: set(),
     vc.ViolationCaseView: set(),
-    xgs.XingguangTaskState: {"messages_this_run", "batches_received", "data_ops"},
+    xgs.XingguangTaskView: {"batches_received"},
     ac.AccountView: {"activities_recorded", "obligations_checked_at"},
     dsr.DataSubjectRequestView: set(),
     inc.SecurityIncidentView: set(),
@@ -147,7 +147,7 @@ async def content_update(ctx: Ctx, task: str, name: str, request: BaseModel, res
 
 
 def xg_w(task: str) -> Watched:
-    return Watched(xg.xg_task_workflow_id(task), xgs.XingguangTaskState)
+    return Watched(xg.xg_task_workflow_id(task), xgs.XingguangTaskView)
 
 
 def same_status(first: xgs.TaskStatus, second: xgs.TaskStatus) -> None:

@@ -23,6 +23,7 @@ from tests.conftest import data_converter
 from tests.ui_metadata import assert_operator_metadata
 from worker import workflow_runner
 from workflows.account import AccountWorkflow
+from workflows.contract.views import RunInfo
 from workflows.data_subject_request import DataSubjectRequestWorkflow
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
@@ -53,6 +54,22 @@ def family_replayer(prefix: str) -> Replayer:
 
 async def history_json(client: Client, workflow_id: str, run_id: str | None = None) -> str:
     return (await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).to_json()
+
+
+async def run_info(client: Client, workflow_id: str) -> RunInfo:
+    """The `run` query: the messages the workflow's current run has counted towards its bound."""
+    info: RunInfo = await client.get_workflow_handle(workflow_id).query("run", result_type=RunInfo)
+    return info
+
+
+async def until_new_run(client: Client, workflow_id: str, run_id: str, timeout: float = 30.0) -> str:
+    """Waits until the workflow's latest run is not `run_id` (it continued as new); returns the new run's id."""
+    for _ in range(int(timeout / 0.05)):
+        latest = (await client.get_workflow_handle(workflow_id).describe()).run_id
+        if latest != run_id:
+            return latest
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id}: run {run_id} did not continue as new within {timeout} s")
 
 
 async def first_run_id(client: Client, workflow_id: str) -> str:

@@ -185,7 +185,7 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     await published_piece(ctx, task, client_id, "p1", f"c-{ctx.uid}", 10_000)
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     first_run = await rh.first_run_id(ctx.client, workflow_id)
-    so_far = (await xg_api.state(ctx.client, task)).messages_this_run
+    so_far = (await rh.run_info(ctx.client, workflow_id)).messages_this_run
     assert so_far + 3 < bound
     dispute, objection = gate(f"data dispute on piece p1 of {task}"), gate(f"objection on piece p1 of {task}")
     last = gate(f"last-{ctx.uid}")
@@ -201,7 +201,7 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
         await xg_api.report_billable_events(ctx.client, task, batch(f"n{i}-{ctx.uid}"))
     await task_when(ctx, task, lambda s: s.pieces["p1"].billable_events == 2 * fillers)
     await xg_api.report_billable_events(ctx.client, task, batch(f"last-{ctx.uid}"))  # the bound: due
-    await task_when(ctx, task, lambda s: s.messages_this_run == bound)
+    await task_when(ctx, task, lambda s: s.batches_received == fillers + 1)  # the last one is in: due
     dispute.release.set()
     disputed = await asyncio.wait_for(u1, WAIT)
     assert disputed.data_dispute is not None
@@ -222,9 +222,9 @@ async def test_xg_5_objection_admitted_while_the_task_continues_as_new_is_answer
     state = await task_when(ctx, task, lambda s: s.pieces["p1"].objection is not None)
     piece = state.pieces["p1"]
     assert piece.data_dispute is not None and piece.data_dispute.raised_at == disputed.data_dispute.raised_at
-    assert (piece.billable_events, piece.billed_spend_fen, state.placement_spent_fen) == (
-        2 * fillers + 2, 20 * (fillers + 1), 20 * (fillers + 1))
-    assert not state.pending_batches and ctx.a.ledger.conservation_total() == 0
+    assert (piece.billable_events, piece.billed_spend_fen, state.money.accrued_fen) == (
+        2 * fillers + 2, 20 * (fillers + 1), 20 * (fillers + 1) + piece.agreed_earnings_fen)
+    assert not state.batches_pending and ctx.a.ledger.conservation_total() == 0
     for history in (await handle.fetch_history(), await ctx.client.get_workflow_handle(
             workflow_id, run_id=first_run).fetch_history()):
         await rh.replayer(XingguangTaskWorkflow).replay_workflow(history)

@@ -111,8 +111,7 @@ async def test_a_task_crossing_the_suggestion_under_mounts_and_refusals_replays(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run_length, "TASK_MESSAGES_PER_RUN", BOUND)  # the worker runs in this process
     started = time.monotonic()
-    # The task's pieces are in its register in the ledger's database (task_state reads them there).
-    with scratch_adapters(tmp_path) as adapters, api.register_read_from(adapters.db):
+    with scratch_adapters(tmp_path) as adapters:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(TEMPORAL_CLI), search_attributes=ALL_SEARCH_ATTRIBUTES,
             data_converter=data_converter,
@@ -139,7 +138,7 @@ async def test_a_task_crossing_the_suggestion_under_mounts_and_refusals_replays(
         finally:
             await env.shutdown()
 
-    assert (len(state.pieces), state.pieces_open) == (MOUNTS, MOUNTS)
+    assert (state.pieces.mounted, state.pieces.open) == (MOUNTS, MOUNTS)
     assert refused > 0
     suggested_runs = [h for h in histories if any(
         e.workflow_task_started_event_attributes.suggest_continue_as_new for e in h.events

@@ -25,7 +25,7 @@ from starter.codec_auth import CodecAuth
 from starter.codec_server import start_in_thread
 from tests import replay_helpers as rh
 from tests.conftest import Ctx
-from tests.helpers import business_now, creator, mount, published_task, task_seen, task_when
+from tests.helpers import business_now, creator, mount, published_task, task_seen
 from tests.privacy_helpers import post
 from workflows.contract import converter
 from workflows.contract import mount_task as mt
@@ -135,17 +135,18 @@ async def test_a_task_continued_as_new_with_its_state_compressed_goes_on_where_i
     first_run = await rh.first_run_id(ctx.client, workflow_id)
     before = await task_seen(ctx, task)
     await mount(ctx, task, "p2", "cr-1", now)  # the third message: the run continues as new
-    after = await task_when(ctx, task, lambda s: s.messages_this_run == 0)
+    await rh.until_new_run(ctx.client, workflow_id, first_run)
+    after = await task_seen(ctx, task)
 
     latest = await ctx.client.get_workflow_handle(workflow_id).fetch_history()
     started = latest.events[0].workflow_execution_started_event_attributes
     assert started.continued_execution_run_id == first_run
     [carried] = started.input.payloads
     assert carried.metadata["encoding"] == ZLIB
-    assert (sorted(after.pieces), list(after.creators), after.pieces_open) == (["p1", "p2"], ["cr-1"], 2)
+    assert (sorted(after.pieces), list(after.creators), after.view.pieces.open) == (["p1", "p2"], ["cr-1"], 2)
     assert after.pieces["p1"] == before.pieces["p1"] and after.creators == before.creators
-    assert (after.frozen_fen, after.budget_fen, after.period_end_at) == (
-        before.frozen_fen, before.budget_fen, before.period_end_at)
+    assert (after.money.frozen_fen, after.budget_fen, after.period_end_at) == (
+        before.money.frozen_fen, before.budget_fen, before.period_end_at)
     # The new run checks new reports against the carried register: p1 again for another creator is refused,
     # the same report again is answered, a new piece is taken.
     creator(ctx.a, "cr-2")

@@ -25,6 +25,7 @@ from tests.duplicates_helpers import (
     xg_w,
 )
 from tests.privacy_helpers import PHONE, eventually, fixed_calendar, person, vault
+from tests.xg_fixtures import billed
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import security_incident as inc
@@ -126,7 +127,7 @@ class TestXGDuplicateCommands:
         void = xgp.VoidBillableEvents(event_id="b1", reason="bot traffic found later")
         await twice(ctx, lambda: xg_api.void_billable_events(ctx.client, task, void), xg_w(task))
         state = await xg_api.state(ctx.client, task)
-        assert (state.pieces["p1"].billable_events, state.placement_spent_fen) == (10, 500)
+        assert (state.pieces["p1"].billable_events, billed(state)) == (10, 500)
 
     async def test_xg_7_r_9_pause_answer_and_cancel_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "pau")

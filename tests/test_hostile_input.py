@@ -350,20 +350,14 @@ SETUPS: dict[str, tuple[Setup, tuple[str, ...]]] = {
 
 
 # ---------------------------------------------------------------------------------------------------- the checks
-# Dropped signals still lengthen the history, and a long history makes the server suggest continue-as-new: with a
-# large HYPOTHESIS_EXAMPLES a workflow may carry its state into a new run, which starts this counter again.
-RUN_COUNTER = {"messages_this_run"}
-
-
 async def snapshot(ctx: Ctx, targets: dict[str, str]) -> dict[str, Any]:
-    """The whole `state` of each workflow (but its per-run counter) and every row of every table, once the
-    workflows are quiet."""
+    """The whole `state` view of each workflow and every row of every table, once the workflows are quiet."""
     await wait_until_quiet(ctx, list(targets.values()))
     seen: dict[str, Any] = {}
     for workflow_type, workflow_id in targets.items():
         model = state_model(workflow_type)
         state = await ctx.client.get_workflow_handle(workflow_id).query("state", result_type=model)
-        seen[workflow_id] = state.model_dump(mode="json", exclude=RUN_COUNTER & set(model.model_fields))
+        seen[workflow_id] = state.model_dump(mode="json")
     seen["database"] = world(ctx)
     return seen
 

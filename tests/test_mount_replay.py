@@ -72,11 +72,12 @@ async def cancelled_and_continued_histories(ctx: Ctx) -> dict[str, str]:
     piece = mounted_content_id(task, "busy")
     batches = [mc.ConversionBatch(event_id=f"e{i}", content_id="busy", count=1, occurred_at=now + SECOND,
                                   cheating=i % 2 == 1) for i in range(MAX_MESSAGES_PER_RUN + 20)]
-    to_bound = MAX_MESSAGES_PER_RUN - (await api.content_state(ctx.client, task, "busy")).messages_this_run
+    to_bound = MAX_MESSAGES_PER_RUN - (await rh.run_info(ctx.client, piece)).messages_this_run
     first_run = await rh.continue_as_new_by_signals(ctx.client, piece, "report_conversions", batches[:to_bound],
                                                     batches[to_bound:])
     state = await content_when(ctx, task, "busy", lambda s: s.counted_conversions == len(batches) // 2)
-    assert state.messages_this_run < MAX_MESSAGES_PER_RUN  # the piece continued as new, carrying its state
+    assert state.counted_conversions == len(batches) // 2  # the piece continued as new, carrying its state
+    assert (await rh.run_info(ctx.client, piece)).messages_this_run < MAX_MESSAGES_PER_RUN
     await api.cancel(ctx.client, task, "replay shape: cancel", "ops-1")
     await finish(ctx, mount_task_id(task), mt.TaskResult)
     return {
@@ -117,9 +118,10 @@ async def task_continued_as_new_histories(ctx: Ctx) -> dict[str, str]:
     await convert(ctx, task, "p1", "p1-1", 3, now + SECOND)
     await helpers.advance(ctx, (helpers.DAY + HOUR).total_seconds())
     ended = await helpers.task_when(ctx, task, lambda s: s.stage is mt.TaskStage.ENDED)
-    assert ended.pieces_open == 1
+    assert ended.view.pieces.open == 1
     repeats = [mt.BudgetExhaustedSignal(exhausted_at=now + SECOND) for _ in range(TASK_MESSAGES_PER_RUN + 10)]
-    to_bound = TASK_MESSAGES_PER_RUN - ended.messages_this_run  # after the end: each is ignored, and counted
+    # After the end each is ignored, and counted.
+    to_bound = TASK_MESSAGES_PER_RUN - (await rh.run_info(ctx.client, mount_task_id(task))).messages_this_run
     first_run = await rh.continue_as_new_by_signals(ctx.client, mount_task_id(task), "budget_exhausted",
                                                     repeats[:to_bound], repeats[to_bound:])
     result = await finish(ctx, mount_task_id(task), mt.TaskResult)

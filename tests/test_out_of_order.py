@@ -186,7 +186,7 @@ class TestR1R3ConversionsOutOfOrder:
 
 async def xg_task_with_stream(ctx: Ctx, name: str, stream: list[Delivery], placement_budget_fen: int,
                               one_at_a_time: bool = False
-                              ) -> tuple[str, datetime, xgs.TaskResult, xgs.XingguangTaskState, dict[str, int]]:
+                              ) -> tuple[str, datetime, xgs.TaskResult, xgs.XingguangTaskView, dict[str, int]]:
     """An XG task (unit price 50 fen) with pieces p1 and p2 published and promoted, the stream of billable-event
     batches delivered (occurred_at = the later publication + minutes), then run until it closes. Returns the task,
     that start, its result, its final state and the event register's billed events per event id."""
@@ -260,7 +260,7 @@ class TestR1R8BillableEventsOutOfOrder:
                     assert delivery in counting(STREAM), (label, eid, billed)
                     assert events <= delivery.count, (label, eid)
             spend = sum(m.promotion_spend_fen for m in result.pieces.values())
-            assert spend == result.promotion_spend_fen == state.placement_spent_fen <= budget, label
+            assert spend == result.promotion_spend_fen == billed(state) <= budget, label
             assert spend == 50 * sum(billed.values()) == 50 * sum(p.billable_events for p in state.pieces.values())
             assert [m.creator_earnings_fen for m in result.pieces.values()] == [10_000, 10_000], label
             if label == "in order":

@@ -22,6 +22,7 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.task_register import TaskRegister
 from starter import client as api
 from tests import drain_helpers as drain
 from tests import replay_helpers as rh
@@ -90,10 +91,8 @@ async def live(built_client: Path, ledger: Adapters) -> AsyncIterator[Live]:
     try:
         address = env.client.service_client.config.target_host
         task_queue = "ts-client"
-        # The task's pieces are in its register in the ledger's database (task_state reads them there).
-        with api.register_read_from(ledger.db):
-            async with build_worker(env.client, task_queue, ledger):
-                yield Live(env=env, address=address, task_queue=task_queue, adapters=ledger, cli=built_client)
+        async with build_worker(env.client, task_queue, ledger):
+            yield Live(env=env, address=address, task_queue=task_queue, adapters=ledger, cli=built_client)
     finally:
         await env.shutdown()
 
@@ -178,14 +177,16 @@ async def test_am_2_am_6_r_1_typescript_service_publishes_joins_mounts_and_repor
     code, content, err = await live.ts("content-state", task_id, content_id)
     assert code == 0, err
     assert (content["stage"], content["counted_conversions"], content["fee_fen"]) == ("mounted", 7, 700)
-    assert content["creator_id"] == creator_id and sorted(content["batches"]) == [f"e1-{uid}"]
+    assert content["creator_id"] == creator_id and sorted(content["recent_batches"]) == [f"e1-{uid}"]
+    assert content["money"] == {"accrued_fen": 700, "held_fen": 0, "paid_fen": 0, "platform_fee_fen": 0,
+                                "payee_account": content["payee_account"]}
 
     code, task, err = await live.ts("task-state", task_id)
     assert code == 0, err
-    assert (task["stage"], task["budget_fen"], task["frozen_fen"]) == ("published", 100_000, 110_000)
-    # The `state` answer keeps counts (its register is in the ledger's database); the pieces are listed by page.
-    assert (task["creators_joined"], task["pieces_count"], task["pieces_open"]) == (1, 1, 1)
-    assert task["register_in_db"] and task["pieces"] == {} and task["creators"] == {}
+    assert (task["stage"], task["budget_fen"], task["money"]["frozen_fen"]) == ("published", 100_000, 110_000)
+    # The `state` view keeps counts (the register is in the ledger's database); the pieces are listed by page.
+    assert (task["creators_joined"], task["pieces"]["mounted"], task["pieces"]["open"]) == (1, 1, 1)
+    assert task["period_end_at"].endswith("+08:00")
 
     async def listed() -> bool:
         code, page, _ = await live.ts("task-pieces", task_id)
@@ -233,7 +234,7 @@ async def test_xg_1_r_8_typescript_service_orders_a_xingguang_task_and_queries_i
 
     code, state, err = await live.ts("query", "XingguangTaskWorkflow", json.dumps({"task_id": task_id}), "state")
     assert code == 0, err
-    assert (state["task_id"], state["stage"], state["frozen_fen"]) == (task_id, "materials_review", 198_000)
+    assert (state["task_id"], state["stage"], state["money"]["frozen_fen"]) == (task_id, "materials_review", 198_000)
 
     code, _, err = await live.ts("query", "XingguangTaskWorkflow", json.dumps({"case_id": task_id}), "state")
     assert code == 1 and "XingguangTaskWorkflow id needs task_id" in err
@@ -266,8 +267,7 @@ async def test_typescript_client_sends_a_mount_refused_by_a_draining_task_again_
         held = asyncio.create_task(live.ts("report-mount", task_id, piece("p2"), task_queue=queue))  # 3: due
 
         async def draining() -> bool:
-            state = await api.task_state(live.env.client, task_id)
-            return "p2" in state.pieces and state.messages_this_run == 3
+            return "p2" in {r.piece.content_id for r in TaskRegister(live.adapters.db).pieces_page(task_id)}
         await eventually(draining)
         first_run = await rh.first_run_id(live.env.client, mount_task_id(task_id))
         retried = asyncio.create_task(live.ts("report-mount", task_id, piece("p3"), task_queue=queue))
@@ -280,7 +280,7 @@ async def test_typescript_client_sends_a_mount_refused_by_a_draining_task_again_
         assert code == 0 and p3["content_workflow_id"] == f"mount-content:{task_id}:p3", err
 
         state = await api.task_state(live.env.client, task_id)
-        assert sorted(state.pieces) == ["p1", "p2", "p3"] and state.messages_this_run == 1  # p3 in the new run
+        assert state.pieces.mounted == 3  # p3 in the new run (not in the first run's history, below)
         first = await live.env.client.get_workflow_handle(mount_task_id(task_id), run_id=first_run).fetch_history()
         first_json = first.to_json()
         assert "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in first_json and '"p3"' not in first_json

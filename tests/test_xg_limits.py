@@ -61,12 +61,12 @@ async def test_r_1_continues_as_new_after_its_message_bound_and_counts_each_even
     # Exactly up to the bound, then (once the run has continued as new) the rest and the same ids again, which
     # bill nothing more. Signals racing the closing run would keep a workflow task of the closed run in flight,
     # which locks the time-skipping server (seen in CI: "still running after 60 s of time skipping").
-    so_far = (await api.state(ctx.client, task)).messages_this_run
+    so_far = (await rh.run_info(ctx.client, workflow_id)).messages_this_run
     to_bound = MAX_MESSAGES_PER_RUN - so_far
     await rh.continue_as_new_by_signals(ctx.client, workflow_id, "report_billable_events",
                                         [batch(i) for i in range(to_bound)],
                                         [batch(i) for i in range(to_bound, total)] + [batch(i) for i in range(50)])
-    state = await task_when(ctx, task, lambda s: s.batches_received >= 50 and not s.pending_batches
+    state = await task_when(ctx, task, lambda s: s.batches_received >= 50 and not s.batches_pending
                             and s.pieces["p1"].billable_events == total)
     assert state.pieces["p1"].billed_spend_fen == total * 10
     result = await finish(ctx, workflow_id, xgs.TaskResult)

@@ -29,7 +29,7 @@ class TestXG1Order:
         assert again == result
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_006
         state = await api.state(ctx.client, task)
-        assert state.stage is xgs.TaskStage.MATERIALS_REVIEW and state.frozen_fen == 198_006
+        assert state.stage is xgs.TaskStage.MATERIALS_REVIEW and state.money.frozen_fen == 198_006
 
     async def test_xg_1_reorder_with_other_terms_names_each_differing_field(self, ctx: Ctx) -> None:
         task, client_id = f"xg-o2-{ctx.uid}", f"cl-{ctx.uid}"
@@ -82,7 +82,7 @@ class TestXG1Order:
         ]
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000
         state = await api.state(ctx.client, task)
-        assert state.stage is xgs.TaskStage.DRAFT and state.frozen_fen == 0
+        assert state.stage is xgs.TaskStage.DRAFT and state.money.frozen_fen == 0
 
     async def test_r_8_order_refused_when_the_balance_does_not_cover_the_freeze(self, ctx: Ctx) -> None:
         task, client_id = f"xg-poor-{ctx.uid}", f"cl-{ctx.uid}"

@@ -26,6 +26,7 @@ from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
     PLATFORM_FAULT,
+    billed,
     client_says,
     events,
     ids,
@@ -164,7 +165,7 @@ async def test_replay_xg_8_a_stop_with_one_piece_settled_and_one_declined(ctx: C
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     await events(ctx, task, "g1", "r1", 100, t0 + DAY + HOUR)
     await events(ctx, task, "g2", "r2", 40, t0 + DAY + HOUR)
-    await task_when(ctx, task, lambda s: s.placement_spent_fen == 7_000)
+    await task_when(ctx, task, lambda s: billed(s) == 7_000)
     await api.record_violation(ctx.client, task, xg.RecordViolationRequest(
         operator_id=OPERATOR, violation_id="v1", cause=xg.TerminationCause.CHEATING_BYPASS_OR_LAUNDERING,
         note="click farm", decision=xg.ViolationDecision.STOP))
@@ -230,7 +231,7 @@ async def test_replay_a_task_that_continued_as_new(ctx: Ctx) -> None:
     await sleep_until(ctx, t0 + DAY + 2 * HOUR)
     batches = [xgp.BillableEventBatch(event_id=f"n{i}", piece_id="p1", count=1, occurred_at=t0 + DAY + HOUR)
                for i in range(MAX_MESSAGES_PER_RUN + 10)]
-    to_bound = MAX_MESSAGES_PER_RUN - (await api.state(ctx.client, task)).messages_this_run
+    to_bound = MAX_MESSAGES_PER_RUN - (await rh.run_info(ctx.client, workflow_id)).messages_this_run
     first_run = await rh.continue_as_new_by_signals(ctx.client, workflow_id, "report_billable_events",
                                                     batches[:to_bound], batches[to_bound:])
     total = len(batches)

@@ -17,6 +17,7 @@ from tests.helpers import DAY, finish
 from tests.xg_fixtures import (
     HOUR,
     OPERATOR,
+    billed,
     client_says,
     events,
     notice,
@@ -280,7 +281,7 @@ async def test_r_9_r_11_stop_with_one_piece_settled_and_one_declined(ctx: Ctx) -
     await sleep_until(ctx, t0 + 2 * DAY)
     await events(ctx, task, "g1", "r1", 100, t0 + DAY + HOUR)
     await events(ctx, task, "g2", "r2", 40, t0 + DAY + HOUR)
-    await task_when(ctx, task, lambda s: s.placement_spent_fen == 7_000)
+    await task_when(ctx, task, lambda s: billed(s) == 7_000)
 
     await sleep_until(ctx, t0 + 3 * DAY)
     stopped = await api.record_violation(ctx.client, task, xg.RecordViolationRequest(

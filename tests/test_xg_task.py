@@ -233,7 +233,7 @@ class TestR1Void:
         await api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id="v2", reason="bot farm"))
         await api.void_billable_events(ctx.client, task, xgp.VoidBillableEvents(event_id="v3", reason="bot farm"))
         await events(ctx, task, "v3", "p1", 30, t0 + DAY + 2 * HOUR)  # voided before it arrived
-        await task_when(ctx, task, lambda s: s.batches_received == 3 and not s.pending_batches)
+        await task_when(ctx, task, lambda s: s.batches_received == 3 and not s.batches_pending)
         result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
         assert result.pieces["p1"].promotion_spend_fen == 5_000
 

@@ -89,12 +89,12 @@ async def events(ctx: Ctx, task: str, event_id: str, piece: str, count: int, occ
         event_id=event_id, piece_id=piece, count=count, occurred_at=occurred_at, cheating=cheating))
 
 
-async def task_when(ctx: Ctx, task: str, predicate: Callable[[xgs.XingguangTaskState], bool],
-                    timeout: float = 60.0) -> xgs.XingguangTaskState:
+async def task_when(ctx: Ctx, task: str, predicate: Callable[[xgs.XingguangTaskView], bool],
+                    timeout: float = 60.0) -> xgs.XingguangTaskView:
     """Poll the task's state until `predicate` holds (signals and timers are processed asynchronously). A query
     that times out on a busy machine is asked again."""
     deadline = asyncio.get_running_loop().time() + timeout
-    state: xgs.XingguangTaskState | None = None
+    state: xgs.XingguangTaskView | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
             state = await api.state(ctx.client, task)
@@ -154,3 +154,8 @@ async def notice(ctx: Ctx, due_at: datetime) -> dict[str, object]:
 CLAIM_PERIOD: dict[str, object] = {"period_start_at": datetime(2026, 3, 2, 10, tzinfo=BUSINESS_TZ),
                                    "period_end_at": datetime(2026, 3, 2, 12, tzinfo=BUSINESS_TZ)}
 PLATFORM_FAULT: dict[str, object] = {"cause": xg.AnomalyCause.PLATFORM_FAULT, **CLAIM_PERIOD}
+
+
+def billed(state: xgs.XingguangTaskView) -> int:
+    """The promotion billed so far over the task's pieces (R-8: never above the placement budget)."""
+    return sum(p.billed_spend_fen for p in state.pieces.values())

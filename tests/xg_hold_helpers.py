@@ -54,7 +54,7 @@ async def held_while_the_other_settles(ctx: Ctx, task: str, t0: datetime, case: 
     assert (p1.stage, p1.settlement, p1.settlement_hold.case_id) == (xgs.PieceStage.PUBLICITY, None, case)
     assert p1.publicity_window_closes_at <= p1.settlement_hold.held_at < p1.publicity_window_closes_at + 2 * SECOND
     assert p1.settlement_hold.released_at is None
-    assert state.stage is xgs.TaskStage.SETTLING and state.refunded_fen == 0  # the refund waits for p1
+    assert state.stage is xgs.TaskStage.SETTLING and state.money.refunded_fen == 0  # the refund waits for p1
     assert ctx.a.ledger.transfers(business_key_prefix=f"xg:settle:{task}:p1") == []
     assert ctx.a.ledger.transfers(business_key_prefix=f"xg:refund:{task}") == []
     assert f"piece p1 held by case {case}" in await details(ctx, task)

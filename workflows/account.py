@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.data_subject_request import RetentionReleased
     from workflows.contract.names import ACCOUNT_WORKFLOW, SA, data_subject_request_id
     from workflows.contract.privacy import AccountParty
+    from workflows.contract.views import RunInfo
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import (
         DISPUTE_ESCALATION_WORKING_DAYS,
@@ -46,10 +47,12 @@ with workflow.unsafe.imports_passed_through():
         statement_dispute_closes_at,
     )
 
+from workflows import details as details_md
 from workflows import metrics
 from workflows.common import (
     RunLength,
     continue_as_new_when_handlers_done,
+    run_info,
     stage_attributes,
     until,
     wait_summary,
@@ -231,6 +234,11 @@ class AccountWorkflow:
     def state(self) -> c.AccountView:
         return public_view(c.AccountView, self.s)
 
+    @workflow.query(name="run")
+    def run_info(self) -> RunInfo:
+        """How far this run is towards continuing as new: the messages it counted, and its bound."""
+        return run_info(self.s.messages_this_run, getattr(self, "_run_length", None))
+
     # ---------------------------------------------------------------- internals
     def _open_disputes(self) -> list[str]:
         return [d for d, r in self.s.statement_disputes.items() if r.status == "open"]
@@ -301,6 +309,11 @@ class AccountWorkflow:
         escalation = self._next_escalation()
         if escalation is not None and (deadline is None or escalation < deadline):
             deadline, what = escalation, "statement dispute escalates"
-        workflow.set_current_details(self._stalls.details(
-            with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline), escalated))
+        to_do = (f"**What to do**: resolve them: `python -m starter account-dispute-resolve {s.account_id} "
+                 f"--dispute-id ID --resolved-by OPERATOR --outcome upheld|rejected --note TEXT`" if overdue else "")
+        paid_out = sum(p.amount_fen for p in s.payouts)
+        workflow.set_current_details(self._stalls.details(details_md.lines(
+            with_deadline(f"{prefix}account {s.account_id}: {details}", what, deadline),
+            f"**Money** (fen): paid out {details_md.fen(paid_out)}; **Open tasks**: {len(s.open_task_ids)}; "
+            f"**Statement disputes open**: {len(self._open_disputes())}", to_do), escalated))
         stage_attributes(s.stage.value, deadline, escalated or self._stalls.escalated)

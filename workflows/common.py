@@ -11,12 +11,13 @@ from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contract.names import SA
+    from workflows.contract.views import RunInfo
     from workflows.rules import run_length
     from workflows.rules.clock import business_time
     from workflows.rules.run_length import MAX_MESSAGES_PER_RUN  # its value, for readers; RunLength reads the module
 
-__all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "stage_attributes", "until",
-           "wait_summary"]
+__all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "run_info", "stage_attributes",
+           "until", "wait_summary"]
 
 
 def wait_summary(what: str, at: datetime) -> str:
@@ -69,6 +70,12 @@ class RunLength:
     def due(self, messages_this_run: int) -> bool:
         """For straight-line code (e.g. right after a wait returned): the count, or the server's suggestion."""
         return messages_this_run >= self.bound or workflow.info().is_continue_as_new_suggested()
+
+
+def run_info(messages_this_run: int, length: RunLength | None) -> RunInfo:
+    """The `run` query's answer (before the run method set its RunLength, the shared bound)."""
+    bound = length.bound if length is not None else run_length.MAX_MESSAGES_PER_RUN
+    return RunInfo(messages_this_run=messages_this_run, bound=bound)
 
 
 # Runs that record this marker do their pending work before waiting for handlers, and continue as new right after

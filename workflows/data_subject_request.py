@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import DSR_REPLY_WORKING_DAYS, Disposition
 
+from workflows import details as details_md
 from workflows import metrics
 from workflows.common import stage_attributes, until, wait_summary
 from workflows.deadlines import working_days_after
@@ -279,7 +280,9 @@ class DataSubjectRequestWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.reply_due_at if s.replied_at is None else None
-        workflow.set_current_details(self._stalls.details(
+        to_do = (f"**What to do**: reply: `python -m starter dsr-reply {s.request_id} --replied-by OPERATOR "
+                 f"--summary TEXT`" if s.escalated and s.replied_at is None else "")
+        workflow.set_current_details(self._stalls.details(details_md.lines(
             with_deadline(f"data-subject request {s.request_id} ({s.kind.value}) of account {s.account_id}: "
-                          f"{details}", "reply due", deadline), s.escalated))
+                          f"{details}", "reply due", deadline), to_do), s.escalated))
         stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

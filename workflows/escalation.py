@@ -83,7 +83,8 @@ class Stalls:
     def _rendered(self) -> str:
         stalls = "".join(f"ESCALATED: {what} cannot complete (since {business_time(at)}; retrying): {cause} | "
                          for what, (at, cause) in self.stalled.items())
-        return stalls + self._details
+        to_do = f"\n\n**What to do**: {STALL_TO_DO}" if self.stalled else ""
+        return stalls + self._details + to_do
 
     def _publish(self) -> None:
         workflow.set_current_details(self._rendered())

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from ports.ledger import INSUFFICIENT_FUNDS, FreezeRequest
     from workflows.contract import mount_task as c
     from workflows.contract.names import CONTINUE_AS_NEW_DUE, MOUNT_TASK_WORKFLOW, SA
-    from workflows.contract.views import MountTaskView, Progress
+    from workflows.contract.views import MountTaskView, Progress, RunInfo
     from workflows.rules import run_length
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.eligibility import client_publication_refusals, creator_join_refusals, payee_account
@@ -38,6 +38,7 @@ from workflows.closure_looks import ClosureLooks
 from workflows.common import (
     RunLength,
     continue_as_new_when_handlers_done,
+    run_info,
     stage_attributes,
     until,
     wait_summary,
@@ -269,6 +270,11 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
     def state(self) -> MountTaskView:
         """Terms, period, the money picture, piece counts and what the task waits for (contract/views.py)."""
         return task_view(self.s, self._progress_now())
+
+    @workflow.query(name="run")
+    def run_info(self) -> RunInfo:
+        """How far this run is towards continuing as new: the messages it counted, and its bound."""
+        return run_info(self.s.messages_this_run, getattr(self, "_run_length", None))
 
     # ---------------------------------------------------------------- internals
     def _period_closed_problem(self, action: str) -> str | None:

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import mounted_content as c
     from workflows.contract.mount_task import BudgetExhaustedSignal, EndReason
     from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mount_task_id
-    from workflows.contract.views import MountedContentView, Progress
+    from workflows.contract.views import MountedContentView, Progress, RunInfo
     from workflows.rules.billing import (
         billing_period_end,
         conversion_counts,
@@ -45,6 +45,7 @@ from workflows import details, metrics
 from workflows.common import (
     RunLength,
     continue_as_new_when_handlers_done,
+    run_info,
     stage_attributes,
     until,
     wait_summary,
@@ -209,6 +210,11 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         """The piece's windows, what counted, its money, disputes, holds and what it waits for (contract/views.py)."""
         return content_view(self.s, self._payable_fee(), self._progress.model_copy(
             update={"escalations": content_escalations(self.s) + self._stalls.escalations()}))
+
+    @workflow.query(name="run")
+    def run_info(self) -> RunInfo:
+        """How far this run is towards continuing as new: the messages it counted, and its bound."""
+        return run_info(self.s.messages_this_run, getattr(self, "_run_length", None))
 
     # ---------------------------------------------------------------- internals
     def _counts(self, record: c.BatchRecord, *, for_release: bool = False) -> bool:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.privacy import incident_notices_due_at, notice_refusals
 
+from workflows import details as details_md
 from workflows import metrics
 from workflows.common import stage_attributes, until, wait_summary
 from workflows.escalation import Stalls
@@ -183,6 +184,10 @@ class SecurityIncidentWorkflow:
     def _show(self, details: str) -> None:
         s = self.s
         deadline = s.notices_due_at if s.notices_completed_at is None else None
-        workflow.set_current_details(self._stalls.details(
-            with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline), s.escalated))
+        to_do = (f"**What to do**: send the notices left, or publish an announcement: `python -m starter "
+                 f"incident-announce {s.incident_id} ...`" if s.escalated and s.notices_completed_at is None else "")
+        workflow.set_current_details(self._stalls.details(details_md.lines(
+            with_deadline(f"incident {s.incident_id}: {details}", "notices due", deadline),
+            f"**Accounts**: {len(s.affected)} affected · {len(s.notified)} notified · {len(s.undeliverable)} "
+            f"without a contact", to_do), s.escalated))
         stage_attributes(s.stage.value, deadline, s.escalated or self._stalls.escalated)

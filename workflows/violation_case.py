@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import violation_case as c
     from workflows.contract.common import public_view
     from workflows.contract.names import SA, VIOLATION_CASE_WORKFLOW, violation_case_id
+    from workflows.contract.views import RunInfo
     from workflows.rules.clock import business_time, with_deadline
     from workflows.rules.penalties import (
         TIMED,
@@ -37,11 +38,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.rules.working_days import APPEAL_ANSWER_WORKING_DAYS
 
-from workflows import metrics
+from workflows import details, metrics
 from workflows.case_effects import CaseEffects
 from workflows.common import (
     RunLength,
     continue_as_new_when_handlers_done,
+    run_info,
     stage_attributes,
     until,
     wait_summary,
@@ -228,6 +230,11 @@ class ViolationCaseWorkflow(CaseEffects):
         """Penalties and their status, the appeal, every deadline, and whether it is escalated."""
         return public_view(c.ViolationCaseView, self.s)
 
+    @workflow.query(name="run")
+    def run_info(self) -> RunInfo:
+        """How far this run is towards continuing as new: the messages it counted, and its bound."""
+        return run_info(self.s.messages_this_run, getattr(self, "_run_length", None))
+
     # ---------------------------------------------------------------- acting on the world
     async def _apply_penalties(self) -> None:
         for penalty in self.s.penalties:
@@ -364,7 +371,14 @@ class ViolationCaseWorkflow(CaseEffects):
             c.CaseStage.CLOSED: "final and closed",
         }[s.stage]
         prefix = f"{s.escalation_reason} | " if s.escalated and s.escalation_reason else ""
-        workflow.set_current_details(self._stalls.details(with_deadline(
+        frozen, deducted = sum(p.frozen_fen for p in s.penalties), sum(p.deducted_fen for p in s.penalties)
+        held = s.held_settlements
+        to_do = (f"**What to do**: answer the appeal: `python -m starter penalty-decide {s.case_id} --decision "
+                 f"upheld|rejected --operator-id ID --note TEXT`, or `penalty-mark-complex`" if s.escalated else "")
+        workflow.set_current_details(self._stalls.details(details.lines(with_deadline(
             f"{prefix}case {s.case_id} ({s.party_kind.value} {s.party_id}): {where}", s.next_deadline or "deadline",
-            s.next_deadline_at), s.escalated))
+            s.next_deadline_at),
+            f"**Money** (fen): frozen {details.fen(frozen)} · deducted {details.fen(deducted)} · held settlements "
+            f"released {held.released}, deducted {held.deducted}; **Penalties**: {len(s.penalties)}", to_do),
+            s.escalated))
         stage_attributes(s.stage.value, s.next_deadline_at, s.escalated or self._stalls.escalated)

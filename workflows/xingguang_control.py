@@ -111,7 +111,8 @@ class ControlMessages(WorkflowBase):
         first = next((p for p in s.pauses if p.cancelled_at is not None), None)
         if first is not None:
             kept = self._cancels.get(first.pause_id)
-            reasons = cancel_after_pause_conflict(self.s, first, kept[0] if kept else None, request)
+            reasons = cancel_after_pause_conflict(self.s, self.s.delay_fee_fen, first, kept[0] if kept else None,
+                                                  request)
             if not reasons:
                 return  # the same request again: answered with the first answer
             raise refused(XINGGUANG_STEP_REFUSED, reasons)

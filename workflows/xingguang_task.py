@@ -30,15 +30,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import xingguang as c
     from workflows.contract import xingguang_state as cs
     from workflows.contract.names import SA, XINGGUANG_TASK_WORKFLOW
+    from workflows.contract.views import Escalation, Progress, RunInfo
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
     from workflows.rules.xingguang_money import frozen_at_order
     from workflows.rules.xingguang_order import order_problems
 
-from workflows import metrics
+from workflows import details, metrics
 from workflows.common import (
     RunLength,
     continue_as_new_when_handlers_done,
+    run_info,
     stage_attributes,
     until,
     wait_summary,
@@ -49,8 +51,13 @@ from workflows.xingguang_claims import ClaimMessages
 from workflows.xingguang_control import ControlMessages
 from workflows.xingguang_money_steps import MoneySteps
 from workflows.xingguang_piece import PieceMessages
+from workflows.xingguang_views import task_view, xg_money
 
 DRAFT_TTL = timedelta(hours=1)
+# What an operator does about the task's own escalation (an objection, a data dispute or a stop decision past its
+# working days, R-5, R-11): decide it with the command the reason points to.
+ESCALATION_TO_DO = ("decide what it waits for: `python -m starter xg-objection-decide`, `xg-data-dispute-resolve` "
+                    "or `xg-decide-piece` (README \"Operating it\")")
 # workflow.patched id: one durable timer per deadline instead of one per wait (fewer history events).
 ONE_TIMER_PATCH = "xg-one-timer-per-deadline"
 
@@ -65,6 +72,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
         self._cancels = {}
         self._compensating = asyncio.Lock()
         self._stalls = Stalls("xingguang")
+        self._progress = Progress()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: datetime | None = None
 
@@ -137,9 +145,13 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
         paused = " (paused)" if s.paused else ""
         waiting = f"; next: {what} {business_time(next_at)}" if next_at else ""
         escalated = f"; ESCALATED: {s.escalation_reasons[0]}" if s.escalated else ""
-        workflow.set_current_details(self._stalls.details(
+        self._progress = Progress(waiting_for=f"{s.stage.value}{paused}; {pieces}{self._holds_details()}",
+                                  next_deadline=what if next_at else None, next_deadline_at=next_at,
+                                  escalations=[Escalation(what="xg task", why=reason, to_do=ESCALATION_TO_DO)
+                                               for reason in s.escalation_reasons])
+        workflow.set_current_details(self._stalls.details(details.lines(
             f"xg task {s.task_id}: {s.stage.value}{paused}; {pieces}{self._holds_details()}{waiting}{escalated}",
-            s.escalated))
+            details.task_money_line(xg_money(s))), s.escalated))
         stage_attributes(("paused" if s.paused else s.stage.value), next_at, s.escalated or self._stalls.escalated)
 
     # ---------------------------------------------------------------- order (XG-1, XG-2, R-8)
@@ -236,8 +248,14 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
                       f"task {self.s.task_id} is {self.s.stage.value}, not awaiting_provider")
 
     @workflow.query(name="state")
-    def state(self) -> cs.XingguangTaskState:
-        return self.s
+    def state(self) -> cs.XingguangTaskView:
+        """The order, stage, pieces, pauses and claims, the money picture, and what the task waits for."""
+        return task_view(self.s, self._progress.model_copy(update={"escalations": self._stalls.escalations()}))
+
+    @workflow.query(name="run")
+    def run_info(self) -> RunInfo:
+        """How far this run is towards continuing as new: the messages it counted, and its bound."""
+        return run_info(self.s.messages_this_run, getattr(self, "_run_length", None))
 
     # ---------------------------------------------------------------- internals
     async def _continue_as_new_if_due(self) -> None:

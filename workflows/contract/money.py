@@ -58,3 +58,15 @@ class PieceMoney(StateModel):
     paid_fen: Fen = 0
     platform_fee_fen: Fen = 0
     payee_account: str
+
+
+class XingguangMoney(TaskMoney):
+    """A Xingguang task's money picture (R-8): the task money's names, and the kinds only Xingguang has. Its
+    identity: frozen = accrued + platform_fee_on_accrued + paid + promotion_spend + platform_fees + delay_fee
+    + deducted + refunded + refund_to_come. Accrued is the promotion billed and the creator earnings of the pieces
+    published and not settled yet; the provider's fees are paid by the platform, not from the frozen amount."""
+
+    promotion_spend_fen: Fen = 0
+    delay_fee_fen: Fen = 0
+    deducted_fen: Fen = 0
+    provider_fees_fen: Fen = 0

@@ -51,6 +51,14 @@ class Progress(StateModel):
         return bool(self.escalations)
 
 
+class RunInfo(StateModel):
+    """The `run` query of a workflow that continues as new: the messages its current run has counted towards its
+    bound (README "Operating it": a long-lived workflow keeps each run's history short)."""
+
+    messages_this_run: Count
+    bound: Count
+
+
 class PieceCounts(StateModel):
     """A task's pieces: mounted (every one ever), open (not settled or closed yet), settled, closed without
     payment, and held (a dispute or a penalty holds their settlement, AM-13)."""

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import (
     ContractModel,
@@ -17,6 +18,8 @@ from workflows.contract.common import (
     Identifier,
     StateModel,
 )
+from workflows.contract.money import XingguangMoney
+from workflows.contract.views import Progress
 from workflows.contract.xingguang import MaterialVerdict, OrderRequest, OrderResult, TerminationCause, ViolationDecision
 from workflows.contract.xingguang_pieces import BillableEventBatch, VoidBillableEvents
 
@@ -164,7 +167,10 @@ class MoneyRecord(StateModel):
     at: datetime
 
 
-class XingguangTaskState(StateModel):
+class XingguangTaskFacts(StateModel):
+    """What a Xingguang task shows of itself (its `state` view, XingguangTaskView, adds the money picture and the
+    progress): the order, the stage, the pieces, pauses, violations and claims, and every deadline."""
+
     task_id: str
     stage: TaskStage = TaskStage.DRAFT
     client_id: str | None = None
@@ -180,27 +186,34 @@ class XingguangTaskState(StateModel):
     promotion_stopped_at: datetime | None = None  # budget used up, ordinary end, cancellation, stop
     end_reason: str | None = None
     pieces: dict[str, Piece] = Field(default_factory=dict)
+    batches_received: int = 0
+    late_batches: int = 0
+    pauses: list[PauseRecord] = Field(default_factory=list)
+    violations: list[ViolationRecord] = Field(default_factory=list)
+    compensations: list[MoneyRecord] = Field(default_factory=list)
+    penalties: list[MoneyRecord] = Field(default_factory=list)
+    delay_fee_reason: str | None = None
+    deduction_requested_fen: int = 0  # XG-8: what an operator asked to deduct from the task's money
+    paused: bool = False
+    escalated: bool = False
+    escalation_reasons: list[str] = Field(default_factory=list)
+    next_deadline_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class XingguangTaskState(XingguangTaskFacts):
+    """What the workflow carries across continue-as-new: its facts, its money counters (shown as the money
+    picture), the batches it has not claimed yet, and its own counters."""
+
     earnings_committed_fen: int = 0
     placement_spent_fen: int = 0
     # R-1: batches wait here until the run loop claims them in the ledger's event register (which remembers every
     # event id, so this state stays small however many batches arrive).
     pending_batches: list[BillableEventBatch] = Field(default_factory=list)
     pending_voids: list[VoidBillableEvents] = Field(default_factory=list)
-    batches_received: int = 0
-    late_batches: int = 0
     data_ops: int = 0
-    pauses: list[PauseRecord] = Field(default_factory=list)
-    violations: list[ViolationRecord] = Field(default_factory=list)
-    compensations: list[MoneyRecord] = Field(default_factory=list)
-    penalties: list[MoneyRecord] = Field(default_factory=list)
     delay_fee_fen: int = 0
-    delay_fee_reason: str | None = None
     delay_fee_charged: bool = False
-    deduction_requested_fen: int = 0
-    paused: bool = False
-    escalated: bool = False
-    escalation_reasons: list[str] = Field(default_factory=list)
-    next_deadline_at: datetime | None = None
     # Money (R-8): frozen = creators + promotion spend + platform fees + delay fee + deducted + refunded
     frozen_fen: int = 0
     paid_to_creators_fen: int = 0
@@ -209,8 +222,16 @@ class XingguangTaskState(StateModel):
     provider_fees_fen: int = 0
     deducted_fen: int = 0
     refunded_fen: int = 0
-    closed_at: datetime | None = None
     messages_this_run: int = 0
+
+
+class XingguangTaskView(XingguangTaskFacts):
+    """A Xingguang task (the `state` query): its facts, the money picture and what it waits for."""
+
+    kind: Literal["xg-task"] = "xg-task"
+    batches_pending: int = 0  # received, not yet billed (the run bills them in order)
+    money: XingguangMoney
+    progress: Progress
 
 
 class TaskStatus(StateModel):
@@ -251,4 +272,5 @@ class XingguangTaskInput(ContractModel):
     """Start input. The task starts as a draft and is ordered by the `order` update (update-with-start)."""
 
     task_id: Identifier
-    carried_state: XingguangTaskState | None = None
+    # Private: set only when the run continues as new, so not in the published schema (it may change freely).
+    carried_state: SkipJsonSchema[XingguangTaskState | None] = None

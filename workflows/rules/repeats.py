@@ -19,15 +19,16 @@ def differing_fields(first: BaseModel, again: BaseModel, done: str) -> list[str]
             for name in type(first).model_fields if getattr(first, name) != getattr(again, name, None)]
 
 
-def cancel_after_pause_conflict(s: xgs.XingguangTaskState, first: xgs.PauseRecord,
+def cancel_after_pause_conflict(s: xgs.XingguangTaskFacts, delay_fee_fen: int, first: xgs.PauseRecord,
                                 asked: xg.CancelAfterPauseRequest | None, request: xg.CancelAfterPauseRequest
                                 ) -> list[str]:
-    """Nothing when `request` repeats the cancellation of task `s` after pause `first`; else the first cancellation
-    (when, by whom, the delay fee) and each field this request differs in. `asked` is the first request when it is
-    known (else its delay fee and reason are the state's, and the operator is named by the end reason only)."""
+    """Nothing when `request` repeats the cancellation of task `s` after pause `first` (with its `delay_fee_fen`);
+    else the first cancellation (when, by whom, the delay fee) and each field this request differs in. `asked` is
+    the first request when it is known (else its delay fee and reason are the task's, and the operator is named by
+    the end reason only)."""
     assert first.cancelled_at is not None
     if asked is None:
-        asked = request.model_copy(update={"pause_id": first.pause_id, "delay_fee_fen": s.delay_fee_fen,
+        asked = request.model_copy(update={"pause_id": first.pause_id, "delay_fee_fen": delay_fee_fen,
                                            "delay_fee_reason": s.delay_fee_reason or ""})
         who = ""
     else:
@@ -36,5 +37,5 @@ def cancel_after_pause_conflict(s: xgs.XingguangTaskState, first: xgs.PauseRecor
     if not differences:
         return []
     return [f"pause_id: task {s.task_id} was already cancelled after pause {first.pause_id} at "
-            f"{business_time(first.cancelled_at)}{who} with a delay fee of {s.delay_fee_fen} fen ({s.end_reason})",
+            f"{business_time(first.cancelled_at)}{who} with a delay fee of {delay_fee_fen} fen ({s.end_reason})",
             *differences]
