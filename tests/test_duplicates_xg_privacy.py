@@ -156,7 +156,7 @@ class TestXGDuplicateCommands:
                        f"by {xgf.OPERATOR} with a delay fee of 1000 fen",
                        "pause_id: cancelled with 'pa2', this asks 'pa1'",
                        "delay_fee_fen: cancelled with 1000, this asks 2000")
-        assert (await xg_api.state(ctx.client, task)).delay_fee_fen == 1_000
+        assert (await xg_api.state(ctx.client, task)).money.delay_fee_fen == 1_000
 
     async def test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "vio")
