@@ -97,12 +97,6 @@ def cmd_creator(args: argparse.Namespace, out: Output) -> None:
 
 
 # ------------------------------------------------------------------ publish (the task id is the key)
-def differing_fields(first: mt.PublishTaskRequest, again: mt.PublishTaskRequest) -> list[Reason]:
-    before, after = first.model_dump(mode="json"), again.model_dump(mode="json")
-    return [Reason(f"published with {before[k]!r}, this asks {after[k]!r}", k)
-            for k in before if before[k] != after[k]]
-
-
 async def cmd_publish(args: argparse.Namespace, out: Output) -> None:
     body = read_json(f"@{args.file}", "file")
     if not isinstance(body, dict):
@@ -123,9 +117,8 @@ async def cmd_publish(args: argparse.Namespace, out: Output) -> None:
     body.setdefault("period_start_at", start.isoformat())
     body.setdefault("period_end_at", (start + timedelta(days=args.days)).isoformat())
     request = build(mt.PublishTaskRequest, argparse.Namespace(), body)
-    if first is not None and first != request:
-        raise CliError("PublicationRefused", f"task {request.task_id} is already published with different terms",
-                       differing_fields(first, request))
+    # Published before: the workflow answers the same terms with the first publication and refuses others naming
+    # each differing field (its PublicationRefused, printed as any refusal).
     result = await api.publish_task(client, request, task_queue(args))
     if first is not None:
         out.replayed(result)
@@ -185,28 +178,32 @@ async def _content_signal(client: Client, args: argparse.Namespace, name: str, p
     return {"sent": name, "to": mounted_content_id(args.task_id, args.content_id), **dump(payload)}
 
 
-async def _resolved_before(client: Client, args: argparse.Namespace, request: mc.ResolveDisputeRequest) -> bool:
-    """The dispute id is the key: resolved before with this amount is a replay; with another, a refusal."""
+async def _first_resolution(client: Client, args: argparse.Namespace, request: mc.ResolveDisputeRequest
+                            ) -> mc.DisputeResolution | None:
+    """The answer the dispute was resolved with, when it was resolved by this very request."""
     try:
         state = await api.content_state(client, args.task_id, args.content_id)
     except RPCError:
-        return False  # the workflow has closed or never existed: the call's own refusal says which
-    done = next((d for d in state.disputes if d.dispute_id == request.dispute_id and d.resolved_at), None)
-    if done is None:
-        return False
-    if done.amount_fen != request.amount_fen:
-        raise CliError("ResolutionRefused", f"dispute_id: {request.dispute_id} is already resolved",
-                       [Reason(f"resolved at {done.resolved_at} with {done.amount_fen} fen; this asks "
-                               f"{request.amount_fen} fen", "amount_fen")])
-    return True
+        return None  # the workflow never existed (or its history is gone): the call's own refusal says which
+    done = next((d for d in state.disputes if d.dispute_id == request.dispute_id and d.resolution_request == request),
+                None)
+    return done.resolution if done is not None else None
+
+
+async def _resolved_before(client: Client, args: argparse.Namespace, request: mc.ResolveDisputeRequest) -> bool:
+    """The dispute id is the key: resolved before by the same request is a replay; another request is refused by the
+    workflow (ResolutionRefused naming the first resolution and each differing field)."""
+    return await _first_resolution(client, args, request) is not None
 
 
 async def _resolve(client: Client, args: argparse.Namespace, request: mc.ResolveDisputeRequest) -> Any:
-    state = await api.content_state(client, args.task_id, args.content_id)
-    done = next((d for d in state.disputes if d.dispute_id == request.dispute_id and d.resolved_at), None)
-    if done is not None:
-        return done
-    return await api.resolve_dispute(client, args.task_id, args.content_id, request)
+    try:
+        return await api.resolve_dispute(client, args.task_id, args.content_id, request)
+    except api.Refused as refusal:
+        # The piece settled since: its workflow can no longer answer, its last state still tells the first answer.
+        if refusal.kind == "ResolutionRefused" and (first := await _first_resolution(client, args, request)):
+            return first
+        raise
 
 
 PIECE = ("task_id", "content_id")

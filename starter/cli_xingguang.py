@@ -15,12 +15,14 @@ from temporalio.service import RPCError
 from starter import xingguang as xgapi
 from starter.cli_common import Action, dump, task_queue
 from starter.cli_errors import CliError, Reason
+from starter.cli_errors import refusal as cli_refusal
 from starter.client import Refused, workflow_status
 from workflows.contract import xingguang as xg
 from workflows.contract import xingguang_pieces as xgp
 from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import xingguang_claims_id
 from workflows.contract.xingguang_claims import XingguangClaimsView
+from workflows.rules.repeats import cancel_after_pause_conflict
 
 EXAMPLE = "python -m starter"
 TASK = ("task_id",)
@@ -58,15 +60,10 @@ def _signal(name: str) -> Any:
 
 # ------------------------------------------------------------------ keys of the money commands
 async def _ordered_before(client: Client, args: argparse.Namespace, request: xg.OrderRequest) -> bool:
+    """Ordered before: the workflow answers the same order with the first answer and refuses other terms naming
+    each differing field (its OrderRefused)."""
     state = await _state(client, request.task_id)
-    if state is None or state.result is None or state.order is None:
-        return False
-    if state.order != request:
-        before, after = state.order.model_dump(mode="json"), request.model_dump(mode="json")
-        raise CliError("OrderRefused", f"task {request.task_id} is already ordered with different terms",
-                       [Reason(f"ordered with {before[k]!r}, this asks {after[k]!r}", k)
-                        for k in before if before[k] != after[k]])
-    return True
+    return state is not None and state.result is not None
 
 
 async def _order(client: Client, args: argparse.Namespace, request: xg.OrderRequest) -> xg.OrderResult:
@@ -82,18 +79,30 @@ def _money_record(field: str, id_field: str) -> Any:
 
 
 async def _cancelled_before(client: Client, args: argparse.Namespace, request: xg.CancelAfterPauseRequest) -> bool:
+    """The pause id is the key: the task cancelled after it before is a replay (the workflow answers the same request
+    with its first answer, and refuses another naming the first cancellation and each differing field)."""
     state = await _state(client, args.task_id)
     pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
     return pause is not None and pause.cancelled_at is not None
 
 
 async def _cancel(client: Client, args: argparse.Namespace, request: xg.CancelAfterPauseRequest) -> Any:
-    state = await _state(client, args.task_id)
-    pause = next((p for p in state.pauses if p.pause_id == request.pause_id), None) if state else None
-    if state is not None and pause is not None and pause.cancelled_at is not None:
-        return {"task_id": state.task_id, "stage": state.stage.value, "cancelled_at": dump(pause.cancelled_at),
-                "delay_fee_fen": state.money.delay_fee_fen, "end_reason": state.end_reason}
-    return await xgapi.cancel_after_pause(client, args.task_id, request)
+    try:
+        return await _update("cancel_after_pause", xgs.TaskStatus)(client, args, request)
+    except Refused as refusal:
+        # The task closed since: its workflow can no longer answer, its last state still tells the cancellation
+        # (as the workflow answers a repeat after it continued as new: the status now, applied at the cancellation).
+        state = await _state(client, args.task_id) if refusal.kind == "NotRunning" else None
+        pause = next((p for p in state.pauses if p.cancelled_at is not None), None) if state else None
+        if state is None or pause is None:
+            raise
+        if conflict := cancel_after_pause_conflict(state, state.money.delay_fee_fen, pause, None, request):
+            raise cli_refusal("XingguangStepRefused", conflict) from None
+        return xgs.TaskStatus(
+            task_id=state.task_id, stage=state.stage, applied_at=pause.cancelled_at, paused=state.paused,
+            escalated=state.escalated, escalation_reasons=state.escalation_reasons,
+            promotion_stopped_at=state.promotion_stopped_at, promotion_due_to_end_at=state.promotion_due_to_end_at,
+            next_deadline_at=state.next_deadline_at, end_reason=state.end_reason)
 
 
 async def _compensated_before(client: Client, args: argparse.Namespace, request: xg.CompensateRequest) -> bool:

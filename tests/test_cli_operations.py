@@ -79,10 +79,15 @@ def test_am_11_am_17_a_fee_dispute_raised_and_resolved_from_commands(cli: Cli, t
         1_500, 500, -1_000)
     replay = cli.json("resolve", "cli-d", "v-d", dispute_id, "--amount-fen", "500", "--operator-id", "op-1",
                       "--note", "bots removed")
-    assert replay["already_done"] is True and replay["first_answer"]["amount_fen"] == 500
+    assert replay == {"already_done": True, "first_answer": resolved}
+    text = cli.run("resolve", "cli-d", "v-d", dispute_id, "--amount-fen", "500", "--operator-id", "op-1",
+                   "--note", "bots removed")
+    assert text.returncode == 0 and text.stdout.startswith("already done (same key), first answer:")
     differs = cli.json("resolve", "cli-d", "v-d", dispute_id, "--amount-fen", "900", "--operator-id", "op-1",
                        "--note", "more", code=2)["error"]
-    assert differs["type"] == "ResolutionRefused" and differs["reasons"][0]["field"] == "amount_fen"
+    assert differs["type"] == "ResolutionRefused"
+    assert [r["field"] for r in differs["reasons"]] == ["dispute_id", "amount_fen", "note"]
+    assert "by op-1 with 500 fen" in differs["reasons"][0]["message"]
 
     state = cli.json("state", "cli-d", "v-d")
     assert state["agreed_fee_fen"] == 500 and state["disputes"][0]["resolved_by"] == "op-1"
@@ -222,8 +227,20 @@ def test_xg_7_r_9_xg_10_a_pause_ends_in_cancellation_and_compensation_from_comma
     cancelled = cli.json("xg-cancel", "xg-c", "--operator-id", "op-1", "--pause-id", "pz-1", "--delay-fee-fen",
                          "1000", "--delay-fee-reason", "a day of delay")
     assert cancelled["promotion_stopped_at"] is not None
-    assert cli.json("xg-cancel", "xg-c", "--operator-id", "op-1", "--pause-id", "pz-1", "--delay-fee-fen",
-                    "1000", "--delay-fee-reason", "a day of delay")["already_done"] is True
+    again = cli.json("xg-cancel", "xg-c", "--operator-id", "op-1", "--pause-id", "pz-1", "--delay-fee-fen",
+                     "1000", "--delay-fee-reason", "a day of delay")
+    assert again["already_done"] is True  # the task (no pieces) may have closed meanwhile: its last state answers
+    assert {k: again["first_answer"][k] for k in ("applied_at", "end_reason", "promotion_stopped_at")} == {
+        k: cancelled[k] for k in ("applied_at", "end_reason", "promotion_stopped_at")}
+    other = cli.json("xg-cancel", "xg-c", "--operator-id", "op-1", "--pause-id", "pz-1", "--delay-fee-fen",
+                     "2000", "--delay-fee-reason", "a day of delay", code=2)["error"]
+    assert other["type"] == "XingguangStepRefused"
+    assert [r["field"] for r in other["reasons"]] == ["pause_id", "delay_fee_fen"]
+    # The task (no pieces) has closed meanwhile: its last state names the first cancellation, the operator in its
+    # end reason.
+    first = other["reasons"][0]["message"]
+    assert "was already cancelled after pause pz-1 at" in first and "with a delay fee of 1000 fen" in first
+    assert "by op-1" in first
     closed = cli.until(("state", "xg-c"), lambda s: s["stage"] == "closed")
     assert (closed["money"]["delay_fee_fen"], closed["money"]["refunded_fen"]) == (1_000, 197_000)
 

@@ -116,6 +116,30 @@ class TestAM17Resolution:
             600, 60, 110_000 - 660)
         assert_conservation(ctx.a, task)
 
+    async def test_am_17_resolving_twice_answers_the_first_and_another_amount_names_it(self, ctx: Ctx) -> None:
+        task, _ = await converted_piece(ctx)
+        await ctx.env.sleep(14 * DAY + SECOND)
+        await update(ctx, task, "raise_dispute", dispute("client", "client-1"), mc.DisputeReceipt)
+        request = mc.ResolveDisputeRequest(dispute_id="d1", operator_id="op-1", amount_fen=600, note="QA devices")
+        first = await update(ctx, task, "resolve_dispute", request, mc.DisputeResolution)
+        assert (first.fee_before_fen, first.amount_fen, first.budget_adjustment_fen) == (1_000, 600, -400)
+        assert await update(ctx, task, "resolve_dispute", request, mc.DisputeResolution) == first
+        other = request.model_copy(update={"operator_id": "op-2", "amount_fen": 900})
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await update(ctx, task, "resolve_dispute", other, mc.DisputeResolution)
+        cause = refused.value.cause
+        assert getattr(cause, "type", None) == "ResolutionRefused"
+        assert cause.details[0]["reasons"] == [  # type: ignore[union-attr]
+            f"dispute_id: d1 of content c1 was resolved at {business_time(first.resolved_at)} by op-1 with 600 fen",
+            "operator_id: resolved with 'op-1', this asks 'op-2'", "amount_fen: resolved with 600, this asks 900"]
+        assert ctx.a.ledger.task_money(task)["spent_fen"] == 600  # the counter moved once
+        result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
+        assert (result.fee_fen, result.platform_fee_fen) == (600, 60)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 600
+        task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
+        assert task_result.refunded_fen == 110_000 - 660
+        assert_conservation(ctx.a, task)
+
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
     async def test_am_17_amount_never_above_what_the_budget_allows(self, ctx: Ctx) -> None:
         task, _ = await converted_piece(ctx, budget_fen=1_500)  # fee 1,000; 500 left in the budget

@@ -185,8 +185,9 @@ class TestR1DuplicateContentMessages:
         assert hold is not None and (hold.released_at, hold.outcome) == (t0 + SECOND, "paid")
 
     async def test_am_11_am_17_raise_and_resolve_dispute_twice(self, ctx: Ctx) -> None:
-        """A second `raise_dispute` of the same party is refused while its first is open (it names it); a second
-        `resolve_dispute` is refused (the dispute is no longer open); the budget counter moves once."""
+        """A second `raise_dispute` of the same party is refused while its first is open (it names it); the same
+        `resolve_dispute` again answers the first resolution, another is refused naming it (AM-17); the budget
+        counter moves once."""
         task, t0 = await joined_and_mounted(ctx, "dsp")
         await h.convert(ctx, task, "c1", "e1", 10, t0)
         await h.content_when(ctx, task, "c1", lambda s: s.counted_conversions == 10)
@@ -202,7 +203,12 @@ class TestR1DuplicateContentMessages:
                                                                    mc.DisputeResolution),
                                     task_w(task), content_w(task, "c1"))
         assert (first.amount_fen, first.budget_adjustment_fen) == (600, -400)
-        refused_naming(second, "ResolutionRefused", "d1 is not an open dispute")
+        assert second == first  # the same request again: the first answer, and nothing moved (repeat checks)
+        other = resolve.model_copy(update={"amount_fen": 700})
+        conflict = await repeat(ctx, lambda: content_update(ctx, task, "resolve_dispute", other,
+                                                             mc.DisputeResolution), task_w(task), content_w(task, "c1"))
+        refused_naming(conflict, "ResolutionRefused", "d1 of content c1 was resolved at", "by op-1 with 600 fen",
+                       "amount_fen: resolved with 600, this asks 700")
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 600
 
 

@@ -19,6 +19,7 @@ from tests.duplicates_helpers import (
     Watched,
     closed_or_refused,
     refused_naming,
+    repeat,
     same_status,
     twice,
     xg_w,
@@ -148,8 +149,14 @@ class TestXGDuplicateCommands:
                                             delay_fee_reason="two days of held production")
         first, second = await twice(ctx, lambda: xg_api.cancel_after_pause(ctx.client, task, cancel), xg_w(task))
         assert first.stage is xgs.TaskStage.SETTLING
-        refused_naming(second, "XingguangStepRefused", "settling: nothing to cancel")
-        assert (await xg_api.state(ctx.client, task)).delay_fee_fen == 1_000
+        assert second == first  # the same cancellation again: the first answer
+        other = cancel.model_copy(update={"pause_id": "pa1", "delay_fee_fen": 2_000})
+        conflict = await repeat(ctx, lambda: xg_api.cancel_after_pause(ctx.client, task, other), xg_w(task))
+        refused_naming(conflict, "XingguangStepRefused", "already cancelled after pause pa2 at",
+                       f"by {xgf.OPERATOR} with a delay fee of 1000 fen",
+                       "pause_id: cancelled with 'pa2', this asks 'pa1'",
+                       "delay_fee_fen: cancelled with 1000, this asks 2000")
+        assert (await xg_api.state(ctx.client, task)).money.delay_fee_fen == 1_000
 
     async def test_xg_8_r_11_violations_fix_proof_and_piece_decisions_twice(self, ctx: Ctx) -> None:
         task, client_id = xgf.ids(ctx, "vio")

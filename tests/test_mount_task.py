@@ -100,16 +100,23 @@ class TestAM3FeesHeld:
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 109_999
         assert ctx.a.ledger.conservation_total() == 0
 
-    async def test_am_3_publishing_different_terms_under_a_published_id_is_rejected(
-            self, ctx: Ctx) -> None:
-        await published_task(ctx, f"t-am3-diff-{ctx.uid}")
-        state = await task_seen(ctx, f"t-am3-diff-{ctx.uid}")
+    async def test_am_3_republish_with_other_terms_names_each_differing_field(self, ctx: Ctx) -> None:
+        task = f"t-am3-diff-{ctx.uid}"
+        first = await published_task(ctx, task)
+        state = await task_seen(ctx, task)
         assert state.terms is not None
-        changed = state.terms.model_copy(update={"budget_fen": 1})
+        available = ctx.a.ledger.balance("client:client-1:available").available_fen
+        changed = state.terms.model_copy(update={"budget_fen": 1, "public_days": 7})
         with pytest.raises(Refused) as refusal:
             await api.publish_task(ctx.client, changed, ctx.task_queue)
-        assert "already published with different terms" in refusal.value.reasons[0]
-        assert (await task_seen(ctx, f"t-am3-diff-{ctx.uid}")).budget_fen == 100_000
+        assert refusal.value.kind == "PublicationRefused"
+        assert refusal.value.reasons == ["budget_fen: published with 100000, this asks 1",
+                                         f"public_days: published with {state.terms.public_days}, this asks 7"]
+        # The same request again answers the first publication and freezes nothing more.
+        assert await api.publish_task(ctx.client, state.terms, ctx.task_queue) == first
+        assert (await task_seen(ctx, task)).budget_fen == 100_000
+        assert ctx.a.ledger.balance("client:client-1:available").available_fen == available
+        assert ctx.a.ledger.conservation_total() == 0
 
 
 class TestAM4CreatorEligibility:

@@ -96,6 +96,31 @@ class TestXG7OnePiecePause:
         assert state.promotion_due_to_end_at == t0 + 11 * DAY + (resumed.resumed_at - (t0 + DAY))
 
 
+    async def test_xg_7_r_9_cancel_twice_answers_the_first_and_another_fee_names_it(self, ctx: Ctx) -> None:
+        task, client_id = ids(ctx, "cnl2")
+        t0, ordered = await ordered_task(ctx, task, client_id)
+        await api.pause(ctx.client, task, xg.PauseRequest(operator_id=OPERATOR, pause_id="z", reason="claims",
+                                                          **await notice(ctx, t0 + DAY)))
+        await api.respond_to_pause(ctx.client, task, xg.RespondToPauseRequest(client_id=client_id, pause_id="z",
+                                                                              changes_made=False))
+        cancel = xg.CancelAfterPauseRequest(operator_id=OPERATOR, pause_id="z", delay_fee_fen=1_500,
+                                            delay_fee_reason="one day of held production")
+        first = await api.cancel_after_pause(ctx.client, task, cancel)
+        assert first.end_reason == f"cancelled after pause z by {OPERATOR}: changes refused"
+        assert await api.cancel_after_pause(ctx.client, task, cancel) == first
+        with pytest.raises(Refused) as refusal:
+            await api.cancel_after_pause(ctx.client, task, cancel.model_copy(update={"delay_fee_fen": 900}))
+        assert refusal.value.kind == "XingguangStepRefused"
+        assert refusal.value.reasons[0].startswith(f"pause_id: task {task} was already cancelled after pause z at ")
+        assert f"by {OPERATOR} with a delay fee of 1500 fen" in refusal.value.reasons[0]
+        assert refusal.value.reasons[1:] == ["delay_fee_fen: cancelled with 1500, this asks 900"]
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+        assert (result.delay_fee_fen, result.refunded_fen) == (1_500, ordered.terms.frozen_fen - 1_500)
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 1_500
+        assert len(ctx.a.ledger.transfers(business_key_prefix=f"xg:charge:{task}:delay_fee")) == 1
+        ctx.a.ledger.check_conservation()
+
+
 class TestXG8Violations:
     async def test_xg_8_r_11_content_deleted_stops_that_piece_and_waits_for_a_decision(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "del")

@@ -31,6 +31,25 @@ class TestXG1Order:
         state = await api.state(ctx.client, task)
         assert state.stage is xgs.TaskStage.MATERIALS_REVIEW and state.money.frozen_fen == 198_006
 
+    async def test_xg_1_reorder_with_other_terms_names_each_differing_field(self, ctx: Ctx) -> None:
+        task, client_id = f"xg-o2-{ctx.uid}", f"cl-{ctx.uid}"
+        eligible_client(ctx.a, client_id, 300_000)
+        t0 = await business_now(ctx)
+        request = order_request(task, client_id, t0 + DAY, t0 + 11 * DAY, placement_budget_fen=100_000,
+                                creator_earnings_budget_fen=80_000)
+        result = await api.order(ctx.client, request, ctx.task_queue)
+        available = ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen
+        other = request.model_copy(update={"placement_budget_fen": 90_000, "creator_earnings_budget_fen": 70_000})
+        with pytest.raises(Refused) as refusal:
+            await api.order(ctx.client, other, ctx.task_queue)
+        assert refusal.value.kind == "OrderRefused"
+        assert refusal.value.reasons == ["placement_budget_fen: ordered with 100000, this asks 90000",
+                                         "creator_earnings_budget_fen: ordered with 80000, this asks 70000"]
+        assert await api.order(ctx.client, request, ctx.task_queue) == result  # the same order: the first answer
+        assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == available
+        assert ctx.a.ledger.balance(f"xg_task:{task}:escrow").balance_fen == result.terms.frozen_fen
+        assert ctx.a.ledger.conservation_total() == 0
+
     async def test_xg_1_xg_2_refusal_lists_every_missing_field_and_forbidden_label(self, ctx: Ctx) -> None:
         task, client_id = f"xg-bad-{ctx.uid}", f"cl-{ctx.uid}"
         eligible_client(ctx.a, client_id, 300_000)

@@ -260,7 +260,7 @@ async def test_r_9_r_14_pause_with_missed_deadline_then_cancellation_charges_the
     keys = [t.business_key for t in ctx.a.ledger.transfers(business_key_prefix="xg:")
             if f":{task}:" in f"{t.business_key}:"]
     assert keys.index(f"xg:charge:{task}:delay_fee") < min(i for i, k in enumerate(keys) if k.startswith("xg:settle:"))
-    assert final.end_reason == "cancelled after pause pz: deadline for changes missed"
+    assert final.end_reason == f"cancelled after pause pz by {OPERATOR}: deadline for changes missed"
     assert not final.escalated and final.stage is xgs.TaskStage.CLOSED
     ctx.a.ledger.check_conservation()
 

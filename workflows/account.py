@@ -49,7 +49,14 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import details as details_md
 from workflows import metrics
-from workflows.common import RunLength, continue_as_new_when_handlers_done, run_info, stage_attributes, until
+from workflows.common import (
+    RunLength,
+    continue_as_new_when_handlers_done,
+    run_info,
+    stage_attributes,
+    until,
+    wait_summary,
+)
 from workflows.deadlines import working_days_after
 from workflows.escalation import Stalls
 from workflows.refusals import refused
@@ -96,7 +103,7 @@ class AccountWorkflow:
                         c.AccountStage.DORMANT, workflow.now(), "dormancy")
                     continue
                 self._show(f"active; dormant at {business_time(s.dormant_at)} unless used before")
-                await self._sleep_until(s.dormant_at, "24 months unused")
+                await self._sleep_until(s.dormant_at, "the account is 24 months unused")
             elif s.stage is c.AccountStage.DORMANCY_NOTICE:
                 assert s.dormancy_cancels_at is not None and s.dormancy_notice_at is not None
                 if workflow.now() >= s.dormancy_cancels_at:
@@ -105,7 +112,7 @@ class AccountWorkflow:
                     continue
                 self._show(f"dormancy notice sent {business_time(s.dormancy_notice_at)}; cancelled from "
                            f"{business_time(s.dormancy_cancels_at)} unless signed in or used before")
-                await self._sleep_until(s.dormancy_cancels_at, "cancelled if still unused")
+                await self._sleep_until(s.dormancy_cancels_at, "the account is cancelled if still unused")
             else:
                 if await self._obligations_done():
                     await self._cancel()
@@ -113,7 +120,7 @@ class AccountWorkflow:
                 self._show(f"{s.stage.value}: waiting for open tasks {s.open_task_ids or 'none'} and disputes "
                            f"{self._open_disputes() or 'none'} before cancellation; re-check "
                            f"{business_time(workflow.now() + OBLIGATIONS_RECHECK)}")
-                await self._sleep_until(workflow.now() + OBLIGATIONS_RECHECK, "re-check open tasks")
+                await self._sleep_until(workflow.now() + OBLIGATIONS_RECHECK, "the next re-check of open tasks")
             if self._run_length.due(s.messages_this_run):
                 await continue_as_new_when_handlers_done(lambda: c.AccountInput(
                     account_id=s.account_id, party=s.party, opened_at=s.opened_at, carried_state=s))
@@ -251,12 +258,12 @@ class AccountWorkflow:
     async def _sleep_until(self, instant: datetime, what: str) -> None:
         escalation = self._next_escalation()
         if escalation is not None and escalation < instant:
-            instant, what = escalation, "statement dispute escalates"
+            instant, what = escalation, "a statement dispute escalates"
         self._wake = False
         with contextlib.suppress(TimeoutError):  # the deadline came first
             await workflow.wait_condition(
                 lambda: self._wake or self._run_length.reached(self.s.messages_this_run), timeout=until(instant),
-                timeout_summary=f"{what} {business_time(instant)}")
+                timeout_summary=wait_summary(what, instant))
 
     async def _send_dormancy_notice(self) -> None:
         """R-7 (revised): at 24 months unused the user is told; cancellation only after 30 more days unused."""

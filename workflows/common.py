@@ -13,10 +13,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.names import SA
     from workflows.contract.views import RunInfo
     from workflows.rules import run_length
+    from workflows.rules.clock import business_time
     from workflows.rules.run_length import MAX_MESSAGES_PER_RUN  # its value, for readers; RunLength reads the module
 
 __all__ = ["MAX_MESSAGES_PER_RUN", "RunLength", "continue_as_new_when_handlers_done", "run_info", "stage_attributes",
-           "until"]
+           "until", "wait_summary"]
+
+
+def wait_summary(what: str, at: datetime) -> str:
+    """The summary of a wait's timer that is re-planned (a message arrives, the next deadline moves): the UI shows
+    the timer it replaces as "Timer Canceled: <summary>", so it is named as the wait it is ("wait until the task
+    period ends <instant>"), not as the deadline, which was not cancelled."""
+    return f"wait until {what} {business_time(at)}"
 
 
 def stage_attributes(stage: str, next_deadline_at: datetime | None, escalated: bool = False,

@@ -39,10 +39,12 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import metrics
 from workflows.deadlines import working_days_deadline
-from workflows.refusals import RESOLUTION_REFUSED, refused
+from workflows.refusals import RESOLUTION_REFUSED, differing_fields, refused
 
 # Runs recorded before held settlements existed go straight to settlement on replay.
 HOLD_CHECK_PATCH = "am-19-held-settlements"
+# A resolution sent again with the same request is answered with the first answer (before: refused as not open).
+RESOLUTION_REPEAT_PATCH = "am-17-resolution-repeat-answers-first"
 
 
 class DisputesAndHolds:
@@ -92,6 +94,10 @@ class DisputesAndHolds:
     @workflow.update(name="resolve_dispute")
     async def resolve_dispute(self, request: c.ResolveDisputeRequest) -> c.DisputeResolution:
         s = self.s
+        done = self._dispute_by_id(request.dispute_id)
+        if done is not None and done.resolution is not None and done.resolution_request == request \
+                and workflow.patched(RESOLUTION_REPEAT_PATCH):
+            return done.resolution  # the validator let the same request through: the first answer, nothing moves
         self._resolving = True  # accrual pauses, so the fee being replaced stays put
         try:
             await workflow.wait_condition(lambda: not self._applying)
@@ -122,14 +128,22 @@ class DisputesAndHolds:
                 still = next(d for d in self._open_disputes() if d.escalated_at is not None)
                 s.escalation_reason = self._escalation_reason(still, "still unresolved (AM-17)")
             metrics.dispute_resolved("mount", "fee")
-            return c.DisputeResolution(dispute_id=dispute.dispute_id, resolved_at=now, fee_before_fen=fee_before,
-                                       amount_fen=paid, budget_adjustment_fen=paid - fee_before)
+            dispute.resolution_request = request
+            dispute.resolution = c.DisputeResolution(dispute_id=dispute.dispute_id, resolved_at=now,
+                                                     fee_before_fen=fee_before, amount_fen=paid,
+                                                     budget_adjustment_fen=paid - fee_before)
+            return dispute.resolution
         finally:
             self._resolving = False
             self._changed()
 
     @resolve_dispute.validator
     def validate_resolve_dispute(self, request: c.ResolveDisputeRequest) -> None:
+        done = self._dispute_by_id(request.dispute_id)
+        if done is not None and done.resolved_at is not None:
+            if done.resolution is not None and done.resolution_request == request:
+                return  # the same request again: answered with the first answer
+            raise refused(RESOLUTION_REFUSED, self._resolved_before(done, request))
         if self._open_dispute_by_id(request.dispute_id) is None:
             listed = ", ".join(d.dispute_id for d in self._open_disputes()) or "none"
             raise refused(RESOLUTION_REFUSED, f"dispute_id: {request.dispute_id} is not an open dispute of content "
@@ -146,6 +160,20 @@ class DisputesAndHolds:
 
     def _open_dispute_by_id(self, dispute_id: str) -> c.DisputeRecord | None:
         return next((d for d in self._open_disputes() if d.dispute_id == dispute_id), None)
+
+    def _dispute_by_id(self, dispute_id: str) -> c.DisputeRecord | None:
+        return next((d for d in self.s.disputes if d.dispute_id == dispute_id), None)
+
+    def _resolved_before(self, dispute: c.DisputeRecord, request: c.ResolveDisputeRequest) -> list[str]:
+        """A different request for a resolved dispute: the first resolution (when, by whom, what it pays), then
+        each field this request differs in."""
+        assert dispute.resolved_at is not None
+        first = (f"dispute_id: {dispute.dispute_id} of content {self.s.content_id} was resolved at "
+                 f"{business_time(dispute.resolved_at)} by {dispute.resolved_by} with {dispute.amount_fen} fen")
+        if dispute.resolution_request is not None:
+            return [first, *differing_fields(dispute.resolution_request, request, "resolved with")]
+        return [first, *([f"amount_fen: resolved with {dispute.amount_fen}, this asks {request.amount_fen}"]
+                         if dispute.amount_fen != request.amount_fen else [])]
 
     def _agreed_fee(self) -> int:
         return self.s.fee_fen if self.s.agreed_fee_fen is None else self.s.agreed_fee_fen

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import details as details_md
 from workflows import metrics
-from workflows.common import stage_attributes, until
+from workflows.common import stage_attributes, until, wait_summary
 from workflows.deadlines import working_days_after
 from workflows.escalation import Stalls
 from workflows.refusals import refused
@@ -235,13 +235,15 @@ class DataSubjectRequestWorkflow:
         s = self.s
         while s.erasure is not None and s.erasure.retained:
             s.stage = c.DsrStage.RETENTION_PENDING
-            recheck = f"re-check retained personal data {business_time(workflow.now() + RETENTION_RECHECK)}"
+            recheck_at = workflow.now() + RETENTION_RECHECK
+            recheck = f"re-check retained personal data {business_time(recheck_at)}"
             self._show(f"retaining {', '.join(r.field.value for r in s.erasure.retained)} until their holds end; "
                        f"{recheck}")
             self._released = 0
             with contextlib.suppress(TimeoutError):  # the deadline came first
-                await workflow.wait_condition(lambda: self._released > 0, timeout=RETENTION_RECHECK,
-                                              timeout_summary=recheck)
+                await workflow.wait_condition(
+                    lambda: self._released > 0, timeout=RETENTION_RECHECK,
+                    timeout_summary=wait_summary("the next re-check of retained personal data", recheck_at))
             await self._erase()
 
     # ---------------------------------------------------------------- deadline and visibility
@@ -252,7 +254,7 @@ class DataSubjectRequestWorkflow:
         if due is not None and not self.s.escalated:
             try:
                 await workflow.wait_condition(task.done, timeout=until(due),
-                                              timeout_summary=f"reply due {business_time(due)}")
+                                              timeout_summary=wait_summary("the reply is due", due))
             except TimeoutError:
                 self._escalate(f"reply was due {business_time(due)} (15 working days after verification)")
         await task

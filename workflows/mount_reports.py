@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         period_cut_at,
     )
 
-from workflows.common import RunLength, stage_attributes, until
+from workflows.common import RunLength, stage_attributes, until, wait_summary
 
 __all__ = ["LATE_MOUNTS_PATCH", "LATE_MOUNT_REPORTS", "MOUNT_REFUSED", "NO_WAIT_WITHOUT_CREATORS_PATCH",
            "late_reports_close_at", "mount_refusals", "period_cut_at", "unmount_refused", "wait_for_late_mounts"]
@@ -71,7 +71,7 @@ async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bo
     try:
         await workflow.wait_condition(lambda: s.pieces_open > 0 or run_length.reached(s.messages_this_run),
                                       timeout=until(closes_at),
-                                      timeout_summary=f"late mount reports close {business_time(closes_at)}")
+                                      timeout_summary=wait_summary("late mount reports close", closes_at))
     except TimeoutError:
         return False
     return True

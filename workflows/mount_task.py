@@ -41,6 +41,7 @@ from workflows.common import (
     run_info,
     stage_attributes,
     until,
+    wait_summary,
 )
 from workflows.escalation import Stalls
 from workflows.mount_reports import (
@@ -48,7 +49,7 @@ from workflows.mount_reports import (
     wait_for_late_mounts,
 )
 from workflows.mount_views import task_view
-from workflows.refusals import JOIN_REFUSED, PUBLICATION_REFUSED, refused
+from workflows.refusals import JOIN_REFUSED, PUBLICATION_REFUSED, differing_fields, refused
 from workflows.task_closures import TaskClosures
 from workflows.task_mounts import TaskMounts
 from workflows.task_penalties import TaskPenalties
@@ -116,11 +117,10 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
             if not shown:
                 self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
                 shown = True
-            period_ends = f"task period ends {business_time(s.period_end_at)}"
-            wake_at, wake_for = s.period_end_at, period_ends
+            wake_at, wake_for = s.period_end_at, wait_summary("the task period ends", s.period_end_at)
             if self._look_at is not None and self._look_at < s.period_end_at:
                 wake_at = self._look_at
-                wake_for = f"look at the ledger for closed pieces {business_time(self._look_at)}"
+                wake_for = wait_summary("the next look at the ledger for closed pieces", self._look_at)
             self._look_moved, timed_out = False, False
             try:
                 await workflow.wait_condition(
@@ -200,14 +200,15 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
             raise refused(PUBLICATION_REFUSED,
                           f"task_id: {request.task_id} does not match this workflow's task {s.task_id}")
         if s.publication is not None:
-            if s.request != request:
-                raise refused(PUBLICATION_REFUSED, f"task {s.task_id} is already published with different terms")
+            if s.request != request:  # the same request again answers the first
+                raise refused(PUBLICATION_REFUSED, differing_fields(s.request, request, "published with") if s.request
+                              else f"task {s.task_id} is already published with different terms")
             return
         if s.stage is not c.TaskStage.DRAFT:
             raise refused(PUBLICATION_REFUSED, f"task {s.task_id} can no longer be published (stage {s.stage.value})")
-        if self._publishing and request != self._publishing_request:
+        if self._publishing and self._publishing_request is not None and request != self._publishing_request:
             raise refused(PUBLICATION_REFUSED,
-                          f"task {s.task_id} is being published with different terms by another call")
+                          differing_fields(self._publishing_request, request, "being published by another call with"))
         problems = task_form_problems(request, workflow.now())
         if problems:
             raise refused(PUBLICATION_REFUSED, "invalid task form: " + "; ".join(problems))

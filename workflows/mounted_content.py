@@ -42,7 +42,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.clock import business_time, with_deadline
 
 from workflows import details, metrics
-from workflows.common import RunLength, continue_as_new_when_handlers_done, run_info, stage_attributes, until
+from workflows.common import (
+    RunLength,
+    continue_as_new_when_handlers_done,
+    run_info,
+    stage_attributes,
+    until,
+    wait_summary,
+)
 from workflows.content_freezes import CountingFreezes
 from workflows.content_settlement import CLOSURE_IN_LEDGER, HOLD_IN_LEDGER, ContentSettlement
 from workflows.escalation import Stalls
@@ -83,8 +90,8 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         while s.stage is c.ContentStage.MOUNTED:
             # A dispute may be raised from the mount on (AM-11 reading): wake when one escalates, too (AM-17).
             due = self._dispute_due_at()
-            wake_at, what = ((due, "fee dispute escalates") if due is not None and due < s.billing_period_ends_at
-                             else (s.billing_period_ends_at, "billing period ends"))
+            wake_at, what = ((due, "the fee dispute escalates") if due is not None and due < s.billing_period_ends_at
+                             else (s.billing_period_ends_at, "the billing period ends"))
             self._show(f"mounted; billing period ends {business_time(s.billing_period_ends_at)}"
                        f"{self._dispute_details()}", wake_at)
             await self._wait_for_work_until(wake_at, what)
@@ -96,8 +103,9 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
             await self._continue_as_new_if_due()
         while s.stage is c.ContentStage.PUBLICITY:
             due = self._dispute_due_at()
-            wake_at, what = ((due, "fee dispute escalates") if due is not None and due < s.publicity_window_closes_at
-                             else (s.publicity_window_closes_at, "publicity window closes"))
+            wake_at, what = ((due, "the fee dispute escalates") if due is not None
+                             and due < s.publicity_window_closes_at
+                             else (s.publicity_window_closes_at, "the publicity window closes"))
             self._show(f"publicity window open until {business_time(s.publicity_window_closes_at)}"
                        f"{self._dispute_details()}", wake_at)
             await self._wait_for_work_until(wake_at, what)
@@ -109,7 +117,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         while s.stage in WAITING_STAGES:
             due = self._dispute_due_at() if s.stage is c.ContentStage.DISPUTED else None
             self._show(self._waiting_details(), due)
-            await self._wait_for_work_until(due, "fee dispute escalates")
+            await self._wait_for_work_until(due, "the fee dispute escalates")
             await self._apply_pending_work()
             self._escalate_dispute_if_due()
             hold = s.settlement_hold
@@ -275,7 +283,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                 or (not legacy and self._interval_moved)
                 or (legacy and instant is not None and workflow.now() >= instant),
                 timeout=None if instant is None else until(instant),
-                timeout_summary=None if instant is None else f"{what} {business_time(instant)}",
+                timeout_summary=None if instant is None else wait_summary(what, instant),
             )
 
     async def _apply_pending_work(self) -> None:

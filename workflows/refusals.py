@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from workflows.rules.repeats import differing_fields  # the reasons of a conflicting repeat
+
 __all__ = ["ALREADY_MOUNTED", "APPEAL_REFUSED", "CANCEL_REFUSED", "FREEZE_LIFT_REFUSED", "JOIN_REFUSED",
-           "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED", "refused"]
+           "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED",
+           "differing_fields", "refused"]
 
 # Rule families whose refusals were of kind ValueError before they had a type of their own.
 # A report for content already mounted in the task with another creator or instant (AM-6): unlike MountRefused,
@@ -29,3 +32,4 @@ def refused(kind: str, reasons: list[str] | str) -> ApplicationError:
     is the reasons joined by "; " (the message callers have always read)."""
     listed = [reasons] if isinstance(reasons, str) else list(reasons)
     return ApplicationError("; ".join(listed), {"reasons": listed}, type=kind, non_retryable=True)
+

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows import details as details_md
 from workflows import metrics
-from workflows.common import stage_attributes, until
+from workflows.common import stage_attributes, until, wait_summary
 from workflows.escalation import Stalls
 from workflows.refusals import refused
 
@@ -174,7 +174,7 @@ class SecurityIncidentWorkflow:
         try:
             await workflow.wait_condition(lambda: s.notices_completed_at is not None,
                                           timeout=until(s.notices_due_at),
-                                          timeout_summary=f"notices due {business_time(s.notices_due_at)}")
+                                          timeout_summary=wait_summary("the notices are due", s.notices_due_at))
         except TimeoutError:
             if s.notices_completed_at is None:
                 metrics.escalation("privacy", s.escalated, True)

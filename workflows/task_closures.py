@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import metrics, partial_refunds
 from workflows import task_register as reg
 from workflows.closure_looks import ClosureLooks
-from workflows.common import RunLength, stage_attributes, until
+from workflows.common import RunLength, stage_attributes, until, wait_summary
 from workflows.escalation import Stalls
 from workflows.refusals import CANCEL_REFUSED, refused
 
@@ -159,7 +159,7 @@ class TaskClosures:
                 await workflow.wait_condition(
                     lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run),
                     timeout=until(self._look_at),
-                    timeout_summary=f"look at the ledger for closed pieces {business_time(self._look_at)}")
+                    timeout_summary=wait_summary("the next look at the ledger for closed pieces", self._look_at))
             await self._continue_as_new_if_due()
 
     async def _look_at_closures(self) -> None:

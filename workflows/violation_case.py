@@ -46,6 +46,7 @@ from workflows.common import (
     run_info,
     stage_attributes,
     until,
+    wait_summary,
 )
 from workflows.deadlines import working_days_deadline
 from workflows.escalation import Stalls
@@ -118,7 +119,8 @@ class ViolationCaseWorkflow(CaseEffects):
                 lambda: self._wake or self._run_length.reached(s.messages_this_run)
                 or (self._run_length.legacy and deadline is not None and workflow.now() >= deadline),
                 timeout=None if deadline is None else until(deadline),
-                timeout_summary=None if deadline is None else f"{s.next_deadline} {business_time(deadline)}")
+                timeout_summary=None if deadline is None else wait_summary(s.next_deadline or "the next deadline",
+                                                                           deadline))
 
     async def _act_on_what_is_due(self) -> None:
         s, now = self.s, workflow.now()

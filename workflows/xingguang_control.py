@@ -12,14 +12,23 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract import xingguang_state as cs
     from workflows.rules import xingguang_lifecycle as life
     from workflows.rules.clock import business_time
+    from workflows.rules.repeats import cancel_after_pause_conflict
     from workflows.rules.xingguang_money import delay_fee_limit
     from workflows.rules.xingguang_windows import changes_due_at, pause_notice_problems
 
-from workflows.refusals import refused
+from workflows.refusals import XINGGUANG_STEP_REFUSED, refused
 from workflows.xingguang_piece import WorkflowBase
+
+# A cancellation sent again with the same request is answered with the first answer, and the end reason names the
+# operator (before: a repeat was refused as "nothing to cancel", and the operator was not kept).
+CANCEL_REPEAT_PATCH = "xg-7-cancel-repeat-answers-first"
 
 
 class ControlMessages(WorkflowBase):
+    # The cancellation's request and first answer, by pause id (this run's; a run continued as new compares the
+    # delay fee and its reason kept in the state, and answers with the status now, applied at the cancellation).
+    _cancels: dict[str, tuple[c.CancelAfterPauseRequest, cs.TaskStatus]]
+
     def _status(self) -> cs.TaskStatus:
         raise NotImplementedError  # XingguangTaskWorkflow's: where the task stands after a command
 
@@ -82,18 +91,31 @@ class ControlMessages(WorkflowBase):
         s, now = self.s, workflow.now()
         record = self._pause(request.pause_id)
         assert record is not None
+        if record.cancelled_at is not None and workflow.patched(CANCEL_REPEAT_PATCH):
+            return self._first_cancel_answer(record)  # the validator let the same request through: nothing moves
         record.cancelled_at = now
         record.deadline_missed = record.refused_at is None
         s.delay_fee_fen, s.delay_fee_reason = request.delay_fee_fen, request.delay_fee_reason or None
-        s.end_reason = (f"cancelled after pause {record.pause_id}: "
+        by = f" by {request.operator_id}" if workflow.patched(CANCEL_REPEAT_PATCH) else ""
+        s.end_reason = (f"cancelled after pause {record.pause_id}{by}: "
                         f"{'changes refused' if record.refused_at else 'deadline for changes missed'}")
         life.cancel_for_delay(s, now)
         self._changed()
-        return self._status()
+        status = self._status()
+        self._cancels[record.pause_id] = (request, status)
+        return status
 
     @cancel_after_pause.validator
     def validate_cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> None:
         s, record = self.s, self._pause(request.pause_id)
+        first = next((p for p in s.pauses if p.cancelled_at is not None), None)
+        if first is not None:
+            kept = self._cancels.get(first.pause_id)
+            reasons = cancel_after_pause_conflict(self.s, self.s.delay_fee_fen, first, kept[0] if kept else None,
+                                                  request)
+            if not reasons:
+                return  # the same request again: answered with the first answer
+            raise refused(XINGGUANG_STEP_REFUSED, reasons)
         self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
         assert record is not None and record.changes_due_at is not None
         self._require(s.stage in life.RUNNING and record.cancelled_at is None,
@@ -107,6 +129,13 @@ class ControlMessages(WorkflowBase):
                       f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
                       "delay_fee_reason: required with a delay fee (R-9)")
+
+    def _first_cancel_answer(self, record: cs.PauseRecord) -> cs.TaskStatus:
+        kept = self._cancels.get(record.pause_id)
+        if kept is not None:
+            return kept[1]
+        assert record.cancelled_at is not None
+        return self._status().model_copy(update={"applied_at": record.cancelled_at})
 
     def _pause(self, pause_id: str) -> cs.PauseRecord | None:
         return next((p for p in self.s.pauses if p.pause_id == pause_id), None)

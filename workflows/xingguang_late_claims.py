@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.xingguang_claims import claim_problems
     from workflows.rules.xingguang_money import damages_cap
 
-from workflows.common import stage_attributes
+from workflows.common import stage_attributes, wait_summary
 from workflows.escalation import Stalls
 from workflows.refusals import refused
 
@@ -49,12 +49,14 @@ class XingguangClaimsWorkflow:
     async def run(self, input: XingguangClaimsInput) -> XingguangClaimsView:
         workflow.upsert_search_attributes([SA.TASK_ID.value_set(input.task_id)])
         while True:
-            seen, until = self._claims_seen, business_time(workflow.now() + IDLE)
+            seen, closes_at = self._claims_seen, workflow.now() + IDLE
+            until = business_time(closes_at)
             self._show(f"claims after close of xg task {input.task_id}: {len(self.s.claims)} paid; open until "
                        f"{until} unless another claim comes")
             try:
                 await workflow.wait_condition(lambda seen=seen: self._claims_seen != seen, timeout=IDLE,  # type: ignore[misc]
-                                              timeout_summary=f"no claim for a week: complete {until}")
+                                              timeout_summary=wait_summary(
+                                                  "the claims close if no claim comes for a week", closes_at))
             except TimeoutError:
                 break
         await workflow.wait_condition(workflow.all_handlers_finished)

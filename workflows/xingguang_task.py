@@ -43,9 +43,10 @@ from workflows.common import (
     run_info,
     stage_attributes,
     until,
+    wait_summary,
 )
 from workflows.escalation import Stalls
-from workflows.refusals import refused
+from workflows.refusals import differing_fields, refused
 from workflows.xingguang_claims import ClaimMessages
 from workflows.xingguang_control import ControlMessages
 from workflows.xingguang_money_steps import MoneySteps
@@ -68,6 +69,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
         self.s = input.carried_state or cs.XingguangTaskState(task_id=input.task_id)
         self._ordering = False
         self._wake = False
+        self._cancels = {}
         self._compensating = asyncio.Lock()
         self._stalls = Stalls("xingguang")
         self._progress = Progress()
@@ -113,7 +115,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             await workflow.wait_condition(
                 lambda: self._wake or self._run_length.reached(s.messages_this_run),
                 timeout=until(next_at) if next_at else None,
-                timeout_summary=f"{what} {business_time(next_at)}" if next_at else None,
+                timeout_summary=wait_summary(what, next_at) if next_at else None,
             )
 
     def _arm_timer(self, at: datetime | None, what: str) -> None:
@@ -125,7 +127,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             self._timer.cancel()
         self._timer_at, self._timer = at, None
         if at is not None:
-            self._timer = asyncio.create_task(workflow.sleep(until(at), summary=f"{what} {business_time(at)}"))
+            self._timer = asyncio.create_task(workflow.sleep(until(at), summary=wait_summary(what, at)))
 
     def _timer_fired(self) -> bool:
         return self._timer is not None and self._timer.done()
@@ -200,8 +202,9 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             raise refused("OrderRefused", [(f"task_id: {request.task_id} does not match this workflow's task "
                                            f"{s.task_id}")])
         if s.result is not None:
-            if s.order != request:
-                raise refused("OrderRefused", [f"task {s.task_id} is already ordered with different terms"])
+            if s.order != request:  # the same order again answers the first
+                raise refused("OrderRefused", differing_fields(s.order, request, "ordered with") if s.order
+                              else [f"task {s.task_id} is already ordered with different terms"])
             return
         if s.stage is not cs.TaskStage.DRAFT or self._ordering:
             raise refused("OrderRefused", [f"task {s.task_id} is being ordered by another call; retry to read "

@@ -189,6 +189,10 @@ class DisputeRecord(StateModel):
     resolved_by: str | None = None
     amount_fen: int | None = None
     note: str | None = None
+    # The resolution as asked and as answered: the same request again is answered with it (resolutions recorded
+    # before they were kept have neither, and a repeat of them is refused naming the first).
+    resolution_request: ResolveDisputeRequest | None = None
+    resolution: DisputeResolution | None = None
 
 
 class SettlementHold(StateModel):
