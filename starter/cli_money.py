@@ -153,6 +153,7 @@ def ledger_view(ledger: Any, kind: str, ident: str, second: str | None) -> dict[
             return None
         figures = ledger.task_money(ident)  # the money picture under the names a task's `state` uses
         money = {name: figures[name] for name in TaskMoney.model_fields if name in figures}
+        money["escrow_balance_fen"] = figures["escrow_balance_fen"]  # accrued + its platform fee + refund to come
         money["budget"] = {"budget_fen": figures["budget_fen"], "counted_fen": figures["spent_fen"],
                            "remaining_fen": figures["remaining_fen"], "used_up_at": figures["exhausted_at"]}
         return {"postings": postings, "money": money}

@@ -207,7 +207,7 @@ async def drive_to_refund(env: dict[str, str]) -> None:
     cancelled = await run("cancel", "demo-task-1", "--reason", "mTLS check over", "--by", "ops-1")
     assert cancelled["end_reason"] == "cancelled" and cancelled["frozen_fen"] == 550_000
     deadline = time.monotonic() + 60
-    while (state := await run("state", "demo-task-1"))["refunded_fen"] != 550_000:
+    while (state := await run("state", "demo-task-1"))["money"]["refunded_fen"] != 550_000:
         assert time.monotonic() < deadline, state
         await asyncio.sleep(0.5)
     money = await run("ledger", "demo-task-1")

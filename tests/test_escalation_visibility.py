@@ -27,6 +27,7 @@ from worker import Adapters
 from workflows.contract import mounted_content as mc
 from workflows.contract import violation_case as vc
 from workflows.contract.names import MOUNTED_CONTENT_WORKFLOW, SA, mounted_content_id
+from workflows.contract.views import MountedContentView
 from workflows.rules.clock import BUSINESS_TZ
 
 TASK_QUEUE = "escalation-visibility"
@@ -87,7 +88,7 @@ async def test_am_17_am_21_escalated_dispute_and_appeal_found_by_one_query(dev: 
             await asyncio.sleep(0.3)
         assert found == {content_id, case_id}
 
-        state = await dev.get_workflow_handle(content_id).query("state", result_type=mc.MountedContentState)
+        state = await dev.get_workflow_handle(content_id).query("state", result_type=MountedContentView)
         assert state.escalated and state.escalation_reason is not None
         assert "fee dispute d1" in state.escalation_reason and "unresolved past" in state.escalation_reason
         case_now = await case_state(dev, case)
