@@ -132,6 +132,34 @@ def live_money(args: argparse.Namespace, task_id: str, seen: TaskMoney) -> TaskM
     return seen.model_copy(update={**live, "as_of": now()})
 
 
+async def cmd_money(args: argparse.Namespace, out: Output) -> None:
+    """The money picture of a task or a piece, in one line (with --json, the object `state` shows as `money`)."""
+    client = await connect(args)
+    kind, ident, second = await resolve(client, args)
+    state = await state_of(client, kind, ident, second)
+    money = getattr(state, "money", None)
+    if money is None:
+        raise CliError("InvalidArguments", f"id: a {kind} moves no money of its own; `ledger {ident}` shows its "
+                       f"postings", [Reason(f"a {kind} has no money picture", "id")])
+    if kind == "task":
+        money = live_money(args, ident, money)
+    if out.as_json:
+        out.show(money)
+        return
+    print(f"{kind} {ident}" + (f" {second}" if second else "") + ": " + money_line(money))
+
+
+def money_line(money: Any) -> str:
+    """`frozen 550,000 · accrued 1,800 · ...` (fen), and from when the refund still to come goes back."""
+    shown = dump(money)
+    parts = [f"{name.removesuffix('_fen').replace('_', ' ')} {value:,}" for name, value in shown.items()
+             if name.endswith("_fen")]
+    line = "fen: " + " · ".join(parts)
+    if shown.get("refund_to_come_fen") and shown.get("refund_expected_at"):
+        line += f"; the refund to come not before {shown['refund_expected_at']}"
+    return line
+
+
 # ------------------------------------------------------------------ ledger (the database; Temporal only to tell kinds)
 def _row(t: Any) -> dict[str, Any]:
     return {"id": t.id[:8], "key": t.business_key, "debit": t.debit_account, "credit": t.credit_account,
@@ -285,6 +313,8 @@ def _positive(text: str) -> int:
 def add_commands(sub: Any) -> None:
     for name, run, help in [
             ("state", cmd_state, "what a workflow holds now: any kind of id (see --kind), or a workflow id"),
+            ("money", cmd_money, "the money picture of a task or a piece in one line: frozen, accrued, paid, "
+                                 "platform fees, held, refunded, refund to come"),
             ("ledger", cmd_ledger, "the postings and money of any id, and the ledger's conservation check")]:
         p = sub.add_parser(name, help=help, description=help + ". " + (__doc__ or "").split("\n\n")[1],
                            parents=[global_flags(suppress=True)],

@@ -160,7 +160,18 @@ async def cmd_revoke(args: argparse.Namespace, out: Output) -> None:
 
 async def cmd_cancel(args: argparse.Namespace, out: Output) -> None:
     build(mt.CancelRequest, argparse.Namespace(), {"reason": args.reason, "requested_by": args.by})
-    out.show(await api.cancel(await connect(args), args.task_id, args.reason, args.by))
+    client = await connect(args)
+    ended = await api.cancel(client, args.task_id, args.reason, args.by)
+    # The answer is the task as the period ends: nothing is refunded yet. Where the money is, and when the rest
+    # comes back (once every piece's window has closed, AM-13), is the money picture.
+    from starter.cli_money import live_money
+
+    money = live_money(args, args.task_id, (await api.task_state(client, args.task_id)).money)
+    if out.as_json:
+        out.show({"ended": ended, "money": money})
+        return
+    out.show(ended, f"task {args.task_id} cancelled")
+    out.show(money, "money (fen): the refund to come goes back once every piece has settled or closed")
 
 
 def cmd_late(args: argparse.Namespace, out: Output) -> None:

@@ -205,7 +205,9 @@ async def drive_to_refund(env: dict[str, str]) -> None:
     assert published["frozen_fen"] == 550_000
     assert (await run("balances", "client:demo-client:available"))[0]["available_fen"] == 450_000
     cancelled = await run("cancel", "demo-task-1", "--reason", "mTLS check over", "--by", "ops-1")
-    assert cancelled["end_reason"] == "cancelled" and cancelled["frozen_fen"] == 550_000
+    assert cancelled["ended"]["end_reason"] == "cancelled" and cancelled["ended"]["frozen_fen"] == 550_000
+    # It all comes back once the pieces have closed: with none, at once (refunded, or still to come a moment).
+    assert cancelled["money"]["refunded_fen"] + cancelled["money"]["refund_to_come_fen"] == 550_000
     deadline = time.monotonic() + 60
     while (state := await run("state", "demo-task-1"))["money"]["refunded_fen"] != 550_000:
         assert time.monotonic() < deadline, state
