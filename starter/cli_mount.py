@@ -164,14 +164,14 @@ async def cmd_cancel(args: argparse.Namespace, out: Output) -> None:
     ended = await api.cancel(client, args.task_id, args.reason, args.by)
     # The answer is the task as the period ends: nothing is refunded yet. Where the money is, and when the rest
     # comes back (once every piece's window has closed, AM-13), is the money picture.
-    from starter.cli_money import live_money
+    from starter.cli_money import live_money, money_line
 
     money = live_money(args, args.task_id, (await api.task_state(client, args.task_id)).money)
     if out.as_json:
         out.show({"ended": ended, "money": money})
         return
     out.show(ended, f"task {args.task_id} cancelled")
-    out.show(money, "money (fen): the refund to come goes back once every piece has settled or closed")
+    print(f"money: {money_line(money)} (once every piece has settled or closed)")
 
 
 def cmd_late(args: argparse.Namespace, out: Output) -> None:
