@@ -366,7 +366,7 @@ def test_am_13_activities_run_a_task_end_to_end(ledger: Ledger) -> None:
     refunded = env.run(activities.refund, RefundRequest(task_id="t1", client_id="c1"))
     money = env.run(activities.task_money, TaskMoneyRequest(task_id="t1"))
     assert (settled.fee_fen, refunded.refunded_fen, money.escrow_balance_fen) == (600, 440, 0)
-    assert money.frozen_fen == money.paid_to_creators_fen + money.platform_fees_fen + money.refunded_fen
+    assert money.frozen_fen == money.paid_fen + money.platform_fees_fen + money.refunded_fen
 
 
 @pytest.mark.parametrize("field, value", [("price_fen", True), ("price_fen", 1.5), ("count", -1),

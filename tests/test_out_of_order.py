@@ -260,7 +260,7 @@ class TestR1R8BillableEventsOutOfOrder:
                     assert delivery in counting(STREAM), (label, eid, billed)
                     assert events <= delivery.count, (label, eid)
             spend = sum(m.promotion_spend_fen for m in result.pieces.values())
-            assert spend == result.promotion_spend_fen == billed(state) <= budget, label
+            assert spend == result.promotion_spend_fen == xgf.billed(state) <= budget, label
             assert spend == 50 * sum(billed.values()) == 50 * sum(p.billable_events for p in state.pieces.values())
             assert [m.creator_earnings_fen for m in result.pieces.values()] == [10_000, 10_000], label
             if label == "in order":

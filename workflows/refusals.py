@@ -4,9 +4,11 @@ update before anything is recorded; a handler that raises it fails the update an
 
 from __future__ import annotations
 
+from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows.rules.repeats import differing_fields  # the reasons of a conflicting repeat
+with workflow.unsafe.imports_passed_through():
+    from workflows.rules.repeats import differing_fields  # the reasons of a conflicting repeat
 
 __all__ = ["ALREADY_MOUNTED", "APPEAL_REFUSED", "CANCEL_REFUSED", "FREEZE_LIFT_REFUSED", "JOIN_REFUSED",
            "PUBLICATION_REFUSED", "RESOLUTION_REFUSED", "REVOCATION_REFUSED", "XINGGUANG_STEP_REFUSED",
