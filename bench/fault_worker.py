@@ -42,16 +42,18 @@ CONNECT_DEADLINE_S = 120
 
 
 class SaltedClosures:
-    """A Tx whose content_closures rows carry the call's salted content id (the `closure` broken build)."""
+    """A Tx whose content_closures rows carry the call's salted content id (the `closure` broken build); the ledger
+    writes a closure with `fetchone` (INSERT ... RETURNING its number)."""
 
     def __init__(self, tx: Tx, salt: Callable[[str], str]) -> None:
         self._tx, self._salt = tx, salt
         self.dialect = tx.dialect
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    def fetchone(self, sql: str, params: Sequence[Any] = (), **kwargs: Any) -> Any:
+        # The closure is written with its number taken in the same statement: (task_id, content_id, ...).
         if sql.startswith("INSERT INTO content_closures"):
-            params = (params[0], params[1], self._salt(f"settle:{params[2]}").removeprefix("settle:"), *params[3:])
-        return self._tx.execute(sql, params)
+            params = (params[0], self._salt(f"settle:{params[1]}").removeprefix("settle:"), *params[2:])
+        return self._tx.fetchone(sql, params, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
