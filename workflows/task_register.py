@@ -161,15 +161,14 @@ class RegisterLooks:
     """closure_looks.ClosureLooks for a task whose register is in the database: the same decisions, with the open
     pieces' windows asked of the register at each look instead of kept in memory."""
 
-    def __init__(self, s: c.MountTaskState) -> None:
-        self.s = s
+    def __init__(self, s: c.MountTaskState, published: c.Published) -> None:
+        self.s, self.published = s, published
         self.pause = LOOK_AFTER
         self.upcoming: datetime | None = None
         self.open_not_held: int | None = None
 
     def window_closes_at(self, mounted_at: datetime) -> datetime:
-        cut_at = self.s.ended_at or self.s.period_end_at
-        assert cut_at is not None
+        cut_at = self.s.ended_at or self.published.period_end_at
         return publicity_window_closes_at(billing_period_end(mounted_at, cut_at))
 
     def add(self, mounted_at: datetime) -> datetime:
@@ -182,8 +181,7 @@ class RegisterLooks:
         s = self.s
         if s.pieces_open <= 0:
             return None
-        cut_at = s.ended_at or s.period_end_at
-        assert cut_at is not None
+        cut_at = s.ended_at or self.published.period_end_at
         windows = await register.WINDOWS.local(WindowsRequest(
             task_id=s.task_id, cut_at=cut_at, now=now, up_to_seq=s.pieces_count,
             held_content_ids=s.held_content_ids))
