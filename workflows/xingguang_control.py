@@ -124,7 +124,7 @@ class ControlMessages(WorkflowBase):
                                                         and workflow.now() >= record.changes_due_at),
                       f"pause {record.pause_id}: the client has until {business_time(record.changes_due_at)} and "
                       "has not refused; a task is cancelled only after a refusal or a missed deadline (XG-7)")
-        limit = delay_fee_limit(s.frozen_fen, life.committed_fen(s))
+        limit = delay_fee_limit(s.frozen_fen, life.committed_fen(s, self._ordered().terms))
         self._require(request.delay_fee_fen <= limit,
                       f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
