@@ -119,7 +119,9 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
         raise unchanged_refusal(s, REVOCATION_REFUSED, "; ".join(reasons))
     revoked = await register.REVOKE_CONTENT.local(RevokeOne(
         task_id=s.task_id, content_id=request.content_id, revoked_at=request.revoked_at or workflow.now()))
-    assert revoked.piece is not None
+    if revoked.piece is None:  # found above: the register revokes it
+        raise unchanged_refusal(s, REVOCATION_REFUSED, f"content_id: {request.content_id} is not mounted in task "
+                                f"{s.task_id}")
     return revoked.piece.piece, revoked.piece.piece.revoked_at is not None
 
 
