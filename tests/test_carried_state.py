@@ -160,3 +160,24 @@ async def test_a_task_continued_as_new_with_its_state_compressed_goes_on_where_i
     replayer = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
     for history in (first, await ctx.client.get_workflow_handle(workflow_id).fetch_history()):
         await replayer.replay_workflow(history)
+
+
+def test_am_2_a_state_carried_before_the_published_terms_reads_them_from_its_request() -> None:
+    """Runs that continued as new before MountTaskState.published existed carry the publication's fields flat
+    (request, client_id, period_start_at, period_end_at): the next run reads the same terms from the request."""
+    start, end = "2026-12-01T10:00:00+08:00", "2026-12-31T10:00:00+08:00"
+    request = {"task_id": "t-old", "client_id": "client-1", "budget_fen": 100_000, "period_start_at": start,
+               "period_end_at": end, "billing_rule": {"conversion_event": "download", "price_fen": 250}}
+    flat = {"task_id": "t-old", "stage": "published", "client_id": "client-1", "request": request,
+            "period_start_at": start, "period_end_at": end, "budget_fen": 100_000}
+    carried = mt.MountTaskInput.model_validate_json(json.dumps({"task_id": "t-old", "carried_state": flat}))
+    assert carried.carried_state is not None
+    published = carried.carried_state.published
+    assert published is not None
+    assert (published.client_id, published.budget_fen, published.price_fen) == ("client-1", 100_000, 250)
+    assert (published.period_start_at, published.period_end_at) == (datetime.fromisoformat(start),
+                                                                     datetime.fromisoformat(end))
+    assert published.terms == mt.PublishTaskRequest.model_validate(request)
+    # A draft carried flat has no terms yet.
+    draft = mt.MountTaskState.model_validate({"task_id": "t-draft", "stage": "draft"})
+    assert draft.published is None

@@ -49,8 +49,9 @@ class CaseEffects:
     @workflow.update(name="lift_freeze")
     async def lift_freeze(self, request: c.LiftFreezeRequest) -> c.ViolationCaseView:
         """AM-22: an operator lifts a standing freeze with a reason; answered once the run loop has lifted it."""
-        penalty = self._penalty(request.penalty_id)
-        assert penalty is not None
+        if (penalty := self._penalty(request.penalty_id)) is None:  # the validator refused it already
+            raise refused(FREEZE_LIFT_REFUSED, f"penalty_id: case {self.s.case_id} has no penalty "
+                          f"{request.penalty_id}")
         penalty.lift_requested_at, penalty.lifted_by = workflow.now(), request.operator_id
         penalty.lift_reason = request.reason
         self._changed()

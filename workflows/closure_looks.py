@@ -25,7 +25,7 @@ from temporalio import workflow
 # replace the module the mount task's mixins name (`from workflows.contract import mount_task`), whose models then
 # fail pydantic's checks against the ports' (tests/test_metrics.py replays so).
 with workflow.unsafe.imports_passed_through():
-    from workflows.contract.mount_task import MountTaskState, PieceEntry
+    from workflows.contract.mount_task import MountTaskState, PieceEntry, Published
     from workflows.rules.billing import billing_period_end, publicity_window_closes_at
 
 LOOK_AFTER = timedelta(seconds=2)
@@ -34,18 +34,17 @@ CLOSED = ("settled", "closed")
 
 
 class ClosureLooks:
-    def __init__(self, s: MountTaskState) -> None:
+    def __init__(self, s: MountTaskState, published: Published) -> None:
         """The open pieces' windows as the task knows them: each billing period cut at the task's end (AM-7, AM-8),
         or at the end of the period while it is open."""
-        self.s = s
+        self.s, self.published = s, published
         self.closes: list[tuple[datetime, str]] = sorted(
             (self.window_closes_at(p), p.content_id) for p in s.pieces.values() if p.status not in CLOSED)
         self.first_open = 0
         self.pause = LOOK_AFTER
 
     def window_closes_at(self, piece: PieceEntry) -> datetime:
-        cut_at = self.s.ended_at or self.s.period_end_at
-        assert cut_at is not None
+        cut_at = self.s.ended_at or self.published.period_end_at
         return publicity_window_closes_at(billing_period_end(piece.mounted_at, cut_at))
 
     def add(self, piece: PieceEntry) -> datetime:

@@ -167,9 +167,9 @@ class DisputesAndHolds:
     def _resolved_before(self, dispute: c.DisputeRecord, request: c.ResolveDisputeRequest) -> list[str]:
         """A different request for a resolved dispute: the first resolution (when, by whom, what it pays), then
         each field this request differs in."""
-        assert dispute.resolved_at is not None
-        first = (f"dispute_id: {dispute.dispute_id} of content {self.s.content_id} was resolved at "
-                 f"{business_time(dispute.resolved_at)} by {dispute.resolved_by} with {dispute.amount_fen} fen")
+        when = f" at {business_time(dispute.resolved_at)}" if dispute.resolved_at is not None else ""
+        first = (f"dispute_id: {dispute.dispute_id} of content {self.s.content_id} was resolved{when} by "
+                 f"{dispute.resolved_by} with {dispute.amount_fen} fen")
         if dispute.resolution_request is not None:
             return [first, *differing_fields(dispute.resolution_request, request, "resolved with")]
         return [first, *([f"amount_fen: resolved with {dispute.amount_fen}, this asks {request.amount_fen}"]

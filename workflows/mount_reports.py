@@ -52,10 +52,10 @@ async def unmount_refused(task_id: str, request: c.ReportMountRequest, reasons: 
                                            reason=f"{REFUSED_MOUNT}{reasons[0]}"))
 
 
-async def wait_for_late_mounts(s: c.MountTaskState, run_length: RunLength) -> bool:
+async def wait_for_late_mounts(s: c.MountTaskState, published: c.Published, run_length: RunLength) -> bool:
     """Every piece has closed: waits until a late mount opens a piece, the run is due to continue as new, or the
     late reports can no longer come. True when there is more to do (read closures again, or continue as new)."""
-    closes_at = late_reports_close_at(s)
+    closes_at = late_reports_close_at(s, published)
     if s.pieces_open > 0 or workflow.now() >= closes_at:
         return s.pieces_open > 0
     # With the register in the database (task_register.py) the task knows only how many joined.

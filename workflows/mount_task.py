@@ -108,17 +108,19 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
                 self._show("not published", None)
                 raise refused("TaskNotPublished", [f"task {s.task_id} was not published within {DRAFT_TTL}",
                                                    *s.last_refusal])
+        if (published := s.published) is None:  # every stage after the draft is published: publish sets both
+            raise refused("TaskNotPublished", [f"task {s.task_id} is {s.stage.value} without published terms"])
         if self._reads_ledger and s.stage is c.TaskStage.PUBLISHED:
-            self._looks = self._new_looks()  # pieces that settle while the period is still open
+            self._looks = self._new_looks(published)  # pieces that settle while the period is still open
             self._look_at = await self._next_look(found=0)
         shown = False
         while s.stage is c.TaskStage.PUBLISHED:
-            assert s.period_end_at is not None
+            end_at = published.period_end_at
             if not shown:
-                self._show(f"published: task period open until {business_time(s.period_end_at)}", s.period_end_at)
+                self._show(f"published: task period open until {business_time(end_at)}", end_at)
                 shown = True
-            wake_at, wake_for = s.period_end_at, wait_summary("the task period ends", s.period_end_at)
-            if self._look_at is not None and self._look_at < s.period_end_at:
+            wake_at, wake_for = end_at, wait_summary("the task period ends", end_at)
+            if self._look_at is not None and self._look_at < end_at:
                 wake_at = self._look_at
                 wake_for = wait_summary("the next look at the ledger for closed pieces", self._look_at)
             self._look_moved, timed_out = False, False
@@ -130,22 +132,22 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
                 )
             except TimeoutError:
                 timed_out = True
-            if s.stage is c.TaskStage.PUBLISHED and timed_out and workflow.now() >= s.period_end_at:
-                self._end(s.period_end_at, c.EndReason.PERIOD_OVER)
+            if s.stage is c.TaskStage.PUBLISHED and timed_out and workflow.now() >= end_at:
+                self._end(end_at, c.EndReason.PERIOD_OVER)
             elif s.stage is c.TaskStage.PUBLISHED and timed_out:
                 await self._look_at_closures()
             await self._continue_as_new_if_due()
         await self._tell_pieces_the_period_ended()
         if self._reads_ledger:
-            await self._wait_for_closures_in_the_ledger()
-            while self._late_mounts and await wait_for_late_mounts(s, self._run_length):
+            await self._wait_for_closures_in_the_ledger(published)
+            while self._late_mounts and await wait_for_late_mounts(s, published, self._run_length):
                 await self._continue_as_new_if_due()  # a late mount opened a piece (AM-6), or the run is long
-                await self._wait_for_closures_in_the_ledger()
+                await self._wait_for_closures_in_the_ledger(published)
         while s.pieces_open > 0:  # runs before the patch: every piece sends content_closed
             self._show(f"ended ({s.end_reason}): waiting for {s.pieces_open} piece(s) to settle", None)
             await workflow.wait_condition(lambda: s.pieces_open == 0 or self._run_length.reached(s.messages_this_run))
             await self._continue_as_new_if_due()
-        await self._refund()
+        await self._refund(published)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
 
@@ -162,27 +164,28 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
             return s.publication
         self._publishing, self._publishing_request = True, request
         try:
+            if (terms := c.published_terms(request)) is None:  # the validator refused it already
+                s.last_refusal = task_form_problems(request, workflow.now())
+                raise refused(PUBLICATION_REFUSED, s.last_refusal)
             facts = await directory.CLIENT_FACTS(PartyRequest(party_id=request.client_id))
             reasons = client_publication_refusals(facts)
             if reasons:
                 s.last_refusal = reasons
                 raise refused(PUBLICATION_REFUSED, reasons)
-            assert request.budget_fen is not None and request.period_end_at and request.period_start_at
-            fee = platform_fee(request.budget_fen)
+            fee = platform_fee(terms.budget_fen)
             try:
                 freeze = await ledger.FREEZE(FreezeRequest(task_id=s.task_id, client_id=request.client_id,
-                                                           budget_fen=request.budget_fen, platform_fee_fen=fee))
+                                                           budget_fen=terms.budget_fen, platform_fee_fen=fee))
             except ActivityError as err:
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == INSUFFICIENT_FUNDS:
                     s.last_refusal = [f"balance does not cover budget + 10% platform fee: {cause.message}"]
                     raise refused(PUBLICATION_REFUSED, s.last_refusal) from None
                 raise
-            s.request, s.client_id = request, request.client_id
-            s.period_start_at, s.period_end_at = request.period_start_at, request.period_end_at
-            s.budget_fen, s.frozen_fen = request.budget_fen, freeze.frozen_fen
+            s.published = terms
+            s.budget_fen, s.frozen_fen = terms.budget_fen, freeze.frozen_fen
             s.publication = c.PublicationResult(
-                task_id=s.task_id, published_at=workflow.now(), budget_fen=request.budget_fen,
+                task_id=s.task_id, published_at=workflow.now(), budget_fen=terms.budget_fen,
                 frozen_fen=freeze.frozen_fen, platform_fee_fen=fee, freeze_transfer_id=freeze.transfer_id,
             )
             s.last_refusal = []
@@ -200,8 +203,8 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
             raise refused(PUBLICATION_REFUSED,
                           f"task_id: {request.task_id} does not match this workflow's task {s.task_id}")
         if s.publication is not None:
-            if s.request != request:  # the same request again answers the first
-                raise refused(PUBLICATION_REFUSED, differing_fields(s.request, request, "published with") if s.request
+            if (p := s.published) is None or p.terms != request:  # the same request again answers the first
+                raise refused(PUBLICATION_REFUSED, differing_fields(p.terms, request, "published with") if p
                               else f"task {s.task_id} is already published with different terms")
             return
         if s.stage is not c.TaskStage.DRAFT:
@@ -279,14 +282,13 @@ class MountTaskWorkflow(TaskClosures, TaskRevocations, TaskPenalties, TaskMounts
     # ---------------------------------------------------------------- internals
     def _period_closed_problem(self, action: str) -> str | None:
         s = self.s
-        if s.stage is not c.TaskStage.PUBLISHED:
+        if s.stage is not c.TaskStage.PUBLISHED or (p := s.published) is None:  # published: it has its terms
             return f"cannot {action}: task {s.task_id} is {s.stage.value}"
-        assert s.period_start_at is not None and s.period_end_at is not None
         now = workflow.now()
-        if now < s.period_start_at:
-            return f"cannot {action}: the task period opens at {business_time(s.period_start_at)}"
-        if now >= s.period_end_at:
-            return f"cannot {action}: the task period ended at {business_time(s.period_end_at)}"
+        if now < p.period_start_at:
+            return f"cannot {action}: the task period opens at {business_time(p.period_start_at)}"
+        if now >= p.period_end_at:
+            return f"cannot {action}: the task period ended at {business_time(p.period_end_at)}"
         return None
 
     def _refuse_while_draining(self, update: str) -> None:

@@ -47,7 +47,7 @@ def task_money(s: c.MountTaskState) -> TaskMoney:
                           platform_fees_fen=s.platform_fees_fen, refunded_fen=s.refunded_fen,
                           refund_to_come_fen=unsettled)
     if s.stage in (c.TaskStage.PUBLISHED, c.TaskStage.ENDED):
-        end = s.ended_at or s.period_end_at
+        end = s.ended_at or (s.published.period_end_at if s.published else None)
         money.refund_expected_at = publicity_window_closes_at(end) if end is not None else None
         money.refund_waits_for = REFUND_WAITS
     return money
@@ -61,11 +61,12 @@ def task_view(s: c.MountTaskState, progress: Progress) -> MountTaskView:
         statuses = [p.status for p in s.pieces.values()]
         counts = PieceCounts(mounted=len(statuses), open=s.pieces_open, settled=statuses.count("settled"),
                              closed=statuses.count("closed"), held=len(s.held_content_ids))
+    p = s.published
     return MountTaskView(
-        task_id=s.task_id, stage=s.stage, client_id=s.client_id,
-        terms=s.request if s.publication is not None else None, budget_fen=s.budget_fen,
-        period_start_at=s.period_start_at,
-        period_end_at=s.period_end_at, ended_at=s.ended_at, end_reason=s.end_reason, cancel_reason=s.cancel_reason,
+        task_id=s.task_id, stage=s.stage, client_id=p.client_id if p else None,
+        terms=p.terms if p and s.publication is not None else None, budget_fen=s.budget_fen,
+        period_start_at=p.period_start_at if p else None, period_end_at=p.period_end_at if p else None,
+        ended_at=s.ended_at, end_reason=s.end_reason, cancel_reason=s.cancel_reason,
         refused_because=list(s.last_refusal) if s.stage in (c.TaskStage.DRAFT, c.TaskStage.NOT_PUBLISHED) else [],
         money=task_money(s), pieces=counts,
         creators_joined=s.creators_joined if s.register_in_db else len(s.creators),

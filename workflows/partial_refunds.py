@@ -36,7 +36,7 @@ CLOSED = ("settled", "closed")
 def part_due(s: c.MountTaskState, open_not_held: int | None = None) -> bool:
     """The period has ended (and its late mounts are in), every open piece is held, and fewer are held than
     when the last part was refunded (or none was)."""
-    if s.stage is not c.TaskStage.ENDED or s.ended_at is None or s.client_id is None:
+    if s.stage is not c.TaskStage.ENDED or s.ended_at is None or s.published is None:
         return False
     if workflow.now() < s.ended_at + LATE_MOUNT_GRACE:
         return False
@@ -54,12 +54,12 @@ def part_due(s: c.MountTaskState, open_not_held: int | None = None) -> bool:
 
 async def refund_part_if_due(s: c.MountTaskState, stalls: Stalls, open_not_held: int | None = None) -> None:
     """AM-13: posts the next refund part when one is due (after a look at the ledger's closures and holds)."""
-    if not part_due(s, open_not_held) or not workflow.patched(PARTIAL_REFUNDS_PATCH):
+    # part_due is False without published terms: the patch marker is asked in the same cases as ever.
+    if (p := s.published) is None or not part_due(s, open_not_held) or not workflow.patched(PARTIAL_REFUNDS_PATCH):
         return
-    assert s.client_id is not None
     part = len(s.refund_parts) + 1
     result = await stalls.call(f"refund part {part}", ledger.REFUND_PART,
-                               RefundPartRequest(task_id=s.task_id, client_id=s.client_id, part=part))
+                               RefundPartRequest(task_id=s.task_id, client_id=p.client_id, part=part))
     s.refund_parts.append(c.RefundPart(
         part=part, key=f"refund:{s.task_id}:part:{part}", refunded_fen=result.refunded_fen,
         refunded_at=workflow.now(), reserve_fen=result.reserve_fen, held_content_ids=result.held_content_ids))

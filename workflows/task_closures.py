@@ -131,10 +131,10 @@ class TaskClosures:
         s.platform_fees_fen += platform_fee_fen
         s.pieces_open -= 1
 
-    async def _wait_for_closures_in_the_ledger(self) -> None:
+    async def _wait_for_closures_in_the_ledger(self, published: c.Published) -> None:
         """AM-13 waits for every piece to settle or close: the task reads that from the ledger (ClosureLooks)."""
         s = self.s
-        self._looks = self._new_looks()  # the windows as the end of the task cut them
+        self._looks = self._new_looks(published)  # the windows as the end of the task cut them
         self._look_at = workflow.now()
         shown_deadline: datetime | None = None
         while s.pieces_open > 0:
@@ -167,8 +167,8 @@ class TaskClosures:
         found = await self._read_closures()
         self._look_at = await self._next_look(found)
 
-    def _new_looks(self) -> ClosureLooks | reg.RegisterLooks:
-        return reg.RegisterLooks(self.s) if self.s.register_in_db else ClosureLooks(self.s)
+    def _new_looks(self, published: c.Published) -> ClosureLooks | reg.RegisterLooks:
+        return reg.RegisterLooks(self.s, published) if self.s.register_in_db else ClosureLooks(self.s, published)
 
     async def _next_look(self, found: int) -> datetime | None:
         if isinstance(self._looks, reg.RegisterLooks):
@@ -201,14 +201,14 @@ class TaskClosures:
             if len(page.closures) < CLOSURE_PAGE:
                 return read
 
-    async def _refund(self) -> None:
+    async def _refund(self, published: c.Published) -> None:
         """AM-13: every piece settled or closed; whatever is still frozen goes back to the client."""
         s = self.s
-        assert s.client_id is not None
         refund = await self._stalls.call("refund", ledger.REFUND, RefundRequest(task_id=s.task_id,
-                                                                                client_id=s.client_id))
+                                                                                client_id=published.client_id))
         partial_refunds.record_final_refund(s, refund.refunded_fen)
         s.spent_fen = s.paid_to_creators_fen
         metrics.task_refunded("mount", refund.refunded_fen)
         s.stage = c.TaskStage.REFUNDED
-        self._show(f"refunded {s.refunded_fen} fen to client {s.client_id} in {len(s.refund_parts)} part(s)", None)
+        self._show(f"refunded {s.refunded_fen} fen to client {published.client_id} in {len(s.refund_parts)} "
+                   "part(s)", None)

@@ -56,8 +56,8 @@ class TaskMounts:
             s.messages_this_run += 1
             await unmount_refused(s.task_id, request, reasons)  # AM-6 reading: the refused component comes down
             raise refused(MOUNT_REFUSED, reasons)
-        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
-        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
+        if (p := s.published) is None:  # mount_refusals refused it already; said for the type's sake
+            raise refused(MOUNT_REFUSED, f"cannot mount: task {s.task_id} is not published")
         if piece is None and (reasons := await self._penalty_refusals(request)):  # R-12 (task_penalties.py)
             s.messages_this_run += 1
             if workflow.patched(PENALIZED_MOUNT_UNMOUNTED_PATCH):
@@ -76,16 +76,16 @@ class TaskMounts:
                 if self._look_at is None or look_at < self._look_at:
                     self._look_at, self._look_moved = look_at, True
         content_input = MountedContentInput(
-            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
-            payee_account=s.creators[piece.creator_id].payee_account, price_fen=s.request.billing_rule.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
+            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=p.client_id,
+            payee_account=s.creators[piece.creator_id].payee_account, price_fen=p.price_fen,
+            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s, p),
         )
         started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
         return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
+                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s, p)))
 
     async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
         """AM-6 with the register in the database (workflows/task_register.py)."""
@@ -96,33 +96,33 @@ class TaskMounts:
             s.messages_this_run += 1
             await unmount_refused(s.task_id, request, answer.refusals)  # AM-6 reading: the component comes down
             raise refused(MOUNT_REFUSED, answer.refusals)
-        registered = answer.piece
-        assert registered is not None
+        if (registered := answer.piece) is None:  # the register answers a piece or refusals
+            raise refused(MOUNT_REFUSED, f"content_id: {request.content_id} was not registered")
         late = not answer.existed and s.stage is c.TaskStage.ENDED
         if new:
             s.messages_this_run += 1
             metrics.piece_mounted("mount", request.content_id)
         if problem := reg.conflict(s, request, registered.piece):
             raise problem  # mounted meanwhile for another creator or instant: the accepted one stays up
-        assert s.period_end_at is not None and s.client_id is not None and s.request is not None
-        assert s.request.billing_rule is not None and s.request.billing_rule.price_fen is not None
-        assert answer.creator is not None
+        if (p := s.published) is None or answer.creator is None:  # the register refused it already otherwise
+            raise refused(MOUNT_REFUSED, f"cannot mount: task {s.task_id} is not published"
+                          if p is None else f"creator_id: creator {request.creator_id} has not joined")
         piece = registered.piece
         if isinstance(self._looks, reg.RegisterLooks):  # the run's loop looks once this piece's window closes
             look_at = self._looks.add(piece.mounted_at) + LOOK_AFTER
             if self._look_at is None or look_at < self._look_at:
                 self._look_at, self._look_moved = look_at, True
         content_input = MountedContentInput(
-            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=s.client_id,
-            payee_account=answer.creator.payee_account, price_fen=s.request.billing_rule.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s),
+            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=p.client_id,
+            payee_account=answer.creator.payee_account, price_fen=p.price_fen,
+            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s, p),
         )
         started = await fanout.START_CONTENT_WORKFLOW(content_input)
         if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
         return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s)))
+                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s, p)))
 
     @report_mount.validator
     def validate_report_mount(self, request: c.ReportMountRequest) -> None:

@@ -119,7 +119,9 @@ async def revoke_content(s: c.MountTaskState, request: c.RevokeContentRequest) -
         raise unchanged_refusal(s, REVOCATION_REFUSED, "; ".join(reasons))
     revoked = await register.REVOKE_CONTENT.local(RevokeOne(
         task_id=s.task_id, content_id=request.content_id, revoked_at=request.revoked_at or workflow.now()))
-    assert revoked.piece is not None
+    if revoked.piece is None:  # found above: the register revokes it
+        raise unchanged_refusal(s, REVOCATION_REFUSED, f"content_id: {request.content_id} is not mounted in task "
+                                f"{s.task_id}")
     return revoked.piece.piece, revoked.piece.piece.revoked_at is not None
 
 
@@ -161,15 +163,14 @@ class RegisterLooks:
     """closure_looks.ClosureLooks for a task whose register is in the database: the same decisions, with the open
     pieces' windows asked of the register at each look instead of kept in memory."""
 
-    def __init__(self, s: c.MountTaskState) -> None:
-        self.s = s
+    def __init__(self, s: c.MountTaskState, published: c.Published) -> None:
+        self.s, self.published = s, published
         self.pause = LOOK_AFTER
         self.upcoming: datetime | None = None
         self.open_not_held: int | None = None
 
     def window_closes_at(self, mounted_at: datetime) -> datetime:
-        cut_at = self.s.ended_at or self.s.period_end_at
-        assert cut_at is not None
+        cut_at = self.s.ended_at or self.published.period_end_at
         return publicity_window_closes_at(billing_period_end(mounted_at, cut_at))
 
     def add(self, mounted_at: datetime) -> datetime:
@@ -182,8 +183,7 @@ class RegisterLooks:
         s = self.s
         if s.pieces_open <= 0:
             return None
-        cut_at = s.ended_at or s.period_end_at
-        assert cut_at is not None
+        cut_at = s.ended_at or self.published.period_end_at
         windows = await register.WINDOWS.local(WindowsRequest(
             task_id=s.task_id, cut_at=cut_at, now=now, up_to_seq=s.pieces_count,
             held_content_ids=s.held_content_ids))

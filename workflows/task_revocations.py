@@ -32,12 +32,14 @@ class TaskRevocations:
     async def _revoke_content(self, request: c.RevokeContentRequest) -> c.RevocationResult:
         if self.s.register_in_db:
             piece, changed = await reg.revoke_content(self.s, request)  # the validator's refusals, from the register
-            if changed and piece.revoked_at is not None:
+            if (revoked_at := piece.revoked_at) is None:  # the register revokes it or refuses
+                raise reg.unchanged_refusal(self.s, REVOCATION_REFUSED, f"content_id: {request.content_id} "
+                                            "was not revoked")
+            if changed:
                 self.s.messages_this_run += 1
                 await self._signal_pieces([piece.content_id], "content_revoked",
-                                          ContentRevoked(revoked_at=piece.revoked_at, scope="content"))
-            assert piece.revoked_at is not None
-            return c.RevocationResult(creator_id=request.creator_id, revoked_at=piece.revoked_at,
+                                          ContentRevoked(revoked_at=revoked_at, scope="content"))
+            return c.RevocationResult(creator_id=request.creator_id, revoked_at=revoked_at,
                                       content_ids=[piece.content_id])
         piece = self.s.pieces[request.content_id]
         if piece.revoked_at is None:
@@ -77,20 +79,24 @@ class TaskRevocations:
             if revoked.entry is None:
                 problem = f"creator_id: creator {request.creator_id} has not joined task {self.s.task_id}"
                 raise reg.unchanged_refusal(self.s, REVOCATION_REFUSED, problem)
-            assert revoked.revoked_at is not None
+            if (revoked_at := revoked.revoked_at) is None:  # the register answers a joined creator's revocation
+                raise reg.unchanged_refusal(self.s, REVOCATION_REFUSED, f"creator_id: creator {request.creator_id} "
+                                            "was not revoked")
             if revoked.changed:
                 self.s.messages_this_run += 1
                 await self._signal_pieces(revoked.content_ids, "content_revoked",
-                                          ContentRevoked(revoked_at=revoked.revoked_at, scope="all"))
-            return c.RevocationResult(creator_id=request.creator_id, revoked_at=revoked.revoked_at,
+                                          ContentRevoked(revoked_at=revoked_at, scope="all"))
+            return c.RevocationResult(creator_id=request.creator_id, revoked_at=revoked_at,
                                       content_ids=revoked.content_ids)
         entry = self.s.creators[request.creator_id]
         if not entry.authorization_in_force:
             # A repeat: answered like the first call (the pieces that revocation unmounted).
-            assert entry.revoked_all_at is not None
-            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=entry.revoked_all_at, content_ids=[
+            if (revoked_at := entry.revoked_all_at) is None:  # out of force only by revoke_all (or a removal)
+                raise refused(REVOCATION_REFUSED, f"creator_id: creator {entry.creator_id} has no authorization "
+                              f"in force in task {self.s.task_id}")
+            return c.RevocationResult(creator_id=entry.creator_id, revoked_at=revoked_at, content_ids=[
                 p.content_id for p in self.s.pieces.values()
-                if p.creator_id == entry.creator_id and p.revoked_at == entry.revoked_all_at])
+                if p.creator_id == entry.creator_id and p.revoked_at == revoked_at])
         now = request.revoked_at or workflow.now()
         entry.authorization_in_force, entry.revoked_all_at = False, now
         unmounted = [p for p in self.s.pieces.values()

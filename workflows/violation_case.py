@@ -182,9 +182,10 @@ class ViolationCaseWorkflow(CaseEffects):
     async def decide_appeal(self, request: c.DecideAppealRequest) -> c.ViolationCaseView:
         """AM-22: upheld withdraws every penalty (held settlements paid); rejected makes the case final."""
         s = self.s
-        assert s.appeal is not None
-        s.appeal.decision, s.appeal.decided_at = request.decision, workflow.now()
-        s.appeal.decided_by, s.appeal.note = request.operator_id, request.note
+        if (appeal := s.appeal) is None:  # the validator refused it already
+            raise refused(APPEAL_REFUSED, f"case {s.case_id} has no appeal waiting for a decision")
+        appeal.decision, appeal.decided_at = request.decision, workflow.now()
+        appeal.decided_by, appeal.note = request.operator_id, request.note
         metrics.dispute_resolved("violation", "appeal")
         self._changed()
         # The run loop applies the outcome; answer once it has, so the operator sees what it did.
@@ -204,9 +205,10 @@ class ViolationCaseWorkflow(CaseEffects):
     def mark_complex(self, request: c.MarkComplexRequest) -> c.ViolationCaseView:
         """AM-21: lifts the 7-working-day deadline; the case stays listed (stage appeal_complex)."""
         s = self.s
-        assert s.appeal is not None
-        s.appeal.complex, s.appeal.marked_complex_at = True, workflow.now()
-        s.appeal.marked_complex_by, s.appeal.complex_note = request.operator_id, request.note
+        if (appeal := s.appeal) is None:  # the validator refused it already
+            raise refused(APPEAL_REFUSED, f"case {s.case_id} has no appeal to mark complex")
+        appeal.complex, appeal.marked_complex_at = True, workflow.now()
+        appeal.marked_complex_by, appeal.complex_note = request.operator_id, request.note
         s.stage = c.CaseStage.APPEAL_COMPLEX
         metrics.escalation("violation", s.escalated, False)
         s.escalated, s.escalation_reason = False, None

@@ -38,7 +38,9 @@ class ClaimMessages(WorkflowBase):
 
     async def _compensate(self, request: c.CompensateRequest) -> c.CompensationResult:
         s = self.s
-        assert s.client_id is not None and request.amount_fen is not None
+        if (client_id := s.client_id) is None or (amount_fen := request.amount_fen) is None:  # the validator refused
+            raise refused("CompensationRefused", [f"task {s.task_id} is not ordered" if client_id is None
+                                                  else "amount_fen: required"])
         if (done := self._compensation(request.compensation_id)) is not None:
             return done
         # Again, now that no other compensation is running. Runs before CLAIMS_PATCH re-checked the cause and the cap
@@ -49,21 +51,19 @@ class ClaimMessages(WorkflowBase):
         try:
             await self._stalls.call(
                 f"compensation {request.compensation_id}", xg_ledger.COMPENSATE,
-                XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=s.client_id,
-                                    amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"),
+                XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=client_id,
+                                    amount_fen=amount_fen, memo=f"{request.kind.value}: {request.note}"),
                 refusals=True)
         except ActivityError as err:
             if isinstance(err.cause, ApplicationError) and err.cause.non_retryable:
                 raise refused("CompensationRefused", [err.cause.message]) from None
             raise
         policy = f" under policy {request.policy}" if request.policy else ""
-        s.compensations.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                              amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                              at=workflow.now()))
+        record = cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id, amount_fen=amount_fen,
+                                reason=f"{request.note}{policy}", at=workflow.now())
+        s.compensations.append(record)
         self._changed()
-        result = self._compensation(request.compensation_id)
-        assert result is not None
-        return result
+        return self._compensation_result(record)
 
     @compensate.validator
     def validate_compensate(self, request: c.CompensateRequest) -> None:
@@ -81,26 +81,28 @@ class ClaimMessages(WorkflowBase):
         return claim_problems(request, pause_spans(s.pauses) if by_record else None, s.frozen_fen, paid)
 
     def _compensation(self, compensation_id: str) -> c.CompensationResult | None:
-        for record in self.s.compensations:
-            if record.ref_id == compensation_id:
-                kind = c.CompensationKind(record.kind)
-                return c.CompensationResult(
-                    compensation_id=record.ref_id, kind=kind, paid_fen=record.amount_fen, paid_at=record.at,
-                    cap_fen=damages_cap(self.s.frozen_fen) if kind is c.CompensationKind.DAMAGES else None)
-        return None
+        return next((self._compensation_result(record) for record in self.s.compensations
+                     if record.ref_id == compensation_id), None)
+
+    def _compensation_result(self, record: cs.MoneyRecord) -> c.CompensationResult:
+        kind = c.CompensationKind(record.kind)
+        return c.CompensationResult(
+            compensation_id=record.ref_id, kind=kind, paid_fen=record.amount_fen, paid_at=record.at,
+            cap_fen=damages_cap(self.s.frozen_fen) if kind is c.CompensationKind.DAMAGES else None)
 
     # ---------------------------------------------------------------- penalties on the client (XG-8)
     @workflow.update(name="penalize")
     async def penalize(self, request: c.PenalizeRequest) -> c.PenaltyResult:
         s = self.s
-        assert s.client_id is not None
+        if (client_id := s.client_id) is None:  # the validator refused it already (an ordered task has a client)
+            raise refused("PenaltyRefused", [f"task {s.task_id} is not ordered"])
         if (done := self._penalty(request.penalty_id)) is not None:
             return done
         if request.action is c.PenaltyAction.FREEZE:
             try:
                 await self._stalls.call(
                     f"freeze {request.penalty_id}", xg_ledger.FREEZE_BALANCE,
-                    XgFreezeBalanceRequest(task_id=s.task_id, penalty_id=request.penalty_id, client_id=s.client_id,
+                    XgFreezeBalanceRequest(task_id=s.task_id, penalty_id=request.penalty_id, client_id=client_id,
                                            amount_fen=request.amount_fen, reason=request.reason),
                     refusals=True)
             except ActivityError as err:
@@ -111,12 +113,11 @@ class ClaimMessages(WorkflowBase):
                 return done  # a concurrent call with this id recorded it (the hold itself is idempotent)
         else:
             s.deduction_requested_fen += request.amount_fen
-        s.penalties.append(cs.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id,
-                                          amount_fen=request.amount_fen, reason=request.reason, at=workflow.now()))
+        record = cs.MoneyRecord(kind=request.action.value, ref_id=request.penalty_id, amount_fen=request.amount_fen,
+                                reason=request.reason, at=workflow.now())
+        s.penalties.append(record)
         self._changed()
-        result = self._penalty(request.penalty_id)
-        assert result is not None
-        return result
+        return self._penalty_result(record)
 
     @penalize.validator
     def validate_penalize(self, request: c.PenalizeRequest) -> None:
@@ -126,5 +127,9 @@ class ClaimMessages(WorkflowBase):
                                              "freeze against")])
 
     def _penalty(self, penalty_id: str) -> c.PenaltyResult | None:
-        return next((c.PenaltyResult(penalty_id=r.ref_id, action=c.PenaltyAction(r.kind), amount_fen=r.amount_fen,
-                                     recorded_at=r.at) for r in self.s.penalties if r.ref_id == penalty_id), None)
+        return next((self._penalty_result(r) for r in self.s.penalties if r.ref_id == penalty_id), None)
+
+    @staticmethod
+    def _penalty_result(r: cs.MoneyRecord) -> c.PenaltyResult:
+        return c.PenaltyResult(penalty_id=r.ref_id, action=c.PenaltyAction(r.kind), amount_fen=r.amount_fen,
+                               recorded_at=r.at)

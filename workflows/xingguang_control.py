@@ -5,6 +5,8 @@ record means for the pieces and the money."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -62,8 +64,7 @@ class ControlMessages(WorkflowBase):
 
     @workflow.update(name="respond_to_pause")
     def respond_to_pause(self, request: c.RespondToPauseRequest) -> cs.PauseRecord:
-        record = self._pause(request.pause_id)
-        assert record is not None
+        record = self._known_pause(request.pause_id)
         if request.changes_made:
             record.resumed_at = workflow.now()
             if record.changes_due_at is not None and record.resumed_at >= record.changes_due_at:
@@ -76,23 +77,23 @@ class ControlMessages(WorkflowBase):
     @respond_to_pause.validator
     def validate_respond_to_pause(self, request: c.RespondToPauseRequest) -> None:
         record = self._pause(request.pause_id)
-        self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
-        assert record is not None and record.changes_due_at is not None
+        if record is None or record.kind != "compliance" or (due_at := record.changes_due_at) is None:
+            raise refused(XINGGUANG_STEP_REFUSED, f"pause_id: no pause {request.pause_id}")
         self._require(request.client_id == self.s.client_id,
                       f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
         self._require(life.open_pause(record), f"pause {record.pause_id} is already answered")
-        self._require(not request.changes_made or workflow.now() < record.changes_due_at
+        self._require(not request.changes_made or workflow.now() < due_at
                       or request.late_changes_accepted_by is not None,
-                      f"the deadline for changes passed at {business_time(record.changes_due_at)}: the platform "
+                      f"the deadline for changes passed at {business_time(due_at)}: the platform "
                       "may cancel the task, or an operator may accept the late changes (XG-7)")
 
     @workflow.update(name="cancel_after_pause")
     def cancel_after_pause(self, request: c.CancelAfterPauseRequest) -> cs.TaskStatus:
         s, now = self.s, workflow.now()
-        record = self._pause(request.pause_id)
-        assert record is not None
-        if record.cancelled_at is not None and workflow.patched(CANCEL_REPEAT_PATCH):
-            return self._first_cancel_answer(record)  # the validator let the same request through: nothing moves
+        record = self._known_pause(request.pause_id)
+        if (cancelled_at := record.cancelled_at) is not None and workflow.patched(CANCEL_REPEAT_PATCH):
+            # the validator let the same request through: nothing moves
+            return self._first_cancel_answer(record, cancelled_at)
         record.cancelled_at = now
         record.deadline_missed = record.refused_at is None
         s.delay_fee_fen, s.delay_fee_reason = request.delay_fee_fen, request.delay_fee_reason or None
@@ -116,29 +117,34 @@ class ControlMessages(WorkflowBase):
             if not reasons:
                 return  # the same request again: answered with the first answer
             raise refused(XINGGUANG_STEP_REFUSED, reasons)
-        self._require(record is not None and record.kind == "compliance", f"pause_id: no pause {request.pause_id}")
-        assert record is not None and record.changes_due_at is not None
+        if record is None or record.kind != "compliance" or (due_at := record.changes_due_at) is None:
+            raise refused(XINGGUANG_STEP_REFUSED, f"pause_id: no pause {request.pause_id}")
         self._require(s.stage in life.RUNNING and record.cancelled_at is None,
                       f"task {s.task_id} is {s.stage.value}: nothing to cancel")
         self._require(record.refused_at is not None or (record.resumed_at is None
-                                                        and workflow.now() >= record.changes_due_at),
-                      f"pause {record.pause_id}: the client has until {business_time(record.changes_due_at)} and "
+                                                        and workflow.now() >= due_at),
+                      f"pause {record.pause_id}: the client has until {business_time(due_at)} and "
                       "has not refused; a task is cancelled only after a refusal or a missed deadline (XG-7)")
-        limit = delay_fee_limit(s.frozen_fen, life.committed_fen(s))
+        limit = delay_fee_limit(s.frozen_fen, life.committed_fen(s, self._ordered().terms))
         self._require(request.delay_fee_fen <= limit,
                       f"delay_fee_fen: {request.delay_fee_fen} is above what remains frozen ({limit} fen) (R-9)")
         self._require(request.delay_fee_fen == 0 or bool(request.delay_fee_reason.strip()),
                       "delay_fee_reason: required with a delay fee (R-9)")
 
-    def _first_cancel_answer(self, record: cs.PauseRecord) -> cs.TaskStatus:
+    def _first_cancel_answer(self, record: cs.PauseRecord, cancelled_at: datetime) -> cs.TaskStatus:
         kept = self._cancels.get(record.pause_id)
         if kept is not None:
             return kept[1]
-        assert record.cancelled_at is not None
-        return self._status().model_copy(update={"applied_at": record.cancelled_at})
+        return self._status().model_copy(update={"applied_at": cancelled_at})
 
     def _pause(self, pause_id: str) -> cs.PauseRecord | None:
         return next((p for p in self.s.pauses if p.pause_id == pause_id), None)
+
+    def _known_pause(self, pause_id: str) -> cs.PauseRecord:
+        """A pause a handler's validator found: narrowed typed (refused if it were missing, not asserted)."""
+        if (record := self._pause(pause_id)) is None:
+            raise refused(XINGGUANG_STEP_REFUSED, f"pause_id: no pause {pause_id}")
+        return record
 
     # ---------------------------------------------------------------- termination events (XG-8, R-11, R-9)
     @workflow.update(name="record_violation")
@@ -152,8 +158,9 @@ class ControlMessages(WorkflowBase):
             s.promotion_stopped_at, s.end_reason = now, f"ordinary end: {request.note}"
             life.end_pauses(s, now)
         elif cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
-            assert request.piece_id is not None
-            piece = s.pieces[request.piece_id]
+            if request.piece_id is None:  # the validator refused it already
+                raise refused(XINGGUANG_STEP_REFUSED, "piece_id: required for content deleted or made non-public")
+            piece = self._piece(request.piece_id)
             if piece.stage is cs.PieceStage.PUBLISHED:
                 life.end_promotion(piece, now)
             piece.decision_needed = True
@@ -178,17 +185,16 @@ class ControlMessages(WorkflowBase):
             return
         self._require(s.stage in life.RUNNING, f"task {s.task_id} is {s.stage.value}: no in-flight task to stop")
         if request.cause is c.TerminationCause.CONTENT_DELETED_OR_NON_PUBLIC:
-            self._require(request.piece_id is not None, "piece_id: required for content deleted or made non-public")
-            assert request.piece_id is not None
+            if request.piece_id is None:
+                raise refused(XINGGUANG_STEP_REFUSED, "piece_id: required for content deleted or made non-public")
             self._piece(request.piece_id, cs.PieceStage.PUBLISHED, cs.PieceStage.PUBLICITY)
 
     @workflow.update(name="submit_fix_proof")
     def submit_fix_proof(self, request: c.SubmitFixProofRequest) -> cs.TaskStatus:
         now = workflow.now()
         violation = next(v for v in self.s.violations if v.violation_id == request.violation_id)
+        hold = self._known_pause(request.violation_id)
         violation.proof, violation.resumed_at = f"{request.proof} (by {request.submitted_by})", now
-        hold = self._pause(request.violation_id)
-        assert hold is not None
         hold.resumed_at = now
         self._changed()
         return self._status()

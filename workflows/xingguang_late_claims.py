@@ -106,24 +106,24 @@ class XingguangClaimsWorkflow:
         spans = [(p.pause_id, p.paused_at, p.ended_at) for p in basis.pauses]
         if problems := claim_problems(request, spans, basis.order_amount_fen, damages):
             raise refused("CompensationRefused", problems)
-        assert request.amount_fen is not None
+        if (amount_fen := request.amount_fen) is None:  # claim_problems names it
+            raise refused("CompensationRefused", ["amount_fen: required"])
         await self._stalls.call(
             f"compensation {request.compensation_id}", xg_ledger.COMPENSATE,
             XgCompensateRequest(task_id=s.task_id, compensation_id=request.compensation_id, client_id=basis.client_id,
-                                amount_fen=request.amount_fen, memo=f"{request.kind.value}: {request.note}"))
+                                amount_fen=amount_fen, memo=f"{request.kind.value}: {request.note}"))
         policy = f" under policy {request.policy}" if request.policy else ""
-        s.claims.append(cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id,
-                                       amount_fen=request.amount_fen, reason=f"{request.note}{policy}",
-                                       at=workflow.now()))
+        record = cs.MoneyRecord(kind=request.kind.value, ref_id=request.compensation_id, amount_fen=amount_fen,
+                                reason=f"{request.note}{policy}", at=workflow.now())
+        s.claims.append(record)
         s.last_claim_at = workflow.now()
-        done = self._result(request.compensation_id)
-        assert done is not None
-        return done
+        return self._record_result(record)
 
     def _result(self, compensation_id: str) -> c.CompensationResult | None:
         record = next((r for r in self.s.claims if r.ref_id == compensation_id), None)
-        if record is None:
-            return None
+        return None if record is None else self._record_result(record)
+
+    def _record_result(self, record: cs.MoneyRecord) -> c.CompensationResult:
         kind = c.CompensationKind(record.kind)
         return c.CompensationResult(compensation_id=record.ref_id, kind=kind, paid_fen=record.amount_fen,
                                     paid_at=record.at,

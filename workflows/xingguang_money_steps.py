@@ -48,7 +48,7 @@ class MoneySteps(PieceHolds):
         """R-8: once, after the publicity window (or at an operator's decision); R-13: not while a freeze of the
         payee's fees holds it (then once released)."""
         s = self.s
-        money = life.settlement_amounts(s, piece)
+        money = life.settlement_amounts(s, piece, self._ordered().terms)
         if await self._held(piece, money):
             return
         await self._stalls.call(
@@ -73,12 +73,12 @@ class MoneySteps(PieceHolds):
     async def _close(self) -> None:
         """R-8 / R-9: the delay fee (if any), then the remainder less deductions back to the client."""
         s = self.s
-        assert s.client_id is not None
+        client_id = self._ordered().client_id  # only an ordered task settles and closes
         if s.delay_fee_fen and not s.delay_fee_charged:
             await self._charge_delay_fee()
         reasons = "; ".join(r.reason for r in s.penalties if r.kind == c.PenaltyAction.DEDUCT.value)
         refund = await self._stalls.call(
-            "refund", xg_ledger.REFUND, XgRefundRequest(task_id=s.task_id, client_id=s.client_id,
+            "refund", xg_ledger.REFUND, XgRefundRequest(task_id=s.task_id, client_id=client_id,
                                                         deduction_fen=s.deduction_requested_fen,
                                                         deduction_reason=reasons))
         s.deducted_fen, s.refunded_fen = refund.deducted_fen, refund.refunded_fen

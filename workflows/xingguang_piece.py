@@ -62,6 +62,12 @@ class WorkflowBase:
         metrics.escalation("xingguang", was_escalated, self.s.escalated)
         self._wake = True
 
+    def _ordered(self) -> cs.Ordered:
+        """The task's order-time fields, for a step that needs them: on a task not ordered the step is refused."""
+        if (ordered := cs.ordered(self.s)) is None:
+            raise refused(XINGGUANG_STEP_REFUSED, f"task {self.s.task_id} is not ordered ({self.s.stage.value})")
+        return ordered
+
     @staticmethod
     def _require(ok: bool, problem: str) -> None:
         if not ok:
@@ -77,12 +83,10 @@ class WorkflowBase:
         return piece
 
     def _unit_price(self) -> int:
-        assert self.s.order is not None and self.s.order.unit_price_fen is not None
-        return self.s.order.unit_price_fen
+        return self._ordered().unit_price_fen
 
     def _placement_left(self) -> int:
-        assert self.s.result is not None
-        return self.s.result.terms.placement_budget_fen - self.s.placement_spent_fen
+        return self._ordered().terms.placement_budget_fen - self.s.placement_spent_fen
 
 
 class PieceMessages(WorkflowBase):
@@ -131,12 +135,11 @@ class PieceMessages(WorkflowBase):
             raise refused("SelectionRefused", reasons)
 
     def _earnings_problem(self, earnings_fen: int) -> str | None:
-        s = self.s
-        assert s.result is not None
-        left = s.result.terms.creator_earnings_budget_fen - s.earnings_committed_fen
+        s, budget = self.s, self._ordered().terms.creator_earnings_budget_fen
+        left = budget - s.earnings_committed_fen
         if earnings_fen > left:
             return (f"creator_earnings_fen: {earnings_fen} passes what is left of the creator earnings budget "
-                    f"({left} of {s.result.terms.creator_earnings_budget_fen} fen)")
+                    f"({left} of {budget} fen)")
         return None
 
     # ---------------------------------------------------------------- creator submits, provider reviews (XG-4)
@@ -162,15 +165,17 @@ class PieceMessages(WorkflowBase):
 
     @workflow.update(name="provider_review")
     def provider_review(self, request: cp.ProviderReviewRequest) -> cs.Piece:
-        s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
-        assert s.order is not None
+        piece, now = self.s.pieces[request.piece_id], workflow.now()
+        order = self._ordered().order
+        confirms, hours = order.client_confirms_content, order.client_review_hours
+        if confirms and hours is None:  # the order form requires the hours when the client confirms (XG-4)
+            raise refused(XINGGUANG_STEP_REFUSED, f"task {self.s.task_id}: the order names no client_review_hours")
         piece.reviews.append(cs.ReviewRecord(by="provider", approved=request.approved, reason=request.reason, at=now))
         if not request.approved:
             piece.stage, piece.revisions = cs.PieceStage.REVISION, piece.revisions + 1
-        elif s.order.client_confirms_content:
-            assert s.order.client_review_hours is not None
+        elif confirms and hours is not None:
             piece.stage = cs.PieceStage.CLIENT_REVIEW
-            piece.client_review_due_at = client_review_due_at(now, s.order.client_review_hours)
+            piece.client_review_due_at = client_review_due_at(now, hours)
         else:
             piece.stage, piece.approved_at = cs.PieceStage.APPROVED, now
         self._changed()
@@ -200,9 +205,10 @@ class PieceMessages(WorkflowBase):
         piece = self._piece(request.piece_id, cs.PieceStage.CLIENT_REVIEW)
         self._require(request.client_id == self.s.client_id,
                       f"client_id: {request.client_id} is not the client of task {self.s.task_id}")
-        assert piece.client_review_due_at is not None
-        self._require(workflow.now() < piece.client_review_due_at,
-                      f"the review deadline passed at {business_time(piece.client_review_due_at)}: "
+        if (due_at := piece.client_review_due_at) is None:  # set with the stage (provider_review)
+            raise refused(XINGGUANG_STEP_REFUSED, f"piece_id: piece {piece.piece_id} has no review deadline")
+        self._require(workflow.now() < due_at,
+                      f"the review deadline passed at {business_time(due_at)}: "
                       "silence approved the content (XG-4)")
         self._require(request.approved or bool(request.reason.strip()), "reason: required when rejecting content")
 
@@ -228,10 +234,11 @@ class PieceMessages(WorkflowBase):
     @workflow.update(name="decide_objection")
     def decide_objection(self, request: cp.DecideObjectionRequest) -> cs.Piece:
         s, piece, now = self.s, self.s.pieces[request.piece_id], workflow.now()
-        assert piece.objection is not None
-        piece.objection.decided_at = now
+        if (objection := piece.objection) is None:  # the validator refused it already
+            raise refused(XINGGUANG_STEP_REFUSED, f"piece {piece.piece_id} has no open objection")
+        objection.decided_at = now
         metrics.dispute_resolved("xingguang", "objection")
-        piece.objection.outcome = f"{'upheld' if request.upheld else 'dismissed'}: {request.note}"
+        objection.outcome = f"{'upheld' if request.upheld else 'dismissed'}: {request.note}"
         if request.upheld:
             # The piece stops promoting and settles at the operator's amounts, now.
             s.placement_spent_fen -= piece.billed_spend_fen - request.promotion_spend_fen
@@ -360,15 +367,16 @@ class PieceMessages(WorkflowBase):
     @workflow.update(name="resolve_data_dispute")
     def resolve_data_dispute(self, request: cp.ResolveDataDisputeRequest) -> cs.Piece:
         s, piece, price = self.s, self.s.pieces[request.piece_id], self._unit_price()
-        assert piece.data_dispute is not None
+        if (dispute := piece.data_dispute) is None:  # the validator refused it already
+            raise refused(XINGGUANG_STEP_REFUSED, f"piece {piece.piece_id} has no open data dispute")
         events = min(request.billable_events, piece.billable_events + self._placement_left() // price)
         metrics.conversions("xingguang", counted=max(events - piece.billable_events, 0),
                             released=max(piece.billable_events - events, 0))
         s.placement_spent_fen += (events - piece.billable_events) * price
         piece.billable_events, piece.billed_spend_fen = events, events * price
-        piece.data_dispute.decided_at = workflow.now()
+        dispute.decided_at = workflow.now()
         metrics.dispute_resolved("xingguang", "data")
-        piece.data_dispute.outcome = f"{events} billable events: {request.note}"
+        dispute.outcome = f"{events} billable events: {request.note}"
         self._changed()
         return piece
 

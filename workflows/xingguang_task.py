@@ -162,12 +162,12 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
             return s.result
         self._ordering = True
         try:
-            assert request.placement_budget_fen is not None and request.creator_earnings_budget_fen is not None
-            assert request.provider_fee_rate_bp is not None
+            placement, earnings = request.placement_budget_fen, request.creator_earnings_budget_fen
+            if placement is None or earnings is None or request.provider_fee_rate_bp is None:  # validator refused
+                raise refused("OrderRefused", order_problems(request, workflow.now()))
             waived = bool(request.platform_fee_waiver and request.platform_fee_waiver.strip())
             rate = 0 if waived else (request.platform_fee_rate_bp or 0)
-            fee, total = frozen_at_order(request.placement_budget_fen, request.creator_earnings_budget_fen, rate,
-                                         waived)
+            fee, total = frozen_at_order(placement, earnings, rate, waived)
             try:
                 freeze = await xg_ledger.FREEZE(XgFreezeRequest(task_id=s.task_id, client_id=request.client_id,
                                                                 amount_fen=total))
@@ -178,8 +178,7 @@ class XingguangTaskWorkflow(PieceMessages, ControlMessages, ClaimMessages, Money
                     raise refused("OrderRefused", s.last_refusal) from None
                 raise
             terms = c.OrderTerms(
-                placement_budget_fen=request.placement_budget_fen,
-                creator_earnings_budget_fen=request.creator_earnings_budget_fen, platform_fee_rate_bp=rate,
+                placement_budget_fen=placement, creator_earnings_budget_fen=earnings, platform_fee_rate_bp=rate,
                 platform_fee_waived=waived, platform_fee_waiver=request.platform_fee_waiver if waived else None,
                 platform_fee_frozen_fen=fee, provider_fee_rate_bp=request.provider_fee_rate_bp,
                 frozen_fen=freeze.frozen_fen)

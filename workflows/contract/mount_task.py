@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from workflows.contract.common import (
@@ -166,15 +166,35 @@ class RefundPart(StateModel):
     final: bool = False
 
 
+class Published(StateModel):
+    """What `publish` sets at once (AM-2): a published task has every one of these, so the code that needs them
+    takes this (never optional fields of the state)."""
+
+    client_id: str
+    terms: PublishTaskRequest  # the request as published: the same request again is answered with it
+    budget_fen: int
+    period_start_at: datetime
+    period_end_at: datetime
+    price_fen: int  # billing_rule.price_fen
+
+
+def published_terms(request: PublishTaskRequest) -> Published | None:
+    """The terms a publication request sets; None when the form lacks one (task_form_problems names it)."""
+    rule = request.billing_rule
+    if (request.budget_fen is None or request.period_start_at is None or request.period_end_at is None
+            or rule is None or rule.price_fen is None):
+        return None
+    return Published(client_id=request.client_id, terms=request, budget_fen=request.budget_fen,
+                     period_start_at=request.period_start_at, period_end_at=request.period_end_at,
+                     price_fen=rule.price_fen)
+
+
 class MountTaskState(StateModel):
     task_id: str
     stage: TaskStage = TaskStage.DRAFT
-    client_id: str | None = None
-    request: PublishTaskRequest | None = None
+    published: Published | None = None  # set by `publish`, with `publication`
     publication: PublicationResult | None = None
     last_refusal: list[str] = Field(default_factory=list)
-    period_start_at: datetime | None = None
-    period_end_at: datetime | None = None
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
     cancel_reason: str | None = None
@@ -207,6 +227,17 @@ class MountTaskState(StateModel):
     refund_parts: list[RefundPart] = Field(default_factory=list)
     # The ledger's money picture at the last look (the `state` view shows it; None before the first look).
     money: TaskMoney | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _published_from_flat_fields(cls, data: Any) -> Any:
+        """Runs carried over before `published` existed hold its fields flat (request, client_id, period_start_at,
+        period_end_at, all from the request): the request gives them again."""
+        if isinstance(data, dict) and data.get("published") is None and data.get("request") is not None:
+            terms = published_terms(PublishTaskRequest.model_validate(data["request"]))
+            if terms is not None:
+                data = {**data, "published": terms}
+        return data
 
 
 class TaskResult(ContractModel):

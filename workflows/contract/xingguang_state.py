@@ -5,6 +5,7 @@ xingguang_pieces.py (a piece's).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -20,7 +21,14 @@ from workflows.contract.common import (
 )
 from workflows.contract.money import XingguangMoney
 from workflows.contract.views import Progress
-from workflows.contract.xingguang import MaterialVerdict, OrderRequest, OrderResult, TerminationCause, ViolationDecision
+from workflows.contract.xingguang import (
+    MaterialVerdict,
+    OrderRequest,
+    OrderResult,
+    OrderTerms,
+    TerminationCause,
+    ViolationDecision,
+)
 from workflows.contract.xingguang_pieces import BillableEventBatch, VoidBillableEvents
 
 
@@ -199,6 +207,29 @@ class XingguangTaskFacts(StateModel):
     escalation_reasons: list[str] = Field(default_factory=list)
     next_deadline_at: datetime | None = None
     closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """What the `order` update sets at once (XG-1, R-8), typed: an ordered task has every one of these, so the code
+    that needs them takes this (ordered(s)) instead of the facts' optional fields (which the `state` view shows)."""
+
+    client_id: str
+    order: OrderRequest
+    terms: OrderTerms
+    billing_start_at: datetime
+    billing_end_at: datetime
+    unit_price_fen: int
+
+
+def ordered(s: XingguangTaskFacts) -> Ordered | None:
+    """The task's order-time fields, None before the order (or if one were missing: the order form requires each)."""
+    order, result = s.order, s.result
+    if (s.client_id is None or order is None or result is None or s.billing_start_at is None
+            or s.billing_end_at is None or order.unit_price_fen is None):
+        return None
+    return Ordered(client_id=s.client_id, order=order, terms=result.terms, billing_start_at=s.billing_start_at,
+                   billing_end_at=s.billing_end_at, unit_price_fen=order.unit_price_fen)
 
 
 class XingguangTaskState(XingguangTaskFacts):

@@ -13,14 +13,13 @@ from workflows.rules.clock import business_time, start_of_business_day, within
 LATE_MOUNT_REPORTS = timedelta(hours=24)
 
 
-def period_cut_at(s: c.MountTaskState) -> datetime:
+def period_cut_at(s: c.MountTaskState, p: c.Published) -> datetime:
     """Where the task period ends (or ended): its end instant, or earlier by cancel or a used-up budget (AM-7)."""
-    assert s.period_end_at is not None
-    return s.ended_at or s.period_end_at
+    return s.ended_at or p.period_end_at
 
 
-def late_reports_close_at(s: c.MountTaskState) -> datetime:
-    return period_cut_at(s) + LATE_MOUNT_REPORTS
+def late_reports_close_at(s: c.MountTaskState, p: c.Published) -> datetime:
+    return period_cut_at(s, p) + LATE_MOUNT_REPORTS
 
 
 # How far a creator app's clock may run ahead of the platform's: a mount's instant (AM-6) may be this much in the
@@ -39,10 +38,11 @@ def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: date
     # copy of the contract module than the workflow's (closure_looks imports it outside the pass-through).
     if s.stage != c.TaskStage.PUBLISHED and not (late_reports and s.stage == c.TaskStage.ENDED):
         return [f"cannot mount: task {s.task_id} is {s.stage.value}"]
-    assert s.period_start_at is not None and s.period_end_at is not None
-    if now < s.period_start_at:
-        return [f"cannot mount: the task period opens at {business_time(s.period_start_at)}"]
-    end = period_cut_at(s)
+    if (p := s.published) is None:  # published and ended tasks have their terms; said for the type's sake
+        return [f"cannot mount: task {s.task_id} is not published"]
+    if now < p.period_start_at:
+        return [f"cannot mount: the task period opens at {business_time(p.period_start_at)}"]
+    end = period_cut_at(s, p)
     reasons: list[str] = []
     if now >= end and not late_reports:
         reasons.append(f"cannot mount: the task period ended at {business_time(end)}")
@@ -60,9 +60,9 @@ def mount_refusals(s: c.MountTaskState, request: c.ReportMountRequest, now: date
     elif not entry.authorization_in_force:
         reasons.append(f"creator_id: creator {request.creator_id} revoked authorization in task {s.task_id} and "
                        "has not joined again")
-    if not within(request.mounted_at, s.period_start_at, end):
+    if not within(request.mounted_at, p.period_start_at, end):
         reasons.append(f"mounted_at: {business_time(request.mounted_at)} is outside the task period "
-                       f"[{business_time(s.period_start_at)}, {business_time(end)})")
+                       f"[{business_time(p.period_start_at)}, {business_time(end)})")
     elif request.mounted_at > now + clock_skew:
         reasons.append(f"mounted_at: {business_time(request.mounted_at)} is in the future")
     if entry is not None and entry.authorization_in_force:

@@ -26,7 +26,7 @@ def cancel_after_pause_conflict(s: xgs.XingguangTaskFacts, delay_fee_fen: int, f
     else the first cancellation (when, by whom, the delay fee) and each field this request differs in. `asked` is
     the first request when it is known (else its delay fee and reason are the task's, and the operator is named by
     the end reason only)."""
-    assert first.cancelled_at is not None
+    when = f" at {business_time(first.cancelled_at)}" if first.cancelled_at is not None else ""
     if asked is None:
         asked = request.model_copy(update={"pause_id": first.pause_id, "delay_fee_fen": delay_fee_fen,
                                            "delay_fee_reason": s.delay_fee_reason or ""})
@@ -36,6 +36,6 @@ def cancel_after_pause_conflict(s: xgs.XingguangTaskFacts, delay_fee_fen: int, f
     differences = differing_fields(asked, request, "cancelled with")
     if not differences:
         return []
-    return [f"pause_id: task {s.task_id} was already cancelled after pause {first.pause_id} at "
-            f"{business_time(first.cancelled_at)}{who} with a delay fee of {delay_fee_fen} fen ({s.end_reason})",
+    return [f"pause_id: task {s.task_id} was already cancelled after pause {first.pause_id}{when}{who} with a delay "
+            f"fee of {delay_fee_fen} fen ({s.end_reason})",
             *differences]

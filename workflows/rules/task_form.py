@@ -35,10 +35,9 @@ def task_form_problems(request: PublishTaskRequest, now: datetime) -> list[str]:
     missing("component_id", request.component_id)
     if not missing("budget_fen", request.budget_fen) and request.budget_fen == 0:
         problems.append("budget_fen: must be greater than 0")
-    start_ok = not missing("period_start_at", request.period_start_at)
-    end_ok = not missing("period_end_at", request.period_end_at)
-    if start_ok and end_ok:
-        assert request.period_start_at is not None and request.period_end_at is not None
+    start_missing = missing("period_start_at", request.period_start_at)
+    end_missing = missing("period_end_at", request.period_end_at)
+    if not start_missing and not end_missing and request.period_start_at and request.period_end_at:
         if request.period_start_at >= request.period_end_at:
             problems.append(
                 "period_end_at: must be after period_start_at "
@@ -47,8 +46,7 @@ def task_form_problems(request: PublishTaskRequest, now: datetime) -> list[str]:
         elif request.period_end_at <= now:
             problems.append(f"period_end_at: the task period is already over ({business_time(request.period_end_at)})")
     rule = request.billing_rule
-    if not missing("billing_rule", rule):
-        assert rule is not None
+    if not missing("billing_rule", rule) and rule is not None:
         missing("billing_rule.conversion_event", rule.conversion_event)
         missing("billing_rule.price_fen", rule.price_fen)
     if not missing("public_days", request.public_days) and request.public_days == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from workflows.contract import xingguang_state as cs
+from workflows.contract.xingguang import OrderTerms
 from workflows.rules.xingguang_money import piece_platform_fee, provider_fee
 from workflows.rules.xingguang_windows import (
     Interval,
@@ -42,8 +43,10 @@ def is_paused(s: cs.XingguangTaskState, piece_id: str | None, now: datetime) -> 
 
 
 def task_promotion_end(s: cs.XingguangTaskState) -> datetime | None:
-    """When the task's promotion ends: the billing period extended by task-wide pauses, or an earlier stop."""
-    assert s.billing_start_at is not None and s.billing_end_at is not None
+    """When the task's promotion ends: the billing period extended by task-wide pauses, or an earlier stop. None
+    before the order (no billing period yet)."""
+    if s.billing_start_at is None or s.billing_end_at is None:
+        return None
     end = extended_end(s.billing_end_at, s.billing_start_at, pause_intervals(s, None))
     if s.promotion_stopped_at is not None:
         return s.promotion_stopped_at if end is None else min(end, s.promotion_stopped_at)
@@ -55,28 +58,32 @@ def piece_promotion_end(s: cs.XingguangTaskState, piece: cs.Piece) -> datetime |
     promotion stops for the task or for this piece. None while a pause that counts is still running."""
     if piece.promotion_ends_at is not None:
         return piece.promotion_ends_at
-    assert s.billing_start_at is not None and s.billing_end_at is not None
+    if s.billing_start_at is None or s.billing_end_at is None:  # before the order: no piece yet
+        return None
     end = extended_end(s.billing_end_at, s.billing_start_at, pause_intervals(s, piece.piece_id))
     if s.promotion_stopped_at is not None:
         return s.promotion_stopped_at if end is None else min(end, s.promotion_stopped_at)
     return end
 
 
-def publish_instant(s: cs.XingguangTaskState, piece: cs.Piece) -> datetime:
-    """An approved piece is published at approval, or when the last pause that held it was lifted (XG-7)."""
-    assert piece.approved_at is not None
+def publish_instant(s: cs.XingguangTaskState, piece: cs.Piece) -> datetime | None:
+    """An approved piece is published at approval, or when the last pause that held it was lifted (XG-7); None
+    for a piece not approved."""
+    if (approved_at := piece.approved_at) is None:
+        return None
     held_until = [end for start, end in pause_intervals(s, piece.piece_id)
-                  if end is not None and start <= piece.approved_at < end]
-    return max([piece.approved_at, *held_until])
+                  if end is not None and start <= approved_at < end]
+    return max([approved_at, *held_until])
 
 
 def publish(s: cs.XingguangTaskState, piece: cs.Piece, at: datetime) -> None:
     """XG-4 / XG-11: published; licensed to the client for this task kind, long term; objection window opens."""
-    assert s.client_id is not None and s.billing_start_at is not None and piece.content_id is not None
+    if (ordered := cs.ordered(s)) is None or piece.content_id is None:
+        return  # not published without an order and content (an approved piece of an ordered task has both)
     piece.stage, piece.published_at = cs.PieceStage.PUBLISHED, at
-    piece.licence = cs.Licence(content_id=piece.content_id, licensee_client_id=s.client_id, granted_at=at)
+    piece.licence = cs.Licence(content_id=piece.content_id, licensee_client_id=ordered.client_id, granted_at=at)
     piece.objection_window_closes_at = objection_window_closes_at(at)
-    piece.promotion_starts_at = promotion_starts_at(at, s.billing_start_at)
+    piece.promotion_starts_at = promotion_starts_at(at, ordered.billing_start_at)
 
 
 def end_promotion(piece: cs.Piece, at: datetime) -> None:
@@ -123,8 +130,9 @@ def _advance_piece(s: cs.XingguangTaskState, piece: cs.Piece, now: datetime) -> 
         piece.reviews.append(cs.ReviewRecord(by="client_silence", approved=True, at=piece.client_review_due_at))
         piece.stage, piece.approved_at = cs.PieceStage.APPROVED, piece.client_review_due_at
     if (piece.stage is cs.PieceStage.APPROVED and s.stage is cs.TaskStage.IN_PROGRESS
-            and s.promotion_stopped_at is None and not is_paused(s, piece.piece_id, now)):
-        publish(s, piece, publish_instant(s, piece))
+            and s.promotion_stopped_at is None and not is_paused(s, piece.piece_id, now)
+            and (at := publish_instant(s, piece)) is not None):
+        publish(s, piece, at)
     if (piece.published_at is not None and piece.content_accepted_at is None and not_objected(piece)
             and piece.objection_window_closes_at is not None and now >= piece.objection_window_closes_at):
         piece.content_accepted_at = piece.objection_window_closes_at  # XG-5: deemed accepted
@@ -187,11 +195,9 @@ def stop(s: cs.XingguangTaskState, now: datetime) -> None:
                 end_promotion(piece, now)
 
 
-def settlement_amounts(s: cs.XingguangTaskState, piece: cs.Piece) -> cs.PieceMoney:
+def settlement_amounts(s: cs.XingguangTaskState, piece: cs.Piece, terms: OrderTerms) -> cs.PieceMoney:
     """R-8: what a piece settles at; operator amounts (an upheld objection) win; a declined piece earns nothing but
     the promotion billed is still charged."""
-    assert s.result is not None
-    terms = s.result.terms
     if piece.operator_amounts is not None:
         earnings, spend = piece.operator_amounts.creator_earnings_fen, piece.operator_amounts.promotion_spend_fen
     else:
@@ -206,10 +212,8 @@ def settlement_amounts(s: cs.XingguangTaskState, piece: cs.Piece) -> cs.PieceMon
                          payee_account=piece.payee_account)
 
 
-def committed_fen(s: cs.XingguangTaskState) -> int:
+def committed_fen(s: cs.XingguangTaskState, terms: OrderTerms) -> int:
     """Money the task has paid out or still owes at most (for the R-9 delay-fee limit)."""
-    assert s.result is not None
-    terms = s.result.terms
     total = s.paid_to_creators_fen + s.promotion_spend_fen + s.platform_fees_fen
     for piece in s.pieces.values():
         if piece.stage not in DONE:

@@ -25,8 +25,7 @@ def order_problems(request: OrderRequest, now: datetime) -> list[str]:
             problems.append(f"{field}: must be greater than 0")
 
     missing("content_requirements", request.content_requirements)
-    if not missing("targeting_labels", request.targeting_labels):
-        assert request.targeting_labels is not None
+    if not missing("targeting_labels", request.targeting_labels) and request.targeting_labels is not None:
         if not request.targeting_labels:
             problems.append("targeting_labels: at least one label is required")
         blank = [i for i, label in enumerate(request.targeting_labels) if not label.strip()]
@@ -39,10 +38,9 @@ def order_problems(request: OrderRequest, now: datetime) -> list[str]:
             and request.unit_price_fen > request.placement_budget_fen):
         problems.append(f"unit_price_fen: {request.unit_price_fen} is above the placement budget "
                         f"{request.placement_budget_fen}: not one event could be billed")
-    start_ok = not missing("billing_start_at", request.billing_start_at)
-    end_ok = not missing("billing_end_at", request.billing_end_at)
-    if start_ok and end_ok:
-        assert request.billing_start_at is not None and request.billing_end_at is not None
+    start_missing = missing("billing_start_at", request.billing_start_at)
+    end_missing = missing("billing_end_at", request.billing_end_at)
+    if not start_missing and not end_missing and request.billing_start_at and request.billing_end_at:
         if request.billing_start_at >= request.billing_end_at:
             problems.append("billing_end_at: must be after billing_start_at "
                             f"({business_time(request.billing_end_at)} <= {business_time(request.billing_start_at)})")

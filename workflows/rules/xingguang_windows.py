@@ -91,9 +91,8 @@ def pause_notice_problems(request: PauseRequest, now: datetime) -> list[str]:
         problems.append("notice_received_at: before notice_sent_at")
     if request.changes_within_days is None:
         problems.append("changes_within_days: required (XG-7)")
-    if problems:
+    if problems or received is None or request.changes_within_days is None:  # each None named a problem above
         return problems
-    assert received is not None and request.changes_within_days is not None
     due = changes_due_at(received, request.changes_within_days)
     if due <= now:
         problems.append(f"the deadline for changes, {business_time(due)} ({request.changes_within_days} days from "
