@@ -75,17 +75,7 @@ class TaskMounts:
                 look_at = self._looks.add(piece) + LOOK_AFTER
                 if self._look_at is None or look_at < self._look_at:
                     self._look_at, self._look_moved = look_at, True
-        content_input = MountedContentInput(
-            task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=p.client_id,
-            payee_account=s.creators[piece.creator_id].payee_account, price_fen=p.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s, p),
-        )
-        started = await fanout.START_CONTENT_WORKFLOW(content_input)
-        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
-            await self._signal_pieces([piece.content_id], "task_period_ended",
-                                      TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
-        return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
-                             billing_period_ends_at=billing_period_end(piece.mounted_at, period_cut_at(s, p)))
+        return await self._start_piece(piece, s.creators[piece.creator_id].payee_account, p, late)
 
     async def _report_mount_in_register(self, request: c.ReportMountRequest) -> c.MountResult:
         """AM-6 with the register in the database (workflows/task_register.py)."""
@@ -112,13 +102,19 @@ class TaskMounts:
             look_at = self._looks.add(piece.mounted_at) + LOOK_AFTER
             if self._look_at is None or look_at < self._look_at:
                 self._look_at, self._look_moved = look_at, True
+        return await self._start_piece(piece, answer.creator.payee_account, p, late)
+
+    async def _start_piece(self, piece: c.PieceEntry, payee_account: str, p: c.Published, late: bool
+                           ) -> c.MountResult:
+        """Starts the piece's workflow (once: its workflow id is its key), and tells a piece reported after the end
+        that the period has ended (AM-6, AM-7)."""
+        s = self.s
         content_input = MountedContentInput(
             task_id=s.task_id, content_id=piece.content_id, creator_id=piece.creator_id, client_id=p.client_id,
-            payee_account=answer.creator.payee_account, price_fen=p.price_fen,
-            mounted_at=piece.mounted_at, task_period_end_at=period_cut_at(s, p),
-        )
+            payee_account=payee_account, price_fen=p.price_fen, mounted_at=piece.mounted_at,
+            task_period_end_at=period_cut_at(s, p))
         started = await fanout.START_CONTENT_WORKFLOW(content_input)
-        if late and s.ended_at is not None and s.end_reason is not None:  # reported after the end (AM-6, AM-7)
+        if late and s.ended_at is not None and s.end_reason is not None:
             await self._signal_pieces([piece.content_id], "task_period_ended",
                                       TaskPeriodEnded(ended_at=s.ended_at, reason=s.end_reason.value))
         return c.MountResult(content_id=piece.content_id, content_workflow_id=started.workflow_id,
