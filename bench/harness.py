@@ -29,7 +29,7 @@ from bench.bare import BareContentWorkflow, BareTaskWorkflow
 from bench.bare_activities import BareActivities
 from starter import connection
 from starter.codec import KeyRing, codec_data_converter
-from worker import Adapters, WorkerTuning, build_worker, temporal_cli_path, workflow_runner
+from worker import SANDBOX_PASSTHROUGH, Adapters, WorkerTuning, build_worker, temporal_cli_path, workflow_runner
 from workflows.contract.converter import MessageArguments
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES
 
@@ -39,6 +39,13 @@ BENCH_CONVERTER = codec_data_converter(KeyRing())
 # What the bare worker's sandbox passes through: its messages and activity names, as worker.SANDBOX_PASSTHROUGH
 # passes the project's contract and ports (tests/test_import_boundary.py keeps the two in step).
 BARE_PASSTHROUGH: tuple[str, ...] = ("bench.bare_activities",)
+# BENCH_PASSTHROUGH=wide measures what the narrow split costs (docs/bench.md, "the sandbox's pass-through"): both
+# workers pass their workflow modules through as well (the project all of `workflows`, the bare `bench.bare`).
+WIDE = {"project": ("workflows",), "bare": ("bench.bare",)}
+
+
+def passthrough(side: str, narrow: tuple[str, ...]) -> tuple[str, ...]:
+    return narrow + WIDE[side] if os.environ.get("BENCH_PASSTHROUGH") == "wide" else narrow
 
 RESULTS_DIR = Path(__file__).parent / "results"
 # A phase measures `run(size)` -> (items done, seconds spent on them); setup is not timed.
@@ -91,12 +98,14 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     # instance (worker.SANDBOX_PASSTHROUGH); the bare one passes its messages (bench.bare_activities, its contract)
     # through and imports bench.bare again per instance. Unequal splits skewed the ratios (mount measured 1.72 of a
     # bare worker that re-imported its module while the project passed its package through).
-    bare_runner = workflow_runner(BARE_PASSTHROUGH)
+    bare_runner = workflow_runner(passthrough("bare", BARE_PASSTHROUGH))
     bare_worker = Worker(client, task_queue=bench.bare_queue, workflows=[BareTaskWorkflow, BareContentWorkflow],
                          activities=bare.all(), activity_executor=tuning.executor(), workflow_runner=bare_runner,
                          interceptors=[MessageArguments()], **tuning.worker_options())
     try:
-        async with build_worker(client, bench.project_queue, adapters, tuning=tuning), bare_worker:
+        async with build_worker(client, bench.project_queue, adapters, tuning=tuning,
+                                workflow_runner=workflow_runner(passthrough("project", SANDBOX_PASSTHROUGH))), \
+                bare_worker:
             yield bench
     finally:
         adapters.db.close()
