@@ -128,8 +128,12 @@ def live_money(args: argparse.Namespace, task_id: str, seen: TaskMoney) -> TaskM
         figures = store(args).ledger.task_money(task_id)
     except Exception:
         return seen
-    live = {name: figures[name] for name in TaskMoney.model_fields if name in figures}
-    return seen.model_copy(update={**live, "as_of": now()})
+    return seen.model_copy(update={**picture(figures), "as_of": now()})
+
+
+def picture(figures: dict[str, Any]) -> dict[str, Any]:
+    """The money picture's figures out of the ledger's `task_money` (which also has its budget counter)."""
+    return {name: figures[name] for name in TaskMoney.model_fields if name in figures}
 
 
 async def cmd_money(args: argparse.Namespace, out: Output) -> None:
@@ -180,7 +184,7 @@ def ledger_view(ledger: Any, kind: str, ident: str, second: str | None) -> dict[
         if not postings:
             return None
         figures = ledger.task_money(ident)  # the money picture under the names a task's `state` uses
-        money = {name: figures[name] for name in TaskMoney.model_fields if name in figures}
+        money = picture(figures)
         money["escrow_balance_fen"] = figures["escrow_balance_fen"]  # accrued + its platform fee + refund to come
         money["budget"] = {"budget_fen": figures["budget_fen"], "counted_fen": figures["spent_fen"],
                            "remaining_fen": figures["remaining_fen"], "used_up_at": figures["exhausted_at"]}
