@@ -53,6 +53,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.calendar import CalendarActivities
+from activities.content_batches import ContentBatchActivities, ContentBatches
 from activities.creator_pieces import CreatorPieces
 from activities.db import Database
 from activities.directory import Directory, DirectoryActivities
@@ -174,6 +175,7 @@ def build_worker(client: Client, task_queue: str, adapters: Adapters,
         *PenaltyActivities(adapters.ledger, register, client, task_queue).all(),
         *TaskRegisterActivities(task_register := TaskRegister(adapters.db), adapters.directory).all(),
         RegisterFanout(task_register, fanout).signal_open_pieces,
+        *ContentBatchActivities(ContentBatches(adapters.db, adapters.ledger)).all(),
     ]
     by_name = {activity_name(fn): fn for fn in activities}
     for fn in replace_activities:

@@ -234,30 +234,34 @@ class Ledger(Postings, HeldContent):
             _fen(item.count, "count", positive=False)
             _fen(item.price_fen, "price_fen", positive=True)
             _aware(item.occurred_at, "occurred_at")
-        results: list[Accrual] = []
         with self.db.transaction() as tx:
-            budget = self._open_budget(tx, task_id)
-            spent, exhausted_at = budget["spent_fen"], budget["exhausted_at"]
-            for item in items:
-                first = tx.fetchone("SELECT granted_count, granted_fen, released FROM budget_accruals"
-                                    " WHERE task_id = ? AND event_id = ?", (task_id, item.event_id))
-                duplicate = first is not None
-                if first is None:
-                    granted = min(item.count, (budget["budget_fen"] - spent) // item.price_fen)
-                    spent += granted * item.price_fen
-                    tx.execute("INSERT INTO budget_accruals (task_id, event_id, content_id, requested_count,"
-                               " price_fen, granted_count, granted_fen, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (task_id, item.event_id, content_id, item.count, item.price_fen, granted,
-                                granted * item.price_fen, item.occurred_at.isoformat()))
-                    if exhausted_at is None and (granted < item.count or spent == budget["budget_fen"]):
-                        exhausted_at = self._last_granted_at(tx, task_id) or item.occurred_at.isoformat()
-                    first = (granted, granted * item.price_fen, 0)
-                results.append(Accrual(item.event_id, int(first[0]), int(first[1]), bool(first[2]),
-                                       duplicate=duplicate,
-                                       spent_fen=spent, remaining_fen=budget["budget_fen"] - spent,
-                                       exhausted_at=exhausted_at))
-            tx.execute("UPDATE task_budgets SET spent_fen = ?, exhausted_at = ? WHERE task_id = ?",
-                       (spent, exhausted_at, task_id))
+            return self.accrue_in(tx, task_id, content_id, items)
+
+    def accrue_in(self, tx: Tx, task_id: str, content_id: str, items: Sequence[AccrualItem]) -> list[Accrual]:
+        """accrue_many inside the caller's transaction (the piece's batches are recorded in the same one)."""
+        results: list[Accrual] = []
+        budget = self._open_budget(tx, task_id)
+        spent, exhausted_at = budget["spent_fen"], budget["exhausted_at"]
+        for item in items:
+            first = tx.fetchone("SELECT granted_count, granted_fen, released FROM budget_accruals"
+                                " WHERE task_id = ? AND event_id = ?", (task_id, item.event_id))
+            duplicate = first is not None
+            if first is None:
+                granted = min(item.count, (budget["budget_fen"] - spent) // item.price_fen)
+                spent += granted * item.price_fen
+                tx.execute("INSERT INTO budget_accruals (task_id, event_id, content_id, requested_count,"
+                           " price_fen, granted_count, granted_fen, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (task_id, item.event_id, content_id, item.count, item.price_fen, granted,
+                            granted * item.price_fen, item.occurred_at.isoformat()))
+                if exhausted_at is None and (granted < item.count or spent == budget["budget_fen"]):
+                    exhausted_at = self._last_granted_at(tx, task_id) or item.occurred_at.isoformat()
+                first = (granted, granted * item.price_fen, 0)
+            results.append(Accrual(item.event_id, int(first[0]), int(first[1]), bool(first[2]),
+                                   duplicate=duplicate,
+                                   spent_fen=spent, remaining_fen=budget["budget_fen"] - spent,
+                                   exhausted_at=exhausted_at))
+        tx.execute("UPDATE task_budgets SET spent_fen = ?, exhausted_at = ? WHERE task_id = ?",
+                   (spent, exhausted_at, task_id))
         return results
 
     @staticmethod
@@ -273,22 +277,26 @@ class Ledger(Postings, HeldContent):
     def release_many(self, task_id: str, event_ids: Sequence[str]) -> list[Release]:
         """R-1: gives voided batches back to the budget, once each. An event not accrued yet is recorded as void,
         so that if it arrives later it is granted nothing. The exhaustion instant stays: the period has ended."""
-        results: list[Release] = []
         with self.db.transaction() as tx:
-            self._open_budget(tx, task_id)
-            for event_id in event_ids:
-                row = tx.fetchone("SELECT granted_fen, released FROM budget_accruals WHERE task_id = ? AND"
-                                  " event_id = ?", (task_id, event_id))
-                if row is None:
-                    tx.execute("INSERT INTO budget_accruals (task_id, event_id, content_id, requested_count,"
-                               " price_fen, granted_count, granted_fen, released) VALUES (?, ?, '', 0, 0, 0, 0, 1)",
-                               (task_id, event_id))
-                    results.append(Release(event_id, 0, accrued=False))
-                    continue
-                given_back = 0 if row[1] else int(row[0])
-                tx.execute("UPDATE budget_accruals SET released = 1 WHERE task_id = ? AND event_id = ?",
+            return self.release_in(tx, task_id, event_ids)
+
+    def release_in(self, tx: Tx, task_id: str, event_ids: Sequence[str]) -> list[Release]:
+        """release_many inside the caller's transaction."""
+        results: list[Release] = []
+        self._open_budget(tx, task_id)
+        for event_id in event_ids:
+            row = tx.fetchone("SELECT granted_fen, released FROM budget_accruals WHERE task_id = ? AND"
+                              " event_id = ?", (task_id, event_id))
+            if row is None:
+                tx.execute("INSERT INTO budget_accruals (task_id, event_id, content_id, requested_count,"
+                           " price_fen, granted_count, granted_fen, released) VALUES (?, ?, '', 0, 0, 0, 0, 1)",
                            (task_id, event_id))
-                tx.execute("UPDATE task_budgets SET spent_fen = spent_fen - ? WHERE task_id = ?",
-                           (given_back, task_id))
-                results.append(Release(event_id, given_back, accrued=True))
+                results.append(Release(event_id, 0, accrued=False))
+                continue
+            given_back = 0 if row[1] else int(row[0])
+            tx.execute("UPDATE budget_accruals SET released = 1 WHERE task_id = ? AND event_id = ?",
+                       (task_id, event_id))
+            tx.execute("UPDATE task_budgets SET spent_fen = spent_fen - ? WHERE task_id = ?",
+                       (given_back, task_id))
+            results.append(Release(event_id, given_back, accrued=True))
         return results

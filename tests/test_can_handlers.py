@@ -27,8 +27,10 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 
 from activities.calendar import AddWorkingDaysRequest, AddWorkingDaysResult
+from activities.content_batches import ContentBatchActivities, ContentBatches
 from activities.ledger import AccrueRequest, AccrueResult, LedgerActivities
 from activities.xg_ledger import ClaimEventsRequest, ClaimEventsResult, XgLedgerActivities
+from ports.content_batches import ReconcileBatches, ReconciledBatches
 from starter import client as mount_api
 from starter import xingguang as xg_api
 from tests import replay_helpers as rh
@@ -102,14 +104,22 @@ def gated(adapters: Adapters) -> list[Callable[..., Any]]:
         _hold(" ".join(event.event_id for event in request.events))
         return xg_ledger.claim_events(request)
 
-    return [add_working_days, accrue, claim_events]
+    batches = ContentBatchActivities(ContentBatches(adapters.db, adapters.ledger))
+
+    @activity.defn(name="content_batches.reconcile")
+    def reconcile(request: ReconcileBatches) -> ReconciledBatches:
+        _hold(" ".join(batch.event_id for batch in request.batches))
+        return batches.reconcile(request)
+
+    return [add_working_days, accrue, claim_events, reconcile]
 
 
 async def pending(ctx: Ctx, task: str, event_id: str) -> None:
-    """The piece has taken the batch and not counted it yet."""
+    """The piece has taken the batch and not counted it yet (it lists a batch once the database has it)."""
     for _ in range(int(WAIT / 0.05)):
         piece = await mount_api.content_state(ctx.client, task, "c1")
-        if event_id in piece.recent_batches and piece.batches_pending:
+        batch = piece.recent_batches.get(event_id)
+        if piece.batches_pending and (batch is None or not batch.counted):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"batch {event_id} never pending")

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules.working_days import DISPUTE_RESOLUTION_WORKING_DAYS
 
 from workflows import metrics
+from workflows.content_batches import BatchesInDatabase
 from workflows.deadlines import working_days_deadline
 from workflows.refusals import RESOLUTION_REFUSED, differing_fields, refused
 
@@ -47,7 +48,7 @@ HOLD_CHECK_PATCH = "am-19-held-settlements"
 RESOLUTION_REPEAT_PATCH = "am-17-resolution-repeat-answers-first"
 
 
-class DisputesAndHolds:
+class DisputesAndHolds(BatchesInDatabase):
     s: c.MountedContentState
     _wake: bool
     _resolving: bool
@@ -117,7 +118,9 @@ class DisputesAndHolds:
             dispute.resolved_at, dispute.resolved_by = now, request.operator_id
             dispute.amount_fen, dispute.note = paid, request.note + shortfall
             s.agreed_fee_fen = paid
-            for event_id in s.pending_accrual:  # the fee is fixed now: what was still on its way is late
+            for batch in s.incoming:  # the fee is fixed now: what was still on its way is late
+                batch.late = True
+            for event_id in s.pending_accrual:
                 s.batches[event_id].late = True
                 s.late_batches += 1
             s.pending_accrual = []
@@ -222,7 +225,11 @@ class DisputesAndHolds:
         adjustment = f"dispute:{s.content_id}:{dispute_id}"
         if amount > fee_before:
             return fee_before + await self._accrue_adjustment(adjustment, amount - fee_before)
-        given_back = [eid for eid, b in s.batches.items() if b.counted > 0 and eid not in s.fee_adjustments]
+        if s.batches_in_db:
+            await self._give_back_batches(dispute_id)
+            given_back = []
+        else:
+            given_back = [eid for eid, b in s.batches.items() if b.counted > 0 and eid not in s.fee_adjustments]
         given_back += [eid for eid, fen in s.fee_adjustments.items() if fen > 0]
         if given_back:
             await ledger.RELEASE(ReleaseRequest(task_id=s.task_id, event_ids=given_back))

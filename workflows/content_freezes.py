@@ -2,7 +2,8 @@
 
 A violation case that freezes the creator's in-flight tasks tells each of their pieces (`counting_frozen`): from
 the notice instant conversions stop counting, as with a loss of visibility (AM-16), and the settlement is held
-(the penalty register holds it, AM-19). Unlike a loss of visibility the freeze can be undone, so the piece keeps
+(the penalty register holds it, AM-19); which conversions a freeze excludes is workflows/rules/counting.py's.
+Unlike a loss of visibility the freeze can be undone, so the piece keeps
 every batch it receives meanwhile and the component stays mounted:
 - batches in the freeze are not accrued against the budget; batches accrued before the piece heard of the freeze
   stay accrued while it stands (the budget is kept for them);
@@ -13,8 +14,6 @@ every batch it receives meanwhile and the component stays mounted:
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from temporalio import workflow
 
@@ -40,6 +39,7 @@ class CountingFreezes:
             return  # settled already (nothing to freeze), or told twice
         s.counting_freezes.append(c.CountingFreeze(case_id=event.case_id, penalty_id=event.penalty_id,
                                                    frozen_at=event.frozen_at))
+        s.rejudge = s.batches_in_db
         s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
         self._wake = True
 
@@ -50,6 +50,7 @@ class CountingFreezes:
         freeze = self._freeze_of(event.case_id, event.penalty_id)
         if freeze is None or freeze.withdrawn or freeze.resumed_at is not None or not self._fee_open():
             return
+        s.rejudge = s.batches_in_db
         if event.withdrawn:
             freeze.withdrawn = True
             s.pending_accrual += [eid for eid, b in s.batches.items()
@@ -58,19 +59,6 @@ class CountingFreezes:
         else:
             freeze.resumed_at = max(event.resumed_at, freeze.frozen_at)
         self._wake = True
-
-    def _frozen(self, occurred_at: datetime, *, standing_too: bool) -> bool:
-        """Whether a conversion at `occurred_at` falls in a freeze that excludes it: one that ended without being
-        withdrawn, or (`standing_too`) one still standing."""
-        for freeze in self.s.counting_freezes:
-            if freeze.withdrawn or occurred_at < freeze.frozen_at:
-                continue
-            if freeze.resumed_at is None:
-                if standing_too:
-                    return True
-            elif occurred_at < freeze.resumed_at:
-                return True
-        return False
 
     def _freeze_of(self, case_id: str, penalty_id: str) -> c.CountingFreeze | None:
         return next((f for f in self.s.counting_freezes if (f.case_id, f.penalty_id) == (case_id, penalty_id)),

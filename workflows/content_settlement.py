@@ -47,6 +47,7 @@ class ContentSettlement(DisputesAndHolds):
     async def _close_window(self) -> None:
         """The publicity window has closed: settle, unless a dispute (AM-17) or a penalty (AM-19) holds it."""
         s = self.s
+        await self._reconcile_all()  # what arrived before the close counts (the run may have left it queued)
         if self._open_dispute() is not None or self._resolving:
             s.stage = c.ContentStage.DISPUTED
             await self._record_hold("dispute")

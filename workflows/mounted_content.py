@@ -35,11 +35,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contract.views import MountedContentView, Progress, RunInfo
     from workflows.rules.billing import (
         billing_period_end,
-        conversion_counts,
         counting_stops_at,
         publicity_window_closes_at,
     )
     from workflows.rules.clock import business_time, with_deadline
+    from workflows.rules.counting import batch_counts
 
 from workflows import details, metrics
 from workflows.common import (
@@ -50,6 +50,7 @@ from workflows.common import (
     until,
     wait_summary,
 )
+from workflows.content_batches import BATCHES_PATCH
 from workflows.content_freezes import CountingFreezes
 from workflows.content_settlement import CLOSURE_IN_LEDGER, HOLD_IN_LEDGER, ContentSettlement
 from workflows.escalation import Stalls
@@ -75,7 +76,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                 client_id=input.client_id, payee_account=input.payee_account, price_fen=input.price_fen,
                 mounted_at=input.mounted_at, task_period_end_at=input.task_period_end_at,
                 billing_period_ends_at=billing_end, publicity_window_closes_at=publicity_window_closes_at(billing_end),
-                counting_stops_at=billing_end,
+                counting_stops_at=billing_end, batches_in_db=workflow.patched(BATCHES_PATCH),
             )
         self._budget_exhaustion_reported = False
         self._progress = Progress()
@@ -125,6 +126,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
                     s.stage is c.ContentStage.HELD and hold is not None and hold.released_at is not None):
                 await self._close_window()
             await self._continue_as_new_if_due()
+        await self._reconcile_all()  # batches that came after the fee was fixed are recorded as late
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert s.settlement is not None
         return c.ContentResult(
@@ -143,6 +145,9 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         if batch.content_id != s.content_id:
             workflow.logger.warning("batch %s is for content %s, not %s: ignored",
                                     batch.event_id, batch.content_id, s.content_id)
+            return
+        if s.batches_in_db:
+            self._queue_batch(batch)
             return
         if batch.event_id in s.batches:
             return
@@ -165,6 +170,9 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         s.messages_this_run += 1
         if not self._fee_open():
             workflow.logger.warning("void of %s after settlement or a dispute resolution ignored", void.event_id)
+            return
+        if s.batches_in_db:
+            self._queue_void(void.event_id)
             return
         record = s.batches.get(void.event_id)
         if record is None:
@@ -218,11 +226,9 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
 
     # ---------------------------------------------------------------- internals
     def _counts(self, record: c.BatchRecord, *, for_release: bool = False) -> bool:
-        """`for_release`: whether an accrued batch keeps its grant; one in a freeze still standing does (R-12,
-        content_freezes.py), one that is not accrued yet waits."""
-        return self.s.disposed_at is None and conversion_counts(
-            record.occurred_at, self.s.mounted_at, self.s.counting_stops_at, record.cheating,
-            self.s.budget_exhausted_at) and not self._frozen(record.occurred_at, standing_too=not for_release)
+        """`for_release`: whether an accrued batch keeps its grant (workflows/rules/counting.py)."""
+        return batch_counts(self._counting_rule(), record.occurred_at, record.cheating, for_release=for_release,
+                            freezes=self.s.counting_freezes)
 
     def _period_ended_at(self, ended_at: datetime) -> None:
         """AM-7/AM-8: the task period ended (by time, cancel or budget): the billing period is cut short."""
@@ -238,6 +244,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
     def _shrink_interval(self) -> None:
         s = self.s
         s.counting_stops_at = counting_stops_at(s.billing_period_ends_at, s.revoked_at, s.visibility_lost_at)
+        s.rejudge = s.batches_in_db
         s.pending_accrual = [eid for eid in s.pending_accrual if self._counts(s.batches[eid])]
         self._interval_moved = True  # the loop looks again: the unmount may be due now
 
@@ -247,7 +254,7 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         return self._fee_open() or (self.s.settlement is None and self.s.stage is c.ContentStage.MOUNTED)
 
     def _to_release(self) -> list[str]:
-        if self.s.agreed_fee_fen is not None:
+        if self.s.agreed_fee_fen is not None or self.s.batches_in_db:
             return []  # an operator's amount replaced the batches (content_disputes._move_budget_counter)
         return [eid for eid, b in self.s.batches.items()
                 if b.counted > 0 and (b.voided or not self._counts(b, for_release=True))]
@@ -266,7 +273,8 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         else:
             unmount = s.unmounted_at is None and s.disposed_at is not None
         # While a dispute is being resolved the fee stays put: accrual waits for the resolution's answer.
-        return not self._resolving and (bool(s.pending_accrual) or bool(self._to_release()) or unmount)
+        return not self._resolving and (bool(s.pending_accrual) or bool(self._to_release()) or unmount
+                                        or self._batches_queued())
 
     async def _wait_for_work_until(self, instant: datetime | None, what: str) -> None:
         s, legacy = self.s, self._run_length.legacy
@@ -291,6 +299,10 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
             return
         self._applying = True
         try:
+            while self._batches_queued():
+                await self._reconcile()
+                if self._run_length.due(self.s.messages_this_run):
+                    break  # a stream that never pauses still lets the run continue as new; the rest is carried
             while self.s.pending_accrual or self._to_release():
                 if self._to_release():
                     await self._release(self._to_release())
@@ -316,12 +328,15 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         s.pending_accrual = [eid for eid in s.pending_accrual if eid not in accrued]
         self._recompute_fee()
         if result.exhausted_at is not None:
-            # The budget is used up: the task period ends at the latest instant the budget paid for (R-3), so no
-            # granted batch lies after it. Stop counting here at once, and tell the task so that it ends the
-            # period for every piece.
-            s.budget_exhausted_at = s.budget_exhausted_at or result.exhausted_at
-            self._period_ended_at(result.exhausted_at)
-            await self._report_budget_exhausted(result.exhausted_at)
+            await self._budget_used_up(result.exhausted_at)
+
+    async def _budget_used_up(self, exhausted_at: datetime) -> None:
+        """The budget is used up: the task period ends at the latest instant the budget paid for (R-3), so no
+        granted batch lies after it. Stop counting here at once, and tell the task so that it ends the period for
+        every piece."""
+        self.s.budget_exhausted_at = self.s.budget_exhausted_at or exhausted_at
+        self._period_ended_at(exhausted_at)
+        await self._report_budget_exhausted(exhausted_at)
 
     async def _report_budget_exhausted(self, exhausted_at: datetime) -> None:
         if not self._budget_exhaustion_reported:

@@ -167,6 +167,17 @@ class BatchRecord(StateModel):
     late: bool = False
 
 
+class IncomingBatch(StateModel):
+    """A batch received and not yet recorded in the database (runs with the piece's batches there, issue 21);
+    `late`: it came after the fee was settled or fixed by a resolution (R-2, AM-17)."""
+
+    event_id: str
+    count: int
+    occurred_at: datetime
+    cheating: bool
+    late: bool = False
+
+
 class SettlementRecord(StateModel):
     settled_at: datetime
     fee_fen: int
@@ -234,7 +245,16 @@ class MountedContentState(StateModel):
     unmounted_at: datetime | None = None
     counted_conversions: int = 0
     fee_fen: int = 0
+    # Runs that record `workflows.content_batches.BATCHES_PATCH` keep every batch in the database
+    # (activities/content_batches.py) and only the last ones received here, for the view; older runs keep all.
+    batches_in_db: bool = False
     batches: dict[str, BatchRecord] = Field(default_factory=dict)
+    batches_received: int = 0  # new batches recorded in the database (batches_in_db)
+    batches_seq: int = 0  # the number the database gives the next batch (its order of arrival)
+    incoming: list[IncomingBatch] = Field(default_factory=list)
+    incoming_voids: list[str] = Field(default_factory=list)
+    # The counting interval or a freeze moved: the database's batches are judged again (released or accrued).
+    rejudge: bool = False
     pending_void_ids: list[str] = Field(default_factory=list)
     # Batches received and inside the counting interval, not yet accrued against the budget in the ledger.
     pending_accrual: list[str] = Field(default_factory=list)
