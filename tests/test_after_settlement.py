@@ -121,6 +121,8 @@ class TestAnswersAfterSettlement:
             await api.join(ctx.client, f"no-such-task-{ctx.uid}", "cr-1")
         assert no_task.value.kind == "NotFound"
         assert log.of_task(task) == []
+        assert money_after_settlement(ctx, task) == (1_000, 1_000)  # nothing moved
+        assert_conservation(ctx.a, task)
 
 
 TS_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"

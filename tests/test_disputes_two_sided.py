@@ -140,6 +140,8 @@ class TestAM11TwoSidedDisputes:
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 900
         result = await finish(ctx, mounted_content_id(task, "c1"), mc.ContentResult)
         assert (result.fee_fen, result.platform_fee_fen) == (900, 90)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 900
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
         assert task_result.refunded_fen == 110_000 - 990
+        assert ctx.a.ledger.balance("client:client-1:available").balance_fen == 1_000_000 - 990
         assert_conservation(ctx.a, task)

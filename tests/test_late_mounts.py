@@ -88,6 +88,8 @@ class TestAM6LateMountReports:
         task_result = await finish(ctx, mount_task_id(task), mt.TaskResult)
         assert (task_result.paid_to_creators_fen, task_result.platform_fees_fen, task_result.refunded_fen) == (
             700, 70, 110_000 - 770)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 700
+        assert ctx.a.ledger.balance("client:client-1:available").balance_fen == 1_000_000 - 770
         assert_conservation(ctx.a, task)
 
     async def test_am_6_every_refused_mount_is_unmounted_but_a_conflict_leaves_the_accepted_one_up(
@@ -125,3 +127,5 @@ class TestAM6LateMountReports:
         assert state_again.revoked_at is not None and state_again.unmounted_at is not None
         assert state_again.unmounted_at >= state_again.revoked_at  # not the instant of the earlier refusal
         assert ctx.a.main_site.unmounted(task)["not-joined"].startswith("authorization revoked")
+        money = assert_conservation(ctx.a, task)  # refused mounts moved no money
+        assert (money["frozen_fen"], money["accrued_fen"], money["escrow_balance_fen"]) == (110_000, 0, 110_000)

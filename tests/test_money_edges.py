@@ -83,6 +83,9 @@ def test_r3_a_released_grant_does_not_set_the_end(ledger: Ledger) -> None:
     used_up = ledger.accrue("t1", "k2", "e1", 11, 100, AT_14)
     assert (used_up.granted_count, used_up.remaining_fen) == (10, 0)
     assert used_up.exhausted_at is not None and datetime.fromisoformat(used_up.exhausted_at) == AT_14
+    money = task_conserves(ledger)
+    assert (money["spent_fen"], money["remaining_fen"], money["escrow_balance_fen"]) == (1_000, 0, 1_100)
+    assert ledger.balance("client:c1:available").balance_fen == 0
 
 
 def test_r3_a_void_after_the_end_frees_budget_for_a_later_batch_and_the_end_stays(ledger: Ledger) -> None:

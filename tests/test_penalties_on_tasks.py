@@ -45,6 +45,7 @@ class TestR12RefusedJoinAndMount:
         vc.Penalty(kind=vc.PenaltyKind.BAR_FROM_MOUNT_TASKS),
         vc.Penalty(kind=vc.PenaltyKind.CLOSE_ORDER_TAKING),
         vc.Penalty(kind=vc.PenaltyKind.RESTRICT_ACCOUNT),
+        vc.Penalty(kind=vc.PenaltyKind.BAN_ACCOUNT),
     ], ids=lambda p: p.kind.value)
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
     async def test_r12_restriction_refuses_join_and_new_mounts_naming_the_case_until_upheld(
@@ -58,6 +59,7 @@ class TestR12RefusedJoinAndMount:
             vc.PenaltyKind.BAR_FROM_MOUNT_TASKS: "is barred from authorized-mount tasks",
             vc.PenaltyKind.CLOSE_ORDER_TAKING: "has order-taking closed",
             vc.PenaltyKind.RESTRICT_ACCOUNT: "has a restricted account",
+            vc.PenaltyKind.BAN_ACCOUNT: "has a banned account",
         }[penalty.kind]
         reason = f"creator cr-1 {expected} by violation case {case} (penalty p1)"
         with pytest.raises(Refused) as refused_mount:
@@ -77,7 +79,9 @@ class TestR12RefusedJoinAndMount:
         assert mounted.content_workflow_id == mounted_content_id(task, "c2")
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # c1's conversions, untouched by the case
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 1_000_000 - 110_000 - 55_000
-        ctx.a.ledger.check_conservation()
+        money = assert_conservation(ctx.a, task)
+        assert (money["frozen_fen"], money["accrued_fen"], money["paid_fen"]) == (110_000, 1_000, 0)
+        assert assert_conservation(ctx.a, other)["escrow_balance_fen"] == 55_000
 
 
 class TestR12FreezeInFlightTasks:
@@ -176,22 +180,30 @@ class TestR12RemovalFromTask:
         await mount(ctx, task, "c3", "cr-1", await business_now(ctx))  # after the rejoin, to the second
         assert "c3" in (await task_seen(ctx, task)).pieces
         assert ctx.a.ledger.task_money(task)["spent_fen"] == 1_000  # what c1 earned before the notice
-        ctx.a.ledger.check_conservation()
+        money = assert_conservation(ctx.a, task)
+        assert (money["frozen_fen"], money["accrued_fen"], money["paid_fen"]) == (110_000, 1_000, 0)
+        assert ctx.a.ledger.balance("creator:cr-1:payable").balance_fen == 0  # nothing settled yet
 
 
 class TestR12ClientPenalties:
+    @pytest.mark.parametrize(("kind", "says"), [
+        (vc.PenaltyKind.RESTRICT_ACCOUNT, "has a restricted account"),
+        (vc.PenaltyKind.BAN_ACCOUNT, "has a banned account"),
+        (vc.PenaltyKind.BAR_FROM_MOUNT_TASKS, "is barred from authorized-mount tasks"),
+    ], ids=["restrict_account", "ban_account", "bar_from_mount_tasks"])
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
-    async def test_r12_a_restricted_client_cannot_publish_naming_the_case_until_upheld(self, ctx: Ctx) -> None:
+    async def test_r12_a_restricted_client_cannot_publish_naming_the_case_until_upheld(
+            self, ctx: Ctx, kind: vc.PenaltyKind, says: str) -> None:
         case, task = f"v-{ctx.uid}", f"t-{ctx.uid}"
         eligible_client(ctx.a, "client-1", 1_000_000)
         await case_in_force(ctx, case, "client-1", await business_now(ctx),
-                            vc.Penalty(kind=vc.PenaltyKind.RESTRICT_ACCOUNT), party_kind=vc.PartyKind.CLIENT)
+                            vc.Penalty(kind=kind), party_kind=vc.PartyKind.CLIENT)
         now = await business_now(ctx)
         request = publish_request(task, "client-1", now, now + 30 * DAY, 100_000)
         with pytest.raises(Refused) as refused:
             await api.publish_task(ctx.client, request, ctx.task_queue)
         assert (refused.value.kind, refused.value.reasons) == (
-            "PublicationRefused", [f"client client-1 has a restricted account by violation case {case} (penalty p1)"])
+            "PublicationRefused", [f"client client-1 {says} by violation case {case} (penalty p1)"])
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 1_000_000  # nothing frozen
 
         await decide(ctx, case, "client-1", "upheld")
@@ -199,7 +211,7 @@ class TestR12ClientPenalties:
                                            ctx.task_queue)
         assert published.frozen_fen == 110_000
         assert ctx.a.ledger.balance("client:client-1:available").available_fen == 890_000
-        ctx.a.ledger.check_conservation()
+        assert assert_conservation(ctx.a, f"{task}-b")["escrow_balance_fen"] == 110_000
 
     @pytest.mark.replace_activities.with_args(NINE_DAYS)
     async def test_r12_a_removed_clients_task_is_cancelled_and_refunded(self, ctx: Ctx) -> None:
@@ -231,4 +243,5 @@ class TestR12ClientPenalties:
         task_state = await task_seen(ctx, task)
         assert (task_state.stage, task_state.end_reason) == (mt.TaskStage.PUBLISHED, None)
         assert ctx.a.ledger.task_money(task)["frozen_fen"] == publication.frozen_fen == 110_000
-        ctx.a.ledger.check_conservation()
+        assert ctx.a.ledger.balance("client:client-1:available").available_fen == 1_000_000 - 110_000
+        assert assert_conservation(ctx.a, task)["escrow_balance_fen"] == 110_000
