@@ -13,8 +13,6 @@ a violation case's escalated appeal (AM-20, AM-21) with kind="violation".
 from __future__ import annotations
 
 import re
-import socket
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from tests.helpers import (
     mount,
     published_task,
 )
+from tests.metrics_helpers import free_port, scrape, total
 from tests.violation_helpers import case_update, case_when, fixed_calendar, start_case
 from tests.xg_fixtures import (
     HOUR,
@@ -64,32 +63,6 @@ from workflows.contract import xingguang_state as xgs
 from workflows.contract.names import mount_task_id, mounted_content_id, violation_case_id
 
 SECOND = DAY / 86400
-Sample = tuple[str, dict[str, str], float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(url: str) -> list[Sample]:
-    """The samples of a Prometheus text exposition: (name, labels, value)."""
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        matched = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)", line)
-        assert matched, line
-        labels = dict(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"', matched.group(2) or ""))
-        samples.append((matched.group(1), labels, float(matched.group(3))))
-    return samples
-
-
-def total(samples: list[Sample], name: str, **labels: str) -> float:
-    return sum(value for sample, have, value in samples
-               if sample == name and all(have.get(k) == v for k, v in labels.items()))
 
 
 @pytest.fixture(scope="module")

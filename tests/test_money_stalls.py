@@ -1,10 +1,11 @@
 """R-14 "no silent stalls": a settlement, refund, payment (or the notices and erasures the privacy workflows owe)
 that cannot complete is escalated within minutes, for every workflow type: the `escalated` search attribute is set
 (an operator finds the run with one visibility query), the cause is first in the workflow's current details, and
-the run keeps retrying behind the escalation. Runs on the dev server (the time-skipping server has no visibility).
+the run keeps retrying behind the escalation, and the worker's `xingtu_money_stalls_total` counts it once (its
+Prometheus endpoint, scraped). Runs on the dev server (the time-skipping server has no visibility).
 
 Each case breaks one activity of the worker (it fails as a database constraint would) and drives one workflow to
-it. A new workflow type is covered by adding an entry to CASES."""
+it. A new workflow type is covered by adding an entry to CASES (a guard test fails while one is missing)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import pytest_asyncio
 from temporalio import activity
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
+import telemetry
 from activities.ledger import LedgerActivities, RefundRequest, RefundResult, SettleRequest, SettleResult
 from activities.notifications import IncidentNoticesRequest, IncidentNoticesResult
 from activities.penalties import PenaltyAction, PenaltyEffect
@@ -40,9 +43,11 @@ from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.dev_server import dev_server_with_worker
 from tests.helpers import eligible_client, publish_request
+from tests.metrics_helpers import free_port, scrape, total
 from tests.violation_helpers import start_case
 from tests.xg_fixtures import OPERATOR, order_request
-from worker import Adapters
+from worker import WORKFLOWS, Adapters
+from workflows import metrics
 from workflows.contract import account as ac
 from workflows.contract import data_subject_request as dsr
 from workflows.contract import mounted_content as mc
@@ -50,6 +55,7 @@ from workflows.contract import security_incident as inc
 from workflows.contract import violation_case as vc
 from workflows.contract import xingguang as xg
 from workflows.contract import xingguang_state as xgs
+from workflows.contract.definitions import workflow_definition
 from workflows.contract.names import (
     MOUNTED_CONTENT_WORKFLOW,
     account_id,
@@ -189,29 +195,30 @@ class Case:
     activity: Callable[..., Any]  # the broken replacement
     drive: Callable[[Client, Adapters, str], Awaitable[str]]  # returns the workflow id
     what: str  # how the details name the stalled call
+    kind: metrics.Kind  # the `kind` label of its metrics
 
 
 CASES = {
     "XingguangTaskWorkflow": Case("XingguangTaskWorkflow",
                                   broken("xg_ledger.refund", XgRefundRequest, XgRefundResult), xingguang_refund,
-                                  "refund"),
+                                  "refund", "xingguang"),
     "AccountWorkflow": Case("AccountWorkflow", broken("personal_data.payout", PayoutRequest, PayoutResult),
-                            account_payout, "payout of the balance"),
+                            account_payout, "payout of the balance", "privacy"),
     "SecurityIncidentWorkflow": Case("SecurityIncidentWorkflow",
                                      broken("notifications.send_incident_notices", IncidentNoticesRequest,
-                                            IncidentNoticesResult), incident_notices, "incident notices"),
+                                            IncidentNoticesResult), incident_notices, "incident notices", "privacy"),
     "XingguangClaimsWorkflow": Case("XingguangClaimsWorkflow",
                                     broken("xg_ledger.compensate", XgCompensateRequest, XgMoveResult),
-                                    claim_after_close, "compensation d-stall"),
+                                    claim_after_close, "compensation d-stall", "xingguang"),
     "DataSubjectRequestWorkflow": Case("DataSubjectRequestWorkflow",
                                        broken("personal_data.erase", EraseRequest, EraseResult), dsr_erasure,
-                                       "erasure"),
+                                       "erasure", "privacy"),
     "MountTaskWorkflow": Case("MountTaskWorkflow", broken("ledger.refund", RefundRequest, RefundResult),
-                              mount_task_refund, "refund"),
+                              mount_task_refund, "refund", "mount"),
     "MountedContentWorkflow": Case("MountedContentWorkflow", broken("ledger.settle", SettleRequest, SettleResult),
-                                   content_settlement, "settlement"),
+                                   content_settlement, "settlement", "mount"),
     "ViolationCaseWorkflow": Case("ViolationCaseWorkflow", broken("penalties.apply", PenaltyAction, PenaltyEffect),
-                                  case_penalty, "apply of penalty p1 (freeze_fees)"),
+                                  case_penalty, "apply of penalty p1 (freeze_fees)", "violation"),
 }
 
 
@@ -221,21 +228,37 @@ def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adapters]:
         yield opened
 
 
+@pytest.fixture(scope="module")
+def metrics_url() -> tuple[Runtime, str]:
+    bind = f"127.0.0.1:{free_port()}"
+    return telemetry.runtime(bind), f"http://{bind}/metrics"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def dev(adapters: Adapters) -> AsyncIterator[Client]:
+async def dev(adapters: Adapters, metrics_url: tuple[Runtime, str]) -> AsyncIterator[Client]:
     xg_ledger = XgLedgerActivities(adapters.ledger)
     ledger = LedgerActivities(adapters.ledger)
     REAL.update({"xg_ledger.refund": xg_ledger.refund, "xg_ledger.compensate": xg_ledger.compensate,
                  "ledger.refund": ledger.refund, "ledger.settle": ledger.settle})
     async with dev_server_with_worker(adapters, TASK_QUEUE,
-                                      replace_activities=[case.activity for case in CASES.values()]) as client:
+                                      replace_activities=[case.activity for case in CASES.values()],
+                                      runtime=metrics_url[0]) as client:
         yield client
+
+
+def test_r_14_every_workflow_type_the_worker_runs_has_a_stall_case() -> None:
+    assert set(CASES) == {workflow_definition(cls).name for cls in WORKFLOWS}
+
+
+def stalls_counted(url: str, workflow_type: str) -> float:
+    return total(scrape(url), metrics.MONEY_STALLS.name, task_queue=TASK_QUEUE, workflow_type=workflow_type)
 
 
 @pytest.mark.parametrize("name", list(CASES))
 async def test_r_14_a_stalled_money_call_is_escalated_and_found_by_search_attribute(
-        dev: Client, adapters: Adapters, uid: str, name: str) -> None:
-    case = CASES[name]
+        dev: Client, adapters: Adapters, uid: str, name: str, metrics_url: tuple[Runtime, str]) -> None:
+    case, (_, url) = CASES[name], metrics_url
+    counted_before = stalls_counted(url, case.workflow_type)
     workflow_id = await case.drive(dev, adapters, uid)
     try:
         query = f"escalated = true AND WorkflowType = '{case.workflow_type}'"
@@ -253,6 +276,13 @@ async def test_r_14_a_stalled_money_call_is_escalated_and_found_by_search_attrib
         assert FAULT in shown and "retrying" in shown
         description = await dev.get_workflow_handle(workflow_id).describe()
         assert description.status == WorkflowExecutionStatus.RUNNING  # still retrying behind the escalation
+        for _ in range(50):  # the counter is exported at the next scrape after the workflow task
+            if stalls_counted(url, case.workflow_type) > counted_before:
+                break
+            await asyncio.sleep(0.2)
+        assert stalls_counted(url, case.workflow_type) == counted_before + 1  # once, though it keeps retrying
+        assert total(scrape(url), metrics.MONEY_STALLS.name, task_queue=TASK_QUEUE, workflow_type=case.workflow_type,
+                     kind=case.kind) == counted_before + 1
     finally:
         with contextlib.suppress(RPCError):
             await dev.get_workflow_handle(workflow_id).terminate("test over")

@@ -46,6 +46,7 @@ async def test_xg_7_r_14_a_claim_overlapping_a_pause_is_refused_whatever_the_cau
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_000 + 1_000
     assert ctx.a.ledger.balance("platform:revenue").balance_fen == -1_000  # paid from an unfunded platform
     assert [r.ref_id for r in (await api.state(ctx.client, task)).compensations] == ["k1"]
+    assert ctx.a.ledger.conservation_total() == 0
 
 
 async def test_xg_10_r_14_a_claim_without_an_amount_is_told_the_most_that_may_be_paid(ctx: Ctx) -> None:
@@ -72,6 +73,8 @@ async def test_xg_10_r_14_a_claim_without_an_amount_is_told_the_most_that_may_be
     assert (paid.paid_fen, paid.cap_fen) == (30_000, 39_600)
     assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_600
     assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 39_600
+    assert ctx.a.ledger.balance(f"xg_task:{task}:escrow").balance_fen == 198_000  # the order's freeze untouched
+    assert ctx.a.ledger.conservation_total() == 0
 
 
 async def test_r_14_xg_10_damages_claimed_after_close_against_the_same_cap(ctx: Ctx) -> None:

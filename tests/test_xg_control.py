@@ -38,6 +38,10 @@ class TestXG7OnePiecePause:
         pause = await api.pause(ctx.client, task, xg.PauseRequest(
             operator_id=OPERATOR, pause_id="pp1", piece_id="p1", reason="health claim in the voice-over",
             **await notice(ctx, t0 + 4 * DAY)))
+        # JG 十二: no receipt proved, so received when sent; the workflow computes the deadline from it.
+        assert pause.notice_sent_at is not None and pause.changes_within_days is not None
+        assert pause.notice_received_at == pause.notice_sent_at
+        assert pause.changes_due_at == pause.notice_sent_at + pause.changes_within_days * DAY == t0 + 4 * DAY
         await events(ctx, task, "x1", "p1", 10, t0 + 2 * DAY + HOUR)  # paused piece: not billed
         await events(ctx, task, "x2", "p2", 10, t0 + 2 * DAY + HOUR)  # the other piece bills
         await sleep_until(ctx, t0 + 3 * DAY)
@@ -204,6 +208,8 @@ class TestXG10Compensation:
             policy="2026-11 delivery anomaly policy", note="ads served to the wrong region for 2 h"))
         assert again == paid
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 105_000
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == -3_000  # paid once
+        assert ctx.a.ledger.conservation_total() == 0
 
     async def test_xg_7_xg_10_pause_delays_and_announced_changes_earn_no_compensation(self, ctx: Ctx) -> None:
         task, client_id = ids(ctx, "nocomp")
@@ -229,6 +235,7 @@ class TestXG10Compensation:
                 loss_fen=60_000, note="campaign launched a day late by platform error"))
         assert "damages are capped at 39601 fen (20% of the order amount 198006 fen, rounded down)" in \
             refusal.value.reasons[0]
+        assert refusal.value.kind == "CompensationRefused"  # the validator's refusal
         with pytest.raises(Refused):
             await api.compensate(ctx.client, task, xg.CompensateRequest(**PLATFORM_FAULT, 
                 operator_id=OPERATOR, compensation_id="d1", kind=xg.CompensationKind.DAMAGES, amount_fen=1_001,
@@ -243,6 +250,8 @@ class TestXG10Compensation:
                 loss_fen=60_000, note="more"))
         assert "39601 fen already paid" in refusal.value.reasons[0]
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 198_006 + 39_601
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == -39_601  # a fresh ledger, paid in full
+        assert ctx.a.ledger.conservation_total() == 0
 
 
 class TestXG10ConcurrentDamages:
@@ -258,5 +267,10 @@ class TestXG10ConcurrentDamages:
         refusals = [o for o in outcomes if isinstance(o, Refused)]
         assert len(paid) == 1 and len(refusals) == 1, outcomes
         assert "damages are capped at 39600 fen" in refusals[0].reasons[0]
+        # One type for the cap, whether the validator refuses the second claim or the handler does (it passed the
+        # validator while the first was paying, and is judged again once the first is paid).
+        assert refusals[0].kind == "CompensationRefused"
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 102_000 + 30_000
+        assert ctx.a.ledger.balance("platform:revenue").balance_fen == -30_000
+        assert ctx.a.ledger.conservation_total() == 0
         assert len((await api.state(ctx.client, task)).compensations) == 1

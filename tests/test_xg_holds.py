@@ -90,6 +90,33 @@ class TestR13HoldsReachXingguang:
         assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
 
     @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
+    async def test_r_13_xg_mcn_creator_freeze_holds_their_piece_though_the_agency_is_paid(self, ctx: Ctx) -> None:
+        """R-13: the freeze is on the MCN creator, the payee is the agency: the piece is held all the same (as
+        tests/test_penalty_holds.py has it for a mount piece); the operator's lift releases it, paid once."""
+        task, client_id = ids(ctx, "r13m")
+        case, agency, m, b = f"v-{ctx.uid}", f"ag-{ctx.uid}", f"m-{ctx.uid}", f"b-{ctx.uid}"
+        payee = f"agency:{agency}:payable"
+        ctx.a.directory.put_agency(agency)
+        creator(ctx.a, agency, CreatorKind.AGENCY)
+        t0 = await two_pieces(ctx, task, client_id, m, b, kind=CreatorKind.MCN, agency_id=agency)
+        await case_in_force(ctx, case, m, await business_now(ctx), FREEZE_ALL)
+        decided = await decide(ctx, case, m, "rejected")
+        assert (decided.stage, decided.penalties[0].status) == (vc.CaseStage.FINAL, vc.PenaltyStatus.FINAL)
+        p1 = await held_while_the_other_settles(ctx, task, t0, case)
+        assert p1.payee_account == payee and p1.creator_id == m
+        assert ctx.a.ledger.balance(payee).balance_fen == 0
+
+        lifted = await lift(ctx, case, "p1")
+        assert lifted.held_settlements.released == 1
+        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
+        assert result.pieces["p1"].payee_account == payee
+        assert_settled_once(ctx, task, client_id, result)
+        paid = ctx.a.ledger.balance(payee)
+        assert (paid.balance_fen, paid.available_fen) == (10_000, 10_000)
+        assert ctx.a.ledger.balance(f"creator:{m}:payable").balance_fen == 0
+        assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
+
+    @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
     async def test_r_13_xg_unappealed_deduction_of_all_fees_pays_the_held_piece_then_deducts_it(self, ctx: Ctx
                                                                                                ) -> None:
         """AM-20 / AM-22: a penalty deducting all unwithdrawn fees, final with no appeal, reaches the held piece:

@@ -25,6 +25,7 @@ from tests.xg_fixtures import (
     sleep_until,
     submit,
     task_when,
+    xg_money,
 )
 from workflows.contract import xingguang as xg
 from workflows.contract import xingguang_pieces as xgp
@@ -256,3 +257,10 @@ class TestXG9Fees:
         assert result.refunded_fen == 180_000 - 12_345 - 5_000
         assert ctx.a.ledger.balance("platform:revenue").balance_fen == -617  # paid from an unfunded account
         assert ctx.a.ledger.balance(f"client:{client_id}:available").balance_fen == 300_000 - 12_345 - 5_000
+        # Conservation to the fen with the platform's account negative.
+        money = xg_money(ctx, task, client_id)
+        assert (money["frozen"], money["creators"], money["promotion"], money["platform_fee"], money["provider_fee"],
+                money["refund"], money["escrow"]) == (180_000, 12_345, 5_000, 0, 617, 180_000 - 12_345 - 5_000, 0)
+        assert ctx.a.ledger.balance(f"provider:{PROVIDER}:payable").balance_fen == 617
+        assert ctx.a.ledger.conservation_total() == 0
+        ctx.a.ledger.check_conservation()
