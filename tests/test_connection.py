@@ -217,3 +217,34 @@ async def drive_to_refund(env: dict[str, str]) -> None:
     balances = await run("balances", "client:demo-client:available")
     assert balances == [{"account": "client:demo-client:available", "balance_fen": 1_000_000,
                          "available_fen": 1_000_000}]
+
+
+def test_the_bench_connects_as_configured_by_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 item 1: the bench (bench/harness.py) goes to the configured server with its API key and TLS, as the
+    worker and the CLI do, instead of starting a dev server of its own."""
+    from bench.harness import bench_server
+
+    (tmp_path / "temporal.toml").write_text(CLOUD_PROFILE)
+    for key in [k for k in os.environ if k.startswith("TEMPORAL_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "temporal.toml"))
+    monkeypatch.setenv("TEMPORAL_PROFILE", "cloud")
+    seen: dict[str, Any] = {}
+
+    class Reached(Exception):
+        pass
+
+    async def fake_connect(target_host: str, **options: Any) -> None:
+        seen.update(options, target_host=target_host)
+        raise Reached
+
+    monkeypatch.setattr(connection.Client, "connect", fake_connect)
+
+    async def enter() -> None:
+        async with bench_server(1, tmp_path):
+            pass
+
+    with pytest.raises(Reached):
+        asyncio.run(enter())
+    assert seen["target_host"] == "xingtu-prod.a1b2c.tmprl.cloud:7233"
+    assert (seen["namespace"], seen["api_key"], seen["tls"]) == ("xingtu-prod.a1b2c", "key-from-the-file", True)

