@@ -24,6 +24,9 @@ COPY activities ./activities
 COPY ports ./ports
 COPY starter ./starter
 COPY deploy/worker ./deploy/worker
+# The sandbox imports the workflow modules again for each new workflow instance; with PYTHONDONTWRITEBYTECODE set
+# and /app not writable by the worker's user, they are compiled here once, or each import compiles them again.
+RUN python -m compileall -q workflows
 # /keys: where docker-compose.yml mounts the payload-keys volume (PR-6); a new volume takes this owner.
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app xingtu \

@@ -98,7 +98,7 @@ async def bench_server(concurrency: int, workdir: Path) -> AsyncIterator[Bench]:
     # instance (worker.SANDBOX_PASSTHROUGH); the bare one passes its messages (bench.bare_activities, its contract)
     # through and imports bench.bare again per instance. Unequal splits skewed the ratios (mount measured 1.72 of a
     # bare worker that re-imported its module while the project passed its package through).
-    bare_runner = workflow_runner(passthrough("bare", BARE_PASSTHROUGH))
+    bare_runner = workflow_runner(passthrough("bare", BARE_PASSTHROUGH), sandboxed=(Path(__file__).resolve().parent,))
     bare_worker = Worker(client, task_queue=bench.bare_queue, workflows=[BareTaskWorkflow, BareContentWorkflow],
                          activities=bare.all(), activity_executor=tuning.executor(), workflow_runner=bare_runner,
                          interceptors=[MessageArguments()], **tuning.worker_options())
