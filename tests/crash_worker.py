@@ -28,6 +28,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.content_batches import ContentBatchActivities, ContentBatches
 from activities.ledger import LedgerActivities
 from activities.xg_ledger import XgLedgerActivities
 from worker import Adapters, build_worker
@@ -85,7 +86,10 @@ async def main(address: str, task_queue: str, ledger_path: str, seed: str) -> No
     ledger = LedgerActivities(adapters.ledger)
     xg_ledger = XgLedgerActivities(adapters.ledger)
     always = [ledger.settle, ledger.refund, xg_ledger.settle_piece, xg_ledger.refund]
-    money = [ledger.release, *always]
+    # A piece's batches are recorded, given back and accrued by one call (activities/content_batches.py): a crash
+    # after its commit is answered as its first try was when the call runs again.
+    batches = ContentBatchActivities(ContentBatches(adapters.db, adapters.ledger))
+    money = [ledger.release, batches.reconcile, *always]
     kills = SelfKills(Path(kills_file) if kills_file else None, int(seed), [activity_name(fn) for fn in always])
     # No sticky cache: every workflow task goes to the shared queue and replays the history from the start, so
     # each crash is also a replay. (With a cache, the time-skipping test server keeps sending a killed worker's
