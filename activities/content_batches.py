@@ -83,7 +83,7 @@ class ContentBatches:
             records = self._records(tx, r, shown)
         return ReconciledBatches(
             received=len(fresh), late=sum(b.late for b in fresh), counted_now=counted,
-            released_now=sum(fen for _, fen in released), counted_conversions=int(totals[0]) if totals else 0,
+            released_now=sum(count for _, count in released), counted_conversions=int(totals[0]) if totals else 0,
             fee_fen=int(totals[1]) if totals else 0,
             exhausted_at=None if exhausted is None else datetime.fromisoformat(exhausted), records=records)
 
@@ -134,7 +134,7 @@ class ContentBatches:
                                                               (r.task_id, r.content_id, eid))]
         give_back, accrue, asked_before = [], [], False
         mine = {b.event_id for b in fresh}
-        for eid, count, occurred_at, cheating, late, void, granted, fen, released in rows:
+        for eid, count, occurred_at, cheating, late, void, granted, _fen, released in rows:
             if count is None:
                 continue
             at = datetime.fromisoformat(occurred_at)
@@ -142,7 +142,7 @@ class ContentBatches:
                 asked_before = asked_before or eid in mine
                 if int(granted) > 0 and not released and (
                         void or not batch_counts(r.rule, at, bool(cheating), for_release=True)):
-                    give_back.append((eid, int(fen)))
+                    give_back.append((eid, int(granted)))
             elif not late and not void and batch_counts(r.rule, at, bool(cheating)):
                 accrue.append(AccrualItem(event_id=eid, count=int(count), price_fen=r.price_fen, occurred_at=at))
         if give_back:

@@ -30,8 +30,8 @@ class ReconcileBatches(BaseModel):
 class ReconciledBatches(BaseModel):
     received: int  # batches new to the database (a repeat of an earlier call counts as new again)
     late: int
-    counted_now: int
-    released_now: int
+    counted_now: int  # conversions granted by this call
+    released_now: int  # conversions whose grant this call gave back
     counted_conversions: int  # the piece's batches granted and not given back, in all
     fee_fen: int
     exhausted_at: AwareDatetime | None  # AM-10, R-3: the budget is used up (the instant the period ends)
