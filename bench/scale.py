@@ -383,6 +383,10 @@ async def _checks(client: Client, adapters: Adapters, plan: Plan, task_id: str, 
         "largest_start_input_bytes": {"workflow_id": largest_start[0], **largest_start[1]},
         "task_runs": runs[0], "continue_as_new": dict(can),
         "pieces_that_continued_as_new": sum(len(r) > 1 for r in runs[1:]),
+        # A piece's carried state (its later runs' start input): with its batches in the database, flat however
+        # many batches a hot piece receives (issue 21).
+        "piece_largest_carried_state_bytes": max((run["start_input_bytes"] for chain in runs[1:]
+                                                  for run in chain[:-1]), default=0),
         "runs_over_10240_events": over, "runs_total": len(every),
     }
 
@@ -392,6 +396,7 @@ def print_report(report: dict[str, Any], path: Path) -> None:
     for key in ("plan", "money", "counted_conversions", "money_check_exact", "largest_history_events",
                 "largest_history_bytes", "largest_start_input_bytes", "continue_as_new", "runs_over_10240_events",
                 "wall_seconds", "seconds_per_piece", "task_largest_carried_state_bytes", "task_state_answer_bytes_max",
+                "pieces_that_continued_as_new", "piece_largest_carried_state_bytes",
                 "task_slowest_workflow_task_ms", "task_slowest_workflow_task_ms_not_after_a_failure",
                 "task_workflow_tasks_failed_or_timed_out", "peak_rss_mib_bench_process", "workers"):
         print(f"  {key}: {report.get(key)}")
