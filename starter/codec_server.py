@@ -58,7 +58,7 @@ def ui_origins(*ports: int) -> list[str]:
 
 
 DEFAULT_ORIGINS = ui_origins(8233, 8080)  # the embedded dev server's UI, the compose file's UI
-ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+ALLOWED_HEADERS = "Content-Type, X-Namespace, X-Workflow-Id, Authorization"  # the workflow id: for the audit line
 
 
 class CodecServer(ThreadingHTTPServer):

@@ -252,6 +252,7 @@ def test_pr_6_codec_server_decodes_for_the_ui_with_cors() -> None:
         assert headers["Access-Control-Allow-Origin"] == UI
         assert "POST" in headers["Access-Control-Allow-Methods"]
         assert "x-namespace" in headers["Access-Control-Allow-Headers"].lower()
+        assert "x-workflow-id" in headers["Access-Control-Allow-Headers"].lower()  # audited when a page sends it
         for path in ("/decode", "/default/decode"):  # also under a namespace segment (CLI templating)
             status, headers, answer = post(f"{server.url}{path}", body, headers={
                 "Origin": UI, "Content-Type": "application/json", "X-Namespace": "default", **BEARER})
