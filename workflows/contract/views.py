@@ -131,10 +131,10 @@ class MountedContentView(StateModel):
     counted_conversions: Count = 0
     fee_fen: Fen = 0  # what the counted conversions come to (AM-10), or what a dispute's resolution fixed
     batches_received: Count = 0
-    # The latest batches by event id (at most RECENT_BATCHES, oldest first): what each one counted, and whether it
-    # was voided or came late. The ledger's budget counter has every batch's grant.
+    # The latest batches recorded, by event id (at most RECENT_BATCHES, oldest first): what each one counted, and
+    # whether it was voided or came late. The ledger's database has every batch and its grant (content_batches).
     recent_batches: dict[str, BatchRecord] = Field(default_factory=dict)
-    batches_pending: Count = 0  # received and in the counting interval, not yet counted against the budget
+    batches_pending: Count = 0  # received (batches and voids), not yet recorded and counted against the budget
     late_batches: Count = 0
     agreed_fee_fen: Fen | None = None  # fixed by a dispute's resolution (AM-17)
     money: PieceMoney
