@@ -64,43 +64,21 @@ class TestR13HoldsReachXingguang:
                                          "RECORD_XG_HISTORIES")
 
     @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
-    async def test_r_13_xg_agency_freeze_holds_its_mcn_creators_piece_until_lifted(self, ctx: Ctx) -> None:
-        """Rejected (AM-22): the agency's freeze stands after finality and keeps holding; the operator's lift
-        releases the piece, paid to the agency once."""
-        task, client_id = ids(ctx, "r13a")
+    @pytest.mark.parametrize("frozen", ["agency", "mcn_creator"])
+    async def test_r_13_xg_a_freeze_of_the_agency_or_of_its_mcn_creator_holds_the_piece_until_lifted(
+            self, ctx: Ctx, frozen: str) -> None:
+        """R-13: the piece of an MCN creator pays their agency; a freeze of either holds it. Rejected (AM-22), the
+        freeze stands after finality and keeps holding; the operator's lift releases the piece, paid to the agency
+        once (as tests/test_penalty_holds.py has it for a mount piece)."""
+        task, client_id = ids(ctx, f"r13{frozen[0]}")
         case, agency, m, b = f"v-{ctx.uid}", f"ag-{ctx.uid}", f"m-{ctx.uid}", f"b-{ctx.uid}"
+        party = agency if frozen == "agency" else m
         payee = f"agency:{agency}:payable"
         ctx.a.directory.put_agency(agency)
         creator(ctx.a, agency, CreatorKind.AGENCY)
         t0 = await two_pieces(ctx, task, client_id, m, b, kind=CreatorKind.MCN, agency_id=agency)
-        await case_in_force(ctx, case, agency, await business_now(ctx), FREEZE_ALL)
-        decided = await decide(ctx, case, agency, "rejected")
-        assert (decided.stage, decided.penalties[0].status) == (vc.CaseStage.FINAL, vc.PenaltyStatus.FINAL)
-        p1 = await held_while_the_other_settles(ctx, task, t0, case)
-        assert p1.payee_account == payee and p1.creator_id == m
-        assert ctx.a.ledger.balance(payee).balance_fen == 0
-
-        lifted = await lift(ctx, case, "p1")
-        assert lifted.held_settlements.released == 1
-        result = await finish(ctx, xg.xg_task_workflow_id(task), xgs.TaskResult)
-        assert result.pieces["p1"].payee_account == payee
-        assert_settled_once(ctx, task, client_id, result)
-        paid = ctx.a.ledger.balance(payee)
-        assert (paid.balance_fen, paid.available_fen) == (10_000, 10_000)
-        assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
-
-    @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
-    async def test_r_13_xg_mcn_creator_freeze_holds_their_piece_though_the_agency_is_paid(self, ctx: Ctx) -> None:
-        """R-13: the freeze is on the MCN creator, the payee is the agency: the piece is held all the same (as
-        tests/test_penalty_holds.py has it for a mount piece); the operator's lift releases it, paid once."""
-        task, client_id = ids(ctx, "r13m")
-        case, agency, m, b = f"v-{ctx.uid}", f"ag-{ctx.uid}", f"m-{ctx.uid}", f"b-{ctx.uid}"
-        payee = f"agency:{agency}:payable"
-        ctx.a.directory.put_agency(agency)
-        creator(ctx.a, agency, CreatorKind.AGENCY)
-        t0 = await two_pieces(ctx, task, client_id, m, b, kind=CreatorKind.MCN, agency_id=agency)
-        await case_in_force(ctx, case, m, await business_now(ctx), FREEZE_ALL)
-        decided = await decide(ctx, case, m, "rejected")
+        await case_in_force(ctx, case, party, await business_now(ctx), FREEZE_ALL)
+        decided = await decide(ctx, case, party, "rejected")
         assert (decided.stage, decided.penalties[0].status) == (vc.CaseStage.FINAL, vc.PenaltyStatus.FINAL)
         p1 = await held_while_the_other_settles(ctx, task, t0, case)
         assert p1.payee_account == payee and p1.creator_id == m
@@ -114,6 +92,7 @@ class TestR13HoldsReachXingguang:
         paid = ctx.a.ledger.balance(payee)
         assert (paid.balance_fen, paid.available_fen) == (10_000, 10_000)
         assert ctx.a.ledger.balance(f"creator:{m}:payable").balance_fen == 0
+        assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
         assert register(ctx.a).held_settlements(m) == [(xgp.piece_hold_key(task, "p1"), case, "paid")]
 
     @pytest.mark.replace_activities.with_args(THIRTY_DAYS)
