@@ -91,10 +91,8 @@ def harden_time_skipping(environment: WorkflowEnvironment) -> None:
     environment.time_skipping_unlocked = time_skipping_unlocked  # type: ignore[method-assign]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server per test module. Per module, not per session: should a test ever leave the
-    server's time-skipping lock held (a leftover workflow task, a server quirk), only its own module waits."""
+@asynccontextmanager
+async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter, test_server_existing_path=time_skipping_server_path()
     )
@@ -104,6 +102,15 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
     finally:
         await environment.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test module. Per module, not per session: should a test ever leave the
+    server's time-skipping lock held (a leftover workflow task, a server quirk), only its own module waits.
+    A module whose tests meet the server's stranding (tests/stranding.py) takes one server per test instead."""
+    async with time_skipping_environment() as environment:
+        yield environment
 
 
 @contextmanager

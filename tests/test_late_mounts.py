@@ -26,10 +26,15 @@ from tests.helpers import (
     task_seen,
     task_when,
 )
+from tests.stranding import env_per_test, rerun_on_a_fresh_server
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.rules.clock import business_time
+
+# A server per test, and a failed test run again on a fresh one (tests/stranding.py).
+pytestmark = rerun_on_a_fresh_server
+__all__ = ["env_per_test"]  # the fixture, by its name `env`
 
 HOUR = timedelta(hours=1)
 

@@ -29,12 +29,17 @@ from tests.helpers import (
     mount,
     published_task,
 )
+from tests.stranding import env_per_test, rerun_on_a_fresh_server
 from tests.violation_helpers import fixed_calendar
 from workflows.contract import mount_task as mt
 from workflows.contract import mounted_content as mc
 from workflows.contract.names import mount_task_id, mounted_content_id
 from workflows.mount_task import MountTaskWorkflow
 from workflows.mounted_content import MountedContentWorkflow
+
+# A server per test, and a failed test run again on a fresh one (tests/stranding.py).
+pytestmark = rerun_on_a_fresh_server
+__all__ = ["env_per_test"]  # the fixture, by its name `env`
 
 REPLAYER = rh.replayer(MountTaskWorkflow, MountedContentWorkflow)
 

@@ -237,6 +237,8 @@ class MountedContentWorkflow(ContentSettlement, CountingFreezes):
         if not self._interval_open() or (s.task_period_ended_at and s.task_period_ended_at <= ended_at):
             return
         s.task_period_ended_at = ended_at
+        if s.batches_in_db and s.budget_exhausted_at is None and ended_at >= s.billing_period_ends_at:
+            return  # nothing moves, so nothing wakes the run (a wake would cancel a timer that may have fired)
         s.billing_period_ends_at = billing_period_end(s.mounted_at, ended_at)
         s.publicity_window_closes_at = publicity_window_closes_at(s.billing_period_ends_at)
         self._shrink_interval()
