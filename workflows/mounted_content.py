@@ -7,10 +7,9 @@ settlement itself: content_settlement.py).
 
 Fee disputes (AM-11, AM-17) and settlements held by a penalty (AM-19, AM-22) live in workflows/content_disputes.py.
 
-Conversions arrive as signals (R-1) and are accrued against the task's budget in the ledger in the order the
-ledger accepts them (R-3). When the counting interval shrinks (a revocation, lost visibility, the end of the task
-period) batches that fall outside it are released back to the budget, so the fee is always what the interval
-allows.
+Conversions arrive as signals (R-1). A piece's batches and their grants in the task's budget are kept in the ledger
+(content_batches.py; R-3: in the order the ledger accepts them); when the counting interval shrinks, what falls
+outside it goes back to the budget, so the fee is always what the interval allows.
 """
 
 from __future__ import annotations
@@ -57,8 +56,7 @@ from workflows.escalation import Stalls
 from workflows.mount_views import DISPUTE_TO_DO, content_escalations, content_view, piece_money
 
 WAITING_STAGES = (c.ContentStage.DISPUTED, c.ContentStage.HELD)
-# Runs that record it upsert `open_dispute` and `held` with their stage (issue 23 item 5); the attributes must be
-# registered on the namespace first (README "Search attributes").
+# Runs recording it upsert `open_dispute` and `held` (issue 23 item 5; registered first: README "Search attributes").
 DISPUTE_AND_HOLD_ATTRIBUTES_PATCH = "dispute-and-hold-search-attributes"
 __all__ = ["CLOSURE_IN_LEDGER", "HOLD_IN_LEDGER", "WAITING_STAGES", "MountedContentWorkflow"]
 
